@@ -1,0 +1,91 @@
+"use server";
+
+import { revalidatePath } from "next/cache";
+import { z } from "zod";
+import { getDb } from "@/db";
+import { action } from "@/lib/auth/action";
+import {
+  changeMemberRole,
+  inviteMember,
+  LastOwnerError,
+  NotAMemberError,
+  removeMember,
+  revokeInvitation,
+} from "@/lib/auth/members";
+import { ROLES } from "@/lib/auth/roles";
+
+const role = z.enum(ROLES, { error: "Choose one of owner, admin, sender or compliance officer." });
+
+function domainError(error: unknown) {
+  if (error instanceof LastOwnerError || error instanceof NotAMemberError) {
+    return { message: error.message };
+  }
+  throw error;
+}
+
+export const addMemberAction = action(
+  {
+    permission: "manageMembers",
+    name: "members.add",
+    schema: z.object({
+      email: z.email({ error: "Enter one email address, like name@example.com." }).max(320),
+      role,
+    }),
+  },
+  async ({ email, role }, ctx) => {
+    const result = await inviteMember(await getDb(), ctx, { email, role });
+    revalidatePath("/members");
+    return result.alreadyMember
+      ? { message: `${email} is already a member.`, fieldErrors: { email: ["Already a member."] } }
+      : { ok: true, message: `${email} can now sign in and will join as ${role}.` };
+  },
+);
+
+export const changeRoleAction = action(
+  {
+    permission: "manageMembers",
+    name: "members.change_role",
+    schema: z.object({ userId: z.string().min(1).max(64), role }),
+  },
+  async ({ userId, role }, ctx) => {
+    try {
+      await changeMemberRole(await getDb(), ctx, { userId, role });
+    } catch (error) {
+      return domainError(error);
+    }
+    revalidatePath("/members");
+    return { ok: true, message: "Role changed." };
+  },
+);
+
+export const removeMemberAction = action(
+  {
+    permission: "manageMembers",
+    name: "members.remove",
+    schema: z.object({ userId: z.string().min(1).max(64) }),
+  },
+  async ({ userId }, ctx) => {
+    try {
+      await removeMember(await getDb(), ctx, userId);
+    } catch (error) {
+      return domainError(error);
+    }
+    revalidatePath("/members");
+    return { ok: true, message: "Member removed." };
+  },
+);
+
+export const revokeInvitationAction = action(
+  {
+    permission: "manageMembers",
+    name: "members.revoke_invitation",
+    schema: z.object({ invitationId: z.string().min(1).max(64) }),
+  },
+  async ({ invitationId }, ctx) => {
+    const removed = await revokeInvitation(await getDb(), ctx, invitationId);
+    revalidatePath("/members");
+    return removed
+      ? { ok: true, message: "Invitation withdrawn." }
+      : { message: "No such invitation." };
+  },
+);

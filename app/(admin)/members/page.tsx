@@ -1,0 +1,80 @@
+import { PageHeader } from "@/components/page-header";
+import { Badge } from "@/components/ui/badge";
+import { Card } from "@/components/ui/card";
+import { getDb } from "@/db";
+import { listInvitations, listMembers } from "@/db/queries/organizations";
+import { ROLE_LABELS } from "@/lib/auth/roles";
+import { requirePermission } from "@/lib/auth/session";
+import { formatDateTime } from "@/lib/utils";
+import { AddMemberForm, MemberRowActions, RevokeInvitationButton } from "./forms";
+
+export const metadata = { title: "Members" };
+
+export default async function MembersPage() {
+  const ctx = await requirePermission("manageMembers", "/members");
+  const db = await getDb();
+  const [members, invitations] = await Promise.all([
+    listMembers({ db, orgId: ctx.orgId }),
+    listInvitations({ db, orgId: ctx.orgId }),
+  ]);
+  return (
+    <>
+      <PageHeader
+        title="Members"
+        description="Owners and admins manage people and mailboxes; senders send; compliance officers read the activity log and handle data requests."
+      />
+      <Card className="mb-6">
+        <h2 className="mb-3 font-medium">Add a person</h2>
+        <AddMemberForm />
+        <p className="mt-2 text-slate-500 text-xs">
+          They join when they first sign in with this email address through a provider that verifies
+          it.
+        </p>
+      </Card>
+      <Card>
+        <h2 className="mb-3 font-medium">People</h2>
+        <table className="w-full text-left text-sm">
+          <thead className="text-slate-500">
+            <tr>
+              <th className="py-2">Person</th>
+              <th>Role</th>
+              <th>Since</th>
+              <th>
+                <span className="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {members.map((m) => (
+              <tr key={m.userId} className="border-slate-100 border-t align-top">
+                <td className="py-2">
+                  {m.email}
+                  {m.userId === ctx.user.id && <span className="ml-1 text-slate-500">(you)</span>}
+                </td>
+                <td className="py-2">
+                  <Badge>{ROLE_LABELS[m.role]}</Badge>
+                </td>
+                <td className="py-2">{formatDateTime(m.since)}</td>
+                <td className="py-2">
+                  <MemberRowActions userId={m.userId} email={m.email ?? m.userId} role={m.role} />
+                </td>
+              </tr>
+            ))}
+            {invitations.map((i) => (
+              <tr key={i.id} className="border-slate-100 border-t align-top">
+                <td className="py-2">{i.email}</td>
+                <td className="py-2">
+                  <Badge tone="warn">{ROLE_LABELS[i.role]} · not signed in yet</Badge>
+                </td>
+                <td className="py-2">{formatDateTime(i.createdAt)}</td>
+                <td className="py-2">
+                  <RevokeInvitationButton invitationId={i.id} email={i.email} />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </Card>
+    </>
+  );
+}

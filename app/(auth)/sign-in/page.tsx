@@ -1,0 +1,67 @@
+import { redirect } from "next/navigation";
+import { Button } from "@/components/ui/button";
+import { Card } from "@/components/ui/card";
+import { signIn, signInProviderList } from "@/lib/auth/config";
+import { getSessionContext } from "@/lib/auth/session";
+import { env } from "@/lib/env";
+
+export const dynamic = "force-dynamic";
+export const metadata = { title: "Sign in" };
+
+const ERRORS: Record<string, string> = {
+  AccessDenied: "The sign-in was cancelled or refused at the provider.",
+  OAuthAccountNotLinked: "This email is already linked to another sign-in method.",
+  Configuration: "Sign-in is not configured correctly. An administrator must check the settings.",
+  RateLimited: "Too many sign-in attempts. Wait a minute and try again.",
+};
+
+export default async function SignInPage({
+  searchParams,
+}: {
+  searchParams: Promise<{ error?: string }>;
+}) {
+  if (await getSessionContext()) redirect("/");
+  const { error } = await searchParams;
+  const providers = signInProviderList();
+  const { isDemo } = env();
+
+  return (
+    <main className="flex min-h-screen items-center justify-center bg-slate-50 px-4">
+      <Card className="w-full max-w-sm">
+        <h1 className="font-semibold text-xl">Sign in to Mailwarden</h1>
+        <p className="mt-1 text-slate-600 text-sm">
+          Sign-in asks only for your name and email address. Mail access is asked for separately,
+          when an administrator connects a mailbox.
+        </p>
+        {error && (
+          <p role="alert" className="mt-4 rounded bg-red-50 p-2 text-red-800 text-sm">
+            {ERRORS[error] ?? "Sign-in failed. Try again."}
+          </p>
+        )}
+        <div className="mt-6 space-y-3">
+          {providers.map((provider) => (
+            <form
+              key={provider.id}
+              action={async () => {
+                "use server";
+                await signIn(provider.id, { redirectTo: "/" });
+              }}
+            >
+              <Button type="submit" className="w-full">
+                Sign in with {provider.name}
+              </Button>
+            </form>
+          ))}
+          {providers.length === 0 && (
+            <p className="text-sm">No sign-in provider is configured. See the README.</p>
+          )}
+        </div>
+        {isDemo && (
+          <p className="mt-6 text-slate-500 text-xs">
+            Demo mode: the demo provider accepts any email address without a password.
+          </p>
+        )}
+      </Card>
+    </main>
+  );
+}

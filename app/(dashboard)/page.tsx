@@ -1,0 +1,48 @@
+import Link from "next/link";
+import { PageHeader } from "@/components/page-header";
+import { Card } from "@/components/ui/card";
+import { ROLE_LABELS } from "@/lib/auth/roles";
+import { requirePermission } from "@/lib/auth/session";
+import { env } from "@/lib/env";
+
+export default async function OverviewPage() {
+  const ctx = await requirePermission("view", "/");
+  const { isDemo } = env();
+  return (
+    <>
+      <PageHeader
+        title="Overview"
+        description={`${ctx.orgName} — you are ${ROLE_LABELS[ctx.role]}.`}
+      />
+      <div className="grid gap-4 md:grid-cols-2">
+        <Card>
+          <h2 className="font-medium">Next steps</h2>
+          <ul className="mt-2 list-disc space-y-1 pl-5 text-sm">
+            {ctx.role === "owner" || ctx.role === "admin" ? (
+              <li>
+                <Link className="text-brand-600 underline" href="/members">
+                  Add the people of your team
+                </Link>{" "}
+                and give each the role they need.
+              </li>
+            ) : null}
+            <li>Connected mailboxes and sending arrive with the next releases.</li>
+          </ul>
+        </Card>
+        {isDemo && (
+          <Card>
+            <h2 className="font-medium">Demo mode</h2>
+            <p className="mt-2 text-sm">
+              Everything runs on this machine: an OAuth2 provider and an SMTP server that accepts
+              only XOAUTH2 over TLS. Mail sent here lands in the{" "}
+              <Link className="text-brand-600 underline" href="/demo-inbox">
+                demo inbox
+              </Link>
+              .
+            </p>
+          </Card>
+        )}
+      </div>
+    </>
+  );
+}

@@ -1,0 +1,62 @@
+import Link from "next/link";
+import type { ReactNode } from "react";
+import type { Role } from "@/db/schema";
+import { ROLE_LABELS } from "@/lib/auth/roles";
+import type { NavItem } from "@/lib/nav";
+
+type Props = {
+  nav: NavItem[];
+  user: { email: string | null; name: string | null };
+  orgName: string;
+  role: Role;
+  isDemo: boolean;
+  signOut: () => Promise<void>;
+  children: ReactNode;
+};
+
+export function AppShell({ nav, user, orgName, role, isDemo, signOut, children }: Props) {
+  return (
+    <div className="min-h-screen bg-slate-50 text-slate-900">
+      {isDemo && (
+        <div className="bg-amber-100 px-4 py-1 text-center text-amber-900 text-xs">
+          Demo mode: a local OAuth provider and SMTP server stand in for Google and Microsoft. No
+          real mail leaves this machine.
+        </div>
+      )}
+      <header className="border-slate-200 border-b bg-white">
+        <div className="mx-auto flex max-w-6xl items-center justify-between px-4 py-3">
+          <Link href="/" className="font-semibold text-lg">
+            Mailwarden
+          </Link>
+          <div className="flex items-center gap-3 text-sm">
+            <span>
+              {user.email} · {orgName} · <span data-testid="current-role">{ROLE_LABELS[role]}</span>
+            </span>
+            <form action={signOut}>
+              <button type="submit" className="text-brand-600 underline">
+                Sign out
+              </button>
+            </form>
+          </div>
+        </div>
+      </header>
+      <div className="mx-auto flex max-w-6xl gap-6 px-4 py-6">
+        <nav aria-label="Main" className="w-48 shrink-0">
+          <ul className="space-y-1">
+            {nav.map((item) => (
+              <li key={item.href}>
+                <Link
+                  href={item.href}
+                  className="block rounded px-2 py-1.5 text-sm hover:bg-slate-200"
+                >
+                  {item.label}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <main className="min-w-0 flex-1">{children}</main>
+      </div>
+    </div>
+  );
+}

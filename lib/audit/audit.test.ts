@@ -1,0 +1,77 @@
+import { eq, sql } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { getDb } from "@/db";
+import { auditEvents } from "@/db/schema";
+import { createOwner } from "@/lib/testing/factories";
+import { verifyOrganizationChain } from "./read";
+import { writeAuditEvent } from "./write";
+
+describe("audit hash chain", () => {
+  it("links every event to the previous one and detects an edited row", async () => {
+    const db = await getDb();
+    const { user, orgId } = await createOwner();
+    for (let i = 0; i < 5; i++) {
+      await writeAuditEvent(db, {
+        orgId,
+        actor: { type: "user", id: user.id },
+        action: "switch.changed",
+        outcome: "success",
+        metadata: { i },
+      });
+    }
+    expect(await verifyOrganizationChain(db, orgId)).toEqual({ count: 6, brokenAt: null });
+
+    await db.execute(
+      sql`update audit_events set outcome = 'failure' where org_id = ${orgId} and seq = 3`,
+    );
+    expect((await verifyOrganizationChain(db, orgId)).brokenAt).toBe(3);
+  });
+
+  it("keeps a gapless sequence under concurrent writers", async () => {
+    const db = await getDb();
+    const { user, orgId } = await createOwner();
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        writeAuditEvent(db, {
+          orgId,
+          actor: { type: "user", id: user.id },
+          action: "switch.changed",
+          outcome: "success",
+          metadata: { i },
+        }),
+      ),
+    );
+    const rows = await db
+      .select({ seq: auditEvents.seq })
+      .from(auditEvents)
+      .where(eq(auditEvents.orgId, orgId));
+    expect(rows.map((r) => r.seq).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 21 }, (_, i) => i + 1),
+    );
+    expect((await verifyOrganizationChain(db, orgId)).brokenAt).toBeNull();
+  });
+
+  it("never stores credential-like metadata", async () => {
+    const db = await getDb();
+    const { user, orgId } = await createOwner();
+    await writeAuditEvent(db, {
+      orgId,
+      actor: { type: "user", id: user.id },
+      action: "oauth.token_refreshed",
+      outcome: "success",
+      metadata: {
+        accessToken: "ya29.secret",
+        refresh_token: "1//secret",
+        clientSecret: "x",
+        scope: "mail.send",
+      },
+    });
+    const [row] = await db
+      .select({ metadata: auditEvents.metadata })
+      .from(auditEvents)
+      .where(eq(auditEvents.action, "oauth.token_refreshed"))
+      .orderBy(sql`id desc`)
+      .limit(1);
+    expect(row?.metadata).toEqual({ scope: "mail.send" });
+  });
+});

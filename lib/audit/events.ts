@@ -1,0 +1,43 @@
+// The one typed list of audit actions. Adding an action here is the only way to log it.
+export const AUDIT_ACTIONS = [
+  "auth.sign_in",
+  "auth.sign_out",
+  "org.created",
+  "member.invited",
+  "member.joined",
+  "member.role_changed",
+  "member.removed",
+  "invitation.revoked",
+  "access.denied",
+  "oauth.connect_started",
+  "oauth.callback",
+  "oauth.token_refreshed",
+  "oauth.refresh_failed",
+  "mailbox.connected",
+  "mailbox.needs_reconnect",
+  "mailbox.revoked",
+  "keys.rotated",
+  "message.sent",
+  "message.failed",
+  "api_key.created",
+  "api_key.revoked",
+  "switch.changed",
+] as const;
+
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export type Actor =
+  | { type: "user"; id: string; label?: string | null }
+  | { type: "api_key"; id: string; label?: string | null }
+  | { type: "system"; id?: null; label?: string | null };
+
+export type AuditInput = {
+  orgId: string | null;
+  actor: Actor;
+  action: AuditAction;
+  target?: { type: string; id: string } | null;
+  outcome: "success" | "failure" | "denied";
+  ip?: string | null;
+  userAgent?: string | null;
+  metadata?: Record<string, unknown>;
+};

@@ -1,0 +1,43 @@
+import "server-only";
+import { z } from "zod";
+import type { Actor } from "@/lib/audit/events";
+import { type RequestInfo, requestInfo } from "./request";
+import { hasPermission, type Permission } from "./roles";
+import { auditDenied, getSessionContext, type SessionContext } from "./session";
+
+/** The one result type of every form. */
+export type ActionResult = {
+  ok?: boolean;
+  message?: string;
+  fieldErrors?: Record<string, string[]>;
+};
+
+export type ActionContext = SessionContext & { actor: Actor; request: RequestInfo };
+
+/**
+ * The one server-action wrapper: session, permission, then a zod parse of the form, then the
+ * function with typed input. No action is written without it, so none can skip the checks.
+ */
+export function action<S extends z.ZodType>(
+  options: { permission: Permission; name: string; schema: S },
+  run: (input: z.infer<S>, ctx: ActionContext) => Promise<ActionResult | undefined>,
+) {
+  return async (_previous: ActionResult, formData: FormData): Promise<ActionResult> => {
+    const session = await getSessionContext();
+    if (!session) return { message: "Your session has ended. Sign in again." };
+    if (!hasPermission(session.role, options.permission)) {
+      await auditDenied(session, `action:${options.name}`, options.permission);
+      return { message: "Your role does not allow this." };
+    }
+    const parsed = options.schema.safeParse(Object.fromEntries(formData));
+    if (!parsed.success) {
+      return {
+        message: "Please correct the highlighted fields.",
+        fieldErrors: z.flattenError(parsed.error).fieldErrors as Record<string, string[]>,
+      };
+    }
+    const actor: Actor = { type: "user", id: session.user.id, label: session.user.email };
+    const ctx = { ...session, actor, request: await requestInfo() };
+    return (await run(parsed.data, ctx)) ?? { ok: true };
+  };
+}

@@ -1,0 +1,122 @@
+import { and, eq } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { getDb } from "@/db";
+import { getActiveMembership, listMembers } from "@/db/queries/organizations";
+import { auditEvents, invitations } from "@/db/schema";
+import { createOwner, createUser } from "@/lib/testing/factories";
+import {
+  changeMemberRole,
+  inviteMember,
+  LastOwnerError,
+  removeMember,
+  settleMemberships,
+} from "./members";
+
+const actorOf = (id: string) => ({ type: "user" as const, id });
+
+async function actions(orgId: string) {
+  const db = await getDb();
+  const rows = await db
+    .select({ action: auditEvents.action })
+    .from(auditEvents)
+    .where(eq(auditEvents.orgId, orgId));
+  return rows.map((r) => r.action);
+}
+
+describe("memberships", () => {
+  it("makes the first sign-in the owner of a new organisation, with an audit event", async () => {
+    const { user, orgId } = await createOwner();
+    const db = await getDb();
+    expect(await getActiveMembership({ db, userId: user.id })).toMatchObject({
+      orgId,
+      role: "owner",
+    });
+    expect(await actions(orgId)).toContain("org.created");
+  });
+
+  it("turns an invitation into a membership only for a verified email", async () => {
+    const db = await getDb();
+    const { user: owner, orgId } = await createOwner();
+    const invitee = await createUser("sender");
+    await inviteMember(
+      db,
+      { orgId, actor: actorOf(owner.id) },
+      { email: invitee.email ?? "", role: "sender" },
+    );
+
+    await settleMemberships(db, invitee, { isEmailVerified: false });
+    const own = await getActiveMembership({ db, userId: invitee.id });
+    expect(own?.orgId).not.toBe(orgId);
+    expect(own?.role).toBe("owner");
+
+    await settleMemberships(db, invitee, { isEmailVerified: true });
+    const members = await listMembers({ db, orgId });
+    expect(members.find((m) => m.userId === invitee.id)?.role).toBe("sender");
+    expect(await db.select().from(invitations).where(eq(invitations.orgId, orgId))).toHaveLength(0);
+    expect(await actions(orgId)).toEqual(
+      expect.arrayContaining(["member.invited", "member.joined"]),
+    );
+  });
+
+  it("refuses to demote or remove the last owner and writes no event for the refusal", async () => {
+    const db = await getDb();
+    const { user, orgId } = await createOwner();
+    const ctx = { orgId, actor: actorOf(user.id) };
+    const before = (await actions(orgId)).length;
+    await expect(changeMemberRole(db, ctx, { userId: user.id, role: "admin" })).rejects.toThrow(
+      LastOwnerError,
+    );
+    await expect(removeMember(db, ctx, user.id)).rejects.toThrow(LastOwnerError);
+    expect(await actions(orgId)).toHaveLength(before);
+    expect((await getActiveMembership({ db, userId: user.id }))?.role).toBe("owner");
+  });
+
+  it("keeps one owner when two owners demote each other at the same moment", async () => {
+    const db = await getDb();
+    const { user: a, orgId } = await createOwner();
+    const b = await createUser("second-owner");
+    await inviteMember(
+      db,
+      { orgId, actor: actorOf(a.id) },
+      { email: b.email ?? "", role: "owner" },
+    );
+    await settleMemberships(db, b, { isEmailVerified: true });
+
+    const results = await Promise.allSettled([
+      changeMemberRole(db, { orgId, actor: actorOf(a.id) }, { userId: b.id, role: "sender" }),
+      changeMemberRole(db, { orgId, actor: actorOf(b.id) }, { userId: a.id, role: "sender" }),
+    ]);
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    const owners = (await listMembers({ db, orgId })).filter((m) => m.role === "owner");
+    expect(owners).toHaveLength(1);
+  });
+
+  it("changes roles and removes members with one audit event each", async () => {
+    const db = await getDb();
+    const { user: owner, orgId } = await createOwner();
+    const member = await createUser("member");
+    await inviteMember(
+      db,
+      { orgId, actor: actorOf(owner.id) },
+      { email: member.email ?? "", role: "sender" },
+    );
+    await settleMemberships(db, member, { isEmailVerified: true });
+    await changeMemberRole(
+      db,
+      { orgId, actor: actorOf(owner.id) },
+      { userId: member.id, role: "compliance" },
+    );
+    await removeMember(db, { orgId, actor: actorOf(owner.id) }, member.id);
+    const rows = await db
+      .select({ action: auditEvents.action, metadata: auditEvents.metadata })
+      .from(auditEvents)
+      .where(and(eq(auditEvents.orgId, orgId), eq(auditEvents.targetId, member.id)));
+    expect(rows.map((r) => r.action)).toEqual(
+      expect.arrayContaining(["member.role_changed", "member.removed"]),
+    );
+    expect(rows.find((r) => r.action === "member.role_changed")?.metadata).toEqual({
+      from: "sender",
+      to: "compliance",
+    });
+  });
+});

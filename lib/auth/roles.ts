@@ -1,0 +1,25 @@
+import type { Role } from "@/db/schema";
+
+export const ROLES = ["owner", "admin", "sender", "compliance"] as const satisfies readonly Role[];
+
+// Who may do what; pages and actions name one of these, never a list of their own.
+export const CAN = {
+  manageMembers: ["owner", "admin"],
+  manageMailboxes: ["owner", "admin"],
+  readAudit: ["owner", "admin", "compliance"],
+  send: ["owner", "admin", "sender"],
+  view: ["owner", "admin", "sender", "compliance"],
+} as const satisfies Record<string, readonly Role[]>;
+
+export type Permission = keyof typeof CAN;
+
+export function hasPermission(role: Role, permission: Permission): boolean {
+  return (CAN[permission] as readonly Role[]).includes(role);
+}
+
+export const ROLE_LABELS: Record<Role, string> = {
+  owner: "Owner",
+  admin: "Admin",
+  sender: "Sender",
+  compliance: "Compliance officer",
+};

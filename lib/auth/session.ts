@@ -1,0 +1,56 @@
+import "server-only";
+import { forbidden, redirect } from "next/navigation";
+import { cache } from "react";
+import { getDb } from "@/db";
+import { getActiveMembership } from "@/db/queries/organizations";
+import type { Role } from "@/db/schema";
+import { writeAuditEvent } from "@/lib/audit/write";
+import { auth } from "./config";
+import { requestInfo } from "./request";
+import { hasPermission, type Permission } from "./roles";
+
+export type SessionContext = {
+  user: { id: string; email: string | null; name: string | null };
+  orgId: string;
+  orgName: string;
+  role: Role;
+};
+
+export const getSessionContext = cache(async (): Promise<SessionContext | null> => {
+  const session = await auth();
+  const userId = session?.user?.id;
+  if (!userId) return null;
+  const membership = await getActiveMembership({ db: await getDb(), userId });
+  if (!membership) return null;
+  return {
+    user: { id: userId, email: session.user?.email ?? null, name: session.user?.name ?? null },
+    ...membership,
+  };
+});
+
+export async function auditDenied(ctx: SessionContext, resource: string, permission: Permission) {
+  const info = await requestInfo();
+  await writeAuditEvent(await getDb(), {
+    orgId: ctx.orgId,
+    actor: { type: "user", id: ctx.user.id, label: ctx.user.email },
+    action: "access.denied",
+    target: { type: "route", id: resource },
+    outcome: "denied",
+    ...info,
+    metadata: { role: ctx.role, permission },
+  });
+}
+
+/** For pages: sends the signed-out to sign-in and answers 403 to a role without the permission. */
+export async function requirePermission(
+  permission: Permission,
+  resource: string,
+): Promise<SessionContext> {
+  const ctx = await getSessionContext();
+  if (!ctx) redirect("/sign-in");
+  if (!hasPermission(ctx.role, permission)) {
+    await auditDenied(ctx, resource, permission);
+    forbidden();
+  }
+  return ctx;
+}

@@ -1,0 +1,73 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { EnvError, parseEnv } from "./env";
+
+function problemsOf(source: NodeJS.ProcessEnv): string[] {
+  try {
+    parseEnv(source);
+  } catch (error) {
+    if (error instanceof EnvError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe("parseEnv", () => {
+  it("defaults to demo mode with no configuration", () => {
+    const e = parseEnv({});
+    expect(e.isDemo).toBe(true);
+    expect(e.APP_URL).toBe("http://localhost:3000");
+    expect(e.demoIssuer).toBe("http://localhost:3001");
+  });
+
+  it("names DATABASE_URL when it is malformed", () => {
+    expect(problemsOf({ DATABASE_URL: "mysql://x" }).join()).toMatch(/^DATABASE_URL/);
+    expect(problemsOf({ DATABASE_URL: "not a url" }).join()).toMatch(/DATABASE_URL/);
+  });
+
+  it("refuses a Google client id without its secret, and the reverse", () => {
+    expect(problemsOf({ GOOGLE_CLIENT_ID: "id" })).toEqual([
+      "GOOGLE_CLIENT_ID is set but GOOGLE_CLIENT_SECRET is missing",
+    ]);
+    expect(problemsOf({ MICROSOFT_CLIENT_SECRET: "s" })).toEqual([
+      "MICROSOFT_CLIENT_SECRET is set but MICROSOFT_CLIENT_ID is missing",
+    ]);
+  });
+
+  it("reads a secret from NAME_FILE and refuses both forms at once", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mw-env-"));
+    const file = path.join(dir, "secret");
+    fs.writeFileSync(file, "from-file\n");
+    const e = parseEnv({ GOOGLE_CLIENT_ID: "id", GOOGLE_CLIENT_SECRET_FILE: file });
+    expect(e.google).toEqual({ clientId: "id", clientSecret: "from-file" });
+    expect(e.isDemo).toBe(false);
+    expect(problemsOf({ AUTH_SECRET: "a", AUTH_SECRET_FILE: file })).toEqual([
+      "AUTH_SECRET and AUTH_SECRET_FILE are both set; set only one",
+    ]);
+    expect(problemsOf({ AUTH_SECRET_FILE: path.join(dir, "missing") })).toEqual([
+      "AUTH_SECRET_FILE: cannot read the file it names",
+    ]);
+  });
+
+  it("never starts demo mode silently in production, and requires the keyring there", () => {
+    const problems = problemsOf({
+      NODE_ENV: "production",
+      GOOGLE_CLIENT_ID: "i",
+      GOOGLE_CLIENT_SECRET: "s",
+    });
+    expect(problems).toContain(
+      "TOKEN_ENCRYPTION_KEYS (or TOKEN_ENCRYPTION_KEYS_FILE) is required in production",
+    );
+    expect(problems).toContain("AUTH_SECRET is required in production");
+    expect(problemsOf({ NODE_ENV: "production" }).join()).toMatch(/DEMO_MODE=true/);
+    expect(parseEnv({ NODE_ENV: "production", DEMO_MODE: "true" }).isDemo).toBe(true);
+  });
+
+  it("does not echo a secret value in its messages", () => {
+    const problems = problemsOf({ REDIS_URL: "http://user:hunter2@redis" });
+    expect(problems.join()).toMatch(/REDIS_URL/);
+    expect(problems.join()).not.toContain("hunter2");
+  });
+});

@@ -1,0 +1,176 @@
+import fs from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+
+// The one place that reads process.env. Every setting is validated here; a secret may also be
+// given as NAME_FILE (a path, for secret managers). A bad or half-given setting stops start-up
+// with a message naming the variable.
+
+export class EnvError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "EnvError";
+  }
+}
+
+const SECRET_NAMES = [
+  "AUTH_SECRET",
+  "DATABASE_URL",
+  "TOKEN_ENCRYPTION_KEYS",
+  "GOOGLE_CLIENT_SECRET",
+  "MICROSOFT_CLIENT_SECRET",
+  "UPSTASH_REDIS_REST_TOKEN",
+  "REDIS_URL",
+] as const;
+
+const optionalText = z
+  .string()
+  .trim()
+  .transform((v) => (v === "" ? undefined : v))
+  .optional();
+
+const port = z.coerce.number().int().min(1).max(65535);
+
+const flag = z
+  .enum(["true", "false", "1", "0", ""])
+  .optional()
+  .transform((v) => (v === undefined || v === "" ? undefined : v === "true" || v === "1"));
+
+const schema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  APP_URL: z.url({ protocol: /^https?$/ }).default("http://localhost:3000"),
+  AUTH_SECRET: optionalText,
+  DATABASE_URL: optionalText.pipe(
+    z
+      .url({ protocol: /^postgres(ql)?$/, error: "must be a postgres:// or postgresql:// URL" })
+      .optional(),
+  ),
+  MAILWARDEN_DATA_DIR: z.string().default(".data"),
+  TOKEN_ENCRYPTION_KEYS: optionalText,
+  GOOGLE_CLIENT_ID: optionalText,
+  GOOGLE_CLIENT_SECRET: optionalText,
+  MICROSOFT_CLIENT_ID: optionalText,
+  MICROSOFT_CLIENT_SECRET: optionalText,
+  MICROSOFT_TENANT: z
+    .string()
+    .regex(/^(common|organizations|consumers|[0-9a-f-]{36}|[a-z0-9.-]+\.[a-z]{2,})$/i, {
+      error: "must be common, organizations, consumers, a tenant id or a tenant domain",
+    })
+    .default("organizations"),
+  UPSTASH_REDIS_REST_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  UPSTASH_REDIS_REST_TOKEN: optionalText,
+  REDIS_URL: optionalText.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+  DEMO_MODE: flag,
+  DEMO_OIDC_PORT: port.default(3001),
+  DEMO_SMTP_PORT: port.default(2465),
+});
+
+type RawEnv = z.infer<typeof schema>;
+
+export type Env = RawEnv & {
+  dataDir: string;
+  isDemo: boolean;
+  demoIssuer: string;
+  google?: { clientId: string; clientSecret: string };
+  microsoft?: { clientId: string; clientSecret: string; tenant: string };
+};
+
+function readSecretFiles(source: NodeJS.ProcessEnv, problems: string[]): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const name of SECRET_NAMES) {
+    const file = source[`${name}_FILE`];
+    if (!file) continue;
+    if (source[name]) {
+      problems.push(`${name} and ${name}_FILE are both set; set only one`);
+      continue;
+    }
+    try {
+      values[name] = fs.readFileSync(file, "utf8").trim();
+    } catch {
+      problems.push(`${name}_FILE: cannot read the file it names`);
+    }
+  }
+  return values;
+}
+
+function pair(
+  problems: string[],
+  idName: string,
+  id: string | undefined,
+  secretName: string,
+  secret: string | undefined,
+) {
+  if (id && !secret) problems.push(`${idName} is set but ${secretName} is missing`);
+  if (!id && secret) problems.push(`${secretName} is set but ${idName} is missing`);
+  return id && secret ? { clientId: id, clientSecret: secret } : undefined;
+}
+
+export function parseEnv(source: NodeJS.ProcessEnv): Env {
+  const problems: string[] = [];
+  const fromFiles = readSecretFiles(source, problems);
+  const parsed = schema.safeParse({ ...source, ...fromFiles });
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push(`${issue.path.join(".")}: ${issue.message}`);
+    }
+    throw new EnvError(problems);
+  }
+  const raw = parsed.data;
+  const google = pair(
+    problems,
+    "GOOGLE_CLIENT_ID",
+    raw.GOOGLE_CLIENT_ID,
+    "GOOGLE_CLIENT_SECRET",
+    raw.GOOGLE_CLIENT_SECRET,
+  );
+  const ms = pair(
+    problems,
+    "MICROSOFT_CLIENT_ID",
+    raw.MICROSOFT_CLIENT_ID,
+    "MICROSOFT_CLIENT_SECRET",
+    raw.MICROSOFT_CLIENT_SECRET,
+  );
+  if (Boolean(raw.UPSTASH_REDIS_REST_URL) !== Boolean(raw.UPSTASH_REDIS_REST_TOKEN)) {
+    problems.push("UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together");
+  }
+  const hasProvider = Boolean(google || ms);
+  const isProduction = raw.NODE_ENV === "production";
+  // Demo mode is the default only where no provider is configured, and never silently in production.
+  const isDemo = raw.DEMO_MODE ?? (!hasProvider && !isProduction);
+  if (isProduction && !isDemo) {
+    if (!raw.AUTH_SECRET) problems.push("AUTH_SECRET is required in production");
+    if (!raw.TOKEN_ENCRYPTION_KEYS) {
+      problems.push(
+        "TOKEN_ENCRYPTION_KEYS (or TOKEN_ENCRYPTION_KEYS_FILE) is required in production",
+      );
+    }
+    if (!raw.DATABASE_URL) problems.push("DATABASE_URL is required in production");
+    if (!hasProvider) {
+      problems.push(
+        "configure GOOGLE_CLIENT_ID/SECRET or MICROSOFT_CLIENT_ID/SECRET, or set DEMO_MODE=true",
+      );
+    }
+  }
+  if (problems.length > 0) throw new EnvError(problems);
+  return {
+    ...raw,
+    APP_URL: raw.APP_URL.replace(/\/$/, ""),
+    dataDir: path.resolve(raw.MAILWARDEN_DATA_DIR),
+    isDemo,
+    demoIssuer: `http://localhost:${raw.DEMO_OIDC_PORT}`,
+    google,
+    microsoft: ms && { ...ms, tenant: raw.MICROSOFT_TENANT },
+  };
+}
+
+let cached: Env | undefined;
+
+export function env(): Env {
+  cached ??= parseEnv(process.env);
+  return cached;
+}
+
+/** `next build` must never open the embedded database. */
+export function isBuildPhase(): boolean {
+  return process.env.NEXT_PHASE === "phase-production-build";
+}

@@ -1,0 +1,15 @@
+import type { Role } from "@/db/schema";
+import { hasPermission, type Permission } from "@/lib/auth/roles";
+
+export type NavItem = { href: string; label: string; permission: Permission; demoOnly?: boolean };
+
+export const NAV: NavItem[] = [
+  { href: "/", label: "Overview", permission: "view" },
+  { href: "/demo-inbox", label: "Demo inbox", permission: "view", demoOnly: true },
+  { href: "/members", label: "Members", permission: "manageMembers" },
+  { href: "/activity", label: "Activity log", permission: "readAudit" },
+];
+
+export function navFor(role: Role, { isDemo }: { isDemo: boolean }): NavItem[] {
+  return NAV.filter((item) => hasPermission(role, item.permission) && (isDemo || !item.demoOnly));
+}

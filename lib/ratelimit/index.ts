@@ -1,0 +1,324 @@
+import "server-only";
+import { type Duration, Ratelimit } from "@upstash/ratelimit";
+import { Redis as UpstashRedis } from "@upstash/redis";
+import { Redis as IORedis } from "ioredis";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import { upstashCompatibleRedis } from "./ioredis-adapter";
+
+// Rate limits (DESIGN.md item 13): one small interface over three backends.
+//   upstash: @upstash/ratelimit over Upstash's REST API (sliding window).
+//   redis:   the same @upstash/ratelimit class over a self-hosted Redis through ioredis.
+//   memory:  rate-limiter-flexible's RateLimiterMemory (fixed window, one process only).
+// Every backend fails closed: an error or a slow answer denies the request.
+
+export type RateLimitResult = {
+  success: boolean;
+  limit: number;
+  remaining: number;
+  /** Epoch milliseconds when the window resets. */
+  resetAt: number;
+  /** Seconds to put in Retry-After; at least 1 when denied, 0 when allowed. */
+  retryAfterSeconds: number;
+};
+
+export type Limiter = {
+  /**
+   * Counts one request (or `cost` units, e.g. recipients) for `identifier`.
+   * A denied call still counts its cost on every backend.
+   */
+  limit(identifier: string, cost?: number): Promise<RateLimitResult>;
+};
+
+/** `window` is "<integer> <s|m|h|d>", e.g. "1 m", "1 h", "1 d", "10 s". */
+export type LimitSpec = { tokens: number; window: string };
+
+export const DEFAULT_LIMITS = {
+  signIn: { tokens: 10, window: "1 m" }, // per IP
+  oauthStart: { tokens: 10, window: "1 m" }, // per person (the caller may also key per org)
+  oauthCallback: { tokens: 20, window: "1 m" }, // per IP
+  tokenRefresh: { tokens: 30, window: "1 m" }, // per mailbox
+  // Sends, per mailbox, at the providers' limits (PROVIDERS.md):
+  // Microsoft 365: 30 messages a minute and 10,000 recipients a day per mailbox
+  // (charge the day limit with cost = number of recipients).
+  sendMailboxMinuteMicrosoft: { tokens: 30, window: "1 m" },
+  sendMailboxDayMicrosoft: { tokens: 10_000, window: "1 d" },
+  // Gmail: about 2,000 messages a day for Workspace (500 for consumer accounts: override).
+  // Google publishes no per-minute figure; 60 a minute is our own burst guard.
+  sendMailboxMinuteGoogle: { tokens: 60, window: "1 m" },
+  sendMailboxDayGoogle: { tokens: 2_000, window: "1 d" },
+  // The local demo provider gets Google's numbers.
+  sendMailboxMinuteDemo: { tokens: 60, window: "1 m" },
+  sendMailboxDayDemo: { tokens: 2_000, window: "1 d" },
+  apiKey: { tokens: 600, window: "1 m" }, // per API key
+  testSend: { tokens: 10, window: "1 m" }, // per person
+} as const satisfies Record<string, LimitSpec>;
+
+export type LimitName = keyof typeof DEFAULT_LIMITS;
+export type LimitOverrides = Partial<Record<LimitName, LimitSpec>>;
+export type SendProvider = "microsoft" | "google" | "demo";
+
+/** The two per-mailbox send limits for a provider. */
+export function sendLimitNames(provider: SendProvider): { minute: LimitName; day: LimitName } {
+  const suffix = provider === "microsoft" ? "Microsoft" : provider === "google" ? "Google" : "Demo";
+  return { minute: `sendMailboxMinute${suffix}`, day: `sendMailboxDay${suffix}` };
+}
+
+export type RateLimitsConfig = {
+  upstash?: { url: string; token: string };
+  /** redis:// or rediss:// URL of a self-hosted Redis. Never logged. */
+  redisUrl?: string;
+  overrides?: LimitOverrides;
+  /** Key prefix in Redis; default "mailwarden:rl". */
+  prefix?: string;
+  /** A check slower than this is denied; default 2000 ms. */
+  timeoutMs?: number;
+  /** Where the (rate-limited) failure line goes; default console.error. */
+  log?: (line: string) => void;
+};
+
+export type RateLimits = {
+  get(name: LimitName): Limiter;
+  backend: "upstash" | "redis" | "memory";
+  close(): Promise<void>;
+};
+
+const FAIL_CLOSED_RETRY_SECONDS = 30;
+const LOG_EVERY_MS = 10_000;
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+function windowMs(name: string, window: string): number {
+  const m = /^(\d+) ?([smhd])$/.exec(window);
+  const ms = m ? Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS] : 0;
+  if (!ms) throw new Error(`Rate limit "${name}": window "${window}" is not like "1 m"`);
+  return ms;
+}
+
+function resolveSpecs(overrides: LimitOverrides = {}) {
+  const specs = {} as Record<LimitName, { tokens: number; window: string; ms: number }>;
+  for (const name of Object.keys(DEFAULT_LIMITS) as LimitName[]) {
+    const spec = overrides[name] ?? DEFAULT_LIMITS[name];
+    if (!Number.isInteger(spec.tokens) || spec.tokens < 1) {
+      throw new Error(`Rate limit "${name}": tokens must be a positive integer`);
+    }
+    specs[name] = { tokens: spec.tokens, window: spec.window, ms: windowMs(name, spec.window) };
+  }
+  for (const name of Object.keys(overrides)) {
+    if (!Object.hasOwn(DEFAULT_LIMITS, name)) throw new Error(`Unknown rate limit "${name}"`);
+  }
+  return specs;
+}
+
+const secondsUntil = (epochMs: number, now = Date.now()) =>
+  Math.max(1, Math.ceil((epochMs - now) / 1000));
+
+/** An error's code or class name only: messages can carry identifiers or commands. */
+function errorKind(error: unknown): string {
+  if (error && typeof error === "object") {
+    const { code, name } = error as { code?: unknown; name?: unknown };
+    if (typeof code === "string") return code;
+    if (typeof name === "string") return name;
+  }
+  return "unknown error";
+}
+
+/**
+ * Upstash's `reset` / rate-limiter-flexible's `msBeforeNext` are hints: with a sliding
+ * window a request at reset may still be denied. Retry-After is a hint too.
+ */
+function fromUpstash(r: { success: boolean; limit: number; remaining: number; reset: number }) {
+  return {
+    success: r.success,
+    limit: r.limit,
+    remaining: Math.max(0, r.remaining),
+    resetAt: r.reset,
+    retryAfterSeconds: r.success ? 0 : secondsUntil(r.reset),
+  } satisfies RateLimitResult;
+}
+
+/** A Map that empties itself when full: bounds @upstash/ratelimit's blocked-identifier cache. */
+class BoundedMap<K, V> extends Map<K, V> {
+  constructor(private readonly max: number) {
+    super();
+  }
+  override set(key: K, value: V): this {
+    if (this.size >= this.max && !this.has(key)) this.clear();
+    return super.set(key, value);
+  }
+}
+
+export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
+  const specs = resolveSpecs(config.overrides);
+  const prefix = config.prefix ?? "mailwarden:rl";
+  const timeoutMs = config.timeoutMs ?? 2_000;
+  const write = config.log ?? ((line: string) => console.error(line));
+
+  let lastLogAt = 0;
+  let suppressed = 0;
+  const logFailure = (what: string, error: unknown) => {
+    const now = Date.now();
+    if (now - lastLogAt < LOG_EVERY_MS) {
+      suppressed++;
+      return;
+    }
+    const more = suppressed ? ` (+${suppressed} more since last line)` : "";
+    lastLogAt = now;
+    suppressed = 0;
+    write(`[ratelimit] ${backend} backend failed: ${errorKind(error)} ${what}${more}`);
+  };
+
+  let backend: RateLimits["backend"];
+  let check: (name: LimitName, identifier: string, cost: number) => Promise<RateLimitResult>;
+  let close = async () => {};
+  let unavailable = () => false;
+
+  if (config.upstash || config.redisUrl) {
+    let redis: ConstructorParameters<typeof Ratelimit>[0]["redis"];
+    if (config.upstash) {
+      backend = "upstash";
+      redis = new UpstashRedis({
+        url: config.upstash.url,
+        token: config.upstash.token,
+        enableTelemetry: false,
+        retry: { retries: 1 },
+      });
+    } else {
+      backend = "redis";
+      const client = new IORedis(config.redisUrl as string, {
+        connectTimeout: timeoutMs,
+        commandTimeout: timeoutMs,
+        maxRetriesPerRequest: 1,
+      });
+      client.on("error", (error) => logFailure("(connection)", error));
+      // Once a connection is lost, deny at once instead of queueing until the timeout.
+      unavailable = () => client.status === "reconnecting" || client.status === "end";
+      // Only evalsha/eval are called (see ioredis-adapter.ts); the type asks for more.
+      redis = upstashCompatibleRedis(client) as unknown as typeof redis;
+      close = async () => {
+        if (client.status === "ready") await client.quit().catch(() => client.disconnect());
+        else client.disconnect();
+      };
+    }
+    const limiters = new Map<LimitName, Ratelimit>();
+    for (const name of Object.keys(specs) as LimitName[]) {
+      const { tokens, window } = specs[name];
+      limiters.set(
+        name,
+        new Ratelimit({
+          redis,
+          limiter: Ratelimit.slidingWindow(tokens, window as Duration),
+          prefix: `${prefix}:${name}`,
+          // Its default (5 s) answers success:true on timeout: fail open. We time out ourselves.
+          timeout: 0,
+          // Its default cache of blocked identifiers is an unbounded Map.
+          ephemeralCache: new BoundedMap(10_000),
+          analytics: false,
+          enableTelemetry: false,
+        }),
+      );
+    }
+    check = async (name, identifier, cost) => {
+      if (unavailable()) throw Object.assign(new Error(), { code: "REDIS_UNAVAILABLE" });
+      const r = await (limiters.get(name) as Ratelimit).limit(identifier, { rate: cost });
+      if (r.reason === "timeout") throw new Error("timeout");
+      return fromUpstash(r);
+    };
+  } else {
+    backend = "memory";
+    const limiters = new Map<LimitName, RateLimiterMemory>();
+    for (const name of Object.keys(specs) as LimitName[]) {
+      const { tokens, ms } = specs[name];
+      limiters.set(
+        name,
+        new RateLimiterMemory({
+          points: tokens,
+          duration: ms / 1000,
+          keyPrefix: `${prefix}:${name}`,
+        }),
+      );
+    }
+    check = async (name, identifier, cost) => {
+      const tokens = specs[name].tokens;
+      const limiter = limiters.get(name) as RateLimiterMemory;
+      const now = Date.now();
+      try {
+        const res = await limiter.consume(identifier, cost);
+        const resetAt = now + Math.max(0, res.msBeforeNext);
+        return {
+          success: true,
+          limit: tokens,
+          remaining: res.remainingPoints,
+          resetAt,
+          retryAfterSeconds: 0,
+        };
+      } catch (rejection) {
+        if (!(rejection instanceof RateLimiterRes)) throw rejection;
+        const resetAt = now + Math.max(0, rejection.msBeforeNext);
+        return {
+          success: false,
+          limit: tokens,
+          remaining: 0,
+          resetAt,
+          retryAfterSeconds: secondsUntil(resetAt, now),
+        };
+      }
+    };
+  }
+
+  const cache = new Map<LimitName, Limiter>();
+  const get = (name: LimitName): Limiter => {
+    if (!Object.hasOwn(specs, name)) throw new Error(`Unknown rate limit "${name}"`);
+    let limiter = cache.get(name);
+    if (!limiter) {
+      limiter = {
+        async limit(identifier, cost = 1) {
+          if (!Number.isInteger(cost) || cost < 1)
+            throw new RangeError("cost must be a positive integer");
+          let timer: NodeJS.Timeout | undefined;
+          try {
+            return await Promise.race([
+              check(name, identifier, cost),
+              new Promise<never>((_, reject) => {
+                timer = setTimeout(
+                  () => reject(Object.assign(new Error(), { code: "TIMEOUT" })),
+                  timeoutMs,
+                );
+                timer.unref?.();
+              }),
+            ]);
+          } catch (error) {
+            logFailure(`denying "${name}" (fail closed)`, error);
+            return {
+              success: false,
+              limit: specs[name].tokens,
+              remaining: 0,
+              resetAt: Date.now() + FAIL_CLOSED_RETRY_SECONDS * 1000,
+              retryAfterSeconds: FAIL_CLOSED_RETRY_SECONDS,
+            };
+          } finally {
+            clearTimeout(timer);
+          }
+        },
+      };
+      cache.set(name, limiter);
+    }
+    return limiter;
+  };
+
+  return { get, backend, close: () => close() };
+}
+
+/** Headers for a 429 answer (RateLimit-* per the IETF draft: Reset is seconds from now). */
+export function rateLimitedResponseHeaders(result: RateLimitResult): {
+  "Retry-After": string;
+  "RateLimit-Limit": string;
+  "RateLimit-Remaining": string;
+  "RateLimit-Reset": string;
+} {
+  const reset = Math.max(0, Math.ceil((result.resetAt - Date.now()) / 1000));
+  return {
+    "Retry-After": String(Math.max(1, result.retryAfterSeconds)),
+    "RateLimit-Limit": String(result.limit),
+    "RateLimit-Remaining": String(result.remaining),
+    "RateLimit-Reset": String(reset),
+  };
+}

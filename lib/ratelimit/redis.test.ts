@@ -1,0 +1,80 @@
+import { createHash, randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { createRateLimits, type LimitOverrides, type RateLimits } from "./index";
+import { upstashCompatibleRedis } from "./ioredis-adapter";
+
+// Runs against a real Redis only when REDIS_URL is set (CI: redis://127.0.0.1:6379).
+const url = process.env.REDIS_URL;
+
+describe.skipIf(!url)("redis backend (real Redis)", () => {
+  const prefix = `mailwarden-test:${randomUUID()}`;
+  // "1 h" windows: a sliding window crossing its boundary mid-test would blur the counts.
+  const overrides: LimitOverrides = {
+    signIn: { tokens: 5, window: "1 h" },
+    apiKey: { tokens: 10, window: "1 h" },
+  };
+  const opened: RateLimits[] = [];
+  const open = () => {
+    const limits = createRateLimits({ redisUrl: url, prefix, overrides });
+    opened.push(limits);
+    return limits;
+  };
+  const raw = new Redis(url as string);
+
+  afterAll(async () => {
+    await Promise.all(opened.map((l) => l.close()));
+    const keys = await raw.keys(`${prefix}:*`);
+    if (keys.length) await raw.del(...keys);
+    await raw.quit();
+  });
+
+  it("Redis itself rejects Upstash's script flag (why the adapter exists)", async () => {
+    await expect(raw.eval("#!lua flags=allow-key-locking\nreturn 1", 0)).rejects.toThrow();
+  });
+
+  it("adapter loads a script once through eval, then runs it by hash", async () => {
+    const client = new Redis(url as string);
+    const evalSpy = vi.spyOn(client, "eval");
+    const evalshaSpy = vi.spyOn(client, "evalsha");
+    const adapter = upstashCompatibleRedis(client);
+    const script = `#!lua flags=allow-key-locking\nreturn ARGV[1] .. "${randomUUID()}"`;
+    const upstashHash = createHash("sha1").update(script).digest("hex");
+    await expect(adapter.evalsha(upstashHash, [], ["a"])).rejects.toThrow(/NOSCRIPT/);
+    expect(await adapter.eval(script, [], ["b"])).toMatch(/^b/);
+    expect(await adapter.evalsha(upstashHash, [], ["c"])).toMatch(/^c/);
+    expect(evalSpy).toHaveBeenCalledTimes(1);
+    expect(evalshaSpy).toHaveBeenCalledTimes(1);
+    await client.quit();
+  });
+
+  it("allows N then denies with a Retry-After of at least 1 s", async () => {
+    const limits = open();
+    expect(limits.backend).toBe("redis");
+    const signIn = limits.get("signIn");
+    const results = [];
+    for (let i = 0; i < 6; i++) results.push(await signIn.limit("198.51.100.1"));
+    expect(results.map((r) => r.success)).toEqual([true, true, true, true, true, false]);
+    expect(results.map((r) => r.remaining)).toEqual([4, 3, 2, 1, 0, 0]);
+    expect(results[5]?.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect(results[5]?.retryAfterSeconds).toBeLessThanOrEqual(3600);
+    expect((await signIn.limit("198.51.100.2")).success).toBe(true);
+    expect(await raw.keys(`${prefix}:signIn:198.51.100.1:*`)).toHaveLength(1);
+  });
+
+  it("shares the count between two app instances", async () => {
+    const a = open().get("signIn");
+    const b = open().get("signIn");
+    const id = "shared-identifier";
+    for (let i = 0; i < 3; i++) expect((await a.limit(id)).success).toBe(true);
+    for (let i = 0; i < 2; i++) expect((await b.limit(id)).success).toBe(true);
+    expect((await a.limit(id)).success).toBe(false);
+    expect((await b.limit(id)).success).toBe(false);
+  });
+
+  it("allows exactly the limit out of 50 concurrent calls", async () => {
+    const apiKey = open().get("apiKey");
+    const results = await Promise.all(Array.from({ length: 50 }, () => apiKey.limit("key-1")));
+    expect(results.filter((r) => r.success)).toHaveLength(10);
+  });
+});

@@ -1,0 +1,48 @@
+import { defineConfig } from "@playwright/test";
+
+// E2E runs against a production build in demo mode, on its own ports and data folder so that a
+// developer's `npm run dev` can keep running.
+const PORT = 3100;
+export const E2E_DATA_DIR = ".data/e2e";
+
+export default defineConfig({
+  testDir: "e2e",
+  timeout: 60_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  reporter: [["list"]],
+  use: {
+    baseURL: `http://localhost:${PORT}`,
+    trace: "retain-on-failure",
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+      ],
+    },
+  },
+  webServer: {
+    command: `rm -rf ${E2E_DATA_DIR} && npx next build && npm start`,
+    url: `http://localhost:${PORT}/api/health`,
+    timeout: 240_000,
+    reuseExistingServer: false,
+    stdout: "pipe",
+    env: {
+      APP_URL: `http://localhost:${PORT}`,
+      MAILWARDEN_DATA_DIR: E2E_DATA_DIR,
+      DEMO_OIDC_PORT: "3101",
+      DEMO_SMTP_PORT: "2466",
+      DATABASE_URL: "",
+      NEXT_TELEMETRY_DISABLED: "1",
+    },
+  },
+});

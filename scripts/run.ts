@@ -1,0 +1,44 @@
+// `npm run dev` / `npm start`: in demo mode, starts the local OAuth2 provider and SMTP server
+// beside the app (they hold no database, so they never touch the PGlite folder), then Next.js.
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { startDemoServices } from "@/lib/demo";
+import { EnvError, env } from "@/lib/env";
+
+const command = process.argv[2] === "start" ? "start" : "dev";
+
+async function main() {
+  const e = env();
+  const port = new URL(e.APP_URL).port || "3000";
+  const demo = e.isDemo
+    ? await startDemoServices({
+        dataDir: e.dataDir,
+        appUrl: e.APP_URL,
+        oidcPort: e.DEMO_OIDC_PORT,
+        smtpPort: e.DEMO_SMTP_PORT,
+        allowInProduction: e.DEMO_MODE === true,
+      })
+    : undefined;
+  if (demo) {
+    console.info(
+      `[mailwarden] demo provider ${demo.issuer} · demo SMTP localhost:${demo.smtpPort} (TLS, XOAUTH2 only)`,
+    );
+  }
+  const nextBin = createRequire(import.meta.url).resolve("next/dist/bin/next");
+  const child = spawn(process.execPath, [nextBin, command, "--port", port], {
+    stdio: "inherit",
+    env: process.env,
+  });
+  const stop = (signal: NodeJS.Signals) => child.kill(signal);
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  child.on("exit", async (code) => {
+    await demo?.close();
+    process.exit(code ?? 0);
+  });
+}
+
+main().catch((error) => {
+  console.error(error instanceof EnvError ? error.message : error);
+  process.exit(1);
+});
