@@ -2,9 +2,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { EnvError, parseEnv } from "./env";
+import { EnvError, type EnvSource, parseEnv } from "./env";
 
-function problemsOf(source: NodeJS.ProcessEnv): string[] {
+function problemsOf(source: EnvSource): string[] {
   try {
     parseEnv(source);
   } catch (error) {

@@ -65,6 +65,8 @@ const schema = z.object({
   DEMO_SMTP_PORT: port.default(2465),
 });
 
+export type EnvSource = Record<string, string | undefined>;
+
 type RawEnv = z.infer<typeof schema>;
 
 export type Env = RawEnv & {
@@ -75,7 +77,7 @@ export type Env = RawEnv & {
   microsoft?: { clientId: string; clientSecret: string; tenant: string };
 };
 
-function readSecretFiles(source: NodeJS.ProcessEnv, problems: string[]): Record<string, string> {
+function readSecretFiles(source: EnvSource, problems: string[]): Record<string, string> {
   const values: Record<string, string> = {};
   for (const name of SECRET_NAMES) {
     const file = source[`${name}_FILE`];
@@ -105,7 +107,7 @@ function pair(
   return id && secret ? { clientId: id, clientSecret: secret } : undefined;
 }
 
-export function parseEnv(source: NodeJS.ProcessEnv): Env {
+export function parseEnv(source: EnvSource): Env {
   const problems: string[] = [];
   const fromFiles = readSecretFiles(source, problems);
   const parsed = schema.safeParse({ ...source, ...fromFiles });

@@ -2,15 +2,14 @@
 // the embedded database it fails with a clear message while the app holds the folder.
 import { sql } from "drizzle-orm";
 import { openDatabase } from "@/db";
+import { organizations } from "@/db/schema";
 import { EnvError, env } from "@/lib/env";
 
 async function main() {
   const e = env();
   const handle = await openDatabase({ databaseUrl: e.DATABASE_URL, dataDir: e.dataDir });
-  const result = await handle.db.execute<{ n: number }>(
-    sql`select count(*)::int as n from organizations`,
-  );
-  console.info(`database ok (${handle.driver}), organisations: ${result.rows[0]?.n ?? 0}`);
+  const [row] = await handle.db.select({ n: sql<number>`count(*)::int` }).from(organizations);
+  console.info(`database ok (${handle.driver}), organisations: ${row?.n ?? 0}`);
   await handle.close();
 }
 

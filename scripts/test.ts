@@ -5,7 +5,7 @@ import fs from "node:fs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
-function run(title: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+function run(title: string, command: string, args: string[], env: Record<string, string> = {}) {
   console.info(`\n▶ ${title}`);
   const result = spawnSync(command, args, { stdio: "inherit", env: { ...process.env, ...env } });
   if (result.status !== 0) {
