@@ -161,6 +161,140 @@ export const switches = pgTable(
   (t) => [uniqueIndex("switches_kind_scope_idx").on(t.kind, t.scopeKey)],
 );
 
+// ---- Mailboxes and their OAuth grants (tokens only as ciphertext, see lib/crypto) ----
+
+export const mailboxStatusEnum = pgEnum("mailbox_status", [
+  "connected",
+  "needs_reconnect",
+  "admin_action_required",
+  "paused",
+  "revoked",
+]);
+
+export const mailboxes = pgTable(
+  "mailboxes",
+  {
+    id: id(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    connectedBy: text("connected_by").references(() => users.id, { onDelete: "set null" }),
+    provider: text("provider").notNull(),
+    address: text("address").notNull(),
+    tenant: text("tenant"),
+    status: mailboxStatusEnum("status").notNull(),
+    grantedScopes: text("granted_scopes").array().notNull().default([]),
+    accessTokenEnc: text("access_token_enc"),
+    accessTokenExpiresAt: timestamp("access_token_expires_at", { withTimezone: true }),
+    refreshTokenEnc: text("refresh_token_enc"),
+    keyId: text("key_id"),
+    lastRefreshAt: timestamp("last_refresh_at", { withTimezone: true }),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+    lastErrorCode: text("last_error_code"),
+    lastErrorCause: text("last_error_cause"),
+    failureCount: integer("failure_count").notNull().default(0),
+    retryAfter: timestamp("retry_after", { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("mailboxes_org_provider_address_idx").on(t.orgId, t.provider, t.address)],
+);
+
+export const oauthTransactions = pgTable(
+  "oauth_transactions",
+  {
+    id: id(),
+    state: text("state").notNull(),
+    codeVerifierEnc: text("code_verifier_enc").notNull(),
+    nonce: text("nonce").notNull(),
+    provider: text("provider").notNull(),
+    requestedScopes: text("requested_scopes").notNull(),
+    redirectUri: text("redirect_uri").notNull(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    usedAt: timestamp("used_at", { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("oauth_transactions_state_idx").on(t.state)],
+);
+
+// Dashboard notices (e.g. a mailbox needs reconnecting); userId null = every admin of the org.
+export const notices = pgTable(
+  "notices",
+  {
+    id: id(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    userId: text("user_id").references(() => users.id, { onDelete: "cascade" }),
+    mailboxId: text("mailbox_id").references(() => mailboxes.id, { onDelete: "cascade" }),
+    kind: text("kind").notNull(),
+    title: text("title").notNull(),
+    body: text("body").notNull(),
+    createdAt: createdAt(),
+    readAt: timestamp("read_at", { withTimezone: true }),
+  },
+  (t) => [index("notices_org_idx").on(t.orgId, t.createdAt)],
+);
+
+// ---- Sending ----
+
+export const apiKeys = pgTable(
+  "api_keys",
+  {
+    id: id(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    prefix: text("prefix").notNull(),
+    secretHash: text("secret_hash").notNull(),
+    // null = every mailbox of the organisation
+    allowedMailboxIds: text("allowed_mailbox_ids").array(),
+    createdBy: text("created_by").references(() => users.id, { onDelete: "set null" }),
+    createdAt: createdAt(),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [uniqueIndex("api_keys_prefix_idx").on(t.prefix)],
+);
+
+export const messageStatusEnum = pgEnum("message_status", ["sending", "sent", "failed"]);
+
+export const messages = pgTable(
+  "messages",
+  {
+    id: id(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    mailboxId: text("mailbox_id").references(() => mailboxes.id, { onDelete: "set null" }),
+    senderType: text("sender_type").notNull(),
+    senderId: text("sender_id").notNull(),
+    recipients: jsonb("recipients").$type<{ to: string[]; cc: string[]; bcc: string[] }>().notNull(),
+    recipientCount: integer("recipient_count").notNull(),
+    subject: text("subject").notNull(),
+    status: messageStatusEnum("status").notNull(),
+    smtpResponse: text("smtp_response"),
+    providerMessageId: text("provider_message_id"),
+    errorCode: text("error_code"),
+    idempotencyKey: text("idempotency_key"),
+    requestHash: text("request_hash"),
+    createdAt: createdAt(),
+    sentAt: timestamp("sent_at", { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex("messages_idempotency_idx").on(t.senderType, t.senderId, t.idempotencyKey),
+    index("messages_org_time_idx").on(t.orgId, t.createdAt),
+    index("messages_mailbox_time_idx").on(t.mailboxId, t.createdAt),
+  ],
+);
+
 // ---- Relations ----
 
 export const membershipsRelations = relations(memberships, ({ one }) => ({
@@ -176,3 +310,8 @@ export type User = typeof users.$inferSelect;
 export type Organization = typeof organizations.$inferSelect;
 export type Membership = typeof memberships.$inferSelect;
 export type AuditEvent = typeof auditEvents.$inferSelect;
+export type MailboxStatus = (typeof mailboxStatusEnum.enumValues)[number];
+export type Mailbox = typeof mailboxes.$inferSelect;
+export type OAuthTransaction = typeof oauthTransactions.$inferSelect;
+export type ApiKey = typeof apiKeys.$inferSelect;
+export type Message = typeof messages.$inferSelect;
