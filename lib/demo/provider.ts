@@ -1,0 +1,424 @@
+import { generateKeyPairSync, randomBytes, randomUUID } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import Provider, {
+  type Account,
+  type Configuration,
+  interactionPolicy,
+  type JWK,
+  type KoaContextWithOIDC,
+} from "oidc-provider";
+import { z } from "zod";
+import {
+  assertDemoAllowed,
+  assertLoopback,
+  DEMO_MAIL_SCOPE,
+  demoDir,
+  readIfExists,
+  writePrivateFile,
+} from "./files";
+import { consentPage, errorPage, loginPage, SCOPE_TEXT } from "./pages";
+
+export type DemoClient = { client_id: string; client_secret: string; redirect_uris: string[] };
+
+export type DemoProviderOptions = {
+  issuer: string;
+  port: number;
+  host?: string;
+  dataDir: string;
+  clients: DemoClient[];
+  allowInProduction?: boolean;
+};
+
+export type DemoProvider = { issuer: string; close(): Promise<void> };
+
+const KNOWN_SCOPES = new Set(SCOPE_TEXT.map(([scope]) => scope));
+const MAX_FORM_BYTES = 16 * 1024;
+
+export async function startDemoProvider(opts: DemoProviderOptions): Promise<DemoProvider> {
+  assertDemoAllowed(opts.allowInProduction);
+  const host = opts.host ?? "127.0.0.1";
+  assertLoopback(host);
+
+  const secrets = await ensureProviderSecrets(opts.dataDir);
+  const provider = new Provider(opts.issuer, providerConfiguration(opts.clients, secrets));
+  const server = http.createServer(requestHandler(provider, opts.issuer));
+  await listen(server, opts.port, host);
+
+  return {
+    issuer: opts.issuer,
+    close: () => closeServer(server),
+  };
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Configuration                                                                               */
+
+type ProviderSecrets = { jwks: { keys: JWK[] }; cookieKeys: string[] };
+
+function providerConfiguration(clients: DemoClient[], secrets: ProviderSecrets): Configuration {
+  return {
+    clients: clients.map((client) => ({
+      ...client,
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "client_secret_basic",
+    })),
+    responseTypes: ["code"],
+    pkce: { required: () => true },
+    scopes: ["openid", "offline_access", DEMO_MAIL_SCOPE],
+    claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"] },
+    // Lets the ID token carry email/name directly (next-auth reads the ID token, not /me).
+    conformIdTokenClaims: false,
+    findAccount,
+    jwks: secrets.jwks,
+    cookies: { keys: secrets.cookieKeys },
+    features: {
+      devInteractions: { enabled: false },
+      introspection: { enabled: true, allowedPolicy: sameClientOnly },
+      revocation: { enabled: true, allowedPolicy: sameClientOnly },
+      // Off on purpose: with it on, a token for a resource server would drop mail.send from
+      // the opaque, introspectable token. Without it, every granted scope stays on the token.
+      resourceIndicators: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+    },
+    interactions: {
+      policy: interactionPolicyWithGranularConsent(),
+      url: (_ctx, i) => `/interaction/${i.uid}`,
+    },
+    issueRefreshToken: (_ctx, client, code) =>
+      client.grantTypeAllowed("refresh_token") && code.scopes.has("offline_access"),
+    rotateRefreshToken: true,
+    // Google-like: revoking either token of a grant (access or refresh) ends the whole grant.
+    revokeGrantPolicy: () => true,
+    clientBasedCORS: () => false,
+    ttl: {
+      AccessToken: 60 * 60,
+      AuthorizationCode: 60,
+      IdToken: 60 * 60,
+      RefreshToken: 14 * 24 * 60 * 60,
+      Interaction: 60 * 60,
+      Session: 14 * 24 * 60 * 60,
+      Grant: 14 * 24 * 60 * 60,
+    },
+    renderError: (ctx, out) => {
+      ctx.type = "html";
+      ctx.body = errorPage(`${out.error}: ${out.error_description ?? ""}`);
+    },
+  };
+}
+
+/** The demo's only check on an introspecting or revoking client: it must be the token's own. */
+function sameClientOnly(
+  _ctx: KoaContextWithOIDC,
+  client: { clientId: string },
+  token: { clientId?: string | undefined },
+): boolean {
+  return token.clientId === client.clientId;
+}
+
+/** Any email address is an account; its id is the lowercased address. */
+async function findAccount(_ctx: KoaContextWithOIDC, sub: string): Promise<Account | undefined> {
+  if (!isEmail(sub)) return undefined;
+  const name = sub.split("@")[0] ?? sub;
+  return {
+    accountId: sub,
+    claims: () => ({ sub, email: sub, email_verified: true, name }),
+  };
+}
+
+const emailSchema = z.email();
+function isEmail(value: string): boolean {
+  return emailSchema.safeParse(value).success;
+}
+
+/**
+ * The stock consent check compares the request with scopes the grant has either granted or
+ * rejected, so a scope the person once unticked would never be asked for again. Real
+ * providers ask again; so does this one, unless consent was just given in this interaction.
+ */
+function interactionPolicyWithGranularConsent() {
+  const policy = interactionPolicy.base();
+  const consent = policy.get("consent");
+  if (!consent) throw new Error("oidc-provider has no consent prompt");
+  const missing = Symbol("missingOIDCScope");
+  type Ctx = KoaContextWithOIDC & { [missing]?: string[] };
+  const index = consent.checks.findIndex((check) => check.reason === "op_scopes_missing");
+  consent.checks.remove("op_scopes_missing");
+  consent.checks.add(
+    new interactionPolicy.Check(
+      "op_scopes_missing",
+      "requested scopes not granted",
+      (ctx: Ctx) => {
+        if (ctx.oidc.result?.consent) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        const granted = new Set(ctx.oidc.grant?.getOIDCScope().split(" "));
+        const absent = [...ctx.oidc.requestParamOIDCScopes].filter((s) => !granted.has(s));
+        if (absent.length === 0) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        ctx[missing] = absent;
+        return interactionPolicy.Check.REQUEST_PROMPT;
+      },
+      (ctx: Ctx) => ({ missingOIDCScope: ctx[missing] }),
+    ),
+    index === -1 ? undefined : index,
+  );
+  return policy;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Keys and cookie secrets, persisted so restarts keep sessions and ID token signatures valid  */
+
+const secretsSchema = z.object({
+  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }),
+  cookieKeys: z.array(z.string().min(32)).min(1),
+});
+
+async function ensureProviderSecrets(dataDir: string): Promise<ProviderSecrets> {
+  const jwksFile = path.join(demoDir(dataDir), "jwks.json");
+  const cookieFile = path.join(demoDir(dataDir), "cookie-keys.json");
+  const [jwksText, cookieText] = await Promise.all([
+    readIfExists(jwksFile),
+    readIfExists(cookieFile),
+  ]);
+
+  let jwks = jwksText ? (JSON.parse(jwksText) as unknown) : undefined;
+  if (!jwks) {
+    jwks = { keys: [newSigningKey()] };
+    await writePrivateFile(jwksFile, JSON.stringify(jwks, null, 2));
+  }
+  let cookieKeys = cookieText ? (JSON.parse(cookieText) as unknown) : undefined;
+  if (!cookieKeys) {
+    cookieKeys = [randomBytes(32).toString("base64url")];
+    await writePrivateFile(cookieFile, JSON.stringify(cookieKeys, null, 2));
+  }
+  const parsed = secretsSchema.parse({ jwks, cookieKeys });
+  return { jwks: { keys: parsed.jwks.keys as JWK[] }, cookieKeys: parsed.cookieKeys };
+}
+
+function newSigningKey(): JWK {
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: "jwk" });
+  return { ...jwk, kid: randomUUID(), use: "sig", alg: "RS256" } as JWK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* HTTP: our interaction pages in front of the provider                                        */
+
+function requestHandler(provider: Provider, issuer: string): http.RequestListener {
+  const oidc = provider.callback();
+  const origin = new URL(issuer).origin;
+  return (req, res) => {
+    const url = new URL(req.url ?? "/", origin);
+    if (!url.pathname.startsWith("/interaction/")) {
+      askConsentForOfflineAccess(req, url);
+      oidc(req, res);
+      return;
+    }
+    handleInteraction(provider, origin, url, req, res).catch((error: unknown) => {
+      sendHtml(res, 400, errorPage(interactionErrorText(error)));
+    });
+  };
+}
+
+/**
+ * oidc-provider drops offline_access unless the request says prompt=consent. A demo that
+ * silently withheld refresh tokens would only confuse, so a request for offline_access that
+ * names no prompt at all is treated as prompt=consent: the consent page (where the person
+ * can still untick offline_access) is shown and, if kept, a refresh token is issued.
+ */
+function askConsentForOfflineAccess(req: http.IncomingMessage, url: URL): void {
+  if (req.method !== "GET" || url.pathname !== "/auth") return;
+  const scopes = (url.searchParams.get("scope") ?? "").split(" ");
+  if (!scopes.includes("offline_access") || url.searchParams.has("prompt")) return;
+  url.searchParams.set("prompt", "consent");
+  req.url = `${url.pathname}${url.search}`;
+}
+
+function interactionErrorText(error: unknown): string {
+  const name = error instanceof Error ? error.name : "";
+  if (name === "SessionNotFound") {
+    return "This sign-in request has expired or was opened in another browser. Start again from the app.";
+  }
+  return error instanceof Error ? error.message : "Unexpected error";
+}
+
+async function handleInteraction(
+  provider: Provider,
+  origin: string,
+  url: URL,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
+  const [, , uid, action] = url.pathname.split("/");
+  if (!uid) return sendHtml(res, 404, errorPage("Not found"));
+
+  if (req.method === "GET" && action === undefined) return showInteraction(provider, req, res);
+  if (req.method !== "POST") return sendHtml(res, 405, errorPage("Method not allowed"));
+  // The interaction cookie (SameSite=Lax, bound to the uid) already stops cross-site posts;
+  // the Origin check is a cheap second belt for browsers that send it.
+  const requestOrigin = req.headers.origin;
+  if (requestOrigin && requestOrigin !== origin) {
+    return sendHtml(res, 403, errorPage("Cross-site form submission refused"));
+  }
+  const form = await readForm(req);
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) return sendHtml(res, 400, errorPage("Interaction mismatch"));
+
+  switch (action) {
+    case "login":
+      return submitLogin(provider, details, form, req, res);
+    case "confirm":
+      return submitConsent(provider, details, form, req, res);
+    case "abort":
+      return provider.interactionFinished(
+        req,
+        res,
+        { error: "access_denied", error_description: "End-User cancelled the request" },
+        { mergeWithLastSubmission: false },
+      );
+    default:
+      return sendHtml(res, 404, errorPage("Not found"));
+  }
+}
+
+type Details = Awaited<ReturnType<Provider["interactionDetails"]>>;
+
+async function showInteraction(
+  provider: Provider,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
+  const details = await provider.interactionDetails(req, res);
+  const clientId = String(details.params.client_id ?? "");
+  if (details.prompt.name === "login") {
+    const hint = details.params.login_hint;
+    return sendHtml(
+      res,
+      200,
+      loginPage({ uid: details.uid, clientId, loginHint: typeof hint === "string" ? hint : "" }),
+    );
+  }
+  if (details.prompt.name === "consent") {
+    return sendHtml(
+      res,
+      200,
+      consentPage({
+        uid: details.uid,
+        clientId,
+        accountId: details.session?.accountId ?? "",
+        scopes: requestedScopes(details),
+      }),
+    );
+  }
+  return sendHtml(res, 400, errorPage(`Unsupported prompt ${details.prompt.name}`));
+}
+
+async function submitLogin(
+  provider: Provider,
+  details: Details,
+  form: URLSearchParams,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
+  if (details.prompt.name !== "login") return sendHtml(res, 400, errorPage("Not a login step"));
+  const email = (form.get("email") ?? "").trim().toLowerCase();
+  if (!isEmail(email)) {
+    const clientId = String(details.params.client_id ?? "");
+    return sendHtml(
+      res,
+      400,
+      loginPage({
+        uid: details.uid,
+        clientId,
+        loginHint: email,
+        error: "Enter a valid email address.",
+      }),
+    );
+  }
+  await provider.interactionFinished(
+    req,
+    res,
+    { login: { accountId: email } },
+    { mergeWithLastSubmission: false },
+  );
+}
+
+async function submitConsent(
+  provider: Provider,
+  details: Details,
+  form: URLSearchParams,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
+  const accountId = details.session?.accountId;
+  const clientId = details.params.client_id;
+  if (details.prompt.name !== "consent" || !accountId || typeof clientId !== "string") {
+    return sendHtml(res, 400, errorPage("Not a consent step"));
+  }
+  const requested = requestedScopes(details);
+  const ticked = new Set(form.getAll("scope"));
+  const granted = requested.filter((scope) => scope === "openid" || ticked.has(scope));
+  const rejected = requested.filter((scope) => !granted.includes(scope));
+
+  // A fresh grant per consent: what was unticked now is really gone from the new tokens,
+  // while tokens from an earlier consent live on until revoked (as with Google).
+  const grant = new provider.Grant({ accountId, clientId });
+  if (granted.length > 0) grant.addOIDCScope(granted);
+  if (rejected.length > 0) grant.rejectOIDCScope(rejected);
+  const grantId = await grant.save();
+
+  await provider.interactionFinished(
+    req,
+    res,
+    { consent: { grantId } },
+    { mergeWithLastSubmission: true },
+  );
+}
+
+function requestedScopes(details: Details): string[] {
+  const scope = details.params.scope;
+  if (typeof scope !== "string") return [];
+  return [...new Set(scope.split(" "))].filter((s) => KNOWN_SCOPES.has(s));
+}
+
+async function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > MAX_FORM_BYTES) throw new Error("Form too large");
+    chunks.push(buffer);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
+}
+
+function sendHtml(res: http.ServerResponse, status: number, html: string): void {
+  res.writeHead(status, {
+    "content-type": "text/html; charset=utf-8",
+    "cache-control": "no-store",
+    "x-frame-options": "DENY",
+    "content-security-policy":
+      "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+  });
+  res.end(html);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+function listen(server: http.Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.close((error) => (error ? reject(error) : resolve()));
+    server.closeAllConnections();
+  });
+}
