@@ -13,6 +13,8 @@ const config: NextConfig = {
     "ioredis",
   ],
   experimental: { authInterrupts: true },
+  // `npm run typecheck` (tsc --noEmit) checks the whole project once; the build need not repeat it.
+  typescript: { ignoreBuildErrors: true },
   async headers() {
     return [
       {

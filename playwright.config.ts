@@ -42,6 +42,7 @@ export default defineConfig({
       DEMO_OIDC_PORT: "3101",
       DEMO_SMTP_PORT: "2466",
       DATABASE_URL: "",
+      DEMO_MODE: "true",
       NEXT_TELEMETRY_DISABLED: "1",
     },
   },

@@ -13,8 +13,8 @@ test("[OWNER][MEMBERS] the first person owns a new organisation, adds a sender, 
   await expect(page.getByTestId("current-role")).toHaveText("Owner");
 
   await page.getByRole("link", { name: "Members" }).click();
-  await page.getByLabel("Email").fill(sender);
-  await page.getByLabel("Role").selectOption("sender");
+  await page.getByLabel("Email", { exact: true }).fill(sender);
+  await page.getByLabel("Role", { exact: true }).selectOption("sender");
   await page.getByRole("button", { name: "Add person" }).click();
   await expect(page.getByText(`${sender} can now sign in and will join as sender.`)).toBeVisible();
   await signOut(page);

@@ -3,12 +3,13 @@
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { startDemoServices } from "@/lib/demo";
-import { EnvError, env } from "@/lib/env";
+import { EnvError, parseEnv } from "@/lib/env";
 
 const command = process.argv[2] === "start" ? "start" : "dev";
 
 async function main() {
-  const e = env();
+  // Validate as the Next.js child will see it: `next start` runs with NODE_ENV=production.
+  const e = parseEnv({ ...process.env, NODE_ENV: command === "start" ? "production" : "development" });
   const port = new URL(e.APP_URL).port || "3000";
   const demo = e.isDemo
     ? await startDemoServices({
@@ -25,7 +26,9 @@ async function main() {
     );
   }
   const nextBin = createRequire(import.meta.url).resolve("next/dist/bin/next");
-  const child = spawn(process.execPath, [nextBin, command, "--port", port], {
+  // Demo mode is a local playground: keep the dashboard on loopback like the demo services.
+  const host = e.isDemo ? ["--hostname", "localhost"] : [];
+  const child = spawn(process.execPath, [nextBin, command, "--port", port, ...host], {
     stdio: "inherit",
     env: process.env,
   });

@@ -1,39 +1,64 @@
 import type { InputHTMLAttributes, ReactNode, SelectHTMLAttributes } from "react";
 import { cn } from "@/lib/utils";
 
-type FieldProps = { label: string; name: string; errors?: string[]; children?: ReactNode };
+type FieldProps = { label: string; name: string; errors?: string[]; hint?: ReactNode };
 
 const CONTROL = "mt-1 block w-full rounded-md border border-slate-300 px-3 py-2 text-sm";
 
-function FieldErrors({ id, errors }: { id: string; errors?: string[] }) {
-  if (!errors?.length) return null;
+function Field({
+  id,
+  label,
+  errors,
+  hint,
+  className,
+  children,
+}: {
+  id: string;
+  label: string;
+  errors?: string[];
+  hint?: ReactNode;
+  className?: string;
+  children: ReactNode;
+}) {
   return (
-    <p id={id} className="mt-1 text-red-700 text-sm">
-      {errors.join(" ")}
-    </p>
+    <div className={cn("block text-sm", className)}>
+      <label htmlFor={id} className="font-medium text-slate-800">
+        {label}
+      </label>
+      {children}
+      {hint && <p className="mt-1 text-slate-500 text-xs">{hint}</p>}
+      {errors?.length ? (
+        <p id={`${id}-error`} className="mt-1 text-red-700 text-sm">
+          {errors.join(" ")}
+        </p>
+      ) : null}
+    </div>
   );
+}
+
+function describedBy(id: string, errors?: string[]) {
+  return errors?.length ? { "aria-invalid": true as const, "aria-describedby": `${id}-error` } : {};
 }
 
 export function TextField({
   label,
   name,
   errors,
+  hint,
   className,
+  id = name,
   ...props
 }: FieldProps & InputHTMLAttributes<HTMLInputElement>) {
-  const errorId = `${name}-error`;
   return (
-    <label className={cn("block text-sm", className)}>
-      <span className="font-medium text-slate-800">{label}</span>
+    <Field id={id} label={label} errors={errors} hint={hint} className={className}>
       <input
+        id={id}
         name={name}
         className={cn(CONTROL, errors?.length ? "border-red-500" : null)}
-        aria-invalid={errors?.length ? true : undefined}
-        aria-describedby={errors?.length ? errorId : undefined}
+        {...describedBy(id, errors)}
         {...props}
       />
-      <FieldErrors id={errorId} errors={errors} />
-    </label>
+    </Field>
   );
 }
 
@@ -41,24 +66,17 @@ export function SelectField({
   label,
   name,
   errors,
+  hint,
   children,
   className,
+  id = name,
   ...props
 }: FieldProps & SelectHTMLAttributes<HTMLSelectElement>) {
-  const errorId = `${name}-error`;
   return (
-    <label className={cn("block text-sm", className)}>
-      <span className="font-medium text-slate-800">{label}</span>
-      <select
-        name={name}
-        className={CONTROL}
-        aria-invalid={errors?.length ? true : undefined}
-        aria-describedby={errors?.length ? errorId : undefined}
-        {...props}
-      >
+    <Field id={id} label={label} errors={errors} hint={hint} className={className}>
+      <select id={id} name={name} className={CONTROL} {...describedBy(id, errors)} {...props}>
         {children}
       </select>
-      <FieldErrors id={errorId} errors={errors} />
-    </label>
+    </Field>
   );
 }
