@@ -13,6 +13,8 @@ const config: NextConfig = {
     "ioredis",
   ],
   experimental: { authInterrupts: true },
+  // OAuth callbacks carry one-time codes in the query string: keep them out of the request log.
+  logging: { incomingRequests: { ignore: [/^\/api\/(auth|oauth)\//] } },
   // `npm run typecheck` (tsc --noEmit) checks the whole project once; the build need not repeat it.
   typescript: { ignoreBuildErrors: true },
   async headers() {

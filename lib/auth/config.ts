@@ -1,16 +1,14 @@
 import "server-only";
-import { DrizzleAdapter } from "@auth/drizzle-adapter";
 import NextAuth, { type NextAuthConfig } from "next-auth";
-import type { Adapter } from "next-auth/adapters";
 import type { Provider } from "next-auth/providers";
 import Google from "next-auth/providers/google";
 import MicrosoftEntraID from "next-auth/providers/microsoft-entra-id";
-import { type Database, getDb } from "@/db";
+import { getDb } from "@/db";
 import { getActiveMembership } from "@/db/queries/organizations";
-import { accounts, sessions, users, verificationTokens } from "@/db/schema";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { readDemoClients } from "@/lib/demo";
 import { type Env, env } from "@/lib/env";
+import { tokenlessAdapter } from "./adapter";
 import { settleMemberships } from "./members";
 import { authSecret } from "./secret";
 
@@ -53,28 +51,6 @@ export function signInProviderList(): { id: string; name: string }[] {
     const provider = typeof p === "function" ? p() : p;
     return { id: provider.id, name: provider.name };
   });
-}
-
-// Auth.js would keep the sign-in provider's tokens in plaintext; sign-in needs none of them.
-function tokenlessAdapter(db: Database): Adapter {
-  const base = DrizzleAdapter(db, {
-    usersTable: users,
-    accountsTable: accounts,
-    sessionsTable: sessions,
-    verificationTokensTable: verificationTokens,
-  });
-  return {
-    ...base,
-    linkAccount: (account) =>
-      base.linkAccount?.({
-        ...account,
-        access_token: undefined,
-        refresh_token: undefined,
-        id_token: undefined,
-        expires_at: undefined,
-        session_state: undefined,
-      }),
-  };
 }
 
 async function authConfig(): Promise<NextAuthConfig> {
