@@ -1,7 +1,11 @@
 import "server-only";
 import { redirect } from "next/navigation";
 import type { ReactNode } from "react";
+import { dismissNoticeAction } from "@/app/(dashboard)/notice-actions";
 import { AppShell } from "@/components/app-shell";
+import { NoticeList } from "@/components/notice-list";
+import { getDb } from "@/db";
+import { listUnreadNotices } from "@/db/queries/notices";
 import { signOut } from "@/lib/auth/config";
 import { getSessionContext } from "@/lib/auth/session";
 import { env } from "@/lib/env";
@@ -12,6 +16,11 @@ export async function SignedInShell({ children }: { children: ReactNode }) {
   const ctx = await getSessionContext();
   if (!ctx) redirect("/sign-in");
   const { isDemo } = env();
+  const notices = await listUnreadNotices({
+    db: await getDb(),
+    orgId: ctx.orgId,
+    userId: ctx.user.id,
+  });
   async function signOutAction() {
     "use server";
     await signOut({ redirectTo: "/sign-in" });
@@ -25,6 +34,7 @@ export async function SignedInShell({ children }: { children: ReactNode }) {
       isDemo={isDemo}
       signOut={signOutAction}
     >
+      <NoticeList notices={notices} dismiss={dismissNoticeAction} />
       {children}
     </AppShell>
   );

@@ -276,7 +276,9 @@ export const messages = pgTable(
     mailboxId: text("mailbox_id").references(() => mailboxes.id, { onDelete: "set null" }),
     senderType: text("sender_type").notNull(),
     senderId: text("sender_id").notNull(),
-    recipients: jsonb("recipients").$type<{ to: string[]; cc: string[]; bcc: string[] }>().notNull(),
+    recipients: jsonb("recipients")
+      .$type<{ to: string[]; cc: string[]; bcc: string[] }>()
+      .notNull(),
     recipientCount: integer("recipient_count").notNull(),
     subject: text("subject").notNull(),
     status: messageStatusEnum("status").notNull(),

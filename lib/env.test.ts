@@ -70,4 +70,16 @@ describe("parseEnv", () => {
     expect(problems.join()).toMatch(/REDIS_URL/);
     expect(problems.join()).not.toContain("hunter2");
   });
+
+  it("reads rate limit overrides as JSON and names the variable when they are malformed", () => {
+    expect(
+      parseEnv({ RATE_LIMITS: '{"signIn":{"tokens":100,"window":"1 m"}}' }).RATE_LIMITS,
+    ).toEqual({
+      signIn: { tokens: 100, window: "1 m" },
+    });
+    expect(problemsOf({ RATE_LIMITS: "{" }).join()).toMatch(/^RATE_LIMITS/);
+    expect(problemsOf({ RATE_LIMITS: '{"signIn":{"tokens":0,"window":"1 m"}}' }).join()).toMatch(
+      /RATE_LIMITS/,
+    );
+  });
 });

@@ -60,6 +60,28 @@ const schema = z.object({
   UPSTASH_REDIS_REST_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
   UPSTASH_REDIS_REST_TOKEN: optionalText,
   REDIS_URL: optionalText.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+  RATE_LIMITS: optionalText.pipe(
+    z
+      .string()
+      .transform((text, ctx) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          ctx.addIssue({ code: "custom", message: "must be JSON" });
+          return z.NEVER;
+        }
+      })
+      .pipe(
+        z.record(
+          z.string(),
+          z.strictObject({
+            tokens: z.number().int().positive(),
+            window: z.string().regex(/^\d+ ?[smhd]$/, { error: 'like "1 m", "1 h" or "1 d"' }),
+          }),
+        ),
+      )
+      .optional(),
+  ),
   DEMO_MODE: flag,
   DEMO_OIDC_PORT: port.default(3001),
   DEMO_SMTP_PORT: port.default(2465),

@@ -5,6 +5,7 @@ export type NavItem = { href: string; label: string; permission: Permission; dem
 
 export const NAV: NavItem[] = [
   { href: "/", label: "Overview", permission: "view" },
+  { href: "/mailboxes", label: "Mailboxes", permission: "view" },
   { href: "/demo-inbox", label: "Demo inbox", permission: "view", demoOnly: true },
   { href: "/members", label: "Members", permission: "manageMembers" },
   { href: "/activity", label: "Activity log", permission: "readAudit" },

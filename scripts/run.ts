@@ -9,7 +9,10 @@ const command = process.argv[2] === "start" ? "start" : "dev";
 
 async function main() {
   // Validate as the Next.js child will see it: `next start` runs with NODE_ENV=production.
-  const e = parseEnv({ ...process.env, NODE_ENV: command === "start" ? "production" : "development" });
+  const e = parseEnv({
+    ...process.env,
+    NODE_ENV: command === "start" ? "production" : "development",
+  });
   const port = new URL(e.APP_URL).port || "3000";
   const demo = e.isDemo
     ? await startDemoServices({

@@ -26,7 +26,12 @@ export default async function OverviewPage() {
                 and give each the role they need.
               </li>
             ) : null}
-            <li>Connected mailboxes and sending arrive with the next releases.</li>
+            <li>
+              <Link className="text-brand-600 underline" href="/mailboxes">
+                Connect a mailbox
+              </Link>{" "}
+              — you will see what Mailwarden asks for before you go to the provider.
+            </li>
           </ul>
         </Card>
         {isDemo && (

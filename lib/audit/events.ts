@@ -15,12 +15,16 @@ export const AUDIT_ACTIONS = [
   "oauth.refresh_failed",
   "mailbox.connected",
   "mailbox.needs_reconnect",
+  "mailbox.admin_action_required",
   "mailbox.revoked",
   "keys.rotated",
   "message.sent",
   "message.failed",
   "api_key.created",
   "api_key.revoked",
+  "api_key.restricted",
+  "mailbox.connection_tested",
+  "message.refused",
   "switch.changed",
 ] as const;
 

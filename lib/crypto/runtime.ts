@@ -16,7 +16,8 @@ export function keyring(): Keyring {
   if (!spec) {
     if (!e.isDemo) throw new Error("TOKEN_ENCRYPTION_KEYS is not set: tokens cannot be encrypted.");
     const demo = loadOrCreateDemoKeyring(e.dataDir);
-    if (demo.created) console.info(`[mailwarden] demo mode: generated a token encryption key in ${demo.path}`);
+    if (demo.created)
+      console.info(`[mailwarden] demo mode: generated a token encryption key in ${demo.path}`);
     spec = demo.spec;
   }
   holder.__mailwardenKeyring = parseKeyring(spec);

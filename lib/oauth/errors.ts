@@ -16,7 +16,11 @@ export class MailboxUnavailableError extends Error {
 
 /** A refresh failed permanently (invalid_grant, AADSTS 65001/70008/700082/50173/50076/50079). */
 export class MailboxNeedsReconnectError extends MailboxUnavailableError {
-  constructor(mailboxId: string, cause: string, readonly code: string) {
+  constructor(
+    mailboxId: string,
+    cause: string,
+    readonly code: string,
+  ) {
     super(mailboxId, "needs_reconnect", cause);
     this.name = "MailboxNeedsReconnectError";
   }
@@ -29,7 +33,25 @@ export class TokenRefreshTransientError extends Error {
     readonly code: string,
     readonly retryAt: Date,
   ) {
-    super(`The provider's token endpoint is not answering (${code}); retrying after ${retryAt.toISOString()}.`);
+    super(
+      `The provider's token endpoint is not answering (${code}); retrying after ${retryAt.toISOString()}.`,
+    );
     this.name = "TokenRefreshTransientError";
+  }
+}
+
+/** No such mailbox (in this organisation): map to 404, never to 403, so ids are not probed. */
+export class MailboxNotFoundError extends Error {
+  constructor(readonly mailboxId: string) {
+    super("No such mailbox in this organisation.");
+    this.name = "MailboxNotFoundError";
+  }
+}
+
+/** The provider is unknown or has no credentials in this deployment. */
+export class ProviderNotConfiguredError extends Error {
+  constructor(readonly providerId: string) {
+    super(`The mail provider "${providerId}" is not configured here.`);
+    this.name = "ProviderNotConfiguredError";
   }
 }

@@ -2,8 +2,21 @@ import { redirect } from "next/navigation";
 import { Button } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
 import { signIn, signInProviderList } from "@/lib/auth/config";
+import { requestInfo } from "@/lib/auth/request";
 import { getSessionContext } from "@/lib/auth/session";
 import { env } from "@/lib/env";
+import { enforceRateLimit, RateLimitedError } from "@/lib/ratelimit/runtime";
+
+async function signInWith(providerId: string) {
+  "use server";
+  try {
+    await enforceRateLimit("signIn", [`ip:${(await requestInfo()).ip ?? "unknown"}`]);
+  } catch (error) {
+    if (error instanceof RateLimitedError) redirect("/sign-in?error=RateLimited");
+    throw error;
+  }
+  await signIn(providerId, { redirectTo: "/" });
+}
 
 export const dynamic = "force-dynamic";
 export const metadata = { title: "Sign in" };
@@ -40,13 +53,7 @@ export default async function SignInPage({
         )}
         <div className="mt-6 space-y-3">
           {providers.map((provider) => (
-            <form
-              key={provider.id}
-              action={async () => {
-                "use server";
-                await signIn(provider.id, { redirectTo: "/" });
-              }}
-            >
+            <form key={provider.id} action={signInWith.bind(null, provider.id)}>
               <Button type="submit" className="w-full">
                 Sign in with {provider.name}
               </Button>

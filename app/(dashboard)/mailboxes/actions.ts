@@ -1,0 +1,70 @@
+"use server";
+
+import { revalidatePath } from "next/cache";
+import { redirect } from "next/navigation";
+import { z } from "zod";
+import { action } from "@/lib/auth/action";
+import { startConnect } from "@/lib/oauth/connect";
+import { MailboxNotFoundError, ProviderNotConfiguredError } from "@/lib/oauth/errors";
+import { PROVIDER_IDS } from "@/lib/oauth/providers";
+import { revokeMailbox } from "@/lib/oauth/revoke";
+import { RateLimitedError } from "@/lib/ratelimit/runtime";
+
+function knownError(error: unknown) {
+  if (error instanceof RateLimitedError) {
+    return { message: `Too many attempts. Try again in ${error.retryAfterSeconds} s.` };
+  }
+  if (error instanceof ProviderNotConfiguredError || error instanceof MailboxNotFoundError) {
+    return { message: error.message };
+  }
+  throw error;
+}
+
+export const startConnectAction = action(
+  {
+    permission: "manageMailboxes",
+    name: "mailboxes.connect",
+    schema: z.object({
+      provider: z.enum(PROVIDER_IDS as [string, ...string[]]),
+      mailboxId: z.string().max(64).optional(),
+    }),
+  },
+  async ({ provider, mailboxId }, ctx) => {
+    let url: string;
+    try {
+      ({ url } = await startConnect({
+        providerId: provider as (typeof PROVIDER_IDS)[number],
+        orgId: ctx.orgId,
+        userId: ctx.user.id,
+        actor: ctx.actor,
+        request: ctx.request,
+        mailboxId: mailboxId || undefined,
+      }));
+    } catch (error) {
+      return knownError(error);
+    }
+    redirect(url);
+  },
+);
+
+export const revokeMailboxAction = action(
+  {
+    permission: "manageMailboxes",
+    name: "mailboxes.revoke",
+    schema: z.object({ mailboxId: z.string().min(1).max(64) }),
+  },
+  async ({ mailboxId }, ctx) => {
+    try {
+      const result = await revokeMailbox({
+        orgId: ctx.orgId,
+        mailboxId,
+        actor: ctx.actor,
+        request: ctx.request,
+      });
+      revalidatePath("/mailboxes");
+      return { ok: result.providerResult !== "failed", message: result.detail };
+    } catch (error) {
+      return knownError(error);
+    }
+  },
+);

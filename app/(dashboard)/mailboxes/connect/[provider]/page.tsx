@@ -1,0 +1,100 @@
+import Link from "next/link";
+import { notFound } from "next/navigation";
+import { PageHeader } from "@/components/page-header";
+import { Card } from "@/components/ui/card";
+import { getDb } from "@/db";
+import { getMailboxForOrg } from "@/db/queries/mailboxes";
+import { requirePermission } from "@/lib/auth/session";
+import { getMailProvider } from "@/lib/oauth/providers";
+import { explainScopes, WHAT_WE_NEVER_DO } from "@/lib/oauth/scope-explanations";
+import { ConnectForm } from "../../forms";
+
+export const metadata = { title: "Connect a mailbox" };
+
+const RESULTS: Record<string, string> = {
+  denied: "The connection was cancelled at the provider. Nothing was stored.",
+  failed: "The provider answered with an error. Nothing was stored; try again in a moment.",
+  refused:
+    "That response from the provider could not be trusted (used twice, expired, started by someone else or sent by the wrong provider). Nothing was stored; start again.",
+};
+
+type Props = {
+  params: Promise<{ provider: string }>;
+  searchParams: Promise<{ mailbox?: string; result?: string; missing?: string }>;
+};
+
+export default async function ConnectProviderPage({ params, searchParams }: Props) {
+  const ctx = await requirePermission("manageMailboxes", "/mailboxes/connect");
+  const { provider: providerId } = await params;
+  const { mailbox: mailboxId, result, missing } = await searchParams;
+  const provider = getMailProvider(providerId);
+  if (!provider) notFound();
+  const mailbox = mailboxId
+    ? await getMailboxForOrg({ db: await getDb(), orgId: ctx.orgId, mailboxId })
+    : null;
+  const requested = explainScopes(provider.scopesToRequest());
+  const missingScopes = explainScopes(
+    (missing ?? "").split(" ").filter((s) => provider.mailScopes.includes(s)),
+  );
+
+  return (
+    <>
+      <PageHeader
+        title={mailbox ? `Reconnect ${mailbox.address}` : `Connect a ${provider.label} mailbox`}
+        description="Before you go to the provider: what Mailwarden will ask for, and why."
+      />
+      {result === "missing_scope" && (
+        <Card className="mb-4 border-red-300 bg-red-50" role="alert">
+          <h2 className="font-medium text-red-900">The mailbox was not connected</h2>
+          <p className="mt-1 text-red-900 text-sm">
+            The permission to send was not granted, so Mailwarden cannot send from this mailbox.
+            Missing:{" "}
+            {missingScopes.map((s) => (
+              <strong key={s.scope}>{s.title} </strong>
+            ))}
+            Try again and leave that box ticked on the provider&apos;s screen.
+          </p>
+        </Card>
+      )}
+      {result && RESULTS[result] && (
+        <Card className="mb-4 border-amber-300 bg-amber-50" role="alert">
+          <p className="text-amber-900 text-sm">{RESULTS[result]}</p>
+        </Card>
+      )}
+      <Card>
+        <h2 className="font-medium">Mailwarden will ask {provider.label} for:</h2>
+        <ul className="mt-3 space-y-3" aria-label="Requested permissions">
+          {requested.map((s) => (
+            <li key={s.scope} className="text-sm">
+              <div className="font-medium">{s.title}</div>
+              <div className="text-slate-700">{s.allows}</div>
+              <div className="text-slate-500">Why: {s.why}</div>
+              <code className="text-slate-400 text-xs">{s.scope}</code>
+            </li>
+          ))}
+        </ul>
+        <h2 className="mt-6 font-medium">Mailwarden never:</h2>
+        <ul className="mt-2 list-disc pl-5 text-sm">
+          {WHAT_WE_NEVER_DO.map((line) => (
+            <li key={line}>{line}</li>
+          ))}
+        </ul>
+        <p className="mt-4 text-slate-600 text-sm">
+          You can untick permissions on the provider&apos;s screen. Without the sending permission
+          the mailbox will not be connected. You can revoke access at any time from the mailboxes
+          page.
+        </p>
+        <div className="mt-6 flex items-center gap-4">
+          <ConnectForm
+            provider={provider.id}
+            mailboxId={mailbox?.id}
+            label={`Continue to ${provider.label}`}
+          />
+          <Link href="/mailboxes" className="text-sm underline">
+            Cancel
+          </Link>
+        </div>
+      </Card>
+    </>
+  );
+}

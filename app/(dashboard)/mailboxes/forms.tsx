@@ -1,0 +1,49 @@
+"use client";
+
+import { useActionState } from "react";
+import { FormMessage } from "@/components/ui/form-message";
+import { SubmitButton } from "@/components/ui/submit-button";
+import type { ActionResult } from "@/lib/auth/action";
+import { revokeMailboxAction, startConnectAction } from "./actions";
+
+const initial: ActionResult = {};
+
+export function ConnectForm({
+  provider,
+  mailboxId,
+  label,
+}: {
+  provider: string;
+  mailboxId?: string;
+  label: string;
+}) {
+  const [state, formAction] = useActionState(startConnectAction, initial);
+  return (
+    <form action={formAction} className="space-y-2">
+      <input type="hidden" name="provider" value={provider} />
+      {mailboxId && <input type="hidden" name="mailboxId" value={mailboxId} />}
+      <SubmitButton pendingText="Opening the provider…">{label}</SubmitButton>
+      <FormMessage state={state} />
+    </form>
+  );
+}
+
+export function RevokeForm({ mailboxId, address }: { mailboxId: string; address: string }) {
+  const [state, formAction] = useActionState(revokeMailboxAction, initial);
+  return (
+    <form
+      action={formAction}
+      className="space-y-1"
+      onSubmit={(event) => {
+        const question = `Revoke ${address}? Mailwarden revokes its access at the provider and deletes its tokens; sending from this mailbox stops until it is connected again.`;
+        if (!window.confirm(question)) event.preventDefault();
+      }}
+    >
+      <input type="hidden" name="mailboxId" value={mailboxId} />
+      <SubmitButton variant="danger" pendingText="Revoking…" aria-label={`Revoke ${address}`}>
+        Revoke
+      </SubmitButton>
+      <FormMessage state={state} />
+    </form>
+  );
+}

@@ -1,0 +1,125 @@
+import Link from "next/link";
+import { PageHeader } from "@/components/page-header";
+import { Badge } from "@/components/ui/badge";
+import { Card } from "@/components/ui/card";
+import { getDb } from "@/db";
+import { listMailboxes } from "@/db/queries/mailboxes";
+import type { MailboxStatus } from "@/db/schema";
+import { hasPermission } from "@/lib/auth/roles";
+import { requirePermission } from "@/lib/auth/session";
+import { listMailProviders } from "@/lib/oauth/providers";
+import { formatDateTime } from "@/lib/utils";
+import { RevokeForm } from "./forms";
+
+export const metadata = { title: "Mailboxes" };
+
+const STATUS: Record<MailboxStatus, { label: string; tone: "good" | "warn" | "bad" | "neutral" }> =
+  {
+    connected: { label: "Connected", tone: "good" },
+    needs_reconnect: { label: "Needs reconnecting", tone: "bad" },
+    admin_action_required: { label: "Needs an administrator", tone: "bad" },
+    paused: { label: "Paused", tone: "warn" },
+    revoked: { label: "Revoked", tone: "neutral" },
+  };
+
+type Props = { searchParams: Promise<{ connected?: string }> };
+
+export default async function MailboxesPage({ searchParams }: Props) {
+  const ctx = await requirePermission("view", "/mailboxes");
+  const { connected } = await searchParams;
+  const mailboxes = await listMailboxes({ db: await getDb(), orgId: ctx.orgId });
+  const canManage = hasPermission(ctx.role, "manageMailboxes");
+  const providers = listMailProviders();
+  const justConnected = mailboxes.find((m) => m.id === connected);
+
+  return (
+    <>
+      <PageHeader
+        title="Mailboxes"
+        description="The mailboxes Mailwarden may send from, and their health."
+      >
+        {canManage && (
+          <div className="flex gap-2">
+            {providers.map((p) => (
+              <Link
+                key={p.id}
+                href={`/mailboxes/connect/${p.id}`}
+                className="rounded-md bg-brand-600 px-3 py-2 font-medium text-sm text-white hover:bg-brand-700"
+              >
+                Connect {p.label} mailbox
+              </Link>
+            ))}
+          </div>
+        )}
+      </PageHeader>
+      {justConnected && (
+        <p role="status" className="mb-4 rounded-md bg-green-50 p-3 text-green-900 text-sm">
+          {justConnected.address} is connected. Mailwarden can now send from it.
+        </p>
+      )}
+      {mailboxes.length === 0 ? (
+        <Card>
+          <h2 className="font-medium">No mailbox yet</h2>
+          <p className="mt-1 text-sm">
+            {canManage
+              ? "Connect your first mailbox: you will see what Mailwarden asks for before you go to the provider."
+              : "An owner or admin of your organisation connects mailboxes. Ask them to connect one."}
+          </p>
+        </Card>
+      ) : (
+        <ul className="space-y-3">
+          {mailboxes.map((m) => {
+            const status = STATUS[m.status];
+            return (
+              <li key={m.id}>
+                <Card>
+                  <div className="flex flex-wrap items-start justify-between gap-4">
+                    <div className="min-w-0">
+                      <h2 className="font-medium">{m.address}</h2>
+                      <p className="text-slate-600 text-sm">
+                        {providers.find((p) => p.id === m.provider)?.label ?? m.provider}
+                        {m.tenant ? ` · tenant ${m.tenant}` : ""} · connected by{" "}
+                        {m.connectedByEmail ?? "a former member"}
+                      </p>
+                      <div className="mt-2 flex items-center gap-2">
+                        <Badge tone={status.tone}>{status.label}</Badge>
+                        {m.lastErrorCause && m.status !== "connected" && (
+                          <span className="text-slate-700 text-sm">{m.lastErrorCause}</span>
+                        )}
+                      </div>
+                      <dl className="mt-3 grid grid-cols-[auto_1fr] gap-x-4 gap-y-1 text-sm">
+                        <dt className="text-slate-500">Granted scopes</dt>
+                        <dd className="font-mono text-xs" data-testid="granted-scopes">
+                          {m.grantedScopes.join(" ") || "—"}
+                        </dd>
+                        <dt className="text-slate-500">Last refresh</dt>
+                        <dd>{formatDateTime(m.lastRefreshAt)}</dd>
+                        <dt className="text-slate-500">Last use</dt>
+                        <dd>{formatDateTime(m.lastUsedAt)}</dd>
+                      </dl>
+                    </div>
+                    {canManage && (
+                      <div className="flex flex-col items-end gap-2">
+                        {m.status !== "connected" && (
+                          <Link
+                            className="rounded-md border border-slate-300 px-3 py-2 text-sm hover:bg-slate-50"
+                            href={`/mailboxes/connect/${m.provider}?mailbox=${m.id}`}
+                          >
+                            Reconnect
+                          </Link>
+                        )}
+                        {m.status !== "revoked" && (
+                          <RevokeForm mailboxId={m.id} address={m.address} />
+                        )}
+                      </div>
+                    )}
+                  </div>
+                </Card>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,313 @@
+import "server-only";
+import { and, asc, eq, gt, inArray, isNotNull, isNull, or, sql } from "drizzle-orm";
+import type { DbOrTx } from "@/db";
+import { mailboxes, memberships, notices, oauthTransactions, users } from "@/db/schema";
+
+// Mailboxes and their OAuth transactions. Whatever a person asks for is scoped by organisation;
+// the token lifecycle (refresh, by mailbox id from the already-authorised send path) is not.
+// Token columns are selected only by the functions whose names say "token".
+
+const publicColumns = {
+  id: mailboxes.id,
+  orgId: mailboxes.orgId,
+  provider: mailboxes.provider,
+  address: mailboxes.address,
+  tenant: mailboxes.tenant,
+  status: mailboxes.status,
+  grantedScopes: mailboxes.grantedScopes,
+  accessTokenExpiresAt: mailboxes.accessTokenExpiresAt,
+  hasRefreshToken: sql<boolean>`(${mailboxes.refreshTokenEnc} is not null)`,
+  lastRefreshAt: mailboxes.lastRefreshAt,
+  lastUsedAt: mailboxes.lastUsedAt,
+  lastErrorCode: mailboxes.lastErrorCode,
+  lastErrorCause: mailboxes.lastErrorCause,
+  failureCount: mailboxes.failureCount,
+  retryAfter: mailboxes.retryAfter,
+  connectedBy: mailboxes.connectedBy,
+  createdAt: mailboxes.createdAt,
+  updatedAt: mailboxes.updatedAt,
+};
+
+export type MailboxSummary = Awaited<ReturnType<typeof listMailboxes>>[number];
+
+/** The mailboxes page: no token column, with who connected each one. */
+export async function listMailboxes({ db, orgId }: { db: DbOrTx; orgId: string }) {
+  return db
+    .select({
+      ...publicColumns,
+      connectedByEmail: users.email,
+      connectedByName: users.name,
+    })
+    .from(mailboxes)
+    .leftJoin(users, eq(users.id, mailboxes.connectedBy))
+    .where(eq(mailboxes.orgId, orgId))
+    .orderBy(asc(mailboxes.address));
+}
+
+export async function getMailboxForOrg({
+  db,
+  orgId,
+  mailboxId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  mailboxId: string;
+}) {
+  const [row] = await db
+    .select(publicColumns)
+    .from(mailboxes)
+    .where(and(eq(mailboxes.orgId, orgId), eq(mailboxes.id, mailboxId)))
+    .limit(1);
+  return row ?? null;
+}
+
+/** By id or address: what the send API accepts as `mailbox`. */
+export async function findMailboxByIdOrAddress({
+  db,
+  orgId,
+  mailbox,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  mailbox: string;
+}) {
+  const [row] = await db
+    .select(publicColumns)
+    .from(mailboxes)
+    .where(
+      and(
+        eq(mailboxes.orgId, orgId),
+        or(eq(mailboxes.id, mailbox), eq(mailboxes.address, mailbox.toLowerCase())),
+      ),
+    )
+    .orderBy(asc(mailboxes.createdAt))
+    .limit(1);
+  return row ?? null;
+}
+
+export async function findMailboxByAddress({
+  db,
+  orgId,
+  provider,
+  address,
+  forUpdate = false,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  provider: string;
+  address: string;
+  forUpdate?: boolean;
+}) {
+  const query = db
+    .select(publicColumns)
+    .from(mailboxes)
+    .where(
+      and(
+        eq(mailboxes.orgId, orgId),
+        eq(mailboxes.provider, provider),
+        eq(mailboxes.address, address.toLowerCase()),
+      ),
+    )
+    .limit(1);
+  const [row] = forUpdate ? await query.for("update") : await query;
+  return row ?? null;
+}
+
+/* ---- Token lifecycle (by mailbox id; callers are already authorised for the mailbox) ---- */
+
+export type MailboxTokenRow = typeof mailboxes.$inferSelect;
+
+export async function getMailboxWithTokens({ db, mailboxId }: { db: DbOrTx; mailboxId: string }) {
+  const [row] = await db.select().from(mailboxes).where(eq(mailboxes.id, mailboxId)).limit(1);
+  return row ?? null;
+}
+
+/**
+ * The row lock that makes one refresh per mailbox across every process. Pass orgId when a
+ * person asked (revoke): a mailbox of another organisation is then simply not found.
+ */
+export async function lockMailboxWithTokens({
+  db,
+  mailboxId,
+  orgId,
+}: {
+  db: DbOrTx;
+  mailboxId: string;
+  orgId?: string;
+}) {
+  const [row] = await db
+    .select()
+    .from(mailboxes)
+    .where(
+      orgId
+        ? and(eq(mailboxes.id, mailboxId), eq(mailboxes.orgId, orgId))
+        : eq(mailboxes.id, mailboxId),
+    )
+    .limit(1)
+    .for("update");
+  return row ?? null;
+}
+
+export type MailboxUpdate = Partial<
+  Omit<typeof mailboxes.$inferInsert, "id" | "orgId" | "provider" | "address" | "createdAt">
+>;
+
+export async function updateMailbox({
+  db,
+  mailboxId,
+  set,
+}: {
+  db: DbOrTx;
+  mailboxId: string;
+  set: MailboxUpdate;
+}) {
+  await db
+    .update(mailboxes)
+    .set({ ...set, updatedAt: new Date() })
+    .where(eq(mailboxes.id, mailboxId));
+}
+
+export async function insertMailbox({
+  db,
+  values,
+}: {
+  db: DbOrTx;
+  values: typeof mailboxes.$inferInsert & { id: string };
+}) {
+  const [row] = await db
+    .insert(mailboxes)
+    .values(values)
+    .onConflictDoNothing({ target: [mailboxes.orgId, mailboxes.provider, mailboxes.address] })
+    .returning({ id: mailboxes.id });
+  return row ?? null;
+}
+
+export async function touchMailboxLastUsed({ db, mailboxId }: { db: DbOrTx; mailboxId: string }) {
+  await db.update(mailboxes).set({ lastUsedAt: new Date() }).where(eq(mailboxes.id, mailboxId));
+}
+
+/* ---- OAuth transactions (one-time state) ---- */
+
+export async function insertOAuthTransaction({
+  db,
+  values,
+}: {
+  db: DbOrTx;
+  values: typeof oauthTransactions.$inferInsert & { id: string };
+}) {
+  await db.insert(oauthTransactions).values(values);
+}
+
+/**
+ * Marks the transaction used if, and only if, it is unused, unexpired and the caller's: the
+ * single UPDATE is what makes a state one-time even when two callbacks race.
+ */
+export async function consumeOAuthTransaction({
+  db,
+  state,
+  userId,
+  provider,
+  now,
+}: {
+  db: DbOrTx;
+  state: string;
+  userId: string;
+  provider: string;
+  now: Date;
+}) {
+  const [row] = await db
+    .update(oauthTransactions)
+    .set({ usedAt: now })
+    .where(
+      and(
+        eq(oauthTransactions.state, state),
+        isNull(oauthTransactions.usedAt),
+        eq(oauthTransactions.userId, userId),
+        eq(oauthTransactions.provider, provider),
+        gt(oauthTransactions.expiresAt, now),
+      ),
+    )
+    .returning();
+  return row ?? null;
+}
+
+/** Only to explain a refusal; never to proceed with. */
+export async function findOAuthTransactionByState({ db, state }: { db: DbOrTx; state: string }) {
+  const [row] = await db
+    .select({
+      orgId: oauthTransactions.orgId,
+      userId: oauthTransactions.userId,
+      provider: oauthTransactions.provider,
+      expiresAt: oauthTransactions.expiresAt,
+      usedAt: oauthTransactions.usedAt,
+    })
+    .from(oauthTransactions)
+    .where(eq(oauthTransactions.state, state))
+    .limit(1);
+  return row ?? null;
+}
+
+/* ---- Notices ---- */
+
+/** The person who connected the mailbox (if still a member) and the organisation's admins. */
+export async function listMailboxNoticeRecipients({
+  db,
+  orgId,
+  connectedBy,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  connectedBy: string | null;
+}) {
+  const roleOrConnector = connectedBy
+    ? or(inArray(memberships.role, ["owner", "admin"]), eq(memberships.userId, connectedBy))
+    : inArray(memberships.role, ["owner", "admin"]);
+  return db
+    .select({ userId: users.id, email: users.email, role: memberships.role })
+    .from(memberships)
+    .innerJoin(users, eq(users.id, memberships.userId))
+    .where(and(eq(memberships.orgId, orgId), roleOrConnector));
+}
+
+export async function insertNotices({
+  db,
+  values,
+}: {
+  db: DbOrTx;
+  values: Array<typeof notices.$inferInsert>;
+}) {
+  if (values.length === 0) return;
+  await db.insert(notices).values(values);
+}
+
+export async function listNoticesForMailbox({
+  db,
+  orgId,
+  mailboxId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  mailboxId: string;
+}) {
+  return db
+    .select({
+      id: notices.id,
+      userId: notices.userId,
+      kind: notices.kind,
+      title: notices.title,
+      body: notices.body,
+      createdAt: notices.createdAt,
+    })
+    .from(notices)
+    .where(and(eq(notices.orgId, orgId), eq(notices.mailboxId, mailboxId)))
+    .orderBy(asc(notices.createdAt));
+}
+
+/** Mailboxes that still hold a token (the "revoke every token" incident switch walks these). */
+export async function listMailboxIdsWithTokens({ db, orgId }: { db: DbOrTx; orgId?: string }) {
+  const holdsToken = or(isNotNull(mailboxes.refreshTokenEnc), isNotNull(mailboxes.accessTokenEnc));
+  return db
+    .select({ id: mailboxes.id, orgId: mailboxes.orgId })
+    .from(mailboxes)
+    .where(orgId ? and(eq(mailboxes.orgId, orgId), holdsToken) : holdsToken);
+}

@@ -1,0 +1,72 @@
+import { randomUUID } from "node:crypto";
+import { eq, inArray } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { getDb } from "@/db";
+import { auditEvents, mailboxes } from "@/db/schema";
+import { createOwner } from "@/lib/testing/factories";
+import { decryptField, encryptField, keyIdOf } from "./envelope";
+import { generateKeySpec, parseKeyring } from "./keyring";
+import { reencryptTokens } from "./rotate";
+import { keyring } from "./runtime";
+
+describe("key rotation", () => {
+  it("re-encrypts every token under the new key, resumably, and audits it", async () => {
+    const oldSpec = generateKeySpec("old1");
+    const oldRing = parseKeyring(oldSpec);
+    // The suite shares one database: keep every other test's tokens readable by including the
+    // process keyring, and rotate back to it at the end.
+    const runtimeSpec = [...keyring().byId]
+      .map(([id, key]) => `${id}:${key.toString("base64")}`)
+      .join(",");
+    const newSpec = generateKeySpec("new1");
+    const newRing = parseKeyring(`${newSpec},${runtimeSpec},${oldSpec}`);
+    const db = await getDb();
+    const { orgId } = await createOwner();
+    const ids: string[] = [randomUUID(), randomUUID(), randomUUID()];
+    await db.insert(mailboxes).values(
+      ids.map((id, i) => ({
+        id,
+        orgId,
+        provider: "demo",
+        address: `rot${i}-${id.slice(0, 6)}@example.test`,
+        status: "connected" as const,
+        keyId: "old1",
+        accessTokenEnc: encryptField(oldRing, `access-${i}`, {
+          table: "mailboxes",
+          column: "access_token",
+          rowId: id,
+        }),
+        refreshTokenEnc: encryptField(oldRing, `refresh-${i}`, {
+          table: "mailboxes",
+          column: "refresh_token",
+          rowId: id,
+        }),
+      })),
+    );
+
+    const first = await reencryptTokens(db, newRing, { actor: { type: "system" }, maxRows: 1 });
+    expect(first.remaining).toBe(true);
+    const second = await reencryptTokens(db, newRing, { actor: { type: "system" } });
+    expect(second.remaining).toBe(false);
+
+    const rows = await db.select().from(mailboxes).where(inArray(mailboxes.id, ids));
+    for (const row of rows) {
+      const i = ids.indexOf(row.id);
+      expect(row.keyId).toBe("new1");
+      expect(keyIdOf(row.accessTokenEnc ?? "")).toBe("new1");
+      const ctx = { table: "mailboxes", column: "refresh_token", rowId: row.id };
+      expect(decryptField(newRing, row.refreshTokenEnc ?? "", ctx)).toBe(`refresh-${i}`);
+      expect(() => decryptField(oldRing, row.refreshTokenEnc ?? "", ctx)).toThrow(
+        /not in the keyring/,
+      );
+    }
+    await reencryptTokens(db, parseKeyring(`${runtimeSpec},${newSpec},${oldSpec}`), {
+      actor: { type: "system" },
+    });
+    const events = await db
+      .select()
+      .from(auditEvents)
+      .where(eq(auditEvents.action, "keys.rotated"));
+    expect(events.some((e) => e.outcome === "success")).toBe(true);
+  });
+});

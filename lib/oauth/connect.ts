@@ -1,0 +1,101 @@
+import "server-only";
+import { randomBytes, randomUUID } from "node:crypto";
+import * as oidc from "openid-client";
+import { getDb } from "@/db";
+import { getMailboxForOrg, insertOAuthTransaction } from "@/db/queries/mailboxes";
+import type { Actor } from "@/lib/audit/events";
+import { writeAuditEvent } from "@/lib/audit/write";
+import { enforceRateLimit } from "@/lib/ratelimit/runtime";
+import { MailboxNotFoundError, ProviderNotConfiguredError } from "./errors";
+import { getMailProvider, type ProviderId, redirectUriFor } from "./providers";
+import { sealCodeVerifier } from "./sealed";
+
+export const TRANSACTION_TTL_MS = 10 * 60 * 1000;
+
+export type RequestMeta = { ip: string | null; userAgent: string | null };
+
+export type StartConnectInput = {
+  providerId: ProviderId;
+  orgId: string;
+  userId: string;
+  actor: Actor;
+  request: RequestMeta;
+  /** Reconnect: the mailbox to connect again (its address becomes the login hint). */
+  mailboxId?: string;
+};
+
+/**
+ * Records a one-time transaction and returns the provider's authorization URL. The caller has
+ * already checked the person may connect mailboxes for the organisation.
+ */
+export async function startConnect(input: StartConnectInput): Promise<{ url: string }> {
+  const provider = getMailProvider(input.providerId);
+  if (!provider) throw new ProviderNotConfiguredError(input.providerId);
+  await enforceRateLimit("oauthStart", [`user:${input.userId}`, `org:${input.orgId}`]);
+
+  const db = await getDb();
+  const mailbox = input.mailboxId
+    ? await getMailboxForOrg({ db, orgId: input.orgId, mailboxId: input.mailboxId })
+    : null;
+  if (input.mailboxId && (!mailbox || mailbox.provider !== provider.id)) {
+    throw new MailboxNotFoundError(input.mailboxId);
+  }
+
+  const transactionId = randomUUID();
+  const state = randomBytes(32).toString("base64url");
+  const nonce = randomBytes(32).toString("base64url");
+  const verifier = oidc.randomPKCECodeVerifier();
+  const scopes = provider.scopesToRequest();
+  const redirectUri = redirectUriFor(provider.id);
+
+  const url = new URL(provider.authorizationEndpoint);
+  const params: Record<string, string> = {
+    client_id: provider.clientId,
+    response_type: "code",
+    redirect_uri: redirectUri,
+    scope: scopes.join(" "),
+    state,
+    nonce,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: "S256",
+    ...provider.authorizationParams({
+      hasRefreshToken: mailbox?.hasRefreshToken ?? false,
+      ...(mailbox ? { loginHint: mailbox.address } : {}),
+    }),
+  };
+  for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+
+  await db.transaction(async (tx) => {
+    await insertOAuthTransaction({
+      db: tx,
+      values: {
+        id: transactionId,
+        state,
+        codeVerifierEnc: sealCodeVerifier(transactionId, verifier),
+        nonce,
+        provider: provider.id,
+        requestedScopes: scopes.join(" "),
+        redirectUri,
+        userId: input.userId,
+        orgId: input.orgId,
+        expiresAt: new Date(Date.now() + TRANSACTION_TTL_MS),
+      },
+    });
+    await writeAuditEvent(tx, {
+      orgId: input.orgId,
+      actor: input.actor,
+      action: "oauth.connect_started",
+      target: mailbox ? { type: "mailbox", id: mailbox.id } : null,
+      outcome: "success",
+      ip: input.request.ip,
+      userAgent: input.request.userAgent,
+      metadata: {
+        provider: provider.id,
+        scopes,
+        reconnect: Boolean(mailbox),
+        prompt: params.prompt ?? null,
+      },
+    });
+  });
+  return { url: url.toString() };
+}

@@ -1,0 +1,137 @@
+import "server-only";
+import { randomUUID } from "node:crypto";
+import path from "node:path";
+import type { DbOrTx } from "@/db";
+import { insertNotices, listMailboxNoticeRecipients } from "@/db/queries/mailboxes";
+import { demoInboxDir } from "@/lib/demo";
+import { writePrivateFile } from "@/lib/demo/files";
+import type { StoredMessage } from "@/lib/demo/inbox";
+import { env } from "@/lib/env";
+
+// Telling people about a mailbox: a dashboard notice for the person who connected it and for
+// each owner and admin of the organisation, and an email. Email goes out only in demo mode for
+// now (into the demo inbox, where the demo page shows it); elsewhere it waits for the system
+// mail settings, and the dashboard notice is all there is.
+
+export type MailboxNoticeKind =
+  | "mailbox_needs_reconnect"
+  | "mailbox_admin_action_required"
+  | "mailbox_recovered";
+
+export type MailboxNoticeInput = {
+  kind: MailboxNoticeKind;
+  orgId: string;
+  mailboxId: string;
+  address: string;
+  providerLabel: string;
+  connectedBy: string | null;
+  /** Plain-language cause (for problems). */
+  cause?: string | null;
+};
+
+export type MailboxNotification = {
+  recipients: string[];
+  title: string;
+  body: string;
+  /** Sends the email; call it after the transaction that recorded the notices has committed. */
+  deliver(): Promise<void>;
+};
+
+function wording(input: MailboxNoticeInput): { title: string; body: string } {
+  const what = `${input.address} (${input.providerLabel})`;
+  switch (input.kind) {
+    case "mailbox_needs_reconnect":
+      return {
+        title: `Reconnect the mailbox ${input.address}`,
+        body: `Mailwarden can no longer send from ${what}. ${input.cause ?? ""} Until it is reconnected, messages from this mailbox are refused.`.trim(),
+      };
+    case "mailbox_admin_action_required":
+      return {
+        title: `An administrator must act for ${input.address}`,
+        body: `The provider refused to let Mailwarden send from ${what}. ${input.cause ?? ""} Reconnecting will not help until this is fixed.`.trim(),
+      };
+    case "mailbox_recovered":
+      return {
+        title: `The mailbox ${input.address} is connected again`,
+        body: `${what} was reconnected and can send again.`,
+      };
+  }
+}
+
+/**
+ * Records the notices with `db` (use the transaction of the status change) and returns the
+ * email to deliver once that transaction has committed.
+ */
+export async function notifyMailboxProblem(
+  db: DbOrTx,
+  input: MailboxNoticeInput,
+): Promise<MailboxNotification> {
+  const recipients = await listMailboxNoticeRecipients({
+    db,
+    orgId: input.orgId,
+    connectedBy: input.connectedBy,
+  });
+  const { title, body } = wording(input);
+  await insertNotices({
+    db,
+    values: recipients.map((r) => ({
+      orgId: input.orgId,
+      userId: r.userId,
+      mailboxId: input.mailboxId,
+      kind: input.kind,
+      title,
+      body,
+    })),
+  });
+  const emails = [...new Set(recipients.flatMap((r) => (r.email ? [r.email] : [])))];
+  return {
+    recipients: emails,
+    title,
+    body,
+    deliver: async () => {
+      if (emails.length === 0 || !env().isDemo) return;
+      try {
+        await dropIntoDemoInbox(emails, title, body);
+      } catch (error) {
+        // The notice is recorded; a failed demo email must not undo or hide the status change.
+        console.error(`[mailwarden] demo notification email not written: ${(error as Error).name}`);
+      }
+    },
+  };
+}
+
+const FROM = "notifications@mailwarden.localhost";
+
+// Header values are built here, from an address the provider verified and our own text; still,
+// nothing that could end a header line gets through.
+function headerSafe(value: string): string {
+  return value.replace(/[\p{Cc}\u2028\u2029]+/gu, " ").slice(0, 900);
+}
+
+/** The demo inbox's storage format (lib/demo/inbox.ts): one JSON file per message. */
+async function dropIntoDemoInbox(to: string[], subject: string, text: string): Promise<void> {
+  const receivedAt = new Date();
+  const id = `${receivedAt.getTime().toString().padStart(15, "0")}-${randomUUID()}`;
+  const raw = [
+    `From: Mailwarden <${FROM}>`,
+    `To: ${headerSafe(to.join(", "))}`,
+    `Subject: ${headerSafe(subject)}`,
+    `Date: ${receivedAt.toUTCString()}`,
+    `Message-ID: <${id}@mailwarden.localhost>`,
+    "MIME-Version: 1.0",
+    "Content-Type: text/plain; charset=utf-8",
+    "Content-Transfer-Encoding: 8bit",
+    "",
+    text,
+    "",
+  ].join("\r\n");
+  const stored: StoredMessage = {
+    id,
+    receivedAt: receivedAt.toISOString(),
+    authUser: FROM,
+    envelope: { from: FROM, to },
+    raw,
+  };
+  const dir = demoInboxDir(env().dataDir);
+  await writePrivateFile(path.join(dir, `${id}.json`), JSON.stringify(stored));
+}

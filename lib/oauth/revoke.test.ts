@@ -1,0 +1,174 @@
+import { and, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getDb } from "@/db";
+import { auditEvents } from "@/db/schema";
+import { freePort } from "@/lib/demo/testing";
+import { createOwner } from "@/lib/testing/factories";
+import { MailboxNotFoundError, MailboxUnavailableError } from "./errors";
+import { buildDemoProvider, registerMailProvider, resetMailProviders } from "./providers";
+import { revokeMailbox } from "./revoke";
+import { openMailboxToken } from "./sealed";
+import { type DemoTestbed, startDemoTestbed } from "./testing/demo";
+import {
+  connectDemoMailbox,
+  insertMailboxRow,
+  type Person,
+  REQUEST,
+  readMailbox,
+} from "./testing/fixtures";
+import { type MicrosoftStub, startMicrosoftStub } from "./testing/microsoft-stub";
+import { getAccessToken } from "./tokens";
+
+let testbed: DemoTestbed;
+let microsoft: MicrosoftStub;
+
+beforeAll(async () => {
+  testbed = await startDemoTestbed();
+  microsoft = await startMicrosoftStub();
+  registerMailProvider(testbed.provider);
+  registerMailProvider(microsoft.provider);
+});
+
+afterAll(async () => {
+  resetMailProviders();
+  await Promise.all([testbed?.close(), microsoft?.close()]);
+});
+
+const email = () => `box-${Math.random().toString(36).slice(2, 10)}@example.test`;
+
+async function connected(person: Person, address = email()) {
+  const { result } = await connectDemoMailbox(person, { email: address });
+  if (result.kind !== "connected") throw new Error(`not connected: ${result.kind}`);
+  const row = await readMailbox(result.mailboxId);
+  return {
+    id: result.mailboxId,
+    address,
+    accessToken: openMailboxToken(row.id, "access_token", row.accessTokenEnc ?? ""),
+    refreshToken: openMailboxToken(row.id, "refresh_token", row.refreshTokenEnc ?? ""),
+  };
+}
+
+function revoke(person: Person, mailboxId: string) {
+  return revokeMailbox({
+    orgId: person.orgId,
+    mailboxId,
+    actor: { type: "user", id: person.user.id },
+    request: REQUEST,
+  });
+}
+
+async function revokedEvent(mailboxId: string) {
+  const db = await getDb();
+  const [event] = await db
+    .select()
+    .from(auditEvents)
+    .where(and(eq(auditEvents.targetId, mailboxId), eq(auditEvents.action, "mailbox.revoked")));
+  return event;
+}
+
+describe("revokeMailbox", () => {
+  it("demo: revoked at the provider (introspection says inactive), tokens deleted, audited", async () => {
+    const owner = await createOwner();
+    const box = await connected(owner);
+    expect(await testbed.introspect(box.accessToken)).toMatchObject({ active: true });
+
+    const result = await revoke(owner, box.id);
+    expect(result.providerResult).toBe("revoked");
+    expect(result.detail).toMatch(/confirmed/);
+
+    expect(await testbed.introspect(box.accessToken)).toMatchObject({ active: false });
+    expect(await testbed.introspect(box.refreshToken)).toMatchObject({ active: false });
+    expect(await readMailbox(box.id)).toMatchObject({
+      status: "revoked",
+      accessTokenEnc: null,
+      accessTokenExpiresAt: null,
+      refreshTokenEnc: null,
+    });
+    const event = await revokedEvent(box.id);
+    expect(event).toMatchObject({ outcome: "success", actorId: owner.user.id });
+    expect(event?.metadata).toMatchObject({ providerResult: "revoked", providerHttpStatus: 200 });
+    expect(JSON.stringify(event)).not.toContain(box.refreshToken);
+    await expect(getAccessToken(box.id)).rejects.toBeInstanceOf(MailboxUnavailableError);
+
+    // A revoked mailbox can be connected again, as the same row.
+    const again = await connectDemoMailbox(owner, { email: box.address, mailboxId: box.id });
+    expect(again.url.searchParams.get("prompt")).toBe("consent");
+    expect(again.result).toMatchObject({ kind: "connected", mailboxId: box.id, reconnected: true });
+    expect((await getAccessToken(box.id)).accessToken).toBeTruthy();
+  });
+
+  it("provider down: tokens are deleted anyway and the person is told", async () => {
+    const owner = await createOwner();
+    const box = await connected(owner);
+    const closedPort = await freePort();
+    registerMailProvider(
+      buildDemoProvider({
+        issuer: testbed.issuer,
+        clientId: testbed.clientId,
+        clientSecret: testbed.clientSecret,
+        smtpPort: 2465,
+        revocationEndpoint: `http://127.0.0.1:${closedPort}/token/revocation`,
+      }),
+    );
+    try {
+      const result = await revoke(owner, box.id);
+      expect(result.providerResult).toBe("failed");
+      expect(result.detail).toMatch(/did not answer/);
+      expect(result.detail).toMatch(/deleted its copy of the tokens anyway/);
+    } finally {
+      registerMailProvider(testbed.provider);
+    }
+    expect(await readMailbox(box.id)).toMatchObject({
+      status: "revoked",
+      accessTokenEnc: null,
+      refreshTokenEnc: null,
+    });
+    const event = await revokedEvent(box.id);
+    expect(event).toMatchObject({ outcome: "failure" });
+    expect(event?.metadata).toMatchObject({ providerResult: "failed", providerHttpStatus: null });
+    // The grant is still alive at the provider: that is why the person is told.
+    expect(await testbed.introspect(box.refreshToken)).toMatchObject({ active: true });
+  });
+
+  it("provider answering 503: failed with the status, tokens deleted", async () => {
+    const owner = await createOwner();
+    const box = await connected(owner);
+    testbed.proxy.down = true;
+    try {
+      const result = await revoke(owner, box.id);
+      expect(result).toMatchObject({ providerResult: "failed" });
+      expect(result.detail).toMatch(/HTTP 503/);
+    } finally {
+      testbed.proxy.down = false;
+    }
+    expect(await readMailbox(box.id)).toMatchObject({ status: "revoked", refreshTokenEnc: null });
+    expect((await revokedEvent(box.id))?.metadata).toMatchObject({ providerHttpStatus: 503 });
+  });
+
+  it("microsoft: not supported, tokens deleted, the person is told where to remove consent", async () => {
+    const owner = await createOwner();
+    const id = await insertMailboxRow({ person: owner, provider: "microsoft" });
+    const requests = microsoft.requests.length;
+    const result = await revoke(owner, id);
+    expect(result.providerResult).toBe("not_supported");
+    expect(result.detail).toContain("https://myapps.microsoft.com");
+    expect(result.detail).toContain("Enterprise applications");
+    expect(microsoft.requests.length).toBe(requests);
+    expect(await readMailbox(id)).toMatchObject({
+      status: "revoked",
+      accessTokenEnc: null,
+      refreshTokenEnc: null,
+    });
+    expect((await revokedEvent(id))?.metadata).toMatchObject({ providerResult: "not_supported" });
+  });
+
+  it("cannot touch another organisation's mailbox", async () => {
+    const owner = await createOwner();
+    const stranger = await createOwner("stranger");
+    const id = await insertMailboxRow({ person: owner, provider: "microsoft" });
+    await expect(revoke(stranger, id)).rejects.toBeInstanceOf(MailboxNotFoundError);
+    const row = await readMailbox(id);
+    expect(row.status).toBe("connected");
+    expect(row.refreshTokenEnc).not.toBeNull();
+  });
+});

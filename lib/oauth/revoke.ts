@@ -1,0 +1,172 @@
+import "server-only";
+import { getDb } from "@/db";
+import { lockMailboxWithTokens, type MailboxTokenRow, updateMailbox } from "@/db/queries/mailboxes";
+import type { Actor } from "@/lib/audit/events";
+import { writeAuditEvent } from "@/lib/audit/write";
+import type { RequestMeta } from "./connect";
+import { MailboxNotFoundError } from "./errors";
+import { getMailProvider, type MailProvider } from "./providers";
+import { openMailboxToken } from "./sealed";
+import { revokeToken } from "./token-endpoint";
+
+export type RevokeMailboxInput = {
+  orgId: string;
+  mailboxId: string;
+  actor: Actor;
+  request: RequestMeta;
+};
+
+export type ProviderRevocationResult = "revoked" | "not_supported" | "failed";
+
+export type RevokeMailboxResult = {
+  providerResult: ProviderRevocationResult;
+  /** Plain words for the person who pressed Revoke. */
+  detail: string;
+};
+
+const MICROSOFT_GUIDANCE =
+  "Microsoft offers apps no way to revoke their own permission. Mailwarden deleted its copy " +
+  "of the tokens, so it can no longer send from this mailbox, but Microsoft keeps the consent " +
+  "until someone removes it: the mailbox's owner at https://myapps.microsoft.com (find " +
+  "Mailwarden, then remove it), or a Microsoft 365 administrator in the Microsoft Entra admin " +
+  "center › Enterprise applications.";
+
+const MANAGE_ACCESS: Partial<Record<string, string>> = {
+  google: "https://myaccount.google.com/permissions",
+};
+
+type ProviderAnswer = RevokeMailboxResult & { httpStatus: number | null; error: string | null };
+
+function failed(
+  provider: MailProvider | null,
+  why: string,
+  httpStatus: number | null,
+  error: string | null,
+) {
+  const where = provider ? MANAGE_ACCESS[provider.id] : undefined;
+  const check = where
+    ? ` To be sure, remove Mailwarden's access at ${where}.`
+    : " To be sure, remove Mailwarden's access in the account's security settings at the provider.";
+  return {
+    providerResult: "failed",
+    detail: `${why} Mailwarden deleted its copy of the tokens anyway, so it can no longer send from this mailbox.${check}`,
+    httpStatus,
+    error,
+  } as const;
+}
+
+function heldToken(row: MailboxTokenRow) {
+  if (row.refreshTokenEnc) {
+    const token = openMailboxToken(row.id, "refresh_token", row.refreshTokenEnc);
+    return { token, hint: "refresh_token" as const };
+  }
+  if (row.accessTokenEnc) {
+    const token = openMailboxToken(row.id, "access_token", row.accessTokenEnc);
+    return { token, hint: "access_token" as const };
+  }
+  return null;
+}
+
+async function revokeAtProvider(row: MailboxTokenRow): Promise<ProviderAnswer> {
+  const provider = getMailProvider(row.provider);
+  if (provider && !provider.revocationEndpoint) {
+    return {
+      providerResult: "not_supported",
+      detail: MICROSOFT_GUIDANCE,
+      httpStatus: null,
+      error: null,
+    };
+  }
+  const label = provider?.label ?? row.provider;
+  if (!provider)
+    return failed(null, `${label} is not configured here, so it could not be told.`, null, null);
+
+  // The refresh token stands for the whole grant: revoking it ends its access tokens too.
+  let held: ReturnType<typeof heldToken>;
+  try {
+    held = heldToken(row);
+  } catch {
+    return failed(
+      provider,
+      "Mailwarden could not read its stored token (key missing?).",
+      null,
+      null,
+    );
+  }
+  if (!held) {
+    return failed(
+      provider,
+      `Mailwarden held no token for this mailbox any more, so there was nothing to revoke at ${label}.`,
+      null,
+      null,
+    );
+  }
+  const answer = await revokeToken(provider, held.token, held.hint);
+  if (answer.ok) {
+    return {
+      providerResult: "revoked",
+      detail: `${label} confirmed that Mailwarden's permission for this mailbox is revoked.`,
+      httpStatus: answer.status,
+      error: null,
+    };
+  }
+  const bodyError = (answer.body as { error?: unknown } | null)?.error;
+  const error =
+    typeof bodyError === "string" ? bodyError.slice(0, 64) : (answer.networkError ?? null);
+  const why =
+    answer.status === null
+      ? `${label} did not answer the revocation request.`
+      : `${label} refused the revocation request (HTTP ${answer.status}).`;
+  return failed(provider, why, answer.status, error);
+}
+
+/**
+ * Disconnects a mailbox: revokes the grant at the provider where it can, then deletes the
+ * tokens here whatever the provider answered. The mailbox can be connected again later.
+ */
+export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMailboxResult> {
+  const db = await getDb();
+  return db.transaction(async (tx) => {
+    // The lock keeps a refresh from rotating the token between revoking it and deleting it.
+    const row = await lockMailboxWithTokens({
+      db: tx,
+      mailboxId: input.mailboxId,
+      orgId: input.orgId,
+    });
+    if (!row) throw new MailboxNotFoundError(input.mailboxId);
+    const answer = await revokeAtProvider(row);
+    await updateMailbox({
+      db: tx,
+      mailboxId: row.id,
+      set: {
+        status: "revoked",
+        accessTokenEnc: null,
+        accessTokenExpiresAt: null,
+        refreshTokenEnc: null,
+        lastErrorCode: null,
+        lastErrorCause: null,
+        failureCount: 0,
+        retryAfter: null,
+      },
+    });
+    await writeAuditEvent(tx, {
+      orgId: row.orgId,
+      actor: input.actor,
+      action: "mailbox.revoked",
+      target: { type: "mailbox", id: row.id },
+      outcome: answer.providerResult === "failed" ? "failure" : "success",
+      ip: input.request.ip,
+      userAgent: input.request.userAgent,
+      metadata: {
+        provider: row.provider,
+        address: row.address,
+        previousStatus: row.status,
+        providerResult: answer.providerResult,
+        providerHttpStatus: answer.httpStatus,
+        providerError: answer.error,
+        localCopyDeleted: true,
+      },
+    });
+    return { providerResult: answer.providerResult, detail: answer.detail };
+  });
+}

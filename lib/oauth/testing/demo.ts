@@ -1,0 +1,194 @@
+// Test-only: the real demo provider on a free port, a counting proxy in front of its token
+// and revocation endpoints, and a browser-like walk through its login and consent pages.
+import { randomBytes } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { introspectVia } from "@/lib/demo";
+import { type DemoProvider, startDemoProvider } from "@/lib/demo/provider";
+import { browserFetch, CookieJar, freePort, tempDataDir } from "@/lib/demo/testing";
+import { buildDemoProvider, type MailProvider, redirectUriFor } from "../providers";
+
+export type CountingProxy = {
+  url: string;
+  /** Refresh-token grants that reached the provider. */
+  refreshCalls: number;
+  revocationCalls: number;
+  /** Answer 503 to everything instead of forwarding. */
+  down: boolean;
+  /** Hold each refresh this long before forwarding (widens race windows). */
+  refreshDelayMs: number;
+  close(): Promise<void>;
+};
+
+export type DemoTestbed = {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  provider: MailProvider;
+  proxy: CountingProxy;
+  dataDir: string;
+  introspect(token: string): Promise<{ active: boolean; scope?: string }>;
+  close(): Promise<void>;
+};
+
+async function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export async function startCountingProxy(target: string): Promise<CountingProxy> {
+  const server = http.createServer((req, res) => {
+    forward(req, res).catch(() => {
+      res.writeHead(502);
+      res.end();
+    });
+  });
+  const proxy: CountingProxy = {
+    url: "",
+    refreshCalls: 0,
+    revocationCalls: 0,
+    down: false,
+    refreshDelayMs: 0,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+  async function forward(req: http.IncomingMessage, res: http.ServerResponse) {
+    const body = await readBody(req);
+    const path = req.url ?? "/";
+    const isRefresh =
+      path === "/token" &&
+      new URLSearchParams(body.toString()).get("grant_type") === "refresh_token";
+    if (isRefresh) proxy.refreshCalls++;
+    if (path === "/token/revocation") proxy.revocationCalls++;
+    if (proxy.down) {
+      res.writeHead(503, { "content-type": "text/plain" });
+      res.end("Service Unavailable");
+      return;
+    }
+    if (isRefresh && proxy.refreshDelayMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, proxy.refreshDelayMs));
+    }
+    const headers: Record<string, string> = {};
+    for (const name of ["authorization", "content-type", "accept"]) {
+      const value = req.headers[name];
+      if (typeof value === "string") headers[name] = value;
+    }
+    const upstream = await fetch(`${target}${path}`, {
+      method: req.method,
+      headers,
+      body: new Uint8Array(body),
+    });
+    const text = await upstream.text();
+    res.writeHead(upstream.status, {
+      "content-type": upstream.headers.get("content-type") ?? "application/json",
+    });
+    res.end(text);
+  }
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return proxy;
+}
+
+export async function startDemoTestbed(): Promise<DemoTestbed> {
+  const dataDir = await tempDataDir();
+  const port = await freePort();
+  const issuer = `http://localhost:${port}`;
+  const clientId = "mailwarden-mailbox-test";
+  const clientSecret = randomBytes(32).toString("base64url");
+  const demo: DemoProvider = await startDemoProvider({
+    issuer,
+    port,
+    dataDir,
+    clients: [
+      { client_id: clientId, client_secret: clientSecret, redirect_uris: [redirectUriFor("demo")] },
+    ],
+  });
+  const proxy = await startCountingProxy(issuer);
+  const provider = buildDemoProvider({
+    issuer,
+    clientId,
+    clientSecret,
+    smtpPort: 2465,
+    tokenEndpoint: `${proxy.url}/token`,
+    revocationEndpoint: `${proxy.url}/token/revocation`,
+  });
+  return {
+    issuer,
+    clientId,
+    clientSecret,
+    provider,
+    proxy,
+    dataDir,
+    introspect: introspectVia(issuer, { clientId, clientSecret }),
+    close: async () => {
+      await Promise.allSettled([proxy.close(), demo.close()]);
+    },
+  };
+}
+
+export type BrowserOptions = {
+  email?: string;
+  /** Scopes to untick on the consent page. */
+  untick?: string[];
+  /** Press Cancel on the consent page. */
+  cancel?: boolean;
+  jar?: CookieJar;
+};
+
+/** Follows the authorization URL through login and consent the way a browser would. */
+export async function authorizeInBrowser(
+  authorizationUrl: string,
+  opts: BrowserOptions = {},
+): Promise<{ callbackUrl: URL; pages: Array<"login" | "consent">; jar: CookieJar }> {
+  const jar = opts.jar ?? new CookieJar();
+  let url = new URL(authorizationUrl);
+  const origin = url.origin;
+  const pages: Array<"login" | "consent"> = [];
+  for (let step = 0; step < 12; step++) {
+    if (url.origin !== origin) return { callbackUrl: url, pages, jar };
+    const response = await browserFetch(jar, url);
+    const location = response.headers.get("location");
+    if (location) {
+      url = new URL(location, url);
+      continue;
+    }
+    const html = await response.text();
+    if (response.status !== 200) throw new Error(`HTTP ${response.status} at ${url}: ${html}`);
+    const kind = html.includes('name="email"') ? "login" : "consent";
+    pages.push(kind);
+    url = await submit(jar, url, kind, html, opts);
+  }
+  throw new Error("The authorization flow did not come back to the app");
+}
+
+async function submit(
+  jar: CookieJar,
+  pageUrl: URL,
+  kind: "login" | "consent",
+  html: string,
+  opts: BrowserOptions,
+): Promise<URL> {
+  const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
+  if (!action) throw new Error(`The ${kind} page has no form`);
+  let target = new URL(action, pageUrl);
+  const form = new URLSearchParams();
+  if (kind === "login") {
+    form.set("email", opts.email ?? "mailbox@example.test");
+  } else if (opts.cancel) {
+    target = new URL(target.pathname.replace(/\/confirm$/, "/abort"), pageUrl);
+  } else {
+    for (const [, scope = ""] of html.matchAll(
+      /name="scope" value="([^"]+)" checked(?! disabled)/g,
+    )) {
+      if (!opts.untick?.includes(scope)) form.append("scope", scope);
+    }
+  }
+  const response = await browserFetch(jar, target, { method: "POST", form });
+  const location = response.headers.get("location");
+  if (!location) throw new Error(`No redirect after the ${kind} page`);
+  return new URL(location, target);
+}

@@ -1,0 +1,50 @@
+import "server-only";
+import { env } from "@/lib/env";
+import {
+  createRateLimits,
+  type LimitName,
+  type LimitOverrides,
+  type RateLimitResult,
+  type RateLimits,
+} from "./index";
+
+/** A rate limit said no; map it to 429 with Retry-After (or a form message) in one place. */
+export class RateLimitedError extends Error {
+  constructor(
+    readonly limit: LimitName,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`Too many requests. Try again in ${retryAfterSeconds} seconds.`);
+    this.name = "RateLimitedError";
+  }
+}
+
+// One set of limiters per process, kept across `next dev` module reloads: the in-memory
+// backend would otherwise forget every count on each reload.
+const holder = globalThis as typeof globalThis & { __mailwardenRateLimits?: RateLimits };
+
+/** The process's limiters: Upstash, then a self-hosted Redis, else in-memory (one process). */
+export function rateLimits(): RateLimits {
+  if (holder.__mailwardenRateLimits) return holder.__mailwardenRateLimits;
+  const e = env();
+  holder.__mailwardenRateLimits = createRateLimits({
+    upstash:
+      e.UPSTASH_REDIS_REST_URL && e.UPSTASH_REDIS_REST_TOKEN
+        ? { url: e.UPSTASH_REDIS_REST_URL, token: e.UPSTASH_REDIS_REST_TOKEN }
+        : undefined,
+    redisUrl: e.REDIS_URL,
+    overrides: e.RATE_LIMITS as LimitOverrides | undefined,
+  });
+  return holder.__mailwardenRateLimits;
+}
+
+/** Counts one request against each identifier; throws RateLimitedError on the first denial. */
+export async function enforceRateLimit(name: LimitName, identifiers: string[]): Promise<void> {
+  const results: RateLimitResult[] = [];
+  for (const identifier of identifiers) {
+    results.push(await rateLimits().get(name).limit(identifier));
+  }
+  const denied = results.filter((r) => !r.success);
+  if (denied.length === 0) return;
+  throw new RateLimitedError(name, Math.max(...denied.map((r) => r.retryAfterSeconds)));
+}

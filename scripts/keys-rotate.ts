@@ -1,0 +1,34 @@
+// `npm run keys:rotate`: re-encrypts every token column under the first key of
+// TOKEN_ENCRYPTION_KEYS. Safe to run again after an interruption: it picks up where it stopped.
+import { openDatabase } from "@/db";
+import { reencryptTokens } from "@/lib/crypto/rotate";
+import { keyring } from "@/lib/crypto/runtime";
+import { EnvError, env } from "@/lib/env";
+
+async function main() {
+  const e = env();
+  const handle = await openDatabase({ databaseUrl: e.DATABASE_URL, dataDir: e.dataDir });
+  try {
+    const ring = keyring();
+    console.info(`re-encrypting token columns under key ${ring.current.id} …`);
+    const result = await reencryptTokens(handle.db, ring, {
+      actor: { type: "system", label: "npm run keys:rotate" },
+    });
+    console.info(
+      `done: ${result.mailboxes} mailboxes, ${result.transactions} pending connections re-encrypted` +
+        (result.remaining
+          ? "; some cells still use an older key — run again"
+          : "; no cell uses an older key"),
+    );
+    if (result.remaining) process.exitCode = 1;
+  } finally {
+    await handle.close();
+  }
+}
+
+main().catch((error) => {
+  console.error(
+    error instanceof EnvError ? error.message : `key rotation failed: ${(error as Error).message}`,
+  );
+  process.exit(1);
+});
