@@ -15,12 +15,12 @@ async function main() {
       actor: { type: "system", label: "npm run keys:rotate" },
     });
     console.info(
-      `done: ${result.mailboxes} mailboxes, ${result.transactions} pending connections re-encrypted` +
-        (result.remaining
-          ? "; some cells still use an older key — run again"
-          : "; no cell uses an older key"),
+      `done: ${result.mailboxes} mailboxes, ${result.transactions} pending connections re-encrypted`,
     );
-    if (result.remaining) process.exitCode = 1;
+    if (result.unreadable.length > 0) {
+      console.error(`cells no key can open, left as they are: ${result.unreadable.join(", ")}`);
+      process.exitCode = 1;
+    }
   } finally {
     await handle.close();
   }

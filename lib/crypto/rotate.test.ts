@@ -67,6 +67,8 @@ describe("key rotation", () => {
       .select()
       .from(auditEvents)
       .where(eq(auditEvents.action, "keys.rotated"));
-    expect(events.some((e) => e.outcome === "success")).toBe(true);
+    expect(events.some((e) => e.metadata.keyId === "new1" && e.metadata.remaining === false)).toBe(
+      true,
+    );
   });
 });

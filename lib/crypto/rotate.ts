@@ -4,55 +4,70 @@ import type { Database } from "@/db";
 import { mailboxes, oauthTransactions } from "@/db/schema";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
-import { needsReencryption, reencryptField } from "./envelope";
+import { DecryptionError, needsReencryption, reencryptField } from "./envelope";
 import type { Keyring } from "./keyring";
 
-export type RotationProgress = { mailboxes: number; transactions: number; remaining: boolean };
+export type RotationResult = {
+  mailboxes: number;
+  transactions: number;
+  /** Cells that no key of the keyring can open (tampered, or the key was dropped too early). */
+  unreadable: string[];
+  /** The run stopped at maxRows: run it again to finish. */
+  remaining: boolean;
+};
 
-function rotateCell(
-  keyring: Keyring,
-  value: string | null,
-  table: string,
-  column: string,
-  rowId: string,
-) {
-  if (!value || !needsReencryption(keyring, value)) return value;
-  return reencryptField(keyring, value, { table, column, rowId });
+type Cell = { value: string | null; table: string; column: string; rowId: string };
+
+function rotateCell(keyring: Keyring, cell: Cell, unreadable: string[]): string | null {
+  if (!cell.value || !needsReencryption(keyring, cell.value)) return cell.value;
+  try {
+    return reencryptField(keyring, cell.value, cell);
+  } catch (error) {
+    if (!(error instanceof DecryptionError)) throw error;
+    unreadable.push(`${cell.table}.${cell.column}:${cell.rowId}`);
+    return cell.value;
+  }
 }
 
 /**
  * Re-encrypts every token cell under the keyring's current key, one row per transaction with the
- * row locked (a token refresh may be writing it at the same moment). Resumable: it picks rows by
- * key id, so a run that stops part-way is finished by running it again.
+ * row locked (a token refresh may be writing it at the same moment). Resumable: cells already
+ * under the current key are skipped, so a run that stopped part-way is finished by running it
+ * again. A cell that cannot be opened is reported, never silently dropped.
  */
 export async function reencryptTokens(
   db: Database,
   keyring: Keyring,
   options: { actor: Actor; maxRows?: number },
-): Promise<RotationProgress> {
+): Promise<RotationResult> {
   const current = keyring.current.id;
   const budget = options.maxRows ?? Number.POSITIVE_INFINITY;
+  const unreadable: string[] = [];
   let rotatedMailboxes = 0;
   let rotatedTransactions = 0;
+  let remaining = false;
 
-  const mailboxesWithTokens = await db
+  const withTokens = await db
     .select({ id: mailboxes.id })
     .from(mailboxes)
     .where(or(isNotNull(mailboxes.accessTokenEnc), isNotNull(mailboxes.refreshTokenEnc)));
-  for (const { id } of mailboxesWithTokens) {
-    if (rotatedMailboxes + rotatedTransactions >= budget) break;
+  for (const { id } of withTokens) {
+    if (rotatedMailboxes + rotatedTransactions >= budget) {
+      remaining = true;
+      break;
+    }
     const changed = await db.transaction(async (tx) => {
       const [row] = await tx.select().from(mailboxes).where(eq(mailboxes.id, id)).for("update");
       if (!row) return false;
-      const access = rotateCell(keyring, row.accessTokenEnc, "mailboxes", "access_token", id);
-      const refresh = rotateCell(keyring, row.refreshTokenEnc, "mailboxes", "refresh_token", id);
-      if (
-        access === row.accessTokenEnc &&
-        refresh === row.refreshTokenEnc &&
-        row.keyId === current
-      ) {
-        return false;
-      }
+      const cell = (column: string, value: string | null) => ({
+        value,
+        table: "mailboxes",
+        column,
+        rowId: id,
+      });
+      const access = rotateCell(keyring, cell("access_token", row.accessTokenEnc), unreadable);
+      const refresh = rotateCell(keyring, cell("refresh_token", row.refreshTokenEnc), unreadable);
+      if (access === row.accessTokenEnc && refresh === row.refreshTokenEnc) return false;
       await tx
         .update(mailboxes)
         .set({ accessTokenEnc: access, refreshTokenEnc: refresh, keyId: current })
@@ -66,8 +81,12 @@ export async function reencryptTokens(
     .select({ id: oauthTransactions.id, value: oauthTransactions.codeVerifierEnc })
     .from(oauthTransactions);
   for (const { id, value } of transactions) {
-    if (rotatedMailboxes + rotatedTransactions >= budget) break;
-    const next = rotateCell(keyring, value, "oauth_transactions", "code_verifier", id);
+    if (remaining || rotatedMailboxes + rotatedTransactions >= budget) {
+      remaining = true;
+      break;
+    }
+    const cell = { value, table: "oauth_transactions", column: "code_verifier", rowId: id };
+    const next = rotateCell(keyring, cell, unreadable);
     if (next === value || !next) continue;
     await db
       .update(oauthTransactions)
@@ -76,30 +95,18 @@ export async function reencryptTokens(
     rotatedTransactions++;
   }
 
-  const remaining = await hasStaleCells(db, keyring);
   await writeAuditEvent(db, {
     orgId: null,
     actor: options.actor,
     action: "keys.rotated",
-    outcome: remaining ? "failure" : "success",
+    outcome: remaining || unreadable.length > 0 ? "failure" : "success",
     metadata: {
       keyId: current,
       mailboxes: rotatedMailboxes,
       transactions: rotatedTransactions,
+      unreadable,
       remaining,
     },
   });
-  return { mailboxes: rotatedMailboxes, transactions: rotatedTransactions, remaining };
-}
-
-async function hasStaleCells(db: Database, keyring: Keyring): Promise<boolean> {
-  const rows = await db
-    .select({ a: mailboxes.accessTokenEnc, r: mailboxes.refreshTokenEnc })
-    .from(mailboxes);
-  const verifiers = await db
-    .select({ v: oauthTransactions.codeVerifierEnc })
-    .from(oauthTransactions);
-  return [...rows.flatMap((r) => [r.a, r.r]), ...verifiers.map((t) => t.v)].some(
-    (value) => value !== null && needsReencryption(keyring, value),
-  );
+  return { mailboxes: rotatedMailboxes, transactions: rotatedTransactions, unreadable, remaining };
 }
