@@ -1,5 +1,5 @@
 import "server-only";
-import { and, asc, eq, gt, inArray, isNotNull, isNull, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { mailboxes, memberships, notices, oauthTransactions, users } from "@/db/schema";
 
@@ -229,6 +229,11 @@ export async function consumeOAuthTransaction({
     )
     .returning();
   return row ?? null;
+}
+
+/** Transactions long past expiry: kept a day to explain a late callback, then removed. */
+export async function deleteStaleOAuthTransactions({ db, before }: { db: DbOrTx; before: Date }) {
+  await db.delete(oauthTransactions).where(lt(oauthTransactions.expiresAt, before));
 }
 
 /** Only to explain a refusal; never to proceed with. */

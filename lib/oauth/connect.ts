@@ -2,7 +2,11 @@ import "server-only";
 import { randomBytes, randomUUID } from "node:crypto";
 import * as oidc from "openid-client";
 import { getDb } from "@/db";
-import { getMailboxForOrg, insertOAuthTransaction } from "@/db/queries/mailboxes";
+import {
+  deleteStaleOAuthTransactions,
+  getMailboxForOrg,
+  insertOAuthTransaction,
+} from "@/db/queries/mailboxes";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { enforceRateLimit } from "@/lib/ratelimit/runtime";
@@ -66,6 +70,7 @@ export async function startConnect(input: StartConnectInput): Promise<{ url: str
   for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
 
   await db.transaction(async (tx) => {
+    await deleteStaleOAuthTransactions({ db: tx, before: new Date(Date.now() - 24 * 3600_000) });
     await insertOAuthTransaction({
       db: tx,
       values: {
