@@ -21,3 +21,31 @@ export async function signOut(page: Page) {
   await page.getByRole("button", { name: "Sign out" }).click();
   await expect(page.getByRole("heading", { name: "Sign in to Mailwarden" })).toBeVisible();
 }
+
+/** Connects a demo mailbox for the signed-in owner (the provider session is already there). */
+export async function connectDemoMailbox(page: Page) {
+  await page.goto("/mailboxes");
+  await page.getByRole("link", { name: /^Connect Demo/ }).click();
+  await page.getByRole("button", { name: /^Continue to/ }).click();
+  await page.getByRole("button", { name: "Allow" }).click();
+  await expect(page.getByRole("status").filter({ hasText: "is connected" })).toBeVisible();
+}
+
+export async function addMember(
+  page: Page,
+  email: string,
+  role: "sender" | "admin" | "compliance",
+) {
+  await page.goto("/members");
+  await page.getByLabel("Email", { exact: true }).fill(email);
+  await page.getByLabel("Role", { exact: true }).selectOption(role);
+  await page.getByRole("button", { name: "Add person" }).click();
+  await expect(page.getByText(`${email} can now sign in`)).toBeVisible();
+}
+
+export async function switchUser(page: Page, email: string) {
+  await signOut(page);
+  // The demo provider remembers the last person: start from clean cookies.
+  await page.context().clearCookies();
+  await signInAs(page, email);
+}

@@ -44,3 +44,25 @@ test("[ADMIN][MAILBOXES] with the mail scope unticked the mailbox is not connect
   await page.getByRole("link", { name: "Mailboxes" }).click();
   await expect(page.getByText("No mailbox yet")).toBeVisible();
 });
+
+test("[ADMIN][MAILBOXES] revoke asks for confirmation, revokes at the provider and can be connected again", async ({
+  page,
+}) => {
+  const owner = uniqueEmail("owner");
+  await signInAs(page, owner);
+  await openConsentExplanation(page);
+  await page.getByRole("button", { name: "Allow" }).click();
+  await expect(page.getByRole("status").filter({ hasText: "is connected" })).toBeVisible();
+
+  page.once("dialog", (dialog) => dialog.dismiss());
+  await page.getByRole("button", { name: `Revoke ${owner}` }).click();
+  await expect(page.getByText("Connected", { exact: true })).toBeVisible();
+
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.getByRole("button", { name: `Revoke ${owner}` }).click();
+  await expect(page.getByText("Revoked", { exact: true })).toBeVisible();
+  await expect(page.getByRole("status").filter({ hasText: /revoked/i })).toBeVisible();
+
+  await page.getByRole("link", { name: "Reconnect" }).click();
+  await expect(page.getByRole("heading", { name: `Reconnect ${owner}` })).toBeVisible();
+});

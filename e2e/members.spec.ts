@@ -1,7 +1,7 @@
 import { expect, test } from "@playwright/test";
 import { signInAs, signOut, uniqueEmail } from "./helpers";
 
-const ADMIN_URLS = ["/members", "/activity"];
+const ADMIN_URLS = ["/members", "/activity", "/api-keys", "/mailboxes/connect/demo"];
 
 test("[OWNER][MEMBERS] the first person owns a new organisation, adds a sender, and the server refuses the sender every admin URL", async ({
   page,

@@ -6,6 +6,9 @@ export type NavItem = { href: string; label: string; permission: Permission; dem
 export const NAV: NavItem[] = [
   { href: "/", label: "Overview", permission: "view" },
   { href: "/mailboxes", label: "Mailboxes", permission: "view" },
+  { href: "/send", label: "Send a test message", permission: "send" },
+  { href: "/messages", label: "Messages", permission: "view" },
+  { href: "/api-keys", label: "API keys", permission: "manageApiKeys" },
   { href: "/demo-inbox", label: "Demo inbox", permission: "view", demoOnly: true },
   { href: "/members", label: "Members", permission: "manageMembers" },
   { href: "/activity", label: "Activity log", permission: "readAudit" },

@@ -10,7 +10,20 @@ export type ActionResult = {
   ok?: boolean;
   message?: string;
   fieldErrors?: Record<string, string[]>;
+  /** A newly created secret (an API key), shown once in this response and never stored. */
+  secret?: string;
 };
+
+/** Form fields as an object; a name given several times (checkboxes) becomes an array. */
+function formToObject(formData: FormData): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const key of new Set(formData.keys())) {
+    if (key.startsWith("$ACTION")) continue;
+    const values = formData.getAll(key).filter((v): v is string => typeof v === "string");
+    out[key] = values.length > 1 ? values : (values[0] ?? "");
+  }
+  return out;
+}
 
 export type ActionContext = SessionContext & { actor: Actor; request: RequestInfo };
 
@@ -29,7 +42,7 @@ export function action<S extends z.ZodType>(
       await auditDenied(session, `action:${options.name}`, options.permission);
       return { message: "Your role does not allow this." };
     }
-    const parsed = options.schema.safeParse(Object.fromEntries(formData));
+    const parsed = options.schema.safeParse(formToObject(formData));
     if (!parsed.success) {
       return {
         message: "Please correct the highlighted fields.",

@@ -6,6 +6,7 @@ export const ROLES = ["owner", "admin", "sender", "compliance"] as const satisfi
 export const CAN = {
   manageMembers: ["owner", "admin"],
   manageMailboxes: ["owner", "admin"],
+  manageApiKeys: ["owner", "admin"],
   readAudit: ["owner", "admin", "compliance"],
   send: ["owner", "admin", "sender"],
   view: ["owner", "admin", "sender", "compliance"],

@@ -14,7 +14,14 @@ export type ProviderId = "google" | "microsoft" | "demo";
 
 export const PROVIDER_IDS: readonly ProviderId[] = ["google", "microsoft", "demo"];
 
-export type SmtpSettings = { host: string; port: number; secure: boolean; requireTLS: boolean };
+/** `ca`: a PEM trust anchor for this server (the demo CA, or a test server's); checks stay on. */
+export type SmtpSettings = {
+  host: string;
+  port: number;
+  secure: boolean;
+  requireTLS: boolean;
+  ca?: string;
+};
 
 export type MailProvider = {
   id: ProviderId;

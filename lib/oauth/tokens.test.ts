@@ -33,7 +33,7 @@ import {
   startMicrosoftStub,
 } from "./testing/microsoft-stub";
 import { refreshAccessToken, revokeToken } from "./token-endpoint";
-import { backoffMs, getAccessToken, markAdminActionRequired, recordMailboxUse } from "./tokens";
+import { backoffMs, getAccessToken, markMailboxUnusable, recordMailboxUse } from "./tokens";
 
 let testbed: DemoTestbed;
 let microsoft: MicrosoftStub;
@@ -369,12 +369,13 @@ describe("classifyTokenError", () => {
 });
 
 describe("for the sending layer", () => {
-  it("markAdminActionRequired flags the mailbox once and tells the admins", async () => {
+  it("markMailboxUnusable flags the mailbox once and tells the admins", async () => {
     const owner = await createOwner();
     const id = await insertMailboxRow({ person: owner, provider: "microsoft" });
     const cause = "SMTP AUTH is disabled for this mailbox; an Exchange admin must enable it.";
-    await markAdminActionRequired(id, cause, "smtp_5.7.139");
-    await markAdminActionRequired(id, cause, "smtp_5.7.139");
+    const problem = { status: "admin_action_required" as const, cause, code: "smtp_5.7.139" };
+    await markMailboxUnusable(id, problem);
+    await markMailboxUnusable(id, problem);
     expect(await readMailbox(id)).toMatchObject({
       status: "admin_action_required",
       lastErrorCode: "smtp_5.7.139",

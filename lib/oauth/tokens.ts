@@ -317,10 +317,21 @@ async function recordTransient(
  * The provider accepted the token but refuses SMTP for a reason only an administrator can fix
  * (Microsoft 535 5.7.139: SMTP AUTH disabled). Reconnecting would not help, so it is not asked.
  */
-export async function markAdminActionRequired(
+export type SmtpMailboxProblem = {
+  status: "needs_reconnect" | "admin_action_required";
+  code: string;
+  cause: string;
+  smtpResponse?: string | null;
+};
+
+/**
+ * The sending layer calls this when the SMTP server refuses a fresh token: the grant is dead
+ * (needs_reconnect; tokens kept, the refresh layer wipes them when it fails itself) or an
+ * administrator must enable SMTP AUTH (admin_action_required: no consent loop). Said once.
+ */
+export async function markMailboxUnusable(
   mailboxId: string,
-  cause: string,
-  code: string,
+  problem: SmtpMailboxProblem,
 ): Promise<void> {
   const db = await getDb();
   const notification = await db.transaction(async (tx) => {
@@ -328,21 +339,29 @@ export async function markAdminActionRequired(
     if (!row) throw new MailboxNotFoundError(mailboxId);
     // Already flagged, paused, revoked or waiting for a reconnect: nothing new to say.
     if (row.status !== "connected") return null;
+    const { status, code, cause } = problem;
     await updateMailbox({
       db: tx,
       mailboxId,
-      set: { status: "admin_action_required", lastErrorCode: code, lastErrorCause: cause },
+      set: {
+        status,
+        lastErrorCode: code,
+        lastErrorCause: cause,
+        failureCount: row.failureCount + 1,
+      },
     });
     await writeAuditEvent(tx, {
       orgId: row.orgId,
       actor: { type: "system", label: "mail sending" },
-      action: "mailbox.admin_action_required",
+      action:
+        status === "needs_reconnect" ? "mailbox.needs_reconnect" : "mailbox.admin_action_required",
       target: { type: "mailbox", id: mailboxId },
       outcome: "success",
-      metadata: { provider: row.provider, code, cause },
+      metadata: { provider: row.provider, code, cause, smtpResponse: problem.smtpResponse ?? null },
     });
     return notifyMailboxProblem(tx, {
-      kind: "mailbox_admin_action_required",
+      kind:
+        status === "needs_reconnect" ? "mailbox_needs_reconnect" : "mailbox_admin_action_required",
       orgId: row.orgId,
       mailboxId,
       address: row.address,

@@ -4,6 +4,9 @@ import { revalidatePath } from "next/cache";
 import { redirect } from "next/navigation";
 import { z } from "zod";
 import { action } from "@/lib/auth/action";
+import { sendOutcomeResult } from "@/lib/mail/form-result";
+import { testConnection } from "@/lib/mail/send";
+import { closeMailboxTransport } from "@/lib/mail/transport";
 import { startConnect } from "@/lib/oauth/connect";
 import { MailboxNotFoundError, ProviderNotConfiguredError } from "@/lib/oauth/errors";
 import { PROVIDER_IDS } from "@/lib/oauth/providers";
@@ -61,10 +64,34 @@ export const revokeMailboxAction = action(
         actor: ctx.actor,
         request: ctx.request,
       });
+      closeMailboxTransport(mailboxId);
       revalidatePath("/mailboxes");
       return { ok: result.providerResult !== "failed", message: result.detail };
     } catch (error) {
       return knownError(error);
     }
+  },
+);
+
+export const testConnectionAction = action(
+  {
+    permission: "send",
+    name: "mailboxes.test_connection",
+    schema: z.object({ mailboxId: z.string().min(1).max(64) }),
+  },
+  async ({ mailboxId }, ctx) => {
+    const outcome = await testConnection({
+      orgId: ctx.orgId,
+      mailboxId,
+      actor: {
+        type: "user",
+        userId: ctx.user.id,
+        role: ctx.role,
+        label: ctx.user.email ?? undefined,
+      },
+      request: ctx.request,
+    });
+    revalidatePath("/mailboxes");
+    return sendOutcomeResult(outcome);
   },
 );

@@ -4,7 +4,7 @@ import { useActionState } from "react";
 import { FormMessage } from "@/components/ui/form-message";
 import { SubmitButton } from "@/components/ui/submit-button";
 import type { ActionResult } from "@/lib/auth/action";
-import { revokeMailboxAction, startConnectAction } from "./actions";
+import { revokeMailboxAction, startConnectAction, testConnectionAction } from "./actions";
 
 const initial: ActionResult = {};
 
@@ -28,20 +28,48 @@ export function ConnectForm({
   );
 }
 
-export function RevokeForm({ mailboxId, address }: { mailboxId: string; address: string }) {
+// Stays mounted after the mailbox is revoked so that the provider's answer remains on screen.
+export function RevokeForm({
+  mailboxId,
+  address,
+  isRevoked,
+}: {
+  mailboxId: string;
+  address: string;
+  isRevoked: boolean;
+}) {
   const [state, formAction] = useActionState(revokeMailboxAction, initial);
   return (
     <form
       action={formAction}
-      className="space-y-1"
+      className="space-y-1 text-right"
       onSubmit={(event) => {
         const question = `Revoke ${address}? Mailwarden revokes its access at the provider and deletes its tokens; sending from this mailbox stops until it is connected again.`;
         if (!window.confirm(question)) event.preventDefault();
       }}
     >
       <input type="hidden" name="mailboxId" value={mailboxId} />
-      <SubmitButton variant="danger" pendingText="Revoking…" aria-label={`Revoke ${address}`}>
-        Revoke
+      {!isRevoked && (
+        <SubmitButton variant="danger" pendingText="Revoking…" aria-label={`Revoke ${address}`}>
+          Revoke
+        </SubmitButton>
+      )}
+      <FormMessage state={state} />
+    </form>
+  );
+}
+
+export function TestConnectionForm({ mailboxId, address }: { mailboxId: string; address: string }) {
+  const [state, formAction] = useActionState(testConnectionAction, initial);
+  return (
+    <form action={formAction} className="space-y-1 text-right">
+      <input type="hidden" name="mailboxId" value={mailboxId} />
+      <SubmitButton
+        variant="secondary"
+        pendingText="Testing…"
+        aria-label={`Test connection of ${address}`}
+      >
+        Test connection
       </SubmitButton>
       <FormMessage state={state} />
     </form>

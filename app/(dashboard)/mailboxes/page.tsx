@@ -9,7 +9,7 @@ import { hasPermission } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
 import { listMailProviders } from "@/lib/oauth/providers";
 import { formatDateTime } from "@/lib/utils";
-import { RevokeForm } from "./forms";
+import { RevokeForm, TestConnectionForm } from "./forms";
 
 export const metadata = { title: "Mailboxes" };
 
@@ -29,6 +29,7 @@ export default async function MailboxesPage({ searchParams }: Props) {
   const { connected } = await searchParams;
   const mailboxes = await listMailboxes({ db: await getDb(), orgId: ctx.orgId });
   const canManage = hasPermission(ctx.role, "manageMailboxes");
+  const canSend = hasPermission(ctx.role, "send");
   const providers = listMailProviders();
   const justConnected = mailboxes.find((m) => m.id === connected);
 
@@ -98,9 +99,12 @@ export default async function MailboxesPage({ searchParams }: Props) {
                         <dd>{formatDateTime(m.lastUsedAt)}</dd>
                       </dl>
                     </div>
-                    {canManage && (
-                      <div className="flex flex-col items-end gap-2">
-                        {m.status !== "connected" && (
+                    {(canManage || canSend) && (
+                      <div className="flex max-w-xs flex-col items-end gap-2">
+                        {canSend && m.status === "connected" && (
+                          <TestConnectionForm mailboxId={m.id} address={m.address} />
+                        )}
+                        {canManage && m.status !== "connected" && (
                           <Link
                             className="rounded-md border border-slate-300 px-3 py-2 text-sm hover:bg-slate-50"
                             href={`/mailboxes/connect/${m.provider}?mailbox=${m.id}`}
@@ -108,8 +112,12 @@ export default async function MailboxesPage({ searchParams }: Props) {
                             Reconnect
                           </Link>
                         )}
-                        {m.status !== "revoked" && (
-                          <RevokeForm mailboxId={m.id} address={m.address} />
+                        {canManage && (
+                          <RevokeForm
+                            mailboxId={m.id}
+                            address={m.address}
+                            isRevoked={m.status === "revoked"}
+                          />
                         )}
                       </div>
                     )}

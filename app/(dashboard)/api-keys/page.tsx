@@ -1,0 +1,89 @@
+import { PageHeader } from "@/components/page-header";
+import { Badge } from "@/components/ui/badge";
+import { Card } from "@/components/ui/card";
+import { getDb } from "@/db";
+import { listMailboxes } from "@/db/queries/mailboxes";
+import { requirePermission } from "@/lib/auth/session";
+import { env } from "@/lib/env";
+import { listApiKeysForOrg } from "@/lib/mail/api-keys";
+import { formatDateTime } from "@/lib/utils";
+import { CreateApiKeyForm, RevokeApiKeyButton } from "./forms";
+
+export const metadata = { title: "API keys" };
+
+export default async function ApiKeysPage() {
+  const ctx = await requirePermission("manageApiKeys", "/api-keys");
+  const [keys, mailboxes] = await Promise.all([
+    listApiKeysForOrg({ orgId: ctx.orgId }),
+    listMailboxes({ db: await getDb(), orgId: ctx.orgId }),
+  ]);
+  const addressOf = new Map(mailboxes.map((m) => [m.id, m.address]));
+  return (
+    <>
+      <PageHeader
+        title="API keys"
+        description="Your services send with POST /api/v1/messages and Authorization: Bearer <key>. Only a hash of each key is stored."
+      />
+      <Card className="mb-6 max-w-2xl">
+        <h2 className="mb-3 font-medium">Create a key</h2>
+        <CreateApiKeyForm mailboxes={mailboxes.map((m) => ({ id: m.id, address: m.address }))} />
+      </Card>
+      <Card>
+        <h2 className="mb-3 font-medium">Keys</h2>
+        {keys.length === 0 ? (
+          <p className="text-sm">No key yet. Create one for each service that sends mail.</p>
+        ) : (
+          <table className="w-full text-left text-sm">
+            <thead className="text-slate-500">
+              <tr>
+                <th className="py-2">Name</th>
+                <th>Prefix</th>
+                <th>Mailboxes</th>
+                <th>Last used</th>
+                <th>Status</th>
+                <th>
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {keys.map((k) => (
+                <tr key={k.id} className="border-slate-100 border-t align-top">
+                  <td className="py-2">{k.name}</td>
+                  <td className="py-2 font-mono text-xs">{k.prefix}</td>
+                  <td className="py-2 text-xs">
+                    {k.allowedMailboxIds === null
+                      ? "All mailboxes"
+                      : k.allowedMailboxIds
+                          .map((id) => addressOf.get(id) ?? "removed mailbox")
+                          .join(", ")}
+                  </td>
+                  <td className="py-2">{formatDateTime(k.lastUsedAt)}</td>
+                  <td className="py-2">
+                    {k.revokedAt ? (
+                      <Badge tone="neutral">Revoked</Badge>
+                    ) : (
+                      <Badge tone="good">Active</Badge>
+                    )}
+                  </td>
+                  <td className="py-2">
+                    {!k.revokedAt && <RevokeApiKeyButton keyId={k.id} name={k.name} />}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+        <p className="mt-4 text-slate-500 text-xs">
+          Example:{" "}
+          <code>
+            curl -X POST {env().APP_URL}/api/v1/messages -H &quot;Authorization: Bearer $KEY&quot;
+            -H &quot;Content-Type: application/json&quot; -d &apos;{"{"}
+            &quot;mailbox&quot;:&quot;you@example.com&quot;,&quot;to&quot;:[&quot;a@example.com&quot;],&quot;subject&quot;:&quot;Hi&quot;,&quot;text&quot;:&quot;Hello&quot;
+            {"}"}&apos;
+          </code>
+        </p>
+      </Card>
+    </>
+  );
+}

@@ -1,0 +1,398 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { and, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getDb } from "@/db";
+import { auditEvents, messages } from "@/db/schema";
+import { clearSwitch, setSwitch } from "@/lib/incidents/switches";
+import { revokeApiKey } from "@/lib/mail/api-keys";
+import {
+  connectMailbox,
+  makeApiKey,
+  type SendTestbed,
+  sendRequest,
+  startSendTestbed,
+  useRateLimits,
+} from "@/lib/mail/testing";
+import { closeAllMailboxTransports } from "@/lib/mail/transport";
+import { resetMailProviders } from "@/lib/oauth/providers";
+import { openMailboxToken } from "@/lib/oauth/sealed";
+import { type Person, readMailbox, setMailbox } from "@/lib/oauth/testing/fixtures";
+import { createOwner } from "@/lib/testing/factories";
+import { POST } from "./route";
+
+let bed: SendTestbed;
+let owner: Person;
+let mailboxId: string;
+let address: string;
+let token: string;
+
+beforeAll(async () => {
+  bed = await startSendTestbed();
+  owner = await createOwner();
+  address = `sender-${Date.now()}@example.test`;
+  mailboxId = await connectMailbox(owner, address);
+  token = (await makeApiKey(owner)).token;
+});
+
+afterAll(async () => {
+  closeAllMailboxTransports();
+  resetMailProviders();
+  await bed?.close();
+});
+
+const message = (overrides: Record<string, unknown> = {}) => ({
+  mailbox: mailboxId,
+  to: ["rcpt@example.test"],
+  subject: "Hello",
+  text: "Body",
+  ...overrides,
+});
+
+async function problemOf(response: Response) {
+  expect(response.headers.get("content-type")).toBe("application/problem+json");
+  return (await response.json()) as Record<string, unknown>;
+}
+
+async function rowsFor(orgId: string) {
+  const db = await getDb();
+  return db.select().from(messages).where(eq(messages.orgId, orgId));
+}
+
+describe("POST /api/v1/messages: a message that goes out", () => {
+  it("arrives in the inbox, is recorded as sent and audited, and answers 201", async () => {
+    const before = await bed.inboxCount();
+    const subject = `Quarterly report ${Date.now()}`;
+    const response = await POST(
+      sendRequest(
+        message({
+          to: ['"Rita Recipient" <rita@example.test>'],
+          cc: ["carl@example.test"],
+          bcc: ["hidden@example.test"],
+          subject,
+        }),
+        { token },
+      ),
+    );
+    expect(response.status).toBe(201);
+    const raw = await response.text();
+    const body = JSON.parse(raw);
+    expect(Object.keys(body).sort()).toEqual(["id", "messageId", "smtpResponse", "status"]);
+    expect(body).toMatchObject({ status: "sent", messageId: expect.stringMatching(/^<.+>$/) });
+    expect(body.smtpResponse).toMatch(/^250 /);
+
+    expect(await bed.inboxCount()).toBe(before + 1);
+    const arrived = (await bed.readInbox()).find((m) => m.subject === subject);
+    expect(arrived).toMatchObject({
+      authUser: address,
+      envelopeFrom: address,
+      to: ["Rita Recipient <rita@example.test>"],
+      cc: ["carl@example.test"],
+    });
+    expect(arrived?.envelopeTo.sort()).toEqual(
+      ["carl@example.test", "hidden@example.test", "rita@example.test"].sort(),
+    );
+    expect(arrived?.text.trim()).toBe("Body");
+
+    const db = await getDb();
+    const [row] = await db.select().from(messages).where(eq(messages.id, body.id));
+    expect(row).toMatchObject({
+      status: "sent",
+      subject,
+      recipientCount: 3,
+      mailboxId,
+      senderType: "api_key",
+      providerMessageId: body.messageId,
+    });
+    expect(row?.recipients).toEqual({
+      to: ['"Rita Recipient" <rita@example.test>'],
+      cc: ["carl@example.test"],
+      bcc: ["hidden@example.test"],
+    });
+    const [event] = await db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.targetId, body.id), eq(auditEvents.action, "message.sent")));
+    expect(event).toMatchObject({ outcome: "success", actorType: "api_key" });
+
+    // No secret anywhere in what the client sees.
+    const accessToken = openMailboxToken(
+      mailboxId,
+      "access_token",
+      (await readMailbox(mailboxId)).accessTokenEnc ?? "",
+    );
+    const secret = token.split("_").slice(2).join("_");
+    for (const needle of [accessToken, token, secret]) {
+      expect(raw).not.toContain(needle);
+      expect(JSON.stringify(event)).not.toContain(needle);
+    }
+  });
+
+  it("accepts the mailbox by address too", async () => {
+    const response = await POST(
+      sendRequest(message({ mailbox: address.toUpperCase() }), { token }),
+    );
+    expect(response.status).toBe(201);
+  });
+});
+
+type HostileCase = {
+  id: string;
+  set?: Record<string, unknown>;
+  unset?: string[];
+  generate?: { field: string; char?: string; length?: number; count?: number; template?: string };
+  raw?: string;
+  contentType?: string;
+  expect: number[];
+};
+
+const fixtures = JSON.parse(
+  readFileSync(path.resolve(process.cwd(), "../shared/fixtures/hostile-inputs.json"), "utf8"),
+) as { base: Record<string, unknown>; cases: HostileCase[] };
+
+function hostileBody(c: HostileCase): string {
+  if (c.raw !== undefined) return c.raw.replaceAll("{{MAILBOX}}", mailboxId);
+  const body: Record<string, unknown> = { ...fixtures.base, mailbox: mailboxId };
+  for (const [key, value] of Object.entries(c.set ?? {})) body[key] = value;
+  for (const key of c.unset ?? []) delete body[key];
+  if (c.generate) {
+    const g = c.generate;
+    const filler = (g.char ?? "a").repeat(g.length ?? 0);
+    if (g.count !== undefined) {
+      body[g.field] = Array.from({ length: g.count }, (_, i) =>
+        (g.template ?? "{}").replace("{}", String(i)),
+      );
+    } else if (g.field === "to") {
+      body.to = [(g.template ?? "{}").replace("{}", filler)];
+    } else {
+      body[g.field] = g.template ? g.template.replace("{}", filler) : filler;
+    }
+  }
+  return JSON.stringify(body);
+}
+
+describe("hostile inputs (../shared/fixtures/hostile-inputs.json) through the route", () => {
+  it("has cases", () => expect(fixtures.cases.length).toBeGreaterThan(40));
+
+  for (const c of fixtures.cases) {
+    it(`${c.id}: refused with ${c.expect.join(" or ")}, nothing sent`, async () => {
+      const before = await bed.inboxCount();
+      const rows = (await rowsFor(owner.orgId)).length;
+      const response = await POST(
+        sendRequest(hostileBody(c), {
+          token,
+          ...(c.contentType ? { contentType: c.contentType } : {}),
+        }),
+      );
+      expect(c.expect).toContain(response.status);
+      expect(response.status).toBeLessThan(500);
+      const problem = await problemOf(response);
+      expect(problem.status).toBe(response.status);
+      expect(await bed.inboxCount()).toBe(before);
+      expect((await rowsFor(owner.orgId)).length).toBe(rows);
+    });
+  }
+});
+
+describe("refusals", () => {
+  it("401 without a key, with a bad key, with a revoked key", async () => {
+    const { key, token: revoked } = await makeApiKey(owner);
+    await revokeApiKey({
+      orgId: owner.orgId,
+      actor: { userId: owner.user.id, role: "owner" },
+      keyId: key.id,
+      request: { ip: null, userAgent: null },
+    });
+    const forged = `${token.slice(0, -4)}AAAA`;
+    for (const bearer of [null, "nonsense", forged, revoked]) {
+      const response = await POST(sendRequest(message(), { token: bearer }));
+      expect(response.status).toBe(401);
+      expect(response.headers.get("www-authenticate")).toMatch(/^Bearer/);
+      await problemOf(response);
+    }
+  });
+
+  it("403 for a key restricted to another mailbox", async () => {
+    const other = await connectMailbox(owner);
+    const { token: restricted } = await makeApiKey(owner, [other]);
+    const response = await POST(sendRequest(message(), { token: restricted }));
+    expect(response.status).toBe(403);
+    expect((await problemOf(response)).detail).toMatch(/not allowed/);
+    const allowed = await POST(sendRequest(message({ mailbox: other }), { token: restricted }));
+    expect(allowed.status).toBe(201);
+  });
+
+  it("404 for an unknown mailbox and for another organisation's mailbox", async () => {
+    const stranger = await createOwner("stranger");
+    const theirs = await connectMailbox(stranger);
+    for (const mailbox of ["00000000-0000-0000-0000-000000000000", theirs, "nobody@example.test"]) {
+      const response = await POST(sendRequest(message({ mailbox }), { token }));
+      expect(response.status).toBe(404);
+      await problemOf(response);
+    }
+  });
+
+  it("409 with the cause when the mailbox needs reconnecting", async () => {
+    const box = await connectMailbox(owner);
+    const cause = "Google says the grant was revoked. Reconnect the mailbox.";
+    await setMailbox(box, { status: "needs_reconnect", lastErrorCause: cause });
+    const before = await bed.inboxCount();
+    const response = await POST(sendRequest(message({ mailbox: box }), { token }));
+    expect(response.status).toBe(409);
+    expect(await problemOf(response)).toMatchObject({
+      detail: cause,
+      mailboxStatus: "needs_reconnect",
+    });
+    expect(await bed.inboxCount()).toBe(before);
+  });
+
+  it("423 while a global or organisation pause is on, and 423 for a paused mailbox", async () => {
+    const db = await getDb();
+    const actor = { userId: owner.user.id, label: "owner" };
+    for (const scope of [
+      { type: "global" as const },
+      { type: "organization" as const, orgId: owner.orgId },
+    ]) {
+      await setSwitch({ db, kind: "pause_sending", scope, reason: "incident 42", actor });
+      try {
+        const before = await bed.inboxCount();
+        const response = await POST(sendRequest(message(), { token }));
+        expect(response.status).toBe(423);
+        expect((await problemOf(response)).detail).toMatch(/incident 42/);
+        expect(await bed.inboxCount()).toBe(before);
+      } finally {
+        await clearSwitch({ db, kind: "pause_sending", scope, actor });
+      }
+    }
+    const box = await connectMailbox(owner);
+    await setMailbox(box, { status: "paused" });
+    const response = await POST(sendRequest(message({ mailbox: box }), { token }));
+    expect(response.status).toBe(423);
+    expect((await problemOf(response)).scope).toBe("mailbox");
+    expect((await POST(sendRequest(message(), { token }))).status).toBe(201);
+  });
+
+  it("429 with Retry-After past the per-key limit, and past the per-mailbox minute limit", async () => {
+    const restore = useRateLimits({
+      apiKey: { tokens: 2, window: "1 m" },
+      sendMailboxMinuteDemo: { tokens: 3, window: "1 m" },
+    });
+    try {
+      const { token: busy } = await makeApiKey(owner);
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++)
+        statuses.push((await POST(sendRequest(message(), { token: busy }))).status);
+      expect(statuses).toEqual([201, 201, 429]);
+      const limited = await POST(sendRequest(message(), { token: busy }));
+      expect(limited.status).toBe(429);
+      expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expect((await problemOf(limited)).limit).toBe("apiKey");
+
+      // Two more keys, one mailbox: the mailbox's own limit (3 a minute) stops the fourth.
+      const box = await connectMailbox(owner);
+      const keys = [(await makeApiKey(owner)).token, (await makeApiKey(owner)).token];
+      const results: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const response = await POST(sendRequest(message({ mailbox: box }), { token: keys[i % 2] }));
+        results.push(response.status);
+        if (response.status === 429) {
+          expect(response.headers.get("retry-after")).toMatch(/^\d+$/);
+          expect((await problemOf(response)).limit).toBe("sendMailboxMinuteDemo");
+        }
+      }
+      expect(results).toEqual([201, 201, 201, 429]);
+    } finally {
+      await restore();
+    }
+  });
+});
+
+describe("Idempotency-Key", () => {
+  it("same key and body: 200 with the first result, nothing sent again", async () => {
+    const key = `order-${Date.now()}`;
+    const first = await POST(
+      sendRequest(message({ subject: key }), { token, idempotencyKey: key }),
+    );
+    expect(first.status).toBe(201);
+    const firstBody = await first.json();
+    const before = await bed.inboxCount();
+    const again = await POST(
+      sendRequest(message({ subject: key }), { token, idempotencyKey: key }),
+    );
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual(firstBody);
+    expect(await bed.inboxCount()).toBe(before);
+  });
+
+  it("same key, different body: 422 and nothing sent", async () => {
+    const key = `k-${Date.now()}`;
+    expect((await POST(sendRequest(message(), { token, idempotencyKey: key }))).status).toBe(201);
+    const before = await bed.inboxCount();
+    const response = await POST(
+      sendRequest(message({ subject: "Something else" }), { token, idempotencyKey: key }),
+    );
+    expect(response.status).toBe(422);
+    await problemOf(response);
+    expect(await bed.inboxCount()).toBe(before);
+  });
+
+  it("keys are per API key: another key may use the same value", async () => {
+    const key = `shared-${Date.now()}`;
+    const { token: other } = await makeApiKey(owner);
+    expect((await POST(sendRequest(message(), { token, idempotencyKey: key }))).status).toBe(201);
+    expect((await POST(sendRequest(message(), { token: other, idempotencyKey: key }))).status).toBe(
+      201,
+    );
+  });
+
+  it("a malformed key is a 400", async () => {
+    for (const bad of ["", "x".repeat(256), "has space", "naïve"]) {
+      const response = await POST(sendRequest(message(), { token, idempotencyKey: bad }));
+      expect(response.status).toBe(400);
+      await problemOf(response);
+    }
+  });
+
+  it("20 concurrent requests with one key deliver exactly one message", async () => {
+    const key = `burst-${Date.now()}`;
+    const subject = `Burst ${key}`;
+    const before = await bed.inboxCount();
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        POST(sendRequest(message({ subject }), { token, idempotencyKey: key })),
+      ),
+    );
+    const statuses = responses.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(19);
+    const bodies = await Promise.all(responses.map((r) => r.json()));
+    expect(new Set(bodies.map((b) => b.id)).size).toBe(1);
+    expect(await bed.inboxCount()).toBe(before + 1);
+    const arrived = (await bed.readInbox()).filter((m) => m.subject === subject);
+    expect(arrived).toHaveLength(1);
+    const db = await getDb();
+    const rows = await db.select().from(messages).where(eq(messages.idempotencyKey, key));
+    expect(rows).toHaveLength(1);
+  });
+});
+
+describe("the request body", () => {
+  it("413 past the size cap, without reading it all", async () => {
+    const big = "x".repeat(21 * 1024 * 1024 + 10);
+    const response = await POST(sendRequest(`{"text":"${big}"}`, { token }));
+    expect(response.status).toBe(413);
+    await problemOf(response);
+  });
+
+  it("400 for a body that is not UTF-8", async () => {
+    const response = await POST(
+      new Request("http://localhost/api/v1/messages", {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]),
+      }),
+    );
+    expect(response.status).toBe(400);
+    await problemOf(response);
+  });
+});

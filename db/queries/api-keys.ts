@@ -1,0 +1,164 @@
+import "server-only";
+import { and, asc, eq, inArray, isNull, lt, or } from "drizzle-orm";
+import type { DbOrTx } from "@/db";
+import { apiKeys, mailboxes, users } from "@/db/schema";
+
+// API keys. The secret's SHA-256 is selected only by the function whose name says "hash";
+// every other read leaves it out.
+
+const publicColumns = {
+  id: apiKeys.id,
+  orgId: apiKeys.orgId,
+  name: apiKeys.name,
+  prefix: apiKeys.prefix,
+  allowedMailboxIds: apiKeys.allowedMailboxIds,
+  createdBy: apiKeys.createdBy,
+  createdAt: apiKeys.createdAt,
+  lastUsedAt: apiKeys.lastUsedAt,
+  revokedAt: apiKeys.revokedAt,
+};
+
+export type ApiKeySummary = {
+  id: string;
+  orgId: string;
+  name: string;
+  prefix: string;
+  allowedMailboxIds: string[] | null;
+  createdBy: string | null;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+};
+
+export async function insertApiKey({
+  db,
+  values,
+}: {
+  db: DbOrTx;
+  values: {
+    id: string;
+    orgId: string;
+    name: string;
+    prefix: string;
+    secretHash: string;
+    allowedMailboxIds: string[] | null;
+    createdBy: string | null;
+  };
+}): Promise<ApiKeySummary> {
+  const [row] = await db.insert(apiKeys).values(values).returning(publicColumns);
+  if (!row) throw new Error("api key insert returned nothing");
+  return row;
+}
+
+/** Bearer verification only: the one read that includes the hash. */
+export async function getApiKeyHashByPrefix({ db, prefix }: { db: DbOrTx; prefix: string }) {
+  const [row] = await db
+    .select({ ...publicColumns, secretHash: apiKeys.secretHash })
+    .from(apiKeys)
+    .where(eq(apiKeys.prefix, prefix))
+    .limit(1);
+  return row ?? null;
+}
+
+export async function getApiKeyForOrg({
+  db,
+  orgId,
+  keyId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  keyId: string;
+}): Promise<ApiKeySummary | null> {
+  const [row] = await db
+    .select(publicColumns)
+    .from(apiKeys)
+    .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.id, keyId)))
+    .limit(1);
+  return row ?? null;
+}
+
+export async function listApiKeys({ db, orgId }: { db: DbOrTx; orgId: string }) {
+  return db
+    .select({ ...publicColumns, createdByEmail: users.email })
+    .from(apiKeys)
+    .leftJoin(users, eq(users.id, apiKeys.createdBy))
+    .where(eq(apiKeys.orgId, orgId))
+    .orderBy(asc(apiKeys.revokedAt), asc(apiKeys.createdAt));
+}
+
+/** Null when the key is not this organisation's or already revoked. */
+export async function revokeApiKeyRow({
+  db,
+  orgId,
+  keyId,
+  now,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  keyId: string;
+  now: Date;
+}) {
+  const [row] = await db
+    .update(apiKeys)
+    .set({ revokedAt: now })
+    .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.id, keyId), isNull(apiKeys.revokedAt)))
+    .returning(publicColumns);
+  return row ?? null;
+}
+
+export async function setApiKeyMailboxes({
+  db,
+  orgId,
+  keyId,
+  allowedMailboxIds,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  keyId: string;
+  allowedMailboxIds: string[] | null;
+}) {
+  const [row] = await db
+    .update(apiKeys)
+    .set({ allowedMailboxIds })
+    .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.id, keyId), isNull(apiKeys.revokedAt)))
+    .returning(publicColumns);
+  return row ?? null;
+}
+
+/** Written at most once per `olderThan` per key, so a busy key does not write on every send. */
+export async function touchApiKeyLastUsed({
+  db,
+  keyId,
+  now,
+  olderThan,
+}: {
+  db: DbOrTx;
+  keyId: string;
+  now: Date;
+  olderThan: Date;
+}) {
+  await db
+    .update(apiKeys)
+    .set({ lastUsedAt: now })
+    .where(
+      and(eq(apiKeys.id, keyId), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, olderThan))),
+    );
+}
+
+/** Which of these ids are mailboxes of the organisation (restricting a key to others is refused). */
+export async function listOrgMailboxIds({
+  db,
+  orgId,
+  mailboxIds,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  mailboxIds: string[];
+}) {
+  if (mailboxIds.length === 0) return [];
+  const rows = await db
+    .select({ id: mailboxes.id })
+    .from(mailboxes)
+    .where(and(eq(mailboxes.orgId, orgId), inArray(mailboxes.id, mailboxIds)));
+  return rows.map((row) => row.id);
+}

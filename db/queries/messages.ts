@@ -1,0 +1,197 @@
+import "server-only";
+import { and, desc, eq, gte, sql } from "drizzle-orm";
+import type { DbOrTx } from "@/db";
+import { apiKeys, mailboxes, messages, users } from "@/db/schema";
+
+// Sent and attempted messages. Bodies are never stored: recipients and subject are what a
+// person needs to recognise a send, and the SMTP reply is what they need to diagnose one.
+
+export type MessageSender = { type: "user" | "api_key"; id: string };
+
+export type MessageRecipients = { to: string[]; cc: string[]; bcc: string[] };
+
+const resultColumns = {
+  id: messages.id,
+  status: messages.status,
+  requestHash: messages.requestHash,
+  smtpResponse: messages.smtpResponse,
+  providerMessageId: messages.providerMessageId,
+  errorCode: messages.errorCode,
+};
+
+export type MessageResult = {
+  id: string;
+  status: "sending" | "sent" | "failed";
+  requestHash: string | null;
+  smtpResponse: string | null;
+  providerMessageId: string | null;
+  errorCode: string | null;
+};
+
+/**
+ * Writes the row in status `sending` before any SMTP traffic. With an idempotency key the
+ * unique index (sender, key) decides who sends: null means another request holds the key.
+ */
+export async function claimMessage({
+  db,
+  orgId,
+  mailboxId,
+  sender,
+  recipients,
+  subject,
+  idempotencyKey,
+  requestHash,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  mailboxId: string;
+  sender: MessageSender;
+  recipients: MessageRecipients;
+  subject: string;
+  idempotencyKey: string | null;
+  requestHash: string;
+}): Promise<{ id: string } | null> {
+  const [row] = await db
+    .insert(messages)
+    .values({
+      orgId,
+      mailboxId,
+      senderType: sender.type,
+      senderId: sender.id,
+      recipients,
+      recipientCount: recipients.to.length + recipients.cc.length + recipients.bcc.length,
+      subject,
+      status: "sending",
+      idempotencyKey,
+      requestHash,
+    })
+    .onConflictDoNothing({
+      target: [messages.senderType, messages.senderId, messages.idempotencyKey],
+    })
+    .returning({ id: messages.id });
+  return row ?? null;
+}
+
+/** The earlier request made with this key by this sender (keys are scoped per sender). */
+export async function findMessageByIdempotencyKey({
+  db,
+  orgId,
+  sender,
+  idempotencyKey,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  sender: MessageSender;
+  idempotencyKey: string;
+}): Promise<MessageResult | null> {
+  const [row] = await db
+    .select(resultColumns)
+    .from(messages)
+    .where(
+      and(
+        eq(messages.orgId, orgId),
+        eq(messages.senderType, sender.type),
+        eq(messages.senderId, sender.id),
+        eq(messages.idempotencyKey, idempotencyKey),
+      ),
+    )
+    .limit(1);
+  return row ?? null;
+}
+
+export async function finishMessage({
+  db,
+  orgId,
+  messageId,
+  status,
+  smtpResponse,
+  providerMessageId,
+  errorCode,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  messageId: string;
+  status: "sent" | "failed";
+  smtpResponse: string | null;
+  providerMessageId: string | null;
+  errorCode: string | null;
+}) {
+  await db
+    .update(messages)
+    .set({
+      status,
+      smtpResponse,
+      providerMessageId,
+      errorCode,
+      sentAt: status === "sent" ? new Date() : null,
+    })
+    .where(and(eq(messages.orgId, orgId), eq(messages.id, messageId)));
+}
+
+/** The messages page: recent sends with the mailbox, who sent and what the server said. */
+export async function listRecentMessages({
+  db,
+  orgId,
+  limit = 50,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  limit?: number;
+}) {
+  return db
+    .select({
+      id: messages.id,
+      status: messages.status,
+      subject: messages.subject,
+      recipientCount: messages.recipientCount,
+      smtpResponse: messages.smtpResponse,
+      errorCode: messages.errorCode,
+      createdAt: messages.createdAt,
+      sentAt: messages.sentAt,
+      mailboxId: messages.mailboxId,
+      mailboxAddress: mailboxes.address,
+      senderType: messages.senderType,
+      senderLabel: sql<string | null>`coalesce(${apiKeys.name}, ${users.email}, ${users.name})`,
+    })
+    .from(messages)
+    .leftJoin(mailboxes, eq(mailboxes.id, messages.mailboxId))
+    .leftJoin(apiKeys, and(eq(messages.senderType, "api_key"), eq(apiKeys.id, messages.senderId)))
+    .leftJoin(users, and(eq(messages.senderType, "user"), eq(users.id, messages.senderId)))
+    .where(eq(messages.orgId, orgId))
+    .orderBy(desc(messages.createdAt))
+    .limit(limit);
+}
+
+export type DailyMessageCount = { day: string; sent: number; failed: number };
+
+/** Sends per UTC day for the chart, the last `days` days including today, gaps filled. */
+export async function countMessagesPerDay({
+  db,
+  orgId,
+  days = 14,
+  now = new Date(),
+}: {
+  db: DbOrTx;
+  orgId: string;
+  days?: number;
+  now?: Date;
+}): Promise<DailyMessageCount[]> {
+  const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+  const since = new Date(today - (days - 1) * 86_400_000);
+  const day = sql<string>`to_char(${messages.createdAt} at time zone 'UTC', 'YYYY-MM-DD')`;
+  const rows = await db
+    .select({
+      day,
+      sent: sql<number>`count(*) filter (where ${messages.status} = 'sent')::int`,
+      failed: sql<number>`count(*) filter (where ${messages.status} = 'failed')::int`,
+    })
+    .from(messages)
+    .where(and(eq(messages.orgId, orgId), gte(messages.createdAt, since)))
+    .groupBy(day);
+  const byDay = new Map(rows.map((row) => [row.day, row]));
+  return Array.from({ length: days }, (_, i) => {
+    const key = new Date(since.getTime() + i * 86_400_000).toISOString().slice(0, 10);
+    const row = byDay.get(key);
+    return { day: key, sent: row?.sent ?? 0, failed: row?.failed ?? 0 };
+  });
+}

@@ -1,0 +1,122 @@
+import "server-only";
+import type { DbOrTx } from "@/db";
+import { deleteSwitch, insertSwitch, listSwitchesForScopes } from "@/db/queries/switches";
+import { writeAuditEvent } from "@/lib/audit/write";
+
+// Incident switches (DESIGN.md item 15). The send chokepoint reads them on every send,
+// test sends and connection tests included; the admin console flips them.
+
+export type SwitchKind = "pause_sending" | "block_connections";
+
+/** Global, or one organisation. */
+export type SwitchScope = { type: "global" } | { type: "organization"; orgId: string };
+
+export type SendingPause =
+  | { isPaused: false }
+  | { isPaused: true; scope: "global" | "organization"; reason: string; since: Date };
+
+export type SwitchChanger = { userId: string; label?: string | null };
+
+export const GLOBAL_SCOPE_KEY = "global";
+
+function scopeKey(scope: SwitchScope): string {
+  return scope.type === "global" ? GLOBAL_SCOPE_KEY : scope.orgId;
+}
+
+/** One query for both scopes; a global pause wins over an organisation's own. */
+export async function isSendingPaused({
+  db,
+  orgId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+}): Promise<SendingPause> {
+  const rows = await listSwitchesForScopes({
+    db,
+    kind: "pause_sending",
+    scopeKeys: [GLOBAL_SCOPE_KEY, orgId],
+  });
+  const row = rows.find((r) => r.scopeKey === GLOBAL_SCOPE_KEY) ?? rows[0];
+  if (!row) return { isPaused: false };
+  return {
+    isPaused: true,
+    scope: row.scopeKey === GLOBAL_SCOPE_KEY ? "global" : "organization",
+    reason: row.reason,
+    since: row.setAt,
+  };
+}
+
+/** Turns a switch on (no-op when already on) and records who and why. Returns whether it changed. */
+export async function setSwitch({
+  db,
+  kind,
+  scope,
+  reason,
+  actor,
+  request,
+}: {
+  db: DbOrTx;
+  kind: SwitchKind;
+  scope: SwitchScope;
+  reason: string;
+  actor: SwitchChanger;
+  request?: { ip: string | null; userAgent: string | null };
+}): Promise<boolean> {
+  const orgId = scope.type === "organization" ? scope.orgId : null;
+  const run = async (tx: DbOrTx) => {
+    const row = await insertSwitch({
+      db: tx,
+      kind,
+      scopeKey: scopeKey(scope),
+      orgId,
+      reason,
+      setBy: actor.userId,
+    });
+    if (!row) return false;
+    await writeAuditEvent(tx, {
+      orgId,
+      actor: { type: "user", id: actor.userId, label: actor.label ?? null },
+      action: "switch.changed",
+      target: { type: "switch", id: `${kind}:${scopeKey(scope)}` },
+      outcome: "success",
+      ip: request?.ip ?? null,
+      userAgent: request?.userAgent ?? null,
+      metadata: { kind, scope: scope.type, isOn: true, reason },
+    });
+    return true;
+  };
+  return "rollback" in db ? run(db) : db.transaction(run);
+}
+
+/** Turns a switch off (no-op when already off). Returns whether it changed. */
+export async function clearSwitch({
+  db,
+  kind,
+  scope,
+  actor,
+  request,
+}: {
+  db: DbOrTx;
+  kind: SwitchKind;
+  scope: SwitchScope;
+  actor: SwitchChanger;
+  request?: { ip: string | null; userAgent: string | null };
+}): Promise<boolean> {
+  const orgId = scope.type === "organization" ? scope.orgId : null;
+  const run = async (tx: DbOrTx) => {
+    const row = await deleteSwitch({ db: tx, kind, scopeKey: scopeKey(scope) });
+    if (!row) return false;
+    await writeAuditEvent(tx, {
+      orgId,
+      actor: { type: "user", id: actor.userId, label: actor.label ?? null },
+      action: "switch.changed",
+      target: { type: "switch", id: `${kind}:${scopeKey(scope)}` },
+      outcome: "success",
+      ip: request?.ip ?? null,
+      userAgent: request?.userAgent ?? null,
+      metadata: { kind, scope: scope.type, isOn: false, previousReason: row.reason },
+    });
+    return true;
+  };
+  return "rollback" in db ? run(db) : db.transaction(run);
+}

@@ -1,0 +1,258 @@
+import "server-only";
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
+import { getDb } from "@/db";
+import {
+  type ApiKeySummary,
+  getApiKeyHashByPrefix,
+  insertApiKey,
+  listApiKeys,
+  listOrgMailboxIds,
+  revokeApiKeyRow,
+  setApiKeyMailboxes,
+  touchApiKeyLastUsed,
+} from "@/db/queries/api-keys";
+import type { Role } from "@/db/schema";
+import { writeAuditEvent } from "@/lib/audit/write";
+import { hasPermission } from "@/lib/auth/roles";
+
+// API keys for the send route (DESIGN.md data model). The secret is shown once; the database
+// keeps its SHA-256 only, so a leaked table cannot send mail. A plain hash (no KDF) is right
+// here: the secret is 256 random bits, not a password anyone could guess.
+
+export type { ApiKeySummary } from "@/db/queries/api-keys";
+
+export type ApiKeyManager = { userId: string; role: Role; label?: string };
+export type RequestMeta = { ip: string | null; userAgent: string | null };
+
+/** What the send chokepoint needs to know about a verified bearer. */
+export type VerifiedApiKey = {
+  id: string;
+  orgId: string;
+  name: string;
+  allowedMailboxIds: string[] | null;
+};
+
+/** Bad input for a key operation (a name, a mailbox of another organisation). */
+export class ApiKeyInputError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiKeyInputError";
+  }
+}
+
+export class ApiKeyNotFoundError extends Error {
+  constructor() {
+    super("No such active API key in this organisation.");
+    this.name = "ApiKeyNotFoundError";
+  }
+}
+
+export class ApiKeyForbiddenError extends Error {
+  constructor() {
+    super("Only owners and admins manage API keys.");
+    this.name = "ApiKeyForbiddenError";
+  }
+}
+
+const SCHEME = "mwk";
+const PREFIX_BYTES = 6;
+const SECRET_BYTES = 32;
+// mwk_<12 hex>_<43 base64url>: the hex prefix has no "_", so the first two split the token.
+const TOKEN_PATTERN = /^mwk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+const MAX_NAME_LENGTH = 100;
+const LAST_USED_EVERY_MS = 60_000;
+
+// A busy key would otherwise write last_used_at on every send; once a minute is plenty.
+const holder = globalThis as typeof globalThis & { __mailwardenKeyTouched?: Map<string, number> };
+holder.__mailwardenKeyTouched ??= new Map();
+const lastTouched = holder.__mailwardenKeyTouched;
+
+export function hashApiKeySecret(secret: string): string {
+  return createHash("sha256").update(secret, "utf8").digest("hex");
+}
+
+function checkName(name: string): string {
+  const trimmed = name.trim();
+  if (trimmed === "" || trimmed.length > MAX_NAME_LENGTH || /\p{Cc}/u.test(trimmed)) {
+    throw new ApiKeyInputError(
+      "name",
+      `Give the key a name of 1 to ${MAX_NAME_LENGTH} characters, without control characters.`,
+    );
+  }
+  return trimmed;
+}
+
+function assertManager(actor: ApiKeyManager): void {
+  if (!hasPermission(actor.role, "manageMailboxes")) throw new ApiKeyForbiddenError();
+}
+
+async function checkMailboxes(
+  orgId: string,
+  allowedMailboxIds: string[] | null | undefined,
+): Promise<string[] | null> {
+  if (allowedMailboxIds === null || allowedMailboxIds === undefined) return null;
+  const wanted = [...new Set(allowedMailboxIds)];
+  if (wanted.length === 0) {
+    throw new ApiKeyInputError("allowedMailboxIds", "Choose at least one mailbox, or allow all.");
+  }
+  const found = await listOrgMailboxIds({ db: await getDb(), orgId, mailboxIds: wanted });
+  if (found.length !== wanted.length) {
+    throw new ApiKeyInputError(
+      "allowedMailboxIds",
+      "Some of the chosen mailboxes are not mailboxes of this organisation.",
+    );
+  }
+  return wanted.sort();
+}
+
+/** Creates a key; `token` is the only time the secret exists outside the caller's hands. */
+export async function createApiKey({
+  orgId,
+  actor,
+  name,
+  allowedMailboxIds,
+  request,
+}: {
+  orgId: string;
+  actor: ApiKeyManager;
+  name: string;
+  allowedMailboxIds?: string[] | null;
+  request: RequestMeta;
+}): Promise<{ key: ApiKeySummary; token: string }> {
+  assertManager(actor);
+  const keyName = checkName(name);
+  const allowed = await checkMailboxes(orgId, allowedMailboxIds);
+  const prefix = randomBytes(PREFIX_BYTES).toString("hex");
+  const secret = randomBytes(SECRET_BYTES).toString("base64url");
+  const db = await getDb();
+  const key = await db.transaction(async (tx) => {
+    const row = await insertApiKey({
+      db: tx,
+      values: {
+        id: randomUUID(),
+        orgId,
+        name: keyName,
+        prefix,
+        secretHash: hashApiKeySecret(secret),
+        allowedMailboxIds: allowed,
+        createdBy: actor.userId,
+      },
+    });
+    await writeAuditEvent(tx, {
+      orgId,
+      actor: { type: "user", id: actor.userId, label: actor.label ?? null },
+      action: "api_key.created",
+      target: { type: "api_key", id: row.id },
+      outcome: "success",
+      ip: request.ip,
+      userAgent: request.userAgent,
+      metadata: { name: keyName, prefix, allowedMailboxIds: allowed },
+    });
+    return row;
+  });
+  return { key, token: `${SCHEME}_${prefix}_${secret}` };
+}
+
+/** `null` lets the key use every mailbox of the organisation. */
+export async function restrictApiKey({
+  orgId,
+  actor,
+  keyId,
+  allowedMailboxIds,
+  request,
+}: {
+  orgId: string;
+  actor: ApiKeyManager;
+  keyId: string;
+  allowedMailboxIds: string[] | null;
+  request: RequestMeta;
+}): Promise<ApiKeySummary> {
+  assertManager(actor);
+  const allowed = await checkMailboxes(orgId, allowedMailboxIds);
+  const db = await getDb();
+  return db.transaction(async (tx) => {
+    const row = await setApiKeyMailboxes({ db: tx, orgId, keyId, allowedMailboxIds: allowed });
+    if (!row) throw new ApiKeyNotFoundError();
+    await writeAuditEvent(tx, {
+      orgId,
+      actor: { type: "user", id: actor.userId, label: actor.label ?? null },
+      action: "api_key.restricted",
+      target: { type: "api_key", id: keyId },
+      outcome: "success",
+      ip: request.ip,
+      userAgent: request.userAgent,
+      metadata: { prefix: row.prefix, allowedMailboxIds: allowed },
+    });
+    return row;
+  });
+}
+
+export async function revokeApiKey({
+  orgId,
+  actor,
+  keyId,
+  request,
+}: {
+  orgId: string;
+  actor: ApiKeyManager;
+  keyId: string;
+  request: RequestMeta;
+}): Promise<ApiKeySummary> {
+  assertManager(actor);
+  const db = await getDb();
+  return db.transaction(async (tx) => {
+    const row = await revokeApiKeyRow({ db: tx, orgId, keyId, now: new Date() });
+    if (!row) throw new ApiKeyNotFoundError();
+    await writeAuditEvent(tx, {
+      orgId,
+      actor: { type: "user", id: actor.userId, label: actor.label ?? null },
+      action: "api_key.revoked",
+      target: { type: "api_key", id: keyId },
+      outcome: "success",
+      ip: request.ip,
+      userAgent: request.userAgent,
+      metadata: { name: row.name, prefix: row.prefix },
+    });
+    return row;
+  });
+}
+
+export async function listApiKeysForOrg({ orgId }: { orgId: string }) {
+  return listApiKeys({ db: await getDb(), orgId });
+}
+
+/**
+ * The key a bearer token stands for, or null (malformed, unknown, wrong secret, revoked).
+ * The hashes are compared in constant time; the prefix lookup itself reveals nothing secret.
+ */
+export async function verifyApiKey(token: string): Promise<VerifiedApiKey | null> {
+  const match = TOKEN_PATTERN.exec(token);
+  if (!match) return null;
+  const [, prefix = "", secret = ""] = match;
+  const db = await getDb();
+  const row = await getApiKeyHashByPrefix({ db, prefix });
+  if (!row || row.revokedAt !== null) return null;
+  const given = Buffer.from(hashApiKeySecret(secret), "hex");
+  const stored = Buffer.from(row.secretHash, "hex");
+  if (given.length !== stored.length || !timingSafeEqual(given, stored)) return null;
+
+  const now = Date.now();
+  if (now - (lastTouched.get(row.id) ?? 0) > LAST_USED_EVERY_MS) {
+    lastTouched.set(row.id, now);
+    await touchApiKeyLastUsed({
+      db,
+      keyId: row.id,
+      now: new Date(now),
+      olderThan: new Date(now - LAST_USED_EVERY_MS),
+    });
+  }
+  return {
+    id: row.id,
+    orgId: row.orgId,
+    name: row.name,
+    allowedMailboxIds: row.allowedMailboxIds,
+  };
+}

@@ -1,0 +1,166 @@
+import "server-only";
+import { sendRequestProblem } from "./message";
+import { type FieldProblem, problemResponse } from "./problem";
+import type { ConnectionTestOutcome, SendOutcome } from "./send";
+
+// The one place a send outcome becomes HTTP (DESIGN.md "The send route contract"). Every error
+// is RFC 9457 problem JSON; no token, key or secret is ever part of an outcome, so none can
+// reach a body here.
+
+const BASE = "https://mailwarden.dev/problems/";
+
+export const SEND_PROBLEM_TYPES = {
+  unauthorized: `${BASE}unauthorized`,
+  forbidden: `${BASE}forbidden`,
+  mailboxNotFound: `${BASE}mailbox-not-found`,
+  mailboxUnavailable: `${BASE}mailbox-unavailable`,
+  idempotencyMismatch: `${BASE}idempotency-key-reused`,
+  invalidIdempotencyKey: `${BASE}invalid-idempotency-key`,
+  sendingPaused: `${BASE}sending-paused`,
+  rateLimited: `${BASE}rate-limited`,
+  providerFailed: `${BASE}provider-failed`,
+  replayedFailure: `${BASE}replayed-failure`,
+} as const;
+
+const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...headers } });
+}
+
+export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome): Response {
+  switch (outcome.kind) {
+    case "sent":
+      return json(201, {
+        id: outcome.id,
+        status: "sent",
+        messageId: outcome.messageId,
+        smtpResponse: outcome.smtpResponse,
+      });
+    case "connected":
+      return json(200, { status: "connected", address: outcome.address, detail: outcome.cause });
+    case "replayed":
+      if (outcome.status === "sent") {
+        return json(
+          200,
+          {
+            id: outcome.id,
+            status: "sent",
+            messageId: outcome.messageId,
+            smtpResponse: outcome.smtpResponse,
+          },
+          { "idempotent-replayed": "true" },
+        );
+      }
+      return problemResponse(
+        502,
+        "The first request with this Idempotency-Key failed",
+        [],
+        {
+          type: SEND_PROBLEM_TYPES.replayedFailure,
+          detail:
+            "This is the stored result of the first request; nothing was sent again. Fix the " +
+            "cause and send with a new Idempotency-Key.",
+          id: outcome.id,
+          code: outcome.errorCode,
+          smtpResponse: outcome.smtpResponse,
+        },
+        { "idempotent-replayed": "true" },
+      );
+    case "idempotency_mismatch":
+      return problemResponse(422, "Idempotency-Key reused with a different body", [], {
+        type: SEND_PROBLEM_TYPES.idempotencyMismatch,
+        detail:
+          "This Idempotency-Key was first used with a different message. Use a new key for a " +
+          "new message.",
+      });
+    case "invalid":
+      return problemResponseOf(
+        sendRequestProblem({ ok: false, status: outcome.status, problems: outcome.problems }),
+      );
+    case "unauthorized":
+      return problemResponse(
+        401,
+        "Missing or invalid API key",
+        [],
+        {
+          type: SEND_PROBLEM_TYPES.unauthorized,
+          detail: "Send a valid, unrevoked API key as `Authorization: Bearer <key>`.",
+        },
+        { "www-authenticate": 'Bearer realm="mailwarden"' },
+      );
+    case "forbidden":
+      return problemResponse(403, "Not allowed", [], {
+        type: SEND_PROBLEM_TYPES.forbidden,
+        detail: outcome.cause,
+      });
+    case "not_found":
+      return problemResponse(404, "Mailbox not found", [], {
+        type: SEND_PROBLEM_TYPES.mailboxNotFound,
+        detail: outcome.cause,
+      });
+    case "conflict":
+      return problemResponse(409, "The mailbox cannot send", [], {
+        type: SEND_PROBLEM_TYPES.mailboxUnavailable,
+        detail: outcome.cause,
+        mailboxStatus: outcome.mailboxStatus,
+      });
+    case "paused":
+      return problemResponse(423, "Sending is paused", [], {
+        type: SEND_PROBLEM_TYPES.sendingPaused,
+        detail: outcome.cause,
+        scope: outcome.scope,
+      });
+    case "rate_limited":
+      return problemResponse(
+        429,
+        "Too many messages",
+        [],
+        {
+          type: SEND_PROBLEM_TYPES.rateLimited,
+          detail: `Rate limit reached (${outcome.limit}). Try again in ${outcome.retryAfterSeconds} seconds.`,
+          limit: outcome.limit,
+        },
+        { "retry-after": String(Math.max(1, outcome.retryAfterSeconds)) },
+      );
+    case "provider_failed":
+      return problemResponse(
+        502,
+        "The provider did not accept the message",
+        [],
+        {
+          type: SEND_PROBLEM_TYPES.providerFailed,
+          detail: outcome.cause,
+          id: outcome.id,
+          failure: outcome.failure,
+          code: outcome.code,
+          smtpResponse: outcome.smtpResponse,
+        },
+        outcome.retryAfterSeconds === null
+          ? {}
+          : { "retry-after": String(outcome.retryAfterSeconds) },
+      );
+  }
+}
+
+function problemResponseOf(problem: ReturnType<typeof sendRequestProblem>): Response {
+  const { status, title, errors, ...extra } = problem;
+  return problemResponse(status, title, errors, extra);
+}
+
+/** Refusals the route makes before the chokepoint (headers, body size). */
+export function invalidRequestResponse(
+  status: 400 | 413 | 415,
+  problems: FieldProblem[],
+): Response {
+  return sendOutcomeResponse({ kind: "invalid", status, problems });
+}
+
+export function invalidIdempotencyKeyResponse(): Response {
+  return problemResponse(
+    400,
+    "Invalid Idempotency-Key",
+    [{ field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters" }],
+    { type: SEND_PROBLEM_TYPES.invalidIdempotencyKey },
+  );
+}

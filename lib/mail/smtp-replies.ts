@@ -1,0 +1,214 @@
+// What an SMTP failure means and what a person should do about it (PROVIDERS.md). Pure: the
+// send chokepoint decides what to change (mailbox status, retries) from the kind.
+
+export type SmtpFailureKind = "reconnect" | "admin_action" | "transient" | "tls" | "rejected";
+
+export type SmtpFailure = {
+  kind: SmtpFailureKind;
+  /** Short and stable, stored as the message's and the mailbox's error code. */
+  code: string;
+  /** Plain words: what happened and what to do. */
+  cause: string;
+  /** The server's reply line(s), when there was one. Never holds a token. */
+  smtpResponse: string | null;
+};
+
+type NodemailerError = {
+  code?: unknown;
+  originalCode?: unknown;
+  responseCode?: unknown;
+  response?: unknown;
+  permanent?: unknown;
+  command?: unknown;
+  message?: unknown;
+  cause?: unknown;
+};
+
+const MAX_RESPONSE_LENGTH = 1_000;
+
+const CERTIFICATE_CODES = new Set([
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "CERT_REVOKED",
+  "CERT_SIGNATURE_FAILURE",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "HOSTNAME_MISMATCH",
+]);
+
+// Connection-level failures worth another try: the peer or the network, not the message.
+const CONNECTION_CODES = new Set([
+  "ECONNECTION",
+  "ESOCKET",
+  "ETIMEDOUT",
+  "EDNS",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+]);
+
+export const ADMIN_ACTION_INSTRUCTIONS =
+  "An Exchange administrator must allow SMTP AUTH for this mailbox: run " +
+  "`Set-CASMailbox -Identity <address> -SmtpClientAuthenticationDisabled $false` in Exchange " +
+  "Online PowerShell (or tick 'Authenticated SMTP' for the mailbox in the Microsoft 365 admin " +
+  "center), and make sure Security Defaults are off for the tenant, since they block SMTP AUTH " +
+  "for everyone. Reconnecting the mailbox will not help until this is done.";
+
+function codesOf(error: NodemailerError): string[] {
+  const nested = (error.cause ?? {}) as NodemailerError;
+  return [error.code, error.originalCode, nested.code]
+    .filter((code): code is string => typeof code === "string")
+    .map((code) => code.toUpperCase());
+}
+
+function responseOf(error: NodemailerError): string | null {
+  if (typeof error.response !== "string" || error.response.trim() === "") return null;
+  return error.response.trim().slice(0, MAX_RESPONSE_LENGTH);
+}
+
+function responseCodeOf(error: NodemailerError, response: string | null): number | null {
+  if (typeof error.responseCode === "number") return error.responseCode;
+  const fromText = response ? Number(/^(\d{3})/.exec(response)?.[1]) : Number.NaN;
+  return Number.isInteger(fromText) ? fromText : null;
+}
+
+/** The enhanced status code (RFC 3463) of a reply, e.g. "5.7.139". */
+export function enhancedStatus(response: string | null): string | null {
+  return response ? (/^\d{3}[ -](\d\.\d{1,3}\.\d{1,3})\b/.exec(response)?.[1] ?? null) : null;
+}
+
+function isCertificateProblem(error: NodemailerError, codes: string[]): boolean {
+  if (codes.some((code) => CERTIFICATE_CODES.has(code) || code.startsWith("ERR_TLS_CERT"))) {
+    return true;
+  }
+  return typeof error.message === "string" && /certificate/i.test(error.message);
+}
+
+function isTlsHandshakeProblem(error: NodemailerError, codes: string[]): boolean {
+  if (codes.includes("ETLS")) return true;
+  if (codes.some((code) => code.startsWith("ERR_SSL_"))) return true;
+  return (
+    typeof error.message === "string" &&
+    /wrong version number|unsupported protocol|no protocols available|tlsv1 alert/i.test(
+      error.message,
+    )
+  );
+}
+
+/**
+ * Reads a nodemailer error. Call it after nodemailer's own single XOAUTH2 retry (it renews
+ * once after a 334 challenge), so a 535 here is the second refusal, not the first.
+ */
+export function classifySmtpError(error: unknown): SmtpFailure {
+  const e = (typeof error === "object" && error !== null ? error : {}) as NodemailerError;
+  const codes = codesOf(e);
+  const smtpResponse = responseOf(e);
+  const responseCode = responseCodeOf(e, smtpResponse);
+  const status = enhancedStatus(smtpResponse);
+
+  if (isCertificateProblem(e, codes)) {
+    const detail = codes.find((code) => code !== "ESOCKET" && code !== "ETLS") ?? "unknown";
+    return {
+      kind: "tls",
+      code: "tls_certificate",
+      cause:
+        `The SMTP server's certificate could not be verified (${detail}). Mailwarden only sends ` +
+        "over TLS with a verified certificate, so nothing was sent and no credentials were " +
+        "offered. Check that the provider's SMTP host is right and that nothing on the network " +
+        "intercepts TLS.",
+      smtpResponse,
+    };
+  }
+  if (isTlsHandshakeProblem(e, codes) && (responseCode === null || responseCode >= 500)) {
+    return {
+      kind: "tls",
+      code: "tls_unavailable",
+      cause:
+        "The SMTP server did not offer a usable TLS connection (STARTTLS missing or refused, or " +
+        "a TLS version below 1.2). Mailwarden never authenticates or sends without TLS, so " +
+        "nothing was sent. Check the SMTP host and port of the provider.",
+      smtpResponse,
+    };
+  }
+
+  if (responseCode === 535 && (status === "5.7.139" || status === "5.7.3")) {
+    return {
+      kind: "admin_action",
+      code: `smtp_535_${status}`,
+      cause: `The provider accepted the sign-in token but refuses SMTP for this mailbox. ${ADMIN_ACTION_INSTRUCTIONS}`,
+      smtpResponse,
+    };
+  }
+  if (responseCode === 535 || (codes.includes("EAUTH") && responseCode === null)) {
+    return {
+      kind: "reconnect",
+      code: status ? `smtp_535_${status}` : "smtp_auth_refused",
+      cause:
+        "The provider refused the mailbox's access token even after a fresh one was fetched: " +
+        "the grant was revoked, the password changed, or the mail scope was not granted. " +
+        "Reconnect the mailbox.",
+      smtpResponse,
+    };
+  }
+  if (responseCode !== null && responseCode >= 400 && responseCode < 500) {
+    return {
+      kind: "transient",
+      code: `smtp_${responseCode}`,
+      cause:
+        "The provider refused for now (a temporary SMTP error). Nothing was sent; try again in " +
+        "a few minutes.",
+      smtpResponse,
+    };
+  }
+  if (responseCode !== null && responseCode >= 500) {
+    return {
+      kind: "rejected",
+      code: `smtp_${responseCode}`,
+      cause: rejectionCause(responseCode),
+      smtpResponse,
+    };
+  }
+  if (e.permanent === false || codes.some((code) => CONNECTION_CODES.has(code))) {
+    return {
+      kind: "transient",
+      code: codes[0]?.toLowerCase() ?? "connection",
+      cause:
+        "The SMTP server could not be reached or dropped the connection. Nothing was sent; try " +
+        "again in a few minutes.",
+      smtpResponse,
+    };
+  }
+  return {
+    kind: "rejected",
+    code: codes[0]?.toLowerCase() ?? "smtp_error",
+    cause: "The message could not be handed to the provider. Nothing was sent.",
+    smtpResponse,
+  };
+}
+
+function rejectionCause(responseCode: number): string {
+  if (responseCode === 550 || responseCode === 551 || responseCode === 553) {
+    return (
+      "The provider refused the sender or a recipient address (see its reply). Check the " +
+      "addresses; the message was not sent."
+    );
+  }
+  if (responseCode === 552) {
+    return "The provider refused the message as too large. Send a smaller message.";
+  }
+  if (responseCode === 554) {
+    return (
+      "The provider refused the message (often a policy or spam decision; see its reply). " +
+      "The message was not sent."
+    );
+  }
+  return "The provider refused the message permanently (see its reply). It was not sent.";
+}

@@ -1,0 +1,133 @@
+// Test and bench only: the real demo OAuth provider and a real demo SMTP server on free ports,
+// registered as the "demo" provider, plus helpers to connect a mailbox, make a key and call the
+// route the way an HTTP client would.
+import { randomUUID } from "node:crypto";
+import { demoInboxDir, ensureDemoCertificate, readDemoInbox } from "@/lib/demo";
+import { type AuthOverride, type DemoSmtp, startDemoSmtp } from "@/lib/demo/smtp";
+import { env } from "@/lib/env";
+import { registerMailProvider } from "@/lib/oauth/providers";
+import { type DemoTestbed, startDemoTestbed } from "@/lib/oauth/testing/demo";
+import { connectDemoMailbox, type Person } from "@/lib/oauth/testing/fixtures";
+import { createRateLimits, type LimitOverrides, type RateLimits } from "@/lib/ratelimit";
+import { createApiKey } from "./api-keys";
+import type { SmtpEndpoint } from "./transport";
+
+export type SendTestbed = {
+  oauth: DemoTestbed;
+  smtp: DemoSmtp;
+  /** Where the SMTP server keeps what it accepted (apart from the app's own demo inbox). */
+  dataDir: string;
+  ca: string;
+  endpoint: SmtpEndpoint;
+  /** Answer AUTH like Microsoft (535 5.7.139, 454 …) while set. */
+  authOverride: AuthOverride | null;
+  inboxCount(): Promise<number>;
+  readInbox(): ReturnType<typeof readDemoInbox>;
+  /** Point the demo provider at another SMTP endpoint (another server, another CA). */
+  useEndpoint(endpoint: SmtpEndpoint): void;
+  close(): Promise<void>;
+};
+
+export async function startSendTestbed(): Promise<SendTestbed> {
+  const oauth = await startDemoTestbed();
+  const tls = await ensureDemoCertificate(oauth.dataDir);
+  const bed = { authOverride: null } as SendTestbed;
+  const smtp = await startDemoSmtp({
+    port: 0,
+    dataDir: oauth.dataDir,
+    tls,
+    mode: "implicit",
+    introspect: oauth.introspect,
+    authOverride: (ctx) => bed.authOverride?.(ctx) ?? null,
+  });
+  const endpoint: SmtpEndpoint = {
+    host: "localhost",
+    port: smtp.port,
+    secure: true,
+    requireTLS: false,
+    ca: tls.ca,
+  };
+  Object.assign(bed, {
+    oauth,
+    smtp,
+    dataDir: oauth.dataDir,
+    ca: tls.ca,
+    endpoint,
+    inboxCount: async () => (await readInboxNames(oauth.dataDir)).length,
+    readInbox: () => readDemoInbox(oauth.dataDir),
+    useEndpoint: (next: SmtpEndpoint) => registerMailProvider({ ...oauth.provider, smtp: next }),
+    close: async () => {
+      await smtp.close();
+      await oauth.close();
+    },
+  });
+  bed.useEndpoint(endpoint);
+  return bed;
+}
+
+async function readInboxNames(dataDir: string): Promise<string[]> {
+  const { readdir } = await import("node:fs/promises");
+  try {
+    return (await readdir(demoInboxDir(dataDir))).filter((name) => name.endsWith(".json"));
+  } catch {
+    return [];
+  }
+}
+
+export async function connectMailbox(person: Person, email?: string): Promise<string> {
+  const address = email ?? `box-${randomUUID().slice(0, 8)}@example.test`;
+  const { result } = await connectDemoMailbox(person, { email: address });
+  if (result.kind !== "connected") throw new Error(`mailbox not connected: ${result.kind}`);
+  return result.mailboxId;
+}
+
+export async function makeApiKey(person: Person, allowedMailboxIds?: string[]) {
+  return createApiKey({
+    orgId: person.orgId,
+    actor: { userId: person.user.id, role: "owner", label: person.user.email ?? undefined },
+    name: `key ${randomUUID().slice(0, 6)}`,
+    allowedMailboxIds: allowedMailboxIds ?? null,
+    request: { ip: "203.0.113.9", userAgent: "vitest" },
+  });
+}
+
+export type PostOptions = {
+  token?: string | null;
+  idempotencyKey?: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+};
+
+/** A real Request for the route handler; a string body is sent as is. */
+export function sendRequest(body: unknown, opts: PostOptions = {}): Request {
+  const headers: Record<string, string> = {
+    "content-type": opts.contentType ?? "application/json",
+    "user-agent": "vitest",
+    ...opts.headers,
+  };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  if (opts.idempotencyKey !== undefined) headers["idempotency-key"] = opts.idempotencyKey;
+  return new Request("http://localhost/api/v1/messages", {
+    method: "POST",
+    headers,
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+// Seam over lib/ratelimit/runtime.ts's process-wide holder: the same backend the environment
+// picks (Redis when REDIS_URL is set), with other numbers, until the returned function runs.
+const limitsHolder = globalThis as typeof globalThis & { __mailwardenRateLimits?: RateLimits };
+
+export function useRateLimits(overrides: LimitOverrides): () => Promise<void> {
+  const previous = limitsHolder.__mailwardenRateLimits;
+  const replacement = createRateLimits({
+    redisUrl: env().REDIS_URL,
+    overrides,
+    prefix: `mailwarden:test:${randomUUID().slice(0, 8)}`,
+  });
+  limitsHolder.__mailwardenRateLimits = replacement;
+  return async () => {
+    limitsHolder.__mailwardenRateLimits = previous;
+    await replacement.close();
+  };
+}

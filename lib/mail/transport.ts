@@ -1,0 +1,252 @@
+import "server-only";
+import { createHash } from "node:crypto";
+import type { SMTPPoolSentMessageInfo } from "nodemailer";
+import nodemailer, {
+  type SMTPPoolOptions,
+  type SMTPTransportOptions,
+  type Transporter,
+} from "nodemailer";
+import { readDemoCa } from "@/lib/demo";
+import { env } from "@/lib/env";
+import { ProviderNotConfiguredError } from "@/lib/oauth/errors";
+import { getMailProvider, type MailProvider, type SmtpSettings } from "@/lib/oauth/providers";
+import { getAccessToken } from "@/lib/oauth/tokens";
+
+// One pooled nodemailer transport per mailbox (a pool authenticates as one identity), cached
+// for the process and closed when idle or when the mailbox changes. Tokens come from the token
+// lifecycle through XOAUTH2's provisionCallback, never from nodemailer's own OAuth2 client
+// (PROVIDERS.md: it ignores rotated refresh tokens and sends no scope).
+//
+// TLS (DESIGN.md item 9): implicit TLS or STARTTLS with requireTLS, TLS 1.2 at least, and
+// certificate checks always on. The demo server's self-signed chain is trusted by giving its CA.
+
+/** Which mailbox, as which identity; `generation` changes whenever its grant does. */
+export type MailboxTransportTarget = {
+  mailboxId: string;
+  address: string;
+  provider: string;
+  /** e.g. the access token's expiry: a refreshed or reconnected grant gets fresh connections. */
+  generation: string;
+};
+
+/**
+ * The provider's SMTP settings plus an optional trust anchor. The `ca` member is the test
+ * seam: a provider registered with registerMailProvider may carry it (the demo CA of a
+ * temporary data folder); it only ever adds trust, it never turns verification off.
+ */
+export type SmtpEndpoint = SmtpSettings & { ca?: string };
+
+export type MailboxTransport = Transporter<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
+
+type Entry = {
+  key: string;
+  mailboxId: string;
+  transporter: MailboxTransport;
+  lastUsedAt: number;
+  /** The token last handed to nodemailer: the one to name as rejected when it asks to renew. */
+  lastToken: string | null;
+};
+
+const IDLE_CLOSE_MS = 5 * 60_000;
+const SWEEP_EVERY_MS = 60_000;
+// A replaced transport may still have a message on the wire; it is closed after this.
+const RETIRE_AFTER_MS = 65_000;
+// Hand nodemailer a token a minute before it expires so a pooled connection never AUTHs with
+// one that lapses mid-conversation.
+const TOKEN_EXPIRY_MARGIN_MS = 60_000;
+const POOL_CONNECTIONS = 5;
+const MESSAGES_PER_CONNECTION = 100;
+
+type Holder = {
+  entries: Map<string, Entry>;
+  sweeper?: NodeJS.Timeout;
+};
+
+// Kept on globalThis so `next dev` module reloads do not orphan open SMTP connections.
+const holder = globalThis as typeof globalThis & { __mailwardenTransports?: Holder };
+holder.__mailwardenTransports ??= { entries: new Map() };
+const state = holder.__mailwardenTransports;
+
+function startSweeper(): void {
+  if (state.sweeper) return;
+  state.sweeper = setInterval(() => {
+    const cutoff = Date.now() - IDLE_CLOSE_MS;
+    for (const [mailboxId, entry] of state.entries) {
+      if (entry.lastUsedAt < cutoff) {
+        state.entries.delete(mailboxId);
+        entry.transporter.close();
+      }
+    }
+    if (state.entries.size === 0) stopSweeper();
+  }, SWEEP_EVERY_MS);
+  state.sweeper.unref();
+}
+
+function stopSweeper(): void {
+  if (state.sweeper) clearInterval(state.sweeper);
+  state.sweeper = undefined;
+}
+
+async function endpointFor(provider: MailProvider): Promise<SmtpEndpoint> {
+  const smtp: SmtpEndpoint = provider.smtp;
+  if (smtp.ca !== undefined || provider.id !== "demo") return smtp;
+  // Without the demo CA the system trust store applies, and the demo certificate is refused.
+  const ca = await readDemoCa(env().dataDir).catch(() => undefined);
+  return ca === undefined ? smtp : { ...smtp, ca };
+}
+
+function cacheKey(target: MailboxTransportTarget, endpoint: SmtpEndpoint): string {
+  const ca = endpoint.ca ? createHash("sha256").update(endpoint.ca).digest("hex") : "system";
+  return [
+    target.mailboxId,
+    target.address,
+    target.provider,
+    target.generation,
+    endpoint.host,
+    endpoint.port,
+    endpoint.secure,
+    endpoint.requireTLS,
+    ca,
+  ].join("|");
+}
+
+function smtpOptions(
+  target: MailboxTransportTarget,
+  endpoint: SmtpEndpoint,
+  entry: Pick<Entry, "mailboxId" | "lastToken">,
+): SMTPTransportOptions {
+  return {
+    host: endpoint.host,
+    port: endpoint.port,
+    // Gmail 465: TLS from the first byte. Microsoft 587: STARTTLS, and refuse to go on without it.
+    secure: endpoint.secure,
+    requireTLS: endpoint.requireTLS || !endpoint.secure,
+    ignoreTLS: false,
+    opportunisticTLS: false,
+    tls: {
+      minVersion: "TLSv1.2",
+      rejectUnauthorized: true,
+      servername: endpoint.host,
+      ...(endpoint.ca ? { ca: endpoint.ca } : {}),
+    },
+    auth: {
+      type: "OAuth2",
+      user: target.address,
+      // Inside `auth`: at the top level nodemailer silently ignores it (STACK.md).
+      provisionCallback: provisionFrom(entry),
+    },
+    connectionTimeout: 15_000,
+    greetingTimeout: 15_000,
+    socketTimeout: 60_000,
+    // Messages are built from validated fields only; nothing may make nodemailer read a file or URL.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    logger: false,
+    debug: false,
+  };
+}
+
+/**
+ * nodemailer calls this on each new connection (renew=false) and once after a 334 challenge
+ * (renew=true). `expires` is always passed: without it nodemailer keeps a token forever.
+ */
+function provisionFrom(entry: Pick<Entry, "mailboxId" | "lastToken">) {
+  return function provision(
+    this: unknown,
+    _user: string,
+    renew: boolean,
+    callback: (error: Error | null, accessToken?: string, expires?: number) => void,
+  ): void {
+    // nodemailer calls this as a method of its per-connection XOAuth2 object, whose
+    // accessToken is exactly the token the server refused.
+    const held = (this as { accessToken?: unknown } | undefined)?.accessToken;
+    const rejectedToken = typeof held === "string" ? held : (entry.lastToken ?? undefined);
+    const options = renew
+      ? { forceRefresh: true, ...(rejectedToken ? { rejectedToken } : {}) }
+      : {};
+    getAccessToken(entry.mailboxId, options).then(
+      (token) => {
+        entry.lastToken = token.accessToken;
+        const expires = Math.max(
+          Date.now() + 1_000,
+          token.expiresAt.getTime() - TOKEN_EXPIRY_MARGIN_MS,
+        );
+        callback(null, token.accessToken, expires);
+      },
+      (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))),
+    );
+  };
+}
+
+function providerFor(target: MailboxTransportTarget): MailProvider {
+  const provider = getMailProvider(target.provider);
+  if (!provider) throw new ProviderNotConfiguredError(target.provider);
+  return provider;
+}
+
+/** The mailbox's pooled transport, created on first use and replaced when its key changes. */
+export async function getMailboxTransport(
+  target: MailboxTransportTarget,
+): Promise<MailboxTransport> {
+  const endpoint = await endpointFor(providerFor(target));
+  const key = cacheKey(target, endpoint);
+  const existing = state.entries.get(target.mailboxId);
+  if (existing?.key === key) {
+    existing.lastUsedAt = Date.now();
+    return existing.transporter;
+  }
+  if (existing) retire(existing);
+
+  const entry: Entry = {
+    key,
+    mailboxId: target.mailboxId,
+    lastUsedAt: Date.now(),
+    lastToken: existing?.lastToken ?? null,
+    transporter: undefined as unknown as MailboxTransport,
+  };
+  entry.transporter = nodemailer.createTransport({
+    ...smtpOptions(target, endpoint, entry),
+    pool: true,
+    maxConnections: POOL_CONNECTIONS,
+    maxMessages: MESSAGES_PER_CONNECTION,
+  });
+  // Pool-level errors also reach the sendMail callers; this only keeps them from crashing the process.
+  entry.transporter.on("error", () => {});
+  state.entries.set(target.mailboxId, entry);
+  startSweeper();
+  return entry.transporter;
+}
+
+function retire(entry: Entry): void {
+  setTimeout(() => entry.transporter.close(), RETIRE_AFTER_MS).unref();
+}
+
+/**
+ * A one-off, unpooled transport for "Test connection": TLS, AUTH XOAUTH2, QUIT, no DATA.
+ * The caller closes it.
+ */
+export async function createProbeTransport(target: MailboxTransportTarget): Promise<Transporter> {
+  const endpoint = await endpointFor(providerFor(target));
+  const entry = { mailboxId: target.mailboxId, lastToken: null };
+  return nodemailer.createTransport(smtpOptions(target, endpoint, entry));
+}
+
+/** The token nodemailer was last given for this mailbox, to name as rejected on a refresh. */
+export function lastTokenFor(mailboxId: string): string | undefined {
+  return state.entries.get(mailboxId)?.lastToken ?? undefined;
+}
+
+/** Revoke, reconnect, pause: drop the mailbox's connections now. */
+export function closeMailboxTransport(mailboxId: string): void {
+  const entry = state.entries.get(mailboxId);
+  if (!entry) return;
+  state.entries.delete(mailboxId);
+  entry.transporter.close();
+}
+
+/** Shutdown and tests. */
+export function closeAllMailboxTransports(): void {
+  for (const entry of state.entries.values()) entry.transporter.close();
+  state.entries.clear();
+  stopSweeper();
+}
