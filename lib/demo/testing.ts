@@ -128,12 +128,26 @@ export async function runAuthorization(opts: FlowOptions): Promise<FlowResult> {
     ...(opts.prompt ? { prompt: opts.prompt } : {}),
     ...opts.extraParams,
   };
-  let url = oidc.buildAuthorizationUrl(opts.config, params);
-  const pages: FlowResult["pages"] = [];
-  const issuerOrigin = new URL(opts.issuer).origin;
+  const url = oidc.buildAuthorizationUrl(opts.config, params);
+  const { callback, pages } = await followAuthorization(jar, url, opts);
+  return { callback, pages, verifier, state, nonce, jar };
+}
 
+export type PageAnswers = Pick<FlowOptions, "email" | "untick" | "cancelAt">;
+
+/**
+ * Follows an authorization URL through the provider's login and consent pages the way a browser
+ * would, until the provider redirects to another origin (the client's redirect URI).
+ */
+export async function followAuthorization(
+  jar: CookieJar,
+  authorizationUrl: URL,
+  answers: PageAnswers,
+): Promise<{ callback: URL; pages: FlowResult["pages"] }> {
+  let url = authorizationUrl;
+  const pages: FlowResult["pages"] = [];
   for (let step = 0; step < 12; step++) {
-    if (url.origin !== issuerOrigin) return { callback: url, pages, verifier, state, nonce, jar };
+    if (url.origin !== authorizationUrl.origin) return { callback: url, pages };
     const response = await browserFetch(jar, url);
     const location = response.headers.get("location");
     if (location) {
@@ -144,7 +158,7 @@ export async function runAuthorization(opts: FlowOptions): Promise<FlowResult> {
     if (response.status !== 200) throw new Error(`HTTP ${response.status} at ${url}: ${html}`);
     const kind = html.includes('name="email"') ? "login" : "consent";
     pages.push({ kind, html });
-    url = await submitPage(jar, url, kind, html, opts);
+    url = await submitPage(jar, url, kind, html, answers);
   }
   throw new Error("Too many steps in the authorization flow");
 }
@@ -154,7 +168,7 @@ async function submitPage(
   pageUrl: URL,
   kind: "login" | "consent",
   html: string,
-  opts: FlowOptions,
+  opts: PageAnswers,
 ): Promise<URL> {
   const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
   if (!action) throw new Error(`No form on the ${kind} page`);

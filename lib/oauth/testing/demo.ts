@@ -5,7 +5,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { introspectVia } from "@/lib/demo";
 import { type DemoProvider, startDemoProvider } from "@/lib/demo/provider";
-import { browserFetch, CookieJar, freePort, tempDataDir } from "@/lib/demo/testing";
+import { CookieJar, followAuthorization, freePort, tempDataDir } from "@/lib/demo/testing";
 import { buildDemoProvider, type MailProvider, redirectUriFor } from "../providers";
 
 export type CountingProxy = {
@@ -145,50 +145,10 @@ export async function authorizeInBrowser(
   opts: BrowserOptions = {},
 ): Promise<{ callbackUrl: URL; pages: Array<"login" | "consent">; jar: CookieJar }> {
   const jar = opts.jar ?? new CookieJar();
-  let url = new URL(authorizationUrl);
-  const origin = url.origin;
-  const pages: Array<"login" | "consent"> = [];
-  for (let step = 0; step < 12; step++) {
-    if (url.origin !== origin) return { callbackUrl: url, pages, jar };
-    const response = await browserFetch(jar, url);
-    const location = response.headers.get("location");
-    if (location) {
-      url = new URL(location, url);
-      continue;
-    }
-    const html = await response.text();
-    if (response.status !== 200) throw new Error(`HTTP ${response.status} at ${url}: ${html}`);
-    const kind = html.includes('name="email"') ? "login" : "consent";
-    pages.push(kind);
-    url = await submit(jar, url, kind, html, opts);
-  }
-  throw new Error("The authorization flow did not come back to the app");
-}
-
-async function submit(
-  jar: CookieJar,
-  pageUrl: URL,
-  kind: "login" | "consent",
-  html: string,
-  opts: BrowserOptions,
-): Promise<URL> {
-  const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
-  if (!action) throw new Error(`The ${kind} page has no form`);
-  let target = new URL(action, pageUrl);
-  const form = new URLSearchParams();
-  if (kind === "login") {
-    form.set("email", opts.email ?? "mailbox@example.test");
-  } else if (opts.cancel) {
-    target = new URL(target.pathname.replace(/\/confirm$/, "/abort"), pageUrl);
-  } else {
-    for (const [, scope = ""] of html.matchAll(
-      /name="scope" value="([^"]+)" checked(?! disabled)/g,
-    )) {
-      if (!opts.untick?.includes(scope)) form.append("scope", scope);
-    }
-  }
-  const response = await browserFetch(jar, target, { method: "POST", form });
-  const location = response.headers.get("location");
-  if (!location) throw new Error(`No redirect after the ${kind} page`);
-  return new URL(location, target);
+  const { callback, pages } = await followAuthorization(jar, new URL(authorizationUrl), {
+    email: opts.email ?? "mailbox@example.test",
+    untick: opts.untick,
+    cancelAt: opts.cancel ? "consent" : undefined,
+  });
+  return { callbackUrl: callback, pages: pages.map((p) => p.kind), jar };
 }
