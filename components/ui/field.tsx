@@ -1,4 +1,9 @@
-import type { InputHTMLAttributes, ReactNode, SelectHTMLAttributes } from "react";
+import type {
+  InputHTMLAttributes,
+  ReactNode,
+  SelectHTMLAttributes,
+  TextareaHTMLAttributes,
+} from "react";
 import { cn } from "@/lib/utils";
 
 type FieldProps = { label: string; name: string; errors?: string[]; hint?: ReactNode };
@@ -26,7 +31,11 @@ function Field({
         {label}
       </label>
       {children}
-      {hint && <p className="mt-1 text-slate-500 text-xs">{hint}</p>}
+      {hint && (
+        <p id={`${id}-hint`} className="mt-1 text-slate-500 text-xs">
+          {hint}
+        </p>
+      )}
       {errors?.length ? (
         <p id={`${id}-error`} className="mt-1 text-red-700 text-sm">
           {errors.join(" ")}
@@ -36,8 +45,9 @@ function Field({
   );
 }
 
-function describedBy(id: string, errors?: string[]) {
-  return errors?.length ? { "aria-invalid": true as const, "aria-describedby": `${id}-error` } : {};
+function describedBy(id: string, errors?: string[], hint?: ReactNode) {
+  if (errors?.length) return { "aria-invalid": true as const, "aria-describedby": `${id}-error` };
+  return hint ? { "aria-describedby": `${id}-hint` } : {};
 }
 
 export function TextField({
@@ -55,7 +65,7 @@ export function TextField({
         id={id}
         name={name}
         className={cn(CONTROL, errors?.length ? "border-red-500" : null)}
-        {...describedBy(id, errors)}
+        {...describedBy(id, errors, hint)}
         {...props}
       />
     </Field>
@@ -74,9 +84,31 @@ export function SelectField({
 }: FieldProps & SelectHTMLAttributes<HTMLSelectElement>) {
   return (
     <Field id={id} label={label} errors={errors} hint={hint} className={className}>
-      <select id={id} name={name} className={CONTROL} {...describedBy(id, errors)} {...props}>
+      <select id={id} name={name} className={CONTROL} {...describedBy(id, errors, hint)} {...props}>
         {children}
       </select>
+    </Field>
+  );
+}
+
+export function TextAreaField({
+  label,
+  name,
+  errors,
+  hint,
+  className,
+  id = name,
+  ...props
+}: FieldProps & TextareaHTMLAttributes<HTMLTextAreaElement>) {
+  return (
+    <Field id={id} label={label} errors={errors} hint={hint} className={className}>
+      <textarea
+        id={id}
+        name={name}
+        className={CONTROL}
+        {...describedBy(id, errors, hint)}
+        {...props}
+      />
     </Field>
   );
 }
