@@ -1,6 +1,7 @@
 import { PageHeader } from "@/components/page-header";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
+import { Table } from "@/components/ui/table";
 import { getDb } from "@/db";
 import { listAuditEvents } from "@/db/queries/audit";
 import { verifyOrganizationChain } from "@/lib/audit/read";
@@ -34,32 +35,19 @@ export default async function ActivityPage() {
         {events.length === 0 ? (
           <p className="text-sm">No events yet.</p>
         ) : (
-          <table className="w-full text-left text-sm">
-            <thead className="text-slate-500">
-              <tr>
-                <th className="py-2">When</th>
-                <th>Who</th>
-                <th>Action</th>
-                <th>Target</th>
-                <th>Outcome</th>
+          <Table columns={["When", "Who", "Action", "Target", "Outcome"]}>
+            {events.map((e) => (
+              <tr key={e.id}>
+                <td className="whitespace-nowrap">{formatDateTime(e.occurredAt)}</td>
+                <td>{e.actorLabel ?? e.actorType}</td>
+                <td className="font-mono text-xs">{e.action}</td>
+                <td className="text-xs">{e.targetType ? `${e.targetType} ${e.targetId}` : "—"}</td>
+                <td>
+                  <Badge tone={OUTCOME_TONE[e.outcome]}>{e.outcome}</Badge>
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {events.map((e) => (
-                <tr key={e.id} className="border-slate-100 border-t align-top">
-                  <td className="py-2 whitespace-nowrap">{formatDateTime(e.occurredAt)}</td>
-                  <td className="py-2">{e.actorLabel ?? e.actorType}</td>
-                  <td className="py-2 font-mono text-xs">{e.action}</td>
-                  <td className="py-2 text-xs">
-                    {e.targetType ? `${e.targetType} ${e.targetId}` : "—"}
-                  </td>
-                  <td className="py-2">
-                    <Badge tone={OUTCOME_TONE[e.outcome]}>{e.outcome}</Badge>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
       </Card>
     </>

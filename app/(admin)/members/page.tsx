@@ -1,6 +1,7 @@
 import { PageHeader } from "@/components/page-header";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
+import { Table } from "@/components/ui/table";
 import { getDb } from "@/db";
 import { listInvitations, listMembers } from "@/db/queries/organizations";
 import { ROLE_LABELS } from "@/lib/auth/roles";
@@ -33,47 +34,35 @@ export default async function MembersPage() {
       </Card>
       <Card>
         <h2 className="mb-3 font-medium">People</h2>
-        <table className="w-full text-left text-sm">
-          <thead className="text-slate-500">
-            <tr>
-              <th className="py-2">Person</th>
-              <th>Role</th>
-              <th>Since</th>
-              <th>
-                <span className="sr-only">Actions</span>
-              </th>
+        <Table columns={["Person", "Role", "Since", ""]}>
+          {members.map((m) => (
+            <tr key={m.userId}>
+              <td>
+                {m.email}
+                {m.userId === ctx.user.id && <span className="ml-1 text-slate-500">(you)</span>}
+              </td>
+              <td>
+                <Badge>{ROLE_LABELS[m.role]}</Badge>
+              </td>
+              <td>{formatDateTime(m.since)}</td>
+              <td>
+                <MemberRowActions userId={m.userId} email={m.email ?? m.userId} role={m.role} />
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {members.map((m) => (
-              <tr key={m.userId} className="border-slate-100 border-t align-top">
-                <td className="py-2">
-                  {m.email}
-                  {m.userId === ctx.user.id && <span className="ml-1 text-slate-500">(you)</span>}
-                </td>
-                <td className="py-2">
-                  <Badge>{ROLE_LABELS[m.role]}</Badge>
-                </td>
-                <td className="py-2">{formatDateTime(m.since)}</td>
-                <td className="py-2">
-                  <MemberRowActions userId={m.userId} email={m.email ?? m.userId} role={m.role} />
-                </td>
-              </tr>
-            ))}
-            {invitations.map((i) => (
-              <tr key={i.id} className="border-slate-100 border-t align-top">
-                <td className="py-2">{i.email}</td>
-                <td className="py-2">
-                  <Badge tone="warn">{ROLE_LABELS[i.role]} · not signed in yet</Badge>
-                </td>
-                <td className="py-2">{formatDateTime(i.createdAt)}</td>
-                <td className="py-2">
-                  <RevokeInvitationButton invitationId={i.id} email={i.email} />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+          {invitations.map((i) => (
+            <tr key={i.id}>
+              <td>{i.email}</td>
+              <td>
+                <Badge tone="warn">{ROLE_LABELS[i.role]} · not signed in yet</Badge>
+              </td>
+              <td>{formatDateTime(i.createdAt)}</td>
+              <td>
+                <RevokeInvitationButton invitationId={i.id} email={i.email} />
+              </td>
+            </tr>
+          ))}
+        </Table>
       </Card>
     </>
   );

@@ -1,6 +1,7 @@
 import { PageHeader } from "@/components/page-header";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
+import { Table } from "@/components/ui/table";
 import { getDb } from "@/db";
 import { listMailboxes } from "@/db/queries/mailboxes";
 import { requirePermission } from "@/lib/auth/session";
@@ -33,46 +34,30 @@ export default async function ApiKeysPage() {
         {keys.length === 0 ? (
           <p className="text-sm">No key yet. Create one for each service that sends mail.</p>
         ) : (
-          <table className="w-full text-left text-sm">
-            <thead className="text-slate-500">
-              <tr>
-                <th className="py-2">Name</th>
-                <th>Prefix</th>
-                <th>Mailboxes</th>
-                <th>Last used</th>
-                <th>Status</th>
-                <th>
-                  <span className="sr-only">Actions</span>
-                </th>
+          <Table columns={["Name", "Prefix", "Mailboxes", "Last used", "Status", ""]}>
+            {keys.map((k) => (
+              <tr key={k.id}>
+                <td>{k.name}</td>
+                <td className="font-mono text-xs">{k.prefix}</td>
+                <td className="text-xs">
+                  {k.allowedMailboxIds === null
+                    ? "All mailboxes"
+                    : k.allowedMailboxIds
+                        .map((id) => addressOf.get(id) ?? "removed mailbox")
+                        .join(", ")}
+                </td>
+                <td>{formatDateTime(k.lastUsedAt)}</td>
+                <td>
+                  {k.revokedAt ? (
+                    <Badge tone="neutral">Revoked</Badge>
+                  ) : (
+                    <Badge tone="good">Active</Badge>
+                  )}
+                </td>
+                <td>{!k.revokedAt && <RevokeApiKeyButton keyId={k.id} name={k.name} />}</td>
               </tr>
-            </thead>
-            <tbody>
-              {keys.map((k) => (
-                <tr key={k.id} className="border-slate-100 border-t align-top">
-                  <td className="py-2">{k.name}</td>
-                  <td className="py-2 font-mono text-xs">{k.prefix}</td>
-                  <td className="py-2 text-xs">
-                    {k.allowedMailboxIds === null
-                      ? "All mailboxes"
-                      : k.allowedMailboxIds
-                          .map((id) => addressOf.get(id) ?? "removed mailbox")
-                          .join(", ")}
-                  </td>
-                  <td className="py-2">{formatDateTime(k.lastUsedAt)}</td>
-                  <td className="py-2">
-                    {k.revokedAt ? (
-                      <Badge tone="neutral">Revoked</Badge>
-                    ) : (
-                      <Badge tone="good">Active</Badge>
-                    )}
-                  </td>
-                  <td className="py-2">
-                    {!k.revokedAt && <RevokeApiKeyButton keyId={k.id} name={k.name} />}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
         <p className="mt-4 text-slate-500 text-xs">
           Example:{" "}

@@ -47,7 +47,7 @@ export default async function MailboxesPage({ searchParams }: Props) {
                 href={`/mailboxes/connect/${p.id}`}
                 className="rounded-md bg-brand-600 px-3 py-2 font-medium text-sm text-white hover:bg-brand-700"
               >
-                Connect {p.label} mailbox
+                Connect {p.label}
               </Link>
             ))}
           </div>

@@ -3,6 +3,7 @@ import { PageHeader } from "@/components/page-header";
 import { SendsChart } from "@/components/sends-chart";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
+import { Table } from "@/components/ui/table";
 import { getDb } from "@/db";
 import { countMessagesPerDay, listRecentMessages } from "@/db/queries/messages";
 import { requirePermission } from "@/lib/auth/session";
@@ -39,41 +40,38 @@ export default async function MessagesPage() {
             or create an API key for your services.
           </p>
         ) : (
-          <table className="w-full text-left text-sm">
-            <thead className="text-slate-500">
-              <tr>
-                <th className="py-2">When</th>
-                <th>Mailbox</th>
-                <th>Sender</th>
-                <th>Subject</th>
-                <th>Recipients</th>
-                <th>Status</th>
-                <th>Server reply</th>
+          <Table
+            columns={[
+              "When",
+              "Mailbox",
+              "Sender",
+              "Subject",
+              "Recipients",
+              "Status",
+              "Server reply",
+            ]}
+          >
+            {messages.map((m) => (
+              <tr key={m.id}>
+                <td className="whitespace-nowrap">{formatDateTime(m.createdAt)}</td>
+                <td>{m.mailboxAddress ?? "removed mailbox"}</td>
+                <td>
+                  {m.senderLabel ?? "—"}{" "}
+                  <span className="text-slate-500 text-xs">
+                    ({m.senderType === "api_key" ? "API key" : "dashboard"})
+                  </span>
+                </td>
+                <td>{m.subject || "(no subject)"}</td>
+                <td>{m.recipientCount}</td>
+                <td>
+                  <Badge tone={TONE[m.status]}>{m.status}</Badge>
+                </td>
+                <td className="max-w-xs py-2 font-mono text-xs break-words">
+                  {m.smtpResponse ?? m.errorCode ?? "—"}
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {messages.map((m) => (
-                <tr key={m.id} className="border-slate-100 border-t align-top">
-                  <td className="py-2 whitespace-nowrap">{formatDateTime(m.createdAt)}</td>
-                  <td className="py-2">{m.mailboxAddress ?? "removed mailbox"}</td>
-                  <td className="py-2">
-                    {m.senderLabel ?? "—"}{" "}
-                    <span className="text-slate-500 text-xs">
-                      ({m.senderType === "api_key" ? "API key" : "dashboard"})
-                    </span>
-                  </td>
-                  <td className="py-2">{m.subject || "(no subject)"}</td>
-                  <td className="py-2">{m.recipientCount}</td>
-                  <td className="py-2">
-                    <Badge tone={TONE[m.status]}>{m.status}</Badge>
-                  </td>
-                  <td className="max-w-xs py-2 font-mono text-xs break-words">
-                    {m.smtpResponse ?? m.errorCode ?? "—"}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
       </Card>
     </>
