@@ -1,5 +1,5 @@
 import type { AddressInfo } from "node:net";
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { SMTPServer } from "smtp-server";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
@@ -422,6 +422,15 @@ describe("dashboard test sends and connection tests go through the same chokepoi
       });
       expect(probe.kind).toBe("paused");
       expect(await bed.inboxCount()).toBe(before);
+      const refusals = await db
+        .select({ metadata: auditEvents.metadata, outcome: auditEvents.outcome })
+        .from(auditEvents)
+        .where(and(eq(auditEvents.orgId, owner.orgId), eq(auditEvents.action, "message.refused")));
+      const paused = refusals.filter((r) => r.metadata.reason === "sending_paused");
+      expect(paused.length).toBeGreaterThanOrEqual(3);
+      expect(paused.every((r) => r.outcome === "denied" && r.metadata.scope === "global")).toBe(
+        true,
+      );
     } finally {
       await clearSwitch({ db, kind: "pause_sending", scope, actor });
     }

@@ -145,9 +145,22 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /* ---------------------------------------------------------------------------------------- */
 /* The checks, in order                                                                      */
 
-async function checkSwitches(db: Database, orgId: string): Promise<RefusalOutcome | null> {
-  const pause = await isSendingPaused({ db, orgId });
+// During an incident, who still tried to send is worth knowing: each refusal is audited.
+async function checkSwitches(
+  db: Database,
+  input: { orgId: string; actor: SendActor; request: RequestMeta },
+): Promise<RefusalOutcome | null> {
+  const pause = await isSendingPaused({ db, orgId: input.orgId });
   if (!pause.isPaused) return null;
+  await writeAuditEvent(db, {
+    orgId: input.orgId,
+    actor: auditActorOf(input.actor),
+    action: "message.refused",
+    outcome: "denied",
+    ip: input.request.ip,
+    userAgent: input.request.userAgent,
+    metadata: { reason: "sending_paused", scope: pause.scope },
+  });
   const who = pause.scope === "global" ? "for every organisation" : "for this organisation";
   return {
     kind: "paused",
@@ -599,7 +612,7 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
   const db = await getDb();
   // Two independent reads, issued together; their answers are still judged in order.
   const [paused, sender] = await Promise.all([
-    checkSwitches(db, input.orgId),
+    checkSwitches(db, input),
     checkPermission(db, input.orgId, input.actor, input.request),
   ]);
   if (paused) return paused;
@@ -690,7 +703,7 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
  */
 export async function testConnection(input: ConnectionTestInput): Promise<ConnectionTestOutcome> {
   const db = await getDb();
-  const paused = await checkSwitches(db, input.orgId);
+  const paused = await checkSwitches(db, input);
   if (paused) return paused;
   const sender = await checkPermission(db, input.orgId, input.actor, input.request);
   if (isRefusal(sender)) return sender;
