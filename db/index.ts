@@ -12,6 +12,11 @@ export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 export type Tx = Parameters<Parameters<Database["transaction"]>[0]>[0];
 export type DbOrTx = Database | Tx;
 
+/** Runs `work` in the caller's transaction when given one, else in a new one. */
+export function inTransaction<T>(db: DbOrTx, work: (tx: DbOrTx) => Promise<T>): Promise<T> {
+  return "rollback" in db ? work(db) : db.transaction(work);
+}
+
 export type DbConfig = { databaseUrl?: string; dataDir: string };
 
 export class DatabaseLockedError extends Error {

@@ -1,6 +1,6 @@
 import "server-only";
 import { desc, eq, sql } from "drizzle-orm";
-import type { DbOrTx } from "@/db";
+import { type DbOrTx, inTransaction } from "@/db";
 import { auditEvents } from "@/db/schema";
 import { GENESIS_HASH, hashEvent } from "./chain";
 import type { AuditInput } from "./events";
@@ -51,5 +51,5 @@ export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
       .returning({ id: auditEvents.id });
     return row;
   };
-  return "rollback" in db ? run(db) : db.transaction(run);
+  return inTransaction(db, run);
 }

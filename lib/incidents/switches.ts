@@ -1,5 +1,5 @@
 import "server-only";
-import type { DbOrTx } from "@/db";
+import { type DbOrTx, inTransaction } from "@/db";
 import { deleteSwitch, insertSwitch, listSwitchesForScopes } from "@/db/queries/switches";
 import { writeAuditEvent } from "@/lib/audit/write";
 
@@ -46,77 +46,52 @@ export async function isSendingPaused({
   };
 }
 
-/** Turns a switch on (no-op when already on) and records who and why. Returns whether it changed. */
-export async function setSwitch({
-  db,
-  kind,
-  scope,
-  reason,
-  actor,
-  request,
-}: {
+type SwitchChange = {
   db: DbOrTx;
   kind: SwitchKind;
   scope: SwitchScope;
-  reason: string;
   actor: SwitchChanger;
   request?: { ip: string | null; userAgent: string | null };
-}): Promise<boolean> {
-  const orgId = scope.type === "organization" ? scope.orgId : null;
-  const run = async (tx: DbOrTx) => {
+};
+
+function auditSwitchChange(tx: DbOrTx, change: SwitchChange, metadata: Record<string, unknown>) {
+  const { kind, scope, actor, request } = change;
+  return writeAuditEvent(tx, {
+    orgId: scope.type === "organization" ? scope.orgId : null,
+    actor: { type: "user", id: actor.userId, label: actor.label ?? null },
+    action: "switch.changed",
+    target: { type: "switch", id: `${kind}:${scopeKey(scope)}` },
+    outcome: "success",
+    ip: request?.ip ?? null,
+    userAgent: request?.userAgent ?? null,
+    metadata: { kind, scope: scope.type, ...metadata },
+  });
+}
+
+/** Turns a switch on (no-op when already on) and records who and why. Returns whether it changed. */
+export async function setSwitch(change: SwitchChange & { reason: string }): Promise<boolean> {
+  const { kind, scope, reason, actor } = change;
+  return inTransaction(change.db, async (tx) => {
     const row = await insertSwitch({
       db: tx,
       kind,
       scopeKey: scopeKey(scope),
-      orgId,
+      orgId: scope.type === "organization" ? scope.orgId : null,
       reason,
       setBy: actor.userId,
     });
     if (!row) return false;
-    await writeAuditEvent(tx, {
-      orgId,
-      actor: { type: "user", id: actor.userId, label: actor.label ?? null },
-      action: "switch.changed",
-      target: { type: "switch", id: `${kind}:${scopeKey(scope)}` },
-      outcome: "success",
-      ip: request?.ip ?? null,
-      userAgent: request?.userAgent ?? null,
-      metadata: { kind, scope: scope.type, isOn: true, reason },
-    });
+    await auditSwitchChange(tx, change, { isOn: true, reason });
     return true;
-  };
-  return "rollback" in db ? run(db) : db.transaction(run);
+  });
 }
 
 /** Turns a switch off (no-op when already off). Returns whether it changed. */
-export async function clearSwitch({
-  db,
-  kind,
-  scope,
-  actor,
-  request,
-}: {
-  db: DbOrTx;
-  kind: SwitchKind;
-  scope: SwitchScope;
-  actor: SwitchChanger;
-  request?: { ip: string | null; userAgent: string | null };
-}): Promise<boolean> {
-  const orgId = scope.type === "organization" ? scope.orgId : null;
-  const run = async (tx: DbOrTx) => {
-    const row = await deleteSwitch({ db: tx, kind, scopeKey: scopeKey(scope) });
+export async function clearSwitch(change: SwitchChange): Promise<boolean> {
+  return inTransaction(change.db, async (tx) => {
+    const row = await deleteSwitch({ db: tx, kind: change.kind, scopeKey: scopeKey(change.scope) });
     if (!row) return false;
-    await writeAuditEvent(tx, {
-      orgId,
-      actor: { type: "user", id: actor.userId, label: actor.label ?? null },
-      action: "switch.changed",
-      target: { type: "switch", id: `${kind}:${scopeKey(scope)}` },
-      outcome: "success",
-      ip: request?.ip ?? null,
-      userAgent: request?.userAgent ?? null,
-      metadata: { kind, scope: scope.type, isOn: false, previousReason: row.reason },
-    });
+    await auditSwitchChange(tx, change, { isOn: false, previousReason: row.reason });
     return true;
-  };
-  return "rollback" in db ? run(db) : db.transaction(run);
+  });
 }
