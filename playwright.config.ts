@@ -1,8 +1,9 @@
 import { defineConfig } from "@playwright/test";
 
 // E2E runs against a production build in demo mode, on its own ports and data folder so that a
-// developer's `npm run dev` can keep running.
-const PORT = 3100;
+// developer's `npm run dev` can keep running. E2E_PORT moves all three ports (app, demo
+// provider, demo SMTP) so that two checkouts can run the suite side by side.
+const PORT = Number(process.env.E2E_PORT ?? 3100);
 export const E2E_DATA_DIR = ".data/e2e";
 
 export default defineConfig({
@@ -39,8 +40,8 @@ export default defineConfig({
     env: {
       APP_URL: `http://localhost:${PORT}`,
       MAILWARDEN_DATA_DIR: E2E_DATA_DIR,
-      DEMO_OIDC_PORT: "3101",
-      DEMO_SMTP_PORT: "2466",
+      DEMO_OIDC_PORT: String(PORT + 1),
+      DEMO_SMTP_PORT: String(PORT + 2),
       DATABASE_URL: "",
       DEMO_MODE: "true",
       // Every test signs in from the same loopback address within a minute or two.
