@@ -7,6 +7,7 @@ import { action } from "@/lib/auth/action";
 import { sendOutcomeResult } from "@/lib/mail/form-result";
 import { testConnection } from "@/lib/mail/send";
 import { closeMailboxTransport } from "@/lib/mail/transport";
+import { ConnectionsBlockedError } from "@/lib/incidents/switches";
 import { startConnect } from "@/lib/oauth/connect";
 import { MailboxNotFoundError, ProviderNotConfiguredError } from "@/lib/oauth/errors";
 import { PROVIDER_IDS } from "@/lib/oauth/providers";
@@ -17,7 +18,11 @@ function knownError(error: unknown) {
   if (error instanceof RateLimitedError) {
     return { message: `Too many attempts. Try again in ${error.retryAfterSeconds} s.` };
   }
-  if (error instanceof ProviderNotConfiguredError || error instanceof MailboxNotFoundError) {
+  if (
+    error instanceof ProviderNotConfiguredError ||
+    error instanceof MailboxNotFoundError ||
+    error instanceof ConnectionsBlockedError
+  ) {
     return { message: error.message };
   }
   throw error;
