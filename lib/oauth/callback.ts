@@ -176,8 +176,7 @@ async function withdrawGrant(
   if (!provider.revocationEndpoint) return "not_supported";
   if (
     provider.revocationEndsAccountGrants &&
-    (subject === null ||
-      (await isSubjectConnectedAnywhere({ db, provider: provider.id, subject })))
+    (subject === null || (await isSubjectConnectedAnywhere({ db, provider: provider.id, subject })))
   ) {
     return "kept_in_use";
   }
@@ -516,7 +515,8 @@ async function storeMailbox(
 ): Promise<Stored> {
   const orgId = transaction.orgId;
   // Checked again under a lock: the role may have changed while the code was being redeemed.
-  if (!(await mayManageMailboxes(tx, transaction))) return { kind: "refused", reason: "not_permitted" };
+  if (!(await mayManageMailboxes(tx, transaction)))
+    return { kind: "refused", reason: "not_permitted" };
   const found = await mailboxToRenew(tx, provider, transaction, grant);
   if ("kind" in found) return found;
   const { existing } = found;
