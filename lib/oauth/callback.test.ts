@@ -304,6 +304,36 @@ describe("callback: a grant without the mail scope is revoked, not just dropped"
   });
 });
 
+describe("callback: providers whose revocation is broader, or missing", () => {
+  afterEach(() => {
+    resetMailProviders();
+    registerMailProvider(testbed.provider);
+  });
+
+  it("where revoking ends all the account's grants (Google), one a mailbox uses is kept", async () => {
+    const owner = await createOwner();
+    const address = email();
+    const mailbox = await connected(owner, { email: address });
+    registerMailProvider({ ...testbed.provider, revocationEndsAccountGrants: true });
+    const revocationsBefore = testbed.proxy.revocationCalls;
+    const { result } = await connectDemoMailbox(owner, { email: address, untick: ["mail.send"] });
+    expect(result).toMatchObject({ kind: "missing_scope" });
+    expect(testbed.proxy.revocationCalls).toBe(revocationsBefore);
+    const events = await callbackEvents(owner.orgId);
+    expect(events.map((e) => e.metadata.grantWithdrawn)).toContain("kept_in_use");
+    expect(await readMailbox(mailbox.mailboxId)).toMatchObject({ status: "connected" });
+  });
+
+  it("without a revocation endpoint (Microsoft) the grant is dropped and the log says so", async () => {
+    const owner = await createOwner();
+    registerMailProvider({ ...testbed.provider, revocationEndpoint: null });
+    const { result } = await connectDemoMailbox(owner, { email: email(), untick: ["mail.send"] });
+    expect(result).toMatchObject({ kind: "missing_scope" });
+    const [event] = await callbackEvents(owner.orgId);
+    expect(event?.metadata).toMatchObject({ grantWithdrawn: "not_supported" });
+  });
+});
+
 describe("callback: the block_connections switch", () => {
   async function withSwitch(person: Person, scope: SwitchScope, run: () => Promise<void>) {
     const db = await getDb();
