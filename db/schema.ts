@@ -181,6 +181,11 @@ export const mailboxes = pgTable(
     connectedBy: text("connected_by").references(() => users.id, { onDelete: "set null" }),
     provider: text("provider").notNull(),
     address: text("address").notNull(),
+    // The provider's stable account id (Google and demo `sub`; Microsoft `tid:oid`): the
+    // address is an email claim a tenant administrator can change, so it only labels the row.
+    // Null on rows connected before subjects were recorded: the next connect of the same
+    // address adopts such a row once and fills this in.
+    providerSubject: text("provider_subject"),
     tenant: text("tenant"),
     status: mailboxStatusEnum("status").notNull(),
     grantedScopes: text("granted_scopes").array().notNull().default([]),
@@ -197,7 +202,10 @@ export const mailboxes = pgTable(
     createdAt: createdAt(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [uniqueIndex("mailboxes_org_provider_address_idx").on(t.orgId, t.provider, t.address)],
+  (t) => [
+    uniqueIndex("mailboxes_org_provider_address_idx").on(t.orgId, t.provider, t.address),
+    uniqueIndex("mailboxes_org_provider_subject_idx").on(t.orgId, t.provider, t.providerSubject),
+  ],
 );
 
 export const oauthTransactions = pgTable(
@@ -210,6 +218,8 @@ export const oauthTransactions = pgTable(
     provider: text("provider").notNull(),
     requestedScopes: text("requested_scopes").notNull(),
     redirectUri: text("redirect_uri").notNull(),
+    /** Set for a reconnect: the callback may only renew this mailbox. */
+    mailboxId: text("mailbox_id").references(() => mailboxes.id, { onDelete: "cascade" }),
     userId: text("user_id")
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),

@@ -12,6 +12,7 @@ const publicColumns = {
   orgId: mailboxes.orgId,
   provider: mailboxes.provider,
   address: mailboxes.address,
+  providerSubject: mailboxes.providerSubject,
   tenant: mailboxes.tenant,
   status: mailboxes.status,
   grantedScopes: mailboxes.grantedScopes,
@@ -48,17 +49,76 @@ export async function getMailboxForOrg({
   db,
   orgId,
   mailboxId,
+  forUpdate = false,
 }: {
   db: DbOrTx;
   orgId: string;
   mailboxId: string;
+  forUpdate?: boolean;
 }) {
-  const [row] = await db
+  const query = db
     .select(publicColumns)
     .from(mailboxes)
     .where(and(eq(mailboxes.orgId, orgId), eq(mailboxes.id, mailboxId)))
     .limit(1);
+  const [row] = forUpdate ? await query.for("update") : await query;
   return row ?? null;
+}
+
+/** The mailbox of one account at the provider (its stable subject, not its address). */
+export async function findMailboxBySubject({
+  db,
+  orgId,
+  provider,
+  subject,
+  forUpdate = false,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  provider: string;
+  subject: string;
+  forUpdate?: boolean;
+}) {
+  const query = db
+    .select(publicColumns)
+    .from(mailboxes)
+    .where(
+      and(
+        eq(mailboxes.orgId, orgId),
+        eq(mailboxes.provider, provider),
+        eq(mailboxes.providerSubject, subject),
+      ),
+    )
+    .limit(1);
+  const [row] = forUpdate ? await query.for("update") : await query;
+  return row ?? null;
+}
+
+/**
+ * Whether any organisation holds a token for this account. Only a yes/no for deciding whether
+ * revoking a fresh grant would also end grants in use (providers that revoke per account).
+ */
+export async function isSubjectConnectedAnywhere({
+  db,
+  provider,
+  subject,
+}: {
+  db: DbOrTx;
+  provider: string;
+  subject: string;
+}) {
+  const [row] = await db
+    .select({ id: mailboxes.id })
+    .from(mailboxes)
+    .where(
+      and(
+        eq(mailboxes.provider, provider),
+        eq(mailboxes.providerSubject, subject),
+        or(isNotNull(mailboxes.refreshTokenEnc), isNotNull(mailboxes.accessTokenEnc)),
+      ),
+    )
+    .limit(1);
+  return Boolean(row);
 }
 
 /** By id or address: what the send API accepts as `mailbox`. */
@@ -149,7 +209,7 @@ export async function lockMailboxWithTokens({
 }
 
 export type MailboxUpdate = Partial<
-  Omit<typeof mailboxes.$inferInsert, "id" | "orgId" | "provider" | "address" | "createdAt">
+  Omit<typeof mailboxes.$inferInsert, "id" | "orgId" | "provider" | "createdAt">
 >;
 
 export async function updateMailbox({
@@ -177,7 +237,8 @@ export async function insertMailbox({
   const [row] = await db
     .insert(mailboxes)
     .values(values)
-    .onConflictDoNothing({ target: [mailboxes.orgId, mailboxes.provider, mailboxes.address] })
+    // Either unique key (address or subject) taken means someone connected it a moment ago.
+    .onConflictDoNothing()
     .returning({ id: mailboxes.id });
   return row ?? null;
 }

@@ -172,3 +172,22 @@ export async function deleteMembership({
     .delete(memberships)
     .where(and(eq(memberships.orgId, orgId), eq(memberships.userId, userId)));
 }
+
+/** The person's role in one organisation, or null; locked against a concurrent change. */
+export async function lockMembershipRole({
+  db,
+  orgId,
+  userId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string;
+}) {
+  const [row] = await db
+    .select({ role: memberships.role })
+    .from(memberships)
+    .where(and(eq(memberships.orgId, orgId), eq(memberships.userId, userId)))
+    .limit(1)
+    .for("share");
+  return row?.role ?? null;
+}

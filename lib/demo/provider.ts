@@ -29,6 +29,11 @@ export type DemoProviderOptions = {
   dataDir: string;
   clients: DemoClient[];
   allowInProduction?: boolean;
+  /**
+   * Test seam: the claims a directory administrator set for an account (another email, say),
+   * merged over the defaults. The account id, and so `sub`, never changes.
+   */
+  accountClaims?: (accountId: string) => Record<string, unknown> | undefined;
 };
 
 export type DemoProvider = { issuer: string; close(): Promise<void> };
@@ -42,7 +47,10 @@ export async function startDemoProvider(opts: DemoProviderOptions): Promise<Demo
   assertLoopback(host);
 
   const secrets = await ensureProviderSecrets(opts.dataDir);
-  const provider = new Provider(opts.issuer, providerConfiguration(opts.clients, secrets));
+  const provider = new Provider(
+    opts.issuer,
+    providerConfiguration(opts.clients, secrets, opts.accountClaims),
+  );
   const server = http.createServer(requestHandler(provider, opts.issuer));
   await listen(server, opts.port, host);
 
@@ -57,7 +65,11 @@ export async function startDemoProvider(opts: DemoProviderOptions): Promise<Demo
 
 type ProviderSecrets = { jwks: { keys: JWK[] }; cookieKeys: string[] };
 
-function providerConfiguration(clients: DemoClient[], secrets: ProviderSecrets): Configuration {
+function providerConfiguration(
+  clients: DemoClient[],
+  secrets: ProviderSecrets,
+  accountClaims: DemoProviderOptions["accountClaims"],
+): Configuration {
   return {
     clients: clients.map((client) => ({
       ...client,
@@ -71,7 +83,7 @@ function providerConfiguration(clients: DemoClient[], secrets: ProviderSecrets):
     claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"] },
     // Lets the ID token carry email/name directly (next-auth reads the ID token, not /me).
     conformIdTokenClaims: false,
-    findAccount,
+    findAccount: (ctx, sub) => findAccount(ctx, sub, accountClaims),
     jwks: secrets.jwks,
     cookies: { keys: secrets.cookieKeys },
     features: {
@@ -119,12 +131,16 @@ function sameClientOnly(
 }
 
 /** Any email address is an account; its id is the lowercased address. */
-async function findAccount(_ctx: KoaContextWithOIDC, sub: string): Promise<Account | undefined> {
+async function findAccount(
+  _ctx: KoaContextWithOIDC,
+  sub: string,
+  accountClaims: DemoProviderOptions["accountClaims"],
+): Promise<Account | undefined> {
   if (!isEmail(sub)) return undefined;
   const name = sub.split("@")[0] ?? sub;
   return {
     accountId: sub,
-    claims: () => ({ sub, email: sub, email_verified: true, name }),
+    claims: () => ({ email: sub, email_verified: true, name, ...accountClaims?.(sub), sub }),
   };
 }
 

@@ -1,10 +1,12 @@
 import "server-only";
 import { type DbOrTx, inTransaction } from "@/db";
 import { deleteSwitch, insertSwitch, listSwitchesForScopes } from "@/db/queries/switches";
+import type { Actor, AuditAction } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 
-// Incident switches (DESIGN.md item 15). The send chokepoint reads them on every send,
-// test sends and connection tests included; the admin console flips them.
+// Incident switches. The send chokepoint reads them on every send, test sends and connection
+// tests included; assertConnectionsAllowed guards every mailbox connection; the admin console
+// flips them.
 
 export type SwitchKind = "pause_sending" | "block_connections";
 
@@ -44,6 +46,72 @@ export async function isSendingPaused({
     reason: row.reason,
     since: row.setAt,
   };
+}
+
+export class ConnectionsBlockedError extends Error {
+  readonly scope: "global" | "organization";
+  readonly since: Date;
+  constructor(scope: "global" | "organization", since: Date) {
+    super(
+      scope === "global"
+        ? "Connecting mailboxes is blocked for everyone while an incident is handled. Nothing was connected; try again once the block is lifted."
+        : "Connecting mailboxes is blocked for this organisation by an incident switch. Nothing was connected; it is lifted once the incident is handled.",
+    );
+    this.name = "ConnectionsBlockedError";
+    this.scope = scope;
+    this.since = since;
+  }
+}
+
+/**
+ * The one check before a mailbox connection starts or completes: while `block_connections` is
+ * on for the organisation or globally, it records the refusal (outcome denied) and throws.
+ */
+export async function assertConnectionsAllowed({
+  db,
+  orgId,
+  audit,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  audit: {
+    action: Extract<AuditAction, "oauth.connect_started" | "oauth.callback">;
+    actor: Actor;
+    request: { ip: string | null; userAgent: string | null };
+    metadata?: Record<string, unknown>;
+  };
+}): Promise<void> {
+  const block = await connectionsBlock({ db, orgId });
+  if (!block) return;
+  const { scope } = block;
+  await writeAuditEvent(db, {
+    orgId,
+    actor: audit.actor,
+    action: audit.action,
+    outcome: "denied",
+    ip: audit.request.ip,
+    userAgent: audit.request.userAgent,
+    metadata: { ...audit.metadata, result: "refused", reason: "connections_blocked", scope },
+  });
+  throw new ConnectionsBlockedError(scope, block.since);
+}
+
+/** Whether `block_connections` is on for the organisation or globally (a global block wins). */
+export async function connectionsBlock({
+  db,
+  orgId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+}): Promise<{ scope: "global" | "organization"; since: Date } | null> {
+  const rows = await listSwitchesForScopes({
+    db,
+    kind: "block_connections",
+    scopeKeys: [GLOBAL_SCOPE_KEY, orgId],
+  });
+  const row = rows.find((r) => r.scopeKey === GLOBAL_SCOPE_KEY) ?? rows[0];
+  if (!row) return null;
+  return { scope: row.scopeKey === GLOBAL_SCOPE_KEY ? "global" : "organization", since: row.setAt };
 }
 
 type SwitchChange = {

@@ -5,13 +5,19 @@ import { type Database, getDb, type Tx } from "@/db";
 import {
   consumeOAuthTransaction,
   findMailboxByAddress,
+  findMailboxBySubject,
   findOAuthTransactionByState,
+  getMailboxForOrg,
   insertMailbox,
+  isSubjectConnectedAnywhere,
   updateMailbox,
 } from "@/db/queries/mailboxes";
+import { lockMembershipRole } from "@/db/queries/organizations";
 import type { OAuthTransaction } from "@/db/schema";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import { hasPermission } from "@/lib/auth/roles";
+import { assertConnectionsAllowed, ConnectionsBlockedError } from "@/lib/incidents/switches";
 import { enforceRateLimit, RateLimitedError } from "@/lib/ratelimit/runtime";
 import { clientConfiguration } from "./client";
 import type { RequestMeta } from "./connect";
@@ -21,8 +27,10 @@ import {
   isProviderIssuer,
   type MailProvider,
   missingMailScopes,
+  subjectFromClaims,
 } from "./providers";
 import { currentKeyId, openCodeVerifier, sealMailboxToken } from "./sealed";
+import { revokeToken } from "./token-endpoint";
 
 export type RefusalReason =
   | "replayed"
@@ -31,7 +39,11 @@ export type RefusalReason =
   | "other_user"
   | "wrong_issuer"
   | "wrong_provider"
-  | "rate_limited";
+  | "rate_limited"
+  | "not_permitted"
+  | "other_account"
+  | "address_in_use"
+  | "connections_blocked";
 
 export type CallbackResult =
   | {
@@ -43,7 +55,7 @@ export type CallbackResult =
     }
   | { kind: "missing_scope"; missing: string[]; granted: string[] }
   | { kind: "denied"; message: string }
-  | { kind: "refused"; reason: RefusalReason; message: string }
+  | { kind: "refused"; reason: RefusalReason; message: string; mailboxId?: string }
   | { kind: "failed"; message: string };
 
 export type CompleteConnectInput = {
@@ -68,7 +80,28 @@ const REFUSAL_MESSAGES: Record<RefusalReason, string> = {
   wrong_provider:
     "The response came back for a different provider than the one started. Start again.",
   rate_limited: "Too many connection attempts. Wait a minute and try again.",
+  not_permitted:
+    "Your role in this organisation no longer allows connecting mailboxes (it changed, or you " +
+    "left the organisation, while the provider's page was open). Nothing was stored.",
+  other_account:
+    "This reconnect was for another account than the one chosen on the provider's page. " +
+    "Nothing was changed; reconnect again and choose the mailbox's own account.",
+  address_in_use:
+    "The provider gave this account an address that is already connected here for a different " +
+    "account. Nothing was changed; revoke the other mailbox first if the address really moved.",
+  connections_blocked:
+    "Connecting mailboxes is blocked by an incident switch. Nothing was connected.",
 };
+
+/** Refusals of a person or of an account (not a broken or forged response). */
+const DENIED_REASONS: ReadonlySet<RefusalReason> = new Set([
+  "rate_limited",
+  "other_user",
+  "not_permitted",
+  "other_account",
+  "address_in_use",
+  "connections_blocked",
+]);
 
 type Context = { db: Database; input: CompleteConnectInput; actor: Actor };
 
@@ -90,19 +123,77 @@ async function auditCallback(db: Database | Tx, ctx: Context, audit: Audit) {
   });
 }
 
-async function refuse(ctx: Context, reason: RefusalReason, orgId: string | null) {
-  const outcome = reason === "rate_limited" || reason === "other_user" ? "denied" : "failure";
-  await auditCallback(ctx.db, ctx, { orgId, outcome, metadata: { result: "refused", reason } });
-  return { kind: "refused", reason, message: REFUSAL_MESSAGES[reason] } as const;
+async function refuse(
+  ctx: Context,
+  reason: RefusalReason,
+  orgId: string | null,
+  details: { mailboxId?: string; metadata?: Record<string, unknown> } = {},
+) {
+  const outcome = DENIED_REASONS.has(reason) ? "denied" : "failure";
+  await auditCallback(ctx.db, ctx, {
+    orgId,
+    outcome,
+    metadata: { result: "refused", reason, ...details.metadata },
+  });
+  return {
+    kind: "refused",
+    reason,
+    message: REFUSAL_MESSAGES[reason],
+    ...(details.mailboxId ? { mailboxId: details.mailboxId } : {}),
+  } as const;
 }
 
-async function fail(ctx: Context, orgId: string | null, code: string, message: string) {
+async function fail(
+  ctx: Context,
+  orgId: string | null,
+  code: string,
+  message: string,
+  metadata: Record<string, unknown> = {},
+) {
   await auditCallback(ctx.db, ctx, {
     orgId,
     outcome: "failure",
-    metadata: { result: "failed", code },
+    metadata: { result: "failed", code, ...metadata },
   });
   return { kind: "failed", message } as const;
+}
+
+/** What became of a grant the provider issued that Mailwarden does not keep. */
+type Withdrawal = "revoked" | "failed" | "not_supported" | "kept_in_use";
+
+/**
+ * Revokes tokens the provider just issued but that are not stored, so none is left alive. The
+ * refresh token stands for the whole grant. Microsoft has no revocation endpoint: the consent
+ * stays there until the account removes it. Where revoking ends every grant of the account
+ * (Google), a grant that a connected mailbox relies on is left alone.
+ */
+async function withdrawGrant(
+  db: Database,
+  provider: MailProvider,
+  tokens: IssuedTokens,
+  subject: string | null,
+): Promise<Withdrawal> {
+  if (!provider.revocationEndpoint) return "not_supported";
+  if (
+    provider.revocationEndsAccountGrants &&
+    (subject === null || (await isSubjectConnectedAnywhere({ db, provider: provider.id, subject })))
+  ) {
+    return "kept_in_use";
+  }
+  const answer = tokens.refreshToken
+    ? await revokeToken(provider, tokens.refreshToken, "refresh_token")
+    : await revokeToken(provider, tokens.accessToken, "access_token");
+  return answer.ok ? "revoked" : "failed";
+}
+
+/** The person must still be allowed to connect mailboxes for the transaction's organisation. */
+async function mayManageMailboxes(db: Database | Tx, transaction: OAuthTransaction) {
+  const role = await lockMembershipRole({
+    db,
+    orgId: transaction.orgId,
+    userId: transaction.userId,
+  });
+  return role !== null && hasPermission(role, "manageMailboxes");
 }
 
 /** Why a state could not be consumed, read after the fact; the transaction itself is gone. */
@@ -184,16 +275,42 @@ export async function completeConnect(input: CompleteConnectInput): Promise<Call
     );
   }
 
+  // Cheap refusals before the code is redeemed: no token is issued for a refused connection.
+  try {
+    await assertConnectionsAllowed({
+      db,
+      orgId,
+      audit: {
+        action: "oauth.callback",
+        actor,
+        request: input.request,
+        metadata: { provider: provider.id },
+      },
+    });
+  } catch (error) {
+    if (!(error instanceof ConnectionsBlockedError)) throw error;
+    return {
+      kind: "refused",
+      reason: "connections_blocked",
+      message: error.message,
+      ...(transaction.mailboxId ? { mailboxId: transaction.mailboxId } : {}),
+    };
+  }
+  if (!(await mayManageMailboxes(db, transaction))) {
+    return refuse(ctx, "not_permitted", orgId, { metadata: { codeRedeemed: false } });
+  }
+
   return exchangeAndStore(ctx, provider, transaction, iss);
 }
 
-type Grant = {
+type IssuedTokens = { accessToken: string; refreshToken: string | null };
+
+type Grant = IssuedTokens & {
+  subject: string;
   address: string;
   tenant: string | null;
   scopes: string[];
-  accessToken: string;
   expiresAt: Date;
-  refreshToken: string | null;
 };
 
 async function exchangeCode(
@@ -201,7 +318,7 @@ async function exchangeCode(
   transaction: OAuthTransaction,
   callbackUrl: URL,
   iss: string | null,
-): Promise<Grant | { error: string }> {
+): Promise<Grant | { error: string; issued?: IssuedTokens }> {
   // The redirect URI sent to the token endpoint is the one recorded at the start, never one
   // rebuilt from the incoming request (proxies and hosts rewrite those).
   const currentUrl = new URL(transaction.redirectUri);
@@ -223,31 +340,35 @@ async function exchangeCode(
     return { error: typeof code === "string" ? code : "exchange_failed" };
   }
 
+  const issued = { accessToken: tokens.access_token, refreshToken: tokens.refresh_token ?? null };
   const claims = tokens.claims();
+  const subject = subjectFromClaims(provider, claims);
+  if (!subject) return { error: "no_subject_claim", issued };
   const email =
     typeof claims?.email === "string"
       ? claims.email
       : provider.id === "microsoft" && typeof claims?.preferred_username === "string"
         ? claims.preferred_username
         : null;
-  if (!email?.includes("@")) return { error: "no_email_claim" };
+  if (!email?.includes("@")) return { error: "no_email_claim", issued };
   if (provider.id !== "microsoft" && claims?.email_verified === false) {
-    return { error: "email_not_verified" };
+    return { error: "email_not_verified", issued };
   }
   const requested = transaction.requestedScopes.split(" ");
   return {
+    ...issued,
+    subject,
     address: email.toLowerCase(),
     tenant: typeof claims?.tid === "string" ? claims.tid : null,
     // RFC 6749 §5.1: no `scope` in the answer means the scopes requested were granted.
     scopes: tokens.scope ? tokens.scope.split(" ").filter(Boolean) : requested,
-    accessToken: tokens.access_token,
     expiresAt: new Date(Date.now() + (tokens.expires_in ?? 3600) * 1000),
-    refreshToken: tokens.refresh_token ?? null,
   };
 }
 
 const EXCHANGE_MESSAGES: Record<string, string> = {
   no_email_claim: "The provider did not tell us the mailbox's address. Try again.",
+  no_subject_claim: "The provider did not tell us which account this is. Try again.",
   email_not_verified: "The provider says this address is not verified, so it cannot be connected.",
 };
 
@@ -260,39 +381,130 @@ async function exchangeAndStore(
   const orgId = transaction.orgId;
   const grant = await exchangeCode(provider, transaction, ctx.input.callbackUrl, iss);
   if ("error" in grant) {
+    const grantWithdrawn = grant.issued
+      ? await withdrawGrant(ctx.db, provider, grant.issued, null)
+      : null;
     return fail(
       ctx,
       orgId,
       grant.error,
       EXCHANGE_MESSAGES[grant.error] ??
         `${provider.label} did not complete the connection (${grant.error}). Try again.`,
+      grantWithdrawn ? { grantWithdrawn } : {},
     );
   }
 
+  // Without the mail scope the grant is useless to us: withdraw it rather than leave it alive.
   const missing = missingMailScopes(provider, grant.scopes);
-  if (missing.length > 0) return missingScope(ctx, orgId, missing, grant.scopes);
+  if (missing.length > 0) {
+    const grantWithdrawn = await withdrawGrant(ctx.db, provider, grant, grant.subject);
+    return missingScope(ctx, orgId, missing, grant.scopes, grantWithdrawn);
+  }
 
   const stored = await ctx.db.transaction((tx) =>
     storeMailbox(tx, ctx, provider, transaction, grant),
   );
-  if (stored.kind === "missing_scope")
-    return missingScope(ctx, orgId, stored.missing, grant.scopes);
+  if (stored.kind === "missing_scope") {
+    const grantWithdrawn = await withdrawGrant(ctx.db, provider, grant, grant.subject);
+    return missingScope(ctx, orgId, stored.missing, grant.scopes, grantWithdrawn);
+  }
+  if (stored.kind === "refused") {
+    const grantWithdrawn = await withdrawGrant(ctx.db, provider, grant, grant.subject);
+    return refuse(ctx, stored.reason, orgId, {
+      ...(stored.mailboxId ? { mailboxId: stored.mailboxId } : {}),
+      metadata: { ...stored.metadata, codeRedeemed: true, grantWithdrawn },
+    });
+  }
   await stored.notification?.deliver();
   return stored.result;
 }
 
-async function missingScope(ctx: Context, orgId: string, missing: string[], granted: string[]) {
+async function missingScope(
+  ctx: Context,
+  orgId: string,
+  missing: string[],
+  granted: string[],
+  grantWithdrawn: Withdrawal,
+) {
   await auditCallback(ctx.db, ctx, {
     orgId,
     outcome: "failure",
-    metadata: { result: "missing_scope", missing, granted },
+    metadata: { result: "missing_scope", missing, granted, grantWithdrawn },
   });
   return { kind: "missing_scope", missing, granted } as const;
 }
 
 type Stored =
   | { kind: "stored"; result: CallbackResult; notification: MailboxNotification | null }
-  | { kind: "missing_scope"; missing: string[] };
+  | { kind: "missing_scope"; missing: string[] }
+  | {
+      kind: "refused";
+      reason: "not_permitted" | "other_account" | "address_in_use";
+      mailboxId?: string;
+      metadata?: Record<string, unknown>;
+    };
+
+type Existing = Awaited<ReturnType<typeof getMailboxForOrg>>;
+
+/**
+ * The row this grant renews, or null for a new mailbox. A reconnect may only renew the mailbox
+ * it was started for; otherwise the account's stable subject finds its row. A row from before
+ * subjects were recorded is adopted once, by address.
+ */
+async function mailboxToRenew(
+  tx: Tx,
+  provider: MailProvider,
+  transaction: OAuthTransaction,
+  grant: Grant,
+): Promise<{ existing: Existing } | Extract<Stored, { kind: "refused" }>> {
+  const orgId = transaction.orgId;
+  const key = { db: tx, orgId, provider: provider.id, forUpdate: true };
+  const bySubject = await findMailboxBySubject({ ...key, subject: grant.subject });
+  let existing: Existing;
+  if (transaction.mailboxId) {
+    const target = await getMailboxForOrg({ ...key, mailboxId: transaction.mailboxId });
+    const sameAccount =
+      target !== null &&
+      target.provider === provider.id &&
+      (target.providerSubject === null
+        ? target.address === grant.address && bySubject === null
+        : target.providerSubject === grant.subject);
+    if (!target || !sameAccount) {
+      return {
+        kind: "refused",
+        reason: "other_account",
+        mailboxId: transaction.mailboxId,
+        metadata: { mailboxId: transaction.mailboxId, returnedAddress: grant.address },
+      };
+    }
+    existing = target;
+  } else {
+    existing = bySubject;
+    if (!existing) {
+      const byAddress = await findMailboxByAddress({ ...key, address: grant.address });
+      if (byAddress && byAddress.providerSubject !== null) {
+        return {
+          kind: "refused",
+          reason: "address_in_use",
+          metadata: { mailboxId: byAddress.id, returnedAddress: grant.address },
+        };
+      }
+      existing = byAddress;
+    }
+  }
+  // The provider may report a new address for the same account; another row may hold it.
+  if (existing && existing.address !== grant.address) {
+    const holder = await findMailboxByAddress({ ...key, address: grant.address });
+    if (holder && holder.id !== existing.id) {
+      return {
+        kind: "refused",
+        reason: "address_in_use",
+        metadata: { mailboxId: holder.id, returnedAddress: grant.address },
+      };
+    }
+  }
+  return { existing };
+}
 
 async function storeMailbox(
   tx: Tx,
@@ -302,13 +514,12 @@ async function storeMailbox(
   grant: Grant,
 ): Promise<Stored> {
   const orgId = transaction.orgId;
-  const existing = await findMailboxByAddress({
-    db: tx,
-    orgId,
-    provider: provider.id,
-    address: grant.address,
-    forUpdate: true,
-  });
+  // Checked again under a lock: the role may have changed while the code was being redeemed.
+  if (!(await mayManageMailboxes(tx, transaction)))
+    return { kind: "refused", reason: "not_permitted" };
+  const found = await mailboxToRenew(tx, provider, transaction, grant);
+  if ("kind" in found) return found;
+  const { existing } = found;
   // Google sends a refresh token only on the first consent: keep the one we hold. Without
   // either, the mailbox would stop working within the hour; say what is missing instead.
   if (!grant.refreshToken && !existing?.hasRefreshToken) {
@@ -318,6 +529,8 @@ async function storeMailbox(
 
   const mailboxId = existing?.id ?? randomUUID();
   const fields = {
+    address: grant.address,
+    providerSubject: grant.subject,
     connectedBy: transaction.userId,
     tenant: grant.tenant,
     // A paused mailbox was paused by an admin on purpose; a new grant does not lift that.
@@ -340,7 +553,7 @@ async function storeMailbox(
   } else {
     const inserted = await insertMailbox({
       db: tx,
-      values: { id: mailboxId, orgId, provider: provider.id, address: grant.address, ...fields },
+      values: { id: mailboxId, orgId, provider: provider.id, ...fields },
     });
     // Someone connected the same address a moment ago: retry as a reconnect of that row.
     if (!inserted) return storeMailbox(tx, ctx, provider, transaction, grant);
@@ -353,6 +566,9 @@ async function storeMailbox(
     scopes: grant.scopes,
     reconnected: Boolean(existing),
     previousStatus: existing?.status ?? null,
+    ...(existing && existing.address !== grant.address
+      ? { previousAddress: existing.address }
+      : {}),
   };
   const common = {
     orgId,

@@ -343,7 +343,9 @@ describe("connect: provider authorization URLs", () => {
         "https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize",
       );
       const scope = url.searchParams.get("scope") ?? "";
-      expect(scope).toBe("https://outlook.office.com/SMTP.Send offline_access openid email");
+      expect(scope).toBe(
+        "https://outlook.office.com/SMTP.Send offline_access openid email profile",
+      );
       expect(scope).not.toMatch(/User\.Read|graph\.microsoft\.com/i);
       expect(url.toString()).not.toMatch(/graph\.microsoft\.com|User\.Read/i);
       expect(url.searchParams.get("redirect_uri")).toBe(

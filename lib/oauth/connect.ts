@@ -9,6 +9,7 @@ import {
 } from "@/db/queries/mailboxes";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import { assertConnectionsAllowed } from "@/lib/incidents/switches";
 import { enforceRateLimit } from "@/lib/ratelimit/runtime";
 import { MailboxNotFoundError, ProviderNotConfiguredError } from "./errors";
 import { getMailProvider, type ProviderId, redirectUriFor } from "./providers";
@@ -38,6 +39,16 @@ export async function startConnect(input: StartConnectInput): Promise<{ url: str
   await enforceRateLimit("oauthStart", [`user:${input.userId}`, `org:${input.orgId}`]);
 
   const db = await getDb();
+  await assertConnectionsAllowed({
+    db,
+    orgId: input.orgId,
+    audit: {
+      action: "oauth.connect_started",
+      actor: input.actor,
+      request: input.request,
+      metadata: { provider: provider.id, reconnect: Boolean(input.mailboxId) },
+    },
+  });
   const mailbox = input.mailboxId
     ? await getMailboxForOrg({ db, orgId: input.orgId, mailboxId: input.mailboxId })
     : null;
@@ -81,6 +92,7 @@ export async function startConnect(input: StartConnectInput): Promise<{ url: str
         provider: provider.id,
         requestedScopes: scopes.join(" "),
         redirectUri,
+        mailboxId: mailbox?.id ?? null,
         userId: input.userId,
         orgId: input.orgId,
         expiresAt: new Date(Date.now() + TRANSACTION_TTL_MS),

@@ -31,6 +31,11 @@ export type MailProvider = {
   tokenEndpoint: string;
   /** RFC 7009 endpoint; null where the provider has none (Microsoft). */
   revocationEndpoint: string | null;
+  /**
+   * Revoking any token ends every grant of the account to this client (Google), not only the
+   * grant it came from: revoking a fresh grant would then cut off mailboxes in use.
+   */
+  revocationEndsAccountGrants: boolean;
   /** The scopes without which a mailbox cannot send (SMTP XOAUTH2). */
   mailScopes: string[];
   scopesToRequest(): string[];
@@ -78,6 +83,7 @@ export function buildGoogleProvider(credentials: Credentials): MailProvider {
     authorizationEndpoint: "https://accounts.google.com/o/oauth2/v2/auth",
     tokenEndpoint: "https://oauth2.googleapis.com/token",
     revocationEndpoint: "https://oauth2.googleapis.com/revoke",
+    revocationEndsAccountGrants: true,
     mailScopes: [GOOGLE_MAIL_SCOPE],
     scopesToRequest: () => ["openid", "email", GOOGLE_MAIL_SCOPE],
     // A refresh token comes only with prompt=consent, and every consent mints a new one that
@@ -111,9 +117,11 @@ export function buildMicrosoftProvider(
     authorizationEndpoint: `${authority}/oauth2/v2.0/authorize`,
     tokenEndpoint: `${authority}/oauth2/v2.0/token`,
     revocationEndpoint: null,
+    revocationEndsAccountGrants: false,
     mailScopes: [MICROSOFT_MAIL_SCOPE],
     // One token, one audience: a Graph scope here (User.Read) would yield a token SMTP refuses.
-    scopesToRequest: () => [MICROSOFT_MAIL_SCOPE, "offline_access", "openid", "email"],
+    // `profile` is an OpenID scope, not Graph: without it the ID token carries no `oid`.
+    scopesToRequest: () => [MICROSOFT_MAIL_SCOPE, "offline_access", "openid", "email", "profile"],
     authorizationParams: ({ loginHint }) => withLoginHint({}, loginHint),
     sendScopeOnRefresh: true,
     clientId: credentials.clientId,
@@ -144,6 +152,8 @@ export function buildDemoProvider(settings: DemoProviderSettings): MailProvider 
     authorizationEndpoint: `${issuer}/auth`,
     tokenEndpoint: settings.tokenEndpoint ?? `${issuer}/token`,
     revocationEndpoint: settings.revocationEndpoint ?? `${issuer}/token/revocation`,
+    // Each consent is its own grant there: revoking one leaves the account's others alone.
+    revocationEndsAccountGrants: false,
     mailScopes: [DEMO_MAIL_SCOPE],
     scopesToRequest: () => ["openid", "email", "offline_access", DEMO_MAIL_SCOPE],
     // oidc-provider issues a refresh token only on an explicit prompt=consent.
@@ -241,6 +251,26 @@ export function hasScope(provider: MailProvider, granted: string[], scope: strin
 
 export function missingMailScopes(provider: MailProvider, granted: string[]): string[] {
   return provider.mailScopes.filter((scope) => !hasScope(provider, granted, scope));
+}
+
+/**
+ * The provider's stable, non-reassignable id of the account, from the ID token: Microsoft's
+ * `oid` is per tenant, so the tenant is part of it; elsewhere `sub`. Null when absent.
+ */
+export function subjectFromClaims(
+  provider: Pick<MailProvider, "id">,
+  claims: Record<string, unknown> | undefined,
+): string | null {
+  const text = (name: string) => {
+    const value = claims?.[name];
+    return typeof value === "string" && value.length > 0 && value.length <= 255 ? value : null;
+  };
+  if (provider.id === "microsoft") {
+    const tid = text("tid");
+    const oid = text("oid");
+    return tid && oid ? `${tid.toLowerCase()}:${oid.toLowerCase()}` : null;
+  }
+  return text("sub");
 }
 
 const GUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";

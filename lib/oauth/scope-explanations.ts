@@ -14,6 +14,11 @@ const EXPLANATIONS: Record<string, Omit<ScopeExplanation, "scope">> = {
     allows: "Mailwarden reads the address of the account.",
     why: "It is the address mail is sent from, and the SMTP login name.",
   },
+  profile: {
+    title: "Recognise the account in its directory",
+    allows: "Mailwarden learns the account's directory id and display name.",
+    why: "Microsoft gives the account's permanent id only with this, so a renamed address stays the same mailbox.",
+  },
   offline_access: {
     title: "Keep access while you are away",
     allows: "The provider gives Mailwarden a refresh token, stored encrypted.",

@@ -277,7 +277,7 @@ describe("getAccessToken against Microsoft's documented error bodies (stub)", ()
     expect(request?.get("grant_type")).toBe("refresh_token");
     expect(request?.get("refresh_token")).toBe("rt-ms");
     expect(request?.get("scope")).toBe(
-      "https://outlook.office.com/SMTP.Send offline_access openid email",
+      "https://outlook.office.com/SMTP.Send offline_access openid email profile",
     );
     expect(request?.get("client_id")).toBe(microsoft.provider.clientId);
     // Microsoft does not revoke the old refresh token: the rotated one must be the one kept.

@@ -4,6 +4,7 @@ import { revalidatePath } from "next/cache";
 import { redirect } from "next/navigation";
 import { z } from "zod";
 import { action } from "@/lib/auth/action";
+import { ConnectionsBlockedError } from "@/lib/incidents/switches";
 import { sendOutcomeResult } from "@/lib/mail/form-result";
 import { testConnection } from "@/lib/mail/send";
 import { closeMailboxTransport } from "@/lib/mail/transport";
@@ -17,7 +18,11 @@ function knownError(error: unknown) {
   if (error instanceof RateLimitedError) {
     return { message: `Too many attempts. Try again in ${error.retryAfterSeconds} s.` };
   }
-  if (error instanceof ProviderNotConfiguredError || error instanceof MailboxNotFoundError) {
+  if (
+    error instanceof ProviderNotConfiguredError ||
+    error instanceof MailboxNotFoundError ||
+    error instanceof ConnectionsBlockedError
+  ) {
     return { message: error.message };
   }
   throw error;

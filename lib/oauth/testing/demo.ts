@@ -17,6 +17,12 @@ export type CountingProxy = {
   down: boolean;
   /** Hold each refresh this long before forwarding (widens race windows). */
   refreshDelayMs: number;
+  /** Authorization codes redeemed at the token endpoint. */
+  codeExchanges: number;
+  /** Tokens the provider issued for redeemed codes, newest last: what a test can introspect. */
+  issued: Array<{ accessToken: string; refreshToken: string | null }>;
+  /** Runs after the provider answered a code exchange, before the answer goes back. */
+  afterCodeExchange: (() => Promise<void>) | null;
   close(): Promise<void>;
 };
 
@@ -27,6 +33,8 @@ export type DemoTestbed = {
   provider: MailProvider;
   proxy: CountingProxy;
   dataDir: string;
+  /** Claims a directory administrator changed, by account id (the login address). */
+  directory: Map<string, Record<string, unknown>>;
   introspect(token: string): Promise<{ active: boolean; scope?: string }>;
   close(): Promise<void>;
 };
@@ -50,6 +58,9 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     revocationCalls: 0,
     down: false,
     refreshDelayMs: 0,
+    codeExchanges: 0,
+    issued: [],
+    afterCodeExchange: null,
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
@@ -59,10 +70,12 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
   async function forward(req: http.IncomingMessage, res: http.ServerResponse) {
     const body = await readBody(req);
     const path = req.url ?? "/";
-    const isRefresh =
-      path === "/token" &&
-      new URLSearchParams(body.toString()).get("grant_type") === "refresh_token";
+    const grantType =
+      path === "/token" ? new URLSearchParams(body.toString()).get("grant_type") : null;
+    const isRefresh = grantType === "refresh_token";
+    const isCode = grantType === "authorization_code";
     if (isRefresh) proxy.refreshCalls++;
+    if (isCode) proxy.codeExchanges++;
     if (path === "/token/revocation") proxy.revocationCalls++;
     if (proxy.down) {
       res.writeHead(503, { "content-type": "text/plain" });
@@ -83,6 +96,14 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       body: new Uint8Array(body),
     });
     const text = await upstream.text();
+    if (isCode && upstream.status === 200) {
+      const tokens = JSON.parse(text) as { access_token: string; refresh_token?: string };
+      proxy.issued.push({
+        accessToken: tokens.access_token,
+        refreshToken: tokens.refresh_token ?? null,
+      });
+      await proxy.afterCodeExchange?.();
+    }
     res.writeHead(upstream.status, {
       "content-type": upstream.headers.get("content-type") ?? "application/json",
     });
@@ -99,10 +120,12 @@ export async function startDemoTestbed(): Promise<DemoTestbed> {
   const issuer = `http://localhost:${port}`;
   const clientId = "mailwarden-mailbox-test";
   const clientSecret = randomBytes(32).toString("base64url");
+  const directory = new Map<string, Record<string, unknown>>();
   const demo: DemoProvider = await startDemoProvider({
     issuer,
     port,
     dataDir,
+    accountClaims: (accountId) => directory.get(accountId),
     clients: [
       { client_id: clientId, client_secret: clientSecret, redirect_uris: [redirectUriFor("demo")] },
     ],
@@ -123,6 +146,7 @@ export async function startDemoTestbed(): Promise<DemoTestbed> {
     provider,
     proxy,
     dataDir,
+    directory,
     introspect: introspectVia(issuer, { clientId, clientSecret }),
     close: async () => {
       await Promise.allSettled([proxy.close(), demo.close()]);

@@ -5,11 +5,24 @@ import { Card } from "@/components/ui/card";
 import { getDb } from "@/db";
 import { getMailboxForOrg } from "@/db/queries/mailboxes";
 import { requirePermission } from "@/lib/auth/session";
+import { connectionsBlock } from "@/lib/incidents/switches";
 import { getMailProvider } from "@/lib/oauth/providers";
 import { explainScopes, WHAT_WE_NEVER_DO } from "@/lib/oauth/scope-explanations";
 import { ConnectForm } from "../../forms";
 
 export const metadata = { title: "Connect a mailbox" };
+
+// Plain words for each refusal the callback can give; nothing from the provider is reflected.
+const REASONS: Record<string, (address: string | null) => string> = {
+  not_permitted: () =>
+    "Your role in this organisation no longer allows connecting mailboxes: it changed, or you left the organisation, while the provider's page was open. Nothing was stored, and Mailwarden did not keep the permission the provider gave.",
+  other_account: (address) =>
+    `This was a reconnect of ${address ?? "an existing mailbox"}, but a different account was chosen on the provider's page. Nothing was changed and the other account's new permission was withdrawn. Reconnect again and sign in as ${address ?? "the mailbox's own account"}.`,
+  address_in_use: () =>
+    "The provider reports an address for this account that is already connected here for a different account. Nothing was changed and the new permission was withdrawn. If the address really moved to this account, revoke the other mailbox first.",
+  connections_blocked: () =>
+    "Connecting mailboxes is blocked by an incident switch, so this connection was refused and nothing was stored.",
+};
 
 const RESULTS: Record<string, string> = {
   denied: "The connection was cancelled at the provider. Nothing was stored.",
@@ -20,18 +33,19 @@ const RESULTS: Record<string, string> = {
 
 type Props = {
   params: Promise<{ provider: string }>;
-  searchParams: Promise<{ mailbox?: string; result?: string; missing?: string }>;
+  searchParams: Promise<{ mailbox?: string; result?: string; missing?: string; reason?: string }>;
 };
 
 export default async function ConnectProviderPage({ params, searchParams }: Props) {
   const ctx = await requirePermission("manageMailboxes", "/mailboxes/connect");
   const { provider: providerId } = await params;
-  const { mailbox: mailboxId, result, missing } = await searchParams;
+  const { mailbox: mailboxId, result, missing, reason } = await searchParams;
   const provider = getMailProvider(providerId);
   if (!provider) notFound();
-  const mailbox = mailboxId
-    ? await getMailboxForOrg({ db: await getDb(), orgId: ctx.orgId, mailboxId })
-    : null;
+  const db = await getDb();
+  const mailbox = mailboxId ? await getMailboxForOrg({ db, orgId: ctx.orgId, mailboxId }) : null;
+  const blocked = await connectionsBlock({ db, orgId: ctx.orgId });
+  const refusal = result === "refused" && reason ? REASONS[reason] : undefined;
   const requested = explainScopes(provider.scopesToRequest());
   const missingScopes = explainScopes(
     (missing ?? "").split(" ").filter((s) => provider.mailScopes.includes(s)),
@@ -54,11 +68,36 @@ export default async function ConnectProviderPage({ params, searchParams }: Prop
             ))}
             Try again and leave that box ticked on the provider&apos;s screen.
           </p>
+          <p className="mt-1 text-red-900 text-sm">
+            {provider.revocationEndpoint
+              ? `Mailwarden did not keep the partial permission ${provider.label} gave: it asked ${provider.label} to withdraw it.`
+              : `${provider.label} offers no way for an app to withdraw a permission, so Mailwarden only discarded the tokens; remove the app's consent in the account's settings if you like.`}
+          </p>
         </Card>
       )}
-      {result && RESULTS[result] && (
+      {refusal && (
+        <Card className="mb-4 border-red-300 bg-red-50" role="alert">
+          <h2 className="font-medium text-red-900">The mailbox was not connected</h2>
+          <p className="mt-1 text-red-900 text-sm">{refusal(mailbox?.address ?? null)}</p>
+        </Card>
+      )}
+      {!refusal && result && RESULTS[result] && (
         <Card className="mb-4 border-amber-300 bg-amber-50" role="alert">
           <p className="text-amber-900 text-sm">{RESULTS[result]}</p>
+        </Card>
+      )}
+      {blocked && (
+        <Card className="mb-4 border-red-300 bg-red-50" role="alert">
+          <h2 className="font-medium text-red-900">Connecting mailboxes is blocked (423 Locked)</h2>
+          <p className="mt-1 text-red-900 text-sm">
+            {blocked.scope === "global"
+              ? "An incident switch blocks new mailbox connections for everyone on this Mailwarden while an incident is handled."
+              : "An incident switch blocks new mailbox connections for this organisation."}{" "}
+            Blocked since {blocked.since.toUTCString()}. Mailboxes already connected keep working.
+            {blocked.scope === "organization"
+              ? " It is lifted by whoever manages incidents for the organisation."
+              : " The block is lifted by this deployment's operators."}
+          </p>
         </Card>
       )}
       <Card>
@@ -85,11 +124,13 @@ export default async function ConnectProviderPage({ params, searchParams }: Prop
           page.
         </p>
         <div className="mt-6 flex items-center gap-4">
-          <ConnectForm
-            provider={provider.id}
-            mailboxId={mailbox?.id}
-            label={`Continue to ${provider.label}`}
-          />
+          {!blocked && (
+            <ConnectForm
+              provider={provider.id}
+              mailboxId={mailbox?.id}
+              label={`Continue to ${provider.label}`}
+            />
+          )}
           <Link href="/mailboxes" className="text-sm underline">
             Cancel
           </Link>

@@ -27,6 +27,9 @@ export async function GET(
   }
   target.searchParams.set("result", result.kind);
   if (result.kind === "missing_scope") target.searchParams.set("missing", result.missing.join(" "));
-  if (result.kind === "refused") target.searchParams.set("reason", result.reason);
+  if (result.kind === "refused") {
+    target.searchParams.set("reason", result.reason);
+    if (result.mailboxId) target.searchParams.set("mailbox", result.mailboxId);
+  }
   return NextResponse.redirect(target, 303);
 }
