@@ -42,6 +42,7 @@ export const declineInvitationAction = action(
     );
     if (!result.ok) return { message: REFUSED[result.reason] };
     revalidatePath("/", "layout");
-    return { ok: true, message: "Invitation declined." };
+    // The row that held the form is gone; the page itself says what happened.
+    redirect("/invitations?declined=1");
   },
 );

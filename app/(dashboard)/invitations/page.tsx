@@ -12,7 +12,12 @@ import { InvitationAnswer } from "./forms";
 
 export const metadata = { title: "Invitations" };
 
-export default async function InvitationsPage() {
+export default async function InvitationsPage({
+  searchParams,
+}: {
+  searchParams: Promise<{ declined?: string }>;
+}) {
+  const { declined } = await searchParams;
   const ctx = await requirePermission("view", "/invitations");
   const db = await getDb();
   const user = await getUserEmail({ db, userId: ctx.user.id });
@@ -27,6 +32,11 @@ export default async function InvitationsPage() {
         title="Invitations"
         description="Organisations that invited you. You join one only when you accept; declining tells them no."
       />
+      {declined && (
+        <p role="status" className="mb-4 text-green-800 text-sm">
+          Invitation declined. The organisation that sent it can see that you said no.
+        </p>
+      )}
       <Card>
         {!isVerified ? (
           <p className="text-sm">
