@@ -1,6 +1,7 @@
 "use server";
 
 import { revalidatePath } from "next/cache";
+import { redirect } from "next/navigation";
 import { z } from "zod";
 import { getDb } from "@/db";
 import { type ActionResult, action } from "@/lib/auth/action";
@@ -83,7 +84,9 @@ export const removeMemberAction = action(
     } catch (error) {
       return domainError(error);
     }
-    revalidatePath("/members");
+    revalidatePath("/", "layout");
+    // Someone who left works in another of their organisations from now on.
+    if (userId === ctx.user.id) redirect("/");
     return { ok: true, message: "Member removed." };
   },
 );
