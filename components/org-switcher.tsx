@@ -31,6 +31,7 @@ export function OrgSwitcher({
             Switch organisation
           </label>
           <select
+            key={activeOrgId}
             id="org-switcher"
             name="orgId"
             defaultValue={activeOrgId}
