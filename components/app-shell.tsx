@@ -1,20 +1,36 @@
 import Link from "next/link";
 import type { ReactNode } from "react";
 import type { Role } from "@/db/schema";
+import type { ActionResult } from "@/lib/auth/action";
 import { ROLE_LABELS } from "@/lib/auth/roles";
 import type { NavItem } from "@/lib/nav";
+import { type OrgChoice, OrgSwitcher } from "./org-switcher";
 
 type Props = {
   nav: NavItem[];
   user: { email: string | null; name: string | null };
+  orgId: string;
   orgName: string;
+  organizations: OrgChoice[];
+  switchOrganization: (previous: ActionResult, formData: FormData) => Promise<ActionResult>;
   role: Role;
   isDemo: boolean;
   signOut: () => Promise<void>;
   children: ReactNode;
 };
 
-export function AppShell({ nav, user, orgName, role, isDemo, signOut, children }: Props) {
+export function AppShell({
+  nav,
+  user,
+  orgId,
+  orgName,
+  organizations,
+  switchOrganization,
+  role,
+  isDemo,
+  signOut,
+  children,
+}: Props) {
   return (
     <div className="min-h-screen bg-slate-50 text-slate-900">
       {isDemo && (
@@ -30,7 +46,14 @@ export function AppShell({ nav, user, orgName, role, isDemo, signOut, children }
           </Link>
           <div className="flex items-center gap-3 text-sm">
             <span>
-              {user.email} · {orgName} · <span data-testid="current-role">{ROLE_LABELS[role]}</span>
+              {user.email} ·{" "}
+              <OrgSwitcher
+                organizations={organizations}
+                activeOrgId={orgId}
+                activeOrgName={orgName}
+                switchOrganization={switchOrganization}
+              />{" "}
+              · <span data-testid="current-role">{ROLE_LABELS[role]}</span>
             </span>
             <form action={signOut}>
               <button type="submit" className="text-brand-600 underline">
@@ -50,6 +73,11 @@ export function AppShell({ nav, user, orgName, role, isDemo, signOut, children }
                   className="block rounded px-2 py-1.5 text-sm hover:bg-slate-200"
                 >
                   {item.label}
+                  {item.count ? (
+                    <span className="ml-2 rounded-full bg-brand-600 px-1.5 text-white text-xs">
+                      {item.count}
+                    </span>
+                  ) : null}
                 </Link>
               </li>
             ))}

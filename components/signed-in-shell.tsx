@@ -2,10 +2,12 @@ import "server-only";
 import { redirect } from "next/navigation";
 import type { ReactNode } from "react";
 import { dismissNoticeAction } from "@/app/(dashboard)/notice-actions";
+import { switchOrganizationAction } from "@/app/(dashboard)/organization-actions";
 import { AppShell } from "@/components/app-shell";
 import { NoticeList } from "@/components/notice-list";
 import { getDb } from "@/db";
 import { listUnreadNotices } from "@/db/queries/notices";
+import { countInvitationsForUser, listMembershipsOfUser } from "@/db/queries/organizations";
 import { signOut } from "@/lib/auth/config";
 import { getSessionContext } from "@/lib/auth/session";
 import { env } from "@/lib/env";
@@ -16,20 +18,24 @@ export async function SignedInShell({ children }: { children: ReactNode }) {
   const ctx = await getSessionContext();
   if (!ctx) redirect("/sign-in");
   const { isDemo } = env();
-  const notices = await listUnreadNotices({
-    db: await getDb(),
-    orgId: ctx.orgId,
-    userId: ctx.user.id,
-  });
+  const db = await getDb();
+  const [notices, organizations, pendingInvitations] = await Promise.all([
+    listUnreadNotices({ db, orgId: ctx.orgId, userId: ctx.user.id }),
+    listMembershipsOfUser({ db, userId: ctx.user.id }),
+    countInvitationsForUser({ db, userId: ctx.user.id }),
+  ]);
   async function signOutAction() {
     "use server";
     await signOut({ redirectTo: "/sign-in" });
   }
   return (
     <AppShell
-      nav={navFor(ctx.role, { isDemo })}
+      nav={navFor(ctx.role, { isDemo, pendingInvitations })}
       user={ctx.user}
+      orgId={ctx.orgId}
       orgName={ctx.orgName}
+      organizations={organizations}
+      switchOrganization={switchOrganizationAction}
       role={ctx.role}
       isDemo={isDemo}
       signOut={signOutAction}

@@ -58,6 +58,10 @@ export const sessions = pgTable("sessions", {
     .notNull()
     .references(() => users.id, { onDelete: "cascade" }),
   expires: timestamp("expires", { mode: "date", withTimezone: true }).notNull(),
+  // The organisation this session works in; null until chosen, and read as the oldest
+  // membership whenever it is null or no longer a membership. A set null (not a cascade) so that
+  // an organisation going away does not sign its members out.
+  activeOrgId: text("active_org_id").references(() => organizations.id, { onDelete: "set null" }),
 });
 
 export const verificationTokens = pgTable(
@@ -95,7 +99,8 @@ export const memberships = pgTable(
   (t) => [primaryKey({ columns: [t.orgId, t.userId] }), index("memberships_user_idx").on(t.userId)],
 );
 
-// People added by email before they first sign in; accepted on sign-in with a verified email.
+// People invited by email. An invitation waits until the invitee, signed in with that address
+// verified by their provider, accepts or declines it; nobody joins without that click.
 export const invitations = pgTable(
   "invitations",
   {

@@ -31,16 +31,45 @@ export async function connectDemoMailbox(page: Page) {
   await expect(page.getByRole("status").filter({ hasText: "is connected" })).toBeVisible();
 }
 
-export async function addMember(
+/** The organisation a person gets at first sign-in is named after them (the demo provider's name). */
+export function ownOrgName(email: string): string {
+  return email.split("@")[0] ?? email;
+}
+
+/** Invites a person into the signed-in person's organisation; they still have to accept. */
+export async function invite(
   page: Page,
   email: string,
-  role: "sender" | "admin" | "compliance",
+  role: "owner" | "admin" | "sender" | "compliance",
 ) {
   await page.goto("/members");
   await page.getByLabel("Email", { exact: true }).fill(email);
   await page.getByLabel("Role", { exact: true }).selectOption(role);
   await page.getByRole("button", { name: "Add person" }).click();
-  await expect(page.getByText(`${email} can now sign in`)).toBeVisible();
+  await expect(page.getByText(`${email} is invited as ${role}`)).toBeVisible();
+}
+
+/** Accepts the invitation from `orgName`; that organisation becomes the session's. */
+export async function acceptInvitation(page: Page, orgName: string) {
+  await page.goto("/invitations");
+  await page.getByRole("button", { name: `Accept the invitation to ${orgName}` }).click();
+  await expect(page.getByRole("heading", { name: "Overview" })).toBeVisible();
+  await expect(page.getByTestId("current-org")).toHaveText(orgName);
+}
+
+/**
+ * Adds a person to the signed-in owner's organisation the whole way: invites them, signs in as
+ * them and accepts. Leaves the page signed in as the new member, in that organisation.
+ */
+export async function addMember(
+  page: Page,
+  email: string,
+  role: "sender" | "admin" | "compliance",
+) {
+  const orgName = (await page.getByTestId("current-org").textContent()) ?? "";
+  await invite(page, email, role);
+  await switchUser(page, email);
+  await acceptInvitation(page, orgName);
 }
 
 export async function switchUser(page: Page, email: string) {

@@ -1,9 +1,9 @@
 import { expect, test } from "@playwright/test";
-import { signInAs, signOut, uniqueEmail } from "./helpers";
+import { acceptInvitation, invite, ownOrgName, signInAs, switchUser, uniqueEmail } from "./helpers";
 
 const ADMIN_URLS = ["/members", "/activity", "/api-keys", "/mailboxes/connect/demo"];
 
-test("[OWNER][MEMBERS] the first person owns a new organisation, adds a sender, and the server refuses the sender every admin URL", async ({
+test("[OWNER][MEMBERS] the first person owns a new organisation, invites a sender who accepts, and the server refuses the sender every admin URL", async ({
   page,
 }) => {
   const owner = uniqueEmail("owner");
@@ -11,17 +11,21 @@ test("[OWNER][MEMBERS] the first person owns a new organisation, adds a sender, 
 
   await signInAs(page, owner);
   await expect(page.getByTestId("current-role")).toHaveText("Owner");
+  await expect(page.getByTestId("current-org")).toHaveText(ownOrgName(owner));
 
   await page.getByRole("link", { name: "Members" }).click();
   await page.getByLabel("Email", { exact: true }).fill(sender);
   await page.getByLabel("Role", { exact: true }).selectOption("sender");
   await page.getByRole("button", { name: "Add person" }).click();
-  await expect(page.getByText(`${sender} can now sign in and will join as sender.`)).toBeVisible();
-  await signOut(page);
+  await expect(
+    page.getByText(`${sender} is invited as sender: they join when they accept the invitation.`),
+  ).toBeVisible();
 
-  // The demo provider remembers the owner's session: sign in again as someone else.
-  await page.context().clearCookies();
-  await signInAs(page, sender);
+  // Signing in joins nothing: the sender is in an organisation of their own until they accept.
+  await switchUser(page, sender);
+  await expect(page.getByTestId("current-org")).toHaveText(ownOrgName(sender));
+  await expect(page.getByTestId("current-role")).toHaveText("Owner");
+  await acceptInvitation(page, ownOrgName(owner));
   await expect(page.getByTestId("current-role")).toHaveText("Sender");
   await expect(page.getByRole("link", { name: "Members" })).toHaveCount(0);
 
@@ -32,15 +36,51 @@ test("[OWNER][MEMBERS] the first person owns a new organisation, adds a sender, 
   }
 });
 
-test("[OWNER][MEMBERS] the last owner cannot demote themselves", async ({ page }) => {
+test("[OWNER][MEMBERS] the last owner is offered no way to demote or remove themselves", async ({
+  page,
+}) => {
   const owner = uniqueEmail("owner");
   await signInAs(page, owner);
   await page.goto("/members");
-  await page.getByLabel(`Role for ${owner}`).selectOption("admin");
-  await page.getByRole("button", { name: "Change role" }).click();
-  await expect(page.getByText("An organisation needs at least one owner")).toBeVisible();
-  await page.reload();
-  await expect(page.getByTestId("current-role")).toHaveText("Owner");
+  const ownRow = page.getByRole("row").filter({ hasText: owner });
+  await expect(ownRow.getByText("No changes you can make")).toBeVisible();
+  await expect(page.getByLabel(`Role for ${owner}`)).toHaveCount(0);
+  await expect(ownRow.getByRole("button")).toHaveCount(0);
+});
+
+test("[ADMIN][MEMBERS] an admin is offered no owner role and no change to an owner", async ({
+  page,
+}) => {
+  const owner = uniqueEmail("owner");
+  const admin = uniqueEmail("admin");
+  await signInAs(page, owner);
+  await invite(page, admin, "admin");
+  await switchUser(page, admin);
+  await acceptInvitation(page, ownOrgName(owner));
+  await expect(page.getByTestId("current-role")).toHaveText("Admin");
+
+  await page.goto("/members");
+  const roles = page.getByLabel("Role", { exact: true }).locator("option");
+  await expect(roles).toHaveText(["Admin", "Sender", "Compliance officer"]);
+  const ownerRow = page.getByRole("row").filter({ hasText: owner });
+  await expect(ownerRow.getByText("No changes you can make")).toBeVisible();
+  await expect(page.getByLabel(`Role for ${owner}`)).toHaveCount(0);
+  // The admin's own row offers leaving, not a new role.
+  await expect(page.getByLabel(`Role for ${admin}`)).toHaveCount(0);
+  await expect(page.getByRole("button", { name: "Leave this organisation" })).toBeVisible();
+});
+
+test("[AUTH] the session endpoint never hands the session cookie's value to scripts", async ({
+  page,
+}) => {
+  await signInAs(page, uniqueEmail("owner"));
+  const cookie = (await page.context().cookies()).find((c) => c.name.endsWith("session-token"));
+  expect(cookie?.httpOnly).toBe(true);
+  const response = await page.request.get("/api/auth/session");
+  const body = await response.text();
+  expect(JSON.parse(body).user.email).toContain("@example.test");
+  expect(body).not.toContain(cookie?.value ?? "missing cookie");
+  expect(body).not.toContain("sessionToken");
 });
 
 test("[HEALTH] reports the database and the demo mode", async ({ request }) => {

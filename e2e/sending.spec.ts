@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { expect, test } from "@playwright/test";
-import { addMember, connectDemoMailbox, signInAs, switchUser, uniqueEmail } from "./helpers";
+import { addMember, connectDemoMailbox, signInAs, uniqueEmail } from "./helpers";
 
 test("[SENDER][SEND] a sender sends a test message through a connected demo mailbox and it arrives in the demo inbox", async ({
   page,
@@ -11,7 +11,6 @@ test("[SENDER][SEND] a sender sends a test message through a connected demo mail
   await signInAs(page, owner);
   await connectDemoMailbox(page);
   await addMember(page, sender, "sender");
-  await switchUser(page, sender);
 
   await page.getByRole("link", { name: "Send a test message" }).click();
   await page.getByLabel("From mailbox").selectOption({ label: owner });

@@ -1,7 +1,14 @@
 import type { Role } from "@/db/schema";
 import { hasPermission, type Permission } from "@/lib/auth/roles";
 
-export type NavItem = { href: string; label: string; permission: Permission; demoOnly?: boolean };
+export type NavItem = {
+  href: string;
+  label: string;
+  permission: Permission;
+  demoOnly?: boolean;
+  /** Things waiting for the person on that page, shown beside the label. */
+  count?: number;
+};
 
 export const NAV: NavItem[] = [
   { href: "/", label: "Overview", permission: "view" },
@@ -12,8 +19,18 @@ export const NAV: NavItem[] = [
   { href: "/demo-inbox", label: "Demo inbox", permission: "view", demoOnly: true },
   { href: "/members", label: "Members", permission: "manageMembers" },
   { href: "/activity", label: "Activity log", permission: "readAudit" },
+  { href: "/invitations", label: "Invitations", permission: "view" },
 ];
 
-export function navFor(role: Role, { isDemo }: { isDemo: boolean }): NavItem[] {
-  return NAV.filter((item) => hasPermission(role, item.permission) && (isDemo || !item.demoOnly));
+export function navFor(
+  role: Role,
+  { isDemo, pendingInvitations = 0 }: { isDemo: boolean; pendingInvitations?: number },
+): NavItem[] {
+  return NAV.filter(
+    (item) => hasPermission(role, item.permission) && (isDemo || !item.demoOnly),
+  ).map((item) =>
+    item.href === "/invitations" && pendingInvitations > 0
+      ? { ...item, count: pendingInvitations }
+      : item,
+  );
 }

@@ -1,15 +1,58 @@
 import "server-only";
-import { and, asc, desc, eq, sql } from "drizzle-orm";
+import { and, asc, desc, eq, isNotNull, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { invitations, memberships, organizations, type Role, users } from "@/db/schema";
 
-export async function getActiveMembership({ db, userId }: { db: DbOrTx; userId: string }) {
+/**
+ * The membership a session works in: the preferred organisation while it is still a membership,
+ * otherwise the oldest one, so that a stale or missing choice falls back the same way every time.
+ */
+export async function getActiveMembership({
+  db,
+  userId,
+  preferredOrgId = null,
+}: {
+  db: DbOrTx;
+  userId: string;
+  preferredOrgId?: string | null;
+}) {
   const [row] = await db
     .select({ orgId: memberships.orgId, orgName: organizations.name, role: memberships.role })
     .from(memberships)
     .innerJoin(organizations, eq(organizations.id, memberships.orgId))
     .where(eq(memberships.userId, userId))
-    .orderBy(desc(memberships.createdAt))
+    .orderBy(
+      desc(sql`${memberships.orgId} = ${preferredOrgId ?? ""}`),
+      asc(memberships.createdAt),
+      asc(memberships.orgId),
+    )
+    .limit(1);
+  return row ?? null;
+}
+
+export async function listMembershipsOfUser({ db, userId }: { db: DbOrTx; userId: string }) {
+  return db
+    .select({ orgId: memberships.orgId, orgName: organizations.name, role: memberships.role })
+    .from(memberships)
+    .innerJoin(organizations, eq(organizations.id, memberships.orgId))
+    .where(eq(memberships.userId, userId))
+    .orderBy(asc(memberships.createdAt), asc(memberships.orgId));
+}
+
+export async function findMembership({
+  db,
+  orgId,
+  userId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string;
+}) {
+  const [row] = await db
+    .select({ orgName: organizations.name, role: memberships.role })
+    .from(memberships)
+    .innerJoin(organizations, eq(organizations.id, memberships.orgId))
+    .where(and(eq(memberships.orgId, orgId), eq(memberships.userId, userId)))
     .limit(1);
   return row ?? null;
 }
@@ -42,11 +85,52 @@ export async function insertMembership({
   await db.insert(memberships).values({ orgId, userId, role }).onConflictDoNothing();
 }
 
-export async function takeInvitationsForEmail({ db, email }: { db: DbOrTx; email: string }) {
-  return db.delete(invitations).where(eq(invitations.email, email.toLowerCase())).returning({
-    orgId: invitations.orgId,
-    role: invitations.role,
-  });
+/** The invitations waiting for one address, with who sent them and from which organisation. */
+export async function listInvitationsForEmail({ db, email }: { db: DbOrTx; email: string }) {
+  return db
+    .select({
+      id: invitations.id,
+      orgId: invitations.orgId,
+      orgName: organizations.name,
+      role: invitations.role,
+      invitedByEmail: users.email,
+      createdAt: invitations.createdAt,
+    })
+    .from(invitations)
+    .innerJoin(organizations, eq(organizations.id, invitations.orgId))
+    .leftJoin(users, eq(users.id, invitations.invitedBy))
+    .where(eq(invitations.email, email.toLowerCase()))
+    .orderBy(asc(invitations.createdAt), asc(invitations.id));
+}
+
+/** How many invitations wait for a person, counted only once their address is confirmed. */
+export async function countInvitationsForUser({ db, userId }: { db: DbOrTx; userId: string }) {
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(invitations)
+    .innerJoin(users, eq(users.email, invitations.email))
+    .where(and(eq(users.id, userId), isNotNull(users.emailVerified)));
+  return row?.n ?? 0;
+}
+
+/**
+ * Deletes one invitation addressed to `email` and returns it: the delete is what makes an
+ * acceptance or a refusal happen once, however many clicks arrive together.
+ */
+export async function takeInvitationForEmail({
+  db,
+  id,
+  email,
+}: {
+  db: DbOrTx;
+  id: string;
+  email: string;
+}) {
+  const [row] = await db
+    .delete(invitations)
+    .where(and(eq(invitations.id, id), eq(invitations.email, email.toLowerCase())))
+    .returning({ orgId: invitations.orgId, role: invitations.role });
+  return row ?? null;
 }
 
 export async function listMembers({ db, orgId }: { db: DbOrTx; orgId: string }) {

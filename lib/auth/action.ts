@@ -30,15 +30,17 @@ export type ActionContext = SessionContext & { actor: Actor; request: RequestInf
 /**
  * The one server-action wrapper: session, permission, then a zod parse of the form, then the
  * function with typed input. No action is written without it, so none can skip the checks.
+ * `"signedIn"` is for what a person does for themselves rather than in the active organisation
+ * (answering an invitation, switching organisation): any signed-in member may call it.
  */
 export function action<S extends z.ZodType>(
-  options: { permission: Permission; name: string; schema: S },
+  options: { permission: Permission | "signedIn"; name: string; schema: S },
   run: (input: z.infer<S>, ctx: ActionContext) => Promise<ActionResult | undefined>,
 ) {
   return async (_previous: ActionResult, formData: FormData): Promise<ActionResult> => {
     const session = await getSessionContext();
     if (!session) return { message: "Your session has ended. Sign in again." };
-    if (!hasPermission(session.role, options.permission)) {
+    if (options.permission !== "signedIn" && !hasPermission(session.role, options.permission)) {
       await auditDenied(session, `action:${options.name}`, options.permission);
       return { message: "Your role does not allow this." };
     }

@@ -1,8 +1,8 @@
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
-import { accounts } from "@/db/schema";
-import { createUser } from "@/lib/testing/factories";
+import { accounts, sessions } from "@/db/schema";
+import { createOwner, createUser, joinOrganization } from "@/lib/testing/factories";
 import { tokenlessAdapter } from "./adapter";
 
 describe("sign-in adapter", () => {
@@ -27,5 +27,48 @@ describe("sign-in adapter", () => {
     expect(row?.refresh_token).toBeNull();
     expect(row?.id_token).toBeNull();
     expect(JSON.stringify(row)).not.toContain("plaintext");
+  });
+
+  it("starts a session in the person's oldest organisation and still reads and deletes it", async () => {
+    const db = await getDb();
+    const adapter = tokenlessAdapter(db);
+    const own = await createOwner("member");
+    const other = await createOwner("other");
+    await joinOrganization({
+      orgId: other.orgId,
+      inviterId: other.user.id,
+      user: own.user,
+      role: "sender",
+    });
+
+    const sessionToken = `token-${own.user.id}`;
+    await adapter.createSession?.({
+      sessionToken,
+      userId: own.user.id,
+      expires: new Date(Date.now() + 60_000),
+    });
+    const read = await adapter.getSessionAndUser?.(sessionToken);
+    expect(read?.user.id).toBe(own.user.id);
+    expect(read?.session.activeOrgId).toBe(own.orgId);
+
+    await adapter.updateSession?.({ sessionToken, expires: new Date(Date.now() + 120_000) });
+    expect((await adapter.getSessionAndUser?.(sessionToken))?.session.activeOrgId).toBe(own.orgId);
+
+    await adapter.deleteSession?.(sessionToken);
+    expect(await db.select().from(sessions).where(eq(sessions.sessionToken, sessionToken))).toEqual(
+      [],
+    );
+  });
+
+  it("starts a first session with no organisation chosen yet", async () => {
+    const db = await getDb();
+    const user = await createUser("first");
+    await tokenlessAdapter(db).createSession?.({
+      sessionToken: `token-${user.id}`,
+      userId: user.id,
+      expires: new Date(Date.now() + 60_000),
+    });
+    const [row] = await db.select().from(sessions).where(eq(sessions.userId, user.id));
+    expect(row?.activeOrgId).toBeNull();
   });
 });

@@ -2,11 +2,14 @@ import "server-only";
 import { DrizzleAdapter } from "@auth/drizzle-adapter";
 import type { Adapter } from "next-auth/adapters";
 import type { Database } from "@/db";
+import { getActiveMembership } from "@/db/queries/organizations";
 import { accounts, sessions, users, verificationTokens } from "@/db/schema";
 
 /**
  * Auth.js's adapter, except that it never stores the sign-in provider's tokens: Auth.js would
  * keep them in plaintext, and sign-in needs none of them (mailbox grants are ours, encrypted).
+ * A new session starts in the person's oldest organisation; a first sign-in has none yet, and
+ * then the empty choice reads as the organisation the sign-in creates.
  */
 export function tokenlessAdapter(db: Database): Adapter {
   const base = DrizzleAdapter(db, {
@@ -17,6 +20,14 @@ export function tokenlessAdapter(db: Database): Adapter {
   });
   return {
     ...base,
+    createSession: async (session) => {
+      const first = await getActiveMembership({ db, userId: session.userId });
+      // The drizzle adapter inserts whatever columns it is given; its type names only its own.
+      const row = { ...session, activeOrgId: first?.orgId ?? null } as typeof session;
+      const created = await base.createSession?.(row);
+      if (!created) throw new Error("session insert returned nothing");
+      return created;
+    },
     linkAccount: (account) =>
       base.linkAccount?.({
         ...account,

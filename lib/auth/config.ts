@@ -12,6 +12,18 @@ import { tokenlessAdapter } from "./adapter";
 import { settleMemberships } from "./members";
 import { authSecret } from "./secret";
 
+declare module "next-auth" {
+  interface Session {
+    activeOrgId?: string | null;
+  }
+}
+
+declare module "next-auth/adapters" {
+  interface AdapterSession {
+    activeOrgId?: string | null;
+  }
+}
+
 // Sign-in asks for identity only; mail scopes are asked for when a mailbox is connected.
 const SIGN_IN_SCOPE = "openid email profile";
 
@@ -53,6 +65,13 @@ export function signInProviderList(): { id: string; name: string }[] {
   });
 }
 
+const isSecure = (e: Env) => e.APP_URL.startsWith("https://");
+
+/** Auth.js's session cookie name for this deployment (the __Secure- prefix over https). */
+export function sessionCookieName(): string {
+  return `${isSecure(env()) ? "__Secure-" : ""}authjs.session-token`;
+}
+
 async function authConfig(): Promise<NextAuthConfig> {
   const db = await getDb();
   const e = env();
@@ -61,11 +80,17 @@ async function authConfig(): Promise<NextAuthConfig> {
     session: { strategy: "database", maxAge: 7 * 24 * 3600, updateAge: 3600 },
     secret: authSecret(),
     trustHost: true,
-    useSecureCookies: e.APP_URL.startsWith("https://"),
+    useSecureCookies: isSecure(e),
     providers: signInProviders(e),
     pages: { signIn: "/sign-in", error: "/sign-in" },
     callbacks: {
-      session: ({ session, user }) => ({ ...session, user: { ...session.user, id: user.id } }),
+      // What auth() returns is also served to the browser at /api/auth/session: name the fields,
+      // so the session token (an httpOnly cookie for a reason) and the user row never go there.
+      session: ({ session, user }) => ({
+        user: { id: user.id, name: user.name, email: user.email, image: user.image },
+        expires: session.expires,
+        activeOrgId: session.activeOrgId ?? null,
+      }),
     },
     events: {
       signIn: async ({ user, account, profile }) => {
@@ -82,9 +107,14 @@ async function authConfig(): Promise<NextAuthConfig> {
         });
       },
       signOut: async (message) => {
-        const userId = "session" in message ? message.session?.userId : undefined;
+        const session = "session" in message ? message.session : undefined;
+        const userId = session?.userId;
         if (!userId) return;
-        const membership = await getActiveMembership({ db, userId });
+        const membership = await getActiveMembership({
+          db,
+          userId,
+          preferredOrgId: session.activeOrgId,
+        });
         await writeAuditEvent(db, {
           orgId: membership?.orgId ?? null,
           actor: { type: "user", id: userId },

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { getActiveMembership, listMembers } from "@/db/queries/organizations";
 import { auditEvents, invitations } from "@/db/schema";
-import { createOwner, createUser } from "@/lib/testing/factories";
+import { createOwner, createUser, joinOrganization } from "@/lib/testing/factories";
 import {
   changeMemberRole,
   inviteMember,
@@ -34,7 +34,7 @@ describe("memberships", () => {
     expect(await actions(orgId)).toContain("org.created");
   });
 
-  it("turns an invitation into a membership only for a verified email", async () => {
+  it("leaves invitations waiting at sign-in: an invited person joins nothing by signing in", async () => {
     const db = await getDb();
     const { user: owner, orgId } = await createOwner();
     const invitee = await createUser("sender");
@@ -44,18 +44,15 @@ describe("memberships", () => {
       { email: invitee.email ?? "", role: "sender" },
     );
 
-    await settleMemberships(db, invitee, { isEmailVerified: false });
+    await settleMemberships(db, invitee, { isEmailVerified: true });
+    await settleMemberships(db, invitee, { isEmailVerified: true });
+
     const own = await getActiveMembership({ db, userId: invitee.id });
     expect(own?.orgId).not.toBe(orgId);
     expect(own?.role).toBe("owner");
-
-    await settleMemberships(db, invitee, { isEmailVerified: true });
-    const members = await listMembers({ db, orgId });
-    expect(members.find((m) => m.userId === invitee.id)?.role).toBe("sender");
-    expect(await db.select().from(invitations).where(eq(invitations.orgId, orgId))).toHaveLength(0);
-    expect(await actions(orgId)).toEqual(
-      expect.arrayContaining(["member.invited", "member.joined"]),
-    );
+    expect((await listMembers({ db, orgId })).map((m) => m.userId)).toEqual([owner.id]);
+    expect(await db.select().from(invitations).where(eq(invitations.orgId, orgId))).toHaveLength(1);
+    expect(await actions(orgId)).not.toContain("member.joined");
   });
 
   it("refuses to demote or remove the last owner and writes no event for the refusal", async () => {
@@ -75,12 +72,7 @@ describe("memberships", () => {
     const db = await getDb();
     const { user: a, orgId } = await createOwner();
     const b = await createUser("second-owner");
-    await inviteMember(
-      db,
-      { orgId, actor: actorOf(a.id) },
-      { email: b.email ?? "", role: "owner" },
-    );
-    await settleMemberships(db, b, { isEmailVerified: true });
+    await joinOrganization({ orgId, inviterId: a.id, user: b, role: "owner" });
 
     const results = await Promise.allSettled([
       changeMemberRole(db, { orgId, actor: actorOf(a.id) }, { userId: b.id, role: "sender" }),
@@ -95,12 +87,7 @@ describe("memberships", () => {
     const db = await getDb();
     const { user: owner, orgId } = await createOwner();
     const member = await createUser("member");
-    await inviteMember(
-      db,
-      { orgId, actor: actorOf(owner.id) },
-      { email: member.email ?? "", role: "sender" },
-    );
-    await settleMemberships(db, member, { isEmailVerified: true });
+    await joinOrganization({ orgId, inviterId: owner.id, user: member, role: "sender" });
     await changeMemberRole(
       db,
       { orgId, actor: actorOf(owner.id) },

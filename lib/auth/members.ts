@@ -8,17 +8,25 @@ import {
   insertMembership,
   insertOrganization,
   lockMemberships,
-  takeInvitationsForEmail,
   updateMemberRole,
   upsertInvitation,
 } from "@/db/queries/organizations";
+import { recordEmailVerification } from "@/db/queries/users";
 import type { Role } from "@/db/schema";
-import type { Actor } from "@/lib/audit/events";
+import type { Actor, AuditAction } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import {
+  REFUSAL_MESSAGES,
+  type Refusal,
+  refuseInvitation,
+  refuseRemoval,
+  refuseRoleChange,
+} from "./owner-rules";
+import type { RequestInfo } from "./request";
 
 export class LastOwnerError extends Error {
   constructor() {
-    super("An organisation needs at least one owner: make someone else owner first.");
+    super(REFUSAL_MESSAGES.last_owner);
     this.name = "LastOwnerError";
   }
 }
@@ -30,11 +38,24 @@ export class NotAMemberError extends Error {
   }
 }
 
+/** A change the owner rules refuse; audited as denied, unlike the last-owner guard. */
+export class MemberRuleError extends Error {
+  constructor(readonly reason: Exclude<Refusal, "last_owner">) {
+    super(REFUSAL_MESSAGES[reason]);
+    this.name = "MemberRuleError";
+  }
+}
+
+function refusalError(reason: Refusal) {
+  return reason === "last_owner" ? new LastOwnerError() : new MemberRuleError(reason);
+}
+
 type SignedInUser = { id: string; email?: string | null; name?: string | null };
 
 /**
- * Runs on every sign-in: pending invitations for a verified email become memberships; a person
- * with no organisation at all gets a new one and owns it.
+ * Runs on every sign-in: records whether the provider confirmed the address, and gives a person
+ * with no organisation at all one of their own. Invitations are left waiting for the person's
+ * click on the invitations page.
  */
 export async function settleMemberships(
   db: Database,
@@ -42,27 +63,14 @@ export async function settleMemberships(
   { isEmailVerified }: { isEmailVerified: boolean },
 ) {
   await db.transaction(async (tx) => {
-    const actor: Actor = { type: "user", id: user.id, label: user.email };
-    if (user.email && isEmailVerified) {
-      for (const invite of await takeInvitationsForEmail({ db: tx, email: user.email })) {
-        await insertMembership({ db: tx, orgId: invite.orgId, userId: user.id, role: invite.role });
-        await writeAuditEvent(tx, {
-          orgId: invite.orgId,
-          actor,
-          action: "member.joined",
-          target: { type: "user", id: user.id },
-          outcome: "success",
-          metadata: { role: invite.role },
-        });
-      }
-    }
+    await recordEmailVerification({ db: tx, userId: user.id, isVerified: isEmailVerified });
     if ((await countMemberships({ db: tx, userId: user.id })) > 0) return;
     const name = user.name || user.email?.split("@")[1] || "My organisation";
     const org = await insertOrganization({ db: tx, name });
     await insertMembership({ db: tx, orgId: org.id, userId: user.id, role: "owner" });
     await writeAuditEvent(tx, {
       orgId: org.id,
-      actor,
+      actor: { type: "user", id: user.id, label: user.email },
       action: "org.created",
       target: { type: "organization", id: org.id },
       outcome: "success",
@@ -71,36 +79,98 @@ export async function settleMemberships(
   });
 }
 
-type OrgActor = { orgId: string; actor: Actor };
+type OrgActor = { orgId: string; actor: Actor; request?: RequestInfo };
+
+type Refused = {
+  action: AuditAction;
+  target: { type: string; id: string };
+  metadata: Record<string, unknown>;
+};
+
+/** Runs a member change; a refusal by the owner rules leaves a denied event behind. */
+async function auditingRefusal<T>(
+  db: Database,
+  { orgId, actor, request }: OrgActor,
+  refused: Refused,
+  work: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof MemberRuleError) {
+      await writeAuditEvent(db, {
+        orgId,
+        actor,
+        action: refused.action,
+        target: refused.target,
+        outcome: "denied",
+        ...request,
+        metadata: { ...refused.metadata, reason: error.reason },
+      });
+    }
+    throw error;
+  }
+}
+
+/**
+ * Locks the organisation's membership rows and returns what the owner rules need: the acting
+ * person's role as of now (they may have been demoted since their page loaded) and the owners.
+ */
+async function lockedFacts(tx: Tx, orgId: string, actor: Actor) {
+  const rows = await lockMemberships({ db: tx, orgId });
+  const actorRow = actor.type === "user" ? rows.find((r) => r.userId === actor.id) : undefined;
+  if (!actorRow) throw new MemberRuleError("not_allowed");
+  return {
+    rows,
+    actorRole: actorRow.role,
+    ownerCount: rows.filter((r) => r.role === "owner").length,
+  };
+}
 
 export async function inviteMember(
   db: Database,
-  { orgId, actor }: OrgActor,
+  ctx: OrgActor,
   { email, role }: { email: string; role: Role },
 ) {
-  return db.transaction(async (tx) => {
-    const existing = await findMemberByEmail({ db: tx, orgId, email });
-    if (existing) return { alreadyMember: true as const };
-    const invite = await upsertInvitation({
-      db: tx,
-      orgId,
-      email,
-      role,
-      invitedBy: actor.id ?? "",
-    });
-    await writeAuditEvent(tx, {
-      orgId,
-      actor,
-      action: "member.invited",
-      target: { type: "invitation", id: invite?.id ?? email },
-      outcome: "success",
-      metadata: { email: email.toLowerCase(), role },
-    });
-    return { alreadyMember: false as const };
-  });
+  const { orgId, actor, request } = ctx;
+  const refused = {
+    action: "member.invited" as const,
+    target: { type: "invitation", id: email.toLowerCase() },
+    metadata: { email: email.toLowerCase(), role },
+  };
+  return auditingRefusal(db, ctx, refused, () =>
+    db.transaction(async (tx) => {
+      const { actorRole } = await lockedFacts(tx, orgId, actor);
+      const refusal = refuseInvitation({ actorRole, role });
+      if (refusal) throw refusalError(refusal);
+      const existing = await findMemberByEmail({ db: tx, orgId, email });
+      if (existing) return { alreadyMember: true as const };
+      const invite = await upsertInvitation({
+        db: tx,
+        orgId,
+        email,
+        role,
+        invitedBy: actor.id ?? "",
+      });
+      await writeAuditEvent(tx, {
+        orgId,
+        actor,
+        action: "member.invited",
+        target: { type: "invitation", id: invite?.id ?? email },
+        outcome: "success",
+        ...request,
+        metadata: { email: email.toLowerCase(), role },
+      });
+      return { alreadyMember: false as const };
+    }),
+  );
 }
 
-export async function revokeInvitation(db: Database, { orgId, actor }: OrgActor, id: string) {
+export async function revokeInvitation(
+  db: Database,
+  { orgId, actor, request }: OrgActor,
+  id: string,
+) {
   return db.transaction(async (tx) => {
     const removed = await deleteInvitation({ db: tx, orgId, id });
     if (!removed) return false;
@@ -110,51 +180,82 @@ export async function revokeInvitation(db: Database, { orgId, actor }: OrgActor,
       action: "invitation.revoked",
       target: { type: "invitation", id },
       outcome: "success",
+      ...request,
       metadata: { email: removed.email },
     });
     return true;
   });
 }
 
-async function guardOwners(tx: Tx, orgId: string, userId: string, nextRole: Role | null) {
-  const rows = await lockMemberships({ db: tx, orgId });
-  const target = rows.find((r) => r.userId === userId);
-  if (!target) throw new NotAMemberError();
-  const owners = rows.filter((r) => r.role === "owner").length;
-  if (target.role === "owner" && nextRole !== "owner" && owners <= 1) throw new LastOwnerError();
-  return target;
-}
-
 export async function changeMemberRole(
   db: Database,
-  { orgId, actor }: OrgActor,
+  ctx: OrgActor,
   { userId, role }: { userId: string; role: Role },
 ) {
-  await db.transaction(async (tx) => {
-    const target = await guardOwners(tx, orgId, userId, role);
-    await updateMemberRole({ db: tx, orgId, userId, role });
-    await writeAuditEvent(tx, {
-      orgId,
-      actor,
-      action: "member.role_changed",
-      target: { type: "user", id: userId },
-      outcome: "success",
-      metadata: { from: target.role, to: role },
-    });
-  });
+  const { orgId, actor, request } = ctx;
+  const refused = {
+    action: "member.role_changed" as const,
+    target: { type: "user", id: userId },
+    metadata: { to: role },
+  };
+  await auditingRefusal(db, ctx, refused, () =>
+    db.transaction(async (tx) => {
+      const { rows, actorRole, ownerCount } = await lockedFacts(tx, orgId, actor);
+      const target = rows.find((r) => r.userId === userId);
+      if (!target) throw new NotAMemberError();
+      const refusal = refuseRoleChange({
+        actorRole,
+        targetRole: target.role,
+        newRole: role,
+        isSelf: userId === actor.id,
+        ownerCount,
+      });
+      if (refusal) throw refusalError(refusal);
+      if (target.role === role) return;
+      await updateMemberRole({ db: tx, orgId, userId, role });
+      await writeAuditEvent(tx, {
+        orgId,
+        actor,
+        action: "member.role_changed",
+        target: { type: "user", id: userId },
+        outcome: "success",
+        ...request,
+        metadata: { from: target.role, to: role },
+      });
+    }),
+  );
 }
 
-export async function removeMember(db: Database, { orgId, actor }: OrgActor, userId: string) {
-  await db.transaction(async (tx) => {
-    const target = await guardOwners(tx, orgId, userId, null);
-    await deleteMembership({ db: tx, orgId, userId });
-    await writeAuditEvent(tx, {
-      orgId,
-      actor,
-      action: "member.removed",
-      target: { type: "user", id: userId },
-      outcome: "success",
-      metadata: { role: target.role },
-    });
-  });
+/** Removes a member; owners and admins may also remove themselves, except the last owner. */
+export async function removeMember(db: Database, ctx: OrgActor, userId: string) {
+  const { orgId, actor, request } = ctx;
+  const refused = {
+    action: "member.removed" as const,
+    target: { type: "user", id: userId },
+    metadata: {},
+  };
+  await auditingRefusal(db, ctx, refused, () =>
+    db.transaction(async (tx) => {
+      const { rows, actorRole, ownerCount } = await lockedFacts(tx, orgId, actor);
+      const target = rows.find((r) => r.userId === userId);
+      if (!target) throw new NotAMemberError();
+      const refusal = refuseRemoval({
+        actorRole,
+        targetRole: target.role,
+        isSelf: userId === actor.id,
+        ownerCount,
+      });
+      if (refusal) throw refusalError(refusal);
+      await deleteMembership({ db: tx, orgId, userId });
+      await writeAuditEvent(tx, {
+        orgId,
+        actor,
+        action: "member.removed",
+        target: { type: "user", id: userId },
+        outcome: "success",
+        ...request,
+        metadata: { role: target.role },
+      });
+    }),
+  );
 }

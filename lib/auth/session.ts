@@ -1,11 +1,12 @@
 import "server-only";
+import { cookies } from "next/headers";
 import { forbidden, redirect } from "next/navigation";
 import { cache } from "react";
 import { getDb } from "@/db";
 import { getActiveMembership } from "@/db/queries/organizations";
 import type { Role } from "@/db/schema";
 import { writeAuditEvent } from "@/lib/audit/write";
-import { auth } from "./config";
+import { auth, sessionCookieName } from "./config";
 import { requestInfo } from "./request";
 import { hasPermission, type Permission } from "./roles";
 
@@ -16,11 +17,20 @@ export type SessionContext = {
   role: Role;
 };
 
+/**
+ * The one place that turns a request into session → person → active organisation → role. The
+ * session's chosen organisation counts only while it is still a membership; otherwise the oldest
+ * membership is used, so removal from an organisation takes effect on the next request.
+ */
 export const getSessionContext = cache(async (): Promise<SessionContext | null> => {
   const session = await auth();
   const userId = session?.user?.id;
   if (!userId) return null;
-  const membership = await getActiveMembership({ db: await getDb(), userId });
+  const membership = await getActiveMembership({
+    db: await getDb(),
+    userId,
+    preferredOrgId: session.activeOrgId,
+  });
   if (!membership) return null;
   return {
     user: { id: userId, email: session.user?.email ?? null, name: session.user?.name ?? null },
@@ -53,4 +63,9 @@ export async function requirePermission(
     forbidden();
   }
   return ctx;
+}
+
+/** The current request's session token, for changes to this one session (never sent anywhere). */
+export async function currentSessionToken(): Promise<string | null> {
+  return (await cookies()).get(sessionCookieName())?.value ?? null;
 }

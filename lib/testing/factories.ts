@@ -1,8 +1,12 @@
 import { randomUUID } from "node:crypto";
+import { and, eq } from "drizzle-orm";
 import { getDb } from "@/db";
 import { getActiveMembership } from "@/db/queries/organizations";
-import { users } from "@/db/schema";
-import { settleMemberships } from "@/lib/auth/members";
+import { recordEmailVerification } from "@/db/queries/users";
+import { invitations, type Role, users } from "@/db/schema";
+import { tokenlessAdapter } from "@/lib/auth/adapter";
+import { inviteMember, settleMemberships } from "@/lib/auth/members";
+import { acceptInvitation } from "@/lib/auth/organizations";
 
 // Test factories: every test makes its own people and organisation on the shared database.
 
@@ -22,4 +26,47 @@ export async function createOwner(prefix = "owner") {
   const membership = await getActiveMembership({ db, userId: user.id });
   if (!membership) throw new Error("owner has no organisation");
   return { user, orgId: membership.orgId };
+}
+
+/** A session row for `userId`, made the way sign-in makes one. */
+export async function createSession(userId: string) {
+  const db = await getDb();
+  const sessionToken = randomUUID();
+  await tokenlessAdapter(db).createSession?.({
+    sessionToken,
+    userId,
+    expires: new Date(Date.now() + 3600_000),
+  });
+  return sessionToken;
+}
+
+/** Invites `user` into `orgId` as `role` and accepts for them, as the two clicks would. */
+export async function joinOrganization({
+  orgId,
+  inviterId,
+  user,
+  role,
+}: {
+  orgId: string;
+  inviterId: string;
+  user: { id: string; email: string | null };
+  role: Role;
+}) {
+  const db = await getDb();
+  await inviteMember(
+    db,
+    { orgId, actor: { type: "user", id: inviterId } },
+    {
+      email: user.email ?? "",
+      role,
+    },
+  );
+  await recordEmailVerification({ db, userId: user.id, isVerified: true });
+  const [invite] = await db
+    .select({ id: invitations.id })
+    .from(invitations)
+    .where(and(eq(invitations.orgId, orgId), eq(invitations.email, user.email ?? "")));
+  if (!invite) throw new Error("no invitation to accept");
+  const answer = await acceptInvitation(db, { userId: user.id, sessionToken: "" }, invite.id);
+  if (!answer.ok) throw new Error(`invitation not accepted: ${answer.reason}`);
 }

@@ -1,13 +1,15 @@
 "use server";
 
 import { revalidatePath } from "next/cache";
+import { redirect } from "next/navigation";
 import { z } from "zod";
 import { getDb } from "@/db";
-import { action } from "@/lib/auth/action";
+import { type ActionResult, action } from "@/lib/auth/action";
 import {
   changeMemberRole,
   inviteMember,
   LastOwnerError,
+  MemberRuleError,
   NotAMemberError,
   removeMember,
   revokeInvitation,
@@ -17,7 +19,11 @@ import { ROLES } from "@/lib/auth/roles";
 const role = z.enum(ROLES, { error: "Choose one of owner, admin, sender or compliance officer." });
 
 function domainError(error: unknown) {
-  if (error instanceof LastOwnerError || error instanceof NotAMemberError) {
+  if (
+    error instanceof LastOwnerError ||
+    error instanceof NotAMemberError ||
+    error instanceof MemberRuleError
+  ) {
     return { message: error.message };
   }
   throw error;
@@ -32,12 +38,20 @@ export const addMemberAction = action(
       role,
     }),
   },
-  async ({ email, role }, ctx) => {
-    const result = await inviteMember(await getDb(), ctx, { email, role });
+  async ({ email, role }, ctx): Promise<ActionResult> => {
+    let result: Awaited<ReturnType<typeof inviteMember>>;
+    try {
+      result = await inviteMember(await getDb(), ctx, { email, role });
+    } catch (error) {
+      return { ...domainError(error), fieldErrors: { role: ["Not a role you can give."] } };
+    }
     revalidatePath("/members");
     return result.alreadyMember
       ? { message: `${email} is already a member.`, fieldErrors: { email: ["Already a member."] } }
-      : { ok: true, message: `${email} can now sign in and will join as ${role}.` };
+      : {
+          ok: true,
+          message: `${email} is invited as ${role}: they join when they accept the invitation.`,
+        };
   },
 );
 
@@ -70,7 +84,9 @@ export const removeMemberAction = action(
     } catch (error) {
       return domainError(error);
     }
-    revalidatePath("/members");
+    revalidatePath("/", "layout");
+    // Someone who left works in another of their organisations from now on.
+    if (userId === ctx.user.id) redirect("/");
     return { ok: true, message: "Member removed." };
   },
 );

@@ -6,7 +6,7 @@ import { FormMessage } from "@/components/ui/form-message";
 import { SubmitButton } from "@/components/ui/submit-button";
 import type { Role } from "@/db/schema";
 import type { ActionResult } from "@/lib/auth/action";
-import { ROLE_LABELS, ROLES } from "@/lib/auth/roles";
+import { ROLE_LABELS } from "@/lib/auth/roles";
 import {
   addMemberAction,
   changeRoleAction,
@@ -16,15 +16,16 @@ import {
 
 const initial: ActionResult = {};
 
-function RoleOptions() {
-  return ROLES.map((r) => (
+function RoleOptions({ roles }: { roles: readonly Role[] }) {
+  return roles.map((r) => (
     <option key={r} value={r}>
       {ROLE_LABELS[r]}
     </option>
   ));
 }
 
-export function AddMemberForm() {
+/** Only the roles the person may give are offered; the server checks again. */
+export function AddMemberForm({ roles }: { roles: Role[] }) {
   const [state, formAction] = useActionState(addMemberAction, initial);
   return (
     <form action={formAction} className="flex flex-wrap items-end gap-3" noValidate>
@@ -38,7 +39,7 @@ export function AddMemberForm() {
         className="min-w-64 flex-1"
       />
       <SelectField label="Role" name="role" defaultValue="sender" errors={state.fieldErrors?.role}>
-        <RoleOptions />
+        <RoleOptions roles={roles} />
       </SelectField>
       <SubmitButton pendingText="Adding…">Add person</SubmitButton>
       <div className="w-full">
@@ -52,43 +53,64 @@ export function MemberRowActions({
   userId,
   email,
   role,
+  roleChoices,
+  canRemove,
+  isSelf,
 }: {
   userId: string;
   email: string;
   role: Role;
+  /** Empty when the person may not change this member's role. */
+  roleChoices: Role[];
+  canRemove: boolean;
+  isSelf: boolean;
 }) {
   const [roleState, roleAction] = useActionState(changeRoleAction, initial);
   const [removeState, removeAction] = useActionState(removeMemberAction, initial);
+  if (roleChoices.length === 0 && !canRemove) {
+    return <span className="text-slate-500 text-xs">No changes you can make</span>;
+  }
   return (
     <div className="flex flex-wrap items-center gap-2">
-      <form action={roleAction} className="flex items-center gap-2">
-        <input type="hidden" name="userId" value={userId} />
-        <label className="sr-only" htmlFor={`role-${userId}`}>
-          Role for {email}
-        </label>
-        <select
-          id={`role-${userId}`}
-          name="role"
-          defaultValue={role}
-          className="rounded border border-slate-300 px-2 py-1 text-sm"
+      {roleChoices.length > 0 && (
+        <form action={roleAction} className="flex items-center gap-2">
+          <input type="hidden" name="userId" value={userId} />
+          <label className="sr-only" htmlFor={`role-${userId}`}>
+            Role for {email}
+          </label>
+          <select
+            id={`role-${userId}`}
+            name="role"
+            defaultValue={role}
+            className="rounded border border-slate-300 px-2 py-1 text-sm"
+          >
+            <RoleOptions roles={roleChoices} />
+          </select>
+          <SubmitButton variant="secondary" pendingText="Saving…">
+            Change role
+          </SubmitButton>
+        </form>
+      )}
+      {canRemove && (
+        <form
+          action={removeAction}
+          onSubmit={(event) => {
+            const question = isSelf
+              ? "Leave this organisation? You lose access to it at once."
+              : `Remove ${email} from this organisation?`;
+            if (!window.confirm(question)) event.preventDefault();
+          }}
         >
-          <RoleOptions />
-        </select>
-        <SubmitButton variant="secondary" pendingText="Saving…">
-          Change role
-        </SubmitButton>
-      </form>
-      <form
-        action={removeAction}
-        onSubmit={(event) => {
-          if (!window.confirm(`Remove ${email} from this organisation?`)) event.preventDefault();
-        }}
-      >
-        <input type="hidden" name="userId" value={userId} />
-        <SubmitButton variant="danger" pendingText="Removing…" aria-label={`Remove ${email}`}>
-          Remove
-        </SubmitButton>
-      </form>
+          <input type="hidden" name="userId" value={userId} />
+          <SubmitButton
+            variant="danger"
+            pendingText="Removing…"
+            aria-label={isSelf ? "Leave this organisation" : `Remove ${email}`}
+          >
+            {isSelf ? "Leave" : "Remove"}
+          </SubmitButton>
+        </form>
+      )}
       <FormMessage state={roleState.message ? roleState : removeState} />
     </div>
   );

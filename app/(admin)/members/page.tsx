@@ -4,6 +4,7 @@ import { Card } from "@/components/ui/card";
 import { Table } from "@/components/ui/table";
 import { getDb } from "@/db";
 import { listInvitations, listMembers } from "@/db/queries/organizations";
+import { invitableRoles, refuseRemoval, roleChoices } from "@/lib/auth/owner-rules";
 import { ROLE_LABELS } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
 import { formatDateTime } from "@/lib/utils";
@@ -18,6 +19,13 @@ export default async function MembersPage() {
     listMembers({ db, orgId: ctx.orgId }),
     listInvitations({ db, orgId: ctx.orgId }),
   ]);
+  const ownerCount = members.filter((m) => m.role === "owner").length;
+  const factsFor = (m: (typeof members)[number]) => ({
+    actorRole: ctx.role,
+    targetRole: m.role,
+    isSelf: m.userId === ctx.user.id,
+    ownerCount,
+  });
   return (
     <>
       <PageHeader
@@ -26,10 +34,10 @@ export default async function MembersPage() {
       />
       <Card className="mb-6">
         <h2 className="mb-3 font-medium">Add a person</h2>
-        <AddMemberForm />
+        <AddMemberForm roles={invitableRoles(ctx.role)} />
         <p className="mt-2 text-slate-500 text-xs">
-          They join when they first sign in with this email address through a provider that verifies
-          it.
+          They see the invitation when they sign in with this email address through a provider that
+          verifies it, and join only if they accept.
         </p>
       </Card>
       <Card>
@@ -46,7 +54,14 @@ export default async function MembersPage() {
               </td>
               <td>{formatDateTime(m.since)}</td>
               <td>
-                <MemberRowActions userId={m.userId} email={m.email ?? m.userId} role={m.role} />
+                <MemberRowActions
+                  userId={m.userId}
+                  email={m.email ?? m.userId}
+                  role={m.role}
+                  roleChoices={roleChoices(factsFor(m))}
+                  canRemove={refuseRemoval(factsFor(m)) === null}
+                  isSelf={m.userId === ctx.user.id}
+                />
               </td>
             </tr>
           ))}
@@ -54,7 +69,7 @@ export default async function MembersPage() {
             <tr key={i.id}>
               <td>{i.email}</td>
               <td>
-                <Badge tone="warn">{ROLE_LABELS[i.role]} · not signed in yet</Badge>
+                <Badge tone="warn">{ROLE_LABELS[i.role]} · invited, not accepted yet</Badge>
               </td>
               <td>{formatDateTime(i.createdAt)}</td>
               <td>
