@@ -38,7 +38,9 @@ import {
   ACCESS_MATRIX,
   CALLERS,
   type Caller,
+  type HttpCall,
   type Outcome,
+  type PageCall,
   type Row,
   type Target,
 } from "./access-matrix";
@@ -341,7 +343,7 @@ async function callAction(file: string, name: string, form: Record<string, strin
     // The wrapper's (previous state, form) shape, or a plain form action.
     return { result: fn.length >= 2 ? await fn({}, data) : await fn(data) };
   } catch (error) {
-    return { thrown: thrownAnswer(error) };
+    return { answer: thrownAnswer(error) };
   }
 }
 
@@ -364,10 +366,9 @@ async function callRoute(
   file: string,
   method: string,
   row: Extract<Row, { kind: "route" }>,
-  t: Target,
+  call: HttpCall,
   caller: Caller,
 ): Promise<Answer> {
-  const call = await row.call(t);
   const handler = ((await import(path.join(ROOT, file))) as Record<string, unknown>)[method] as (
     req: NextRequest,
     ctx: { params: Promise<unknown> },
@@ -401,8 +402,7 @@ async function callRoute(
   return { outcome, text: `${s} ${body}` };
 }
 
-async function callPage(file: string, row: Extract<Row, { kind: "page" }>, t: Target) {
-  const call = (await row.call?.(t)) ?? {};
+async function callPage(file: string, call: PageCall): Promise<Answer> {
   const Page = ((await import(path.join(ROOT, file))) as { default: (props: unknown) => unknown })
     .default;
   try {
@@ -410,7 +410,7 @@ async function callPage(file: string, row: Extract<Row, { kind: "page" }>, t: Ta
       params: Promise.resolve(call.params ?? {}),
       searchParams: Promise.resolve(call.searchParams ?? {}),
     });
-    return { outcome: "ok", text: textOf(element) } satisfies Answer;
+    return { outcome: "ok", text: textOf(element) };
   } catch (error) {
     return thrownAnswer(error);
   }
@@ -423,6 +423,27 @@ type Cell = {
   denied: boolean;
 };
 
+type Called = { result?: unknown; answer?: Answer };
+
+async function prepare(
+  file: string,
+  name: string,
+  row: Exclude<Row, { kind: "inline" }>,
+  caller: Caller,
+  t: Target,
+): Promise<() => Promise<Called>> {
+  if (row.kind === "action") {
+    const form = await row.call(t);
+    return () => callAction(file, name, form);
+  }
+  if (row.kind === "route") {
+    const call = await row.call(t);
+    return async () => ({ answer: await callRoute(file, name, row, call, caller) });
+  }
+  const call = (await row.call?.(t)) ?? {};
+  return async () => ({ answer: await callPage(file, call) });
+}
+
 async function runCell(
   key: string,
   row: Exclude<Row, { kind: "inline" }>,
@@ -431,25 +452,23 @@ async function runCell(
 ): Promise<Cell> {
   const [file = "", name = ""] = key.split("#");
   const person = personOf(caller);
-  request.headers = headersOf(caller);
-  const form = row.kind === "action" ? await row.call(t) : {};
+  // Fixtures first, so that the rows they add are in the "before" picture.
+  const invoke = await prepare(file, name, row, caller, t);
   const before = { [a.orgId]: await snapshot(a.orgId), [b.orgId]: await snapshot(b.orgId) };
   const deniedBefore = await deniedCount(person?.user.id);
-  let answer: Answer;
-  let result: { result?: unknown; thrown?: Answer } = {};
-  if (row.kind === "action") result = await callAction(file, name, form);
-  if (row.kind === "route") answer = await callRoute(file, name, row, t, caller);
-  if (row.kind === "page") answer = await callPage(file, row, t);
-  request.headers = {};
+  request.headers = headersOf(caller);
+  let called: Called;
+  try {
+    called = await invoke();
+  } finally {
+    request.headers = {};
+  }
   const after = { [a.orgId]: await snapshot(a.orgId), [b.orgId]: await snapshot(b.orgId) };
   const denied = (await deniedCount(person?.user.id)) > deniedBefore;
-  if (row.kind === "action") {
-    const own = orgOf(caller);
-    const ownChanged = own !== null && JSON.stringify(before[own]) !== JSON.stringify(after[own]);
-    answer = result.thrown ?? actionAnswer(result.result, denied, ownChanged);
-  }
-  // biome-ignore lint/style/noNonNullAssertion: every kind above assigns it
-  return { answer: answer!, before, after, denied };
+  const own = orgOf(caller);
+  const ownChanged = own !== null && JSON.stringify(before[own]) !== JSON.stringify(after[own]);
+  const answer = called.answer ?? actionAnswer(called.result, denied, ownChanged);
+  return { answer, before, after, denied };
 }
 
 /** "Nothing visible happened" is what a plain form action answers for 401 and 404 alike. */
