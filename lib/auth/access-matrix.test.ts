@@ -48,7 +48,12 @@ import {
 // The Next request context is the one thing substituted: next/headers answers with the calling
 // person's cookie (a real Auth.js session row, looked up by the real auth()) or API key, and the
 // cache invalidation that needs a render pass is a no-op. Everything behind it is real.
-const request = vi.hoisted(() => ({ headers: {} as Record<string, string> }));
+// Files share one module cache (vitest.config.ts): a module that another file loaded with the
+// real next/headers would keep it, so this file starts from an empty cache.
+const request = vi.hoisted(() => {
+  vi.resetModules();
+  return { headers: {} as Record<string, string> };
+});
 vi.mock("next/headers", () => ({
   headers: async () => new Headers(request.headers),
   cookies: async () => {
