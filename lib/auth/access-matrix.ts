@@ -22,7 +22,8 @@
 // Outcomes:
 //   "ok"        done (an action's ok: true, a 2xx, a page that renders).
 //   "redirect"  sent elsewhere, not to sign-in (an OAuth start, the sign-in page when signed in).
-//   400         refused for its input (field errors, a 400/422).
+//   400         refused for its input (field errors, a 400/422); for another organisation's
+//               ids, word for word the answer that ids existing nowhere get (as for 404).
 //   401         not signed in: the action's "sign in again", a 401, a redirect to /sign-in.
 //   403         the role may not: refused, and the refusal audited for an action or page.
 //   404         no such thing here: for another organisation's ids the answer must be the same,
