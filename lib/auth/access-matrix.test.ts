@@ -568,7 +568,7 @@ describe.each(CALLABLE)("%s", (key, row) => {
       `${key} as ${caller}: wanted ${wanted}, got ${answer.outcome}: ${answer.text.slice(0, 400)}`,
     ).toBe(true);
 
-    // Rows: another organisation's never change; the caller's own only when the call succeeded.
+    // Rows: another organisation's never change; the caller's own not after a 401 or 403.
     const own = orgOf(caller);
     for (const orgId of [a.orgId, b.orgId]) {
       if (orgId === own && !(answer.outcome === 401 || answer.outcome === 403)) continue;

@@ -28,8 +28,8 @@
 //   403         the role may not: refused, and the refusal audited for an action or page.
 //   404         no such thing here: for another organisation's ids the answer must be the same,
 //               word for word, as for ids that exist nowhere.
-// Whatever the outcome, only an "ok" may change rows, and only those of the caller's own
-// organisation.
+// Whatever the outcome, another organisation's rows never change and nothing of it appears in
+// the answer; after a 401 or 403 the caller's own organisation is unchanged too.
 
 export const CALLERS = [
   "owner",
