@@ -15,5 +15,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     setupFiles: ["./vitest.setup.ts"],
     globalSetup: ["./vitest.global.ts"],
+    // next-auth imports "next/server" without an extension, which Node's resolver refuses;
+    // inlined, it goes through Vite's resolver (and a test may substitute next/headers for it).
+    server: { deps: { inline: ["next-auth"] } },
   },
 });

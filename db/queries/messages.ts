@@ -1,5 +1,5 @@
 import "server-only";
-import { and, desc, eq, gte, sql } from "drizzle-orm";
+import { and, desc, eq, gte, inArray, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { apiKeys, mailboxes, messages, users } from "@/db/schema";
 
@@ -194,4 +194,22 @@ export async function countMessagesPerDay({
     const row = byDay.get(key);
     return { day: key, sent: row?.sent ?? 0, failed: row?.failed ?? 0 };
   });
+}
+
+/** Which of these Message-IDs belong to messages this organisation sent. */
+export async function filterOwnMessageIds({
+  db,
+  orgId,
+  messageIds,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  messageIds: string[];
+}): Promise<Set<string>> {
+  if (messageIds.length === 0) return new Set();
+  const rows = await db
+    .select({ messageId: messages.providerMessageId })
+    .from(messages)
+    .where(and(eq(messages.orgId, orgId), inArray(messages.providerMessageId, messageIds)));
+  return new Set(rows.flatMap((r) => (r.messageId ? [r.messageId] : [])));
 }

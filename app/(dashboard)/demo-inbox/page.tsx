@@ -1,6 +1,8 @@
 import { notFound } from "next/navigation";
 import { PageHeader } from "@/components/page-header";
 import { Card } from "@/components/ui/card";
+import { getDb } from "@/db";
+import { filterOwnMessageIds } from "@/db/queries/messages";
 import { requirePermission } from "@/lib/auth/session";
 import { readDemoInbox } from "@/lib/demo";
 import { env } from "@/lib/env";
@@ -9,15 +11,23 @@ import { formatDateTime } from "@/lib/utils";
 export const metadata = { title: "Demo inbox" };
 
 export default async function DemoInboxPage() {
-  await requirePermission("view", "/demo-inbox");
+  const ctx = await requirePermission("view", "/demo-inbox");
   const e = env();
   if (!e.isDemo) notFound();
-  const messages = await readDemoInbox(e.dataDir, { limit: 100 });
+  // The demo SMTP server keeps every organisation's mail in one folder: show only what this
+  // organisation sent, matched by the Message-ID recorded when it was sent.
+  const inbox = await readDemoInbox(e.dataDir, { limit: 500 });
+  const own = await filterOwnMessageIds({
+    db: await getDb(),
+    orgId: ctx.orgId,
+    messageIds: inbox.flatMap((m) => (m.messageId ? [m.messageId] : [])),
+  });
+  const messages = inbox.filter((m) => m.messageId && own.has(m.messageId)).slice(0, 100);
   return (
     <>
       <PageHeader
         title="Demo inbox"
-        description="Everything the demo SMTP server accepted, newest first. Demo mode only."
+        description="What this organisation sent through the demo SMTP server, newest first. Demo mode only."
       />
       {messages.length === 0 ? (
         <Card>

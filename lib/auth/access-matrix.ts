@@ -1,0 +1,323 @@
+// Who may call what: every server action, route handler and page, and the answer each kind of
+// caller gets. This table is the specification; lib/auth/access-matrix.test.ts finds every
+// action, route and page on disk, calls each one as each caller against a real database and
+// fails when the answer differs, when another organisation's rows are read or changed, when
+// something on disk has no row, or when a row names something that no longer exists.
+//
+// Adding a row:
+//   1. Key: "<file>#<export>": an action's export name, a route's HTTP method, "default" for a
+//      page, the function's name for an inline "use server" function. The test's first failure
+//      prints the missing keys.
+//   2. `expect`: one outcome per caller (all eight, so that nobody is forgotten). The helpers
+//      below spell the usual shapes; write the object out when a row is unusual.
+//   3. `call`: the smallest input with which the owner's call succeeds, built from `t`, the
+//      organisation under test (its ids, and makers for fresh rows when the call uses one up).
+//      A member of another organisation sends the same input, so it names the first
+//      organisation's rows: that is the cross-organisation attempt.
+//
+// Callers: the four roles of organisation A; `signedOut` (no session); `otherOrg`, the owner of
+// organisation B; `apiKey` and `otherOrgApiKey`, a request carrying only a valid API key of A or
+// of B (an API key is not a session).
+//
+// Outcomes:
+//   "ok"        done (an action's ok: true, a 2xx, a page that renders).
+//   "redirect"  sent elsewhere, not to sign-in (an OAuth start, the sign-in page when signed in).
+//   400         refused for its input (field errors, a 400/422); for another organisation's
+//               ids, word for word the answer that ids existing nowhere get (as for 404).
+//   401         not signed in: the action's "sign in again", a 401, a redirect to /sign-in.
+//   403         the role may not: refused, and the refusal audited for an action or page.
+//   404         no such thing here: for another organisation's ids the answer must be the same,
+//               word for word, as for ids that exist nowhere.
+// Whatever the outcome, another organisation's rows never change and nothing of it appears in
+// the answer; after a 401 or 403 the caller's own organisation is unchanged too.
+
+export const CALLERS = [
+  "owner",
+  "admin",
+  "sender",
+  "compliance",
+  "signedOut",
+  "otherOrg",
+  "apiKey",
+  "otherOrgApiKey",
+] as const;
+export type Caller = (typeof CALLERS)[number];
+
+export type Outcome = "ok" | "redirect" | 400 | 401 | 403 | 404;
+export type Expect = Record<Caller, Outcome>;
+
+/** Organisation A as a row's input builder sees it. Makers return the id of a fresh row. */
+export type Target = {
+  orgId: string;
+  /** A connected demo mailbox that can really send. */
+  mailboxId: string;
+  newMailbox(): Promise<string>;
+  newApiKey(): Promise<string>;
+  newMember(role: "admin" | "sender" | "compliance"): Promise<string>;
+  newInvitation(): Promise<string>;
+  /** A notice addressed to the calling member (to A's owner when the caller is not in A). */
+  newNotice(): Promise<string>;
+  /** A connection A's owner started, authorised at the provider: the callback URL it returns. */
+  newCallback(): Promise<string>;
+  /** An address nobody has used. */
+  newEmail(): string;
+};
+
+type Form = Record<string, string | string[]>;
+
+export type HttpCall = {
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+  params?: Record<string, string | string[]>;
+};
+
+export type PageCall = {
+  params?: Record<string, string | string[]>;
+  searchParams?: Record<string, string>;
+};
+
+export type Row =
+  | { kind: "action"; expect: Expect; call: (t: Target) => Form | Promise<Form> }
+  | {
+      kind: "route";
+      expect: Expect;
+      call: (t: Target) => HttpCall | Promise<HttpCall>;
+      /** For a route that answers everything with a redirect: its outcome from the Location. */
+      outcomeOf?: (location: URL) => Outcome;
+    }
+  | { kind: "page"; expect: Expect; call?: (t: Target) => PageCall | Promise<PageCall> }
+  /**
+   * A "use server" function declared inside a page or component: it has no export to call, so
+   * the row says in words who may call it. Prefer a "use server" file for anything new.
+   */
+  | { kind: "inline"; who: string };
+
+type Roles = Pick<Expect, "owner" | "admin" | "sender" | "compliance">;
+
+const MANAGERS: Roles = { owner: "ok", admin: "ok", sender: 403, compliance: 403 };
+const SENDERS: Roles = { owner: "ok", admin: "ok", sender: "ok", compliance: 403 };
+const AUDITORS: Roles = { owner: "ok", admin: "ok", sender: 403, compliance: "ok" };
+const EVERYONE: Roles = { owner: "ok", admin: "ok", sender: "ok", compliance: "ok" };
+const REDIRECT_MANAGERS: Roles = {
+  owner: "redirect",
+  admin: "redirect",
+  sender: 403,
+  compliance: 403,
+};
+
+/** Signed-in only: no session (an API key alone included) is 401. */
+function signedIn(roles: Roles, otherOrg: Outcome): Expect {
+  return { ...roles, otherOrg, signedOut: 401, apiKey: 401, otherOrgApiKey: 401 };
+}
+
+const demoMessage = (mailbox: string) =>
+  JSON.stringify({ mailbox, to: ["rcpt@example.test"], subject: "Matrix", text: "Hello" });
+
+export const ACCESS_MATRIX: Record<string, Row> = {
+  // ---- Members ----
+  "app/(admin)/members/actions.ts#addMemberAction": {
+    kind: "action",
+    // Another organisation's owner invites into their own organisation: allowed, and A untouched.
+    expect: signedIn(MANAGERS, "ok"),
+    call: (t) => ({ email: t.newEmail(), role: "sender" }),
+  },
+  "app/(admin)/members/actions.ts#changeRoleAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ userId: await t.newMember("sender"), role: "compliance" }),
+  },
+  "app/(admin)/members/actions.ts#removeMemberAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ userId: await t.newMember("sender") }),
+  },
+  "app/(admin)/members/actions.ts#revokeInvitationAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ invitationId: await t.newInvitation() }),
+  },
+
+  // ---- API keys ----
+  "app/(dashboard)/api-keys/actions.ts#createApiKeyAction": {
+    kind: "action",
+    // Restricting a key of B to a mailbox of A is refused as an unknown mailbox.
+    expect: signedIn(MANAGERS, 400),
+    call: (t) => ({ name: "matrix key", mailboxIds: t.mailboxId }),
+  },
+  "app/(dashboard)/api-keys/actions.ts#revokeApiKeyAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ keyId: await t.newApiKey() }),
+  },
+
+  // ---- Mailboxes ----
+  "app/(dashboard)/mailboxes/actions.ts#startConnectAction": {
+    kind: "action",
+    // A reconnect of A's mailbox: the owner is sent to the provider.
+    expect: signedIn(REDIRECT_MANAGERS, 404),
+    call: async (t) => ({ provider: "demo", mailboxId: await t.newMailbox() }),
+  },
+  "app/(dashboard)/mailboxes/actions.ts#revokeMailboxAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ mailboxId: await t.newMailbox() }),
+  },
+  "app/(dashboard)/mailboxes/actions.ts#testConnectionAction": {
+    kind: "action",
+    expect: signedIn(SENDERS, 404),
+    call: (t) => ({ mailboxId: t.mailboxId }),
+  },
+
+  // ---- Sending and notices ----
+  "app/(dashboard)/send/actions.ts#sendTestMessageAction": {
+    kind: "action",
+    expect: signedIn(SENDERS, 404),
+    call: (t) => ({
+      mailbox: t.mailboxId,
+      to: "rcpt@example.test",
+      subject: "Matrix",
+      text: "Hello",
+    }),
+  },
+  "app/(dashboard)/notice-actions.ts#dismissNoticeAction": {
+    kind: "action",
+    expect: signedIn(EVERYONE, 404),
+    call: async (t) => ({ noticeId: await t.newNotice() }),
+  },
+
+  // ---- Route handlers ----
+  "app/api/health/route.ts#GET": {
+    kind: "route",
+    expect: {
+      ...EVERYONE,
+      signedOut: "ok",
+      otherOrg: "ok",
+      apiKey: "ok",
+      otherOrgApiKey: "ok",
+    },
+    call: () => ({ method: "GET", path: "/api/health" }),
+  },
+  "app/api/auth/[...nextauth]/route.ts#GET": {
+    kind: "route",
+    // Everyone may ask who they are; the answer is only ever the caller's own session.
+    expect: {
+      ...EVERYONE,
+      signedOut: "ok",
+      otherOrg: "ok",
+      apiKey: "ok",
+      otherOrgApiKey: "ok",
+    },
+    call: () => ({ method: "GET", path: "/api/auth/session", params: { nextauth: ["session"] } }),
+  },
+  "app/api/auth/[...nextauth]/route.ts#POST": {
+    kind: "route",
+    // A sign-out without the CSRF token is sent back to sign-in and ends no session.
+    expect: {
+      owner: 401,
+      admin: 401,
+      sender: 401,
+      compliance: 401,
+      signedOut: 401,
+      otherOrg: 401,
+      apiKey: 401,
+      otherOrgApiKey: 401,
+    },
+    call: () => ({
+      method: "POST",
+      path: "/api/auth/signout",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "callbackUrl=%2F",
+      params: { nextauth: ["signout"] },
+    }),
+  },
+  "app/api/oauth/[provider]/callback/route.ts#GET": {
+    kind: "route",
+    // Only the person who started a connection completes it; anyone else is refused.
+    expect: {
+      owner: "ok",
+      admin: 403,
+      sender: 403,
+      compliance: 403,
+      signedOut: 403,
+      otherOrg: 403,
+      apiKey: 403,
+      otherOrgApiKey: 403,
+    },
+    call: async (t) => {
+      const url = new URL(await t.newCallback());
+      return { method: "GET", path: `${url.pathname}${url.search}`, params: { provider: "demo" } };
+    },
+    outcomeOf: (location) => {
+      if (location.pathname === "/mailboxes" && location.searchParams.has("connected")) return "ok";
+      return location.searchParams.get("result") === "refused" ? 403 : 400;
+    },
+  },
+  "app/api/v1/messages/route.ts#POST": {
+    kind: "route",
+    // The API answers API keys only; B's key naming A's mailbox finds no such mailbox.
+    expect: {
+      owner: 401,
+      admin: 401,
+      sender: 401,
+      compliance: 401,
+      signedOut: 401,
+      otherOrg: 401,
+      apiKey: "ok",
+      otherOrgApiKey: 404,
+    },
+    call: (t) => ({
+      method: "POST",
+      path: "/api/v1/messages",
+      headers: { "content-type": "application/json" },
+      body: demoMessage(t.mailboxId),
+    }),
+  },
+
+  // ---- Inline server actions ----
+  "app/(auth)/sign-in/page.tsx#signInWith": {
+    kind: "inline",
+    who: "Anyone: it starts an Auth.js sign-in (rate limited per address); it reads no rows.",
+  },
+  "components/signed-in-shell.tsx#signOutAction": {
+    kind: "inline",
+    who: "The signed-in person, for their own session only (Auth.js signOut reads the cookie).",
+  },
+
+  // ---- Pages ----
+  "app/(auth)/sign-in/page.tsx#default": {
+    kind: "page",
+    expect: {
+      owner: "redirect",
+      admin: "redirect",
+      sender: "redirect",
+      compliance: "redirect",
+      signedOut: "ok",
+      otherOrg: "redirect",
+      apiKey: "ok",
+      otherOrgApiKey: "ok",
+    },
+  },
+  "app/(dashboard)/page.tsx#default": { kind: "page", expect: signedIn(EVERYONE, "ok") },
+  "app/(dashboard)/mailboxes/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(EVERYONE, "ok"),
+    call: (t) => ({ searchParams: { connected: t.mailboxId } }),
+  },
+  "app/(dashboard)/mailboxes/connect/[provider]/page.tsx#default": {
+    kind: "page",
+    // Asked to reconnect A's mailbox, B's owner sees a plain "connect": nothing of A's shown.
+    expect: signedIn(MANAGERS, "ok"),
+    call: (t) => ({ params: { provider: "demo" }, searchParams: { mailbox: t.mailboxId } }),
+  },
+  "app/(dashboard)/api-keys/page.tsx#default": { kind: "page", expect: signedIn(MANAGERS, "ok") },
+  "app/(dashboard)/messages/page.tsx#default": { kind: "page", expect: signedIn(EVERYONE, "ok") },
+  "app/(dashboard)/demo-inbox/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(EVERYONE, "ok"),
+  },
+  "app/(dashboard)/send/page.tsx#default": { kind: "page", expect: signedIn(SENDERS, "ok") },
+  "app/(admin)/activity/page.tsx#default": { kind: "page", expect: signedIn(AUDITORS, "ok") },
+  "app/(admin)/members/page.tsx#default": { kind: "page", expect: signedIn(MANAGERS, "ok") },
+};
