@@ -190,6 +190,30 @@ function targetFor(caller: Caller): Target {
       if (!row) throw new Error("invitation insert returned nothing");
       return row.id;
     },
+    newInvitationToMe: async () => {
+      const db = await getDb();
+      // Answering an invitation needs an address the sign-in provider confirmed.
+      await db.update(users).set({ emailVerified: new Date() }).where(eq(users.id, person.user.id));
+      const row = await upsertInvitation({
+        db,
+        orgId: a.orgId,
+        email: person.user.email ?? "",
+        role: "sender",
+        invitedBy: a.owner.user.id,
+      });
+      if (!row) throw new Error("invitation insert returned nothing");
+      return row.id;
+    },
+    newOrganizationOfMine: async () => {
+      const other = await createOwner(`other-${randomUUID().slice(0, 8)}`);
+      await insertMembership({
+        db: await getDb(),
+        orgId: other.orgId,
+        userId: person.user.id,
+        role: "sender",
+      });
+      return other.orgId;
+    },
     newNotice: async () => {
       const [row] = await (await getDb())
         .insert(notices)
@@ -222,6 +246,8 @@ function ghostTarget(): Target {
     newApiKey: id,
     newMember: id,
     newInvitation: id,
+    newInvitationToMe: id,
+    newOrganizationOfMine: id,
     newNotice: id,
     newCallback: async () =>
       `${env().APP_URL}/api/oauth/demo/callback?code=${randomUUID()}&state=${randomUUID()}`,
@@ -459,6 +485,15 @@ async function runCell(
   const person = personOf(caller);
   // Fixtures first, so that the rows they add are in the "before" picture.
   const invoke = await prepare(file, name, row, caller, t);
+  // Every call starts in the caller's own organisation, whatever an earlier call switched to.
+  const session = sessionOf[caller];
+  const own = orgOf(caller);
+  if (session && own) {
+    await (await getDb())
+      .update(sessions)
+      .set({ activeOrgId: own })
+      .where(eq(sessions.sessionToken, session));
+  }
   const before = { [a.orgId]: await snapshot(a.orgId), [b.orgId]: await snapshot(b.orgId) };
   const deniedBefore = await deniedCount(person?.user.id);
   request.headers = headersOf(caller);
@@ -470,7 +505,6 @@ async function runCell(
   }
   const after = { [a.orgId]: await snapshot(a.orgId), [b.orgId]: await snapshot(b.orgId) };
   const denied = (await deniedCount(person?.user.id)) > deniedBefore;
-  const own = orgOf(caller);
   const ownChanged = own !== null && JSON.stringify(before[own]) !== JSON.stringify(after[own]);
   const answer = called.answer ?? actionAnswer(called.result, denied, ownChanged);
   return { answer, before, after, denied };

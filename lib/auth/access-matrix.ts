@@ -55,6 +55,10 @@ export type Target = {
   newApiKey(): Promise<string>;
   newMember(role: "admin" | "sender" | "compliance"): Promise<string>;
   newInvitation(): Promise<string>;
+  /** An invitation of A addressed to the calling person (to A's owner when not in A). */
+  newInvitationToMe(): Promise<string>;
+  /** Another organisation the calling person belongs to (A's owner's when not in A). */
+  newOrganizationOfMine(): Promise<string>;
   /** A notice addressed to the calling member (to A's owner when the caller is not in A). */
   newNotice(): Promise<string>;
   /** A connection A's owner started, authorised at the provider: the callback URL it returns. */
@@ -187,6 +191,34 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     call: async (t) => ({ noticeId: await t.newNotice() }),
   },
 
+  // ---- Invitations and the active organisation ----
+  "app/(dashboard)/invitations/actions.ts#acceptInvitationAction": {
+    kind: "action",
+    // Only the invitee answers: B's owner holding A's invitation id finds no such invitation.
+    expect: signedIn(
+      { owner: "redirect", admin: "redirect", sender: "redirect", compliance: "redirect" },
+      404,
+    ),
+    call: async (t) => ({ invitationId: await t.newInvitationToMe() }),
+  },
+  "app/(dashboard)/invitations/actions.ts#declineInvitationAction": {
+    kind: "action",
+    expect: signedIn(
+      { owner: "redirect", admin: "redirect", sender: "redirect", compliance: "redirect" },
+      404,
+    ),
+    call: async (t) => ({ invitationId: await t.newInvitationToMe() }),
+  },
+  "app/(dashboard)/organization-actions.ts#switchOrganizationAction": {
+    kind: "action",
+    // Switching into an organisation one is not a member of is refused as an unknown choice.
+    expect: signedIn(
+      { owner: "redirect", admin: "redirect", sender: "redirect", compliance: "redirect" },
+      400,
+    ),
+    call: async (t) => ({ orgId: await t.newOrganizationOfMine() }),
+  },
+
   // ---- Route handlers ----
   "app/api/health/route.ts#GET": {
     kind: "route",
@@ -314,6 +346,10 @@ export const ACCESS_MATRIX: Record<string, Row> = {
   "app/(dashboard)/api-keys/page.tsx#default": { kind: "page", expect: signedIn(MANAGERS, "ok") },
   "app/(dashboard)/messages/page.tsx#default": { kind: "page", expect: signedIn(EVERYONE, "ok") },
   "app/(dashboard)/demo-inbox/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(EVERYONE, "ok"),
+  },
+  "app/(dashboard)/invitations/page.tsx#default": {
     kind: "page",
     expect: signedIn(EVERYONE, "ok"),
   },
