@@ -27,6 +27,38 @@ describe("audit hash chain", () => {
     expect((await verifyOrganizationChain(db, orgId)).brokenAt).toBe(3);
   });
 
+  it("detects an event moved to another organisation", async () => {
+    const db = await getDb();
+    const { user, orgId } = await createOwner();
+    const other = await createOwner("other");
+    await writeAuditEvent(db, {
+      orgId,
+      actor: { type: "user", id: user.id },
+      action: "switch.changed",
+      outcome: "success",
+    });
+    await db.execute(
+      sql`update audit_events set org_id = ${other.orgId} where chain = ${orgId} and seq = 2`,
+    );
+    expect((await verifyOrganizationChain(db, orgId)).brokenAt).toBe(2);
+  });
+
+  it("detects that the newest event was deleted", async () => {
+    const db = await getDb();
+    const { user, orgId } = await createOwner();
+    for (let i = 0; i < 3; i++) {
+      await writeAuditEvent(db, {
+        orgId,
+        actor: { type: "user", id: user.id },
+        action: "switch.changed",
+        outcome: "success",
+        metadata: { i },
+      });
+    }
+    await db.execute(sql`delete from audit_events where chain = ${orgId} and seq = 4`);
+    expect((await verifyOrganizationChain(db, orgId)).brokenAt).toBe(4);
+  });
+
   it("keeps a gapless sequence under concurrent writers", async () => {
     const db = await getDb();
     const { user, orgId } = await createOwner();
