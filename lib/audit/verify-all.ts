@@ -35,10 +35,12 @@ export async function verifyAllAuditChains({
   const started = performance.now();
   let done = 0;
   let lastReport = started;
-  const progress = (checked: number, force = false) => {
+  let lastChecked = -1;
+  const progress = (checked: number, isFinal = false) => {
     const now = performance.now();
-    if (!force && now - lastReport < PROGRESS_EVERY_MS) return;
+    if (isFinal ? checked === lastChecked : now - lastReport < PROGRESS_EVERY_MS) return;
     lastReport = now;
+    lastChecked = checked;
     const rate = Math.round(checked / Math.max((now - started) / 1000, 0.001));
     const percent = total === 0 ? 100 : Math.min(100, Math.floor((checked / total) * 100));
     err.write(`verified ${checked}/${total} events (${percent}%), ${rate} events/s\n`);
