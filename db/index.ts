@@ -140,6 +140,17 @@ export async function getDb(): Promise<Database> {
   }
 }
 
+/** The process's database if something has already opened it; never opens one itself. */
+export async function openedDb(): Promise<Database | undefined> {
+  const handle = holder.__mailwardenDb;
+  if (!handle) return undefined;
+  try {
+    return (await handle).db;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function closeDb(): Promise<void> {
   const handle = holder.__mailwardenDb;
   holder.__mailwardenDb = undefined;

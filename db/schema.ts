@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { relations } from "drizzle-orm";
+import { relations, sql } from "drizzle-orm";
 import {
   bigserial,
   index,
@@ -119,16 +119,18 @@ export const invitations = pgTable(
   ],
 );
 
-// ---- Audit log: append-only, one hash chain per organisation ('' chains global events) ----
+// ---- Audit log: append-only, one keyed hash chain per organisation ('' chains global events) ----
 
 export const auditOutcomeEnum = pgEnum("audit_outcome", ["success", "failure", "denied"]);
 
+// seq, prev_hash and hash stay null until the sealer (lib/audit/seal.ts) places the row in its
+// chain; id is the insertion order the sealer follows.
 export const auditEvents = pgTable(
   "audit_events",
   {
     id: bigserial("id", { mode: "number" }).primaryKey(),
     chain: text("chain").notNull(),
-    seq: integer("seq").notNull(),
+    seq: integer("seq"),
     orgId: text("org_id").references(() => organizations.id, { onDelete: "set null" }),
     occurredAt: timestamp("occurred_at", { withTimezone: true }).notNull(),
     actorType: text("actor_type").notNull(),
@@ -141,14 +143,40 @@ export const auditEvents = pgTable(
     ip: text("ip"),
     userAgent: text("user_agent"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
-    prevHash: text("prev_hash").notNull(),
-    hash: text("hash").notNull(),
+    prevHash: text("prev_hash"),
+    hash: text("hash"),
   },
   (t) => [
     uniqueIndex("audit_events_chain_seq_idx").on(t.chain, t.seq),
     index("audit_events_org_time_idx").on(t.orgId, t.occurredAt),
+    index("audit_events_unsealed_idx").on(t.chain, t.id).where(sql`${t.seq} is null`),
   ],
 );
+
+// A MAC'd (seq, hash) every CHECKPOINT_EVERY events: page views verify from the newest one a
+// previous verification reached (verified_at) instead of from genesis.
+export const auditCheckpoints = pgTable(
+  "audit_checkpoints",
+  {
+    chain: text("chain").notNull(),
+    seq: integer("seq").notNull(),
+    hash: text("hash").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull(),
+    mac: text("mac").notNull(),
+    verifiedAt: timestamp("verified_at", { withTimezone: true }),
+  },
+  (t) => [primaryKey({ columns: [t.chain, t.seq] })],
+);
+
+// The sealed end of each chain, MAC'd and moved in the sealer's transaction: deleting the
+// newest events leaves it pointing past the end.
+export const auditChainHeads = pgTable("audit_chain_heads", {
+  chain: text("chain").primaryKey(),
+  seq: integer("seq").notNull(),
+  hash: text("hash").notNull(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull(),
+  mac: text("mac").notNull(),
+});
 
 // ---- Incident switches: global (org_id null) or per organisation ----
 

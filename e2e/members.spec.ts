@@ -83,6 +83,16 @@ test("[AUTH] the session endpoint never hands the session cookie's value to scri
   expect(body).not.toContain("sessionToken");
 });
 
+test("[OWNER][ACTIVITY] the activity log verifies its chain and lists the organisation's events", async ({
+  page,
+}) => {
+  await signInAs(page, uniqueEmail("owner"));
+  await page.goto("/activity");
+  await expect(page.getByRole("heading", { name: "Activity log" })).toBeVisible();
+  await expect(page.getByText(/^Chain intact · \d+ events$/)).toBeVisible();
+  await expect(page.getByRole("cell", { name: "org.created" })).toBeVisible();
+});
+
 test("[HEALTH] reports the database and the demo mode", async ({ request }) => {
   const response = await request.get("/api/health");
   expect(response.status()).toBe(200);

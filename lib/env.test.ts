@@ -65,6 +65,24 @@ describe("parseEnv", () => {
     expect(parseEnv({ NODE_ENV: "production", DEMO_MODE: "true" }).isDemo).toBe(true);
   });
 
+  it("refuses to start in production without AUDIT_CHAIN_KEY, naming it", () => {
+    const production = {
+      NODE_ENV: "production",
+      GOOGLE_CLIENT_ID: "i",
+      GOOGLE_CLIENT_SECRET: "s",
+      AUTH_SECRET: "a".repeat(32),
+      TOKEN_ENCRYPTION_KEYS: "k1:AAAA",
+      DATABASE_URL: "postgres://db/mailwarden",
+    };
+    expect(problemsOf(production)).toEqual([
+      "AUDIT_CHAIN_KEY (or AUDIT_CHAIN_KEY_FILE) is required in production",
+    ]);
+    expect(problemsOf({ ...production, AUDIT_CHAIN_KEY: "k".repeat(32) })).toEqual([]);
+    expect(problemsOf({ ...production, AUDIT_CHAIN_KEY: "short" })).toEqual([
+      "AUDIT_CHAIN_KEY: must be at least 32 characters",
+    ]);
+  });
+
   it("does not echo a secret value in its messages", () => {
     const problems = problemsOf({ REDIS_URL: "http://user:hunter2@redis" });
     expect(problems.join()).toMatch(/REDIS_URL/);

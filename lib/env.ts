@@ -15,6 +15,7 @@ export class EnvError extends Error {
 
 const SECRET_NAMES = [
   "AUTH_SECRET",
+  "AUDIT_CHAIN_KEY",
   "DATABASE_URL",
   "TOKEN_ENCRYPTION_KEYS",
   "GOOGLE_CLIENT_SECRET",
@@ -40,6 +41,9 @@ const schema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
   APP_URL: z.url({ protocol: /^https?$/ }).default("http://localhost:3000"),
   AUTH_SECRET: optionalText,
+  AUDIT_CHAIN_KEY: optionalText.pipe(
+    z.string().min(32, { error: "must be at least 32 characters" }).optional(),
+  ),
   DATABASE_URL: optionalText.pipe(
     z
       .url({ protocol: /^postgres(ql)?$/, error: "must be a postgres:// or postgresql:// URL" })
@@ -163,6 +167,9 @@ export function parseEnv(source: EnvSource): Env {
   const isDemo = raw.DEMO_MODE ?? (!hasProvider && !isProduction);
   if (isProduction && !isDemo) {
     if (!raw.AUTH_SECRET) problems.push("AUTH_SECRET is required in production");
+    if (!raw.AUDIT_CHAIN_KEY) {
+      problems.push("AUDIT_CHAIN_KEY (or AUDIT_CHAIN_KEY_FILE) is required in production");
+    }
     if (!raw.TOKEN_ENCRYPTION_KEYS) {
       problems.push(
         "TOKEN_ENCRYPTION_KEYS (or TOKEN_ENCRYPTION_KEYS_FILE) is required in production",

@@ -19,12 +19,44 @@ describe("audit hash chain", () => {
         metadata: { i },
       });
     }
-    expect(await verifyOrganizationChain(db, orgId)).toEqual({ count: 6, brokenAt: null });
+    expect(await verifyOrganizationChain(db, orgId)).toMatchObject({ count: 6, brokenAt: null });
 
     await db.execute(
       sql`update audit_events set outcome = 'failure' where org_id = ${orgId} and seq = 3`,
     );
     expect((await verifyOrganizationChain(db, orgId)).brokenAt).toBe(3);
+  });
+
+  it("detects an event moved to another organisation", async () => {
+    const db = await getDb();
+    const { user, orgId } = await createOwner();
+    const other = await createOwner("other");
+    await writeAuditEvent(db, {
+      orgId,
+      actor: { type: "user", id: user.id },
+      action: "switch.changed",
+      outcome: "success",
+    });
+    await db.execute(
+      sql`update audit_events set org_id = ${other.orgId} where chain = ${orgId} and seq = 2`,
+    );
+    expect((await verifyOrganizationChain(db, orgId)).brokenAt).toBe(2);
+  });
+
+  it("detects that the newest event was deleted", async () => {
+    const db = await getDb();
+    const { user, orgId } = await createOwner();
+    for (let i = 0; i < 3; i++) {
+      await writeAuditEvent(db, {
+        orgId,
+        actor: { type: "user", id: user.id },
+        action: "switch.changed",
+        outcome: "success",
+        metadata: { i },
+      });
+    }
+    await db.execute(sql`delete from audit_events where chain = ${orgId} and seq = 4`);
+    expect((await verifyOrganizationChain(db, orgId)).brokenAt).toBe(4);
   });
 
   it("keeps a gapless sequence under concurrent writers", async () => {
@@ -45,7 +77,7 @@ describe("audit hash chain", () => {
       .select({ seq: auditEvents.seq })
       .from(auditEvents)
       .where(eq(auditEvents.orgId, orgId));
-    expect(rows.map((r) => r.seq).sort((a, b) => a - b)).toEqual(
+    expect(rows.map((r) => r.seq ?? 0).sort((a, b) => a - b)).toEqual(
       Array.from({ length: 21 }, (_, i) => i + 1),
     );
     expect((await verifyOrganizationChain(db, orgId)).brokenAt).toBeNull();

@@ -33,6 +33,22 @@ export const AUDIT_ACTIONS = [
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
+// Written on every send, refusal and token refresh: a plain insert sealed later by the
+// background sealer, so that they never queue on the organisation's chain lock. Every other
+// action is rare and is sealed in its own transaction.
+const HIGH_VOLUME_ACTIONS: ReadonlySet<AuditAction> = new Set([
+  "message.sent",
+  "message.failed",
+  "message.refused",
+  "access.denied",
+  "oauth.token_refreshed",
+  "oauth.refresh_failed",
+]);
+
+export function isHighVolume(action: AuditAction): boolean {
+  return HIGH_VOLUME_ACTIONS.has(action);
+}
+
 export type Actor =
   | { type: "user"; id: string; label?: string | null }
   | { type: "api_key"; id: string; label?: string | null }

@@ -1,10 +1,14 @@
 import "server-only";
 import type { DbOrTx } from "@/db";
-import { listChain } from "@/db/queries/audit";
-import { verifyChain } from "./chain";
+import { verifyAuditChain } from "./verify";
 
-/** Re-hashes an organisation's whole chain; returns the first broken seq, or null when intact. */
+/** Re-hashes an organisation's whole chain; `brokenAt` is the first bad seq, null when intact. */
 export async function verifyOrganizationChain(db: DbOrTx, orgId: string) {
-  const events = await listChain({ db, chain: orgId });
-  return { count: events.length, brokenAt: verifyChain(events) };
+  const report = await verifyAuditChain({ db, chain: orgId, mode: "full" });
+  return { count: report.length, brokenAt: report.problem?.seq ?? null, problem: report.problem };
+}
+
+/** What a page view can afford: verifies only the events since the last verified checkpoint. */
+export function checkOrganizationChain(db: DbOrTx, orgId: string) {
+  return verifyAuditChain({ db, chain: orgId, mode: "incremental" });
 }

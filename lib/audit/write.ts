@@ -1,9 +1,9 @@
 import "server-only";
-import { desc, eq, sql } from "drizzle-orm";
 import { type DbOrTx, inTransaction } from "@/db";
-import { auditEvents } from "@/db/schema";
-import { GENESIS_HASH, hashEvent } from "./chain";
-import type { AuditInput } from "./events";
+import { insertAuditEvent } from "@/db/queries/audit";
+import { type AuditInput, isHighVolume } from "./events";
+import { SEAL_BATCH, sealChainInTransaction } from "./seal";
+import { nudgeAuditSealer } from "./sealer";
 
 const SECRET_KEY = /token|secret|password|verifier|authorization|cookie|key$/i;
 
@@ -15,41 +15,42 @@ function scrub(metadata: Record<string, unknown> = {}): Record<string, unknown> 
 }
 
 /**
- * Appends one event to its organisation's hash chain. Call it with the transaction that makes
- * the change it records, so the event and the change commit or fail together.
+ * Records one event. Call it with the transaction that makes the change it records, so the
+ * event and the change commit or fail together.
+ *
+ * High-volume events (see HIGH_VOLUME_ACTIONS) are a plain insert, sealed into the chain
+ * shortly after by the background sealer, so sends never wait on the chain lock. Every other
+ * event is sealed before its transaction commits, together with any pending events before it.
  */
 export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
   const chain = input.orgId ?? "";
-  const run = async (tx: DbOrTx) => {
-    // Serialises appends per chain across processes; released when the transaction ends.
-    await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`audit:${chain}`}, 0))`);
-    const [last] = await tx
-      .select({ seq: auditEvents.seq, hash: auditEvents.hash })
-      .from(auditEvents)
-      .where(eq(auditEvents.chain, chain))
-      .orderBy(desc(auditEvents.seq))
-      .limit(1);
-    const fields = {
-      chain,
-      seq: (last?.seq ?? 0) + 1,
-      occurredAt: new Date(),
-      actorType: input.actor.type,
-      actorId: input.actor.id ?? null,
-      actorLabel: input.actor.label ?? null,
-      action: input.action,
-      targetType: input.target?.type ?? null,
-      targetId: input.target?.id ?? null,
-      outcome: input.outcome,
-      ip: input.ip ?? null,
-      userAgent: input.userAgent?.slice(0, 512) ?? null,
-      metadata: scrub(input.metadata),
-      prevHash: last?.hash ?? GENESIS_HASH,
-    };
-    const [row] = await tx
-      .insert(auditEvents)
-      .values({ ...fields, orgId: input.orgId, hash: hashEvent(fields) })
-      .returning({ id: auditEvents.id });
-    return row;
+  const values = {
+    chain,
+    orgId: input.orgId,
+    occurredAt: new Date(),
+    actorType: input.actor.type,
+    actorId: input.actor.id ?? null,
+    actorLabel: input.actor.label ?? null,
+    action: input.action,
+    targetType: input.target?.type ?? null,
+    targetId: input.target?.id ?? null,
+    outcome: input.outcome,
+    ip: input.ip ?? null,
+    userAgent: input.userAgent?.slice(0, 512) ?? null,
+    metadata: scrub(input.metadata),
   };
-  return inTransaction(db, run);
+  if (isHighVolume(input.action)) {
+    const row = await insertAuditEvent({ db, values });
+    nudgeAuditSealer();
+    return row;
+  }
+  return inTransaction(db, async (tx) => {
+    const row = await insertAuditEvent({ db: tx, values });
+    // A backlog larger than one batch is sealed too: this event comes after it.
+    let sealed: number;
+    do {
+      sealed = await sealChainInTransaction(tx, chain);
+    } while (sealed === SEAL_BATCH);
+    return row;
+  });
 }

@@ -4,7 +4,7 @@ import { Card } from "@/components/ui/card";
 import { Table } from "@/components/ui/table";
 import { getDb } from "@/db";
 import { listAuditEvents } from "@/db/queries/audit";
-import { verifyOrganizationChain } from "@/lib/audit/read";
+import { checkOrganizationChain } from "@/lib/audit/read";
 import { requirePermission } from "@/lib/auth/session";
 import { formatDateTime } from "@/lib/utils";
 
@@ -12,25 +12,42 @@ export const metadata = { title: "Activity log" };
 
 const OUTCOME_TONE = { success: "good", failure: "bad", denied: "warn" } as const;
 
+// The sealer runs within seconds of a write; an event still unsealed after this is an incident.
+const UNSEALED_ALARM_MS = 60_000;
+
 export default async function ActivityPage() {
   const ctx = await requirePermission("readAudit", "/activity");
   const db = await getDb();
   const [events, chain] = await Promise.all([
     listAuditEvents({ db, orgId: ctx.orgId, limit: 200 }),
-    verifyOrganizationChain(db, ctx.orgId),
+    checkOrganizationChain(db, ctx.orgId),
   ]);
+  const oldestUnsealed = chain.unsealed.oldest;
+  const isSealerStuck =
+    oldestUnsealed !== null && Date.now() - oldestUnsealed.getTime() > UNSEALED_ALARM_MS;
   return (
     <>
       <PageHeader
         title="Activity log"
         description="Every sign-in, OAuth, SMTP and admin event of this organisation. Append-only and hash-chained."
       >
-        {chain.brokenAt === null ? (
-          <Badge tone="good">Chain intact · {chain.count} events</Badge>
+        {chain.problem === null ? (
+          <Badge tone="good">Chain intact · {chain.length} events</Badge>
         ) : (
-          <Badge tone="bad">Chain broken at event {chain.brokenAt}</Badge>
+          <Badge tone="bad">
+            Chain broken at event {chain.problem.seq}: {chain.problem.reason}
+          </Badge>
         )}
       </PageHeader>
+      {isSealerStuck && (
+        <Card className="mb-4 border-red-300 bg-red-50" role="alert">
+          <p className="text-red-800 text-sm">
+            {chain.unsealed.count} event{chain.unsealed.count === 1 ? " has" : "s have"} not been
+            sealed into the chain for more than a minute (oldest {formatDateTime(oldestUnsealed)}).
+            The sealer is not running or is refusing this chain: check the server log.
+          </p>
+        </Card>
+      )}
       <Card>
         {events.length === 0 ? (
           <p className="text-sm">No events yet.</p>
@@ -43,7 +60,8 @@ export default async function ActivityPage() {
                 <td className="font-mono text-xs">{e.action}</td>
                 <td className="text-xs">{e.targetType ? `${e.targetType} ${e.targetId}` : "—"}</td>
                 <td>
-                  <Badge tone={OUTCOME_TONE[e.outcome]}>{e.outcome}</Badge>
+                  <Badge tone={OUTCOME_TONE[e.outcome]}>{e.outcome}</Badge>{" "}
+                  {e.seq === null && <Badge>not sealed yet</Badge>}
                 </td>
               </tr>
             ))}

@@ -1,0 +1,122 @@
+import "server-only";
+import { type DbOrTx, inTransaction } from "@/db";
+import {
+  getAuditChainHead,
+  hasSealedAuditEvents,
+  insertAuditCheckpoints,
+  listChainsWithUnsealedEvents,
+  listUnsealedAuditEvents,
+  lockAuditChain,
+  saveAuditChainHead,
+  sealAuditEvents,
+} from "@/db/queries/audit";
+import {
+  CHECKPOINT_EVERY,
+  GENESIS_HASH,
+  hashEvent,
+  isoMicros,
+  macCheckpoint,
+  macHead,
+} from "./chain";
+import { auditChainKey } from "./key";
+
+export const SEAL_BATCH = 500;
+
+export class AuditChainError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "AuditChainError";
+  }
+}
+
+async function startingPoint(tx: DbOrTx, chain: string, key: Buffer) {
+  const head = await getAuditChainHead({ db: tx, chain });
+  if (head) {
+    // Extending a forged head would launder it: refuse, and let the unsealed alarm show it.
+    if (macHead(key, { chain, seq: head.seq, hash: head.hash }) !== head.mac) {
+      throw new AuditChainError(`audit chain "${chain}": its head record fails its MAC`);
+    }
+    return { seq: head.seq, hash: head.hash };
+  }
+  // Sealed events without a head means the head was deleted: starting again from genesis
+  // would re-seal whatever someone edited.
+  if (await hasSealedAuditEvents({ db: tx, chain })) {
+    throw new AuditChainError(`audit chain "${chain}": sealed events but no head record`);
+  }
+  return { seq: 0, hash: GENESIS_HASH };
+}
+
+/**
+ * Seals up to `limit` of the chain's unsealed events that `tx` can see, in id order, under the
+ * chain's advisory lock. An event whose transaction commits late (a smaller id than events
+ * already sealed) simply gets the next seq: the chain's order is seal order. Returns how many
+ * it sealed.
+ */
+export async function sealChainInTransaction(
+  tx: DbOrTx,
+  chain: string,
+  limit = SEAL_BATCH,
+): Promise<number> {
+  const key = auditChainKey();
+  await lockAuditChain({ db: tx, chain });
+  let cursor = await startingPoint(tx, chain, key);
+  const events = await listUnsealedAuditEvents({ db: tx, chain, limit });
+  if (events.length === 0) return 0;
+  const now = new Date();
+  const seals: { id: number; seq: number; prevHash: string; hash: string }[] = [];
+  const checkpoints: { chain: string; seq: number; hash: string; createdAt: Date; mac: string }[] =
+    [];
+  for (const event of events) {
+    const seq = cursor.seq + 1;
+    const hash = hashEvent(key, { ...event, seq, prevHash: cursor.hash });
+    seals.push({ id: event.id, seq, prevHash: cursor.hash, hash });
+    if (seq % CHECKPOINT_EVERY === 0) {
+      const mac = macCheckpoint(key, { chain, seq, hash, createdAt: isoMicros(now) });
+      checkpoints.push({ chain, seq, hash, createdAt: now, mac });
+    }
+    cursor = { seq, hash };
+  }
+  const sealed = await sealAuditEvents({ db: tx, seals });
+  if (sealed !== seals.length) {
+    throw new AuditChainError(`audit chain "${chain}": events changed while being sealed`);
+  }
+  await insertAuditCheckpoints({ db: tx, checkpoints });
+  await saveAuditChainHead({
+    db: tx,
+    head: { chain, ...cursor, updatedAt: now, mac: macHead(key, { chain, ...cursor }) },
+  });
+  return sealed;
+}
+
+/**
+ * Seals every pending event of one chain, or of every chain with pending events, one batch per
+ * transaction. Safe to run in any number of processes at once. A chain that cannot be sealed
+ * does not hold up the others; its error is thrown once all were tried.
+ */
+export async function sealPending({
+  db,
+  chain,
+  batchSize = SEAL_BATCH,
+}: {
+  db: DbOrTx;
+  chain?: string;
+  batchSize?: number;
+}): Promise<{ sealed: number }> {
+  const chains = chain === undefined ? await listChainsWithUnsealedEvents({ db }) : [chain];
+  let total = 0;
+  const failures: string[] = [];
+  for (const name of chains) {
+    try {
+      for (;;) {
+        const sealed = await inTransaction(db, (tx) => sealChainInTransaction(tx, name, batchSize));
+        total += sealed;
+        if (sealed < batchSize) break;
+      }
+    } catch (error) {
+      if (!(error instanceof AuditChainError)) throw error;
+      failures.push(error.message);
+    }
+  }
+  if (failures.length > 0) throw new AuditChainError(failures.join("; "));
+  return { sealed: total };
+}

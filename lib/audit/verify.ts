@@ -1,0 +1,176 @@
+import "server-only";
+import type { DbOrTx } from "@/db";
+import {
+  getAuditChainHead,
+  getLastVerifiedAuditCheckpoint,
+  getSealedAuditEventAfter,
+  getUnsealedAuditSummary,
+  listAuditCheckpoints,
+  listSealedAuditEvents,
+  markAuditCheckpointVerified,
+} from "@/db/queries/audit";
+import { type ChainProblem, checkRun, GENESIS_HASH, macCheckpoint, macHead } from "./chain";
+import { auditChainKey } from "./key";
+
+const READ_BATCH = 2000;
+
+export type ChainReport = {
+  chain: string;
+  /** Sealed events according to the chain's head record. */
+  length: number;
+  /** Events re-hashed by this verification. */
+  checked: number;
+  problem: ChainProblem | null;
+  unsealed: { count: number; oldest: Date | null };
+};
+
+type Cursor = { seq: number; hash: string };
+type Checkpoint = Awaited<ReturnType<typeof listAuditCheckpoints>>[number];
+
+function checkpointProblem(key: Buffer, cp: Checkpoint): ChainProblem | null {
+  const expected = macCheckpoint(key, cp);
+  return expected === cp.mac
+    ? null
+    : {
+        chain: cp.chain,
+        seq: cp.seq,
+        id: null,
+        reason: `checkpoint at seq ${cp.seq} fails its MAC`,
+      };
+}
+
+/**
+ * Verifies a chain's events after `start` up to `endSeq` (the head), and every checkpoint on the
+ * way against the event it names. Returns where it got to and the newest checkpoint passed.
+ */
+async function verifyRun(opts: {
+  db: DbOrTx;
+  key: Buffer;
+  chain: string;
+  start: Cursor;
+  endSeq: number | undefined;
+  onProgress?: (checked: number) => void;
+}) {
+  const { db, key, chain, endSeq } = opts;
+  const checkpoints = (await listAuditCheckpoints({ db, chain, afterSeq: opts.start.seq })).filter(
+    (cp) => endSeq === undefined || cp.seq <= endSeq,
+  );
+  let cursor = opts.start;
+  let checked = 0;
+  let passed: Checkpoint | undefined;
+  let next = 0;
+  for (;;) {
+    const events = await listSealedAuditEvents({
+      db,
+      chain,
+      afterSeq: cursor.seq,
+      upToSeq: endSeq,
+      limit: READ_BATCH,
+    });
+    if (events.length === 0) break;
+    const run = checkRun(key, chain, cursor, events);
+    checked += events.length;
+    const hashes = new Map(events.map((e) => [e.seq, e.hash]));
+    for (; next < checkpoints.length; next++) {
+      const cp = checkpoints[next];
+      if (!cp || cp.seq > run.cursor.seq) break;
+      const problem = checkpointProblem(key, cp);
+      if (problem) return { cursor, checked, passed, problem };
+      if (hashes.get(cp.seq) !== cp.hash) {
+        const reason = `checkpoint at seq ${cp.seq} does not match the event there`;
+        return { cursor, checked, passed, problem: { chain, seq: cp.seq, id: null, reason } };
+      }
+      passed = cp;
+    }
+    if (run.problem) return { cursor, checked, passed, problem: run.problem };
+    cursor = run.cursor;
+    opts.onProgress?.(checked);
+    if (events.length < READ_BATCH) break;
+  }
+  const orphan = checkpoints[next];
+  if (orphan) {
+    const reason = `checkpoint at seq ${orphan.seq} has no event (events deleted?)`;
+    return { cursor, checked, passed, problem: { chain, seq: orphan.seq, id: null, reason } };
+  }
+  return { cursor, checked, passed, problem: null };
+}
+
+function tailProblem(
+  chain: string,
+  cursor: Cursor,
+  head: { seq: number; hash: string },
+): ChainProblem | null {
+  if (cursor.seq < head.seq) {
+    const reason = `the chain ends at seq ${cursor.seq} but its head record says ${head.seq}: newest events deleted`;
+    return { chain, seq: cursor.seq + 1, id: null, reason };
+  }
+  if (cursor.hash !== head.hash) {
+    return {
+      chain,
+      seq: cursor.seq,
+      id: null,
+      reason: "the newest event does not match the head record",
+    };
+  }
+  return null;
+}
+
+/**
+ * Verifies one chain. `incremental` (page views) starts at the newest checkpoint an earlier
+ * verification reached, so its cost is bounded by the events since; `full` starts at genesis.
+ * Both check the tail against the MAC'd head record, and record the newest checkpoint they
+ * verified.
+ */
+export async function verifyAuditChain({
+  db,
+  chain,
+  mode,
+  onProgress,
+}: {
+  db: DbOrTx;
+  chain: string;
+  mode: "incremental" | "full";
+  onProgress?: (checked: number) => void;
+}): Promise<ChainReport> {
+  const key = auditChainKey();
+  // Head first: whatever the sealer commits afterwards lies beyond it and is left for next time.
+  const head = await getAuditChainHead({ db, chain });
+  const unsealed = await getUnsealedAuditSummary({ db, chain });
+  const report = (checked: number, problem: ChainProblem | null): ChainReport => ({
+    chain,
+    length: head?.seq ?? 0,
+    checked,
+    problem,
+    unsealed,
+  });
+  if (head && macHead(key, { chain, seq: head.seq, hash: head.hash }) !== head.mac) {
+    return report(0, { chain, seq: head.seq, id: null, reason: "the head record fails its MAC" });
+  }
+  let start: Cursor = { seq: 0, hash: GENESIS_HASH };
+  if (mode === "incremental") {
+    const cp = await getLastVerifiedAuditCheckpoint({ db, chain });
+    if (cp) {
+      const problem = checkpointProblem(key, cp);
+      if (problem) return report(0, problem);
+      start = { seq: cp.seq, hash: cp.hash };
+    }
+  }
+  const run = await verifyRun({ db, key, chain, start, endSeq: head?.seq, onProgress });
+  if (run.passed) await markAuditCheckpointVerified({ db, chain, seq: run.passed.seq });
+  if (run.problem) return report(run.checked, run.problem);
+  if (!head) {
+    if (run.cursor.seq === 0) return report(0, null);
+    const reason = "sealed events but no head record (head deleted)";
+    return report(run.checked, { chain, seq: run.cursor.seq, id: null, reason });
+  }
+  const tail = tailProblem(chain, run.cursor, head);
+  if (tail || mode === "incremental") return report(run.checked, tail);
+  // An older head put back over a newer one leaves sealed events beyond it.
+  const beyond = await getSealedAuditEventAfter({ db, chain, seq: head.seq });
+  const latest = await getAuditChainHead({ db, chain });
+  if (beyond?.seq && latest && beyond.seq > latest.seq) {
+    const reason = `sealed event beyond the head record (seq ${latest.seq}): head rolled back?`;
+    return report(run.checked, { chain, seq: beyond.seq, id: beyond.id, reason });
+  }
+  return report(run.checked, null);
+}
