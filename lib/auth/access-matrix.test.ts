@@ -633,7 +633,7 @@ describe.each(CALLABLE)("%s", (key, row) => {
 // things; for the demo inbox, whose folder holds every organisation's mail, say it outright.
 describe("the demo inbox", () => {
   it("shows an organisation its own mail and not another's", async () => {
-    const key = "app/(dashboard)/demo-inbox/page.tsx#default";
+    const key = "app/(signed-in)/(dashboard)/demo-inbox/page.tsx#default";
     const row = ACCESS_MATRIX[key];
     if (row?.kind !== "page") throw new Error(`${key} is not a page row`);
     const mine = await runCell(key, row, "sender", targetFor("sender"));

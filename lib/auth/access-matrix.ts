@@ -121,61 +121,61 @@ const demoMessage = (mailbox: string) =>
 
 export const ACCESS_MATRIX: Record<string, Row> = {
   // ---- Members ----
-  "app/(admin)/members/actions.ts#addMemberAction": {
+  "app/(signed-in)/(admin)/members/actions.ts#addMemberAction": {
     kind: "action",
     // Another organisation's owner invites into their own organisation: allowed, and A untouched.
     expect: signedIn(MANAGERS, "ok"),
     call: (t) => ({ email: t.newEmail(), role: "sender" }),
   },
-  "app/(admin)/members/actions.ts#changeRoleAction": {
+  "app/(signed-in)/(admin)/members/actions.ts#changeRoleAction": {
     kind: "action",
     expect: signedIn(MANAGERS, 404),
     call: async (t) => ({ userId: await t.newMember("sender"), role: "compliance" }),
   },
-  "app/(admin)/members/actions.ts#removeMemberAction": {
+  "app/(signed-in)/(admin)/members/actions.ts#removeMemberAction": {
     kind: "action",
     expect: signedIn(MANAGERS, 404),
     call: async (t) => ({ userId: await t.newMember("sender") }),
   },
-  "app/(admin)/members/actions.ts#revokeInvitationAction": {
+  "app/(signed-in)/(admin)/members/actions.ts#revokeInvitationAction": {
     kind: "action",
     expect: signedIn(MANAGERS, 404),
     call: async (t) => ({ invitationId: await t.newInvitation() }),
   },
 
   // ---- API keys ----
-  "app/(dashboard)/api-keys/actions.ts#createApiKeyAction": {
+  "app/(signed-in)/(dashboard)/api-keys/actions.ts#createApiKeyAction": {
     kind: "action",
     // Restricting a key of B to a mailbox of A is refused as an unknown mailbox.
     expect: signedIn(MANAGERS, 400),
     call: (t) => ({ name: "matrix key", mailboxIds: t.mailboxId }),
   },
-  "app/(dashboard)/api-keys/actions.ts#revokeApiKeyAction": {
+  "app/(signed-in)/(dashboard)/api-keys/actions.ts#revokeApiKeyAction": {
     kind: "action",
     expect: signedIn(MANAGERS, 404),
     call: async (t) => ({ keyId: await t.newApiKey() }),
   },
 
   // ---- Mailboxes ----
-  "app/(dashboard)/mailboxes/actions.ts#startConnectAction": {
+  "app/(signed-in)/(dashboard)/mailboxes/actions.ts#startConnectAction": {
     kind: "action",
     // A reconnect of A's mailbox: the owner is sent to the provider.
     expect: signedIn(REDIRECT_MANAGERS, 404),
     call: async (t) => ({ provider: "demo", mailboxId: await t.newMailbox() }),
   },
-  "app/(dashboard)/mailboxes/actions.ts#revokeMailboxAction": {
+  "app/(signed-in)/(dashboard)/mailboxes/actions.ts#revokeMailboxAction": {
     kind: "action",
     expect: signedIn(MANAGERS, 404),
     call: async (t) => ({ mailboxId: await t.newMailbox() }),
   },
-  "app/(dashboard)/mailboxes/actions.ts#testConnectionAction": {
+  "app/(signed-in)/(dashboard)/mailboxes/actions.ts#testConnectionAction": {
     kind: "action",
     expect: signedIn(SENDERS, 404),
     call: (t) => ({ mailboxId: t.mailboxId }),
   },
 
   // ---- Sending and notices ----
-  "app/(dashboard)/send/actions.ts#sendTestMessageAction": {
+  "app/(signed-in)/(dashboard)/send/actions.ts#sendTestMessageAction": {
     kind: "action",
     expect: signedIn(SENDERS, 404),
     call: (t) => ({
@@ -185,14 +185,14 @@ export const ACCESS_MATRIX: Record<string, Row> = {
       text: "Hello",
     }),
   },
-  "app/(dashboard)/notice-actions.ts#dismissNoticeAction": {
+  "app/(signed-in)/notice-actions.ts#dismissNoticeAction": {
     kind: "action",
     expect: signedIn(EVERYONE, 404),
     call: async (t) => ({ noticeId: await t.newNotice() }),
   },
 
   // ---- Invitations and the active organisation ----
-  "app/(dashboard)/invitations/actions.ts#acceptInvitationAction": {
+  "app/(signed-in)/(dashboard)/invitations/actions.ts#acceptInvitationAction": {
     kind: "action",
     // Only the invitee answers: B's owner holding A's invitation id finds no such invitation.
     expect: signedIn(
@@ -201,7 +201,7 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     ),
     call: async (t) => ({ invitationId: await t.newInvitationToMe() }),
   },
-  "app/(dashboard)/invitations/actions.ts#declineInvitationAction": {
+  "app/(signed-in)/(dashboard)/invitations/actions.ts#declineInvitationAction": {
     kind: "action",
     expect: signedIn(
       { owner: "redirect", admin: "redirect", sender: "redirect", compliance: "redirect" },
@@ -209,7 +209,7 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     ),
     call: async (t) => ({ invitationId: await t.newInvitationToMe() }),
   },
-  "app/(dashboard)/organization-actions.ts#switchOrganizationAction": {
+  "app/(signed-in)/organization-actions.ts#switchOrganizationAction": {
     kind: "action",
     // Switching into an organisation one is not a member of is refused as an unknown choice.
     expect: signedIn(
@@ -312,7 +312,7 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     kind: "inline",
     who: "Anyone: it starts an Auth.js sign-in (rate limited per address); it reads no rows.",
   },
-  "components/signed-in-shell.tsx#signOutAction": {
+  "app/(signed-in)/layout.tsx#signOutAction": {
     kind: "inline",
     who: "The signed-in person, for their own session only (Auth.js signOut reads the cookie).",
   },
@@ -331,29 +331,47 @@ export const ACCESS_MATRIX: Record<string, Row> = {
       otherOrgApiKey: "ok",
     },
   },
-  "app/(dashboard)/page.tsx#default": { kind: "page", expect: signedIn(EVERYONE, "ok") },
-  "app/(dashboard)/mailboxes/page.tsx#default": {
+  "app/(signed-in)/(dashboard)/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(EVERYONE, "ok"),
+  },
+  "app/(signed-in)/(dashboard)/mailboxes/page.tsx#default": {
     kind: "page",
     expect: signedIn(EVERYONE, "ok"),
     call: (t) => ({ searchParams: { connected: t.mailboxId } }),
   },
-  "app/(dashboard)/mailboxes/connect/[provider]/page.tsx#default": {
+  "app/(signed-in)/(dashboard)/mailboxes/connect/[provider]/page.tsx#default": {
     kind: "page",
     // Asked to reconnect A's mailbox, B's owner sees a plain "connect": nothing of A's shown.
     expect: signedIn(MANAGERS, "ok"),
     call: (t) => ({ params: { provider: "demo" }, searchParams: { mailbox: t.mailboxId } }),
   },
-  "app/(dashboard)/api-keys/page.tsx#default": { kind: "page", expect: signedIn(MANAGERS, "ok") },
-  "app/(dashboard)/messages/page.tsx#default": { kind: "page", expect: signedIn(EVERYONE, "ok") },
-  "app/(dashboard)/demo-inbox/page.tsx#default": {
+  "app/(signed-in)/(dashboard)/api-keys/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(MANAGERS, "ok"),
+  },
+  "app/(signed-in)/(dashboard)/messages/page.tsx#default": {
     kind: "page",
     expect: signedIn(EVERYONE, "ok"),
   },
-  "app/(dashboard)/invitations/page.tsx#default": {
+  "app/(signed-in)/(dashboard)/demo-inbox/page.tsx#default": {
     kind: "page",
     expect: signedIn(EVERYONE, "ok"),
   },
-  "app/(dashboard)/send/page.tsx#default": { kind: "page", expect: signedIn(SENDERS, "ok") },
-  "app/(admin)/activity/page.tsx#default": { kind: "page", expect: signedIn(AUDITORS, "ok") },
-  "app/(admin)/members/page.tsx#default": { kind: "page", expect: signedIn(MANAGERS, "ok") },
+  "app/(signed-in)/(dashboard)/invitations/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(EVERYONE, "ok"),
+  },
+  "app/(signed-in)/(dashboard)/send/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(SENDERS, "ok"),
+  },
+  "app/(signed-in)/(admin)/activity/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(AUDITORS, "ok"),
+  },
+  "app/(signed-in)/(admin)/members/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(MANAGERS, "ok"),
+  },
 };

@@ -1,8 +1,5 @@
-import "server-only";
 import { redirect } from "next/navigation";
 import type { ReactNode } from "react";
-import { dismissNoticeAction } from "@/app/(dashboard)/notice-actions";
-import { switchOrganizationAction } from "@/app/(dashboard)/organization-actions";
 import { AppShell } from "@/components/app-shell";
 import { NoticeList } from "@/components/notice-list";
 import { getDb } from "@/db";
@@ -12,9 +9,13 @@ import { signOut } from "@/lib/auth/config";
 import { getSessionContext } from "@/lib/auth/session";
 import { env } from "@/lib/env";
 import { navFor } from "@/lib/nav";
+import { dismissNoticeAction } from "./notice-actions";
+import { switchOrganizationAction } from "./organization-actions";
 
-// Shared by the dashboard and admin route groups: both need a signed-in member.
-export async function SignedInShell({ children }: { children: ReactNode }) {
+export const dynamic = "force-dynamic";
+
+// The one layout of every signed-in page, dashboard and admin alike: both need a member.
+export default async function SignedInLayout({ children }: { children: ReactNode }) {
   const ctx = await getSessionContext();
   if (!ctx) redirect("/sign-in");
   const { isDemo } = env();
