@@ -27,10 +27,7 @@ type HostileCase = {
 };
 type HostileFixture = { base: Record<string, unknown>; cases: HostileCase[] };
 
-const fixturePath = path.resolve(
-  import.meta.dirname,
-  "../../../shared/fixtures/hostile-inputs.json",
-);
+const fixturePath = path.resolve(import.meta.dirname, "testdata/hostile-inputs.json");
 const fixture = JSON.parse(readFileSync(fixturePath, "utf8")) as HostileFixture;
 const MAILBOX = "mbx_01HZXTESTMAILBOX";
 const JSON_TYPE = "application/json";

@@ -147,7 +147,10 @@ type HostileCase = {
 };
 
 const fixtures = JSON.parse(
-  readFileSync(path.resolve(process.cwd(), "../shared/fixtures/hostile-inputs.json"), "utf8"),
+  readFileSync(
+    path.resolve(import.meta.dirname, "../../../../lib/mail/testdata/hostile-inputs.json"),
+    "utf8",
+  ),
 ) as { base: Record<string, unknown>; cases: HostileCase[] };
 
 function hostileBody(c: HostileCase): string {
@@ -171,7 +174,7 @@ function hostileBody(c: HostileCase): string {
   return JSON.stringify(body);
 }
 
-describe("hostile inputs (../shared/fixtures/hostile-inputs.json) through the route", () => {
+describe("hostile inputs (lib/mail/testdata/hostile-inputs.json) through the route", () => {
   it("has cases", () => expect(fixtures.cases.length).toBeGreaterThan(40));
 
   for (const c of fixtures.cases) {
