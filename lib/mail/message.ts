@@ -62,13 +62,14 @@ export const MAX_BODY_BYTES = 10 * 1024 * 1024;
  */
 export const MAX_REQUEST_BYTES = 2 * MAX_BODY_BYTES + 1024 * 1024;
 /**
- * Cap on html alone, in UTF-8 bytes. Sanitising is the one step whose cost a sender controls;
- * at this size the worst HTML we could construct sanitises in about 0.X s on a 2-core machine
- * (bench/sanitize.ts), where 10 MB would hold the request thread for ~5 s. Mail clients clip
- * far smaller messages (Gmail at 102 KB), so real mail is well under it.
+ * Cap on html alone, in UTF-8 bytes. Sanitising is the one step whose cost a sender controls:
+ * at this size the slowest HTML we could construct (an element every 5 bytes) takes about
+ * 0.3 s of CPU on a 2-core machine, where 10 MB of it held the request thread for about 6 s
+ * (bench/sanitize.ts). Lowering the cap was chosen over a worker pool: mail clients clip far
+ * smaller messages (Gmail at 102 KB), so no real message needs more.
  */
-export const MAX_HTML_BYTES = 1024 * 1024;
-const HTML_TOO_LARGE = `must be at most ${MAX_HTML_BYTES} bytes (1 MB)`;
+export const MAX_HTML_BYTES = 512 * 1024;
+const HTML_TOO_LARGE = `must be at most ${MAX_HTML_BYTES} bytes (512 KB)`;
 const MAX_DISPLAY_NAME_LENGTH = 256;
 const MAX_LOCAL_PART_BYTES = 64;
 const MAX_DOMAIN_BYTES = 255;
