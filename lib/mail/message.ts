@@ -61,6 +61,15 @@ export const MAX_BODY_BYTES = 10 * 1024 * 1024;
  * The route should stop reading at this size rather than buffer an unbounded stream.
  */
 export const MAX_REQUEST_BYTES = 2 * MAX_BODY_BYTES + 1024 * 1024;
+/**
+ * Cap on html alone, in UTF-8 bytes. Sanitising is the one step whose cost a sender controls:
+ * at this size the slowest HTML we could construct (an element every 5 bytes) takes about
+ * 0.3 s of CPU on a 2-core machine, where 10 MB of it held the request thread for about 6 s
+ * (bench/sanitize.ts). Lowering the cap was chosen over a worker pool: mail clients clip far
+ * smaller messages (Gmail at 102 KB), so no real message needs more.
+ */
+export const MAX_HTML_BYTES = 512 * 1024;
+const HTML_TOO_LARGE = `must be at most ${MAX_HTML_BYTES} bytes (512 KB)`;
 const MAX_DISPLAY_NAME_LENGTH = 256;
 const MAX_LOCAL_PART_BYTES = 64;
 const MAX_DOMAIN_BYTES = 255;
@@ -308,6 +317,66 @@ const sendRequestSchema = z.strictObject({
   html: bodyText.optional(),
 });
 
+// Longest style attribute that is parsed at all. A longer one is dropped whole before the CSS
+// parser sees it, so the parser's cost per attribute stays bounded; real mail keeps an inline
+// style to a few hundred characters.
+export const MAX_STYLE_ATTRIBUTE_LENGTH = 1_000;
+// Longest value tried against the patterns below (a long font-family list is ~130).
+export const MAX_STYLE_VALUE_LENGTH = 200;
+// The HTML parser keeps its open elements in an array it shifts and searches, which costs
+// time in proportion to the nesting depth at every tag: without a bound, deep nesting makes
+// parsing quadratic (160,000 nested <b> took 6.7 s). Newsletter tables nest a few dozen deep.
+export const MAX_HTML_DEPTH = 100;
+
+/**
+ * Anchors a style value pattern and bounds the text it runs on. Each pattern must have one
+ * way at most to match any text: repeated values are separated by required whitespace or a
+ * comma and no quantified part can also match what follows it, so a test is linear.
+ */
+function styleValue(pattern: RegExp): RegExp {
+  return new RegExp(
+    `^(?=[\\s\\S]{0,${MAX_STYLE_VALUE_LENGTH}}$)(?:${pattern.source})$`,
+    pattern.flags,
+  );
+}
+
+const COLOR = [
+  styleValue(/#[0-9a-f]{3,8}/i),
+  styleValue(/[a-z]{1,32}/i),
+  // rgb(1, 2, 3) and rgba(1, 2, 3, 0.5), each number up to 3 digits with an optional fraction
+  // and percent sign; or the space-separated rgb(1 2 3 / 50%).
+  styleValue(
+    /rgba?\(\s*(?:\d{1,3}(?:\.\d{1,4})?|\.\d{1,4})%?(?:\s*,\s*(?:\d{1,3}(?:\.\d{1,4})?|\.\d{1,4})%?){2,3}\s*\)/i,
+  ),
+  styleValue(
+    /rgba?\(\s*(?:\d{1,3}(?:\.\d{1,4})?|\.\d{1,4})%?(?:\s+(?:\d{1,3}(?:\.\d{1,4})?|\.\d{1,4})%?){2}(?:\s*\/\s*(?:\d{1,3}(?:\.\d{1,4})?|\.\d{1,4})%?)?\s*\)/i,
+  ),
+];
+
+/**
+ * The inline style properties that pass, each with the values it accepts. Mail HTML leans on
+ * inline styles; no allowed value can hold "(" except plain rgb(), so expression(), url() and
+ * var() never survive.
+ */
+export const ALLOWED_STYLES: Record<string, RegExp[]> = {
+  color: COLOR,
+  "background-color": COLOR,
+  "font-weight": [styleValue(/normal|bold|bolder|lighter|\d{3}/i)],
+  "font-style": [styleValue(/normal|italic|oblique/i)],
+  "font-size": [styleValue(/\d+(?:\.\d+)?(?:px|pt|em|rem|%)/i)],
+  "font-family": [styleValue(/[\w\s,'"-]+/)],
+  "text-align": [styleValue(/left|right|center|justify/i)],
+  "text-decoration": [styleValue(/none|underline|line-through/i)],
+  "line-height": [styleValue(/\d+(?:\.\d+)?(?:px|pt|em|rem|%)?/i)],
+  // One to four lengths, whitespace between them.
+  margin: [
+    styleValue(/-?\d+(?:\.\d+)?(?:px|pt|em|rem|%)?(?:\s+-?\d+(?:\.\d+)?(?:px|pt|em|rem|%)?){0,3}/i),
+  ],
+  padding: [
+    styleValue(/\d+(?:\.\d+)?(?:px|pt|em|rem|%)?(?:\s+\d+(?:\.\d+)?(?:px|pt|em|rem|%)?){0,3}/i),
+  ],
+};
+
 const sanitizeOptions: sanitizeHtml.IOptions = {
   // Listed, not taken from the library defaults, so an upgrade cannot widen what passes.
   allowedTags: (
@@ -322,21 +391,14 @@ const sanitizeOptions: sanitizeHtml.IOptions = {
     td: ["colspan", "rowspan", "align", "valign"],
     th: ["colspan", "rowspan", "align", "valign", "scope"],
   },
-  // Mail HTML leans on inline styles; only these properties pass, and no allowed value can
-  // hold "(" except plain rgb(), so expression(), url() and var() never survive.
-  allowedStyles: {
-    "*": {
-      color: [/^#[0-9a-f]{3,8}$/i, /^[a-z]+$/i, /^rgba?\(\s*[\d.%\s,]+\)$/i],
-      "background-color": [/^#[0-9a-f]{3,8}$/i, /^[a-z]+$/i, /^rgba?\(\s*[\d.%\s,]+\)$/i],
-      "font-weight": [/^(?:normal|bold|bolder|lighter|\d{3})$/i],
-      "font-style": [/^(?:normal|italic|oblique)$/i],
-      "font-size": [/^\d+(?:\.\d+)?(?:px|pt|em|rem|%)$/i],
-      "font-family": [/^[\w\s,'"-]+$/],
-      "text-align": [/^(?:left|right|center|justify)$/i],
-      "text-decoration": [/^(?:none|underline|line-through)$/i],
-      "line-height": [/^\d+(?:\.\d+)?(?:px|pt|em|rem|%)?$/i],
-      margin: [/^(?:-?\d+(?:\.\d+)?(?:px|pt|em|rem|%)?\s*){1,4}$/i],
-      padding: [/^(?:\d+(?:\.\d+)?(?:px|pt|em|rem|%)?\s*){1,4}$/i],
+  allowedStyles: { "*": ALLOWED_STYLES },
+  // Runs on every tag before its attributes are filtered, so an over-long style attribute
+  // never reaches the CSS parser.
+  transformTags: {
+    "*": (tagName, attribs) => {
+      if ((attribs.style ?? "").length <= MAX_STYLE_ATTRIBUTE_LENGTH) return { tagName, attribs };
+      const { style: _dropped, ...rest } = attribs;
+      return { tagName, attribs: rest };
     },
   },
   allowedSchemes: ["http", "https", "mailto"],
@@ -347,8 +409,34 @@ const sanitizeOptions: sanitizeHtml.IOptions = {
   nonTextTags: ["script", "style", "textarea", "option", "noscript", "title", "template"],
 };
 
-export function sanitizeMessageHtml(html: string): string {
-  return sanitizeHtml(html, sanitizeOptions);
+class TooDeeplyNested extends Error {}
+
+/**
+ * Sanitises message HTML, or refuses it when elements nest deeper than MAX_HTML_DEPTH.
+ * The parser reports every element it opens and closes (implied ones and void elements
+ * included), so the running count is the depth of its open-element list; parsing stops at
+ * the first element past the bound, before the list can grow further.
+ */
+export function sanitizeMessageHtml(
+  html: string,
+): { ok: true; html: string } | { ok: false; message: string } {
+  let depth = 0;
+  try {
+    const clean = sanitizeHtml(html, {
+      ...sanitizeOptions,
+      onOpenTag: () => {
+        depth++;
+        if (depth > MAX_HTML_DEPTH) throw new TooDeeplyNested();
+      },
+      onCloseTag: () => {
+        depth--;
+      },
+    });
+    return { ok: true, html: clean };
+  } catch (error) {
+    if (!(error instanceof TooDeeplyNested)) throw error;
+    return { ok: false, message: `must not nest elements more than ${MAX_HTML_DEPTH} deep` };
+  }
 }
 
 type Outcome = { problems: FieldProblem[]; isTooLarge: boolean; value?: SendRequest };
@@ -370,6 +458,18 @@ export function parseSendRequestText(
   raw: string,
   contentType: string | null,
 ): SendRequestTextResult {
+  const decoded = decodeSendRequestText(raw, contentType);
+  return decoded.ok ? validateSendRequest(decoded.body) : decoded;
+}
+
+/**
+ * Reads a raw HTTP body as a JSON object, refusing it as `parseSendRequestText` would (415,
+ * 413, 400) without validating a field: linear in the body's size, and no HTML is parsed.
+ */
+export function decodeSendRequestText(
+  raw: string,
+  contentType: string | null,
+): { ok: true; body: Record<string, unknown> } | Extract<SendRequestTextResult, { ok: false }> {
   if (!isJsonContentType(contentType)) {
     return refuse(415, "content-type", "must be application/json (UTF-8)");
   }
@@ -387,10 +487,29 @@ export function parseSendRequestText(
     return refuse(400, "body", "is not valid JSON");
   }
   if (!isRecord(body)) return refuse(400, "body", "must be a JSON object");
+  return { ok: true, body };
+}
 
+/** Validates a decoded body, with the status a refusal deserves (413 past a size cap). */
+export function validateSendRequest(body: unknown): SendRequestTextResult {
   const outcome = safely(() => validate(body));
   if (outcome.value !== undefined) return { ok: true, value: outcome.value };
   return { ok: false, status: outcome.isTooLarge ? 413 : 400, problems: outcome.problems };
+}
+
+/**
+ * The mailbox a decoded body names, when it is one the full validation would accept; null
+ * otherwise. Cheap, so the mailbox can be looked up before the body is validated in full.
+ * Never throws.
+ */
+export function mailboxSelectorOf(body: unknown): string | null {
+  try {
+    if (!isRecord(body) || !Object.hasOwn(body, "mailbox")) return null;
+    const parsed = sendRequestSchema.shape.mailbox.safeParse(body.mailbox);
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Maps a refusal from `parseSendRequestText` to its problem JSON. */
@@ -467,16 +586,27 @@ function validate(body: unknown): Outcome {
       message: `text and html together must be at most ${MAX_BODY_BYTES} bytes (10 MB)`,
     });
   }
+  const htmlSize = hasOwnString(body, "html")
+    ? utf8Length(body.html as string, MAX_HTML_BYTES + 1)
+    : 0;
+  if (htmlSize > MAX_HTML_BYTES) {
+    problems.push({ field: "html", message: HTML_TOO_LARGE });
+  }
+  const isTooLarge = size > MAX_BODY_BYTES || htmlSize > MAX_HTML_BYTES;
   if (!Object.hasOwn(body, "text") && !Object.hasOwn(body, "html")) {
     problems.push({ field: "text", message: "give a text or an html body (or both)" });
   }
   if (problems.length > 0 || !parsed.success) {
-    return { problems: capProblems(problems), isTooLarge: size > MAX_BODY_BYTES };
+    return { problems: capProblems(problems), isTooLarge };
   }
 
   const data = parsed.data;
   // Sanitised last: it is the expensive step, and only worth doing for a sendable message.
-  const html = data.html === undefined ? undefined : sanitizeMessageHtml(data.html);
+  const sanitized = data.html === undefined ? undefined : sanitizeMessageHtml(data.html);
+  if (sanitized !== undefined && !sanitized.ok) {
+    return { problems: [{ field: "html", message: sanitized.message }], isTooLarge: false };
+  }
+  const html = sanitized?.html;
   if ((data.text ?? "") === "" && (html ?? "").trim() === "") {
     const field = data.html === undefined ? "text" : "html";
     const message =

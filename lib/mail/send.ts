@@ -32,11 +32,12 @@ import {
 import { type LimitName, type SendProvider, sendLimitNames } from "@/lib/ratelimit";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import {
+  decodeSendRequestText,
   type FieldProblem,
-  parseSendRequest,
-  parseSendRequestText,
+  mailboxSelectorOf,
   type SendRequest,
   toNodemailerFields,
+  validateSendRequest,
 } from "./message";
 import {
   ADMIN_ACTION_INSTRUCTIONS,
@@ -53,9 +54,11 @@ import {
   type MailboxTransportTarget,
 } from "./transport";
 
-// THE send chokepoint (issue 4): every message — API sends, dashboard test messages — and every
+// THE send chokepoint: every message — API sends, dashboard test messages — and every
 // connection test passes here, in this order: incident switches → permission → rate limits →
-// validation → mailbox (organisation, status) → access token → SMTP → message row and audit.
+// JSON body → mailbox (organisation, key's scope, status) → validation and HTML sanitising →
+// access token → SMTP → message row and audit. The cheap refusals come before validation
+// because sanitising is the one step whose cost the caller controls.
 // Nothing else in the code base creates a transport or calls sendMail.
 
 export type SendActor =
@@ -209,15 +212,23 @@ async function checkActorLimit(sender: Sender): Promise<RefusalOutcome | null> {
     : { kind: "rate_limited", limit: name, retryAfterSeconds: result.retryAfterSeconds };
 }
 
-function validate(body: SendBody): SendRequest | Extract<SendOutcome, { kind: "invalid" }> {
-  if (body.type === "http") {
-    const parsed = parseSendRequestText(body.text, body.contentType);
-    return parsed.ok
-      ? parsed.value
-      : { kind: "invalid", status: parsed.status, problems: parsed.problems };
-  }
-  const parsed = parseSendRequest(body.value);
-  return parsed.ok ? parsed.value : { kind: "invalid", status: 400, problems: parsed.problems };
+type Invalid = Extract<SendOutcome, { kind: "invalid" }>;
+
+/** The body as a value: JSON decoding only, nothing validated yet. */
+function decode(body: SendBody): { value: unknown } | Invalid {
+  if (body.type === "value") return { value: body.value };
+  const decoded = decodeSendRequestText(body.text, body.contentType);
+  return decoded.ok
+    ? { value: decoded.body }
+    : { kind: "invalid", status: decoded.status, problems: decoded.problems };
+}
+
+/** Full validation, HTML sanitising included: the expensive step. */
+function validate(value: unknown): SendRequest | Invalid {
+  const parsed = validateSendRequest(value);
+  return parsed.ok
+    ? parsed.value
+    : { kind: "invalid", status: parsed.status, problems: parsed.problems };
 }
 
 /** SHA-256 of the validated request in a fixed field order: same message, same hash. */
@@ -268,7 +279,8 @@ function mailboxRefusal(mailbox: Mailbox): RefusalOutcome | null {
   }
 }
 
-async function findMailbox(
+/** The mailbox in the organisation, if the sender may use it; its state is not judged here. */
+async function lookupMailbox(
   db: Database,
   orgId: string,
   sender: Sender,
@@ -281,6 +293,11 @@ async function findMailbox(
   if (sender.allowedMailboxIds !== null && !sender.allowedMailboxIds.includes(mailbox.id)) {
     return { kind: "forbidden", cause: "This API key is not allowed to send from that mailbox." };
   }
+  return mailbox;
+}
+
+/** Why nothing can be sent from this mailbox now, or null when it can. */
+function unusableMailbox(mailbox: Mailbox): RefusalOutcome | null {
   const refusal = mailboxRefusal(mailbox);
   if (refusal) return refusal;
   if (!getMailProvider(mailbox.provider)) {
@@ -290,7 +307,18 @@ async function findMailbox(
       cause: `The mail provider "${mailbox.provider}" is not configured on this deployment.`,
     };
   }
-  return mailbox;
+  return null;
+}
+
+async function findMailbox(
+  db: Database,
+  orgId: string,
+  sender: Sender,
+  selector: string,
+): Promise<Mailbox | RefusalOutcome> {
+  const mailbox = await lookupMailbox(db, orgId, sender, selector);
+  if (isRefusal(mailbox)) return mailbox;
+  return unusableMailbox(mailbox) ?? mailbox;
 }
 
 async function checkMailboxLimits(
@@ -620,23 +648,47 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
   const limited = await checkActorLimit(sender);
   if (limited) return limited;
 
-  const request = validate(input.body);
-  if ("kind" in request) return request;
-  const requestHash = hashSendRequest(request);
+  const body = decode(input.body);
+  if ("kind" in body) return body;
+  const selector = mailboxSelectorOf(body.value);
+  if (selector === null) {
+    // Nothing to look up: the full list of problems answers, the mailbox among them (the
+    // schema refuses it, so no HTML is sanitised on the way).
+    const refused = validate(body.value);
+    if ("kind" in refused) return refused;
+    return {
+      kind: "invalid",
+      status: 400,
+      problems: [{ field: "mailbox", message: "is required" }],
+    };
+  }
+  const mailbox = await lookupMailbox(db, input.orgId, sender, selector);
+  if (isRefusal(mailbox)) return mailbox;
+
   const senderRef: MessageSender = { type: sender.type, id: sender.id };
   const idempotencyKey = input.idempotencyKey ?? null;
-  if (idempotencyKey !== null) {
-    const first = await findMessageByIdempotencyKey({
-      db,
-      orgId: input.orgId,
-      sender: senderRef,
-      idempotencyKey,
-    });
-    if (first) return replay(db, input.orgId, senderRef, idempotencyKey, requestHash, first);
+  const first =
+    idempotencyKey === null
+      ? null
+      : await findMessageByIdempotencyKey({
+          db,
+          orgId: input.orgId,
+          sender: senderRef,
+          idempotencyKey,
+        });
+  // A replay answers with the first result whatever state the mailbox is in now.
+  if (first === null) {
+    const unusable = unusableMailbox(mailbox);
+    if (unusable) return unusable;
   }
 
-  const mailbox = await findMailbox(db, input.orgId, sender, request.mailbox);
-  if (isRefusal(mailbox)) return mailbox;
+  const request = validate(body.value);
+  if ("kind" in request) return request;
+  const requestHash = hashSendRequest(request);
+  if (first !== null) {
+    return replay(db, input.orgId, senderRef, idempotencyKey ?? "", requestHash, first);
+  }
+
   const fields = toNodemailerFields(request);
   const recipientCount = request.to.length + request.cc.length + request.bcc.length;
   const overLimit = await checkMailboxLimits(mailbox, recipientCount);
