@@ -35,10 +35,13 @@ const storedSchema = z.object({
 });
 export type StoredMessage = z.infer<typeof storedSchema>;
 
-/** Messages the demo SMTP server accepted, newest first. */
+/**
+ * Messages the demo SMTP server accepted, newest first. With `senders`, only those sent by one
+ * of these mailboxes (the address the SMTP session authenticated as, not the From header).
+ */
 export async function readDemoInbox(
   dataDir: string,
-  opts: { limit?: number } = {},
+  opts: { limit?: number; senders?: readonly string[] } = {},
 ): Promise<DemoMessage[]> {
   const dir = demoInboxDir(dataDir);
   let names: string[];
@@ -48,23 +51,32 @@ export async function readDemoInbox(
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw error;
   }
+  const senders = opts.senders && new Set(opts.senders.map((s) => s.toLowerCase()));
+  const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   const newest = names
     .filter((name) => name.endsWith(".json"))
     .sort()
-    .reverse()
-    .slice(0, opts.limit ?? Number.POSITIVE_INFINITY);
-  const messages = await Promise.all(newest.map((name) => readStored(path.join(dir, name))));
-  return messages.filter((m): m is DemoMessage => m !== undefined);
+    .reverse();
+  const messages: DemoMessage[] = [];
+  for (const name of newest) {
+    if (messages.length >= limit) break;
+    const stored = await readStored(path.join(dir, name));
+    if (!stored || (senders && !senders.has(stored.authUser.toLowerCase()))) continue;
+    messages.push(await toDemoMessage(stored));
+  }
+  return messages;
 }
 
-async function readStored(file: string): Promise<DemoMessage | undefined> {
-  let stored: StoredMessage;
+async function readStored(file: string): Promise<StoredMessage | undefined> {
   try {
-    stored = storedSchema.parse(JSON.parse(await readFile(file, "utf8")));
+    return storedSchema.parse(JSON.parse(await readFile(file, "utf8")));
   } catch {
     // A file removed or half-written meanwhile is not worth failing the whole inbox for.
     return undefined;
   }
+}
+
+async function toDemoMessage(stored: StoredMessage): Promise<DemoMessage> {
   const parsed = await simpleParser(stored.raw);
   return {
     id: stored.id,

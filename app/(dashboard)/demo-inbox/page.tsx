@@ -1,23 +1,29 @@
 import { notFound } from "next/navigation";
 import { PageHeader } from "@/components/page-header";
 import { Card } from "@/components/ui/card";
+import { getDb } from "@/db";
 import { requirePermission } from "@/lib/auth/session";
-import { readDemoInbox } from "@/lib/demo";
+import { readDemoInboxForOrg } from "@/lib/demo/org-inbox";
 import { env } from "@/lib/env";
 import { formatDateTime } from "@/lib/utils";
 
 export const metadata = { title: "Demo inbox" };
 
 export default async function DemoInboxPage() {
-  await requirePermission("view", "/demo-inbox");
+  const ctx = await requirePermission("view", "/demo-inbox");
   const e = env();
   if (!e.isDemo) notFound();
-  const messages = await readDemoInbox(e.dataDir, { limit: 100 });
+  const messages = await readDemoInboxForOrg({
+    db: await getDb(),
+    orgId: ctx.orgId,
+    dataDir: e.dataDir,
+    limit: 100,
+  });
   return (
     <>
       <PageHeader
         title="Demo inbox"
-        description="Everything the demo SMTP server accepted, newest first. Demo mode only."
+        description="What your organisation's demo mailboxes sent, newest first. Demo mode only."
       />
       {messages.length === 0 ? (
         <Card>
