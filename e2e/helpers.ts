@@ -13,9 +13,9 @@ export function failOnCspViolations(page: Page) {
   if (watched.has(page)) return;
   watched.add(page);
   page.on("console", (message) => {
-    expect.soft(message.text(), "a Content-Security-Policy violation").not.toMatch(
-      /Content Security Policy/i,
-    );
+    expect
+      .soft(message.text(), "a Content-Security-Policy violation")
+      .not.toMatch(/Content Security Policy/i);
   });
 }
 
