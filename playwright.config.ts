@@ -5,6 +5,8 @@ import { defineConfig } from "@playwright/test";
 // provider, demo SMTP) so that two checkouts can run the suite side by side.
 const PORT = Number(process.env.E2E_PORT ?? 3100);
 export const E2E_DATA_DIR = ".data/e2e";
+/** Sign-ins (and Auth.js callbacks) allowed per address and minute while the suite runs. */
+export const E2E_SIGN_IN_LIMIT = 500;
 
 export default defineConfig({
   testDir: "e2e",
@@ -45,7 +47,10 @@ export default defineConfig({
       DATABASE_URL: "",
       DEMO_MODE: "true",
       // Every test signs in from the same loopback address within a minute or two.
-      RATE_LIMITS: JSON.stringify({ signIn: { tokens: 500, window: "1 m" } }),
+      RATE_LIMITS: JSON.stringify({
+        signIn: { tokens: E2E_SIGN_IN_LIMIT, window: "1 m" },
+        signInCallback: { tokens: E2E_SIGN_IN_LIMIT, window: "1 m" },
+      }),
       NEXT_TELEMETRY_DISABLED: "1",
     },
   },

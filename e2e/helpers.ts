@@ -6,8 +6,22 @@ export function uniqueEmail(role: string): string {
   return `${role}-${randomUUID().slice(0, 8)}@example.test`;
 }
 
+const watched = new WeakSet<Page>();
+
+/** Fails the running test (softly) on any Content-Security-Policy violation the page reports. */
+export function failOnCspViolations(page: Page) {
+  if (watched.has(page)) return;
+  watched.add(page);
+  page.on("console", (message) => {
+    expect
+      .soft(message.text(), "a Content-Security-Policy violation")
+      .not.toMatch(/Content Security Policy/i);
+  });
+}
+
 /** Signs in through the demo provider's own login and consent pages. */
 export async function signInAs(page: Page, email: string) {
+  failOnCspViolations(page);
   await page.goto("/sign-in");
   await page.getByRole("button", { name: "Sign in with Demo provider" }).click();
   await page.getByLabel("Email").fill(email);

@@ -100,4 +100,20 @@ describe("parseEnv", () => {
       /RATE_LIMITS/,
     );
   });
+
+  it("refuses a plain-http APP_URL in production unless it is localhost, demo or not", () => {
+    const production = { NODE_ENV: "production", DEMO_MODE: "true" } as const;
+    const problems = problemsOf({ ...production, APP_URL: "http://mail.example.com" });
+    expect(problems.join()).toMatch(/^APP_URL must be an https:\/\/ URL in production/);
+    expect(problemsOf({ ...production, APP_URL: "https://mail.example.com" })).toEqual([]);
+    expect(problemsOf({ ...production, APP_URL: "http://localhost:3100" })).toEqual([]);
+    expect(problemsOf({ APP_URL: "http://mail.example.com" })).toEqual([]);
+  });
+
+  it("reads TRUSTED_PROXY_HOPS as a small whole number, 0 by default", () => {
+    expect(parseEnv({}).TRUSTED_PROXY_HOPS).toBe(0);
+    expect(parseEnv({ TRUSTED_PROXY_HOPS: "2" }).TRUSTED_PROXY_HOPS).toBe(2);
+    expect(problemsOf({ TRUSTED_PROXY_HOPS: "-1" }).join()).toMatch(/^TRUSTED_PROXY_HOPS/);
+    expect(problemsOf({ TRUSTED_PROXY_HOPS: "one" }).join()).toMatch(/^TRUSTED_PROXY_HOPS/);
+  });
 });

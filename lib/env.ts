@@ -86,6 +86,7 @@ const schema = z.object({
       )
       .optional(),
   ),
+  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
   DEMO_MODE: flag,
   DEMO_OIDC_PORT: port.default(3001),
   DEMO_SMTP_PORT: port.default(2465),
@@ -131,6 +132,13 @@ function pair(
   if (id && !secret) problems.push(`${idName} is set but ${secretName} is missing`);
   if (!id && secret) problems.push(`${secretName} is set but ${idName} is missing`);
   return id && secret ? { clientId: id, clientSecret: secret } : undefined;
+}
+
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+function isPlainHttpElsewhere(appUrl: string): boolean {
+  const url = new URL(appUrl);
+  return url.protocol === "http:" && !LOOPBACK_HOSTS.has(url.hostname);
 }
 
 export function parseEnv(source: EnvSource): Env {
@@ -181,6 +189,13 @@ export function parseEnv(source: EnvSource): Env {
         "configure GOOGLE_CLIENT_ID/SECRET or MICROSOFT_CLIENT_ID/SECRET, or set DEMO_MODE=true",
       );
     }
+  }
+  // Auth.js marks cookies Secure only over https; production must never hand them out in clear.
+  if (isProduction && isPlainHttpElsewhere(raw.APP_URL)) {
+    problems.push(
+      `APP_URL must be an https:// URL in production (got ${new URL(raw.APP_URL).origin}); ` +
+        "plain http is allowed only for localhost",
+    );
   }
   if (problems.length > 0) throw new EnvError(problems);
   return {

@@ -1,7 +1,7 @@
 // `npm run dev` / `npm start`: in demo mode, starts the local OAuth2 provider and SMTP server
 // beside the app (they hold no database, so they never touch the PGlite folder), then Next.js.
 import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import { startDemoServices } from "@/lib/demo";
 import { EnvError, parseEnv } from "@/lib/env";
 
@@ -28,12 +28,14 @@ async function main() {
       `[mailwarden] demo provider ${demo.issuer} · demo SMTP localhost:${demo.smtpPort} (TLS, XOAUTH2 only)`,
     );
   }
-  const nextBin = createRequire(import.meta.url).resolve("next/dist/bin/next");
+  // Our own server in front of Next.js stamps each request with its socket address (see
+  // scripts/server.mjs); the `next` CLI has no way to do that.
+  const server = fileURLToPath(new URL("./server.mjs", import.meta.url));
   // Demo mode is a local playground: keep the dashboard on loopback like the demo services.
-  const host = e.isDemo ? ["--hostname", "localhost"] : [];
-  const child = spawn(process.execPath, [nextBin, command, "--port", port, ...host], {
+  const host = e.isDemo ? ["localhost"] : [];
+  const child = spawn(process.execPath, [server, command, port, ...host], {
     stdio: "inherit",
-    env: process.env,
+    env: { ...process.env, NODE_ENV: command === "start" ? "production" : "development" },
   });
   const stop = (signal: NodeJS.Signals) => child.kill(signal);
   process.on("SIGINT", stop);

@@ -1,12 +1,14 @@
 import "server-only";
 import { headers } from "next/headers";
+import { env } from "@/lib/env";
+import { clientAddressFrom } from "./client-address";
 
 export type RequestInfo = { ip: string | null; userAgent: string | null };
 
+/** The caller's address never comes from a header the client writes (see client-address.ts). */
 export function requestInfoFrom(h: Headers): RequestInfo {
-  const forwarded = h.get("x-forwarded-for")?.split(",")[0]?.trim();
   return {
-    ip: forwarded || h.get("x-real-ip") || null,
+    ip: clientAddressFrom(h, env().TRUSTED_PROXY_HOPS),
     userAgent: h.get("user-agent"),
   };
 }

@@ -33,9 +33,13 @@ export type Limiter = {
 export type LimitSpec = { tokens: number; window: string };
 
 export const DEFAULT_LIMITS = {
-  signIn: { tokens: 10, window: "1 m" }, // per IP
+  signIn: { tokens: 10, window: "1 m" }, // per IP: the sign-in page and Auth.js's sign-in POST
+  signInCallback: { tokens: 20, window: "1 m" }, // per IP: Auth.js's provider callbacks
   oauthStart: { tokens: 10, window: "1 m" }, // per person (the caller may also key per org)
   oauthCallback: { tokens: 20, window: "1 m" }, // per IP
+  // Per IP, mailbox callbacks from nobody signed in: each one is refused and audited, so this
+  // bounds how fast a stranger can grow the audit log.
+  oauthCallbackAnonymous: { tokens: 10, window: "1 m" },
   tokenRefresh: { tokens: 30, window: "1 m" }, // per mailbox
   // Sends, per mailbox, at the providers' limits (PROVIDERS.md):
   // Microsoft 365: 30 messages a minute and 10,000 recipients a day per mailbox

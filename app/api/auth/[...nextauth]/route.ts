@@ -1,3 +1,11 @@
+import type { NextRequest } from "next/server";
 import { handlers } from "@/lib/auth/config";
+import { refuseAuthRequest } from "@/lib/auth/endpoint-limits";
 
-export const { GET, POST } = handlers;
+export async function GET(request: NextRequest) {
+  return (await refuseAuthRequest(request)) ?? handlers.GET(request);
+}
+
+export async function POST(request: NextRequest) {
+  return (await refuseAuthRequest(request)) ?? handlers.POST(request);
+}

@@ -2,8 +2,31 @@ import { type NextRequest, NextResponse } from "next/server";
 import { requestInfoFrom } from "@/lib/auth/request";
 import { getSessionContext } from "@/lib/auth/session";
 import { completeConnect } from "@/lib/oauth/callback";
+import { getMailProvider } from "@/lib/oauth/providers";
+import { enforceRateLimit, RateLimitedError } from "@/lib/ratelimit/runtime";
 
 export const dynamic = "force-dynamic";
+
+/**
+ * A callback from nobody signed in is always refused, and each refusal is audited: past a few
+ * a minute from one address, refuse without doing (or recording) anything.
+ */
+async function refuseAnonymousCallback(request: NextRequest, provider: string) {
+  const ip = requestInfoFrom(request.headers).ip ?? "unknown";
+  try {
+    await enforceRateLimit("oauthCallbackAnonymous", [`ip:${ip}`]);
+    return null;
+  } catch (error) {
+    if (!(error instanceof RateLimitedError)) throw error;
+    const target = new URL(`/mailboxes/connect/${encodeURIComponent(provider)}`, request.url);
+    target.searchParams.set("result", "refused");
+    target.searchParams.set("reason", "rate_limited");
+    return NextResponse.redirect(target, {
+      status: 303,
+      headers: { "Retry-After": String(error.retryAfterSeconds) },
+    });
+  }
+}
 
 // One callback per provider (a distinct redirect URI each, RFC 9700 mix-up defence). The page
 // it sends the person to explains the outcome; no provider text is reflected into it.
@@ -12,7 +35,11 @@ export async function GET(
   { params }: { params: Promise<{ provider: string }> },
 ) {
   const { provider } = await params;
+  // Only a configured provider's callback does any work; nothing is audited for the rest.
+  if (!getMailProvider(provider)) return new NextResponse("Unknown provider.", { status: 404 });
   const session = await getSessionContext();
+  const refusal = session ? null : await refuseAnonymousCallback(request, provider);
+  if (refusal) return refusal;
   const result = await completeConnect({
     providerId: provider,
     callbackUrl: new URL(request.url),
