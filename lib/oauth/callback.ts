@@ -24,6 +24,7 @@ import type { RequestMeta } from "./connect";
 import { type MailboxNotification, notifyMailboxProblem } from "./notify";
 import {
   getMailProvider,
+  isProviderId,
   isProviderIssuer,
   type MailProvider,
   missingMailScopes,
@@ -230,15 +231,17 @@ export async function completeConnect(input: CompleteConnectInput): Promise<Call
   const state = params.get("state");
   if (!state) return refuse(ctx, "unknown_state", null);
   const now = new Date();
-  const transaction = input.userId
-    ? await consumeOAuthTransaction({
-        db,
-        state,
-        userId: input.userId,
-        provider: input.providerId,
-        now,
-      })
-    : null;
+  // An unknown provider in the path matches no transaction: explainRefusal says why.
+  const transaction =
+    input.userId && isProviderId(input.providerId)
+      ? await consumeOAuthTransaction({
+          db,
+          state,
+          userId: input.userId,
+          provider: input.providerId,
+          now,
+        })
+      : null;
   if (!transaction) return explainRefusal(ctx, state, now);
   const orgId = transaction.orgId;
 

@@ -7,6 +7,7 @@ import {
   touchMailboxLastUsed,
   updateMailbox,
 } from "@/db/queries/mailboxes";
+import type { ProviderId } from "@/db/schema";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { rateLimits } from "@/lib/ratelimit/runtime";
@@ -22,7 +23,6 @@ import {
   classifyTokenError,
   getMailProvider,
   type MailProvider,
-  type ProviderId,
   type TokenErrorClassification,
 } from "./providers";
 import { currentKeyId, openMailboxToken, sealMailboxToken } from "./sealed";
@@ -99,7 +99,7 @@ function result(row: MailboxTokenRow, token: string, expiresAt: Date): AccessTok
     accessToken: token,
     expiresAt,
     address: row.address,
-    provider: row.provider as ProviderId,
+    provider: row.provider,
   };
 }
 

@@ -3,10 +3,9 @@
 import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { getDb } from "@/db";
-import { type MailboxStatus, mailboxes } from "@/db/schema";
+import { type MailboxStatus, mailboxes, type ProviderId } from "@/db/schema";
 import { completeConnect } from "../callback";
 import { startConnect } from "../connect";
-import type { ProviderId } from "../providers";
 import { currentKeyId, sealMailboxToken } from "../sealed";
 import { authorizeInBrowser, type BrowserOptions } from "./demo";
 
