@@ -21,6 +21,7 @@ import { assertConnectionsAllowed, ConnectionsBlockedError } from "@/lib/inciden
 import { enforceRateLimit, RateLimitedError } from "@/lib/ratelimit/runtime";
 import { clientConfiguration } from "./client";
 import type { RequestMeta } from "./connect";
+import { sealGrant } from "./grant-columns";
 import { type MailboxNotification, notifyMailboxProblem } from "./notify";
 import {
   getMailProvider,
@@ -30,7 +31,7 @@ import {
   missingMailScopes,
   subjectFromClaims,
 } from "./providers";
-import { currentKeyId, openCodeVerifier, sealMailboxToken } from "./sealed";
+import { openCodeVerifier } from "./sealed";
 import { revokeToken } from "./token-endpoint";
 
 export type RefusalReason =
@@ -538,14 +539,7 @@ async function storeMailbox(
     tenant: grant.tenant,
     // A paused mailbox was paused by an admin on purpose; a new grant does not lift that.
     status: existing?.status === "paused" ? ("paused" as const) : ("connected" as const),
-    grantedScopes: grant.scopes,
-    accessTokenEnc: sealMailboxToken(mailboxId, "access_token", grant.accessToken),
-    accessTokenExpiresAt: grant.expiresAt,
-    ...(grant.refreshToken
-      ? { refreshTokenEnc: sealMailboxToken(mailboxId, "refresh_token", grant.refreshToken) }
-      : {}),
-    keyId: currentKeyId(),
-    lastRefreshAt: new Date(),
+    ...sealGrant(mailboxId, grant),
     lastErrorCode: null,
     lastErrorCause: null,
     failureCount: 0,
