@@ -23,6 +23,7 @@ import { closeDb, getDb } from "@/db";
 import { getMailboxWithTokens, updateMailbox } from "@/db/queries/mailboxes";
 import { generateKeySpec } from "@/lib/crypto/keyring";
 import { MailboxNeedsReconnectError } from "@/lib/oauth/errors";
+import { sealGrant } from "@/lib/oauth/grant-columns";
 import {
   buildDemoProvider,
   getMailProvider,
@@ -30,7 +31,7 @@ import {
   registerMailProvider,
   resetMailProviders,
 } from "@/lib/oauth/providers";
-import { currentKeyId, openMailboxToken, sealMailboxToken } from "@/lib/oauth/sealed";
+import { openMailboxToken } from "@/lib/oauth/sealed";
 import { type DemoTestbed, startDemoTestbed } from "@/lib/oauth/testing/demo";
 import { connectDemoMailbox, expireAccessToken, readMailbox } from "@/lib/oauth/testing/fixtures";
 import { refreshAccessToken } from "@/lib/oauth/token-endpoint";
@@ -92,21 +93,8 @@ async function naiveGetAccessToken(mailboxId: string): Promise<string> {
   const refreshToken = openMailboxToken(row.id, "refresh_token", row.refreshTokenEnc);
   const answer = await refreshAccessToken(provider, refreshToken);
   if (!answer.ok) throw new NaiveRefreshError(errorCode(answer.body, answer.status));
-  const tokens = answer.value;
-  await updateMailbox({
-    db,
-    mailboxId,
-    set: {
-      accessTokenEnc: sealMailboxToken(row.id, "access_token", tokens.accessToken),
-      accessTokenExpiresAt: tokens.expiresAt,
-      ...(tokens.refreshToken
-        ? { refreshTokenEnc: sealMailboxToken(row.id, "refresh_token", tokens.refreshToken) }
-        : {}),
-      keyId: currentKeyId(),
-      lastRefreshAt: new Date(),
-    },
-  });
-  return tokens.accessToken;
+  await updateMailbox({ db, mailboxId, set: sealGrant(row.id, answer.value) });
+  return answer.value.accessToken;
 }
 
 function errorCode(body: unknown, status: number | null): string {
@@ -294,12 +282,7 @@ async function round(opts: {
       await updateMailbox({
         db: await getDb(),
         mailboxId,
-        set: {
-          accessTokenEnc: sealMailboxToken(mailboxId, "access_token", answer.value.accessToken),
-          accessTokenExpiresAt: answer.value.expiresAt,
-          refreshTokenEnc: sealMailboxToken(mailboxId, "refresh_token", answer.value.refreshToken),
-          keyId: currentKeyId(),
-        },
+        set: sealGrant(mailboxId, answer.value),
       });
     }
   }

@@ -196,6 +196,10 @@ export const switches = pgTable(
 
 // ---- Mailboxes and their OAuth grants (tokens only as ciphertext, see lib/crypto) ----
 
+// The mail providers a mailbox can be connected through. The columns stay plain text typed
+// in TypeScript (not a database enum), so adding a provider needs no migration.
+export const PROVIDER_IDS = ["google", "microsoft", "demo"] as const;
+
 export const mailboxStatusEnum = pgEnum("mailbox_status", [
   "connected",
   "needs_reconnect",
@@ -212,7 +216,7 @@ export const mailboxes = pgTable(
       .notNull()
       .references(() => organizations.id, { onDelete: "cascade" }),
     connectedBy: text("connected_by").references(() => users.id, { onDelete: "set null" }),
-    provider: text("provider").notNull(),
+    provider: text("provider", { enum: PROVIDER_IDS }).notNull(),
     address: text("address").notNull(),
     // The provider's stable account id (Google and demo `sub`; Microsoft `tid:oid`): the
     // address is an email claim a tenant administrator can change, so it only labels the row.
@@ -248,7 +252,7 @@ export const oauthTransactions = pgTable(
     state: text("state").notNull(),
     codeVerifierEnc: text("code_verifier_enc").notNull(),
     nonce: text("nonce").notNull(),
-    provider: text("provider").notNull(),
+    provider: text("provider", { enum: PROVIDER_IDS }).notNull(),
     requestedScopes: text("requested_scopes").notNull(),
     redirectUri: text("redirect_uri").notNull(),
     /** Set for a reconnect: the callback may only renew this mailbox. */
@@ -356,6 +360,7 @@ export type Organization = typeof organizations.$inferSelect;
 export type Membership = typeof memberships.$inferSelect;
 export type AuditEvent = typeof auditEvents.$inferSelect;
 export type MailboxStatus = (typeof mailboxStatusEnum.enumValues)[number];
+export type ProviderId = (typeof PROVIDER_IDS)[number];
 export type Mailbox = typeof mailboxes.$inferSelect;
 export type OAuthTransaction = typeof oauthTransactions.$inferSelect;
 export type ApiKey = typeof apiKeys.$inferSelect;

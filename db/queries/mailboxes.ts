@@ -1,7 +1,14 @@
 import "server-only";
 import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
-import { mailboxes, memberships, notices, oauthTransactions, users } from "@/db/schema";
+import {
+  mailboxes,
+  memberships,
+  notices,
+  oauthTransactions,
+  type ProviderId,
+  users,
+} from "@/db/schema";
 
 // Mailboxes and their OAuth transactions. Whatever a person asks for is scoped by organisation;
 // the token lifecycle (refresh, by mailbox id from the already-authorised send path) is not.
@@ -75,7 +82,7 @@ export async function findMailboxBySubject({
 }: {
   db: DbOrTx;
   orgId: string;
-  provider: string;
+  provider: ProviderId;
   subject: string;
   forUpdate?: boolean;
 }) {
@@ -104,7 +111,7 @@ export async function isSubjectConnectedAnywhere({
   subject,
 }: {
   db: DbOrTx;
-  provider: string;
+  provider: ProviderId;
   subject: string;
 }) {
   const [row] = await db
@@ -154,7 +161,7 @@ export async function findMailboxByAddress({
 }: {
   db: DbOrTx;
   orgId: string;
-  provider: string;
+  provider: ProviderId;
   address: string;
   forUpdate?: boolean;
 }) {
@@ -273,7 +280,7 @@ export async function consumeOAuthTransaction({
   db: DbOrTx;
   state: string;
   userId: string;
-  provider: string;
+  provider: ProviderId;
   now: Date;
 }) {
   const [row] = await db

@@ -27,7 +27,7 @@ describe("key rotation", () => {
       ids.map((id, i) => ({
         id,
         orgId,
-        provider: "demo",
+        provider: "demo" as const,
         address: `rot${i}-${id.slice(0, 6)}@example.test`,
         status: "connected" as const,
         keyId: "old1",

@@ -29,7 +29,7 @@ import {
   REFRESH_AHEAD_MS,
   recordMailboxUse,
 } from "@/lib/oauth/tokens";
-import { type LimitName, type SendProvider, sendLimitNames } from "@/lib/ratelimit";
+import { type LimitName, sendLimitNames } from "@/lib/ratelimit";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import {
   decodeSendRequestText,
@@ -325,7 +325,7 @@ async function checkMailboxLimits(
   mailbox: Mailbox,
   recipientCount: number,
 ): Promise<RefusalOutcome | null> {
-  const names = sendLimitNames(mailbox.provider as SendProvider);
+  const names = sendLimitNames(mailbox.provider);
   const id = `mailbox:${mailbox.id}`;
   const minute = await rateLimits().get(names.minute).limit(id);
   if (!minute.success) {

@@ -21,15 +21,17 @@ import { assertConnectionsAllowed, ConnectionsBlockedError } from "@/lib/inciden
 import { enforceRateLimit, RateLimitedError } from "@/lib/ratelimit/runtime";
 import { clientConfiguration } from "./client";
 import type { RequestMeta } from "./connect";
+import { sealGrant } from "./grant-columns";
 import { type MailboxNotification, notifyMailboxProblem } from "./notify";
 import {
   getMailProvider,
+  isProviderId,
   isProviderIssuer,
   type MailProvider,
   missingMailScopes,
   subjectFromClaims,
 } from "./providers";
-import { currentKeyId, openCodeVerifier, sealMailboxToken } from "./sealed";
+import { openCodeVerifier } from "./sealed";
 import { revokeToken } from "./token-endpoint";
 
 export type RefusalReason =
@@ -230,15 +232,17 @@ export async function completeConnect(input: CompleteConnectInput): Promise<Call
   const state = params.get("state");
   if (!state) return refuse(ctx, "unknown_state", null);
   const now = new Date();
-  const transaction = input.userId
-    ? await consumeOAuthTransaction({
-        db,
-        state,
-        userId: input.userId,
-        provider: input.providerId,
-        now,
-      })
-    : null;
+  // An unknown provider in the path matches no transaction: explainRefusal says why.
+  const transaction =
+    input.userId && isProviderId(input.providerId)
+      ? await consumeOAuthTransaction({
+          db,
+          state,
+          userId: input.userId,
+          provider: input.providerId,
+          now,
+        })
+      : null;
   if (!transaction) return explainRefusal(ctx, state, now);
   const orgId = transaction.orgId;
 
@@ -535,14 +539,7 @@ async function storeMailbox(
     tenant: grant.tenant,
     // A paused mailbox was paused by an admin on purpose; a new grant does not lift that.
     status: existing?.status === "paused" ? ("paused" as const) : ("connected" as const),
-    grantedScopes: grant.scopes,
-    accessTokenEnc: sealMailboxToken(mailboxId, "access_token", grant.accessToken),
-    accessTokenExpiresAt: grant.expiresAt,
-    ...(grant.refreshToken
-      ? { refreshTokenEnc: sealMailboxToken(mailboxId, "refresh_token", grant.refreshToken) }
-      : {}),
-    keyId: currentKeyId(),
-    lastRefreshAt: new Date(),
+    ...sealGrant(mailboxId, grant),
     lastErrorCode: null,
     lastErrorCause: null,
     failureCount: 0,

@@ -5,6 +5,7 @@ import { auditEvents, mailboxes, notices, oauthTransactions } from "@/db/schema"
 import { DecryptionError, isEncryptedValue } from "@/lib/crypto";
 import { RateLimitedError } from "@/lib/ratelimit/runtime";
 import { createOwner } from "@/lib/testing/factories";
+import { CLEARED_TOKENS } from "./grant-columns";
 import {
   buildGoogleProvider,
   buildMicrosoftProvider,
@@ -181,8 +182,7 @@ describe("connect: authorization code + PKCE against the demo provider", () => {
     const id = first.result.mailboxId;
     await setMailbox(id, {
       status: "needs_reconnect",
-      refreshTokenEnc: null,
-      accessTokenEnc: null,
+      ...CLEARED_TOKENS,
       lastErrorCode: "invalid_grant",
       lastErrorCause: "revoked",
       failureCount: 3,

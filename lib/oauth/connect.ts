@@ -7,12 +7,13 @@ import {
   getMailboxForOrg,
   insertOAuthTransaction,
 } from "@/db/queries/mailboxes";
+import type { ProviderId } from "@/db/schema";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { assertConnectionsAllowed } from "@/lib/incidents/switches";
 import { enforceRateLimit } from "@/lib/ratelimit/runtime";
 import { MailboxNotFoundError, ProviderNotConfiguredError } from "./errors";
-import { getMailProvider, type ProviderId, redirectUriFor } from "./providers";
+import { getMailProvider, redirectUriFor } from "./providers";
 import { sealCodeVerifier } from "./sealed";
 
 export const TRANSACTION_TTL_MS = 10 * 60 * 1000;

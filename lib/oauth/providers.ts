@@ -1,4 +1,5 @@
 import "server-only";
+import { PROVIDER_IDS, type ProviderId } from "@/db/schema";
 import { DEMO_MAIL_SCOPE, readDemoClients } from "@/lib/demo";
 import { env } from "@/lib/env";
 
@@ -9,10 +10,6 @@ export {
   type TokenErrorClassification,
   type TokenErrorResponse,
 } from "./token-errors";
-
-export type ProviderId = "google" | "microsoft" | "demo";
-
-export const PROVIDER_IDS: readonly ProviderId[] = ["google", "microsoft", "demo"];
 
 /** `ca`: a PEM trust anchor for this server (the demo CA, or a test server's); checks stay on. */
 export type SmtpSettings = {

@@ -5,6 +5,7 @@ import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { RequestMeta } from "./connect";
 import { MailboxNotFoundError } from "./errors";
+import { CLEARED_TOKENS } from "./grant-columns";
 import { getMailProvider, type MailProvider } from "./providers";
 import { openMailboxToken } from "./sealed";
 import { revokeToken } from "./token-endpoint";
@@ -140,9 +141,7 @@ export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMa
       mailboxId: row.id,
       set: {
         status: "revoked",
-        accessTokenEnc: null,
-        accessTokenExpiresAt: null,
-        refreshTokenEnc: null,
+        ...CLEARED_TOKENS,
         lastErrorCode: null,
         lastErrorCause: null,
         failureCount: 0,

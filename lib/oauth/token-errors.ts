@@ -1,4 +1,4 @@
-import type { ProviderId } from "./providers";
+import type { ProviderId } from "@/db/schema";
 
 // Which token-endpoint answers mean "a person must reconnect" and which mean "try again later".
 // Decided from `error` and Microsoft's `error_codes` only: descriptions are prose that changes

@@ -7,6 +7,7 @@ import {
   touchMailboxLastUsed,
   updateMailbox,
 } from "@/db/queries/mailboxes";
+import type { ProviderId } from "@/db/schema";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { rateLimits } from "@/lib/ratelimit/runtime";
@@ -17,15 +18,15 @@ import {
   ProviderNotConfiguredError,
   TokenRefreshTransientError,
 } from "./errors";
+import { CLEARED_TOKENS, sealGrant } from "./grant-columns";
 import { type MailboxNotification, notifyMailboxProblem } from "./notify";
 import {
   classifyTokenError,
   getMailProvider,
   type MailProvider,
-  type ProviderId,
   type TokenErrorClassification,
 } from "./providers";
-import { currentKeyId, openMailboxToken, sealMailboxToken } from "./sealed";
+import { openMailboxToken } from "./sealed";
 import { type RefreshedTokens, refreshAccessToken } from "./token-endpoint";
 
 export type AccessToken = {
@@ -99,7 +100,7 @@ function result(row: MailboxTokenRow, token: string, expiresAt: Date): AccessTok
     accessToken: token,
     expiresAt,
     address: row.address,
-    provider: row.provider as ProviderId,
+    provider: row.provider,
   };
 }
 
@@ -195,15 +196,7 @@ async function saveRefreshed(
     db: tx,
     mailboxId: row.id,
     set: {
-      accessTokenEnc: sealMailboxToken(row.id, "access_token", tokens.accessToken),
-      accessTokenExpiresAt: tokens.expiresAt,
-      // RFC 6749 §6: a new refresh token replaces the old one, which may already be dead.
-      ...(tokens.refreshToken
-        ? { refreshTokenEnc: sealMailboxToken(row.id, "refresh_token", tokens.refreshToken) }
-        : {}),
-      ...(tokens.scopes ? { grantedScopes: tokens.scopes } : {}),
-      keyId: currentKeyId(),
-      lastRefreshAt: new Date(),
+      ...sealGrant(row.id, tokens),
       lastErrorCode: null,
       lastErrorCause: null,
       failureCount: 0,
@@ -240,9 +233,7 @@ async function markNeedsReconnect(
       status: "needs_reconnect",
       // A refused grant is dead: keeping its refresh token would make the reconnect skip
       // prompt=consent, and Google would then send no new refresh token.
-      accessTokenEnc: null,
-      accessTokenExpiresAt: null,
-      refreshTokenEnc: null,
+      ...CLEARED_TOKENS,
       lastErrorCode: failure.code,
       lastErrorCause: failure.cause,
       failureCount: row.failureCount + 1,

@@ -3,6 +3,7 @@ import { type Duration, Ratelimit } from "@upstash/ratelimit";
 import { Redis as UpstashRedis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import type { ProviderId } from "@/db/schema";
 import { upstashCompatibleRedis } from "./ioredis-adapter";
 
 // Rate limits (DESIGN.md item 13): one small interface over three backends.
@@ -59,10 +60,9 @@ export const DEFAULT_LIMITS = {
 
 export type LimitName = keyof typeof DEFAULT_LIMITS;
 export type LimitOverrides = Partial<Record<LimitName, LimitSpec>>;
-export type SendProvider = "microsoft" | "google" | "demo";
 
 /** The two per-mailbox send limits for a provider. */
-export function sendLimitNames(provider: SendProvider): { minute: LimitName; day: LimitName } {
+export function sendLimitNames(provider: ProviderId): { minute: LimitName; day: LimitName } {
   const suffix = provider === "microsoft" ? "Microsoft" : provider === "google" ? "Google" : "Demo";
   return { minute: `sendMailboxMinute${suffix}`, day: `sendMailboxDay${suffix}` };
 }

@@ -3,11 +3,10 @@
 import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { getDb } from "@/db";
-import { type MailboxStatus, mailboxes } from "@/db/schema";
+import { type MailboxStatus, mailboxes, type ProviderId } from "@/db/schema";
 import { completeConnect } from "../callback";
 import { startConnect } from "../connect";
-import type { ProviderId } from "../providers";
-import { currentKeyId, sealMailboxToken } from "../sealed";
+import { sealGrant } from "../grant-columns";
 import { authorizeInBrowser, type BrowserOptions } from "./demo";
 
 export const REQUEST = { ip: "203.0.113.7", userAgent: "vitest" };
@@ -82,11 +81,12 @@ export async function insertMailboxRow(opts: {
     provider: opts.provider,
     address: opts.address ?? `${id.slice(0, 8)}@contoso.example`,
     status: opts.status ?? "connected",
-    grantedScopes: opts.scopes ?? [],
-    accessTokenEnc: sealMailboxToken(id, "access_token", opts.accessToken ?? `at-${id}`),
-    accessTokenExpiresAt: opts.expiresAt ?? new Date(Date.now() - 60_000),
-    refreshTokenEnc: sealMailboxToken(id, "refresh_token", opts.refreshToken ?? `rt-${id}`),
-    keyId: currentKeyId(),
+    ...sealGrant(id, {
+      accessToken: opts.accessToken ?? `at-${id}`,
+      expiresAt: opts.expiresAt ?? new Date(Date.now() - 60_000),
+      refreshToken: opts.refreshToken ?? `rt-${id}`,
+      scopes: opts.scopes ?? [],
+    }),
   });
   return id;
 }

@@ -3,6 +3,7 @@
 import { revalidatePath } from "next/cache";
 import { redirect } from "next/navigation";
 import { z } from "zod";
+import { PROVIDER_IDS } from "@/db/schema";
 import { action } from "@/lib/auth/action";
 import { ConnectionsBlockedError } from "@/lib/incidents/switches";
 import { sendOutcomeResult } from "@/lib/mail/form-result";
@@ -10,7 +11,6 @@ import { testConnection } from "@/lib/mail/send";
 import { closeMailboxTransport } from "@/lib/mail/transport";
 import { startConnect } from "@/lib/oauth/connect";
 import { MailboxNotFoundError, ProviderNotConfiguredError } from "@/lib/oauth/errors";
-import { PROVIDER_IDS } from "@/lib/oauth/providers";
 import { revokeMailbox } from "@/lib/oauth/revoke";
 import { RateLimitedError } from "@/lib/ratelimit/runtime";
 
@@ -33,7 +33,7 @@ export const startConnectAction = action(
     permission: "manageMailboxes",
     name: "mailboxes.connect",
     schema: z.object({
-      provider: z.enum(PROVIDER_IDS as [string, ...string[]]),
+      provider: z.enum(PROVIDER_IDS),
       mailboxId: z.string().max(64).optional(),
     }),
   },
@@ -41,7 +41,7 @@ export const startConnectAction = action(
     let url: string;
     try {
       ({ url } = await startConnect({
-        providerId: provider as (typeof PROVIDER_IDS)[number],
+        providerId: provider,
         orgId: ctx.orgId,
         userId: ctx.user.id,
         actor: ctx.actor,
