@@ -11,6 +11,8 @@ const config: NextConfig = {
     "oidc-provider",
     "mailparser",
     "ioredis",
+    // Large X.509 libraries that only the demo services use, to create their certificate.
+    "selfsigned",
   ],
   experimental: { authInterrupts: true },
   // OAuth callbacks carry one-time codes in the query string: keep them out of the request log.

@@ -77,9 +77,37 @@ export function lockDataFolder(folder: string): () => void {
   throw new Error(`Could not lock ${folder}`);
 }
 
+// `npm run dev` / `npm start` (scripts/run.ts) create and migrate the embedded database in their
+// own process while Next.js compiles, then close it. They take the folder before they start the
+// server and name themselves in this variable, so the server waits for that hand-over instead
+// of refusing the folder; any other holder is still refused at once.
+export const HANDOFF_ENV = "MAILWARDEN_DB_HANDOFF_PID";
+const HANDOFF_TIMEOUT_MS = 120_000;
+
+function lockHolder(folder: string): number | undefined {
+  try {
+    return Number(fs.readFileSync(`${folder}.lock`, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+async function awaitHandoff(folder: string): Promise<void> {
+  const launcher = Number(process.env[HANDOFF_ENV]);
+  if (!Number.isInteger(launcher) || launcher <= 0 || launcher === process.pid) return;
+  const deadline = Date.now() + HANDOFF_TIMEOUT_MS;
+  while (lockHolder(folder) === launcher && isAlive(launcher) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function openPglite(dataDir: string): Promise<Handle> {
   const folder = path.join(dataDir, "pglite");
-  const release = lockDataFolder(folder);
+  await awaitHandoff(folder);
+  return openLockedPglite(folder, lockDataFolder(folder));
+}
+
+async function openLockedPglite(folder: string, release: () => void): Promise<Handle> {
   try {
     const { PGlite } = await import("@electric-sql/pglite");
     const { drizzle } = await import("drizzle-orm/pglite");
@@ -99,6 +127,16 @@ async function openPglite(dataDir: string): Promise<Handle> {
     release();
     throw error;
   }
+}
+
+/**
+ * For scripts/run.ts: takes the embedded database's folder now (throws DatabaseLockedError if
+ * another process holds it) and resolves once the folder is created, migrated and released.
+ */
+export function prepareEmbeddedDatabase(dataDir: string): Promise<void> {
+  const folder = path.join(dataDir, "pglite");
+  const release = lockDataFolder(folder);
+  return openLockedPglite(folder, release).then((handle) => handle.close());
 }
 
 async function openPostgres(url: string): Promise<Handle> {
