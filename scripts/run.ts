@@ -10,7 +10,7 @@
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { connect } from "node:net";
-import { HANDOFF_ENV, prepareEmbeddedDatabase } from "@/db";
+import { HANDOFF_ENV, lockDataFolder, pgliteFolder } from "@/db/lock";
 import { type DemoServices, ensureDemoClients, startDemoServices } from "@/lib/demo";
 import { EnvError, parseEnv } from "@/lib/env";
 
@@ -40,7 +40,7 @@ async function main() {
   if (e.isDemo) await ensureDemoClients(e.dataDir);
   // The embedded database's folder is taken before Next starts, so that the server waits for
   // it (see HANDOFF_ENV) rather than racing this process for it.
-  const database = e.DATABASE_URL ? undefined : prepareDatabase(e.dataDir);
+  const release = e.DATABASE_URL ? undefined : takeFolder(e.dataDir);
 
   const nextBin = createRequire(import.meta.url).resolve("next/dist/bin/next");
   // Demo mode is a local playground: keep the dashboard on loopback like the demo services.
@@ -58,6 +58,7 @@ async function main() {
     process.exit(code ?? 0);
   });
 
+  const database = release && prepareDatabase(e.dataDir, release);
   const warming = command === "dev" ? warmUp(`http://localhost:${port}`, FIRST_PAGES) : undefined;
   // The first page needs the database; the demo services only once someone signs in.
   await database;
@@ -79,14 +80,23 @@ async function main() {
 }
 
 /** A failure is only reported: the server meets it again on its first request and shows it. */
-function prepareDatabase(dataDir: string): Promise<void> | undefined {
+function takeFolder(dataDir: string): (() => void) | undefined {
   try {
-    return prepareEmbeddedDatabase(dataDir).catch((error: unknown) => {
-      console.error(`[mailwarden] ${(error as Error).message}`);
-    });
+    return lockDataFolder(pgliteFolder(dataDir));
   } catch (error) {
     console.error(`[mailwarden] ${(error as Error).message}`);
     return undefined;
+  }
+}
+
+async function prepareDatabase(dataDir: string, release: () => void): Promise<void> {
+  try {
+    // Loaded after Next is spawned: the ORM and the schema take a moment to load.
+    const { prepareEmbeddedDatabase } = await import("@/db");
+    await prepareEmbeddedDatabase(dataDir, release);
+  } catch (error) {
+    release();
+    console.error(`[mailwarden] ${(error as Error).message}`);
   }
 }
 
