@@ -1,15 +1,17 @@
 // `npm run dev` / `npm start`: in demo mode, starts the local OAuth2 provider and SMTP server
-// beside the app (they hold no database, so they never touch the PGlite folder), then Next.js.
+// beside the app (they hold no database), then Next.js.
 //
 // A first start is mostly waiting: Next compiling the first page, PGlite creating and migrating
 // its folder, the demo services loading. So Next is spawned first and the rest runs beside it,
-// in this process, on the other core: the embedded database is created and migrated (then
-// handed over to the server, see HANDOFF_ENV in db/index.ts), the demo services start, and in
+// in this process, on the other core: a new embedded database is created and migrated (then
+// handed over to the server, see HANDOFF_ENV in db/lock.ts), the demo services start, and in
 // dev the first pages are requested as soon as Next listens, so that they are compiled before
 // a person's browser asks for them.
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 import { createRequire } from "node:module";
 import { connect } from "node:net";
+import path from "node:path";
 import { HANDOFF_ENV, lockDataFolder, pgliteFolder } from "@/db/lock";
 import { type DemoServices, ensureDemoClients, startDemoServices } from "@/lib/demo";
 import { EnvError, parseEnv } from "@/lib/env";
@@ -38,9 +40,13 @@ async function main() {
   };
   // The sign-in page reads the demo client credentials synchronously: they exist before Next.
   if (e.isDemo) await ensureDemoClients(e.dataDir);
-  // The embedded database's folder is taken before Next starts, so that the server waits for
-  // it (see HANDOFF_ENV) rather than racing this process for it.
-  const release = e.DATABASE_URL ? undefined : takeFolder(e.dataDir);
+  // Creating the embedded database takes seconds, so a first start creates it here, beside
+  // Next; an existing one opens in a fraction of a second and is left to the server. The folder
+  // is taken before Next starts, so that the server waits for it (see HANDOFF_ENV) rather than
+  // racing this process for it.
+  const create =
+    !e.DATABASE_URL && !fs.existsSync(path.join(pgliteFolder(e.dataDir), "PG_VERSION"));
+  const release = create ? takeFolder(e.dataDir) : undefined;
 
   const nextBin = createRequire(import.meta.url).resolve("next/dist/bin/next");
   // Demo mode is a local playground: keep the dashboard on loopback like the demo services.
