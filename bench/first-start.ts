@@ -314,7 +314,7 @@ function section(
         "`npm ci` warnings",
         ...variants.map((v) => {
           const lines = new Set(of(v.name).flatMap((r) => r.npmCiWarnings));
-          return lines.size ? `${lines.size} (e.g. \`${[...lines][0]?.trim()}\`)` : "none";
+          return lines.size ? `${lines.size} lines, first: \`${[...lines][0]?.trim()}\`` : "none";
         }),
       ],
     ],
@@ -328,8 +328,8 @@ function section(
       "configuration (demo mode, PGlite). Cold: the first start, no `.data` and no `.next`. " +
       "Warm: the second start of the same clone, after the first had written its compile cache. " +
       "Times are from spawning `npm run dev`: the client waits for the port, asks for `/` as a " +
-      "browser does, follows its redirect to `/sign-in`, then loads that page again with every " +
-      "script and stylesheet it names (the first page a person sees, fully loaded). " +
+      "browser does, follows its redirect to `/sign-in`, then loads every script and " +
+      "stylesheet that page names (the first page a person sees, fully loaded). " +
       `${variants.length > 1 ? "The two commits ran interleaved, the order flipping each round. " : ""}` +
       "Goal: cold first page under 15 s, warm under 8 s.",
     "",
