@@ -1,9 +1,11 @@
 import "server-only";
-import fs from "node:fs";
 import path from "node:path";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { awaitHandoff, lockDataFolder, pgliteFolder } from "./lock";
 import * as schema from "./schema";
+
+export { DatabaseLockedError, HANDOFF_ENV, lockDataFolder, pgliteFolder } from "./lock";
 
 // One place chooses the driver: PGlite in <dataDir>/pglite when DATABASE_URL is unset,
 // PostgreSQL otherwise. Opened lazily, once per process, migrated before the first query.
@@ -19,17 +21,6 @@ export function inTransaction<T>(db: DbOrTx, work: (tx: DbOrTx) => Promise<T>): 
 
 export type DbConfig = { databaseUrl?: string; dataDir: string };
 
-export class DatabaseLockedError extends Error {
-  constructor(folder: string, pid: number) {
-    super(
-      `The embedded database in ${folder} is in use by another process (pid ${pid}). ` +
-        "PGlite allows one process per data folder: stop that process, or set DATABASE_URL " +
-        "to use PostgreSQL.",
-    );
-    this.name = "DatabaseLockedError";
-  }
-}
-
 const MIGRATIONS = path.join(process.cwd(), "db", "migrations");
 
 type Handle = { db: Database; close: () => Promise<void>; driver: "pglite" | "postgres" };
@@ -38,48 +29,13 @@ type Handle = { db: Database; close: () => Promise<void>; driver: "pglite" | "po
 // would corrupt it just as a second process would.
 const holder = globalThis as typeof globalThis & { __mailwardenDb?: Promise<Handle> };
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** Takes an exclusive lock file beside the PGlite folder; a stale lock (dead pid) is taken over. */
-export function lockDataFolder(folder: string): () => void {
-  const lockPath = `${folder}.lock`;
-  fs.mkdirSync(path.dirname(lockPath), { recursive: true });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = fs.openSync(lockPath, "wx", 0o600);
-      fs.writeSync(fd, String(process.pid));
-      fs.closeSync(fd);
-      const release = () => {
-        try {
-          if (fs.readFileSync(lockPath, "utf8") === String(process.pid)) fs.unlinkSync(lockPath);
-        } catch {
-          // already gone
-        }
-      };
-      process.once("exit", release);
-      return release;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const pid = Number(fs.readFileSync(lockPath, "utf8"));
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-        throw new DatabaseLockedError(folder, pid);
-      }
-      fs.unlinkSync(lockPath);
-    }
-  }
-  throw new Error(`Could not lock ${folder}`);
-}
-
 async function openPglite(dataDir: string): Promise<Handle> {
-  const folder = path.join(dataDir, "pglite");
-  const release = lockDataFolder(folder);
+  const folder = pgliteFolder(dataDir);
+  await awaitHandoff(folder);
+  return openLockedPglite(folder, lockDataFolder(folder));
+}
+
+async function openLockedPglite(folder: string, release: () => void): Promise<Handle> {
   try {
     const { PGlite } = await import("@electric-sql/pglite");
     const { drizzle } = await import("drizzle-orm/pglite");
@@ -99,6 +55,15 @@ async function openPglite(dataDir: string): Promise<Handle> {
     release();
     throw error;
   }
+}
+
+/**
+ * For scripts/run.ts, which took the folder with lockDataFolder: creates and migrates the
+ * embedded database, closes it and releases the folder.
+ */
+export async function prepareEmbeddedDatabase(dataDir: string, release: () => void) {
+  const handle = await openLockedPglite(pgliteFolder(dataDir), release);
+  await handle.close();
 }
 
 async function openPostgres(url: string): Promise<Handle> {

@@ -1,6 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { type AddressObject, simpleParser } from "mailparser";
+import type { AddressObject } from "mailparser";
 import { z } from "zod";
 import { demoDir } from "./files";
 
@@ -65,6 +65,9 @@ async function readStored(file: string): Promise<DemoMessage | undefined> {
     // A file removed or half-written meanwhile is not worth failing the whole inbox for.
     return undefined;
   }
+  // Loaded on first use: the app imports this module on every page (through lib/demo), and
+  // mailparser is needed only by the demo inbox page.
+  const { simpleParser } = await import("mailparser");
   const parsed = await simpleParser(stored.raw);
   return {
     id: stored.id,

@@ -1,6 +1,5 @@
 import { X509Certificate } from "node:crypto";
 import path from "node:path";
-import { generate } from "selfsigned";
 import { demoDir, readIfExists, writePrivateFile } from "./files";
 
 export type DemoCertificate = { key: string; cert: string; ca: string };
@@ -60,6 +59,9 @@ function stillValid(pem: string): boolean {
 }
 
 async function generateChain(): Promise<DemoCertificate> {
+  // Loaded here, not at the top: the app imports this module (for readDemoCa) on its first
+  // page, and selfsigned's X.509 libraries are large; only the demo services generate a chain.
+  const { generate } = await import("selfsigned");
   const notBeforeDate = new Date(Date.now() - 60_000);
   const notAfterDate = new Date(notBeforeDate.getTime() + VALID_DAYS * 24 * 60 * 60 * 1000);
   const base = { keyType: "ec" as const, algorithm: "sha256", notBeforeDate, notAfterDate };
