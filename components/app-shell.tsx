@@ -1,8 +1,7 @@
 import Link from "next/link";
 import type { ReactNode } from "react";
-import type { Role } from "@/db/schema";
 import type { ActionResult } from "@/lib/auth/action";
-import { ROLE_LABELS } from "@/lib/auth/roles";
+import { ROLE_LABELS, type Role } from "@/lib/auth/roles";
 import type { NavItem } from "@/lib/nav";
 import { type OrgChoice, OrgSwitcher } from "./org-switcher";
 
