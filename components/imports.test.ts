@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 // component to one route; importing db/ would drag the schema (and, one step on, the database
 // client) into client bundles.
 const ROOT = path.resolve(import.meta.dirname);
-const FORBIDDEN = /(?:from\s*|import\s*\(?\s*)["'](?:@\/(?:app|db)(?:\/|["'])|(?:\.\.\/)+(?:app|db)\/)/;
+const FORBIDDEN =
+  /(?:from\s*|import\s*\(?\s*)["'](?:@\/(?:app|db)(?:\/|["'])|(?:\.\.\/)+(?:app|db)\/)/;
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {

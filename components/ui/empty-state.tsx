@@ -4,6 +4,7 @@ import { cn } from "@/lib/utils";
 /**
  * What an empty list shows: what is missing and what the person can do next. Callers pass only
  * the next steps the person's role allows, so nobody is pointed at a page that refuses them.
+ * It has no frame of its own: it sits in the card the list would have filled.
  */
 export function EmptyState({
   title,
@@ -19,14 +20,11 @@ export function EmptyState({
   className?: string;
 }) {
   return (
-    <div
-      className={cn(
-        "rounded-lg border border-slate-300 border-dashed bg-white px-5 py-8 text-center",
-        className,
-      )}
-    >
+    <div className={cn("px-2 py-6 text-center", className)}>
       <h2 className="font-medium">{title}</h2>
-      {children && <div className="mx-auto mt-1 max-w-prose text-slate-600 text-sm">{children}</div>}
+      {children && (
+        <div className="mx-auto mt-1 max-w-prose text-slate-600 text-sm">{children}</div>
+      )}
       {action && <div className="mt-4 flex flex-wrap justify-center gap-2">{action}</div>}
     </div>
   );

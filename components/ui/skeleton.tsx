@@ -28,7 +28,6 @@ export function ListSkeleton({
         <div aria-hidden="true" className="space-y-3">
           <Bar className="h-4 w-1/3" />
           {Array.from({ length: rows }, (_, i) => (
-            // biome-ignore lint/suspicious/noArrayIndexKey: placeholder rows have no identity
             <Bar key={i} className="h-8 w-full" />
           ))}
         </div>

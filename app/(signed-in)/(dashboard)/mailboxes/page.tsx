@@ -44,7 +44,11 @@ export default async function MailboxesPage({ searchParams }: Props) {
         {canManage && (
           <div className="flex flex-wrap gap-2">
             {providers.map((p) => (
-              <Link key={p.id} href={`/mailboxes/connect/${p.id}`} className={buttonClass("primary")}>
+              <Link
+                key={p.id}
+                href={`/mailboxes/connect/${p.id}`}
+                className={buttonClass("primary")}
+              >
                 Connect {p.label}
               </Link>
             ))}
@@ -57,11 +61,13 @@ export default async function MailboxesPage({ searchParams }: Props) {
         </p>
       )}
       {mailboxes.length === 0 ? (
-        <EmptyState title="No mailbox yet">
-          {canManage
-            ? "Connect your first mailbox with a button above: you will see what Mailwarden asks for before you go to the provider."
-            : "An owner or admin of your organisation connects mailboxes. Ask them to connect one."}
-        </EmptyState>
+        <Card>
+          <EmptyState title="No mailbox yet">
+            {canManage
+              ? "Connect your first mailbox with a button above: you will see what Mailwarden asks for before you go to the provider."
+              : "An owner or admin of your organisation connects mailboxes. Ask them to connect one."}
+          </EmptyState>
+        </Card>
       ) : (
         <ul className="space-y-3">
           {mailboxes.map((m) => {
