@@ -22,14 +22,14 @@ const STEPS: { permission: Permission; href: string; label: string; rest: string
   {
     permission: "send",
     href: "/send",
-    label: "Send a test message",
-    rest: "from a connected mailbox.",
+    label: "Send a first message",
+    rest: "from a connected mailbox to see that it arrives.",
   },
   {
     permission: "readAudit",
     href: "/activity",
-    label: "Read the activity log",
-    rest: "— every sign-in, connection and change, hash-chained.",
+    label: "See who did what",
+    rest: "— every sign-in, connection and change is in the activity log.",
   },
 ];
 

@@ -65,7 +65,7 @@ export default async function ApiKeysPage() {
         )}
         <p className="mt-4 text-slate-500 text-xs">
           Example:{" "}
-          <code>
+          <code className="break-all">
             curl -X POST {env().APP_URL}/api/v1/messages -H &quot;Authorization: Bearer $KEY&quot;
             -H &quot;Content-Type: application/json&quot; -d &apos;{"{"}
             &quot;mailbox&quot;:&quot;you@example.com&quot;,&quot;to&quot;:[&quot;a@example.com&quot;],&quot;subject&quot;:&quot;Hi&quot;,&quot;text&quot;:&quot;Hello&quot;

@@ -89,7 +89,7 @@ export default async function MailboxesPage({ searchParams }: Props) {
                           <span className="text-slate-700 text-sm">{m.lastErrorCause}</span>
                         )}
                       </div>
-                      <dl className="mt-3 grid grid-cols-[auto_1fr] gap-x-4 gap-y-1 text-sm">
+                      <dl className="mt-3 grid grid-cols-[auto_minmax(0,1fr)] gap-x-4 gap-y-1 text-sm">
                         <dt className="text-slate-500">Granted scopes</dt>
                         <dd className="font-mono text-xs break-all" data-testid="granted-scopes">
                           {m.grantedScopes.join(" ") || "—"}

@@ -43,7 +43,7 @@ export default async function MessagesPage() {
               <>
                 {canSend && (
                   <Link className={buttonClass("primary")} href="/send">
-                    Send a test message
+                    Send a first message
                   </Link>
                 )}
                 {canManageKeys && (

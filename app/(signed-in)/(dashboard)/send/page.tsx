@@ -28,9 +28,11 @@ export default async function SendPage() {
           <EmptyState
             title="No connected mailbox yet"
             action={
-              <Link href="/mailboxes" className={buttonClass(canManage ? "primary" : "secondary")}>
-                {canManage ? "Connect a mailbox" : "See the mailboxes"}
-              </Link>
+              canManage && (
+                <Link href="/mailboxes" className={buttonClass("primary")}>
+                  Connect a mailbox
+                </Link>
+              )
             }
           >
             {canManage
