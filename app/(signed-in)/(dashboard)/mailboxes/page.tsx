@@ -101,7 +101,7 @@ export default async function MailboxesPage({ searchParams }: Props) {
                       </dl>
                     </div>
                     {(canManage || canSend) && (
-                      <div className="flex max-w-xs flex-col items-end gap-2">
+                      <div className="flex flex-wrap items-start gap-2 sm:max-w-xs sm:flex-col sm:items-end">
                         {canSend && m.status === "connected" && (
                           <TestConnectionForm mailboxId={m.id} address={m.address} />
                         )}
