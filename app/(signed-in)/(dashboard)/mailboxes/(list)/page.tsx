@@ -11,7 +11,7 @@ import { hasPermission } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
 import { listMailProviders } from "@/lib/oauth/providers";
 import { formatDateTime } from "@/lib/utils";
-import { RevokeForm, TestConnectionForm } from "./forms";
+import { RevokeForm, TestConnectionForm } from "../forms";
 
 export const metadata = { title: "Mailboxes" };
 
