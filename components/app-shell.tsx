@@ -1,9 +1,9 @@
 import Link from "next/link";
 import type { ReactNode } from "react";
-import type { Role } from "@/db/schema";
 import type { ActionResult } from "@/lib/auth/action";
-import { ROLE_LABELS } from "@/lib/auth/roles";
+import { ROLE_LABELS, type Role } from "@/lib/auth/roles";
 import type { NavItem } from "@/lib/nav";
+import { MainNav } from "./main-nav";
 import { type OrgChoice, OrgSwitcher } from "./org-switcher";
 
 type Props = {
@@ -40,12 +40,12 @@ export function AppShell({
         </div>
       )}
       <header className="border-slate-200 border-b bg-white">
-        <div className="mx-auto flex max-w-6xl items-center justify-between px-4 py-3">
+        <div className="mx-auto flex max-w-6xl flex-wrap items-center justify-between gap-x-4 gap-y-2 px-4 py-3">
           <Link href="/" className="font-semibold text-lg">
             Mailwarden
           </Link>
-          <div className="flex items-center gap-3 text-sm">
-            <span>
+          <div className="flex min-w-0 flex-wrap items-center gap-x-3 gap-y-1 text-sm">
+            <span className="min-w-0 break-words">
               {user.email} ·{" "}
               <OrgSwitcher
                 organizations={organizations}
@@ -63,26 +63,8 @@ export function AppShell({
           </div>
         </div>
       </header>
-      <div className="mx-auto flex max-w-6xl gap-6 px-4 py-6">
-        <nav aria-label="Main" className="w-48 shrink-0">
-          <ul className="space-y-1">
-            {nav.map((item) => (
-              <li key={item.href}>
-                <Link
-                  href={item.href}
-                  className="block rounded px-2 py-1.5 text-sm hover:bg-slate-200"
-                >
-                  {item.label}
-                  {item.count ? (
-                    <span className="ml-2 rounded-full bg-brand-600 px-1.5 text-white text-xs">
-                      {item.count}
-                    </span>
-                  ) : null}
-                </Link>
-              </li>
-            ))}
-          </ul>
-        </nav>
+      <div className="mx-auto flex max-w-6xl flex-col gap-4 px-4 py-4 md:flex-row md:gap-6 md:py-6">
+        <MainNav items={nav} />
         <main className="min-w-0 flex-1">{children}</main>
       </div>
     </div>

@@ -1,9 +1,8 @@
 "use client";
 
 import { useActionState } from "react";
-import type { Role } from "@/db/schema";
 import type { ActionResult } from "@/lib/auth/action";
-import { ROLE_LABELS } from "@/lib/auth/roles";
+import { ROLE_LABELS, type Role } from "@/lib/auth/roles";
 
 export type OrgChoice = { orgId: string; orgName: string; role: Role };
 

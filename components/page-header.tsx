@@ -10,7 +10,7 @@ export function PageHeader({
   children?: ReactNode;
 }) {
   return (
-    <div className="mb-6 flex items-start justify-between gap-4">
+    <div className="mb-6 flex flex-wrap items-start justify-between gap-4">
       <div>
         <h1 className="font-semibold text-2xl">{title}</h1>
         {description && <p className="mt-1 text-slate-600 text-sm">{description}</p>}

@@ -28,6 +28,10 @@ test("[OWNER][MEMBERS] the first person owns a new organisation, invites a sende
   await acceptInvitation(page, ownOrgName(owner));
   await expect(page.getByTestId("current-role")).toHaveText("Sender");
   await expect(page.getByRole("link", { name: "Members" })).toHaveCount(0);
+  // The overview's next steps are only what a sender can do: send, not connect or invite.
+  await expect(page.getByRole("link", { name: "Send a first message" })).toBeVisible();
+  await expect(page.getByRole("link", { name: "Connect a mailbox" })).toHaveCount(0);
+  await expect(page.getByRole("link", { name: "Add the people of your team" })).toHaveCount(0);
 
   for (const url of ADMIN_URLS) {
     const response = await page.goto(url);

@@ -7,19 +7,21 @@ const VARIANTS = {
   danger: "bg-red-600 text-white hover:bg-red-700",
 } as const;
 
+export type ButtonVariant = keyof typeof VARIANTS;
+
+/** The look of a button, for links that act as one (a link navigates; a button submits). */
+export function buttonClass(variant: ButtonVariant = "primary", className?: string): string {
+  return cn(
+    "inline-flex items-center justify-center rounded-md px-3 py-2 font-medium text-sm disabled:opacity-50",
+    VARIANTS[variant],
+    className,
+  );
+}
+
 export type ButtonProps = ButtonHTMLAttributes<HTMLButtonElement> & {
-  variant?: keyof typeof VARIANTS;
+  variant?: ButtonVariant;
 };
 
 export function Button({ variant = "primary", className, ...props }: ButtonProps) {
-  return (
-    <button
-      className={cn(
-        "inline-flex items-center justify-center rounded-md px-3 py-2 font-medium text-sm disabled:opacity-50",
-        VARIANTS[variant],
-        className,
-      )}
-      {...props}
-    />
-  );
+  return <button className={buttonClass(variant, className)} {...props} />;
 }

@@ -8,9 +8,22 @@ import { cn } from "@/lib/utils";
 
 type FieldProps = { label: string; name: string; errors?: string[]; hint?: ReactNode };
 
-const CONTROL = "mt-1 block w-full rounded-md border border-slate-300 px-3 py-2 text-sm";
+/** What every control inside a field carries: its id, its look and what describes it. */
+type ControlProps = {
+  id: string;
+  className: string;
+  "aria-invalid"?: true;
+  "aria-describedby"?: string;
+};
 
-function Field({
+const CONTROL = "mt-1 block w-full rounded-md border px-3 py-2 text-sm";
+
+/**
+ * The one wrapper of a labelled control: the label, the hint, the error and the control's id,
+ * border and aria attributes all come from here, so that no kind of control can drift from the
+ * others (an invalid select looks and reads like an invalid input).
+ */
+export function Field({
   id,
   label,
   errors,
@@ -23,31 +36,35 @@ function Field({
   errors?: string[];
   hint?: ReactNode;
   className?: string;
-  children: ReactNode;
+  children: (control: ControlProps) => ReactNode;
 }) {
+  const invalid = Boolean(errors?.length);
+  const describedBy = [hint ? `${id}-hint` : null, invalid ? `${id}-error` : null]
+    .filter(Boolean)
+    .join(" ");
   return (
     <div className={cn("block text-sm", className)}>
       <label htmlFor={id} className="font-medium text-slate-800">
         {label}
       </label>
-      {children}
+      {children({
+        id,
+        className: cn(CONTROL, invalid ? "border-red-500" : "border-slate-300"),
+        ...(invalid ? { "aria-invalid": true as const } : {}),
+        ...(describedBy ? { "aria-describedby": describedBy } : {}),
+      })}
       {hint && (
         <p id={`${id}-hint`} className="mt-1 text-slate-500 text-xs">
           {hint}
         </p>
       )}
-      {errors?.length ? (
+      {invalid ? (
         <p id={`${id}-error`} className="mt-1 text-red-700 text-sm">
-          {errors.join(" ")}
+          {errors?.join(" ")}
         </p>
       ) : null}
     </div>
   );
-}
-
-function describedBy(id: string, errors?: string[], hint?: ReactNode) {
-  if (errors?.length) return { "aria-invalid": true as const, "aria-describedby": `${id}-error` };
-  return hint ? { "aria-describedby": `${id}-hint` } : {};
 }
 
 export function TextField({
@@ -61,13 +78,7 @@ export function TextField({
 }: FieldProps & InputHTMLAttributes<HTMLInputElement>) {
   return (
     <Field id={id} label={label} errors={errors} hint={hint} className={className}>
-      <input
-        id={id}
-        name={name}
-        className={cn(CONTROL, errors?.length ? "border-red-500" : null)}
-        {...describedBy(id, errors, hint)}
-        {...props}
-      />
+      {(control) => <input name={name} {...props} {...control} />}
     </Field>
   );
 }
@@ -84,9 +95,11 @@ export function SelectField({
 }: FieldProps & SelectHTMLAttributes<HTMLSelectElement>) {
   return (
     <Field id={id} label={label} errors={errors} hint={hint} className={className}>
-      <select id={id} name={name} className={CONTROL} {...describedBy(id, errors, hint)} {...props}>
-        {children}
-      </select>
+      {(control) => (
+        <select name={name} {...props} {...control}>
+          {children}
+        </select>
+      )}
     </Field>
   );
 }
@@ -102,13 +115,7 @@ export function TextAreaField({
 }: FieldProps & TextareaHTMLAttributes<HTMLTextAreaElement>) {
   return (
     <Field id={id} label={label} errors={errors} hint={hint} className={className}>
-      <textarea
-        id={id}
-        name={name}
-        className={CONTROL}
-        {...describedBy(id, errors, hint)}
-        {...props}
-      />
+      {(control) => <textarea name={name} {...props} {...control} />}
     </Field>
   );
 }

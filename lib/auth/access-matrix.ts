@@ -335,7 +335,7 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     kind: "page",
     expect: signedIn(EVERYONE, "ok"),
   },
-  "app/(signed-in)/(dashboard)/mailboxes/page.tsx#default": {
+  "app/(signed-in)/(dashboard)/mailboxes/(list)/page.tsx#default": {
     kind: "page",
     expect: signedIn(EVERYONE, "ok"),
     call: (t) => ({ searchParams: { connected: t.mailboxId } }),

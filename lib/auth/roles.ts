@@ -1,5 +1,8 @@
 import type { Role } from "@/db/schema";
 
+// Type-only, so client components may import roles from here without pulling in the schema.
+export type { Role };
+
 export const ROLES = ["owner", "admin", "sender", "compliance"] as const satisfies readonly Role[];
 
 // Who may do what; pages and actions name one of these, never a list of their own.

@@ -1,13 +1,42 @@
 import Link from "next/link";
 import { PageHeader } from "@/components/page-header";
 import { Card } from "@/components/ui/card";
-import { ROLE_LABELS } from "@/lib/auth/roles";
+import { hasPermission, type Permission, ROLE_LABELS } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
 import { env } from "@/lib/env";
+
+// Each step names the permission it needs: a person sees only what their role lets them do.
+const STEPS: { permission: Permission; href: string; label: string; rest: string }[] = [
+  {
+    permission: "manageMembers",
+    href: "/members",
+    label: "Add the people of your team",
+    rest: "and give each the role they need.",
+  },
+  {
+    permission: "manageMailboxes",
+    href: "/mailboxes",
+    label: "Connect a mailbox",
+    rest: "— you will see what Mailwarden asks for before you go to the provider.",
+  },
+  {
+    permission: "send",
+    href: "/send",
+    label: "Send a first message",
+    rest: "from a connected mailbox to see that it arrives.",
+  },
+  {
+    permission: "readAudit",
+    href: "/activity",
+    label: "See who did what",
+    rest: "— every sign-in, connection and change is in the activity log.",
+  },
+];
 
 export default async function OverviewPage() {
   const ctx = await requirePermission("view", "/");
   const { isDemo } = env();
+  const steps = STEPS.filter((step) => hasPermission(ctx.role, step.permission));
   return (
     <>
       <PageHeader
@@ -18,20 +47,14 @@ export default async function OverviewPage() {
         <Card>
           <h2 className="font-medium">Next steps</h2>
           <ul className="mt-2 list-disc space-y-1 pl-5 text-sm">
-            {ctx.role === "owner" || ctx.role === "admin" ? (
-              <li>
-                <Link className="text-brand-600 underline" href="/members">
-                  Add the people of your team
+            {steps.map((step) => (
+              <li key={step.href}>
+                <Link className="text-brand-600 underline" href={step.href}>
+                  {step.label}
                 </Link>{" "}
-                and give each the role they need.
+                {step.rest}
               </li>
-            ) : null}
-            <li>
-              <Link className="text-brand-600 underline" href="/mailboxes">
-                Connect a mailbox
-              </Link>{" "}
-              — you will see what Mailwarden asks for before you go to the provider.
-            </li>
+            ))}
           </ul>
         </Card>
         {isDemo && (

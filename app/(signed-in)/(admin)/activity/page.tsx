@@ -1,6 +1,7 @@
 import { PageHeader } from "@/components/page-header";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
+import { EmptyState } from "@/components/ui/empty-state";
 import { Table } from "@/components/ui/table";
 import { getDb } from "@/db";
 import { listAuditEvents } from "@/db/queries/audit";
@@ -50,7 +51,9 @@ export default async function ActivityPage() {
       )}
       <Card>
         {events.length === 0 ? (
-          <p className="text-sm">No events yet.</p>
+          <EmptyState title="No events yet">
+            Sign-ins, mailbox connections and changes to members appear here as they happen.
+          </EmptyState>
         ) : (
           <Table columns={["When", "Who", "Action", "Target", "Outcome"]}>
             {events.map((e) => (

@@ -1,6 +1,7 @@
 import { PageHeader } from "@/components/page-header";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
+import { EmptyState } from "@/components/ui/empty-state";
 import { Table } from "@/components/ui/table";
 import { getDb } from "@/db";
 import { listMailboxes } from "@/db/queries/mailboxes";
@@ -32,7 +33,10 @@ export default async function ApiKeysPage() {
       <Card>
         <h2 className="mb-3 font-medium">Keys</h2>
         {keys.length === 0 ? (
-          <p className="text-sm">No key yet. Create one for each service that sends mail.</p>
+          <EmptyState title="No key yet">
+            Create one above for each service that sends mail, so that each can be revoked on its
+            own.
+          </EmptyState>
         ) : (
           <Table columns={["Name", "Prefix", "Mailboxes", "Last used", "Status", ""]}>
             {keys.map((k) => (
@@ -61,7 +65,7 @@ export default async function ApiKeysPage() {
         )}
         <p className="mt-4 text-slate-500 text-xs">
           Example:{" "}
-          <code>
+          <code className="break-all">
             curl -X POST {env().APP_URL}/api/v1/messages -H &quot;Authorization: Bearer $KEY&quot;
             -H &quot;Content-Type: application/json&quot; -d &apos;{"{"}
             &quot;mailbox&quot;:&quot;you@example.com&quot;,&quot;to&quot;:[&quot;a@example.com&quot;],&quot;subject&quot;:&quot;Hi&quot;,&quot;text&quot;:&quot;Hello&quot;

@@ -1,8 +1,10 @@
 import { notFound } from "next/navigation";
 import { PageHeader } from "@/components/page-header";
 import { Card } from "@/components/ui/card";
+import { EmptyState } from "@/components/ui/empty-state";
 import { getDb } from "@/db";
 import { filterOwnMessageIds } from "@/db/queries/messages";
+import { hasPermission } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
 import { readDemoInbox } from "@/lib/demo";
 import { env } from "@/lib/env";
@@ -31,10 +33,11 @@ export default async function DemoInboxPage() {
       />
       {messages.length === 0 ? (
         <Card>
-          <p className="text-sm">
-            Nothing has arrived yet. Connect a demo mailbox and send a test message: it will show up
-            here.
-          </p>
+          <EmptyState title="Nothing has arrived yet">
+            {hasPermission(ctx.role, "send")
+              ? "Send a test message from a connected demo mailbox: it will show up here."
+              : "Mail your organisation sends through the demo mailbox will show up here."}
+          </EmptyState>
         </Card>
       ) : (
         <ul className="space-y-3">

@@ -1,6 +1,7 @@
 import { PageHeader } from "@/components/page-header";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
+import { EmptyState } from "@/components/ui/empty-state";
 import { Table } from "@/components/ui/table";
 import { getDb } from "@/db";
 import { listInvitationsForEmail } from "@/db/queries/organizations";
@@ -39,15 +40,15 @@ export default async function InvitationsPage({
       )}
       <Card>
         {!isVerified ? (
-          <p className="text-sm">
+          <EmptyState title="Invitations are not shown">
             Your sign-in provider did not confirm that you own {ctx.user.email ?? "your address"},
             so invitations sent to it are not shown. Sign in with a provider that confirms it.
-          </p>
+          </EmptyState>
         ) : invitations.length === 0 ? (
-          <p className="text-sm">
+          <EmptyState title="No invitations">
             No invitations are waiting for {ctx.user.email}. When someone adds you to their
             organisation, it appears here for you to accept or decline.
-          </p>
+          </EmptyState>
         ) : (
           <Table columns={["Organisation", "Role", "Invited by", "Sent", ""]}>
             {invitations.map((i) => (

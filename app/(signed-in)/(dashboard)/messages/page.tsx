@@ -2,10 +2,13 @@ import Link from "next/link";
 import { PageHeader } from "@/components/page-header";
 import { SendsChart } from "@/components/sends-chart";
 import { Badge } from "@/components/ui/badge";
+import { buttonClass } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
+import { EmptyState } from "@/components/ui/empty-state";
 import { Table } from "@/components/ui/table";
 import { getDb } from "@/db";
 import { countMessagesPerDay, listRecentMessages } from "@/db/queries/messages";
+import { hasPermission } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
 import { formatDateTime } from "@/lib/utils";
 
@@ -15,6 +18,8 @@ const TONE = { sent: "good", failed: "bad", sending: "warn" } as const;
 
 export default async function MessagesPage() {
   const ctx = await requirePermission("view", "/messages");
+  const canSend = hasPermission(ctx.role, "send");
+  const canManageKeys = hasPermission(ctx.role, "manageApiKeys");
   const db = await getDb();
   const [messages, days] = await Promise.all([
     listRecentMessages({ db, orgId: ctx.orgId, limit: 100 }),
@@ -32,13 +37,27 @@ export default async function MessagesPage() {
       </Card>
       <Card>
         {messages.length === 0 ? (
-          <p className="text-sm">
-            Nothing sent yet.{" "}
-            <Link className="text-brand-600 underline" href="/send">
-              Send a test message
-            </Link>{" "}
-            or create an API key for your services.
-          </p>
+          <EmptyState
+            title="Nothing sent yet"
+            action={
+              <>
+                {canSend && (
+                  <Link className={buttonClass("primary")} href="/send">
+                    Send a first message
+                  </Link>
+                )}
+                {canManageKeys && (
+                  <Link className={buttonClass("secondary")} href="/api-keys">
+                    Create an API key
+                  </Link>
+                )}
+              </>
+            }
+          >
+            {canSend || canManageKeys
+              ? "Messages appear here once they are sent from the dashboard or by a service with an API key."
+              : "Messages appear here once someone of your organisation sends one."}
+          </EmptyState>
         ) : (
           <Table
             columns={[

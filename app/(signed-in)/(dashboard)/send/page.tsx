@@ -1,8 +1,11 @@
 import Link from "next/link";
 import { PageHeader } from "@/components/page-header";
+import { buttonClass } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
+import { EmptyState } from "@/components/ui/empty-state";
 import { getDb } from "@/db";
 import { listMailboxes } from "@/db/queries/mailboxes";
+import { hasPermission } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
 import { SendTestForm } from "./form";
 
@@ -13,6 +16,7 @@ export default async function SendPage() {
   const mailboxes = (await listMailboxes({ db: await getDb(), orgId: ctx.orgId })).filter(
     (m) => m.status === "connected",
   );
+  const canManage = hasPermission(ctx.role, "manageMailboxes");
   return (
     <>
       <PageHeader
@@ -21,13 +25,20 @@ export default async function SendPage() {
       />
       <Card className="max-w-2xl">
         {mailboxes.length === 0 ? (
-          <p className="text-sm">
-            No connected mailbox yet.{" "}
-            <Link href="/mailboxes" className="text-brand-600 underline">
-              See the mailboxes
-            </Link>
-            .
-          </p>
+          <EmptyState
+            title="No connected mailbox yet"
+            action={
+              canManage && (
+                <Link href="/mailboxes" className={buttonClass("primary")}>
+                  Connect a mailbox
+                </Link>
+              )
+            }
+          >
+            {canManage
+              ? "Connect one first: test messages are sent from a connected mailbox."
+              : "An owner or admin of your organisation connects mailboxes. Ask them to connect one."}
+          </EmptyState>
         ) : (
           <SendTestForm mailboxes={mailboxes.map((m) => ({ id: m.id, address: m.address }))} />
         )}

@@ -108,7 +108,7 @@ export default async function ConnectProviderPage({ params, searchParams }: Prop
               <div className="font-medium">{s.title}</div>
               <div className="text-slate-700">{s.allows}</div>
               <div className="text-slate-500">Why: {s.why}</div>
-              <code className="text-slate-400 text-xs">{s.scope}</code>
+              <code className="break-all text-slate-600 text-xs">{s.scope}</code>
             </li>
           ))}
         </ul>

@@ -1,7 +1,9 @@
 import Link from "next/link";
 import { PageHeader } from "@/components/page-header";
 import { Badge } from "@/components/ui/badge";
+import { buttonClass } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
+import { EmptyState } from "@/components/ui/empty-state";
 import { getDb } from "@/db";
 import { listMailboxes } from "@/db/queries/mailboxes";
 import type { MailboxStatus } from "@/db/schema";
@@ -9,7 +11,7 @@ import { hasPermission } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
 import { listMailProviders } from "@/lib/oauth/providers";
 import { formatDateTime } from "@/lib/utils";
-import { RevokeForm, TestConnectionForm } from "./forms";
+import { RevokeForm, TestConnectionForm } from "../forms";
 
 export const metadata = { title: "Mailboxes" };
 
@@ -40,12 +42,12 @@ export default async function MailboxesPage({ searchParams }: Props) {
         description="The mailboxes Mailwarden may send from, and their health."
       >
         {canManage && (
-          <div className="flex gap-2">
+          <div className="flex flex-wrap gap-2">
             {providers.map((p) => (
               <Link
                 key={p.id}
                 href={`/mailboxes/connect/${p.id}`}
-                className="rounded-md bg-brand-600 px-3 py-2 font-medium text-sm text-white hover:bg-brand-700"
+                className={buttonClass("primary")}
               >
                 Connect {p.label}
               </Link>
@@ -60,12 +62,11 @@ export default async function MailboxesPage({ searchParams }: Props) {
       )}
       {mailboxes.length === 0 ? (
         <Card>
-          <h2 className="font-medium">No mailbox yet</h2>
-          <p className="mt-1 text-sm">
+          <EmptyState title="No mailbox yet">
             {canManage
-              ? "Connect your first mailbox: you will see what Mailwarden asks for before you go to the provider."
+              ? "Connect your first mailbox with a button above: you will see what Mailwarden asks for before you go to the provider."
               : "An owner or admin of your organisation connects mailboxes. Ask them to connect one."}
-          </p>
+          </EmptyState>
         </Card>
       ) : (
         <ul className="space-y-3">
@@ -88,9 +89,9 @@ export default async function MailboxesPage({ searchParams }: Props) {
                           <span className="text-slate-700 text-sm">{m.lastErrorCause}</span>
                         )}
                       </div>
-                      <dl className="mt-3 grid grid-cols-[auto_1fr] gap-x-4 gap-y-1 text-sm">
+                      <dl className="mt-3 grid grid-cols-[auto_minmax(0,1fr)] gap-x-4 gap-y-1 text-sm">
                         <dt className="text-slate-500">Granted scopes</dt>
-                        <dd className="font-mono text-xs" data-testid="granted-scopes">
+                        <dd className="font-mono text-xs break-all" data-testid="granted-scopes">
                           {m.grantedScopes.join(" ") || "—"}
                         </dd>
                         <dt className="text-slate-500">Last refresh</dt>
@@ -100,13 +101,13 @@ export default async function MailboxesPage({ searchParams }: Props) {
                       </dl>
                     </div>
                     {(canManage || canSend) && (
-                      <div className="flex max-w-xs flex-col items-end gap-2">
+                      <div className="flex flex-wrap items-start gap-2 sm:max-w-xs sm:flex-col sm:items-end">
                         {canSend && m.status === "connected" && (
                           <TestConnectionForm mailboxId={m.id} address={m.address} />
                         )}
                         {canManage && m.status !== "connected" && (
                           <Link
-                            className="rounded-md border border-slate-300 px-3 py-2 text-sm hover:bg-slate-50"
+                            className={buttonClass("secondary")}
                             href={`/mailboxes/connect/${m.provider}?mailbox=${m.id}`}
                           >
                             Reconnect
