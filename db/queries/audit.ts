@@ -10,7 +10,7 @@ function exactTime(column: AnyPgColumn): SQL<string> {
 }
 
 // Every stored field of an event as the MAC covers it.
-const storedEvent = {
+export const storedEvent = {
   id: auditEvents.id,
   chain: auditEvents.chain,
   orgId: auditEvents.orgId,
