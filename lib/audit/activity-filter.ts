@@ -13,7 +13,8 @@ const optional = <T extends z.ZodType<string, string>>(schema: T) =>
     .string()
     .trim()
     .transform((v) => (v === "" ? undefined : v))
-    .pipe(schema.optional());
+    .pipe(schema.optional())
+    .optional();
 
 const day = optional(
   z
