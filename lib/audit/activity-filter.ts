@@ -44,6 +44,14 @@ const schema = z
     after: cursor,
     before: cursor,
     view: optional(z.enum(["system"], { error: "must be system or empty" })),
+    size: optional(
+      z
+        .string()
+        .regex(/^\d{1,3}$/, { error: "must be a number of rows from 2 to 200" })
+        .refine((v) => Number(v) >= 2 && Number(v) <= 200, {
+          error: "must be a number of rows from 2 to 200",
+        }),
+    ),
   })
   .refine((v) => !(v.after && v.before), {
     error: "give after or before, not both",
@@ -59,6 +67,8 @@ export type ActivityQuery = {
   cursor?: ActivityCursor;
   direction: "older" | "newer";
   view: "organization" | "system";
+  /** Rows per page, when the URL asks for other than the default. */
+  size?: number;
   /** The filter as URL parameters, without the page position (for links and exports). */
   params: Record<string, string>;
 };
@@ -150,6 +160,7 @@ export function parseActivityQuery(
       cursor: before ?? after,
       direction: before ? "newer" : "older",
       view: v.view === "system" ? "system" : "organization",
+      ...(v.size ? { size: Number(v.size) } : {}),
       params,
     },
   };
@@ -157,5 +168,7 @@ export function parseActivityQuery(
 
 /** The filter as a short description for manifests and audit metadata. */
 export function describeFilter(params: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(params).filter(([key]) => key !== "view"));
+  return Object.fromEntries(
+    Object.entries(params).filter(([key]) => key !== "view" && key !== "size"),
+  );
 }

@@ -52,7 +52,7 @@ export async function loadActivityPage({
   db,
   chain,
   query,
-  limit = ACTIVITY_PAGE_SIZE,
+  limit = query.size ?? ACTIVITY_PAGE_SIZE,
 }: {
   db: DbOrTx;
   chain: string;

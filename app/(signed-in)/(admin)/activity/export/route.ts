@@ -1,5 +1,5 @@
 import { getDb } from "@/db";
-import { parseActivityQuery } from "@/lib/audit/activity-filter";
+import { describeFilter, parseActivityQuery } from "@/lib/audit/activity-filter";
 import { exportStream } from "@/lib/audit/export";
 import { isOperator } from "@/lib/audit/operators";
 import { writeAuditEvent } from "@/lib/audit/write";
@@ -39,7 +39,7 @@ export async function GET(request: Request): Promise<Response> {
   // A page position is not part of an export: it is always the whole filtered log.
   const isSystem = query.view === "system" && isOperator(ctx.user.email);
   const chain = isSystem ? "" : ctx.orgId;
-  const { view: _view, ...filterParams } = query.params;
+  const filterParams = describeFilter(query.params);
   const db = await getDb();
   const info = requestInfoFrom(request.headers);
   const stream = exportStream({
