@@ -136,7 +136,7 @@ export async function auditRateLimitRefusal(
       outcome: "denied",
       metadata: {
         limit,
-        key: orgId || kind === "org" ? identifier : kind,
+        scope: orgId || kind === "org" ? identifier : kind,
         retryAfterSeconds,
         suppressedBefore: sample.suppressedBefore,
       },
