@@ -148,26 +148,27 @@ export const auditEvents = pgTable(
   },
   (t) => [
     uniqueIndex("audit_events_chain_seq_idx").on(t.chain, t.seq),
-    // The activity page's keyset order, plain and per filter: each page is one index range.
-    index("audit_events_chain_time_idx").on(t.chain, t.occurredAt.desc(), t.id.desc()),
+    // The activity page's keyset order, plain and per filter: each page is one index range,
+    // read backwards for newest first (ascending, so that it matches `desc` = NULLS FIRST).
+    index("audit_events_chain_time_idx").on(t.chain, t.occurredAt, t.id),
     index("audit_events_chain_action_time_idx").on(
       t.chain,
       t.action,
-      t.occurredAt.desc(),
-      t.id.desc(),
+      t.occurredAt,
+      t.id,
     ),
     index("audit_events_chain_actor_time_idx").on(
       t.chain,
       t.actorId,
-      t.occurredAt.desc(),
-      t.id.desc(),
+      t.occurredAt,
+      t.id,
     ),
     index("audit_events_chain_target_time_idx").on(
       t.chain,
       t.targetType,
       t.targetId,
-      t.occurredAt.desc(),
-      t.id.desc(),
+      t.occurredAt,
+      t.id,
     ),
     index("audit_events_unsealed_idx").on(t.chain, t.id).where(sql`${t.seq} is null`),
   ],

@@ -14,7 +14,7 @@ CREATE TABLE "organization_settings" (
 --> statement-breakpoint
 DROP INDEX "audit_events_org_time_idx";--> statement-breakpoint
 ALTER TABLE "organization_settings" ADD CONSTRAINT "organization_settings_org_id_organizations_id_fk" FOREIGN KEY ("org_id") REFERENCES "public"."organizations"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
-CREATE INDEX "audit_events_chain_time_idx" ON "audit_events" USING btree ("chain","occurred_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
-CREATE INDEX "audit_events_chain_action_time_idx" ON "audit_events" USING btree ("chain","action","occurred_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
-CREATE INDEX "audit_events_chain_actor_time_idx" ON "audit_events" USING btree ("chain","actor_id","occurred_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
-CREATE INDEX "audit_events_chain_target_time_idx" ON "audit_events" USING btree ("chain","target_type","target_id","occurred_at" DESC NULLS LAST,"id" DESC NULLS LAST);
+CREATE INDEX "audit_events_chain_time_idx" ON "audit_events" USING btree ("chain","occurred_at","id");--> statement-breakpoint
+CREATE INDEX "audit_events_chain_action_time_idx" ON "audit_events" USING btree ("chain","action","occurred_at","id");--> statement-breakpoint
+CREATE INDEX "audit_events_chain_actor_time_idx" ON "audit_events" USING btree ("chain","actor_id","occurred_at","id");--> statement-breakpoint
+CREATE INDEX "audit_events_chain_target_time_idx" ON "audit_events" USING btree ("chain","target_type","target_id","occurred_at","id");
