@@ -1,4 +1,5 @@
 import "server-only";
+import type { AnyColumn } from "drizzle-orm";
 import {
   and,
   asc,
@@ -107,12 +108,19 @@ function filterConditions(chain: string, filter: ActivityFilter, withText: boole
   return conditions.filter((c): c is SQL => c !== undefined);
 }
 
-function textCondition(filter: ActivityFilter): SQL | undefined {
+type TextColumns = { actorLabel: AnyColumn | SQL.Aliased; action: AnyColumn | SQL.Aliased };
+
+function textCondition(
+  filter: ActivityFilter,
+  columns: TextColumns = auditEvents,
+): SQL | undefined {
   const pattern = `%${escapeLike(filter.text ?? "")}%`;
+  const label = columns.actorLabel as AnyColumn;
+  const action = columns.action as AnyColumn;
   return or(
-    ilike(auditEvents.actorLabel, pattern),
-    ilike(auditEvents.action, pattern),
-    filter.textActions?.length ? inArray(auditEvents.action, filter.textActions) : undefined,
+    ilike(label, pattern),
+    ilike(action, pattern),
+    filter.textActions?.length ? inArray(action, filter.textActions) : undefined,
   );
 }
 
@@ -153,19 +161,26 @@ export async function listActivity({
   let scannedTo: ActivityCursor | null = null;
   let rows: ActivityRow[];
   if (filter.text) {
-    const window = db
-      .select({ id: auditEvents.id })
-      .from(auditEvents)
-      .where(and(...base))
-      .orderBy(...order)
-      .limit(TEXT_WINDOW);
+    // The window is read first (one index range of at most TEXT_WINDOW rows) and the text is
+    // matched within it: a rare match never turns into a probe of the whole chain.
+    const window = db.$with("w").as(
+      db
+        .select({ ...listColumns, at: exactTime.as("at") })
+        .from(auditEvents)
+        .where(and(...base))
+        .orderBy(...order)
+        .limit(TEXT_WINDOW),
+    );
+    const windowOrder =
+      direction === "older"
+        ? [desc(window.occurredAt), desc(window.id)]
+        : [asc(window.occurredAt), asc(window.id)];
     rows = (await db
-      .select(listColumns)
-      .from(auditEvents)
-      .where(
-        and(inArray(auditEvents.id, window), eq(auditEvents.chain, chain), textCondition(filter)),
-      )
-      .orderBy(...order)
+      .with(window)
+      .select()
+      .from(window)
+      .where(textCondition(filter, window))
+      .orderBy(...windowOrder)
       .limit(limit + 1)) as ActivityRow[];
     if (rows.length <= limit) {
       const [end] = await db
