@@ -104,9 +104,14 @@ export default async function ActivityPage({
       <Card className="mb-4">
         <form method="get" action="/activity" className="grid grid-cols-2 gap-3 md:grid-cols-4">
           {isSystem && <input type="hidden" name="view" value="system" />}
-          <label className="text-sm">
-            Action
-            <select name="action" defaultValue={f.action ?? ""} className={CONTROL}>
+          <div className="text-sm">
+            <label htmlFor="filter-action">Action</label>
+            <select
+              id="filter-action"
+              name="action"
+              defaultValue={f.action ?? ""}
+              className={CONTROL}
+            >
               <option value="">Any action</option>
               {AUDIT_ACTIONS.map((a) => (
                 <option key={a} value={a}>
@@ -114,19 +119,24 @@ export default async function ActivityPage({
                 </option>
               ))}
             </select>
-          </label>
-          <label className="text-sm">
-            Outcome
-            <select name="outcome" defaultValue={f.outcome ?? ""} className={CONTROL}>
+          </div>
+          <div className="text-sm">
+            <label htmlFor="filter-outcome">Outcome</label>
+            <select
+              id="filter-outcome"
+              name="outcome"
+              defaultValue={f.outcome ?? ""}
+              className={CONTROL}
+            >
               <option value="">Any outcome</option>
               <option value="success">Success</option>
               <option value="failure">Failure</option>
               <option value="denied">Denied</option>
             </select>
-          </label>
-          <label className="text-sm">
-            Who
-            <select name="actor" defaultValue={f.actor ?? ""} className={CONTROL}>
+          </div>
+          <div className="text-sm">
+            <label htmlFor="filter-actor">Who</label>
+            <select id="filter-actor" name="actor" defaultValue={f.actor ?? ""} className={CONTROL}>
               <option value="">Anyone</option>
               {choices.people.map((p) => (
                 <option key={p.id} value={p.id}>
@@ -139,10 +149,15 @@ export default async function ActivityPage({
                 </option>
               ))}
             </select>
-          </label>
-          <label className="text-sm">
-            Target
-            <select name="target" defaultValue={f.target ?? ""} className={CONTROL}>
+          </div>
+          <div className="text-sm">
+            <label htmlFor="filter-target">Target</label>
+            <select
+              id="filter-target"
+              name="target"
+              defaultValue={f.target ?? ""}
+              className={CONTROL}
+            >
               <option value="">Anything</option>
               {choices.boxes.map((b) => (
                 <option key={b.id} value={`mailbox:${b.id}`}>
@@ -160,25 +175,38 @@ export default async function ActivityPage({
                 </option>
               ))}
             </select>
-          </label>
-          <label className="text-sm">
-            From
-            <input type="date" name="from" defaultValue={f.from ?? ""} className={CONTROL} />
-          </label>
-          <label className="text-sm">
-            To
-            <input type="date" name="to" defaultValue={f.to ?? ""} className={CONTROL} />
-          </label>
-          <label className="text-sm">
-            Text
+          </div>
+          <div className="text-sm">
+            <label htmlFor="filter-from">From</label>
+            <input
+              type="date"
+              id="filter-from"
+              name="from"
+              defaultValue={f.from ?? ""}
+              className={CONTROL}
+            />
+          </div>
+          <div className="text-sm">
+            <label htmlFor="filter-to">To</label>
+            <input
+              type="date"
+              id="filter-to"
+              name="to"
+              defaultValue={f.to ?? ""}
+              className={CONTROL}
+            />
+          </div>
+          <div className="text-sm">
+            <label htmlFor="filter-q">Text</label>
             <input
               type="search"
+              id="filter-q"
               name="q"
               defaultValue={f.q ?? ""}
               maxLength={100}
               className={CONTROL}
             />
-          </label>
+          </div>
           <div className="flex items-end gap-2">
             <button
               type="submit"
