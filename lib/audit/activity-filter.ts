@@ -112,20 +112,20 @@ export function parseActivityQuery(
   }
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
-    return {
-      ok: false,
-      errors: parsed.error.issues.map((issue) => {
-        const field = issue.path.length ? issue.path.join(".") : "filter";
-        const message =
-          issue.code === "unrecognized_keys"
-            ? `unknown parameter ${issue.keys.join(", ")}`
-            : issue.message;
-        return {
-          field: issue.code === "unrecognized_keys" ? issue.keys.join(", ") : field,
-          message,
-        };
-      }),
-    };
+    const errors = parsed.error.issues.map((issue) => {
+      const field = issue.path.length ? issue.path.join(".") : "filter";
+      const message =
+        issue.code === "unrecognized_keys"
+          ? `unknown parameter ${issue.keys.join(", ")}`
+          : issue.message;
+      return {
+        field: issue.code === "unrecognized_keys" ? issue.keys.join(", ") : field,
+        message,
+      };
+    });
+    // One message per field: the first says what is wrong.
+    const seen = new Set<string>();
+    return { ok: false, errors: errors.filter((e) => !seen.has(e.field) && seen.add(e.field)) };
   }
   const v = parsed.data;
   const filter: ActivityFilter = {};
