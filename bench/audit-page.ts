@@ -109,6 +109,24 @@ async function main() {
         db.execute(sql`select id, occurred_at, actor_label, action, target_type, target_id, outcome
           from audit_events where chain = ${org} ${where}
           order by occurred_at desc, id desc offset ${49 * 50} limit 50`);
+      // Halfway down the log: the cursor a reader paging there would hold, read once.
+      const half = Math.floor(size / 2);
+      const deepRows =
+        (await db.execute(sql`select to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at, id
+          from audit_events where chain = ${org} order by occurred_at desc, id desc offset ${half - 1} limit 1`)) as unknown as {
+          rows: { at: string; id: number }[];
+        };
+      const deepCursor = deepRows.rows[0];
+      if (!deepCursor) throw new Error("no row halfway");
+      const deep = {
+        ...all,
+        cursor: { at: deepCursor.at, id: Number(deepCursor.id) },
+        direction: "older" as const,
+      };
+      const deepOffset = async () =>
+        db.execute(sql`select id, occurred_at, actor_label, action, target_type, target_id, outcome
+          from audit_events where chain = ${org}
+          order by occurred_at desc, id desc offset ${half} limit 50`);
       const cases: [string, () => Promise<unknown>, (() => Promise<unknown>) | null][] = [
         ["first page", () => loadActivityPage({ db, chain: org, query: all }), null],
         [
@@ -117,6 +135,11 @@ async function main() {
           null,
         ],
         ["page 50", () => loadActivityPage({ db, chain: org, query: at50 }), offset(sql``)],
+        [
+          "halfway down the log (events/2 in)",
+          () => loadActivityPage({ db, chain: org, query: deep }),
+          deepOffset,
+        ],
         ["text search, first page", () => loadActivityPage({ db, chain: org, query: text }), null],
       ];
       for (const [name, run, baseline] of cases) {
