@@ -68,12 +68,12 @@ async function insertEvents(org: string, size: number) {
     await db.execute(sql`
       insert into audit_events (chain, seq, org_id, occurred_at, actor_type, actor_id, actor_label,
         action, target_type, target_id, outcome, ip, user_agent, metadata, prev_hash, hash)
-      select ${org}, g, ${org}, now() - ((${size} - g) * interval '1 second'), 'user',
+      select ${org}, g + 1, ${org}, now() - ((${size} - g) * interval '1 second'), 'user',
         'user-' || (g % 10), 'person' || (g % 10) || '@example.test',
         (array['message.sent','message.failed','member.invited'])[1 + g % 3],
         'mailbox', 'mailbox-' || (g % 20), 'success'::audit_outcome,
         '203.0.113.' || (g % 250), 'Mozilla/5.0 (bench)', jsonb_build_object('n', g, 'to', 'x@example.test'),
-        md5((g - 1)::text) || md5((g - 1)::text), md5(g::text) || md5(g::text)
+        md5(g::text) || md5(g::text), md5((g + 1)::text) || md5((g + 1)::text)
       from generate_series(${from}::int, ${to}::int) as g`);
   }
 }

@@ -151,18 +151,8 @@ export const auditEvents = pgTable(
     // The activity page's keyset order, plain and per filter: each page is one index range,
     // read backwards for newest first (ascending, so that it matches `desc` = NULLS FIRST).
     index("audit_events_chain_time_idx").on(t.chain, t.occurredAt, t.id),
-    index("audit_events_chain_action_time_idx").on(
-      t.chain,
-      t.action,
-      t.occurredAt,
-      t.id,
-    ),
-    index("audit_events_chain_actor_time_idx").on(
-      t.chain,
-      t.actorId,
-      t.occurredAt,
-      t.id,
-    ),
+    index("audit_events_chain_action_time_idx").on(t.chain, t.action, t.occurredAt, t.id),
+    index("audit_events_chain_actor_time_idx").on(t.chain, t.actorId, t.occurredAt, t.id),
     index("audit_events_chain_target_time_idx").on(
       t.chain,
       t.targetType,
