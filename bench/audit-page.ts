@@ -172,7 +172,7 @@ async function main() {
     ),
   ].join("\n");
   const text = fs.readFileSync(README, "utf8");
-  const section = `${START}\n## Activity page (\`bench/audit-page.ts\`)\n\nServer time of the activity page's query functions (\`loadActivityPage\`: keyset read on (occurred_at, id) plus the batched target labels), median of ${RUNS} after 2 warm-ups, one organisation holding the given number of events. Baseline: OFFSET paging for page 50. Goal: each case at 1M within 1.5× of the same at 10k.\n\n${table}\n\n- Machine: nproc ${os.cpus().length}, Node ${process.version}; run ${new Date().toISOString()}\n${END}`;
+  const section = `${START}\n## Activity page (\`bench/audit-page.ts\`)\n\nServer time of the activity page's query functions (\`loadActivityPage\`: keyset read on (occurred_at, id) plus the batched target labels), median of ${RUNS} after 2 warm-ups, one organisation holding the given number of events. Baseline: the same rows by OFFSET (bare SQL, no labels) for page 50 and for a page halfway down the log. Goal: each case at 1M within 1.5× of the same at 10k.\n\n${table}\n\n- Machine: nproc ${os.cpus().length}, Node ${process.version}; run ${new Date().toISOString()}\n${END}`;
   const next = text.includes(START)
     ? text.replace(new RegExp(`${START}[\\s\\S]*?${END}`), section)
     : `${text.trimEnd()}\n\n${section}\n`;
