@@ -148,7 +148,18 @@ export const auditEvents = pgTable(
   },
   (t) => [
     uniqueIndex("audit_events_chain_seq_idx").on(t.chain, t.seq),
-    index("audit_events_org_time_idx").on(t.orgId, t.occurredAt),
+    // The activity page's keyset order, plain and per filter: each page is one index range,
+    // read backwards for newest first (ascending, so that it matches `desc` = NULLS FIRST).
+    index("audit_events_chain_time_idx").on(t.chain, t.occurredAt, t.id),
+    index("audit_events_chain_action_time_idx").on(t.chain, t.action, t.occurredAt, t.id),
+    index("audit_events_chain_actor_time_idx").on(t.chain, t.actorId, t.occurredAt, t.id),
+    index("audit_events_chain_target_time_idx").on(
+      t.chain,
+      t.targetType,
+      t.targetId,
+      t.occurredAt,
+      t.id,
+    ),
     index("audit_events_unsealed_idx").on(t.chain, t.id).where(sql`${t.seq} is null`),
   ],
 );
@@ -176,6 +187,26 @@ export const auditChainHeads = pgTable("audit_chain_heads", {
   hash: text("hash").notNull(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull(),
   mac: text("mac").notNull(),
+});
+
+// Where a retention purge cut a chain: the (seq, hash) of the newest purged event, MAC'd, so
+// verification starts there instead of at genesis. Without it, a missing start is a deletion.
+export const auditChainAnchors = pgTable("audit_chain_anchors", {
+  chain: text("chain").primaryKey(),
+  seq: integer("seq").notNull(),
+  hash: text("hash").notNull(),
+  purgedAt: timestamp("purged_at", { withTimezone: true }).notNull(),
+  mac: text("mac").notNull(),
+});
+
+// Per-organisation settings; a null means the default.
+export const organizationSettings = pgTable("organization_settings", {
+  orgId: text("org_id")
+    .primaryKey()
+    .references(() => organizations.id, { onDelete: "cascade" }),
+  /** Audit events older than this many days are purged daily; null keeps them forever. */
+  auditRetentionDays: integer("audit_retention_days"),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
 
 // ---- Incident switches: global (org_id null) or per organisation ----

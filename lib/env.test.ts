@@ -22,6 +22,16 @@ describe("parseEnv", () => {
     expect(e.demoIssuer).toBe("http://localhost:3001");
   });
 
+  it("reads OPERATOR_EMAILS as a lowercased list and names it when an entry is not an address", () => {
+    expect(
+      parseEnv({ OPERATOR_EMAILS: " Ops@Example.test, b@example.test ," }).OPERATOR_EMAILS,
+    ).toEqual(["ops@example.test", "b@example.test"]);
+    expect(parseEnv({}).OPERATOR_EMAILS).toBeUndefined();
+    expect(problemsOf({ OPERATOR_EMAILS: "ops@example.test, nobody" }).join("\n")).toMatch(
+      /OPERATOR_EMAILS/,
+    );
+  });
+
   it("names DATABASE_URL when it is malformed", () => {
     expect(problemsOf({ DATABASE_URL: "mysql://x" }).join()).toMatch(/^DATABASE_URL/);
     expect(problemsOf({ DATABASE_URL: "not a url" }).join()).toMatch(/DATABASE_URL/);

@@ -1,21 +1,32 @@
 // `npm run audit:verify [-- --chain <organisation id>]`: re-verifies every audit chain from
-// genesis under AUDIT_CHAIN_KEY, with progress on stderr. Exits 1 and names the first bad event
-// of each broken chain; 0 when every chain is intact. Against the embedded database it fails
-// with a clear message while the app holds the folder (PGlite allows one process).
+// genesis (or from a retention purge's anchor) under AUDIT_CHAIN_KEY, with progress on stderr.
+// Exits 1 and names the first bad event of each broken chain; 0 when every chain is intact.
+// Against the embedded database it fails with a clear message while the app holds the folder
+// (PGlite allows one process).
+// `npm run audit:verify -- --file export.jsonl` checks a downloaded export offline instead (it
+// needs the same AUDIT_CHAIN_KEY, no database).
 import { openDatabase } from "@/db";
+import { auditChainKey } from "@/lib/audit/key";
 import { verifyAllAuditChains } from "@/lib/audit/verify-all";
+import { verifyExportFile } from "@/lib/audit/verify-file";
 import { EnvError, env } from "@/lib/env";
 
-function chainArgument(argv: string[]): string | undefined {
-  const index = argv.indexOf("--chain");
+function argument(argv: string[], name: string, needs: string): string | undefined {
+  const index = argv.indexOf(name);
   if (index === -1) return undefined;
   const value = argv[index + 1];
-  if (value === undefined) throw new Error("--chain needs an organisation id ('' for global)");
+  if (value === undefined) throw new Error(`${name} needs ${needs}`);
   return value;
 }
 
 async function main() {
-  const chain = chainArgument(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const file = argument(argv, "--file", "the path of a .jsonl export");
+  if (file !== undefined) {
+    process.exitCode = await verifyExportFile({ file, key: auditChainKey(), out: process.stdout });
+    return;
+  }
+  const chain = argument(argv, "--chain", "an organisation id ('' for global)");
   const e = env();
   const handle = await openDatabase({ databaseUrl: e.DATABASE_URL, dataDir: e.dataDir });
   try {

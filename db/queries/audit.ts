@@ -2,7 +2,7 @@ import "server-only";
 import { and, asc, desc, eq, gt, isNotNull, isNull, lte, type SQL, sql } from "drizzle-orm";
 import type { AnyPgColumn } from "drizzle-orm/pg-core";
 import type { DbOrTx } from "@/db";
-import { auditChainHeads, auditCheckpoints, auditEvents } from "@/db/schema";
+import { auditChainAnchors, auditChainHeads, auditCheckpoints, auditEvents } from "@/db/schema";
 
 /** A timestamp as text to the microsecond, UTC: what the audit MACs cover. */
 function exactTime(column: AnyPgColumn): SQL<string> {
@@ -10,7 +10,7 @@ function exactTime(column: AnyPgColumn): SQL<string> {
 }
 
 // Every stored field of an event as the MAC covers it.
-const storedEvent = {
+export const storedEvent = {
   id: auditEvents.id,
   chain: auditEvents.chain,
   orgId: auditEvents.orgId,
@@ -290,6 +290,69 @@ export async function getUnsealedAuditSummary({ db, chain }: { db: DbOrTx; chain
     .from(auditEvents)
     .where(and(eq(auditEvents.chain, chain), isNull(auditEvents.seq)));
   return { count: row?.count ?? 0, oldest: row?.oldest ?? null };
+}
+
+export async function getAuditChainAnchor({ db, chain }: { db: DbOrTx; chain: string }) {
+  const [row] = await db
+    .select({
+      chain: auditChainAnchors.chain,
+      seq: auditChainAnchors.seq,
+      hash: auditChainAnchors.hash,
+      purgedAt: exactTime(auditChainAnchors.purgedAt),
+      mac: auditChainAnchors.mac,
+    })
+    .from(auditChainAnchors)
+    .where(eq(auditChainAnchors.chain, chain));
+  return row;
+}
+
+/**
+ * The newest sealed event a purge of everything before `before` may remove: the one just below
+ * the first sealed event at or after `before`, so no newer event goes with the old ones.
+ */
+export async function findAuditPurgeCut({
+  db,
+  chain,
+  before,
+}: {
+  db: DbOrTx;
+  chain: string;
+  before: Date;
+}) {
+  const rows = await db.execute(sql`
+    select seq, hash from audit_events
+    where chain = ${chain} and seq is not null and seq < coalesce(
+      (select min(seq) from audit_events
+       where chain = ${chain} and seq is not null and occurred_at >= ${before.toISOString()}::timestamptz),
+      2147483647)
+    order by seq desc limit 1`);
+  const row = rowsOf(rows)[0];
+  return row ? { seq: Number(row.seq), hash: String(row.hash) } : undefined;
+}
+
+/** Deletes a chain's sealed events and checkpoints up to `seq` and records the anchor there. */
+export async function purgeAuditEventsThrough({
+  db,
+  anchor,
+}: {
+  db: DbOrTx;
+  anchor: typeof auditChainAnchors.$inferInsert;
+}) {
+  const deleted = await db
+    .delete(auditEvents)
+    .where(and(eq(auditEvents.chain, anchor.chain), lte(auditEvents.seq, anchor.seq)))
+    .returning({ id: auditEvents.id });
+  await db
+    .delete(auditCheckpoints)
+    .where(and(eq(auditCheckpoints.chain, anchor.chain), lte(auditCheckpoints.seq, anchor.seq)));
+  await db
+    .insert(auditChainAnchors)
+    .values(anchor)
+    .onConflictDoUpdate({
+      target: auditChainAnchors.chain,
+      set: { seq: anchor.seq, hash: anchor.hash, purgedAt: anchor.purgedAt, mac: anchor.mac },
+    });
+  return deleted.length;
 }
 
 function rowsOf(result: unknown): Record<string, unknown>[] {

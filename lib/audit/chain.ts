@@ -71,6 +71,19 @@ export function macHead(key: Buffer, head: ChainHead): string {
   return mac(key, ["mailwarden.audit.head.v1", head.chain, head.seq, head.hash]);
 }
 
+export type Anchor = { chain: string; seq: number; hash: string; purgedAt: string };
+
+/** The MAC of where a retention purge cut the chain: verification starts there. */
+export function macAnchor(key: Buffer, anchor: Anchor): string {
+  return mac(key, [
+    "mailwarden.audit.anchor.v1",
+    anchor.chain,
+    anchor.seq,
+    anchor.hash,
+    anchor.purgedAt,
+  ]);
+}
+
 /** A JS Date in the form `exactTime` reads timestamps back in (microseconds, UTC). */
 export function isoMicros(date: Date): string {
   return `${date.toISOString().slice(0, -1)}000Z`;

@@ -29,9 +29,60 @@ export const AUDIT_ACTIONS = [
   "mailbox.connection_tested",
   "message.refused",
   "switch.changed",
+  "api_key.refused",
+  "rate_limit.refused",
+  "audit.exported",
+  "audit.purged",
+  "settings.retention_changed",
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+/** What the activity page and exports call each action. */
+export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
+  "auth.sign_in": "Signed in",
+  "auth.sign_out": "Signed out",
+  "org.created": "Organisation created",
+  "member.invited": "Member invited",
+  "member.joined": "Member joined",
+  "member.role_changed": "Member's role changed",
+  "member.removed": "Member removed",
+  "invitation.revoked": "Invitation revoked",
+  "invitation.accepted": "Invitation accepted",
+  "invitation.declined": "Invitation declined",
+  "org.switched": "Switched organisation",
+  "access.denied": "Access denied",
+  "oauth.connect_started": "Mailbox connection started",
+  "oauth.callback": "Provider answered a connection",
+  "oauth.token_refreshed": "Mailbox token refreshed",
+  "oauth.refresh_failed": "Mailbox token refresh failed",
+  "mailbox.connected": "Mailbox connected",
+  "mailbox.needs_reconnect": "Mailbox needs reconnecting",
+  "mailbox.admin_action_required": "Mailbox needs an administrator",
+  "mailbox.revoked": "Mailbox disconnected",
+  "keys.rotated": "Encryption keys rotated",
+  "message.sent": "Message sent",
+  "message.failed": "Message failed",
+  "api_key.created": "API key created",
+  "api_key.revoked": "API key revoked",
+  "api_key.restricted": "API key restricted",
+  "mailbox.connection_tested": "Mailbox connection tested",
+  "message.refused": "Message refused",
+  "switch.changed": "Incident switch changed",
+  "api_key.refused": "API key refused",
+  "rate_limit.refused": "Rate limit reached",
+  "audit.exported": "Activity log exported",
+  "audit.purged": "Old activity purged",
+  "settings.retention_changed": "Retention period changed",
+};
+
+export function actionLabel(action: string): string {
+  return AUDIT_ACTION_LABELS[action as AuditAction] ?? action;
+}
+
+export function isAuditAction(value: string): value is AuditAction {
+  return (AUDIT_ACTIONS as readonly string[]).includes(value);
+}
 
 // Written on every send, refusal and token refresh: a plain insert sealed later by the
 // background sealer, so that they never queue on the organisation's chain lock. Every other
@@ -43,6 +94,8 @@ const HIGH_VOLUME_ACTIONS: ReadonlySet<AuditAction> = new Set([
   "access.denied",
   "oauth.token_refreshed",
   "oauth.refresh_failed",
+  "api_key.refused",
+  "rate_limit.refused",
 ]);
 
 export function isHighVolume(action: AuditAction): boolean {

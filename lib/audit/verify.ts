@@ -1,6 +1,7 @@
 import "server-only";
 import type { DbOrTx } from "@/db";
 import {
+  getAuditChainAnchor,
   getAuditChainHead,
   getLastVerifiedAuditCheckpoint,
   getSealedAuditEventAfter,
@@ -9,7 +10,14 @@ import {
   listSealedAuditEvents,
   markAuditCheckpointVerified,
 } from "@/db/queries/audit";
-import { type ChainProblem, checkRun, GENESIS_HASH, macCheckpoint, macHead } from "./chain";
+import {
+  type ChainProblem,
+  checkRun,
+  GENESIS_HASH,
+  macAnchor,
+  macCheckpoint,
+  macHead,
+} from "./chain";
 import { auditChainKey } from "./key";
 
 const READ_BATCH = 2000;
@@ -147,9 +155,23 @@ export async function verifyAuditChain({
     return report(0, { chain, seq: head.seq, id: null, reason: "the head record fails its MAC" });
   }
   let start: Cursor = { seq: 0, hash: GENESIS_HASH };
+  // A retention purge removed everything up to its anchor: the chain starts there. Without an
+  // anchor a chain starts at genesis, so events cut from its start are missing, not purged.
+  const anchor = await getAuditChainAnchor({ db, chain });
+  if (anchor) {
+    if (macAnchor(key, anchor) !== anchor.mac) {
+      return report(0, {
+        chain,
+        seq: anchor.seq,
+        id: null,
+        reason: "the purge anchor fails its MAC",
+      });
+    }
+    start = { seq: anchor.seq, hash: anchor.hash };
+  }
   if (mode === "incremental") {
     const cp = await getLastVerifiedAuditCheckpoint({ db, chain });
-    if (cp) {
+    if (cp && cp.seq > start.seq) {
       const problem = checkpointProblem(key, cp);
       if (problem) return report(0, problem);
       start = { seq: cp.seq, hash: cp.hash };

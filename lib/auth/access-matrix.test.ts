@@ -19,6 +19,7 @@ import {
   switches,
   users,
 } from "@/db/schema";
+import { writeAuditEvent } from "@/lib/audit/write";
 import { demoInboxDir, ensureDemoClients } from "@/lib/demo";
 import { env } from "@/lib/env";
 import {
@@ -233,6 +234,16 @@ function targetFor(caller: Caller): Target {
       return flow.callbackUrl.toString();
     },
     newEmail: () => `new-${randomUUID().slice(0, 8)}@example.test`,
+    newAuditEvent: async () => {
+      const row = await writeAuditEvent(await getDb(), {
+        orgId: a.orgId,
+        actor: { type: "user", id: a.owner.user.id, label: a.owner.user.email },
+        action: "member.invited",
+        outcome: "success",
+        metadata: { fixture: "matrix" },
+      });
+      return String(row.id);
+    },
   };
 }
 
@@ -252,6 +263,7 @@ function ghostTarget(): Target {
     newCallback: async () =>
       `${env().APP_URL}/api/oauth/demo/callback?code=${randomUUID()}&state=${randomUUID()}`,
     newEmail: () => `new-${randomUUID().slice(0, 8)}@example.test`,
+    newAuditEvent: async () => String(9_000_000_000 + Math.floor(Math.random() * 1_000_000)),
   };
 }
 

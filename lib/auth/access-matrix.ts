@@ -65,6 +65,8 @@ export type Target = {
   newCallback(): Promise<string>;
   /** An address nobody has used. */
   newEmail(): string;
+  /** An event in A's audit log: its id. */
+  newAuditEvent(): Promise<string>;
 };
 
 type Form = Record<string, string | string[]>;
@@ -209,6 +211,12 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     ),
     call: async (t) => ({ invitationId: await t.newInvitationToMe() }),
   },
+  "app/(signed-in)/(admin)/activity/retention/actions.ts#setRetentionAction": {
+    kind: "action",
+    // Another organisation's owner sets their own organisation's retention: A untouched.
+    expect: signedIn(MANAGERS, "ok"),
+    call: () => ({ days: "400" }),
+  },
   "app/(signed-in)/organization-actions.ts#switchOrganizationAction": {
     kind: "action",
     // Switching into an organisation one is not a member of is refused as an unknown choice.
@@ -285,6 +293,12 @@ export const ACCESS_MATRIX: Record<string, Row> = {
       if (location.pathname === "/mailboxes" && location.searchParams.has("connected")) return "ok";
       return location.searchParams.get("result") === "refused" ? 403 : 400;
     },
+  },
+  "app/(signed-in)/(admin)/activity/export/route.ts#GET": {
+    kind: "route",
+    // Always the caller's own organisation's log: B's owner downloads B's.
+    expect: signedIn(AUDITORS, "ok"),
+    call: () => ({ method: "GET", path: "/activity/export?format=csv" }),
   },
   "app/api/v1/messages/route.ts#POST": {
     kind: "route",
@@ -369,6 +383,15 @@ export const ACCESS_MATRIX: Record<string, Row> = {
   "app/(signed-in)/(admin)/activity/page.tsx#default": {
     kind: "page",
     expect: signedIn(AUDITORS, "ok"),
+  },
+  "app/(signed-in)/(admin)/activity/[id]/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(AUDITORS, 404),
+    call: async (t) => ({ params: { id: await t.newAuditEvent() } }),
+  },
+  "app/(signed-in)/(admin)/activity/retention/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(MANAGERS, "ok"),
   },
   "app/(signed-in)/(admin)/members/page.tsx#default": {
     kind: "page",

@@ -10,6 +10,7 @@ export const CAN = {
   manageMembers: ["owner", "admin"],
   manageMailboxes: ["owner", "admin"],
   manageApiKeys: ["owner", "admin"],
+  manageSettings: ["owner", "admin"],
   readAudit: ["owner", "admin", "compliance"],
   send: ["owner", "admin", "sender"],
   view: ["owner", "admin", "sender", "compliance"],

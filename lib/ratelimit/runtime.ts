@@ -1,4 +1,5 @@
 import "server-only";
+import { auditRateLimitRefusal } from "@/lib/audit/refusals";
 import { env } from "@/lib/env";
 import {
   createRateLimits,
@@ -23,18 +24,46 @@ export class RateLimitedError extends Error {
 // backend would otherwise forget every count on each reload.
 const holder = globalThis as typeof globalThis & { __mailwardenRateLimits?: RateLimits };
 
+/**
+ * Every refusal of every limiter is audited (sampled: one event per limiter key per window),
+ * wherever the 429 or the form message is then made.
+ */
+function audited(limits: RateLimits): RateLimits {
+  return {
+    ...limits,
+    backend: limits.backend,
+    close: () => limits.close(),
+    get(name) {
+      const limiter = limits.get(name);
+      return {
+        ...limiter,
+        async limit(identifier, cost) {
+          const result = await limiter.limit(identifier, cost);
+          // Not awaited: a caller may hold a transaction (a token refresh does), and on PGlite's
+          // one connection a second transaction would wait for it forever.
+          if (!result.success)
+            void auditRateLimitRefusal(name, identifier, result.retryAfterSeconds);
+          return result;
+        },
+      };
+    },
+  };
+}
+
 /** The process's limiters: Upstash, then a self-hosted Redis, else in-memory (one process). */
 export function rateLimits(): RateLimits {
   if (holder.__mailwardenRateLimits) return holder.__mailwardenRateLimits;
   const e = env();
-  holder.__mailwardenRateLimits = createRateLimits({
-    upstash:
-      e.UPSTASH_REDIS_REST_URL && e.UPSTASH_REDIS_REST_TOKEN
-        ? { url: e.UPSTASH_REDIS_REST_URL, token: e.UPSTASH_REDIS_REST_TOKEN }
-        : undefined,
-    redisUrl: e.REDIS_URL,
-    overrides: e.RATE_LIMITS as LimitOverrides | undefined,
-  });
+  holder.__mailwardenRateLimits = audited(
+    createRateLimits({
+      upstash:
+        e.UPSTASH_REDIS_REST_URL && e.UPSTASH_REDIS_REST_TOKEN
+          ? { url: e.UPSTASH_REDIS_REST_URL, token: e.UPSTASH_REDIS_REST_TOKEN }
+          : undefined,
+      redisUrl: e.REDIS_URL,
+      overrides: e.RATE_LIMITS as LimitOverrides | undefined,
+    }),
+  );
   return holder.__mailwardenRateLimits;
 }
 

@@ -1,3 +1,4 @@
+import { auditRefusedApiKey } from "@/lib/audit/refusals";
 import { requestInfoFrom } from "@/lib/auth/request";
 import { verifyApiKey } from "@/lib/mail/api-keys";
 import {
@@ -67,7 +68,10 @@ export async function POST(request: Request): Promise<Response> {
   try {
     const token = bearerOf(request);
     const key = token ? await verifyApiKey(token) : null;
-    if (!key) return sendOutcomeResponse({ kind: "unauthorized" });
+    if (!key) {
+      await auditRefusedApiKey(token, requestInfoFrom(request.headers));
+      return sendOutcomeResponse({ kind: "unauthorized" });
+    }
 
     const idempotencyKey = request.headers.get("idempotency-key");
     if (idempotencyKey !== null && !IDEMPOTENCY_KEY.test(idempotencyKey)) {

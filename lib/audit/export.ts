@@ -1,0 +1,171 @@
+import "server-only";
+import { createHmac } from "node:crypto";
+import { stringify } from "csv-stringify/sync";
+import type { DbOrTx } from "@/db";
+import { type ActivityFilter, type ExportRow, iterateActivityExport } from "@/db/queries/activity";
+import { actionLabel } from "./events";
+import { auditChainKey } from "./key";
+
+// Exports of the activity log, streamed: one keyset batch is read only when the client has
+// taken the previous one (ReadableStream pull), so memory stays one batch whatever the size.
+//
+// JSON Lines is the verifiable format: one record per event with every stored field exactly as
+// the MAC covers it, and a last line that is the manifest. CSV is for spreadsheets: its cells
+// are neutralised against formula injection, so it is not byte-exact; its manifest goes into
+// the export's own audit event (audit.exported), shown on the activity page.
+
+export type ExportFormat = "csv" | "jsonl";
+
+export type ExportManifest = {
+  type: "manifest";
+  format: ExportFormat;
+  chain: string;
+  filter: Record<string, string>;
+  /** A filtered export can prove each event's MAC but not the links between them. */
+  filtered: boolean;
+  count: number;
+  sealed: number;
+  unsealed: number;
+  first: { seq: number; hash: string } | null;
+  last: { seq: number; hash: string } | null;
+  generatedAt: string;
+  /** Names the key the MACs need (a MAC of a constant under it), never the key itself. */
+  chainKeyId: string;
+};
+
+export function chainKeyId(key: Buffer): string {
+  return createHmac("sha256", key).update("mailwarden.audit.key-id.v1").digest("hex").slice(0, 16);
+}
+
+const CSV_COLUMNS = [
+  "id",
+  "seq",
+  "occurred_at",
+  "actor_type",
+  "actor_id",
+  "actor",
+  "action",
+  "action_label",
+  "target_type",
+  "target_id",
+  "outcome",
+  "ip",
+  "user_agent",
+  "metadata",
+  "prev_hash",
+  "hash",
+];
+
+function csvCells(r: ExportRow): (string | number | null)[] {
+  return [
+    r.id,
+    r.seq,
+    r.occurredAt,
+    r.actorType,
+    r.actorId,
+    r.actorLabel,
+    r.action,
+    actionLabel(r.action),
+    r.targetType,
+    r.targetId,
+    r.outcome,
+    r.ip,
+    r.userAgent,
+    r.metadata,
+    r.prevHash,
+    r.hash,
+  ];
+}
+
+/** CSV text of rows; a cell starting with =, +, -, @, a tab or a CR gets a leading quote. */
+export function toCsv(rows: (string | number | null)[][]): string {
+  return stringify(rows, { escape_formulas: true });
+}
+
+function jsonLine(r: ExportRow): string {
+  return `${JSON.stringify({ type: "event", ...r })}\n`;
+}
+
+/**
+ * The export as a byte stream. `onDone` is called once with the manifest when the last byte
+ * was taken, or with `complete: false` when the client went away first.
+ */
+export function exportStream({
+  db,
+  chain,
+  filter,
+  filterParams,
+  format,
+  batch = 1000,
+  onDone,
+}: {
+  db: DbOrTx;
+  chain: string;
+  filter: ActivityFilter;
+  filterParams: Record<string, string>;
+  format: ExportFormat;
+  batch?: number;
+  onDone?: (manifest: ExportManifest, complete: boolean) => Promise<void>;
+}): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  const batches = iterateActivityExport({ db, chain, filter, batch });
+  const manifest: ExportManifest = {
+    type: "manifest",
+    format,
+    chain,
+    filter: filterParams,
+    filtered: Object.keys(filterParams).length > 0,
+    count: 0,
+    sealed: 0,
+    unsealed: 0,
+    first: null,
+    last: null,
+    generatedAt: new Date().toISOString(),
+    chainKeyId: chainKeyId(auditChainKey()),
+  };
+  let isHeaderSent = false;
+  let isFinished = false;
+  const finish = async (complete: boolean) => {
+    if (isFinished) return;
+    isFinished = true;
+    await onDone?.(manifest, complete);
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        if (format === "csv" && !isHeaderSent) {
+          isHeaderSent = true;
+          controller.enqueue(encoder.encode(toCsv([CSV_COLUMNS])));
+          return;
+        }
+        const next = await batches.next();
+        if (next.done) {
+          if (format === "jsonl")
+            controller.enqueue(encoder.encode(`${JSON.stringify(manifest)}\n`));
+          await finish(true);
+          controller.close();
+          return;
+        }
+        for (const r of next.value) {
+          manifest.count++;
+          if (r.seq === null || r.hash === null) {
+            manifest.unsealed++;
+            continue;
+          }
+          manifest.sealed++;
+          manifest.first ??= { seq: r.seq, hash: r.hash };
+          manifest.last = { seq: r.seq, hash: r.hash };
+        }
+        const text =
+          format === "csv" ? toCsv(next.value.map(csvCells)) : next.value.map(jsonLine).join("");
+        controller.enqueue(encoder.encode(text));
+      },
+      async cancel() {
+        await batches.return(undefined);
+        await finish(false);
+      },
+    },
+    // One batch queued ahead at most: the reads follow the client's pace.
+    { highWaterMark: 1 },
+  );
+}

@@ -1,0 +1,92 @@
+import { randomUUID } from "node:crypto";
+import { and, eq } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { POST } from "@/app/api/v1/messages/route";
+import { getDb } from "@/db";
+import { auditEvents } from "@/db/schema";
+import { revokeApiKey } from "@/lib/mail/api-keys";
+import { makeApiKey } from "@/lib/mail/testing";
+import { rateLimits } from "@/lib/ratelimit/runtime";
+import { createOwner } from "@/lib/testing/factories";
+
+function post(token: string, ip: string) {
+  return POST(
+    new Request("http://localhost/api/v1/messages", {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        "x-forwarded-for": ip,
+      },
+      body: "{}",
+    }),
+  );
+}
+
+async function eventsFrom(ip: string, action: string) {
+  const db = await getDb();
+  return db
+    .select()
+    .from(auditEvents)
+    .where(and(eq(auditEvents.ip, ip), eq(auditEvents.action, action)));
+}
+
+const fakeToken = () => `mwk_${"0".repeat(4)}${randomUUID().slice(0, 8)}_${"A".repeat(43)}`;
+
+describe("refused API keys are audited, sampled per address", () => {
+  it("an unknown key: one system event per address however many tries", {
+    timeout: 120_000,
+  }, async () => {
+    const ip = `198.51.100.${Math.floor(Math.random() * 250)}-${randomUUID().slice(0, 4)}`;
+    for (let i = 0; i < 5; i++) expect((await post(fakeToken(), ip)).status).toBe(401);
+    const events = await eventsFrom(ip, "api_key.refused");
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ chain: "", orgId: null, outcome: "denied" });
+    expect(events[0]?.metadata).toMatchObject({ reason: "unknown" });
+    // The secret part never reaches the log.
+    expect(JSON.stringify(events[0])).not.toContain("A".repeat(43));
+  });
+
+  it("a revoked key: its organisation's log, naming the key", async () => {
+    const owner = await createOwner();
+    const created = await makeApiKey(owner);
+    await revokeApiKey({
+      orgId: owner.orgId,
+      actor: { userId: owner.user.id, role: "owner" },
+      keyId: created.key.id,
+      request: { ip: null, userAgent: null },
+    });
+    const ip = `revoked-${randomUUID().slice(0, 8)}`;
+    expect((await post(created.token, ip)).status).toBe(401);
+    const events = await eventsFrom(ip, "api_key.refused");
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      chain: owner.orgId,
+      targetType: "api_key",
+      targetId: created.key.id,
+    });
+    expect(events[0]?.metadata).toMatchObject({ reason: "revoked" });
+  });
+});
+
+describe("rate-limit refusals are audited once per limiter key and window", () => {
+  it("thirty tries against a limit of ten make one event, in the organisation's log", async () => {
+    const owner = await createOwner();
+    const limiter = rateLimits().get("oauthStart");
+    for (let i = 0; i < 30; i++) await limiter.limit(`org:${owner.orgId}`);
+    const db = await getDb();
+    const find = () =>
+      db
+        .select()
+        .from(auditEvents)
+        .where(
+          and(eq(auditEvents.chain, owner.orgId), eq(auditEvents.action, "rate_limit.refused")),
+        );
+    await expect.poll(async () => (await find()).length, { timeout: 10_000 }).toBeGreaterThan(0);
+    // Written without waiting for it: give stragglers a moment, then count.
+    await new Promise((r) => setTimeout(r, 500));
+    const events = await find();
+    expect(events).toHaveLength(1);
+    expect(events[0]?.metadata).toMatchObject({ limit: "oauthStart", scope: `org:${owner.orgId}` });
+  });
+});

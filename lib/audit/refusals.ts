@@ -1,0 +1,147 @@
+import "server-only";
+import { eq } from "drizzle-orm";
+import { getDb } from "@/db";
+import { apiKeys, mailboxes } from "@/db/schema";
+import type { RequestInfo } from "@/lib/auth/request";
+import { writeAuditEvent } from "./write";
+
+// Refusals anyone can cause at will (a made-up API key, a flood of requests) are audited, but
+// sampled: at most one event per address (or per limiter key) per window, carrying how many
+// refusals it stands for, so that nobody can flood the log or slow the refusal down.
+
+const REFUSED_KEY_WINDOW_MS = 60_000;
+const MAX_TRACKED = 10_000;
+const TOKEN_PREFIX = /^mwk_([0-9a-f]{12})_/;
+
+type Tracker = Map<string, { until: number; suppressed: number }>;
+
+const holder = globalThis as typeof globalThis & {
+  __mailwardenRefusals?: { keys: Tracker; limits: Tracker };
+};
+holder.__mailwardenRefusals ??= { keys: new Map(), limits: new Map() };
+const trackers = holder.__mailwardenRefusals;
+
+/**
+ * Whether this refusal is the one of its window to write; returns the refusals it stands for.
+ * The map is bounded: past MAX_TRACKED keys the oldest are forgotten (their next refusal is
+ * logged a little early, which is harmless).
+ */
+export function sampleRefusal(tracker: Tracker, key: string, windowMs: number, now = Date.now()) {
+  const seen = tracker.get(key);
+  if (seen && seen.until > now) {
+    seen.suppressed++;
+    return null;
+  }
+  if (tracker.size >= MAX_TRACKED) {
+    for (const [k, v] of tracker) {
+      if (v.until <= now || tracker.size >= MAX_TRACKED) tracker.delete(k);
+      if (tracker.size < MAX_TRACKED / 2) break;
+    }
+  }
+  tracker.set(key, { until: now + windowMs, suppressed: 0 });
+  return { suppressedBefore: seen?.suppressed ?? 0 };
+}
+
+/**
+ * Audits a bearer token the send route refused. A revoked key of an organisation goes to that
+ * organisation's log; an unknown or malformed one has no organisation: the system log. Never
+ * throws: the 401 must not depend on the log.
+ */
+export async function auditRefusedApiKey(token: string | null, request: RequestInfo) {
+  const sample = sampleRefusal(trackers.keys, request.ip ?? "unknown", REFUSED_KEY_WINDOW_MS);
+  if (!sample) return;
+  try {
+    const db = await getDb();
+    const prefix = token ? TOKEN_PREFIX.exec(token)?.[1] : undefined;
+    const [row] = prefix
+      ? await db
+          .select({ id: apiKeys.id, orgId: apiKeys.orgId, revokedAt: apiKeys.revokedAt })
+          .from(apiKeys)
+          .where(eq(apiKeys.prefix, prefix))
+          .limit(1)
+      : [];
+    const reason = !token
+      ? "missing"
+      : !prefix
+        ? "malformed"
+        : !row
+          ? "unknown"
+          : row.revokedAt
+            ? "revoked"
+            : "wrong_secret";
+    await writeAuditEvent(db, {
+      orgId: row?.orgId ?? null,
+      actor: { type: "system", label: "Unauthenticated API client" },
+      action: "api_key.refused",
+      target: row ? { type: "api_key", id: row.id } : null,
+      outcome: "denied",
+      ...request,
+      metadata: {
+        reason,
+        // Only the public prefix: never any part of the secret.
+        ...(prefix ? { prefix } : {}),
+        sampledPerAddressSeconds: REFUSED_KEY_WINDOW_MS / 1000,
+        suppressedBefore: sample.suppressedBefore,
+      },
+    });
+  } catch (error) {
+    console.error(`[mailwarden] audit of a refused API key failed: ${(error as Error).name}`);
+  }
+}
+
+async function orgOfLimiterKey(identifier: string): Promise<string | null> {
+  const colon = identifier.indexOf(":");
+  const kind = identifier.slice(0, colon);
+  const id = identifier.slice(colon + 1);
+  if (kind === "org") return id;
+  const db = await getDb();
+  if (kind === "api_key") {
+    const [row] = await db.select({ orgId: apiKeys.orgId }).from(apiKeys).where(eq(apiKeys.id, id));
+    return row?.orgId ?? null;
+  }
+  if (kind === "mailbox") {
+    const [row] = await db
+      .select({ orgId: mailboxes.orgId })
+      .from(mailboxes)
+      .where(eq(mailboxes.id, id));
+    return row?.orgId ?? null;
+  }
+  return null;
+}
+
+/**
+ * Audits a rate-limit refusal: one event per limiter key per window (until the limiter lets it
+ * through again), in the log of the organisation the key belongs to, else the system log.
+ */
+export async function auditRateLimitRefusal(
+  limit: string,
+  identifier: string,
+  retryAfterSeconds: number,
+) {
+  const sample = sampleRefusal(
+    trackers.limits,
+    `${limit}|${identifier}`,
+    Math.max(1, retryAfterSeconds) * 1000,
+  );
+  if (!sample) return;
+  try {
+    const orgId = await orgOfLimiterKey(identifier);
+    // An address or a person is personal data: the system log names only its kind.
+    const kind = identifier.slice(0, identifier.indexOf(":"));
+    await writeAuditEvent(await getDb(), {
+      orgId,
+      actor: { type: "system", label: "Rate limiter" },
+      action: "rate_limit.refused",
+      target: { type: "rate_limit", id: limit },
+      outcome: "denied",
+      metadata: {
+        limit,
+        scope: orgId || kind === "org" ? identifier : kind,
+        retryAfterSeconds,
+        suppressedBefore: sample.suppressedBefore,
+      },
+    });
+  } catch (error) {
+    console.error(`[mailwarden] audit of a rate-limit refusal failed: ${(error as Error).name}`);
+  }
+}

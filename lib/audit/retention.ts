@@ -1,0 +1,113 @@
+import "server-only";
+import { sql } from "drizzle-orm";
+import { type DbOrTx, inTransaction, openedDb, type Tx } from "@/db";
+import { findAuditPurgeCut, lockAuditChain, purgeAuditEventsThrough } from "@/db/queries/audit";
+import { listAuditRetentionSettings } from "@/db/queries/organization-settings";
+import { isoMicros, macAnchor } from "./chain";
+import { auditChainKey } from "./key";
+import { AuditChainError } from "./seal";
+import { verifyAuditChain } from "./verify";
+import { writeAuditEvent } from "./write";
+
+// Retention: each organisation may keep its audit events for a number of days. The purge cuts
+// the chain's oldest sealed events and records a MAC'd anchor (the seq and hash of the newest
+// removed event): verification starts there instead of at genesis, so what remains is still
+// checked link by link, and a cut anywhere else is still a gap.
+
+const DAY_MS = 86_400_000;
+const JOB_EVERY_MS = DAY_MS;
+
+/**
+ * Purges the chain's sealed events that occurred before `before`. Refuses a chain that does
+ * not verify (purging would hide the damage). The purge is itself an audit event, sealed in the
+ * same transaction. Returns how many events were removed.
+ */
+export async function purgeAuditChain({
+  db,
+  orgId,
+  before,
+  retentionDays,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  before: Date;
+  retentionDays?: number;
+}): Promise<number> {
+  const chain = orgId;
+  return inTransaction(db, async (tx) => {
+    await lockAuditChain({ db: tx, chain });
+    const report = await verifyAuditChain({ db: tx, chain, mode: "incremental" });
+    if (report.problem) {
+      throw new AuditChainError(
+        `audit chain "${chain}" does not verify (seq ${report.problem.seq}: ${report.problem.reason}); not purging`,
+      );
+    }
+    const cut = await findAuditPurgeCut({ db: tx, chain, before });
+    if (!cut) return 0;
+    const purgedAt = new Date();
+    const anchor = { chain, seq: cut.seq, hash: cut.hash, purgedAt: isoMicros(purgedAt) };
+    const removed = await purgeAuditEventsThrough({
+      db: tx,
+      anchor: { ...anchor, purgedAt, mac: macAnchor(auditChainKey(), anchor) },
+    });
+    await writeAuditEvent(tx, {
+      orgId,
+      actor: { type: "system", label: "Retention" },
+      action: "audit.purged",
+      outcome: "success",
+      metadata: {
+        removed,
+        before: before.toISOString(),
+        throughSeq: cut.seq,
+        anchorHash: cut.hash,
+        ...(retentionDays === undefined ? {} : { retentionDays }),
+      },
+    });
+    return removed;
+  });
+}
+
+/**
+ * Applies every organisation's retention setting. One process at a time: the others find the
+ * advisory lock taken and skip this run.
+ */
+export async function runAuditRetention({ db, now = new Date() }: { db: DbOrTx; now?: Date }) {
+  return inTransaction(db, async (tx) => {
+    const result = await tx.execute(
+      sql`select pg_try_advisory_xact_lock(hashtextextended('audit:retention', 0)) as locked`,
+    );
+    const locked = (result as unknown as { rows: { locked: boolean }[] }).rows[0]?.locked;
+    if (!locked) return null;
+    const purged: { orgId: string; removed: number }[] = [];
+    for (const setting of await listAuditRetentionSettings({ db: tx })) {
+      const days = setting.days;
+      if (days === null) continue;
+      const before = new Date(now.getTime() - days * DAY_MS);
+      try {
+        // A savepoint each: one chain that refuses leaves the others' purges standing.
+        const removed = await (tx as Tx).transaction((sp) =>
+          purgeAuditChain({ db: sp, orgId: setting.orgId, before, retentionDays: days }),
+        );
+        purged.push({ orgId: setting.orgId, removed });
+      } catch (error) {
+        console.error(`[mailwarden] audit retention: ${(error as Error).message}`);
+      }
+    }
+    return purged;
+  });
+}
+
+const holder = globalThis as typeof globalThis & { __mailwardenRetention?: NodeJS.Timeout };
+
+/** The daily job, started beside the sealer in every process; the lock picks one. */
+export function startAuditRetentionJob() {
+  if (holder.__mailwardenRetention) return;
+  holder.__mailwardenRetention = setInterval(async () => {
+    const db = await openedDb();
+    if (!db) return;
+    await runAuditRetention({ db }).catch((error: Error) => {
+      console.error(`[mailwarden] audit retention: ${error.message}`);
+    });
+  }, JOB_EVERY_MS);
+  holder.__mailwardenRetention.unref();
+}
