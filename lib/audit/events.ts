@@ -29,6 +29,11 @@ export const AUDIT_ACTIONS = [
   "mailbox.connection_tested",
   "message.refused",
   "switch.changed",
+  "privacy.request_recorded",
+  "privacy.export_downloaded",
+  "privacy.erased",
+  "privacy.erasure_refused",
+  "privacy.receipt_downloaded",
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -54,6 +59,15 @@ export type Actor =
   | { type: "api_key"; id: string; label?: string | null }
   | { type: "system"; id?: null; label?: string | null };
 
+// Metadata keys that name a person (email addresses): the writer moves them into the event's
+// `personal` column, which erasure can replace without breaking the chain. Metadata keeps none.
+export const PERSONAL_METADATA_KEYS: ReadonlySet<string> = new Set([
+  "email",
+  "address",
+  "previousAddress",
+  "returnedAddress",
+]);
+
 export type AuditInput = {
   orgId: string | null;
   actor: Actor;
@@ -63,4 +77,6 @@ export type AuditInput = {
   ip?: string | null;
   userAgent?: string | null;
   metadata?: Record<string, unknown>;
+  /** Personal values (email addresses) the event names, kept apart from metadata. */
+  personal?: Record<string, unknown>;
 };
