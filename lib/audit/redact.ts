@@ -48,6 +48,36 @@ function replaceDeep(value: unknown, replace: (text: string) => string): unknown
   return value;
 }
 
+export type PersonalReplacement = {
+  id: number;
+  actorLabel: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  personal: Record<string, unknown>;
+};
+
+/**
+ * The one way personal fields of sealed events change (erasure now, retention later): the
+ * replacement is stored, marked erased at `erasedAt` and vouched for by an erasure MAC; the
+ * chained hash, which covers only `personal_mac`, is untouched. Callers hold the chain lock.
+ * Returns how many events changed.
+ */
+export async function replacePersonalFields(
+  tx: DbOrTx,
+  { rows, erasedAt }: { rows: PersonalReplacement[]; erasedAt: Date },
+): Promise<number> {
+  const key = auditChainKey();
+  const stored = await replaceAuditPersonalFields({ db: tx, erasedAt, rows });
+  await setAuditErasureMacs({
+    db: tx,
+    macs: stored.map((row) => ({
+      id: row.id,
+      mac: macErasedPersonal(key, { ...row, personalMac: row.personalMac ?? "" }),
+    })),
+  });
+  return stored.length;
+}
+
 /**
  * Replaces a person in one chain's events: as actor, the label becomes their pseudonym and the
  * IP address and user agent go; anywhere in `personal` (an address a message or invitation
@@ -64,7 +94,6 @@ export async function erasePersonFromAuditChain(
   do {
     sealed = await sealChainInTransaction(tx, chain);
   } while (sealed === SEAL_BATCH);
-  const key = auditChainKey();
   const pseudonym = pseudonymOf(person.email);
   const replace = replacerFor(person, pseudonym);
   let afterId = 0;
@@ -80,7 +109,7 @@ export async function erasePersonFromAuditChain(
     });
     if (rows.length === 0) break;
     afterId = rows.at(-1)?.id ?? afterId;
-    const replaced = rows.map((row) => {
+    const replaced = rows.map((row): PersonalReplacement => {
       const isActor = person.userId !== null && row.actorId === person.userId;
       const label = row.actorLabel === null ? null : replace(row.actorLabel);
       return {
@@ -91,15 +120,8 @@ export async function erasePersonFromAuditChain(
         personal: replaceDeep(row.personal, replace) as Record<string, unknown>,
       };
     });
-    const stored = await replaceAuditPersonalFields({ db: tx, erasedAt, rows: replaced });
-    await setAuditErasureMacs({
-      db: tx,
-      macs: stored.map((row) => ({
-        id: row.id,
-        mac: macErasedPersonal(key, { ...row, personalMac: row.personalMac ?? "" }),
-      })),
-    });
-    changed += stored.length;
+    const stored = await replacePersonalFields(tx, { rows: replaced, erasedAt });
+    changed += stored;
     if (rows.length < REDACT_BATCH) break;
   }
   return changed;
