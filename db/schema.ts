@@ -124,7 +124,10 @@ export const invitations = pgTable(
 export const auditOutcomeEnum = pgEnum("audit_outcome", ["success", "failure", "denied"]);
 
 // seq, prev_hash and hash stay null until the sealer (lib/audit/seal.ts) places the row in its
-// chain; id is the insertion order the sealer follows.
+// chain; id is the insertion order the sealer follows. Personal data (actor label, ip, user agent
+// and `personal`: the email addresses an event names) is kept apart from `metadata`: the chain
+// commits to `personal_mac`, a keyed hash of it, so erasure can replace it with pseudonyms
+// (`personal_erased_at`, vouched for by `personal_erased_mac`) and the chain still verifies.
 export const auditEvents = pgTable(
   "audit_events",
   {
@@ -143,6 +146,10 @@ export const auditEvents = pgTable(
     ip: text("ip"),
     userAgent: text("user_agent"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
+    personal: jsonb("personal").$type<Record<string, unknown>>().notNull().default({}),
+    personalMac: text("personal_mac"),
+    personalErasedAt: timestamp("personal_erased_at", { withTimezone: true }),
+    personalErasedMac: text("personal_erased_mac"),
     prevHash: text("prev_hash"),
     hash: text("hash"),
   },
@@ -208,6 +215,37 @@ export const organizationSettings = pgTable("organization_settings", {
   auditRetentionDays: integer("audit_retention_days"),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
+// ---- Data subject requests: access/portability exports and erasures, with their receipts ----
+
+export const dataRequestKindEnum = pgEnum("data_request_kind", ["export", "erasure"]);
+export const dataRequestStatusEnum = pgEnum("data_request_status", [
+  "open",
+  "completed",
+  "refused",
+]);
+
+// `subject_email` is who the request is about; an erasure replaces it (and every other request of
+// the organisation naming that address) with the person's pseudonym. `receipt` is what was done.
+export const dataRequests = pgTable(
+  "data_requests",
+  {
+    id: id(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    kind: dataRequestKindEnum("kind").notNull(),
+    subjectEmail: text("subject_email").notNull(),
+    requestedBy: text("requested_by").references(() => users.id, { onDelete: "set null" }),
+    receivedAt: timestamp("received_at", { withTimezone: true }).notNull(),
+    dueAt: timestamp("due_at", { withTimezone: true }).notNull(),
+    status: dataRequestStatusEnum("status").notNull().default("open"),
+    completedAt: timestamp("completed_at", { withTimezone: true }),
+    completedBy: text("completed_by").references(() => users.id, { onDelete: "set null" }),
+    receipt: jsonb("receipt").$type<Record<string, unknown>>(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("data_requests_org_due_idx").on(t.orgId, t.status, t.dueAt)],
+);
 
 // ---- Incident switches: global (org_id null) or per organisation ----
 
@@ -396,3 +434,4 @@ export type Mailbox = typeof mailboxes.$inferSelect;
 export type OAuthTransaction = typeof oauthTransactions.$inferSelect;
 export type ApiKey = typeof apiKeys.$inferSelect;
 export type Message = typeof messages.$inferSelect;
+export type DataRequest = typeof dataRequests.$inferSelect;

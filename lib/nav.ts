@@ -19,7 +19,9 @@ export const NAV: NavItem[] = [
   { href: "/demo-inbox", label: "Demo inbox", permission: "view", demoOnly: true },
   { href: "/members", label: "Members", permission: "manageMembers" },
   { href: "/activity", label: "Activity log", permission: "readAudit" },
+  { href: "/privacy", label: "Data requests", permission: "handlePrivacy" },
   { href: "/invitations", label: "Invitations", permission: "view" },
+  { href: "/profile", label: "Your data", permission: "view" },
 ];
 
 export function navFor(

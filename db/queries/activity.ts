@@ -221,6 +221,7 @@ export async function getActivityEvent({
       ...storedEvent,
       occurredAtDate: auditEvents.occurredAt,
       metadataObject: auditEvents.metadata,
+      personalObject: auditEvents.personal,
       seq: auditEvents.seq,
       prevHash: auditEvents.prevHash,
       hash: auditEvents.hash,
@@ -387,6 +388,10 @@ export type ExportRow = {
   ip: string | null;
   userAgent: string | null;
   metadata: string;
+  personal: string;
+  personalMac: string | null;
+  personalErasedAt: string | null;
+  personalErasedMac: string | null;
   seq: number | null;
   prevHash: string | null;
   hash: string | null;

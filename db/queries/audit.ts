@@ -25,6 +25,12 @@ export const storedEvent = {
   ip: auditEvents.ip,
   userAgent: auditEvents.userAgent,
   metadata: sql<string>`${auditEvents.metadata}::text`,
+  personal: sql<string>`${auditEvents.personal}::text`,
+  personalMac: auditEvents.personalMac,
+  personalErasedAt: sql<
+    string | null
+  >`case when ${auditEvents.personalErasedAt} is null then null else ${exactTime(auditEvents.personalErasedAt)} end`,
+  personalErasedMac: auditEvents.personalErasedMac,
 };
 
 export async function listAuditEvents({
@@ -118,17 +124,19 @@ export async function sealAuditEvents({
   seals,
 }: {
   db: DbOrTx;
-  seals: { id: number; seq: number; prevHash: string; hash: string }[];
+  seals: { id: number; seq: number; prevHash: string; hash: string; personalMac: string }[];
 }) {
   if (seals.length === 0) return 0;
   const values = sql.join(
-    seals.map((s) => sql`(${s.id}::bigint, ${s.seq}::integer, ${s.prevHash}, ${s.hash})`),
+    seals.map(
+      (s) => sql`(${s.id}::bigint, ${s.seq}::integer, ${s.prevHash}, ${s.hash}, ${s.personalMac})`,
+    ),
     sql`, `,
   );
   const rows = await db.execute(sql`
     update audit_events as e
-    set seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
-    from (values ${values}) as v(id, seq, prev_hash, hash)
+    set seq = v.seq, prev_hash = v.prev_hash, hash = v.hash, personal_mac = v.personal_mac
+    from (values ${values}) as v(id, seq, prev_hash, hash, personal_mac)
     where e.id = v.id and e.seq is null
     returning e.id`);
   return rowsOf(rows).length;
@@ -358,4 +366,111 @@ export async function purgeAuditEventsThrough({
 function rowsOf(result: unknown): Record<string, unknown>[] {
   // Both drivers answer a raw execute() with { rows }.
   return (result as { rows: Record<string, unknown>[] }).rows;
+}
+
+// ---- Replacing personal fields (erasure, retention) ----
+
+/** Sealed events of a chain that name a person: as actor (id or label) or anywhere in `personal`. */
+export async function listAuditEventsNaming({
+  db,
+  chain,
+  userId,
+  email,
+  afterId,
+  limit,
+}: {
+  db: DbOrTx;
+  chain: string;
+  userId: string | null;
+  email: string;
+  afterId: number;
+  limit: number;
+}) {
+  const needle = email.toLowerCase();
+  return db
+    .select({
+      id: auditEvents.id,
+      actorId: auditEvents.actorId,
+      actorLabel: auditEvents.actorLabel,
+      ip: auditEvents.ip,
+      userAgent: auditEvents.userAgent,
+      personal: auditEvents.personal,
+    })
+    .from(auditEvents)
+    .where(
+      and(
+        eq(auditEvents.chain, chain),
+        gt(auditEvents.id, afterId),
+        isNotNull(auditEvents.seq),
+        sql`(${userId === null ? sql`false` : sql`${auditEvents.actorId} = ${userId}`}
+          or strpos(lower(coalesce(${auditEvents.actorLabel}, '')), ${needle}) > 0
+          or strpos(lower(${auditEvents.personal}::text), ${needle}) > 0)`,
+      ),
+    )
+    .orderBy(asc(auditEvents.id))
+    .limit(limit);
+}
+
+/**
+ * Replaces the personal fields of sealed events and marks them erased at `erasedAt`; returns the
+ * fields as stored (jsonb's text form, the time to the microsecond), which the erasure MAC covers.
+ */
+export async function replaceAuditPersonalFields({
+  db,
+  erasedAt,
+  rows,
+}: {
+  db: DbOrTx;
+  erasedAt: Date;
+  rows: {
+    id: number;
+    actorLabel: string | null;
+    ip: string | null;
+    userAgent: string | null;
+    personal: Record<string, unknown>;
+  }[];
+}) {
+  if (rows.length === 0) return [];
+  const values = sql.join(
+    rows.map(
+      (r) =>
+        sql`(${r.id}::bigint, ${r.actorLabel}::text, ${r.ip}::text, ${r.userAgent}::text, ${JSON.stringify(r.personal)}::jsonb)`,
+    ),
+    sql`, `,
+  );
+  const result = await db.execute(sql`
+    update audit_events as e
+    set actor_label = v.actor_label, ip = v.ip, user_agent = v.user_agent,
+      personal = v.personal, personal_erased_at = ${erasedAt}, personal_erased_mac = null
+    from (values ${values}) as v(id, actor_label, ip, user_agent, personal)
+    where e.id = v.id and e.seq is not null
+    returning e.id, e.actor_label, e.ip, e.user_agent, e.personal::text as personal,
+      e.personal_mac,
+      to_char(e.personal_erased_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as erased_at`);
+  return rowsOf(result).map((r) => ({
+    id: Number(r.id),
+    actorLabel: (r.actor_label as string | null) ?? null,
+    ip: (r.ip as string | null) ?? null,
+    userAgent: (r.user_agent as string | null) ?? null,
+    personal: String(r.personal),
+    personalMac: (r.personal_mac as string | null) ?? null,
+    personalErasedAt: String(r.erased_at),
+  }));
+}
+
+export async function setAuditErasureMacs({
+  db,
+  macs,
+}: {
+  db: DbOrTx;
+  macs: { id: number; mac: string }[];
+}) {
+  if (macs.length === 0) return;
+  const values = sql.join(
+    macs.map((m) => sql`(${m.id}::bigint, ${m.mac}::text)`),
+    sql`, `,
+  );
+  await db.execute(sql`
+    update audit_events as e set personal_erased_mac = v.mac
+    from (values ${values}) as v(id, mac) where e.id = v.id`);
 }

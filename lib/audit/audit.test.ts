@@ -106,4 +106,29 @@ describe("audit hash chain", () => {
       .limit(1);
     expect(row?.metadata).toEqual({ scope: "mail.send" });
   });
+
+  it("keeps addresses out of metadata, in the personal fields the chain commits to by MAC", async () => {
+    const db = await getDb();
+    const { user, orgId } = await createOwner();
+    const { id } = await writeAuditEvent(db, {
+      orgId,
+      actor: { type: "user", id: user.id, label: user.email },
+      action: "member.invited",
+      outcome: "success",
+      metadata: { email: "invitee@example.test", role: "sender" },
+    });
+    const [row] = await db
+      .select({
+        metadata: auditEvents.metadata,
+        personal: auditEvents.personal,
+        personalMac: auditEvents.personalMac,
+      })
+      .from(auditEvents)
+      .where(eq(auditEvents.id, id));
+    expect(row).toMatchObject({
+      metadata: { role: "sender" },
+      personal: { email: "invitee@example.test" },
+    });
+    expect(row?.personalMac).toMatch(/^[0-9a-f]{64}$/);
+  });
 });

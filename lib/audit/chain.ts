@@ -3,6 +3,13 @@ import { createHmac } from "node:crypto";
 // Pure: the keyed hash of an event, a checkpoint and a chain head. Every input is exactly what
 // the database stores, read back as text (occurred_at to the microsecond, metadata as jsonb's
 // own text form), so changing any stored byte changes the MAC.
+//
+// An event's personal fields (actor label, IP, user agent, `personal`) are not chained
+// themselves: the chain commits to `personal_mac`, a keyed hash of them, so that erasure and
+// retention can replace them without breaking the chain. While they are present they are checked
+// against `personal_mac`; once replaced, against `personal_erased_mac`, a keyed hash of the
+// replacement written by the erasure. Without the key neither can be forged, so someone with
+// database access alone can neither edit personal fields nor pass an edit off as an erasure.
 
 export const GENESIS_HASH = "0".repeat(64);
 
@@ -25,6 +32,11 @@ export type StoredEvent = {
   ip: string | null;
   userAgent: string | null;
   metadata: string;
+  /** jsonb's own text form of the `personal` column. */
+  personal: string;
+  personalMac: string | null;
+  personalErasedAt: string | null;
+  personalErasedMac: string | null;
 };
 
 export type SealedEvent = StoredEvent & { seq: number; prevHash: string; hash: string };
@@ -34,12 +46,49 @@ function mac(key: Buffer, parts: unknown[]): string {
   return createHmac("sha256", key).update(JSON.stringify(parts)).digest("hex");
 }
 
-export function hashEvent(
+export type PersonalFields = {
+  actorLabel: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  personal: string;
+};
+
+/** What the chain commits to instead of the personal fields; the id keeps equal values apart. */
+export function macPersonal(key: Buffer, event: PersonalFields & { id: number }): string {
+  return mac(key, [
+    "mailwarden.audit.personal.v1",
+    event.id,
+    event.actorLabel,
+    event.ip,
+    event.userAgent,
+    event.personal,
+  ]);
+}
+
+/** Vouches for the replacement of the personal fields of one event, written by erasure. */
+export function macErasedPersonal(
   key: Buffer,
-  event: StoredEvent & { seq: number; prevHash: string },
+  event: PersonalFields & { id: number; personalMac: string; personalErasedAt: string },
 ): string {
   return mac(key, [
-    "mailwarden.audit.event.v2",
+    "mailwarden.audit.personal.erased.v1",
+    event.id,
+    event.personalMac,
+    event.personalErasedAt,
+    event.actorLabel,
+    event.ip,
+    event.userAgent,
+    event.personal,
+  ]);
+}
+
+/** The chained hash: every stored field except the personal ones, which `personalMac` stands for. */
+export function hashEvent(
+  key: Buffer,
+  event: Omit<StoredEvent, "personalMac"> & { personalMac: string; seq: number; prevHash: string },
+): string {
+  return mac(key, [
+    "mailwarden.audit.event.v3",
     event.id,
     event.chain,
     event.seq,
@@ -47,16 +96,28 @@ export function hashEvent(
     event.occurredAt,
     event.actorType,
     event.actorId,
-    event.actorLabel,
     event.action,
     event.targetType,
     event.targetId,
     event.outcome,
-    event.ip,
-    event.userAgent,
     event.metadata,
+    event.personalMac,
     event.prevHash,
   ]);
+}
+
+/** Whether the personal fields are the ones sealed, or an erasure the key vouches for. */
+export function personalFieldsIntact(key: Buffer, event: StoredEvent): boolean {
+  if (event.personalMac === null) return false;
+  if (event.personalErasedAt === null) {
+    return event.personalErasedMac === null && macPersonal(key, event) === event.personalMac;
+  }
+  const expected = macErasedPersonal(key, {
+    ...event,
+    personalMac: event.personalMac,
+    personalErasedAt: event.personalErasedAt,
+  });
+  return expected === event.personalErasedMac;
 }
 
 export type Checkpoint = { chain: string; seq: number; hash: string; createdAt: string };
@@ -125,11 +186,21 @@ export function checkRun(
         problem: { ...at, reason: `prev_hash does not match the hash of seq ${cursor.seq}` },
       };
     }
-    if (hashEvent(key, event) !== event.hash) {
+    if (
+      event.personalMac === null ||
+      hashEvent(key, { ...event, personalMac: event.personalMac }) !== event.hash
+    ) {
       return {
         cursor,
         problem: { ...at, reason: "hash does not match the stored fields (edited)" },
       };
+    }
+    if (!personalFieldsIntact(key, event)) {
+      const reason =
+        event.personalErasedAt === null
+          ? "personal fields do not match their MAC (edited)"
+          : "erased personal fields do not match their erasure MAC (edited)";
+      return { cursor, problem: { ...at, reason } };
     }
     cursor = { seq: event.seq, hash: event.hash };
   }

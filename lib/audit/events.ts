@@ -34,6 +34,11 @@ export const AUDIT_ACTIONS = [
   "audit.exported",
   "audit.purged",
   "settings.retention_changed",
+  "privacy.request_recorded",
+  "privacy.export_downloaded",
+  "privacy.erased",
+  "privacy.erasure_refused",
+  "privacy.receipt_downloaded",
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -69,6 +74,11 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   "mailbox.connection_tested": "Mailbox connection tested",
   "message.refused": "Message refused",
   "switch.changed": "Incident switch changed",
+  "privacy.request_recorded": "Data request recorded",
+  "privacy.export_downloaded": "Personal data exported",
+  "privacy.erased": "Personal data erased",
+  "privacy.erasure_refused": "Erasure refused",
+  "privacy.receipt_downloaded": "Erasure receipt downloaded",
   "api_key.refused": "API key refused",
   "rate_limit.refused": "Rate limit reached",
   "audit.exported": "Activity log exported",
@@ -107,6 +117,15 @@ export type Actor =
   | { type: "api_key"; id: string; label?: string | null }
   | { type: "system"; id?: null; label?: string | null };
 
+// Metadata keys that name a person (email addresses): the writer moves them into the event's
+// `personal` column, which erasure can replace without breaking the chain. Metadata keeps none.
+export const PERSONAL_METADATA_KEYS: ReadonlySet<string> = new Set([
+  "email",
+  "address",
+  "previousAddress",
+  "returnedAddress",
+]);
+
 export type AuditInput = {
   orgId: string | null;
   actor: Actor;
@@ -116,4 +135,6 @@ export type AuditInput = {
   ip?: string | null;
   userAgent?: string | null;
   metadata?: Record<string, unknown>;
+  /** Personal values (email addresses) the event names, kept apart from metadata. */
+  personal?: Record<string, unknown>;
 };

@@ -52,6 +52,7 @@ const CSV_COLUMNS = [
   "ip",
   "user_agent",
   "metadata",
+  "personal",
   "prev_hash",
   "hash",
 ];
@@ -72,6 +73,7 @@ function csvCells(r: ExportRow): (string | number | null)[] {
     r.ip,
     r.userAgent,
     r.metadata,
+    r.personal,
     r.prevHash,
     r.hash,
   ];

@@ -34,7 +34,7 @@ async function sealedChain() {
       outcome: "success",
       ip: "203.0.113.7",
       userAgent: "curl/8.0",
-      metadata: { n, mailbox: "box" },
+      metadata: { n, mailbox: "box", email: "person@example.test" },
     });
   }
   await sealPending({ db, chain: owner.orgId });
@@ -75,6 +75,14 @@ const COLUMNS: { column: string; type: string; tamper: (other: string) => string
   { column: "ip", type: "text", tamper: () => "'203.0.113.8'" },
   { column: "user_agent", type: "text", tamper: () => flip("user_agent") },
   { column: "metadata", type: "jsonb", tamper: () => `jsonb_set(metadata, '{n}', '3')` },
+  {
+    column: "personal",
+    type: "jsonb",
+    tamper: () => `jsonb_set(personal, '{email}', '"someone@example.test"')`,
+  },
+  { column: "personal_mac", type: "text", tamper: () => flip("personal_mac") },
+  // Passing an edit off as an erasure needs the key.
+  { column: "personal_erased_at", type: "timestamptz", tamper: () => "now()" },
   { column: "prev_hash", type: "text", tamper: () => flip("prev_hash") },
   { column: "hash", type: "text", tamper: () => flip("hash") },
 ];
@@ -105,7 +113,7 @@ describe("audit chain verification", () => {
     }
 
     await query(
-      `update audit_events set ${c.column} = '${original?.v}'::${c.type} where id = ${changed?.id}`,
+      `update audit_events set ${c.column} = ${original?.v == null ? "null" : `'${original.v}'`}::${c.type} where id = ${changed?.id}`,
     );
     expect((await verifyAuditChain({ db, chain: orgId, mode: "full" })).problem).toBeNull();
   });
@@ -268,7 +276,7 @@ describe("npm run audit:verify", () => {
     const after = collect();
     expect(await verifyAllAuditChains({ db, chain: orgId, out: after, err: collect() })).toBe(1);
     expect(after.text()).toContain(
-      `BROKEN chain ${orgId} seq 2 (event id ${middle.id}): hash does not match`,
+      `BROKEN chain ${orgId} seq 2 (event id ${middle.id}): personal fields do not match`,
     );
   });
 

@@ -17,6 +17,7 @@ import {
   isoMicros,
   macCheckpoint,
   macHead,
+  macPersonal,
 } from "./chain";
 import { auditChainKey } from "./key";
 
@@ -63,13 +64,21 @@ export async function sealChainInTransaction(
   const events = await listUnsealedAuditEvents({ db: tx, chain, limit });
   if (events.length === 0) return 0;
   const now = new Date();
-  const seals: { id: number; seq: number; prevHash: string; hash: string }[] = [];
+  const seals: {
+    id: number;
+    seq: number;
+    prevHash: string;
+    hash: string;
+    personalMac: string;
+  }[] = [];
   const checkpoints: { chain: string; seq: number; hash: string; createdAt: Date; mac: string }[] =
     [];
   for (const event of events) {
     const seq = cursor.seq + 1;
-    const hash = hashEvent(key, { ...event, seq, prevHash: cursor.hash });
-    seals.push({ id: event.id, seq, prevHash: cursor.hash, hash });
+    // The personal fields are committed to as a keyed hash, so erasure can replace them later.
+    const personalMac = macPersonal(key, event);
+    const hash = hashEvent(key, { ...event, personalMac, seq, prevHash: cursor.hash });
+    seals.push({ id: event.id, seq, prevHash: cursor.hash, hash, personalMac });
     if (seq % CHECKPOINT_EVERY === 0) {
       const mac = macCheckpoint(key, { chain, seq, hash, createdAt: isoMicros(now) });
       checkpoints.push({ chain, seq, hash, createdAt: now, mac });

@@ -1,15 +1,16 @@
 import "server-only";
 import fs from "node:fs";
 import readline from "node:readline";
-import { hashEvent, type SealedEvent } from "./chain";
+import { hashEvent, personalFieldsIntact, type SealedEvent } from "./chain";
 import { chainKeyId, type ExportManifest } from "./export";
 
 type Output = { write: (text: string) => void };
 
-type ExportedEvent = Omit<SealedEvent, "seq" | "prevHash" | "hash"> & {
+type ExportedEvent = Omit<SealedEvent, "seq" | "prevHash" | "hash" | "personalMac"> & {
   seq: number | null;
   prevHash: string | null;
   hash: string | null;
+  personalMac: string | null;
 };
 
 /**
@@ -60,21 +61,26 @@ export async function verifyExportFile({
     if (record.type !== "event") return broken(lineNo, "neither an event nor the manifest");
     count++;
     const { type: _type, ...event } = record as unknown as ExportedEvent & { type: string };
-    if (event.seq === null || event.hash === null || event.prevHash === null) continue;
+    const { seq, hash, prevHash, personalMac } = event;
+    if (seq === null || hash === null || prevHash === null || personalMac === null) continue;
     sealed++;
-    const at = `line ${lineNo} (event id ${event.id}, seq ${event.seq})`;
-    if (hashEvent(key, { ...event, seq: event.seq, prevHash: event.prevHash }) !== event.hash) {
+    const at = `line ${lineNo} (event id ${event.id}, seq ${seq})`;
+    const chained = { ...event, seq, prevHash, personalMac };
+    if (hashEvent(key, chained) !== hash) {
       return broken(at, "hash does not match the event's fields (edited, or another key)");
     }
+    if (!personalFieldsIntact(key, chained)) {
+      return broken(at, "personal fields do not match their MAC (edited)");
+    }
     if (previous && linkProblem === null) {
-      if (event.seq !== previous.seq + 1) {
+      if (seq !== previous.seq + 1) {
         linkProblem = `${at}: follows seq ${previous.seq} (events missing or out of order)`;
-      } else if (event.prevHash !== previous.hash) {
+      } else if (prevHash !== previous.hash) {
         linkProblem = `${at}: prev_hash does not match the event before it`;
       }
     }
-    first ??= { seq: event.seq, hash: event.hash };
-    previous = { seq: event.seq, hash: event.hash };
+    first ??= { seq, hash };
+    previous = { seq, hash };
   }
   if (!manifest) return broken("end of file", "no manifest: the export was cut short");
   const m = manifest;

@@ -1,7 +1,7 @@
 import "server-only";
 import { type DbOrTx, inTransaction } from "@/db";
 import { insertAuditEvent } from "@/db/queries/audit";
-import { type AuditInput, isHighVolume } from "./events";
+import { type AuditInput, isHighVolume, PERSONAL_METADATA_KEYS } from "./events";
 import { SEAL_BATCH, sealChainInTransaction } from "./seal";
 import { nudgeAuditSealer } from "./sealer";
 
@@ -12,6 +12,16 @@ function scrub(metadata: Record<string, unknown> = {}): Record<string, unknown> 
   return Object.fromEntries(
     Object.entries(metadata).filter(([key, value]) => !SECRET_KEY.test(key) && value !== undefined),
   );
+}
+
+// Personal values go to their own column whatever the caller named them under.
+function split(input: AuditInput) {
+  const metadata: Record<string, unknown> = {};
+  const personal: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(scrub(input.metadata))) {
+    (PERSONAL_METADATA_KEYS.has(key) ? personal : metadata)[key] = value;
+  }
+  return { metadata, personal: { ...personal, ...scrub(input.personal) } };
 }
 
 /**
@@ -37,7 +47,7 @@ export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
     outcome: input.outcome,
     ip: input.ip ?? null,
     userAgent: input.userAgent?.slice(0, 512) ?? null,
-    metadata: scrub(input.metadata),
+    ...split(input),
   };
   if (isHighVolume(input.action)) {
     const row = await insertAuditEvent({ db, values });

@@ -9,6 +9,7 @@ import { insertMembership, upsertInvitation } from "@/db/queries/organizations";
 import {
   apiKeys,
   auditEvents,
+  dataRequests,
   invitations,
   mailboxes,
   memberships,
@@ -244,6 +245,27 @@ function targetFor(caller: Caller): Target {
       });
       return String(row.id);
     },
+    newDataRequest: async (kind, { completed = false } = {}) => {
+      // About a fresh member, whom an erasure may take away without disturbing the fixtures.
+      const subject = await addMember(a, "sender");
+      const now = new Date();
+      const [row] = await (await getDb())
+        .insert(dataRequests)
+        .values({
+          orgId: a.orgId,
+          kind,
+          subjectEmail: subject.user.email ?? "",
+          requestedBy: a.owner.user.id,
+          receivedAt: now,
+          dueAt: new Date(now.getTime() + 30 * 86_400_000),
+          ...(completed
+            ? { status: "completed", completedAt: now, receipt: { kind, matrix: true } }
+            : {}),
+        })
+        .returning({ id: dataRequests.id });
+      if (!row) throw new Error("data request insert returned nothing");
+      return row.id;
+    },
   };
 }
 
@@ -264,6 +286,7 @@ function ghostTarget(): Target {
       `${env().APP_URL}/api/oauth/demo/callback?code=${randomUUID()}&state=${randomUUID()}`,
     newEmail: () => `new-${randomUUID().slice(0, 8)}@example.test`,
     newAuditEvent: async () => String(9_000_000_000 + Math.floor(Math.random() * 1_000_000)),
+    newDataRequest: id,
   };
 }
 
@@ -319,6 +342,11 @@ async function snapshot(orgId: string) {
       .from(switches)
       .where(eq(switches.orgId, orgId))
       .orderBy(asc(switches.id)),
+    dataRequests: await db
+      .select()
+      .from(dataRequests)
+      .where(eq(dataRequests.orgId, orgId))
+      .orderBy(asc(dataRequests.id)),
   };
 }
 type Snapshot = Awaited<ReturnType<typeof snapshot>>;

@@ -67,6 +67,8 @@ export type Target = {
   newEmail(): string;
   /** An event in A's audit log: its id. */
   newAuditEvent(): Promise<string>;
+  /** A data request of A about a fresh member of A; completed ones carry a receipt. */
+  newDataRequest(kind: "export" | "erasure", options?: { completed?: boolean }): Promise<string>;
 };
 
 type Form = Record<string, string | string[]>;
@@ -106,6 +108,7 @@ const MANAGERS: Roles = { owner: "ok", admin: "ok", sender: 403, compliance: 403
 const SENDERS: Roles = { owner: "ok", admin: "ok", sender: "ok", compliance: 403 };
 const AUDITORS: Roles = { owner: "ok", admin: "ok", sender: 403, compliance: "ok" };
 const EVERYONE: Roles = { owner: "ok", admin: "ok", sender: "ok", compliance: "ok" };
+const PRIVACY: Roles = { owner: "ok", admin: 403, sender: 403, compliance: "ok" };
 const REDIRECT_MANAGERS: Roles = {
   owner: "redirect",
   admin: "redirect",
@@ -227,6 +230,26 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     call: async (t) => ({ orgId: await t.newOrganizationOfMine() }),
   },
 
+  // ---- Data requests ----
+  "app/(signed-in)/(admin)/privacy/actions.ts#recordRequestAction": {
+    kind: "action",
+    // Recording sends the officer to the new request; B's owner records one in B, A untouched.
+    expect: signedIn(
+      { owner: "redirect", admin: 403, sender: 403, compliance: "redirect" },
+      "redirect",
+    ),
+    call: (t) => ({
+      kind: "export",
+      email: t.newEmail(),
+      receivedOn: new Date().toISOString().slice(0, 10),
+    }),
+  },
+  "app/(signed-in)/(admin)/privacy/actions.ts#eraseAction": {
+    kind: "action",
+    expect: signedIn(PRIVACY, 404),
+    call: async (t) => ({ requestId: await t.newDataRequest("erasure"), confirm: "erase" }),
+  },
+
   // ---- Route handlers ----
   "app/api/health/route.ts#GET": {
     kind: "route",
@@ -321,6 +344,29 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     }),
   },
 
+  "app/(signed-in)/(admin)/privacy/[requestId]/export/route.ts#GET": {
+    kind: "route",
+    expect: signedIn(PRIVACY, 404),
+    call: async (t) => {
+      const requestId = await t.newDataRequest("export");
+      return { method: "GET", path: `/privacy/${requestId}/export`, params: { requestId } };
+    },
+  },
+  "app/(signed-in)/(admin)/privacy/[requestId]/receipt/route.ts#GET": {
+    kind: "route",
+    expect: signedIn(PRIVACY, 404),
+    call: async (t) => {
+      const requestId = await t.newDataRequest("erasure", { completed: true });
+      return { method: "GET", path: `/privacy/${requestId}/receipt`, params: { requestId } };
+    },
+  },
+  "app/(signed-in)/(dashboard)/profile/export/route.ts#GET": {
+    kind: "route",
+    // Everyone's own data only: B's owner gets B's, nothing of A.
+    expect: signedIn(EVERYONE, "ok"),
+    call: () => ({ method: "GET", path: "/profile/export" }),
+  },
+
   // ---- Inline server actions ----
   "app/(auth)/sign-in/page.tsx#signInWith": {
     kind: "inline",
@@ -396,5 +442,18 @@ export const ACCESS_MATRIX: Record<string, Row> = {
   "app/(signed-in)/(admin)/members/page.tsx#default": {
     kind: "page",
     expect: signedIn(MANAGERS, "ok"),
+  },
+  "app/(signed-in)/(admin)/privacy/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(PRIVACY, "ok"),
+  },
+  "app/(signed-in)/(admin)/privacy/[requestId]/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(PRIVACY, 404),
+    call: async (t) => ({ params: { requestId: await t.newDataRequest("erasure") } }),
+  },
+  "app/(signed-in)/(dashboard)/profile/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(EVERYONE, "ok"),
   },
 };

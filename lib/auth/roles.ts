@@ -12,6 +12,9 @@ export const CAN = {
   manageApiKeys: ["owner", "admin"],
   manageSettings: ["owner", "admin"],
   readAudit: ["owner", "admin", "compliance"],
+  // Data subject exports and erasures: a compliance duty, not an administrator's. Admins manage
+  // people and mailboxes but do not read or erase a person's whole record.
+  handlePrivacy: ["owner", "compliance"],
   send: ["owner", "admin", "sender"],
   view: ["owner", "admin", "sender", "compliance"],
 } as const satisfies Record<string, readonly Role[]>;

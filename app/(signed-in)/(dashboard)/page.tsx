@@ -1,6 +1,8 @@
 import Link from "next/link";
 import { PageHeader } from "@/components/page-header";
 import { Card } from "@/components/ui/card";
+import { getDb } from "@/db";
+import { countOverdueDataRequests } from "@/db/queries/privacy";
 import { hasPermission, type Permission, ROLE_LABELS } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
 import { env } from "@/lib/env";
@@ -37,12 +39,27 @@ export default async function OverviewPage() {
   const ctx = await requirePermission("view", "/");
   const { isDemo } = env();
   const steps = STEPS.filter((step) => hasPermission(ctx.role, step.permission));
+  const overdue = hasPermission(ctx.role, "handlePrivacy")
+    ? await countOverdueDataRequests({ db: await getDb(), orgId: ctx.orgId })
+    : 0;
   return (
     <>
       <PageHeader
         title="Overview"
         description={`${ctx.orgName} — you are ${ROLE_LABELS[ctx.role]}.`}
       />
+      {overdue > 0 && (
+        <p
+          role="alert"
+          className="mb-4 rounded-md border border-red-300 bg-red-50 p-3 text-red-800 text-sm"
+        >
+          {overdue} data {overdue === 1 ? "request is" : "requests are"} overdue:{" "}
+          <Link className="underline" href="/privacy">
+            answer them
+          </Link>
+          .
+        </p>
+      )}
       <div className="grid gap-4 md:grid-cols-2">
         <Card>
           <h2 className="font-medium">Next steps</h2>

@@ -70,7 +70,7 @@ export default async function ActivityEventPage({
           <dt className="font-medium text-slate-600">Metadata</dt>
           <dd>
             <pre className="overflow-x-auto whitespace-pre-wrap break-all rounded bg-slate-50 p-2 text-xs">
-              {JSON.stringify(event.metadataObject, null, 2)}
+              {JSON.stringify({ ...event.metadataObject, ...event.personalObject }, null, 2)}
             </pre>
           </dd>
         </dl>

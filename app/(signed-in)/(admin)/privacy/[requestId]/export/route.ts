@@ -1,0 +1,39 @@
+import { getDb } from "@/db";
+import { findUserByEmail } from "@/db/queries/privacy";
+import { requestInfo } from "@/lib/auth/request";
+import { exportStream, subjectExport } from "@/lib/privacy/export";
+import { downloadHeaders, routeContext } from "@/lib/privacy/http";
+import { recordExportDownload } from "@/lib/privacy/requests";
+
+export const dynamic = "force-dynamic";
+
+/** An officer's export of what the organisation holds about a request's subject, streamed. */
+export async function GET(
+  _request: Request,
+  { params }: { params: Promise<{ requestId: string }> },
+) {
+  const { ctx, refused } = await routeContext("handlePrivacy", "/privacy/[requestId]/export");
+  if (!ctx) return refused;
+  const { requestId } = await params;
+  const request = await recordExportDownload(
+    {
+      orgId: ctx.orgId,
+      actor: { type: "user", id: ctx.user.id, label: ctx.user.email },
+      request: await requestInfo(),
+    },
+    requestId,
+  );
+  if (!request) return Response.json({ error: "No such export request." }, { status: 404 });
+  const db = await getDb();
+  const user = await findUserByEmail({ db, email: request.subjectEmail });
+  const chunks = subjectExport(db, {
+    kind: "organization",
+    orgId: ctx.orgId,
+    orgName: ctx.orgName,
+    email: request.subjectEmail,
+    userId: user?.id ?? null,
+  });
+  return new Response(exportStream(chunks), {
+    headers: downloadHeaders(`mailwarden-export-${request.id}.json`),
+  });
+}

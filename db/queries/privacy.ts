@@ -1,0 +1,638 @@
+import "server-only";
+import { and, asc, desc, eq, gt, inArray, or, type SQL, sql } from "drizzle-orm";
+import type { DbOrTx } from "@/db";
+import {
+  accounts,
+  apiKeys,
+  auditEvents,
+  dataRequests,
+  invitations,
+  mailboxes,
+  memberships,
+  messages,
+  notices,
+  organizations,
+  sessions,
+  users,
+} from "@/db/schema";
+
+// A data subject as one organisation holds them: an account (by email), or only an address that
+// appears in its mail and audit log. Every query is scoped by organisation, except the account's
+// own rows (profile, sessions, sign-in accounts), which belong to no organisation.
+
+/** Recipient entries are `address` or `Name <address>`: an entry names the person exactly so. */
+function namesAddress(entry: SQL, email: string): SQL<boolean> {
+  return sql<boolean>`(lower(${entry}) = ${email} or right(lower(${entry}), ${email.length + 2}) = ${`<${email}>`})`;
+}
+
+function isRecipient(email: string): SQL<boolean> {
+  return sql<boolean>`exists (select 1 from jsonb_array_elements_text(
+    coalesce(${messages.recipients}->'to', '[]') || coalesce(${messages.recipients}->'cc', '[]')
+    || coalesce(${messages.recipients}->'bcc', '[]')) as r(entry) where ${namesAddress(sql`r.entry`, email)})`;
+}
+
+export async function findUserByEmail({ db, email }: { db: DbOrTx; email: string }) {
+  const [row] = await db
+    .select({
+      id: users.id,
+      name: users.name,
+      email: users.email,
+      emailVerified: users.emailVerified,
+      image: users.image,
+      createdAt: users.createdAt,
+    })
+    .from(users)
+    .where(sql`lower(${users.email}) = ${email}`)
+    .limit(1);
+  return row ?? null;
+}
+
+export async function getUserProfile({ db, userId }: { db: DbOrTx; userId: string }) {
+  const [row] = await db
+    .select({
+      id: users.id,
+      name: users.name,
+      email: users.email,
+      emailVerified: users.emailVerified,
+      image: users.image,
+      createdAt: users.createdAt,
+    })
+    .from(users)
+    .where(eq(users.id, userId));
+  return row ?? null;
+}
+
+export async function listMembershipsWithOrg({ db, userId }: { db: DbOrTx; userId: string }) {
+  return db
+    .select({
+      orgId: memberships.orgId,
+      orgName: organizations.name,
+      role: memberships.role,
+      since: memberships.createdAt,
+    })
+    .from(memberships)
+    .innerJoin(organizations, eq(organizations.id, memberships.orgId))
+    .where(eq(memberships.userId, userId))
+    .orderBy(asc(memberships.createdAt));
+}
+
+/** Session metadata: never the token. */
+export async function listSessionMetadata({ db, userId }: { db: DbOrTx; userId: string }) {
+  return db
+    .select({ expires: sessions.expires, activeOrgId: sessions.activeOrgId })
+    .from(sessions)
+    .where(eq(sessions.userId, userId))
+    .orderBy(asc(sessions.expires));
+}
+
+/** Sign-in links: which provider account signs this person in (never a token). */
+export async function listSignInAccounts({ db, userId }: { db: DbOrTx; userId: string }) {
+  return db
+    .select({ provider: accounts.provider, type: accounts.type })
+    .from(accounts)
+    .where(eq(accounts.userId, userId));
+}
+
+function mailboxesOf(orgId: string, userId: string | null, email: string) {
+  return and(
+    eq(mailboxes.orgId, orgId),
+    or(
+      userId === null ? undefined : eq(mailboxes.connectedBy, userId),
+      sql`lower(${mailboxes.address}) = ${email}`,
+    ),
+  );
+}
+
+/** Mailboxes the person connected, or whose address is theirs: metadata, never tokens. */
+export async function listSubjectMailboxes({
+  db,
+  orgId,
+  userId,
+  email,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string | null;
+  email: string;
+}) {
+  return db
+    .select({
+      id: mailboxes.id,
+      provider: mailboxes.provider,
+      address: mailboxes.address,
+      status: mailboxes.status,
+      grantedScopes: mailboxes.grantedScopes,
+      createdAt: mailboxes.createdAt,
+      lastUsedAt: mailboxes.lastUsedAt,
+      hasTokens: sql<boolean>`(${mailboxes.refreshTokenEnc} is not null or ${mailboxes.accessTokenEnc} is not null)`,
+    })
+    .from(mailboxes)
+    .where(mailboxesOf(orgId, userId, email))
+    .orderBy(asc(mailboxes.createdAt));
+}
+
+/** API keys the person created: metadata, never the hash. */
+export async function listSubjectApiKeys({
+  db,
+  orgId,
+  userId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string;
+}) {
+  return db
+    .select({
+      id: apiKeys.id,
+      name: apiKeys.name,
+      prefix: apiKeys.prefix,
+      createdAt: apiKeys.createdAt,
+      lastUsedAt: apiKeys.lastUsedAt,
+      revokedAt: apiKeys.revokedAt,
+    })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.createdBy, userId)));
+}
+
+const messageColumns = {
+  id: messages.id,
+  createdAt: messages.createdAt,
+  sentAt: messages.sentAt,
+  status: messages.status,
+  senderType: messages.senderType,
+  mailboxId: messages.mailboxId,
+  subject: messages.subject,
+  recipients: messages.recipients,
+  errorCode: messages.errorCode,
+};
+
+function sentBy(orgId: string, userId: string) {
+  return and(
+    eq(messages.orgId, orgId),
+    or(
+      and(eq(messages.senderType, "user"), eq(messages.senderId, userId)),
+      and(
+        eq(messages.senderType, "api_key"),
+        inArray(
+          messages.senderId,
+          sql`(select ${apiKeys.id} from ${apiKeys} where ${apiKeys.orgId} = ${orgId} and ${apiKeys.createdBy} = ${userId})`,
+        ),
+      ),
+    ),
+  );
+}
+
+/** Keyset pages of the messages the person sent (themselves or with their API keys). */
+export async function listMessagesSentBy({
+  db,
+  orgId,
+  userId,
+  after,
+  limit,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string;
+  after: string;
+  limit: number;
+}) {
+  return db
+    .select(messageColumns)
+    .from(messages)
+    .where(and(sentBy(orgId, userId), gt(messages.id, after)))
+    .orderBy(asc(messages.id))
+    .limit(limit);
+}
+
+/** Keyset pages of the messages addressed to the person (to, cc or bcc). */
+export async function listMessagesAddressedTo({
+  db,
+  orgId,
+  email,
+  after,
+  limit,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+  after: string;
+  limit: number;
+}) {
+  return db
+    .select(messageColumns)
+    .from(messages)
+    .where(and(eq(messages.orgId, orgId), gt(messages.id, after), isRecipient(email)))
+    .orderBy(asc(messages.id))
+    .limit(limit);
+}
+
+function auditNaming(orgId: string, userId: string | null, email: string) {
+  return and(
+    eq(auditEvents.orgId, orgId),
+    or(
+      userId === null ? undefined : eq(auditEvents.actorId, userId),
+      userId === null ? undefined : eq(auditEvents.targetId, userId),
+      sql`strpos(lower(coalesce(${auditEvents.actorLabel}, '')), ${email}) > 0`,
+      sql`strpos(lower(${auditEvents.personal}::text), ${email}) > 0`,
+    ),
+  );
+}
+
+/** Keyset pages of the organisation's audit events where the person is actor, target or named. */
+export async function listAuditEventsOfSubject({
+  db,
+  orgId,
+  userId,
+  email,
+  afterId,
+  limit,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string | null;
+  email: string;
+  afterId: number;
+  limit: number;
+}) {
+  return db
+    .select({
+      id: auditEvents.id,
+      seq: auditEvents.seq,
+      occurredAt: auditEvents.occurredAt,
+      action: auditEvents.action,
+      outcome: auditEvents.outcome,
+      actorType: auditEvents.actorType,
+      actorId: auditEvents.actorId,
+      actorLabel: auditEvents.actorLabel,
+      targetType: auditEvents.targetType,
+      targetId: auditEvents.targetId,
+      ip: auditEvents.ip,
+      userAgent: auditEvents.userAgent,
+      metadata: auditEvents.metadata,
+      personal: auditEvents.personal,
+    })
+    .from(auditEvents)
+    .where(and(auditNaming(orgId, userId, email), gt(auditEvents.id, afterId)))
+    .orderBy(asc(auditEvents.id))
+    .limit(limit);
+}
+
+async function count(db: DbOrTx, query: SQL): Promise<number> {
+  const result = (await db.execute(query)) as unknown as { rows: { n: number | string }[] };
+  return Number(result.rows[0]?.n ?? 0);
+}
+
+/** What the organisation holds about the person: what an export contains and an erasure does. */
+export async function countSubjectData({
+  db,
+  orgId,
+  userId,
+  email,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string | null;
+  email: string;
+}) {
+  const [mailboxRows, keyRows, sent, addressed, events, invites] = await Promise.all([
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(mailboxes)
+      .where(mailboxesOf(orgId, userId, email)),
+    userId === null
+      ? Promise.resolve([{ n: 0 }])
+      : db
+          .select({ n: sql<number>`count(*)::int` })
+          .from(apiKeys)
+          .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.createdBy, userId))),
+    userId === null
+      ? Promise.resolve([{ n: 0 }])
+      : db.select({ n: sql<number>`count(*)::int` }).from(messages).where(sentBy(orgId, userId)),
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(messages)
+      .where(and(eq(messages.orgId, orgId), isRecipient(email))),
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(auditEvents)
+      .where(auditNaming(orgId, userId, email)),
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(invitations)
+      .where(and(eq(invitations.orgId, orgId), sql`lower(${invitations.email}) = ${email}`)),
+  ]);
+  return {
+    mailboxes: mailboxRows[0]?.n ?? 0,
+    apiKeys: keyRows[0]?.n ?? 0,
+    messagesSent: sent[0]?.n ?? 0,
+    messagesAddressed: addressed[0]?.n ?? 0,
+    auditEvents: events[0]?.n ?? 0,
+    invitations: invites[0]?.n ?? 0,
+  };
+}
+
+export async function countAccountRows({ db, userId }: { db: DbOrTx; userId: string }) {
+  const [s, a, m] = await Promise.all([
+    count(db, sql`select count(*)::int as n from sessions where user_id = ${userId}`),
+    count(db, sql`select count(*)::int as n from accounts where user_id = ${userId}`),
+    count(db, sql`select count(*)::int as n from memberships where user_id = ${userId}`),
+  ]);
+  return { sessions: s, accounts: a, memberships: m };
+}
+
+// ---- Erasure ----
+
+export async function listSubjectMailboxIds({
+  db,
+  orgId,
+  userId,
+  email,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string | null;
+  email: string;
+}) {
+  const rows = await db
+    .select({ id: mailboxes.id })
+    .from(mailboxes)
+    .where(mailboxesOf(orgId, userId, email));
+  return rows.map((r) => r.id);
+}
+
+export async function deleteSubjectMailboxes({
+  db,
+  orgId,
+  userId,
+  email,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string | null;
+  email: string;
+}) {
+  const rows = await db
+    .delete(mailboxes)
+    .where(mailboxesOf(orgId, userId, email))
+    .returning({ id: mailboxes.id });
+  return rows.length;
+}
+
+export async function deleteSubjectApiKeys({
+  db,
+  orgId,
+  userId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string;
+}) {
+  const rows = await db
+    .delete(apiKeys)
+    .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.createdBy, userId)))
+    .returning({ id: apiKeys.id });
+  return rows.length;
+}
+
+export async function deleteSubjectInvitations({
+  db,
+  orgId,
+  email,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+}) {
+  const rows = await db
+    .delete(invitations)
+    .where(and(eq(invitations.orgId, orgId), sql`lower(${invitations.email}) = ${email}`))
+    .returning({ id: invitations.id });
+  return rows.length;
+}
+
+/** Notices of the organisation that name the address (a mailbox problem, say). */
+export async function deleteNoticesNaming({
+  db,
+  orgId,
+  userId,
+  email,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string | null;
+  email: string;
+}) {
+  const rows = await db
+    .delete(notices)
+    .where(
+      and(
+        eq(notices.orgId, orgId),
+        or(
+          userId === null ? undefined : eq(notices.userId, userId),
+          sql`strpos(lower(${notices.title} || ' ' || ${notices.body}), ${email}) > 0`,
+        ),
+      ),
+    )
+    .returning({ id: notices.id });
+  return rows.length;
+}
+
+/**
+ * Removes the person's entries from the recipients of the organisation's kept messages, and
+ * replaces the address (and name) wherever a subject or SMTP reply repeats it.
+ */
+export async function removeRecipientFromMessages({
+  db,
+  orgId,
+  email,
+  name,
+  pseudonym,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+  name: string | null;
+  pseudonym: string;
+}) {
+  const keep = (field: string) =>
+    sql`coalesce((select jsonb_agg(r.entry) from jsonb_array_elements_text(coalesce(${messages.recipients}->${field}, '[]')) as r(entry) where not ${namesAddress(sql`r.entry`, email)}), '[]'::jsonb)`;
+  const rows = await db
+    .update(messages)
+    .set({
+      recipients: sql`jsonb_build_object('to', ${keep("to")}, 'cc', ${keep("cc")}, 'bcc', ${keep("bcc")})`,
+    })
+    .where(and(eq(messages.orgId, orgId), isRecipient(email)))
+    .returning({ id: messages.id });
+  const needles = [email, name].filter((n): n is string => Boolean(n && n.trim().length >= 3));
+  const pattern = needles.map((n) => n.trim().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
+  const rewritten = await db.execute(sql`
+    update messages set
+      subject = regexp_replace(subject, ${pattern}, ${pseudonym}, 'gi'),
+      smtp_response = regexp_replace(smtp_response, ${pattern}, ${pseudonym}, 'gi')
+    where org_id = ${orgId}
+      and (subject ~* ${pattern} or coalesce(smtp_response, '') ~* ${pattern})
+    returning id`);
+  return {
+    recipientRows: rows.length,
+    rewrittenRows: (rewritten as unknown as { rows: unknown[] }).rows.length,
+  };
+}
+
+export async function deleteAccountIfNoMembership({ db, userId }: { db: DbOrTx; userId: string }) {
+  const rows = await db
+    .delete(users)
+    .where(
+      and(
+        eq(users.id, userId),
+        sql`not exists (select 1 from ${memberships} where ${memberships.userId} = ${userId})`,
+      ),
+    )
+    .returning({ id: users.id });
+  return rows.length > 0;
+}
+
+// ---- Requests ----
+
+export async function insertDataRequest({
+  db,
+  values,
+}: {
+  db: DbOrTx;
+  values: typeof dataRequests.$inferInsert;
+}) {
+  const [row] = await db.insert(dataRequests).values(values).returning();
+  if (!row) throw new Error("data request insert returned no row");
+  return row;
+}
+
+export async function getDataRequest({
+  db,
+  orgId,
+  requestId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  requestId: string;
+}) {
+  const [row] = await db
+    .select()
+    .from(dataRequests)
+    .where(and(eq(dataRequests.orgId, orgId), eq(dataRequests.id, requestId)));
+  return row ?? null;
+}
+
+/** Locked, so that two clicks cannot carry out one request twice. */
+export async function lockOpenDataRequest({
+  db,
+  orgId,
+  requestId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  requestId: string;
+}) {
+  const [row] = await db
+    .select()
+    .from(dataRequests)
+    .where(
+      and(
+        eq(dataRequests.orgId, orgId),
+        eq(dataRequests.id, requestId),
+        eq(dataRequests.status, "open"),
+      ),
+    )
+    .for("update");
+  return row ?? null;
+}
+
+export async function listDataRequests({ db, orgId }: { db: DbOrTx; orgId: string }) {
+  return db
+    .select({
+      id: dataRequests.id,
+      kind: dataRequests.kind,
+      subjectEmail: dataRequests.subjectEmail,
+      requestedBy: users.email,
+      receivedAt: dataRequests.receivedAt,
+      dueAt: dataRequests.dueAt,
+      status: dataRequests.status,
+      completedAt: dataRequests.completedAt,
+      hasReceipt: sql<boolean>`${dataRequests.receipt} is not null`,
+    })
+    .from(dataRequests)
+    .leftJoin(users, eq(users.id, dataRequests.requestedBy))
+    .where(eq(dataRequests.orgId, orgId))
+    .orderBy(desc(dataRequests.receivedAt), desc(dataRequests.createdAt));
+}
+
+export async function countOverdueDataRequests({ db, orgId }: { db: DbOrTx; orgId: string }) {
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(dataRequests)
+    .where(
+      and(
+        eq(dataRequests.orgId, orgId),
+        eq(dataRequests.status, "open"),
+        sql`${dataRequests.dueAt} < now()`,
+      ),
+    );
+  return row?.n ?? 0;
+}
+
+export async function completeDataRequest({
+  db,
+  orgId,
+  requestId,
+  completedBy,
+  status = "completed",
+  receipt,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  requestId: string;
+  completedBy: string;
+  status?: "completed" | "refused";
+  receipt: Record<string, unknown> | null;
+}) {
+  await db
+    .update(dataRequests)
+    .set({ status, completedAt: new Date(), completedBy, receipt })
+    .where(and(eq(dataRequests.orgId, orgId), eq(dataRequests.id, requestId)));
+}
+
+export async function setDataRequestReceipt({
+  db,
+  orgId,
+  requestId,
+  receipt,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  requestId: string;
+  receipt: Record<string, unknown>;
+}) {
+  await db
+    .update(dataRequests)
+    .set({ receipt })
+    .where(and(eq(dataRequests.orgId, orgId), eq(dataRequests.id, requestId)));
+}
+
+/** Every request of the organisation about the address now names the pseudonym instead. */
+export async function pseudonymizeDataRequests({
+  db,
+  orgId,
+  email,
+  pseudonym,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+  pseudonym: string;
+}) {
+  await db.execute(sql`
+    update data_requests set
+      subject_email = case when lower(subject_email) = ${email} then ${pseudonym} else subject_email end,
+      receipt = case when receipt is null then null
+        else replace(receipt::text, ${email}, ${pseudonym})::jsonb end
+    where org_id = ${orgId}
+      and (lower(subject_email) = ${email} or strpos(lower(coalesce(receipt::text, '')), ${email}) > 0)`);
+}

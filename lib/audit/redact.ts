@@ -1,0 +1,128 @@
+import "server-only";
+import { createHmac } from "node:crypto";
+import type { DbOrTx } from "@/db";
+import {
+  listAuditEventsNaming,
+  replaceAuditPersonalFields,
+  setAuditErasureMacs,
+} from "@/db/queries/audit";
+import { macErasedPersonal } from "./chain";
+import { auditChainKey } from "./key";
+import { SEAL_BATCH, sealChainInTransaction } from "./seal";
+
+const REDACT_BATCH = 500;
+
+/**
+ * A stable stand-in for a person: the same address always gives the same pseudonym (so a
+ * record still shows that two events concern one person), and without the audit key nobody can
+ * tell whose it is.
+ */
+export function pseudonymOf(email: string): string {
+  const digest = createHmac("sha256", auditChainKey())
+    .update(`mailwarden.privacy.pseudonym.v1:${email.trim().toLowerCase()}`)
+    .digest("hex");
+  return `erased:${digest.slice(0, 12)}`;
+}
+
+export type Person = { userId: string | null; email: string; name: string | null };
+
+function escapeRegExp(text: string) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** Every occurrence of the person's address (and full name) in a string, case-insensitively. */
+function replacerFor(person: Person, pseudonym: string) {
+  const needles = [person.email, person.name]
+    .filter((n): n is string => typeof n === "string" && n.trim().length >= 3)
+    .map((n) => escapeRegExp(n.trim()));
+  const pattern = new RegExp(needles.join("|"), "gi");
+  return (text: string) => text.replace(pattern, pseudonym);
+}
+
+function replaceDeep(value: unknown, replace: (text: string) => string): unknown {
+  if (typeof value === "string") return replace(value);
+  if (Array.isArray(value)) return value.map((v) => replaceDeep(v, replace));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, replaceDeep(v, replace)]));
+  }
+  return value;
+}
+
+export type PersonalReplacement = {
+  id: number;
+  actorLabel: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  personal: Record<string, unknown>;
+};
+
+/**
+ * The one way personal fields of sealed events change (erasure now, retention later): the
+ * replacement is stored, marked erased at `erasedAt` and vouched for by an erasure MAC; the
+ * chained hash, which covers only `personal_mac`, is untouched. Callers hold the chain lock.
+ * Returns how many events changed.
+ */
+export async function replacePersonalFields(
+  tx: DbOrTx,
+  { rows, erasedAt }: { rows: PersonalReplacement[]; erasedAt: Date },
+): Promise<number> {
+  const key = auditChainKey();
+  const stored = await replaceAuditPersonalFields({ db: tx, erasedAt, rows });
+  await setAuditErasureMacs({
+    db: tx,
+    macs: stored.map((row) => ({
+      id: row.id,
+      mac: macErasedPersonal(key, { ...row, personalMac: row.personalMac ?? "" }),
+    })),
+  });
+  return stored.length;
+}
+
+/**
+ * Replaces a person in one chain's events: as actor, the label becomes their pseudonym and the
+ * IP address and user agent go; anywhere in `personal` (an address a message or invitation
+ * named), their address becomes the pseudonym. Pending events are sealed first, under the chain
+ * lock held to commit, so nothing is sealed with the old values afterwards. Each replaced event
+ * gets an erasure MAC; the chain, which commits to the personal MAC only, still verifies.
+ * Returns how many events changed. Run it in the transaction that erases the rest.
+ */
+export async function erasePersonFromAuditChain(
+  tx: DbOrTx,
+  { chain, person, erasedAt }: { chain: string; person: Person; erasedAt: Date },
+): Promise<number> {
+  let sealed: number;
+  do {
+    sealed = await sealChainInTransaction(tx, chain);
+  } while (sealed === SEAL_BATCH);
+  const pseudonym = pseudonymOf(person.email);
+  const replace = replacerFor(person, pseudonym);
+  let afterId = 0;
+  let changed = 0;
+  for (;;) {
+    const rows = await listAuditEventsNaming({
+      db: tx,
+      chain,
+      userId: person.userId,
+      email: person.email,
+      afterId,
+      limit: REDACT_BATCH,
+    });
+    if (rows.length === 0) break;
+    afterId = rows.at(-1)?.id ?? afterId;
+    const replaced = rows.map((row): PersonalReplacement => {
+      const isActor = person.userId !== null && row.actorId === person.userId;
+      const label = row.actorLabel === null ? null : replace(row.actorLabel);
+      return {
+        id: row.id,
+        actorLabel: isActor ? pseudonym : label,
+        ip: isActor ? null : row.ip,
+        userAgent: isActor ? null : row.userAgent,
+        personal: replaceDeep(row.personal, replace) as Record<string, unknown>,
+      };
+    });
+    const stored = await replacePersonalFields(tx, { rows: replaced, erasedAt });
+    changed += stored;
+    if (rows.length < REDACT_BATCH) break;
+  }
+  return changed;
+}

@@ -1,0 +1,183 @@
+import "server-only";
+import type { DbOrTx } from "@/db";
+import {
+  getUserProfile,
+  listAuditEventsOfSubject,
+  listMembershipsWithOrg,
+  listMessagesAddressedTo,
+  listMessagesSentBy,
+  listSessionMetadata,
+  listSignInAccounts,
+  listSubjectApiKeys,
+  listSubjectMailboxes,
+} from "@/db/queries/privacy";
+
+// A data subject's export (access and portability): one JSON document written piece by piece,
+// each list read in keyset batches, so memory stays flat however much the person has.
+
+export const EXPORT_SCHEMA = "mailwarden.subject-export";
+export const EXPORT_SCHEMA_VERSION = 1;
+export const EXPORT_BATCH = 1000;
+
+const EXPLANATION = {
+  profile: "Your account: name, email address, when it was created and verified.",
+  memberships: "The organisations you belong to and your role in each.",
+  sessions:
+    "Your signed-in sessions: when each expires and which organisation it works in. Never the session token.",
+  signInAccounts: "Which providers you sign in with. Never a token.",
+  organizations:
+    "Per organisation, what it holds about you. mailboxes: mailboxes you connected or whose address is yours (metadata, never tokens). apiKeys: API keys you created (name, prefix, dates; never the secret or its hash). messagesSent: messages you sent, yourself or with your API keys (metadata and recipients; bodies are never stored). messagesAddressed: messages addressed to you (to, cc or bcc). auditEvents: activity log events where you are the actor or the target, or that name your address.",
+};
+
+export type ExportScope =
+  /** An officer's export: what one organisation holds about an address. */
+  | { kind: "organization"; orgId: string; orgName: string; email: string; userId: string | null }
+  /** A person's own export: their account and every organisation they belong to. */
+  | { kind: "self"; userId: string; email: string };
+
+type OrgPart = { orgId: string; orgName: string };
+
+function json(value: unknown): string {
+  return JSON.stringify(value);
+}
+
+async function* list<T>(
+  fetchPage: (after: T | undefined) => Promise<unknown[]>,
+  cursorOf: (row: unknown) => T,
+): AsyncGenerator<string> {
+  yield "[";
+  let after: T | undefined;
+  let first = true;
+  for (;;) {
+    const rows = await fetchPage(after);
+    for (const row of rows) {
+      yield `${first ? "" : ","}\n${json(row)}`;
+      first = false;
+    }
+    const last = rows.at(-1);
+    if (last === undefined || rows.length < EXPORT_BATCH) break;
+    after = cursorOf(last);
+  }
+  yield "]";
+}
+
+async function* organizationPart(
+  db: DbOrTx,
+  org: OrgPart,
+  subject: { userId: string | null; email: string },
+): AsyncGenerator<string> {
+  const { orgId } = org;
+  const { userId, email } = subject;
+  const mailboxes = await listSubjectMailboxes({ db, orgId, userId, email });
+  const apiKeys = userId === null ? [] : await listSubjectApiKeys({ db, orgId, userId });
+  yield `{"orgId":${json(orgId)},"name":${json(org.orgName)},"mailboxes":${json(mailboxes)},"apiKeys":${json(apiKeys)},"messagesSent":`;
+  if (userId === null) yield "[]";
+  else {
+    yield* list<string>(
+      (after) => listMessagesSentBy({ db, orgId, userId, after: after ?? "", limit: EXPORT_BATCH }),
+      (row) => (row as { id: string }).id,
+    );
+  }
+  yield `,"messagesAddressed":`;
+  yield* list<string>(
+    (after) =>
+      listMessagesAddressedTo({ db, orgId, email, after: after ?? "", limit: EXPORT_BATCH }),
+    (row) => (row as { id: string }).id,
+  );
+  yield `,"auditEvents":`;
+  yield* list<number>(
+    (afterId) =>
+      listAuditEventsOfSubject({
+        db,
+        orgId,
+        userId,
+        email,
+        afterId: afterId ?? 0,
+        limit: EXPORT_BATCH,
+      }),
+    (row) => (row as { id: number }).id,
+  );
+  yield "}";
+}
+
+/** The export as a sequence of JSON text chunks; joined, they are one document. */
+export async function* subjectExport(db: DbOrTx, scope: ExportScope): AsyncGenerator<string> {
+  const email = scope.email.toLowerCase();
+  const userId = scope.userId;
+  const profile = userId === null ? null : await getUserProfile({ db, userId });
+  const allMemberships = userId === null ? [] : await listMembershipsWithOrg({ db, userId });
+  const memberships =
+    scope.kind === "self" ? allMemberships : allMemberships.filter((m) => m.orgId === scope.orgId);
+  // An officer sees the account only through the person's membership of their organisation,
+  // and never which other organisations the person belongs to.
+  const isMember = memberships.length > 0;
+  const sessions =
+    userId === null || (scope.kind === "organization" && !isMember)
+      ? []
+      : (await listSessionMetadata({ db, userId })).map((s) =>
+          scope.kind === "self"
+            ? s
+            : { expires: s.expires, activeInThisOrganization: s.activeOrgId === scope.orgId },
+        );
+  const signInAccounts =
+    userId === null || scope.kind === "organization"
+      ? []
+      : await listSignInAccounts({ db, userId });
+  const orgs: OrgPart[] =
+    scope.kind === "self"
+      ? memberships.map((m) => ({ orgId: m.orgId, orgName: m.orgName }))
+      : [{ orgId: scope.orgId, orgName: scope.orgName }];
+
+  yield `{"schema":${json(EXPORT_SCHEMA)},"schemaVersion":${EXPORT_SCHEMA_VERSION},"generatedAt":${json(new Date().toISOString())}`;
+  yield `,"scope":${json(
+    scope.kind === "self"
+      ? { kind: "self", description: "Your own data, in every organisation you belong to." }
+      : {
+          kind: "organization",
+          orgId: scope.orgId,
+          description: "What this organisation holds about the address.",
+        },
+  )}`;
+  yield `,"explanation":${json(EXPLANATION)}`;
+  yield `,"subject":${json({ email, hasAccount: profile !== null })}`;
+  yield `,"profile":${json(scope.kind === "organization" && !isMember ? null : profile)}`;
+  yield `,"memberships":${json(memberships)}`;
+  yield `,"sessions":${json(sessions)}`;
+  yield `,"signInAccounts":${json(signInAccounts)}`;
+  yield `,"organizations":[`;
+  let first = true;
+  for (const org of orgs) {
+    if (!first) yield ",";
+    first = false;
+    yield* organizationPart(db, org, { userId, email });
+  }
+  yield "]}\n";
+}
+
+const CHUNK_BYTES = 64 * 1024;
+
+/** A pull-driven byte stream of the export: the next batch is read only when the client reads. */
+export function exportStream(chunks: AsyncGenerator<string>): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        let text = "";
+        while (text.length < CHUNK_BYTES) {
+          const next = await chunks.next();
+          if (next.done) {
+            if (text) controller.enqueue(encoder.encode(text));
+            controller.close();
+            return;
+          }
+          text += next.value;
+        }
+        controller.enqueue(encoder.encode(text));
+      },
+      async cancel() {
+        await chunks.return(undefined);
+      },
+    },
+    { highWaterMark: 2 },
+  );
+}

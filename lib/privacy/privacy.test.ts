@@ -1,0 +1,375 @@
+import { randomUUID } from "node:crypto";
+import { eq, sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getDb } from "@/db";
+import { auditEvents, dataRequests, memberships, users } from "@/db/schema";
+import { sealPending } from "@/lib/audit/seal";
+import { verifyAllAuditChains } from "@/lib/audit/verify-all";
+import { writeAuditEvent } from "@/lib/audit/write";
+import { sendMessage } from "@/lib/mail/send";
+import {
+  connectMailbox,
+  makeApiKey,
+  type SendTestbed,
+  startSendTestbed,
+  useRateLimits,
+} from "@/lib/mail/testing";
+import { openMailboxToken } from "@/lib/oauth/sealed";
+import { readMailbox } from "@/lib/oauth/testing/fixtures";
+import { createOwner, createUser, joinOrganization } from "@/lib/testing/factories";
+import { subjectExport } from "./export";
+import {
+  describeSubject,
+  dueDateFor,
+  eraseSubject,
+  isOverdue,
+  recordDataRequest,
+} from "./requests";
+
+let bed: SendTestbed;
+let restoreLimits: (() => Promise<void>) | undefined;
+
+beforeAll(async () => {
+  bed = await startSendTestbed();
+  restoreLimits = useRateLimits({
+    oauthStart: { tokens: 1_000, window: "1 m" },
+    testSend: { tokens: 1_000, window: "1 m" },
+  });
+});
+
+afterAll(async () => {
+  await restoreLimits?.();
+  await bed?.close();
+});
+
+const REQUEST = { ip: "198.51.100.23", userAgent: "privacy-test-agent" };
+
+function officerOf(owner: { user: { id: string; email: string | null }; orgId: string }) {
+  return {
+    orgId: owner.orgId,
+    actor: { type: "user" as const, id: owner.user.id, label: owner.user.email },
+    request: REQUEST,
+  };
+}
+
+async function sendAs(
+  person: { user: { id: string; email: string | null }; orgId: string },
+  mailbox: string,
+  to: string[],
+  subject: string,
+) {
+  const outcome = await sendMessage({
+    actor: { type: "user", userId: person.user.id, role: "admin", label: person.user.email ?? "" },
+    orgId: person.orgId,
+    body: { type: "value", value: { mailbox, to, subject, text: "Hello" } },
+    purpose: "dashboard_test",
+    request: REQUEST,
+  });
+  if (outcome.kind !== "sent") throw new Error(`send failed: ${outcome.kind}`);
+  return outcome.id;
+}
+
+/** Every text, varchar and jsonb column of every table: the rows where `needle` appears. */
+async function scanDatabase(needle: string) {
+  const db = await getDb();
+  const columns = (
+    (await db.execute(sql`
+      select table_name, column_name from information_schema.columns
+      where table_schema = 'public'
+        and data_type in ('text', 'character varying', 'jsonb', 'ARRAY', 'USER-DEFINED')`)) as unknown as {
+      rows: { table_name: string; column_name: string }[];
+    }
+  ).rows;
+  const found: string[] = [];
+  for (const c of columns) {
+    const result = (await db.execute(
+      sql.raw(
+        `select count(*)::int as n from "${c.table_name}" where strpos(lower("${c.column_name}"::text), '${needle.toLowerCase().replace(/'/g, "''")}') > 0`,
+      ),
+    )) as unknown as { rows: { n: number }[] };
+    if ((result.rows[0]?.n ?? 0) > 0) found.push(`${c.table_name}.${c.column_name}`);
+  }
+  return found;
+}
+
+function collect() {
+  let text = "";
+  return {
+    write: (chunk: string) => {
+      text += chunk;
+    },
+    text: () => text,
+  };
+}
+
+async function exportText(scope: Parameters<typeof subjectExport>[1]) {
+  let text = "";
+  for await (const chunk of subjectExport(await getDb(), scope)) text += chunk;
+  return JSON.parse(text) as Record<string, unknown> & {
+    organizations: Record<string, unknown[]>[];
+  };
+}
+
+describe("erasure", () => {
+  it("erases a member: tokens revoked at the provider, rows deleted, addresses removed, the chain still verifies, the receipt says so", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const name = `Quillon${randomUUID().slice(0, 6)}`;
+    const user = await createUser(name.toLowerCase());
+    await db.update(users).set({ name }).where(eq(users.id, user.id));
+    await joinOrganization({ orgId: owner.orgId, inviterId: owner.user.id, user, role: "admin" });
+    const person = { user, orgId: owner.orgId };
+    const email = user.email ?? "";
+
+    // Their mailbox (their own address), an API key, mail they sent and mail sent to them.
+    const theirBox = await connectMailbox(person, email);
+    const stored = await readMailbox(theirBox);
+    const accessToken = openMailboxToken(theirBox, "access_token", stored.accessTokenEnc ?? "");
+    const refreshToken = openMailboxToken(theirBox, "refresh_token", stored.refreshTokenEnc ?? "");
+    expect(await bed.oauth.introspect(accessToken)).toMatchObject({ active: true });
+    await makeApiKey(person);
+    await sendAs(person, theirBox, ["colleague@example.test"], "Quarterly numbers");
+    const ownerBox = await connectMailbox(owner);
+    const kept = await sendAs(
+      owner,
+      ownerBox,
+      [`"${name}" <${email}>`, "someone-else@example.test"],
+      `For ${name}`,
+    );
+    await writeAuditEvent(db, {
+      orgId: owner.orgId,
+      actor: { type: "user", id: user.id, label: email },
+      action: "auth.sign_in",
+      outcome: "success",
+      ip: "192.0.2.44",
+      userAgent: "their-browser",
+    });
+    await sealPending({ db, chain: owner.orgId });
+
+    const request = await recordDataRequest(officerOf(owner), {
+      kind: "erasure",
+      email: email.toUpperCase(),
+      receivedAt: new Date(),
+    });
+    const summary = await describeSubject(db, owner.orgId, email);
+    expect(summary).toMatchObject({
+      role: "admin",
+      mailboxes: 1,
+      apiKeys: 1,
+      messagesSent: 1,
+      messagesAddressed: 1,
+      account: { accountDeleted: true },
+    });
+
+    const result = await eraseSubject(officerOf(owner), request.id);
+    if (result.kind !== "erased") throw new Error(`not erased: ${result.kind}`);
+
+    // Nothing left anywhere that names them.
+    expect(await scanDatabase(email)).toEqual([]);
+    expect(await scanDatabase(name)).toEqual([]);
+    // The provider says their grant is gone.
+    expect(await bed.oauth.introspect(accessToken)).toMatchObject({ active: false });
+    expect(await bed.oauth.introspect(refreshToken)).toMatchObject({ active: false });
+    // The chains the erasure rewrote verify from genesis, as npm run audit:verify does. (Other
+    // test files tamper with chains of their own in this shared database on purpose.)
+    for (const chain of [owner.orgId, ""]) {
+      const out = collect();
+      expect(await verifyAllAuditChains({ db, chain, out, err: collect() }), out.text()).toBe(0);
+    }
+    // The kept message lost only their entry.
+    const [message] = (
+      (await db.execute(sql`select recipients from messages where id = ${kept}`)) as unknown as {
+        rows: { recipients: { to: string[] } }[];
+      }
+    ).rows;
+    expect(message?.recipients.to).toEqual(["someone-else@example.test"]);
+    // Their events now carry the pseudonym, with no address, IP or user agent.
+    const [signIn] = await db
+      .select()
+      .from(auditEvents)
+      .where(eq(auditEvents.actorId, user.id))
+      .orderBy(sql`${auditEvents.id} desc`)
+      .limit(1);
+    expect(signIn).toMatchObject({ ip: null, userAgent: null });
+    expect(signIn?.actorLabel).toMatch(/^erased:[0-9a-f]{12}$/);
+    expect(signIn?.personalErasedAt).not.toBeNull();
+
+    // The receipt, kept with the request.
+    const [row] = await db.select().from(dataRequests).where(eq(dataRequests.id, request.id));
+    expect(row).toMatchObject({ status: "completed", subjectEmail: signIn?.actorLabel });
+    expect(row?.receipt).toMatchObject({
+      kind: "erasure",
+      subject: signIn?.actorLabel,
+      by: owner.user.email,
+      mailboxesRevokedAtProvider: [{ result: "revoked" }],
+      deleted: { mailboxes: 1, apiKeys: 1, memberships: 1, userAccount: true, sessions: 0 },
+      messages: { recipientRemovedFrom: 1 },
+      chainVerification: { intact: true },
+    });
+    expect(
+      (row?.receipt as { auditEventsPseudonymised?: number } | undefined)?.auditEventsPseudonymised,
+    ).toBeGreaterThan(3);
+    const erased = await db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(auditEvents)
+      .where(eq(auditEvents.action, "privacy.erased"));
+    expect(erased[0]?.n).toBeGreaterThan(0);
+  }, 120_000);
+
+  it("an edit of an erased event's personal fields is still caught", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const user = await createUser("erased-edit");
+    await joinOrganization({ orgId: owner.orgId, inviterId: owner.user.id, user, role: "sender" });
+    const request = await recordDataRequest(officerOf(owner), {
+      kind: "erasure",
+      email: user.email ?? "",
+      receivedAt: new Date(),
+    });
+    expect((await eraseSubject(officerOf(owner), request.id)).kind).toBe("erased");
+    await db.execute(
+      sql`update audit_events set actor_label = 'someone@example.test' where chain = ${owner.orgId} and personal_erased_at is not null and actor_id = ${user.id}`,
+    );
+    const out = collect();
+    expect(await verifyAllAuditChains({ db, chain: owner.orgId, out, err: collect() })).toBe(1);
+    expect(out.text()).toMatch(/erased personal fields do not match/);
+  }, 60_000);
+
+  it("erases someone who was only a recipient: their address leaves message rows and audit events", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const box = await connectMailbox(owner);
+    const outsider = `outsider-${randomUUID().slice(0, 8)}@example.test`;
+    await sendAs(owner, box, [outsider], "Hello there");
+    await writeAuditEvent(db, {
+      orgId: owner.orgId,
+      actor: { type: "user", id: owner.user.id, label: owner.user.email },
+      action: "member.invited",
+      outcome: "success",
+      metadata: { email: outsider, role: "sender" },
+    });
+    const exportBefore = await exportText({
+      kind: "organization",
+      orgId: owner.orgId,
+      orgName: "A",
+      email: outsider,
+      userId: null,
+    });
+    expect(exportBefore.organizations[0]?.messagesAddressed).toHaveLength(1);
+    expect(exportBefore.organizations[0]?.auditEvents).toHaveLength(1);
+
+    const request = await recordDataRequest(officerOf(owner), {
+      kind: "erasure",
+      email: outsider,
+      receivedAt: new Date(),
+    });
+    const result = await eraseSubject(officerOf(owner), request.id);
+    expect(result).toMatchObject({
+      kind: "erased",
+      receipt: { messages: { recipientRemovedFrom: 1 }, chainVerification: { intact: true } },
+    });
+    expect(await scanDatabase(outsider)).toEqual([]);
+  }, 60_000);
+
+  it("refuses to erase the organisation's last owner, and erases nothing", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const request = await recordDataRequest(officerOf(owner), {
+      kind: "erasure",
+      email: owner.user.email ?? "",
+      receivedAt: new Date(),
+    });
+    const result = await eraseSubject(officerOf(owner), request.id);
+    expect(result.kind).toBe("refused");
+    const rows = await db.select().from(memberships).where(eq(memberships.userId, owner.user.id));
+    expect(rows).toHaveLength(1);
+    const [row] = await db.select().from(dataRequests).where(eq(dataRequests.id, request.id));
+    expect(row?.status).toBe("open");
+  });
+
+  it("in a person's other organisation, erasure takes this organisation's data and keeps the account", async () => {
+    const db = await getDb();
+    const a = await createOwner();
+    const b = await createOwner();
+    const user = await createUser("two-orgs");
+    await joinOrganization({ orgId: a.orgId, inviterId: a.user.id, user, role: "sender" });
+    await joinOrganization({ orgId: b.orgId, inviterId: b.user.id, user, role: "sender" });
+    const request = await recordDataRequest(officerOf(a), {
+      kind: "erasure",
+      email: user.email ?? "",
+      receivedAt: new Date(),
+    });
+    const result = await eraseSubject(officerOf(a), request.id);
+    expect(result).toMatchObject({
+      kind: "erased",
+      receipt: { deleted: { memberships: 1, userAccount: false } },
+    });
+    const left = await db.select().from(memberships).where(eq(memberships.userId, user.id));
+    expect(left.map((m) => m.orgId)).toEqual([b.orgId]);
+    // B's record of them is B's: untouched.
+    const [inB] = await db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(auditEvents)
+      .where(
+        sql`${auditEvents.chain} = ${b.orgId} and ${auditEvents.personal}::text like ${`%${user.email}%`}`,
+      );
+    expect(inB?.n).toBeGreaterThan(0);
+  }, 60_000);
+});
+
+describe("requests", () => {
+  it("are due one calendar month after receipt, and overdue after that while open", () => {
+    expect(dueDateFor(new Date("2026-01-31T10:00:00Z")).toISOString()).toBe(
+      "2026-02-28T10:00:00.000Z",
+    );
+    expect(dueDateFor(new Date("2026-03-15T10:00:00Z")).toISOString()).toBe(
+      "2026-04-15T10:00:00.000Z",
+    );
+    const dueAt = new Date("2026-04-15T10:00:00Z");
+    expect(isOverdue({ status: "open", dueAt }, new Date("2026-04-16T00:00:00Z"))).toBe(true);
+    expect(isOverdue({ status: "completed", dueAt }, new Date("2026-04-16T00:00:00Z"))).toBe(false);
+  });
+});
+
+describe("export", () => {
+  it("holds each part, never a token, hash or session token, and nothing of another organisation", async () => {
+    const a = await createOwner();
+    const b = await createOwner();
+    const user = await createUser("exported");
+    await joinOrganization({ orgId: a.orgId, inviterId: a.user.id, user, role: "admin" });
+    await joinOrganization({ orgId: b.orgId, inviterId: b.user.id, user, role: "admin" });
+    const person = { user, orgId: a.orgId };
+    const box = await connectMailbox(person);
+    const key = await makeApiKey(person);
+    await sendAs(person, box, ["friend@example.test"], "From A");
+    const bBox = await connectMailbox({ user, orgId: b.orgId });
+    await sendAs({ user, orgId: b.orgId }, bBox, ["friend@example.test"], "From B");
+    const stored = await readMailbox(box);
+
+    const officer = await exportText({
+      kind: "organization",
+      orgId: a.orgId,
+      orgName: "A",
+      email: user.email ?? "",
+      userId: user.id,
+    });
+    expect(officer).toMatchObject({ schema: "mailwarden.subject-export", schemaVersion: 1 });
+    expect(Object.keys(officer.explanation as object)).toEqual(
+      expect.arrayContaining(["profile", "memberships", "sessions", "organizations"]),
+    );
+    const [org] = officer.organizations;
+    expect(org?.mailboxes).toHaveLength(1);
+    expect(org?.apiKeys).toHaveLength(1);
+    expect(org?.messagesSent).toHaveLength(1);
+    const text = JSON.stringify(officer);
+    for (const secret of [stored.accessTokenEnc, stored.refreshTokenEnc, key.token]) {
+      expect(text).not.toContain(secret ?? "never");
+    }
+    expect(text).not.toContain(b.orgId);
+    expect(text).not.toContain("From B");
+
+    const own = await exportText({ kind: "self", userId: user.id, email: user.email ?? "" });
+    expect(own.organizations.map((o) => o.orgId)).toEqual([a.orgId, b.orgId]);
+    expect(JSON.stringify(own)).toContain("From B");
+  }, 60_000);
+});
