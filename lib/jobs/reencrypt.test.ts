@@ -4,10 +4,10 @@ import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents, mailboxes } from "@/db/schema";
 import { createOwner } from "@/lib/testing/factories";
-import { decryptField, encryptField, keyIdOf } from "./envelope";
-import { generateKeySpec, parseKeyring } from "./keyring";
-import { reencryptTokens } from "./rotate";
-import { keyring } from "./runtime";
+import { decryptField, encryptField, keyIdOf } from "@/lib/crypto/envelope";
+import { generateKeySpec, parseKeyring } from "@/lib/crypto/keyring";
+import { reencryptTokens } from "./reencrypt";
+import { keyring } from "@/lib/crypto/runtime";
 
 describe("key rotation", () => {
   it("re-encrypts every token under the new key, resumably, and audits it", async () => {

@@ -4,8 +4,8 @@ import type { Database } from "@/db";
 import { mailboxes, oauthTransactions } from "@/db/schema";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
-import { DecryptionError, needsReencryption, reencryptField } from "./envelope";
-import type { Keyring } from "./keyring";
+import { DecryptionError, needsReencryption, reencryptField } from "@/lib/crypto/envelope";
+import type { Keyring } from "@/lib/crypto/keyring";
 
 export type RotationResult = {
   mailboxes: number;
