@@ -242,7 +242,10 @@ export const jobItems = pgTable(
     detail: text("detail"),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
   },
-  (t) => [primaryKey({ columns: [t.jobId, t.itemId] }), index("job_items_state_idx").on(t.jobId, t.state)],
+  (t) => [
+    primaryKey({ columns: [t.jobId, t.itemId] }),
+    index("job_items_state_idx").on(t.jobId, t.state),
+  ],
 );
 
 // ---- Mailboxes and their OAuth grants (tokens only as ciphertext, see lib/crypto) ----

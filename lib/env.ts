@@ -89,6 +89,13 @@ const schema = z.object({
   DEMO_MODE: flag,
   DEMO_OIDC_PORT: port.default(3001),
   DEMO_SMTP_PORT: port.default(2465),
+  // People who may pull the incident switches for every organisation, by sign-in address.
+  OPERATOR_EMAILS: optionalText.transform((v) =>
+    (v ?? "")
+      .split(",")
+      .map((e) => e.trim().toLowerCase())
+      .filter((e) => e.length > 0),
+  ),
 });
 
 export type EnvSource = Record<string, string | undefined>;

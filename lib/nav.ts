@@ -19,6 +19,8 @@ export const NAV: NavItem[] = [
   { href: "/demo-inbox", label: "Demo inbox", permission: "view", demoOnly: true },
   { href: "/members", label: "Members", permission: "manageMembers" },
   { href: "/activity", label: "Activity log", permission: "readAudit" },
+  { href: "/incidents", label: "Incidents", permission: "handleIncidents" },
+  { href: "/runbook", label: "Runbook", permission: "view" },
   { href: "/invitations", label: "Invitations", permission: "view" },
 ];
 

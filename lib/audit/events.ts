@@ -29,6 +29,11 @@ export const AUDIT_ACTIONS = [
   "mailbox.connection_tested",
   "message.refused",
   "switch.changed",
+  "mailbox.paused",
+  "mailbox.resumed",
+  "sessions.revoked_all",
+  "job.started",
+  "job.cancelled",
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

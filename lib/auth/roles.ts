@@ -8,6 +8,7 @@ export const CAN = {
   manageMailboxes: ["owner", "admin"],
   manageApiKeys: ["owner", "admin"],
   readAudit: ["owner", "admin", "compliance"],
+  handleIncidents: ["owner", "admin"],
   send: ["owner", "admin", "sender"],
   view: ["owner", "admin", "sender", "compliance"],
 } as const satisfies Record<string, readonly Role[]>;

@@ -3,11 +3,11 @@ import { eq, inArray } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents, mailboxes } from "@/db/schema";
-import { createOwner } from "@/lib/testing/factories";
 import { decryptField, encryptField, keyIdOf } from "@/lib/crypto/envelope";
 import { generateKeySpec, parseKeyring } from "@/lib/crypto/keyring";
-import { reencryptTokens } from "./reencrypt";
 import { keyring } from "@/lib/crypto/runtime";
+import { createOwner } from "@/lib/testing/factories";
+import { reencryptTokens } from "./reencrypt";
 
 describe("key rotation", () => {
   it("re-encrypts every token under the new key, resumably, and audits it", async () => {

@@ -1,5 +1,5 @@
 import "server-only";
-import { getDb } from "@/db";
+import { type DbOrTx, getDb } from "@/db";
 import { lockMailboxWithTokens, type MailboxTokenRow, updateMailbox } from "@/db/queries/mailboxes";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
@@ -14,6 +14,8 @@ export type RevokeMailboxInput = {
   mailboxId: string;
   actor: Actor;
   request: RequestMeta;
+  /** Runs in the revocation's transaction, so that a record of it commits with it or not at all. */
+  alsoInTransaction?: (tx: DbOrTx, result: RevokeMailboxResult) => Promise<void>;
 };
 
 export type ProviderRevocationResult = "revoked" | "not_supported" | "failed";
@@ -167,6 +169,8 @@ export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMa
         localCopyDeleted: true,
       },
     });
-    return { providerResult: answer.providerResult, detail: answer.detail };
+    const result = { providerResult: answer.providerResult, detail: answer.detail };
+    await input.alsoInTransaction?.(tx, result);
+    return result;
   });
 }
