@@ -46,6 +46,7 @@ registerJobHandler({
           ? { type: "user", id: ctx.job.createdBy, label: "revoke every mailbox" }
           : { type: "system", label: "revoke every mailbox" },
         request: SYSTEM_REQUEST,
+        mayBeRevokedAlready: ctx.wasStarted,
         alsoInTransaction: (tx, result) =>
           ctx.finish(tx, { result: REVOKE_RESULTS[result.providerResult], detail: result.detail }),
       });

@@ -7,13 +7,18 @@ import type { RequestMeta } from "./connect";
 import { MailboxNotFoundError } from "./errors";
 import { getMailProvider, type MailProvider } from "./providers";
 import { openMailboxToken } from "./sealed";
-import { revokeToken } from "./token-endpoint";
+import { isTokenActive, revokeToken } from "./token-endpoint";
 
 export type RevokeMailboxInput = {
   orgId: string;
   mailboxId: string;
   actor: Actor;
   request: RequestMeta;
+  /**
+   * An earlier attempt may have reached the provider before its process died: where the
+   * provider can say that the token is already dead, do not ask it to revoke again.
+   */
+  mayBeRevokedAlready?: boolean;
   /** Runs in the revocation's transaction, so that a record of it commits with it or not at all. */
   alsoInTransaction?: (tx: DbOrTx, result: RevokeMailboxResult) => Promise<void>;
 };
@@ -69,7 +74,10 @@ function heldToken(row: MailboxTokenRow) {
   return null;
 }
 
-async function revokeAtProvider(row: MailboxTokenRow): Promise<ProviderAnswer> {
+async function revokeAtProvider(
+  row: MailboxTokenRow,
+  mayBeRevokedAlready = false,
+): Promise<ProviderAnswer> {
   const provider = getMailProvider(row.provider);
   if (provider && !provider.revocationEndpoint) {
     return {
@@ -102,6 +110,14 @@ async function revokeAtProvider(row: MailboxTokenRow): Promise<ProviderAnswer> {
       null,
       null,
     );
+  }
+  if (mayBeRevokedAlready && (await isTokenActive(provider, held.token, held.hint)) === false) {
+    return {
+      providerResult: "revoked",
+      detail: `${label} confirmed that Mailwarden's permission for this mailbox is revoked.`,
+      httpStatus: null,
+      error: null,
+    };
   }
   const answer = await revokeToken(provider, held.token, held.hint);
   if (answer.ok) {
@@ -136,7 +152,7 @@ export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMa
       orgId: input.orgId,
     });
     if (!row) throw new MailboxNotFoundError(input.mailboxId);
-    const answer = await revokeAtProvider(row);
+    const answer = await revokeAtProvider(row, input.mayBeRevokedAlready);
     await updateMailbox({
       db: tx,
       mailboxId: row.id,

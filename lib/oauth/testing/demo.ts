@@ -13,6 +13,8 @@ export type CountingProxy = {
   /** Refresh-token grants that reached the provider. */
   refreshCalls: number;
   revocationCalls: number;
+  /** How many revocation requests named each token (a count above 1 is a repeated revocation). */
+  revokedTokens: Map<string, number>;
   /** Answer 503 to everything instead of forwarding. */
   down: boolean;
   /** Hold each refresh this long before forwarding (widens race windows). */
@@ -56,6 +58,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     url: "",
     refreshCalls: 0,
     revocationCalls: 0,
+    revokedTokens: new Map(),
     down: false,
     refreshDelayMs: 0,
     codeExchanges: 0,
@@ -76,7 +79,11 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     const isCode = grantType === "authorization_code";
     if (isRefresh) proxy.refreshCalls++;
     if (isCode) proxy.codeExchanges++;
-    if (path === "/token/revocation") proxy.revocationCalls++;
+    if (path === "/token/revocation") {
+      proxy.revocationCalls++;
+      const token = new URLSearchParams(body.toString()).get("token") ?? "";
+      proxy.revokedTokens.set(token, (proxy.revokedTokens.get(token) ?? 0) + 1);
+    }
     if (proxy.down) {
       res.writeHead(503, { "content-type": "text/plain" });
       res.end("Service Unavailable");
