@@ -27,8 +27,13 @@ export function IncidentSwitch({
   askReason?: boolean;
   variant?: "danger" | "secondary" | "primary";
 }) {
-  const [state, formAction] = useActionState(action, {});
   const [open, setOpen] = useState(false);
+  // Done: fold the confirmation away, so that the next tap starts a fresh one.
+  const [state, formAction] = useActionState(async (previous: ActionResult, data: FormData) => {
+    const result = await action(previous, data);
+    if (result.ok) setOpen(false);
+    return result;
+  }, {});
   const id = useId();
   const errors = state.fieldErrors?.reason;
   return (

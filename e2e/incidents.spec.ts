@@ -32,11 +32,9 @@ test("[ADMIN][INCIDENTS] pausing all sending shows the banner and refuses a test
   await sendTestMessage(page, owner, "Should not leave");
   await expect(page.getByRole("alert", { name: "Incident switches" })).toContainText(reason);
   await expect(
-    page
-      .getByRole("alert")
-      .filter({
-        hasText: `Sending is paused for this organisation by an incident switch: ${reason}`,
-      }),
+    page.getByRole("alert").filter({
+      hasText: `Sending is paused for this organisation by an incident switch: ${reason}`,
+    }),
   ).toBeVisible();
 
   await page.getByRole("link", { name: "Incidents" }).click();

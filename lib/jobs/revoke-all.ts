@@ -1,4 +1,5 @@
 import "server-only";
+import { sql } from "drizzle-orm";
 import type { Database } from "@/db";
 import { latestJob } from "@/db/queries/jobs";
 import { listMailboxIdsWithTokens } from "@/db/queries/mailboxes";
@@ -81,6 +82,8 @@ export async function startRevokeAll({
   request: { ip: string | null; userAgent: string | null };
 }) {
   return db.transaction(async (tx) => {
+    // Two people pressing at once would otherwise both find no job under way.
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`${REVOKE_ALL}:${orgId}`}))`);
     const previous = await latestJob({ db: tx, kind: REVOKE_ALL, orgId });
     if (previous && (previous.status === "queued" || previous.status === "running")) {
       throw new JobAlreadyRunningError();

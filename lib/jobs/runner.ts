@@ -115,7 +115,7 @@ export async function runJob(db: Database, jobId: string, options: RunOptions = 
       await Promise.all(Array.from({ length: handler.concurrency }, worker));
       // Cancellation is seen at the next renewal; check once per batch too.
       const now = await getJob({ db, jobId });
-      if (!now || now.status !== "running" || now.leaseOwner !== PROCESS_ID) stopped = true;
+      if (now?.status !== "running" || now.leaseOwner !== PROCESS_ID) stopped = true;
     }
     if (stopped) return getJob({ db, jobId });
     const ended = await endJob({ db, jobId, owner: PROCESS_ID, status: "done" });

@@ -10,7 +10,7 @@ import { cancelJobAudited, isOperator, REASON_MAX, signEveryoneOut } from "@/lib
 import { clearSwitch, type SwitchScope, setSwitch } from "@/lib/incidents/switches";
 import { runJob, startJobInBackground } from "@/lib/jobs";
 import { startReencryption } from "@/lib/jobs/reencrypt";
-import { REVOKE_ALL, startRevokeAll } from "@/lib/jobs/revoke-all";
+import { JobAlreadyRunningError, REVOKE_ALL, startRevokeAll } from "@/lib/jobs/revoke-all";
 
 const reason = z
   .string()
@@ -103,17 +103,19 @@ export const revokeAllAction = action(
   { permission: "handleIncidents", name: "incidents.revoke_all", schema: z.object({ reason }) },
   async (input, ctx) => {
     const db = await getDb();
-    const running = await latestJob({ db, kind: REVOKE_ALL, orgId: ctx.orgId });
-    if (running && (running.status === "queued" || running.status === "running")) {
-      return { ok: true, message: "A revocation of every mailbox is already under way." };
+    let job: Awaited<ReturnType<typeof startRevokeAll>>;
+    try {
+      job = await startRevokeAll({
+        db,
+        orgId: ctx.orgId,
+        actor: ctx.actor,
+        reason: input.reason,
+        request: ctx.request,
+      });
+    } catch (error) {
+      if (!(error instanceof JobAlreadyRunningError)) throw error;
+      return { ok: true, message: error.message };
     }
-    const job = await startRevokeAll({
-      db,
-      orgId: ctx.orgId,
-      actor: ctx.actor,
-      reason: input.reason,
-      request: ctx.request,
-    });
     const run = runJob(db, job.id);
     run.catch((error) => console.error(`job ${job.id} failed: ${(error as Error).message}`));
     await Promise.race([run, new Promise((resolve) => setTimeout(resolve, WAIT_FOR_JOB_MS))]);
