@@ -133,6 +133,19 @@ async function main() {
   const setupMs = performance.now() - setupStarted;
   const issued = [...testbed.proxy.issued];
   console.info(`${total} mailboxes connected in ${(setupMs / 1000).toFixed(1)} s`);
+  const tokens = issued.flatMap((t) => [
+    t.accessToken,
+    ...(t.refreshToken ? [t.refreshToken] : []),
+  ]);
+  const countActive = async () => {
+    let active = 0;
+    await pool(tokens, 16, async (token) => {
+      if ((await testbed.introspect(token)).active) active++;
+    });
+    return active;
+  };
+  // The "after" figure means something only if the tokens were alive before.
+  const activeBefore = await countActive();
 
   const { startRevokeAll } = await import("@/lib/jobs/revoke-all");
   const job = await startRevokeAll({
@@ -182,14 +195,7 @@ async function main() {
   const items = await listJobItems({ db, jobId: job.id });
   const repeated = [...testbed.proxy.revokedTokens.values()].filter((n) => n > 1).length;
 
-  let stillActive = 0;
-  const tokens = issued.flatMap((t) => [
-    t.accessToken,
-    ...(t.refreshToken ? [t.refreshToken] : []),
-  ]);
-  await pool(tokens, 16, async (token) => {
-    if ((await testbed.introspect(token)).active) stillActive++;
-  });
+  const stillActive = await countActive();
 
   const figures = {
     mailboxes: total,
@@ -207,6 +213,7 @@ async function main() {
     jobStatus: finalJob?.status ?? "missing",
     results: Object.fromEntries(counts.map((c) => [c.result, c.count])),
     tokensIntrospected: tokens.length,
+    tokensActiveBefore: activeBefore,
     tokensStillActive: stillActive,
     machine: `nproc ${os.availableParallelism()} (${os.cpus()[0]?.model.trim().split(" ").slice(0, 2).join(" ") ?? "?"}), Node ${process.version}`,
     database: postgresVersion(),
@@ -254,6 +261,7 @@ function writeReadme(f: {
   jobStatus: string;
   results: Record<string, number>;
   tokensIntrospected: number;
+  tokensActiveBefore: number;
   tokensStillActive: number;
   setupSeconds: number;
   machine: string;
@@ -277,7 +285,8 @@ ${f.mailboxes.toLocaleString("en")} demo mailboxes of one organisation, each con
 | result per mailbox                                            | ${Object.entries(f.results)
     .map(([k, v]) => `${k}: ${v}`)
     .join(", ")} |
-| issued access and refresh tokens still active (introspection) | ${f.tokensStillActive} / ${f.tokensIntrospected} |
+| issued access and refresh tokens active before (introspection) | ${f.tokensActiveBefore} / ${f.tokensIntrospected} |
+| issued access and refresh tokens still active after           | ${f.tokensStillActive} / ${f.tokensIntrospected} |
 
 The result of every mailbox is in \`bench/revoke-all.results.json\`.
 
