@@ -1,14 +1,16 @@
 import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
+import { recordEmailVerification } from "@/db/queries/users";
 import { auditEvents, sessions } from "@/db/schema";
+import { env } from "@/lib/env";
 import { sendMessage } from "@/lib/mail/send";
 import { connectMailbox, type SendTestbed, startSendTestbed } from "@/lib/mail/testing";
 import { closeAllMailboxTransports } from "@/lib/mail/transport";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import { readMailbox } from "@/lib/oauth/testing/fixtures";
 import { createOwner, createSession, createUser, joinOrganization } from "@/lib/testing/factories";
-import { pauseMailbox, signEveryoneOut } from "./console";
+import { isOperator, pauseMailbox, signEveryoneOut } from "./console";
 
 const REQUEST = { ip: "203.0.113.6", userAgent: "vitest" };
 
@@ -134,4 +136,25 @@ describe("pausing one mailbox", () => {
       );
     expect(actions.map((a) => a.action).sort()).toEqual(["mailbox.paused", "mailbox.resumed"]);
   }, 120_000);
+});
+
+describe("operators", () => {
+  it("are the people named in OPERATOR_EMAILS whose provider confirmed that address, and nobody else", async () => {
+    const db = await getDb();
+    const verified = await createUser("operator");
+    const claimed = await createUser("claimed");
+    const someone = await createUser("someone");
+    await recordEmailVerification({ db, userId: verified.id, isVerified: true });
+    await recordEmailVerification({ db, userId: claimed.id, isVerified: false });
+    const list = env().OPERATOR_EMAILS;
+    // The settings are read once per process; the test names its people for its own run.
+    list.push((verified.email ?? "").toLowerCase(), claimed.email ?? "");
+    try {
+      expect(await isOperator({ db, userId: verified.id })).toBe(true);
+      expect(await isOperator({ db, userId: claimed.id })).toBe(false);
+      expect(await isOperator({ db, userId: someone.id })).toBe(false);
+    } finally {
+      list.splice(list.length - 2, 2);
+    }
+  });
 });

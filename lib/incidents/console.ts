@@ -4,6 +4,7 @@ import { cancelJobRow } from "@/db/queries/jobs";
 import { setMailboxPaused } from "@/db/queries/mailboxes";
 import { deleteSessionsOfOrgMembers } from "@/db/queries/sessions";
 import { listActiveSwitches } from "@/db/queries/switches";
+import { getUserEmail } from "@/db/queries/users";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { env } from "@/lib/env";
@@ -20,9 +21,17 @@ type UserActor = Actor;
 /** The reason every switch asks for: required, one paragraph at most. */
 export const REASON_MAX = 500;
 
-export function isOperator(email: string | null | undefined): boolean {
-  if (!email) return false;
-  return env().OPERATOR_EMAILS.includes(email.toLowerCase());
+/**
+ * Whether this person may pull the switches of every organisation: named in OPERATOR_EMAILS and
+ * holding that address as their sign-in provider confirmed it, so that an account whose provider
+ * lets anyone claim any address (nOAuth) cannot pass for an operator.
+ */
+export async function isOperator({ db, userId }: { db: DbOrTx; userId: string }) {
+  const operators = env().OPERATOR_EMAILS;
+  if (operators.length === 0) return false;
+  const user = await getUserEmail({ db, userId });
+  if (!user?.email || !user.emailVerified) return false;
+  return operators.includes(user.email.toLowerCase());
 }
 
 export async function pauseMailbox(input: {

@@ -66,7 +66,7 @@ export const setSwitchAction = action(
 export const setGlobalSwitchAction = action(
   { permission: "signedIn", name: "incidents.global_switch", schema: switchSchema },
   async (input, ctx) => {
-    if (!isOperator(ctx.user.email)) {
+    if (!(await isOperator({ db: await getDb(), userId: ctx.user.id }))) {
       await auditDenied(ctx, "action:incidents.global_switch", "handleIncidents");
       return { message: "Your role does not allow this." };
     }
@@ -155,7 +155,7 @@ export const cancelRevokeAllAction = action(
 export const reencryptAction = action(
   { permission: "signedIn", name: "incidents.reencrypt", schema: z.object({}) },
   async (_input, ctx) => {
-    if (!isOperator(ctx.user.email)) {
+    if (!(await isOperator({ db: await getDb(), userId: ctx.user.id }))) {
       await auditDenied(ctx, "action:incidents.reencrypt", "handleIncidents");
       return { message: "Your role does not allow this." };
     }

@@ -75,7 +75,7 @@ export default async function IncidentsPage() {
   const db = await getDb();
   // A job whose process died is taken over by whoever looks next.
   resumeAbandonedJobs(db).catch(() => {});
-  const operator = isOperator(ctx.user.email);
+  const operator = await isOperator({ db, userId: ctx.user.id });
   const [switchesOn, revokeJob, otherOrgMembers, reencryptJob, keyCounts] = await Promise.all([
     activeSwitches({ db, orgId: ctx.orgId }),
     latestJob({ db, kind: REVOKE_ALL, orgId: ctx.orgId }),
