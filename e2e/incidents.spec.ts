@@ -98,3 +98,26 @@ test("[ADMIN][INCIDENTS] revoking every mailbox reaches 100% with a result per m
   await expect(page.getByRole("heading", { name: owner })).toBeVisible();
   await expect(page.getByText("Revoked", { exact: true })).toBeVisible();
 });
+
+test.describe("on a phone", () => {
+  test.use({ viewport: { width: 390, height: 844 } });
+
+  test("[ADMIN][INCIDENTS] the switches come first, and each is one tap plus its confirmation", async ({
+    page,
+  }) => {
+    await signInAs(page, uniqueEmail("owner"));
+    await page.goto("/incidents");
+    const pause = page.getByRole("button", { name: "Pause all sending" });
+    await expect(pause).toBeVisible();
+    const switchTop = (await pause.boundingBox())?.y ?? Number.POSITIVE_INFINITY;
+    const keyTop =
+      (await page.getByRole("heading", { name: "Rotate the token encryption key" }).boundingBox())
+        ?.y ?? 0;
+    expect(switchTop).toBeLessThan(keyTop);
+    await pause.click();
+    await expect(page.getByLabel("Reason")).toBeVisible();
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await expect(page.getByLabel("Reason")).toHaveCount(0);
+    await expect(page.getByRole("alert", { name: "Incident switches" })).toHaveCount(0);
+  });
+});
