@@ -1,6 +1,7 @@
 // Runs once when the server starts: a bad setting stops start-up here, naming the variable.
-// Then the audit sealer's interval, so this instance also seals what others left pending, and
-// the daily audit retention purge.
+// Then the background work every instance shares: the audit sealer's interval (this instance
+// also seals what others left pending), the daily audit retention purge, and the job resumer
+// (it finishes long jobs whose process died).
 export async function register() {
   if (process.env.NEXT_RUNTIME !== "nodejs") return;
   const { checkEnvironmentAtStartup } = await import("@/lib/startup");
@@ -9,4 +10,6 @@ export async function register() {
   startAuditSealer();
   const { startAuditRetentionJob } = await import("@/lib/audit/retention");
   startAuditRetentionJob();
+  const { startJobResumer } = await import("@/lib/jobs");
+  startJobResumer();
 }

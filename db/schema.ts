@@ -263,6 +263,60 @@ export const switches = pgTable(
   (t) => [uniqueIndex("switches_kind_scope_idx").on(t.kind, t.scopeKey)],
 );
 
+// ---- Long operations (revoke every mailbox, re-encrypt tokens): resumable, cancellable ----
+
+export const jobStatusEnum = pgEnum("job_status", [
+  "queued",
+  "running",
+  "done",
+  "cancelled",
+  "failed",
+]);
+
+export const jobs = pgTable(
+  "jobs",
+  {
+    id: id(),
+    kind: text("kind").notNull(),
+    // Null for a deployment-wide job (re-encrypting every token).
+    orgId: text("org_id").references(() => organizations.id, { onDelete: "cascade" }),
+    status: jobStatusEnum("status").notNull().default("queued"),
+    total: integer("total").notNull().default(0),
+    done: integer("done").notNull().default(0),
+    failed: integer("failed").notNull().default(0),
+    createdBy: text("created_by").references(() => users.id, { onDelete: "set null" }),
+    reason: text("reason"),
+    error: text("error"),
+    // The process running it renews the lease; an expired lease means that process died.
+    leaseOwner: text("lease_owner"),
+    leaseUntil: timestamp("lease_until", { withTimezone: true }),
+    createdAt: createdAt(),
+    startedAt: timestamp("started_at", { withTimezone: true }),
+    finishedAt: timestamp("finished_at", { withTimezone: true }),
+  },
+  (t) => [index("jobs_org_kind_idx").on(t.orgId, t.kind, t.createdAt)],
+);
+
+export const jobItems = pgTable(
+  "job_items",
+  {
+    jobId: text("job_id")
+      .notNull()
+      .references(() => jobs.id, { onDelete: "cascade" }),
+    itemId: text("item_id").notNull(),
+    label: text("label"),
+    // pending → started (the work may have reached the outside world) → finished
+    state: text("state").notNull().default("pending"),
+    result: text("result"),
+    detail: text("detail"),
+    finishedAt: timestamp("finished_at", { withTimezone: true }),
+  },
+  (t) => [
+    primaryKey({ columns: [t.jobId, t.itemId] }),
+    index("job_items_state_idx").on(t.jobId, t.state),
+  ],
+);
+
 // ---- Mailboxes and their OAuth grants (tokens only as ciphertext, see lib/crypto) ----
 
 // The mail providers a mailbox can be connected through. The columns stay plain text typed
@@ -432,6 +486,8 @@ export type MailboxStatus = (typeof mailboxStatusEnum.enumValues)[number];
 export type ProviderId = (typeof PROVIDER_IDS)[number];
 export type Mailbox = typeof mailboxes.$inferSelect;
 export type OAuthTransaction = typeof oauthTransactions.$inferSelect;
+export type Job = typeof jobs.$inferSelect;
+export type JobStatus = (typeof jobStatusEnum.enumValues)[number];
 export type ApiKey = typeof apiKeys.$inferSelect;
 export type Message = typeof messages.$inferSelect;
 export type DataRequest = typeof dataRequests.$inferSelect;

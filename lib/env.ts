@@ -87,19 +87,22 @@ const schema = z.object({
       .optional(),
   ),
   TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
-  // Who sees the events without an organisation (key rotation, global switches, unknown keys).
-  OPERATOR_EMAILS: optionalText.pipe(
-    z
-      .string()
-      .transform((text) =>
-        text
-          .split(",")
-          .map((e) => e.trim().toLowerCase())
-          .filter((e) => e !== ""),
-      )
-      .pipe(z.array(z.email({ error: "must be comma-separated email addresses" })))
-      .optional(),
-  ),
+  // Operators of the deployment (lib/auth/operators.ts): they pull the switches of every
+  // organisation and see the events without one (key rotation, global switches, unknown keys).
+  OPERATOR_EMAILS: optionalText
+    .pipe(
+      z
+        .string()
+        .transform((text) =>
+          text
+            .split(",")
+            .map((e) => e.trim().toLowerCase())
+            .filter((e) => e !== ""),
+        )
+        .pipe(z.array(z.email({ error: "must be comma-separated email addresses" })))
+        .optional(),
+    )
+    .transform((list) => list ?? []),
   DEMO_MODE: flag,
   DEMO_OIDC_PORT: port.default(3001),
   DEMO_SMTP_PORT: port.default(2465),

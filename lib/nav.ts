@@ -20,6 +20,8 @@ export const NAV: NavItem[] = [
   { href: "/members", label: "Members", permission: "manageMembers" },
   { href: "/activity", label: "Activity log", permission: "readAudit" },
   { href: "/privacy", label: "Data requests", permission: "handlePrivacy" },
+  { href: "/incidents", label: "Incidents", permission: "handleIncidents" },
+  { href: "/runbook", label: "Runbook", permission: "view" },
   { href: "/invitations", label: "Invitations", permission: "view" },
   { href: "/profile", label: "Your data", permission: "view" },
 ];

@@ -1,9 +1,9 @@
 // `npm run keys:rotate`: re-encrypts every token column under the first key of
 // TOKEN_ENCRYPTION_KEYS. Safe to run again after an interruption: it picks up where it stopped.
 import { openDatabase } from "@/db";
-import { reencryptTokens } from "@/lib/crypto/rotate";
 import { keyring } from "@/lib/crypto/runtime";
 import { EnvError, env } from "@/lib/env";
+import { reencryptTokens } from "@/lib/jobs/reencrypt";
 
 async function main() {
   const e = env();

@@ -380,7 +380,51 @@ export async function listNoticesForMailbox({
 export async function listMailboxIdsWithTokens({ db, orgId }: { db: DbOrTx; orgId?: string }) {
   const holdsToken = or(isNotNull(mailboxes.refreshTokenEnc), isNotNull(mailboxes.accessTokenEnc));
   return db
-    .select({ id: mailboxes.id, orgId: mailboxes.orgId })
+    .select({ id: mailboxes.id, orgId: mailboxes.orgId, address: mailboxes.address })
     .from(mailboxes)
     .where(orgId ? and(eq(mailboxes.orgId, orgId), holdsToken) : holdsToken);
+}
+
+/**
+ * Pauses a mailbox of this organisation (from any status but revoked), or resumes a paused one
+ * to `resumeTo`. Null when there is no such mailbox here or it was not in a state to change.
+ */
+export async function setMailboxPaused({
+  db,
+  orgId,
+  mailboxId,
+  paused,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  mailboxId: string;
+  paused: boolean;
+}) {
+  const [row] = await db
+    .update(mailboxes)
+    .set({
+      status: paused
+        ? "paused"
+        : sql`case when ${mailboxes.refreshTokenEnc} is null and ${mailboxes.accessTokenEnc} is null then 'needs_reconnect'::mailbox_status else 'connected'::mailbox_status end`,
+      updatedAt: new Date(),
+    })
+    .where(
+      and(
+        eq(mailboxes.id, mailboxId),
+        eq(mailboxes.orgId, orgId),
+        paused
+          ? inArray(mailboxes.status, ["connected", "needs_reconnect", "admin_action_required"])
+          : eq(mailboxes.status, "paused"),
+      ),
+    )
+    .returning({ id: mailboxes.id, address: mailboxes.address, status: mailboxes.status });
+  return row ?? null;
+}
+
+export async function countPausedMailboxes({ db, orgId }: { db: DbOrTx; orgId: string }) {
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(mailboxes)
+    .where(and(eq(mailboxes.orgId, orgId), eq(mailboxes.status, "paused")));
+  return Number(row?.n ?? 0);
 }

@@ -1,7 +1,7 @@
 import "server-only";
-import { and, eq } from "drizzle-orm";
+import { and, eq, inArray, ne, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
-import { sessions } from "@/db/schema";
+import { memberships, sessions } from "@/db/schema";
 
 /** Points one session of one person at an organisation; false when no such session exists. */
 export async function setSessionActiveOrg({
@@ -21,4 +21,53 @@ export async function setSessionActiveOrg({
     .where(and(eq(sessions.sessionToken, sessionToken), eq(sessions.userId, userId)))
     .returning({ userId: sessions.userId });
   return rows.length > 0;
+}
+
+/**
+ * Deletes every session of every member of the organisation but the one kept (the caller's own,
+ * or none). Members of other organisations lose those sessions too: a session is a person's.
+ */
+export async function deleteSessionsOfOrgMembers({
+  db,
+  orgId,
+  keepSessionToken,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  keepSessionToken: string | null;
+}) {
+  const members = db
+    .select({ userId: memberships.userId })
+    .from(memberships)
+    .where(eq(memberships.orgId, orgId));
+  const rows = await db
+    .delete(sessions)
+    .where(
+      and(
+        inArray(sessions.userId, members),
+        keepSessionToken ? ne(sessions.sessionToken, keepSessionToken) : undefined,
+      ),
+    )
+    .returning({ userId: sessions.userId });
+  return { sessions: rows.length, people: new Set(rows.map((r) => r.userId)).size };
+}
+
+/** Members of this organisation who also belong to another one (signed out there too). */
+export async function countMembersInOtherOrgs({ db, orgId }: { db: DbOrTx; orgId: string }) {
+  const [row] = await db
+    .select({ n: sql<number>`count(distinct ${memberships.userId})::int` })
+    .from(memberships)
+    .where(
+      and(
+        ne(memberships.orgId, orgId),
+        inArray(
+          memberships.userId,
+          db
+            .select({ userId: memberships.userId })
+            .from(memberships)
+            .where(eq(memberships.orgId, orgId)),
+        ),
+      ),
+    );
+  return Number(row?.n ?? 0);
 }

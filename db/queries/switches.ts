@@ -65,3 +65,16 @@ export async function deleteSwitch({
     .returning({ id: switches.id, reason: switches.reason });
   return row ?? null;
 }
+
+/** Every switch that is on for these scopes (the banner shows them all). */
+export async function listActiveSwitches({ db, scopeKeys }: { db: DbOrTx; scopeKeys: string[] }) {
+  return db
+    .select({
+      kind: switches.kind,
+      scopeKey: switches.scopeKey,
+      reason: switches.reason,
+      setAt: switches.setAt,
+    })
+    .from(switches)
+    .where(inArray(switches.scopeKey, scopeKeys));
+}

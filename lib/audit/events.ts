@@ -39,6 +39,11 @@ export const AUDIT_ACTIONS = [
   "privacy.erased",
   "privacy.erasure_refused",
   "privacy.receipt_downloaded",
+  "mailbox.paused",
+  "mailbox.resumed",
+  "sessions.revoked_all",
+  "job.started",
+  "job.cancelled",
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -74,6 +79,11 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   "mailbox.connection_tested": "Mailbox connection tested",
   "message.refused": "Message refused",
   "switch.changed": "Incident switch changed",
+  "mailbox.paused": "Mailbox paused",
+  "mailbox.resumed": "Mailbox resumed",
+  "sessions.revoked_all": "Everyone signed out",
+  "job.started": "Job started",
+  "job.cancelled": "Job cancelled",
   "privacy.request_recorded": "Data request recorded",
   "privacy.export_downloaded": "Personal data exported",
   "privacy.erased": "Personal data erased",

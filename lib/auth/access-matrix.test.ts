@@ -528,6 +528,17 @@ async function runCell(
   // Every call starts in the caller's own organisation, whatever an earlier call switched to.
   const session = sessionOf[caller];
   const own = orgOf(caller);
+  // ... and signed in, whatever an earlier call (signing everyone out) ended.
+  if (session && person) {
+    await (await getDb())
+      .insert(sessions)
+      .values({
+        sessionToken: session,
+        userId: person.user.id,
+        expires: new Date(Date.now() + 7 * 24 * 3600_000),
+      })
+      .onConflictDoNothing();
+  }
   if (session && own) {
     await (await getDb())
       .update(sessions)

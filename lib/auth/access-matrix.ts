@@ -456,4 +456,52 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     kind: "page",
     expect: signedIn(EVERYONE, "ok"),
   },
+  "app/(signed-in)/(admin)/incidents/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(MANAGERS, "ok"),
+  },
+  "app/(signed-in)/(admin)/runbook/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(EVERYONE, "ok"),
+  },
+
+  // ---- Incidents (last: pulling a switch changes the organisation for the rows after it) ----
+  "app/(signed-in)/(dashboard)/mailboxes/actions.ts#pauseMailboxAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ mailboxId: await t.newMailbox(), paused: "true", reason: "matrix" }),
+  },
+  "app/(signed-in)/(admin)/incidents/actions.ts#setSwitchAction": {
+    kind: "action",
+    // Another organisation's owner pulls the switch of their own organisation: A untouched.
+    expect: signedIn(MANAGERS, "ok"),
+    call: () => ({ kind: "block_connections", on: "false" }),
+  },
+  "app/(signed-in)/(admin)/incidents/actions.ts#setGlobalSwitchAction": {
+    kind: "action",
+    // Only operators named in OPERATOR_EMAILS; the matrix's people are none.
+    expect: signedIn({ owner: 403, admin: 403, sender: 403, compliance: 403 }, 403),
+    call: () => ({ kind: "pause_sending", on: "true", reason: "matrix" }),
+  },
+  "app/(signed-in)/(admin)/incidents/actions.ts#reencryptAction": {
+    kind: "action",
+    expect: signedIn({ owner: 403, admin: 403, sender: 403, compliance: 403 }, 403),
+    call: () => ({}),
+  },
+  "app/(signed-in)/(admin)/incidents/actions.ts#cancelRevokeAllAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, "ok"),
+    call: () => ({}),
+  },
+  "app/(signed-in)/(admin)/incidents/actions.ts#signEveryoneOutAction": {
+    kind: "action",
+    // Ends the sessions of A's members only (the caller's own kept); B's owner ends B's.
+    expect: signedIn(MANAGERS, "ok"),
+    call: () => ({ reason: "matrix" }),
+  },
+  "app/(signed-in)/(admin)/incidents/actions.ts#revokeAllAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, "ok"),
+    call: () => ({ reason: "matrix" }),
+  },
 };

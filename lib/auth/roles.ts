@@ -15,6 +15,7 @@ export const CAN = {
   // Data subject exports and erasures: a compliance duty, not an administrator's. Admins manage
   // people and mailboxes but do not read or erase a person's whole record.
   handlePrivacy: ["owner", "compliance"],
+  handleIncidents: ["owner", "admin"],
   send: ["owner", "admin", "sender"],
   view: ["owner", "admin", "sender", "compliance"],
 } as const satisfies Record<string, readonly Role[]>;

@@ -34,6 +34,8 @@ export type DemoProviderOptions = {
    * merged over the defaults. The account id, and so `sub`, never changes.
    */
   accountClaims?: (accountId: string) => Record<string, unknown> | undefined;
+  /** Test seam: where the provider keeps its grants and tokens (default: in memory, bounded). */
+  adapter?: Configuration["adapter"];
 };
 
 export type DemoProvider = { issuer: string; close(): Promise<void> };
@@ -47,10 +49,10 @@ export async function startDemoProvider(opts: DemoProviderOptions): Promise<Demo
   assertLoopback(host);
 
   const secrets = await ensureProviderSecrets(opts.dataDir);
-  const provider = new Provider(
-    opts.issuer,
-    providerConfiguration(opts.clients, secrets, opts.accountClaims),
-  );
+  const provider = new Provider(opts.issuer, {
+    ...providerConfiguration(opts.clients, secrets, opts.accountClaims),
+    ...(opts.adapter ? { adapter: opts.adapter } : {}),
+  });
   const server = http.createServer(requestHandler(provider, opts.issuer));
   await listen(server, opts.port, host);
 

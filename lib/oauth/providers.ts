@@ -28,6 +28,8 @@ export type MailProvider = {
   tokenEndpoint: string;
   /** RFC 7009 endpoint; null where the provider has none (Microsoft). */
   revocationEndpoint: string | null;
+  /** RFC 7662 endpoint where the provider offers one to this client (the demo provider). */
+  introspectionEndpoint?: string | null;
   /**
    * Revoking any token ends every grant of the account to this client (Google), not only the
    * grant it came from: revoking a fresh grant would then cut off mailboxes in use.
@@ -149,6 +151,7 @@ export function buildDemoProvider(settings: DemoProviderSettings): MailProvider 
     authorizationEndpoint: `${issuer}/auth`,
     tokenEndpoint: settings.tokenEndpoint ?? `${issuer}/token`,
     revocationEndpoint: settings.revocationEndpoint ?? `${issuer}/token/revocation`,
+    introspectionEndpoint: `${issuer}/token/introspection`,
     // Each consent is its own grant there: revoking one leaves the account's others alone.
     revocationEndsAccountGrants: false,
     mailScopes: [DEMO_MAIL_SCOPE],

@@ -1,5 +1,5 @@
 import "server-only";
-import { getDb } from "@/db";
+import { type DbOrTx, getDb } from "@/db";
 import { lockMailboxWithTokens, type MailboxTokenRow, updateMailbox } from "@/db/queries/mailboxes";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
@@ -8,13 +8,20 @@ import { MailboxNotFoundError } from "./errors";
 import { CLEARED_TOKENS } from "./grant-columns";
 import { getMailProvider, type MailProvider } from "./providers";
 import { openMailboxToken } from "./sealed";
-import { revokeToken } from "./token-endpoint";
+import { isTokenActive, revokeToken } from "./token-endpoint";
 
 export type RevokeMailboxInput = {
   orgId: string;
   mailboxId: string;
   actor: Actor;
   request: RequestMeta;
+  /**
+   * An earlier attempt may have reached the provider before its process died: where the
+   * provider can say that the token is already dead, do not ask it to revoke again.
+   */
+  mayBeRevokedAlready?: boolean;
+  /** Runs in the revocation's transaction, so that a record of it commits with it or not at all. */
+  alsoInTransaction?: (tx: DbOrTx, result: RevokeMailboxResult) => Promise<void>;
 };
 
 export type ProviderRevocationResult = "revoked" | "not_supported" | "failed";
@@ -68,7 +75,10 @@ function heldToken(row: MailboxTokenRow) {
   return null;
 }
 
-async function revokeAtProvider(row: MailboxTokenRow): Promise<ProviderAnswer> {
+async function revokeAtProvider(
+  row: MailboxTokenRow,
+  mayBeRevokedAlready = false,
+): Promise<ProviderAnswer> {
   const provider = getMailProvider(row.provider);
   if (provider && !provider.revocationEndpoint) {
     return {
@@ -101,6 +111,14 @@ async function revokeAtProvider(row: MailboxTokenRow): Promise<ProviderAnswer> {
       null,
       null,
     );
+  }
+  if (mayBeRevokedAlready && (await isTokenActive(provider, held.token, held.hint)) === false) {
+    return {
+      providerResult: "revoked",
+      detail: `${label} confirmed that Mailwarden's permission for this mailbox is revoked.`,
+      httpStatus: null,
+      error: null,
+    };
   }
   const answer = await revokeToken(provider, held.token, held.hint);
   if (answer.ok) {
@@ -135,7 +153,7 @@ export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMa
       orgId: input.orgId,
     });
     if (!row) throw new MailboxNotFoundError(input.mailboxId);
-    const answer = await revokeAtProvider(row);
+    const answer = await revokeAtProvider(row, input.mayBeRevokedAlready);
     await updateMailbox({
       db: tx,
       mailboxId: row.id,
@@ -166,6 +184,8 @@ export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMa
         localCopyDeleted: true,
       },
     });
-    return { providerResult: answer.providerResult, detail: answer.detail };
+    const result = { providerResult: answer.providerResult, detail: answer.detail };
+    await input.alsoInTransaction?.(tx, result);
+    return result;
   });
 }

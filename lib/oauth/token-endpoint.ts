@@ -117,3 +117,22 @@ export async function revokeToken(
   if (answer.status === 200) return { ok: true, status: 200 };
   return { ok: false, status: answer.status, body: answer.body };
 }
+
+/**
+ * RFC 7662: whether the provider still honours a token. Null where the provider offers no
+ * introspection or did not answer clearly: the caller must then assume it is active.
+ */
+export async function isTokenActive(
+  provider: MailProvider,
+  token: string,
+  hint: "refresh_token" | "access_token",
+): Promise<boolean | null> {
+  if (!provider.introspectionEndpoint) return null;
+  const answer = await post(provider, provider.introspectionEndpoint, {
+    token,
+    token_type_hint: hint,
+  });
+  if ("networkError" in answer || answer.status !== 200) return null;
+  const active = (answer.body as { active?: unknown } | null)?.active;
+  return typeof active === "boolean" ? active : null;
+}

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import MemoryAdapter from "oidc-provider/lib/adapters/memory_adapter.js";
 import { introspectVia } from "@/lib/demo";
 import { type DemoProvider, startDemoProvider } from "@/lib/demo/provider";
 import { CookieJar, followAuthorization, freePort, tempDataDir } from "@/lib/demo/testing";
@@ -13,6 +14,8 @@ export type CountingProxy = {
   /** Refresh-token grants that reached the provider. */
   refreshCalls: number;
   revocationCalls: number;
+  /** How many revocation requests named each token (a count above 1 is a repeated revocation). */
+  revokedTokens: Map<string, number>;
   /** Answer 503 to everything instead of forwarding. */
   down: boolean;
   /** Hold each refresh this long before forwarding (widens race windows). */
@@ -56,6 +59,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     url: "",
     refreshCalls: 0,
     revocationCalls: 0,
+    revokedTokens: new Map(),
     down: false,
     refreshDelayMs: 0,
     codeExchanges: 0,
@@ -76,7 +80,11 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     const isCode = grantType === "authorization_code";
     if (isRefresh) proxy.refreshCalls++;
     if (isCode) proxy.codeExchanges++;
-    if (path === "/token/revocation") proxy.revocationCalls++;
+    if (path === "/token/revocation") {
+      proxy.revocationCalls++;
+      const token = new URLSearchParams(body.toString()).get("token") ?? "";
+      proxy.revokedTokens.set(token, (proxy.revokedTokens.get(token) ?? 0) + 1);
+    }
     if (proxy.down) {
       res.writeHead(503, { "content-type": "text/plain" });
       res.end("Service Unavailable");
@@ -114,6 +122,34 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
   return proxy;
 }
 
+/**
+ * oidc-provider's own in-memory store forgets the oldest of its entries beyond about a thousand
+ * (several per grant): a test with hundreds of grants would find old tokens "inactive" without
+ * anyone revoking them. This store forgets only what has expired.
+ */
+function unboundedMemoryAdapter() {
+  const entries = new Map<string, { value: unknown; expiresAt: number }>();
+  const store = {
+    get(key: string) {
+      const entry = entries.get(key);
+      if (!entry) return undefined;
+      if (entry.expiresAt <= Date.now()) {
+        entries.delete(key);
+        return undefined;
+      }
+      return entry.value;
+    },
+    set(key: string, value: unknown, options?: { maxAge?: number }) {
+      const expiresAt = options?.maxAge ? Date.now() + options.maxAge : Number.POSITIVE_INFINITY;
+      entries.set(key, { value, expiresAt });
+    },
+    delete(key: string) {
+      entries.delete(key);
+    },
+  };
+  return (model: string) => new MemoryAdapter(model, store);
+}
+
 export async function startDemoTestbed(): Promise<DemoTestbed> {
   const dataDir = await tempDataDir();
   const port = await freePort();
@@ -126,6 +162,7 @@ export async function startDemoTestbed(): Promise<DemoTestbed> {
     port,
     dataDir,
     accountClaims: (accountId) => directory.get(accountId),
+    adapter: unboundedMemoryAdapter(),
     clients: [
       { client_id: clientId, client_secret: clientSecret, redirect_uris: [redirectUriFor("demo")] },
     ],

@@ -9,8 +9,8 @@ import { listActivityChoices } from "@/db/queries/activity";
 import { loadActivityPage } from "@/lib/audit/activity";
 import { formatCursor, parseActivityQuery } from "@/lib/audit/activity-filter";
 import { AUDIT_ACTION_LABELS, AUDIT_ACTIONS } from "@/lib/audit/events";
-import { isOperator } from "@/lib/audit/operators";
 import { checkOrganizationChain } from "@/lib/audit/read";
+import { isOperator } from "@/lib/auth/operators";
 import { requirePermission } from "@/lib/auth/session";
 import { formatDateTime } from "@/lib/utils";
 
@@ -58,7 +58,7 @@ export default async function ActivityPage({
     );
   }
   const query = parsed.query;
-  const operator = isOperator(ctx.user.email);
+  const operator = await isOperator({ db: await getDb(), userId: ctx.user.id });
   const isSystem = query.view === "system" && operator;
   const chain = isSystem ? "" : ctx.orgId;
   const db = await getDb();

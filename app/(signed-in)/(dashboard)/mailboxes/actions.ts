@@ -3,8 +3,11 @@
 import { revalidatePath } from "next/cache";
 import { redirect } from "next/navigation";
 import { z } from "zod";
+import { getDb } from "@/db";
+import { getMailboxForOrg } from "@/db/queries/mailboxes";
 import { PROVIDER_IDS } from "@/db/schema";
 import { action } from "@/lib/auth/action";
+import { pauseMailbox, REASON_MAX } from "@/lib/incidents/console";
 import { ConnectionsBlockedError } from "@/lib/incidents/switches";
 import { sendOutcomeResult } from "@/lib/mail/form-result";
 import { testConnection } from "@/lib/mail/send";
@@ -98,5 +101,57 @@ export const testConnectionAction = action(
     });
     revalidatePath("/mailboxes");
     return sendOutcomeResult(outcome);
+  },
+);
+
+/** Pauses one mailbox (a reason is required) or resumes it; nothing is sent from it meanwhile. */
+export const pauseMailboxAction = action(
+  {
+    permission: "manageMailboxes",
+    name: "mailboxes.pause",
+    schema: z.discriminatedUnion("paused", [
+      z.object({
+        mailboxId: z.string().min(1).max(64),
+        paused: z.literal("true"),
+        reason: z
+          .string()
+          .trim()
+          .min(1, { error: "Say why: the reason is recorded." })
+          .max(REASON_MAX, { error: `At most ${REASON_MAX} characters.` }),
+      }),
+      z.object({
+        mailboxId: z.string().min(1).max(64),
+        paused: z.literal("false"),
+        reason: z.string().max(REASON_MAX).optional(),
+      }),
+    ]),
+  },
+  async (input, ctx) => {
+    const db = await getDb();
+    const paused = input.paused === "true";
+    const row = await pauseMailbox({
+      db,
+      orgId: ctx.orgId,
+      mailboxId: input.mailboxId,
+      paused,
+      reason: input.reason ?? "",
+      actor: ctx.actor,
+      request: ctx.request,
+    });
+    revalidatePath("/", "layout");
+    if (row) {
+      return {
+        ok: true,
+        message: paused
+          ? `${row.address} is paused: nothing is sent from it until it is resumed.`
+          : `${row.address} is resumed.`,
+      };
+    }
+    const existing = await getMailboxForOrg({ db, orgId: ctx.orgId, mailboxId: input.mailboxId });
+    if (!existing) return { message: new MailboxNotFoundError(input.mailboxId).message };
+    if ((existing.status === "paused") === paused) {
+      return { ok: true, message: paused ? "It was already paused." : "It is not paused." };
+    }
+    return { message: "A revoked mailbox cannot be paused; connect it again first." };
   },
 );

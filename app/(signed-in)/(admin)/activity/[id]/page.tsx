@@ -7,7 +7,7 @@ import { getDb } from "@/db";
 import { getActivityEvent, resolveTargetLabels } from "@/db/queries/activity";
 import { describeTarget } from "@/lib/audit/activity";
 import { actionLabel } from "@/lib/audit/events";
-import { isOperator } from "@/lib/audit/operators";
+import { isOperator } from "@/lib/auth/operators";
 import { requirePermission } from "@/lib/auth/session";
 import { formatDateTime } from "@/lib/utils";
 
@@ -24,7 +24,8 @@ export default async function ActivityEventPage({
   const { id } = await params;
   const { view } = await searchParams;
   if (!/^\d{1,15}$/.test(id)) notFound();
-  const isSystem = view === "system" && isOperator(ctx.user.email);
+  const isSystem =
+    view === "system" && (await isOperator({ db: await getDb(), userId: ctx.user.id }));
   const chain = isSystem ? "" : ctx.orgId;
   const db = await getDb();
   const event = await getActivityEvent({ db, chain, id: Number(id) });

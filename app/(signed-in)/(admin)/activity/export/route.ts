@@ -1,8 +1,8 @@
 import { getDb } from "@/db";
 import { describeFilter, parseActivityQuery } from "@/lib/audit/activity-filter";
 import { exportStream } from "@/lib/audit/export";
-import { isOperator } from "@/lib/audit/operators";
 import { writeAuditEvent } from "@/lib/audit/write";
+import { isOperator } from "@/lib/auth/operators";
 import { requestInfoFrom } from "@/lib/auth/request";
 import { hasPermission } from "@/lib/auth/roles";
 import { auditDenied, getSessionContext } from "@/lib/auth/session";
@@ -37,7 +37,8 @@ export async function GET(request: Request): Promise<Response> {
   }
   const { query } = parsed;
   // A page position is not part of an export: it is always the whole filtered log.
-  const isSystem = query.view === "system" && isOperator(ctx.user.email);
+  const isSystem =
+    query.view === "system" && (await isOperator({ db: await getDb(), userId: ctx.user.id }));
   const chain = isSystem ? "" : ctx.orgId;
   const filterParams = describeFilter(query.params);
   const db = await getDb();

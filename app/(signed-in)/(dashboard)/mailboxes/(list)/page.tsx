@@ -1,4 +1,5 @@
 import Link from "next/link";
+import { IncidentSwitch } from "@/components/incident-switch";
 import { PageHeader } from "@/components/page-header";
 import { Badge } from "@/components/ui/badge";
 import { buttonClass } from "@/components/ui/button";
@@ -11,6 +12,7 @@ import { hasPermission } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
 import { listMailProviders } from "@/lib/oauth/providers";
 import { formatDateTime } from "@/lib/utils";
+import { pauseMailboxAction } from "../actions";
 import { RevokeForm, TestConnectionForm } from "../forms";
 
 export const metadata = { title: "Mailboxes" };
@@ -112,6 +114,26 @@ export default async function MailboxesPage({ searchParams }: Props) {
                           >
                             Reconnect
                           </Link>
+                        )}
+                        {canManage && m.status !== "revoked" && (
+                          <IncidentSwitch
+                            action={pauseMailboxAction}
+                            label={
+                              m.status === "paused" ? `Resume ${m.address}` : `Pause ${m.address}`
+                            }
+                            confirmLabel={m.status === "paused" ? "Yes, resume" : "Yes, pause"}
+                            explanation={
+                              m.status === "paused"
+                                ? "Sending from this mailbox starts again."
+                                : "Nothing is sent from this mailbox until it is resumed; its tokens are kept."
+                            }
+                            fields={{
+                              mailboxId: m.id,
+                              paused: m.status === "paused" ? "false" : "true",
+                            }}
+                            askReason={m.status !== "paused"}
+                            variant="secondary"
+                          />
                         )}
                         {canManage && (
                           <RevokeForm

@@ -2,12 +2,14 @@ import { randomUUID } from "node:crypto";
 import { eq, inArray } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
+import { listJobItems } from "@/db/queries/jobs";
 import { auditEvents, mailboxes } from "@/db/schema";
+import { decryptField, encryptField, keyIdOf } from "@/lib/crypto/envelope";
+import { generateKeySpec, parseKeyring } from "@/lib/crypto/keyring";
+import { keyring } from "@/lib/crypto/runtime";
 import { createOwner } from "@/lib/testing/factories";
-import { decryptField, encryptField, keyIdOf } from "./envelope";
-import { generateKeySpec, parseKeyring } from "./keyring";
-import { reencryptTokens } from "./rotate";
-import { keyring } from "./runtime";
+import { countCellsByKey, reencryptTokens, startReencryption } from "./reencrypt";
+import { runJob } from "./runner";
 
 describe("key rotation", () => {
   it("re-encrypts every token under the new key, resumably, and audits it", async () => {
@@ -70,5 +72,53 @@ describe("key rotation", () => {
     expect(events.some((e) => e.metadata.keyId === "new1" && e.metadata.remaining === false)).toBe(
       true,
     );
+  });
+});
+
+describe("re-encryption as a job", () => {
+  it("counts cells per key, reports a cell no key opens, and leaves current cells alone", async () => {
+    const ring = keyring();
+    const stranger = parseKeyring(generateKeySpec("gone1"));
+    const db = await getDb();
+    const { orgId, user } = await createOwner();
+    const current = randomUUID();
+    const lost = randomUUID();
+    const cell = (id: string, column: string) => ({ table: "mailboxes", column, rowId: id });
+    await db.insert(mailboxes).values([
+      {
+        id: current,
+        orgId,
+        provider: "demo",
+        address: `cur-${current.slice(0, 6)}@example.test`,
+        status: "connected" as const,
+        accessTokenEnc: encryptField(ring, "a", cell(current, "access_token")),
+        refreshTokenEnc: encryptField(ring, "r", cell(current, "refresh_token")),
+      },
+      {
+        id: lost,
+        orgId,
+        provider: "demo",
+        address: `lost-${lost.slice(0, 6)}@example.test`,
+        status: "connected" as const,
+        refreshTokenEnc: encryptField(stranger, "r", cell(lost, "refresh_token")),
+      },
+    ]);
+    const counts = await countCellsByKey(db);
+    expect(counts.find((c) => c.keyId === "gone1")?.cells).toBeGreaterThanOrEqual(1);
+    expect(counts.find((c) => c.keyId === ring.current.id)?.cells).toBeGreaterThanOrEqual(2);
+
+    const job = await startReencryption({
+      db,
+      actor: { type: "user", id: user.id },
+      request: { ip: null, userAgent: "vitest" },
+    });
+    const done = await runJob(db, job.id);
+    expect(done?.status).toBe("done");
+    const items = await listJobItems({ db, jobId: job.id });
+    expect(items.find((i) => i.itemId === current)?.result).toBe("unchanged");
+    expect(items.find((i) => i.itemId === lost)?.result).toBe("unreadable");
+    const [row] = await db.select().from(mailboxes).where(eq(mailboxes.id, lost));
+    expect(row?.refreshTokenEnc && keyIdOf(row.refreshTokenEnc)).toBe("gone1");
+    await db.delete(mailboxes).where(inArray(mailboxes.id, [current, lost]));
   });
 });

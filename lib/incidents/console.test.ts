@@ -1,0 +1,161 @@
+import { and, eq, inArray } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getDb } from "@/db";
+import { recordEmailVerification } from "@/db/queries/users";
+import { auditEvents, sessions } from "@/db/schema";
+import { isOperator } from "@/lib/auth/operators";
+import { env } from "@/lib/env";
+import { sendMessage } from "@/lib/mail/send";
+import { connectMailbox, type SendTestbed, startSendTestbed } from "@/lib/mail/testing";
+import { closeAllMailboxTransports } from "@/lib/mail/transport";
+import { resetMailProviders } from "@/lib/oauth/providers";
+import { readMailbox } from "@/lib/oauth/testing/fixtures";
+import { createOwner, createSession, createUser, joinOrganization } from "@/lib/testing/factories";
+import { pauseMailbox, signEveryoneOut } from "./console";
+
+const REQUEST = { ip: "203.0.113.6", userAgent: "vitest" };
+
+describe("signing everyone out", () => {
+  it("ends every session of the organisation's members but the caller's current one, and no one else's", async () => {
+    const owner = await createOwner("signout");
+    const member = await createUser("signout-member");
+    await joinOrganization({
+      orgId: owner.orgId,
+      inviterId: owner.user.id,
+      user: member,
+      role: "sender",
+    });
+    const outsider = await createOwner("signout-outsider");
+    const kept = await createSession(owner.user.id);
+    const ownerElsewhere = await createSession(owner.user.id);
+    const memberSession = await createSession(member.id);
+    const outsiderSession = await createSession(outsider.user.id);
+    const db = await getDb();
+
+    const result = await signEveryoneOut({
+      db,
+      orgId: owner.orgId,
+      keepSessionToken: kept,
+      reason: "laptop stolen",
+      actor: { type: "user", id: owner.user.id },
+      request: REQUEST,
+    });
+    expect(result).toEqual({ sessions: 2, people: 2 });
+    const left = await db
+      .select({ token: sessions.sessionToken })
+      .from(sessions)
+      .where(
+        inArray(sessions.sessionToken, [kept, ownerElsewhere, memberSession, outsiderSession]),
+      );
+    expect(left.map((r) => r.token).sort()).toEqual([kept, outsiderSession].sort());
+    const [event] = await db
+      .select()
+      .from(auditEvents)
+      .where(
+        and(eq(auditEvents.orgId, owner.orgId), eq(auditEvents.action, "sessions.revoked_all")),
+      );
+    expect(event?.metadata).toMatchObject({ sessions: 2, reason: "laptop stolen" });
+  });
+});
+
+describe("pausing one mailbox", () => {
+  let bed: SendTestbed;
+  beforeAll(async () => {
+    bed = await startSendTestbed();
+  });
+  afterAll(async () => {
+    closeAllMailboxTransports();
+    resetMailProviders();
+    await bed?.close();
+  });
+
+  const send = (owner: { user: { id: string }; orgId: string }, mailbox: string) =>
+    sendMessage({
+      actor: { type: "user", userId: owner.user.id, role: "owner" },
+      orgId: owner.orgId,
+      purpose: "dashboard_test",
+      request: REQUEST,
+      body: {
+        type: "value",
+        value: { mailbox, to: ["rcpt@example.test"], subject: "Pause", text: "x" },
+      },
+    });
+
+  it("stops sends from that mailbox until it is resumed; another organisation cannot pause it", async () => {
+    const owner = await createOwner("pausebox");
+    const stranger = await createOwner("pausebox-other");
+    const mailboxId = await connectMailbox(owner);
+    const db = await getDb();
+    const actor = { type: "user" as const, id: owner.user.id };
+
+    expect(
+      await pauseMailbox({
+        db,
+        orgId: stranger.orgId,
+        mailboxId,
+        paused: true,
+        reason: "x",
+        actor,
+        request: REQUEST,
+      }),
+    ).toBeNull();
+    expect((await readMailbox(mailboxId)).status).toBe("connected");
+
+    const paused = await pauseMailbox({
+      db,
+      orgId: owner.orgId,
+      mailboxId,
+      paused: true,
+      reason: "odd sends",
+      actor,
+      request: REQUEST,
+    });
+    expect(paused?.status).toBe("paused");
+    const inbox = await bed.inboxCount();
+    expect((await send(owner, mailboxId)).kind).toBe("paused");
+    expect(await bed.inboxCount()).toBe(inbox);
+
+    await pauseMailbox({
+      db,
+      orgId: owner.orgId,
+      mailboxId,
+      paused: false,
+      reason: "",
+      actor,
+      request: REQUEST,
+    });
+    expect((await readMailbox(mailboxId)).status).toBe("connected");
+    expect((await send(owner, mailboxId)).kind).toBe("sent");
+    const actions = await db
+      .select({ action: auditEvents.action })
+      .from(auditEvents)
+      .where(
+        and(
+          eq(auditEvents.orgId, owner.orgId),
+          inArray(auditEvents.action, ["mailbox.paused", "mailbox.resumed"]),
+        ),
+      );
+    expect(actions.map((a) => a.action).sort()).toEqual(["mailbox.paused", "mailbox.resumed"]);
+  }, 120_000);
+});
+
+describe("operators", () => {
+  it("are the people named in OPERATOR_EMAILS whose provider confirmed that address, and nobody else", async () => {
+    const db = await getDb();
+    const verified = await createUser("operator");
+    const claimed = await createUser("claimed");
+    const someone = await createUser("someone");
+    await recordEmailVerification({ db, userId: verified.id, isVerified: true });
+    await recordEmailVerification({ db, userId: claimed.id, isVerified: false });
+    const list = env().OPERATOR_EMAILS;
+    // The settings are read once per process; the test names its people for its own run.
+    list.push((verified.email ?? "").toLowerCase(), claimed.email ?? "");
+    try {
+      expect(await isOperator({ db, userId: verified.id })).toBe(true);
+      expect(await isOperator({ db, userId: claimed.id })).toBe(false);
+      expect(await isOperator({ db, userId: someone.id })).toBe(false);
+    } finally {
+      list.splice(list.length - 2, 2);
+    }
+  });
+});

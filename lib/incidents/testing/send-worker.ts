@@ -1,0 +1,76 @@
+// Test-only child process for pause.test.ts: registers the parent's demo provider and SMTP
+// server through the test seam, then sends through the real send chokepoint in a loop, printing
+// one JSON line per attempt (when it started, when it was answered, the outcome's kind) until
+// stdin says "stop". Run with `tsx --conditions=react-server`.
+import { createInterface } from "node:readline";
+import { closeDb, getDb } from "@/db";
+import type { Role } from "@/db/schema";
+import { stopAuditSealer } from "@/lib/audit/sealer";
+import { sendMessage } from "@/lib/mail/send";
+import { closeAllMailboxTransports } from "@/lib/mail/transport";
+import { buildDemoProvider, registerMailProvider } from "@/lib/oauth/providers";
+
+type Settings = {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  tokenEndpoint: string;
+  smtp: { host: string; port: number; secure: boolean; requireTLS: boolean; ca: string };
+  orgId: string;
+  userId: string;
+  mailboxId: string;
+};
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function main() {
+  const s = JSON.parse(process.env.MAILWARDEN_PAUSE_WORKER ?? "{}") as Settings;
+  registerMailProvider({
+    ...buildDemoProvider({
+      issuer: s.issuer,
+      clientId: s.clientId,
+      clientSecret: s.clientSecret,
+      smtpPort: s.smtp.port,
+      tokenEndpoint: s.tokenEndpoint,
+    }),
+    smtp: s.smtp,
+  });
+  await getDb();
+  let stopping = false;
+  const lines = createInterface({ input: process.stdin });
+  lines.on("line", (line) => {
+    if (line.trim() === "stop") stopping = true;
+  });
+  process.stdout.write("ready\n");
+  for (let i = 0; !stopping; i++) {
+    const startedAt = Date.now();
+    const outcome = await sendMessage({
+      actor: { type: "user", userId: s.userId, role: "owner" as Role, label: "worker" },
+      orgId: s.orgId,
+      purpose: "dashboard_test",
+      request: { ip: "203.0.113.7", userAgent: "pause-worker" },
+      body: {
+        type: "value",
+        value: {
+          mailbox: s.mailboxId,
+          to: ["rcpt@example.test"],
+          subject: `Pause probe ${i}`,
+          text: "probe",
+        },
+      },
+    });
+    const answeredAt = Date.now();
+    process.stdout.write(`${JSON.stringify({ startedAt, answeredAt, kind: outcome.kind })}\n`);
+    await sleep(5);
+  }
+  lines.close();
+  closeAllMailboxTransports();
+  await stopAuditSealer();
+  await closeDb();
+  process.exit(0);
+}
+
+main().catch((error) => {
+  process.stderr.write(`${(error as Error).stack ?? error}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,222 @@
+import "server-only";
+import { and, eq, isNotNull, or } from "drizzle-orm";
+import { type Database, type DbOrTx, getDb } from "@/db";
+import { latestJob } from "@/db/queries/jobs";
+import { mailboxes, oauthTransactions } from "@/db/schema";
+import type { Actor } from "@/lib/audit/events";
+import { writeAuditEvent } from "@/lib/audit/write";
+import { DecryptionError, keyIdOf, needsReencryption, reencryptField } from "@/lib/crypto/envelope";
+import type { Keyring } from "@/lib/crypto/keyring";
+import { keyring as runtimeKeyring } from "@/lib/crypto/runtime";
+import { createJob, registerJobHandler } from "./runner";
+
+export type RotationResult = {
+  mailboxes: number;
+  transactions: number;
+  /** Cells that no key of the keyring can open (tampered, or the key was dropped too early). */
+  unreadable: string[];
+  /** The run stopped at maxRows: run it again to finish. */
+  remaining: boolean;
+};
+
+type Cell = { value: string | null; table: string; column: string; rowId: string };
+
+function rotateCell(keyring: Keyring, cell: Cell, unreadable: string[]): string | null {
+  if (!cell.value || !needsReencryption(keyring, cell.value)) return cell.value;
+  try {
+    return reencryptField(keyring, cell.value, cell);
+  } catch (error) {
+    if (!(error instanceof DecryptionError)) throw error;
+    unreadable.push(`${cell.table}.${cell.column}:${cell.rowId}`);
+    return cell.value;
+  }
+}
+
+/** Re-encrypts one mailbox's token cells with the row locked; false when nothing changed. */
+export async function reencryptMailboxRow(
+  db: Database,
+  keyring: Keyring,
+  id: string,
+  unreadable: string[],
+): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx.select().from(mailboxes).where(eq(mailboxes.id, id)).for("update");
+    if (!row) return false;
+    const cell = (column: string, value: string | null) => ({
+      value,
+      table: "mailboxes",
+      column,
+      rowId: id,
+    });
+    const access = rotateCell(keyring, cell("access_token", row.accessTokenEnc), unreadable);
+    const refresh = rotateCell(keyring, cell("refresh_token", row.refreshTokenEnc), unreadable);
+    if (access === row.accessTokenEnc && refresh === row.refreshTokenEnc) return false;
+    await tx
+      .update(mailboxes)
+      .set({ accessTokenEnc: access, refreshTokenEnc: refresh, keyId: keyring.current.id })
+      .where(eq(mailboxes.id, id));
+    return true;
+  });
+}
+
+/**
+ * Re-encrypts every token cell under the keyring's current key, one row per transaction with the
+ * row locked (a token refresh may be writing it at the same moment). Resumable: cells already
+ * under the current key are skipped, so a run that stopped part-way is finished by running it
+ * again. A cell that cannot be opened is reported, never silently dropped.
+ */
+export async function reencryptTokens(
+  db: Database,
+  keyring: Keyring,
+  options: { actor: Actor; maxRows?: number },
+): Promise<RotationResult> {
+  const current = keyring.current.id;
+  const budget = options.maxRows ?? Number.POSITIVE_INFINITY;
+  const unreadable: string[] = [];
+  let rotatedMailboxes = 0;
+  let rotatedTransactions = 0;
+  let remaining = false;
+
+  const withTokens = await db
+    .select({ id: mailboxes.id })
+    .from(mailboxes)
+    .where(or(isNotNull(mailboxes.accessTokenEnc), isNotNull(mailboxes.refreshTokenEnc)));
+  for (const { id } of withTokens) {
+    if (rotatedMailboxes + rotatedTransactions >= budget) {
+      remaining = true;
+      break;
+    }
+    if (await reencryptMailboxRow(db, keyring, id, unreadable)) rotatedMailboxes++;
+  }
+
+  const transactions = await db
+    .select({ id: oauthTransactions.id, value: oauthTransactions.codeVerifierEnc })
+    .from(oauthTransactions);
+  for (const { id, value } of transactions) {
+    if (remaining || rotatedMailboxes + rotatedTransactions >= budget) {
+      remaining = true;
+      break;
+    }
+    const cell = { value, table: "oauth_transactions", column: "code_verifier", rowId: id };
+    const next = rotateCell(keyring, cell, unreadable);
+    if (next === value || !next) continue;
+    await db
+      .update(oauthTransactions)
+      .set({ codeVerifierEnc: next })
+      .where(and(eq(oauthTransactions.id, id), eq(oauthTransactions.codeVerifierEnc, value)));
+    rotatedTransactions++;
+  }
+
+  await writeAuditEvent(db, {
+    orgId: null,
+    actor: options.actor,
+    action: "keys.rotated",
+    outcome: remaining || unreadable.length > 0 ? "failure" : "success",
+    metadata: {
+      keyId: current,
+      mailboxes: rotatedMailboxes,
+      transactions: rotatedTransactions,
+      unreadable,
+      remaining,
+    },
+  });
+  return { mailboxes: rotatedMailboxes, transactions: rotatedTransactions, unreadable, remaining };
+}
+
+// ---- The same re-encryption as a job, started from the incidents page ----
+
+export const REENCRYPT = "reencrypt_tokens";
+
+registerJobHandler({
+  kind: REENCRYPT,
+  concurrency: 4,
+  runItem: async (item) => {
+    const unreadable: string[] = [];
+    const changed = await reencryptMailboxRow(
+      await getDb(),
+      runtimeKeyring(),
+      item.itemId,
+      unreadable,
+    );
+    if (unreadable.length > 0) {
+      return { result: "unreadable", detail: "No key of the keyring opens this token." };
+    }
+    return { result: changed ? "reencrypted" : "unchanged", detail: null };
+  },
+  onDone: async (job) => {
+    await writeAuditEvent(await getDb(), {
+      orgId: null,
+      actor: job.createdBy
+        ? { type: "user", id: job.createdBy, label: "re-encryption job" }
+        : { type: "system", label: "re-encryption job" },
+      action: "keys.rotated",
+      target: { type: "job", id: job.id },
+      outcome: job.failed > 0 ? "failure" : "success",
+      metadata: { keyId: runtimeKeyring().current.id, mailboxes: job.done, unreadable: job.failed },
+    });
+  },
+});
+
+/** How many token cells each key id holds (what the page shows before and after a rotation). */
+export async function countCellsByKey(
+  db: DbOrTx,
+): Promise<Array<{ keyId: string; cells: number }>> {
+  const rows = await db
+    .select({ access: mailboxes.accessTokenEnc, refresh: mailboxes.refreshTokenEnc })
+    .from(mailboxes)
+    .where(or(isNotNull(mailboxes.accessTokenEnc), isNotNull(mailboxes.refreshTokenEnc)));
+  const counts = new Map<string, number>();
+  for (const row of rows) {
+    for (const value of [row.access, row.refresh]) {
+      if (!value) continue;
+      let id: string;
+      try {
+        id = keyIdOf(value);
+      } catch {
+        id = "(unreadable)";
+      }
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+  }
+  return [...counts].map(([keyId, cells]) => ({ keyId, cells })).sort((a, b) => b.cells - a.cells);
+}
+
+/** Queues a re-encryption of every mailbox's tokens under the current key. */
+export async function startReencryption({
+  db,
+  actor,
+  request,
+}: {
+  db: Database;
+  actor: Actor;
+  request: { ip: string | null; userAgent: string | null };
+}) {
+  return db.transaction(async (tx) => {
+    const previous = await latestJob({ db: tx, kind: REENCRYPT, orgId: null });
+    if (previous && (previous.status === "queued" || previous.status === "running"))
+      return previous;
+    const rows = await tx
+      .select({ id: mailboxes.id, address: mailboxes.address })
+      .from(mailboxes)
+      .where(or(isNotNull(mailboxes.accessTokenEnc), isNotNull(mailboxes.refreshTokenEnc)));
+    const job = await createJob({
+      db: tx,
+      kind: REENCRYPT,
+      orgId: null,
+      createdBy: actor.type === "user" ? actor.id : null,
+      reason: "rotate the token encryption key",
+      items: rows.map((r) => ({ itemId: r.id, label: null })),
+    });
+    await writeAuditEvent(tx, {
+      orgId: null,
+      actor,
+      action: "job.started",
+      target: { type: "job", id: job.id },
+      outcome: "success",
+      ip: request.ip,
+      userAgent: request.userAgent,
+      metadata: { kind: REENCRYPT, mailboxes: rows.length },
+    });
+    return job;
+  });
+}

@@ -1,0 +1,174 @@
+import { and, eq, inArray } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getDb } from "@/db";
+import { finishItem, listJobItems, markItemsStarted } from "@/db/queries/jobs";
+import { auditEvents, jobs } from "@/db/schema";
+import { cancelJobAudited } from "@/lib/incidents/console";
+import { registerMailProvider, resetMailProviders } from "@/lib/oauth/providers";
+import { openMailboxToken } from "@/lib/oauth/sealed";
+import { type DemoTestbed, startDemoTestbed } from "@/lib/oauth/testing/demo";
+import { connectDemoMailbox, type Person, readMailbox } from "@/lib/oauth/testing/fixtures";
+import { revokeToken } from "@/lib/oauth/token-endpoint";
+import { createOwner } from "@/lib/testing/factories";
+import { REVOKE_ALL, startRevokeAll } from "./revoke-all";
+import { runJob } from "./runner";
+
+let testbed: DemoTestbed;
+
+beforeAll(async () => {
+  testbed = await startDemoTestbed();
+  registerMailProvider(testbed.provider);
+});
+
+afterAll(async () => {
+  resetMailProviders();
+  await testbed?.close();
+});
+
+const REQUEST = { ip: "203.0.113.5", userAgent: "vitest" };
+
+async function connected(person: Person) {
+  const address = `all-${Math.random().toString(36).slice(2, 10)}@example.test`;
+  const { result } = await connectDemoMailbox(person, { email: address });
+  if (result.kind !== "connected") throw new Error(`not connected: ${result.kind}`);
+  const row = await readMailbox(result.mailboxId);
+  return {
+    id: result.mailboxId,
+    address,
+    refreshToken: openMailboxToken(row.id, "refresh_token", row.refreshTokenEnc ?? ""),
+    accessToken: openMailboxToken(row.id, "access_token", row.accessTokenEnc ?? ""),
+  };
+}
+
+async function start(owner: { user: { id: string }; orgId: string }) {
+  return startRevokeAll({
+    db: await getDb(),
+    orgId: owner.orgId,
+    actor: { type: "user", id: owner.user.id },
+    reason: "test",
+    request: REQUEST,
+  });
+}
+
+// Each test connects mailboxes through the real provider's login and consent pages.
+describe("revoke every mailbox", { timeout: 120_000 }, () => {
+  it("revokes each mailbox of the organisation at the provider, one result each, and leaves other organisations alone", async () => {
+    const owner = await createOwner("revall");
+    const stranger = await createOwner("revall-other");
+    const boxes = [await connected(owner), await connected(owner), await connected(owner)];
+    const theirs = await connected(stranger);
+    const job = await start(owner);
+    expect(job.total).toBe(3);
+
+    const done = await runJob(await getDb(), job.id);
+    expect(done?.status).toBe("done");
+    expect(done?.done).toBe(3);
+    const items = await listJobItems({ db: await getDb(), jobId: job.id });
+    expect(items.map((i) => i.result)).toEqual(["revoked", "revoked", "revoked"]);
+    for (const box of boxes) {
+      const row = await readMailbox(box.id);
+      expect(row.status).toBe("revoked");
+      expect(row.refreshTokenEnc).toBeNull();
+      expect(row.accessTokenEnc).toBeNull();
+      expect((await testbed.introspect(box.refreshToken)).active).toBe(false);
+      expect((await testbed.introspect(box.accessToken)).active).toBe(false);
+    }
+    expect((await readMailbox(theirs.id)).status).toBe("connected");
+    expect((await testbed.introspect(theirs.refreshToken)).active).toBe(true);
+
+    const events = await (await getDb())
+      .select()
+      .from(auditEvents)
+      .where(
+        and(
+          eq(auditEvents.orgId, owner.orgId),
+          inArray(auditEvents.action, ["job.started", "mailbox.revoked"]),
+        ),
+      );
+    expect(events.filter((e) => e.action === "job.started")).toHaveLength(1);
+    expect(events.filter((e) => e.action === "mailbox.revoked")).toHaveLength(3);
+  });
+
+  it("resumed after its process died, it redoes no finished mailbox and revokes none twice", async () => {
+    const owner = await createOwner("revall-resume");
+    const [finished, inFlight, waiting] = [
+      await connected(owner),
+      await connected(owner),
+      await connected(owner),
+    ];
+    const db = await getDb();
+    const job = await start(owner);
+    // The dead process: it finished one mailbox, had sent the revocation of the next when it
+    // died (the provider revoked it, the database never heard), and never reached the third.
+    await db
+      .update(jobs)
+      .set({
+        status: "running",
+        leaseOwner: "dead-process",
+        leaseUntil: new Date(Date.now() - 1000),
+      })
+      .where(eq(jobs.id, job.id));
+    await finishItem({ db, jobId: job.id, itemId: finished.id, result: "revoked", detail: null });
+    await markItemsStarted({ db, jobId: job.id, itemIds: [inFlight.id] });
+    expect((await revokeToken(testbed.provider, inFlight.refreshToken, "refresh_token")).ok).toBe(
+      true,
+    );
+
+    const before = new Map(testbed.proxy.revokedTokens);
+    const done = await runJob(db, job.id);
+    expect(done?.status).toBe("done");
+    const askedAgain = (token: string) =>
+      (testbed.proxy.revokedTokens.get(token) ?? 0) - (before.get(token) ?? 0);
+    expect(askedAgain(finished.refreshToken)).toBe(0);
+    expect(askedAgain(inFlight.refreshToken)).toBe(0);
+    expect(askedAgain(waiting.refreshToken)).toBe(1);
+    // The finished one was not touched again: its tokens are still here (the dead process's
+    // transaction is what would have destroyed them), the other two are destroyed.
+    expect((await readMailbox(finished.id)).refreshTokenEnc).not.toBeNull();
+    expect((await readMailbox(inFlight.id)).refreshTokenEnc).toBeNull();
+    expect((await readMailbox(waiting.id)).refreshTokenEnc).toBeNull();
+    expect((await testbed.introspect(waiting.refreshToken)).active).toBe(false);
+  });
+
+  it("a live process's job is not taken over, and a cancelled job revokes nothing more", async () => {
+    const owner = await createOwner("revall-cancel");
+    const box = await connected(owner);
+    const db = await getDb();
+    const job = await start(owner);
+    await db
+      .update(jobs)
+      .set({
+        status: "running",
+        leaseOwner: "live-process",
+        leaseUntil: new Date(Date.now() + 60_000),
+      })
+      .where(eq(jobs.id, job.id));
+    expect(await runJob(db, job.id)).toBeNull();
+
+    const cancelled = await cancelJobAudited({
+      db,
+      orgId: owner.orgId,
+      jobId: job.id,
+      actor: { type: "user", id: owner.user.id },
+      request: REQUEST,
+    });
+    expect(cancelled?.status).toBe("cancelled");
+    expect(await runJob(db, job.id)).toBeNull();
+    expect((await readMailbox(box.id)).status).toBe("connected");
+    expect((await testbed.introspect(box.refreshToken)).active).toBe(true);
+
+    // Another organisation cannot cancel it.
+    const stranger = await createOwner("revall-cancel-other");
+    const again = await start(owner);
+    expect(
+      await cancelJobAudited({
+        db,
+        orgId: stranger.orgId,
+        jobId: again.id,
+        actor: { type: "user", id: stranger.user.id },
+        request: REQUEST,
+      }),
+    ).toBeNull();
+    expect(again.kind).toBe(REVOKE_ALL);
+  });
+});

@@ -1,0 +1,112 @@
+import "server-only";
+import { sql } from "drizzle-orm";
+import type { Database } from "@/db";
+import { latestJob } from "@/db/queries/jobs";
+import { listMailboxIdsWithTokens } from "@/db/queries/mailboxes";
+import type { Actor } from "@/lib/audit/events";
+import { writeAuditEvent } from "@/lib/audit/write";
+import { closeMailboxTransport } from "@/lib/mail/transport";
+import { MailboxNotFoundError } from "@/lib/oauth/errors";
+import { type ProviderRevocationResult, revokeMailbox } from "@/lib/oauth/revoke";
+import { createJob, registerJobHandler } from "./runner";
+
+// "Revoke every mailbox": each mailbox of the organisation that holds a token is revoked at its
+// provider and its tokens destroyed, whatever the provider answers, a few at a time. The item's
+// result commits in the revocation's own transaction, so a finished mailbox is never revoked
+// again when the job is resumed after a restart.
+
+export const REVOKE_ALL = "revoke_all_mailboxes";
+
+export const REVOKE_RESULTS: Record<ProviderRevocationResult, string> = {
+  revoked: "revoked",
+  failed: "provider_refused",
+  not_supported: "no_endpoint",
+};
+
+export const REVOKE_RESULT_LABELS: Record<string, string> = {
+  revoked: "Revoked at the provider",
+  provider_refused: "Provider refused or did not answer; tokens destroyed here",
+  no_endpoint: "Provider has no revocation endpoint; tokens destroyed here",
+  gone: "Mailbox no longer exists",
+  error: "Error",
+};
+
+const SYSTEM_REQUEST = { ip: null, userAgent: null };
+
+registerJobHandler({
+  kind: REVOKE_ALL,
+  concurrency: 8,
+  runItem: async (item, ctx) => {
+    const orgId = ctx.job.orgId;
+    if (!orgId) return { result: "error", detail: "job without organisation" };
+    try {
+      await revokeMailbox({
+        orgId,
+        mailboxId: item.itemId,
+        actor: ctx.job.createdBy
+          ? { type: "user", id: ctx.job.createdBy, label: "revoke every mailbox" }
+          : { type: "system", label: "revoke every mailbox" },
+        request: SYSTEM_REQUEST,
+        mayBeRevokedAlready: ctx.wasStarted,
+        alsoInTransaction: (tx, result) =>
+          ctx.finish(tx, { result: REVOKE_RESULTS[result.providerResult], detail: result.detail }),
+      });
+    } catch (error) {
+      if (error instanceof MailboxNotFoundError) return { result: "gone", detail: null };
+      throw error;
+    }
+    closeMailboxTransport(item.itemId);
+    return undefined;
+  },
+});
+
+export class JobAlreadyRunningError extends Error {
+  constructor() {
+    super("A revocation of every mailbox is already under way; cancel it or wait for it.");
+    this.name = "JobAlreadyRunningError";
+  }
+}
+
+/** Creates the job (one item per mailbox holding a token) and audits who started it and why. */
+export async function startRevokeAll({
+  db,
+  orgId,
+  actor,
+  reason,
+  request,
+}: {
+  db: Database;
+  orgId: string;
+  actor: Actor;
+  reason: string;
+  request: { ip: string | null; userAgent: string | null };
+}) {
+  return db.transaction(async (tx) => {
+    // Two people pressing at once would otherwise both find no job under way.
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`${REVOKE_ALL}:${orgId}`}))`);
+    const previous = await latestJob({ db: tx, kind: REVOKE_ALL, orgId });
+    if (previous && (previous.status === "queued" || previous.status === "running")) {
+      throw new JobAlreadyRunningError();
+    }
+    const boxes = await listMailboxIdsWithTokens({ db: tx, orgId });
+    const job = await createJob({
+      db: tx,
+      kind: REVOKE_ALL,
+      orgId,
+      createdBy: actor.type === "user" ? actor.id : null,
+      reason,
+      items: boxes.map((b) => ({ itemId: b.id, label: b.address })),
+    });
+    await writeAuditEvent(tx, {
+      orgId,
+      actor,
+      action: "job.started",
+      target: { type: "job", id: job.id },
+      outcome: "success",
+      ip: request.ip,
+      userAgent: request.userAgent,
+      metadata: { kind: REVOKE_ALL, mailboxes: boxes.length, reason },
+    });
+    return job;
+  });
+}
