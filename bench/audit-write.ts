@@ -114,8 +114,7 @@ async function naiveAppend(tx: DbOrTx, orgId: string, i: number) {
     targetType: "message",
     targetId: `m-${i}`,
     outcome: "success" as const,
-    ip: "127.0.0.1",
-    userAgent: "bench",
+    request: { ip: "127.0.0.1", userAgent: "bench" },
     metadata: { i },
     prevHash: last?.hash ?? "0".repeat(64),
   };
@@ -158,8 +157,7 @@ async function main() {
           action: "message.sent",
           target: { type: "message", id: `m-${i}` },
           outcome: "success",
-          ip: "127.0.0.1",
-          userAgent: "bench",
+          request: { ip: "127.0.0.1", userAgent: "bench" },
           metadata: { i },
         }),
       );

@@ -35,8 +35,8 @@ export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
     targetType: input.target?.type ?? null,
     targetId: input.target?.id ?? null,
     outcome: input.outcome,
-    ip: input.ip ?? null,
-    userAgent: input.userAgent?.slice(0, 512) ?? null,
+    ip: input.request?.ip ?? null,
+    userAgent: input.request?.userAgent?.slice(0, 512) ?? null,
     metadata: scrub(input.metadata),
   };
   if (isHighVolume(input.action)) {

@@ -104,7 +104,7 @@ async function auditingRefusal<T>(
         action: refused.action,
         target: refused.target,
         outcome: "denied",
-        ...request,
+        request,
         metadata: { ...refused.metadata, reason: error.reason },
       });
     }
@@ -158,7 +158,7 @@ export async function inviteMember(
         action: "member.invited",
         target: { type: "invitation", id: invite?.id ?? email },
         outcome: "success",
-        ...request,
+        request,
         metadata: { email: email.toLowerCase(), role },
       });
       return { alreadyMember: false as const };
@@ -180,7 +180,7 @@ export async function revokeInvitation(
       action: "invitation.revoked",
       target: { type: "invitation", id },
       outcome: "success",
-      ...request,
+      request,
       metadata: { email: removed.email },
     });
     return true;
@@ -219,7 +219,7 @@ export async function changeMemberRole(
         action: "member.role_changed",
         target: { type: "user", id: userId },
         outcome: "success",
-        ...request,
+        request,
         metadata: { from: target.role, to: role },
       });
     }),
@@ -253,7 +253,7 @@ export async function removeMember(db: Database, ctx: OrgActor, userId: string) 
         action: "member.removed",
         target: { type: "user", id: userId },
         outcome: "success",
-        ...request,
+        request,
         metadata: { role: target.role },
       });
     }),

@@ -89,8 +89,7 @@ export async function assertConnectionsAllowed({
     actor: audit.actor,
     action: audit.action,
     outcome: "denied",
-    ip: audit.request.ip,
-    userAgent: audit.request.userAgent,
+    request: audit.request,
     metadata: { ...audit.metadata, result: "refused", reason: "connections_blocked", scope },
   });
   throw new ConnectionsBlockedError(scope, block.since);
@@ -130,8 +129,7 @@ function auditSwitchChange(tx: DbOrTx, change: SwitchChange, metadata: Record<st
     action: "switch.changed",
     target: { type: "switch", id: `${kind}:${scopeKey(scope)}` },
     outcome: "success",
-    ip: request?.ip ?? null,
-    userAgent: request?.userAgent ?? null,
+    request: request ?? null,
     metadata: { kind, scope: scope.type, ...metadata },
   });
 }

@@ -147,8 +147,7 @@ export async function createApiKey({
       action: "api_key.created",
       target: { type: "api_key", id: row.id },
       outcome: "success",
-      ip: request.ip,
-      userAgent: request.userAgent,
+      request: request,
       metadata: { name: keyName, prefix, allowedMailboxIds: allowed },
     });
     return row;
@@ -182,8 +181,7 @@ export async function restrictApiKey({
       action: "api_key.restricted",
       target: { type: "api_key", id: keyId },
       outcome: "success",
-      ip: request.ip,
-      userAgent: request.userAgent,
+      request: request,
       metadata: { prefix: row.prefix, allowedMailboxIds: allowed },
     });
     return row;
@@ -212,8 +210,7 @@ export async function revokeApiKey({
       action: "api_key.revoked",
       target: { type: "api_key", id: keyId },
       outcome: "success",
-      ip: request.ip,
-      userAgent: request.userAgent,
+      request: request,
       metadata: { name: row.name, prefix: row.prefix },
     });
     return row;

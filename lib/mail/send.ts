@@ -160,8 +160,7 @@ async function checkSwitches(
     actor: auditActorOf(input.actor),
     action: "message.refused",
     outcome: "denied",
-    ip: input.request.ip,
-    userAgent: input.request.userAgent,
+    request: input.request,
     metadata: { reason: "sending_paused", scope: pause.scope },
   });
   const who = pause.scope === "global" ? "for every organisation" : "for this organisation";
@@ -195,8 +194,7 @@ async function checkPermission(
       action: "access.denied",
       target: { type: "permission", id: "send" },
       outcome: "denied",
-      ip: request.ip,
-      userAgent: request.userAgent,
+      request: request,
       metadata: { role: actor.role },
     });
     return { kind: "forbidden", cause: "Your role does not allow sending messages." };
@@ -594,8 +592,7 @@ async function finish(
       action: delivery.ok ? "message.sent" : "message.failed",
       target: { type: "message", id: messageId },
       outcome: delivery.ok ? "success" : "failure",
-      ip: input.request.ip,
-      userAgent: input.request.userAgent,
+      request: input.request,
       metadata: {
         mailboxId: mailbox.id,
         provider: mailbox.provider,
@@ -806,8 +803,7 @@ export async function testConnection(input: ConnectionTestInput): Promise<Connec
     action: "mailbox.connection_tested",
     target: { type: "mailbox", id: mailbox.id },
     outcome: result.kind === "connected" ? "success" : "failure",
-    ip: input.request.ip,
-    userAgent: input.request.userAgent,
+    request: input.request,
     metadata: {
       provider: mailbox.provider,
       result: result.kind,

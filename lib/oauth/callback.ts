@@ -117,8 +117,7 @@ async function auditCallback(db: Database | Tx, ctx: Context, audit: Audit) {
     actor: ctx.actor,
     action: "oauth.callback",
     outcome: audit.outcome,
-    ip: ctx.input.request.ip,
-    userAgent: ctx.input.request.userAgent,
+    request: ctx.input.request,
     metadata: { provider: ctx.input.providerId, ...audit.metadata },
   });
 }
@@ -575,8 +574,7 @@ async function storeMailbox(
     actor: ctx.actor,
     target,
     outcome: "success" as const,
-    ip: ctx.input.request.ip,
-    userAgent: ctx.input.request.userAgent,
+    request: ctx.input.request,
   };
   await writeAuditEvent(tx, {
     ...common,

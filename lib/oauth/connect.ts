@@ -104,8 +104,7 @@ export async function startConnect(input: StartConnectInput): Promise<{ url: str
       action: "oauth.connect_started",
       target: mailbox ? { type: "mailbox", id: mailbox.id } : null,
       outcome: "success",
-      ip: input.request.ip,
-      userAgent: input.request.userAgent,
+      request: input.request,
       metadata: {
         provider: provider.id,
         scopes,

@@ -155,8 +155,7 @@ export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMa
       action: "mailbox.revoked",
       target: { type: "mailbox", id: row.id },
       outcome: answer.providerResult === "failed" ? "failure" : "success",
-      ip: input.request.ip,
-      userAgent: input.request.userAgent,
+      request: input.request,
       metadata: {
         provider: row.provider,
         address: row.address,
