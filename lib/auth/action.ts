@@ -1,7 +1,7 @@
 import "server-only";
 import { z } from "zod";
-import type { Actor } from "@/lib/audit/events";
-import { type RequestInfo, requestInfo } from "./request";
+import type { MemberContext } from "./context";
+import { requestInfo } from "./request";
 import { hasPermission, type Permission } from "./roles";
 import { auditDenied, getSessionContext, type SessionContext } from "./session";
 
@@ -25,7 +25,8 @@ function formToObject(formData: FormData): Record<string, string | string[]> {
   return out;
 }
 
-export type ActionContext = SessionContext & { actor: Actor; request: RequestInfo };
+/** The session's view of the caller plus the one context lib/ functions take. */
+export type ActionContext = SessionContext & MemberContext;
 
 /**
  * The one server-action wrapper: session, permission, then a zod parse of the form, then the
@@ -51,8 +52,12 @@ export function action<S extends z.ZodType>(
         fieldErrors: z.flattenError(parsed.error).fieldErrors as Record<string, string[]>,
       };
     }
-    const actor: Actor = { type: "user", id: session.user.id, label: session.user.email };
-    const ctx = { ...session, actor, request: await requestInfo() };
+    const ctx: ActionContext = {
+      ...session,
+      actor: { type: "user", id: session.user.id, label: session.user.email },
+      request: await requestInfo(),
+      allowedMailboxIds: null,
+    };
     return (await run(parsed.data, ctx)) ?? { ok: true };
   };
 }

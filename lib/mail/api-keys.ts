@@ -13,6 +13,7 @@ import {
 } from "@/db/queries/api-keys";
 import type { Role } from "@/db/schema";
 import { writeAuditEvent } from "@/lib/audit/write";
+import type { CallContext, RequestInfo } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
 
 // API keys for the send route (DESIGN.md data model). The secret is shown once; the database
@@ -251,5 +252,21 @@ export async function verifyApiKey(token: string): Promise<VerifiedApiKey | null
     orgId: row.orgId,
     name: row.name,
     allowedMailboxIds: row.allowedMailboxIds,
+  };
+}
+
+/** The caller's context for a bearer token: the API-key counterpart of the action wrapper's. */
+export async function apiKeyContext(
+  token: string,
+  request: RequestInfo,
+): Promise<CallContext | null> {
+  const key = await verifyApiKey(token);
+  if (!key) return null;
+  return {
+    orgId: key.orgId,
+    actor: { type: "api_key", id: key.id, label: key.name },
+    role: null,
+    request,
+    allowedMailboxIds: key.allowedMailboxIds,
   };
 }

@@ -1,7 +1,7 @@
 import "server-only";
 import { sendRequestProblem } from "./message";
+import type { ConnectionTestOutcome, SendOutcome } from "./outcomes";
 import { type FieldProblem, problemResponse } from "./problem";
-import type { ConnectionTestOutcome, SendOutcome } from "./send";
 
 // The one place a send outcome becomes HTTP (DESIGN.md "The send route contract"). Every error
 // is RFC 9457 problem JSON; no token, key or secret is ever part of an outcome, so none can

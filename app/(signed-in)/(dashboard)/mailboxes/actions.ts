@@ -85,17 +85,7 @@ export const testConnectionAction = action(
     schema: z.object({ mailboxId: z.string().min(1).max(64) }),
   },
   async ({ mailboxId }, ctx) => {
-    const outcome = await testConnection({
-      orgId: ctx.orgId,
-      mailboxId,
-      actor: {
-        type: "user",
-        userId: ctx.user.id,
-        role: ctx.role,
-        label: ctx.user.email ?? undefined,
-      },
-      request: ctx.request,
-    });
+    const outcome = await testConnection({ ctx, mailboxId });
     revalidatePath("/mailboxes");
     return sendOutcomeResult(outcome);
   },

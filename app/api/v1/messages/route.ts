@@ -1,5 +1,5 @@
 import { requestInfoFrom } from "@/lib/auth/request";
-import { verifyApiKey } from "@/lib/mail/api-keys";
+import { apiKeyContext } from "@/lib/mail/api-keys";
 import {
   invalidIdempotencyKeyResponse,
   invalidRequestResponse,
@@ -66,8 +66,8 @@ function bearerOf(request: Request): string | null {
 export async function POST(request: Request): Promise<Response> {
   try {
     const token = bearerOf(request);
-    const key = token ? await verifyApiKey(token) : null;
-    if (!key) return sendOutcomeResponse({ kind: "unauthorized" });
+    const ctx = token ? await apiKeyContext(token, requestInfoFrom(request.headers)) : null;
+    if (!ctx) return sendOutcomeResponse({ kind: "unauthorized" });
 
     const idempotencyKey = request.headers.get("idempotency-key");
     if (idempotencyKey !== null && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
@@ -79,12 +79,10 @@ export async function POST(request: Request): Promise<Response> {
       return invalidRequestResponse(body.status, [{ field: "body", message: body.message }]);
 
     const outcome = await sendMessage({
-      actor: { type: "api_key", keyId: key.id, label: key.name },
-      orgId: key.orgId,
+      ctx,
       body: { type: "http", text: body.text, contentType: request.headers.get("content-type") },
       ...(idempotencyKey === null ? {} : { idempotencyKey }),
       purpose: "api",
-      request: requestInfoFrom(request.headers),
     });
     return sendOutcomeResponse(outcome);
   } catch (error) {
