@@ -1,6 +1,7 @@
 import "server-only";
+import type { SQL } from "drizzle-orm";
 import { type DbOrTx, inTransaction } from "@/db";
-import { insertAuditEvent } from "@/db/queries/audit";
+import { insertAuditEvent, insertAuditEventWithChange } from "@/db/queries/audit";
 import { type AuditInput, isHighVolume } from "./events";
 import { SEAL_BATCH, sealChainInTransaction } from "./seal";
 import { nudgeAuditSealer } from "./sealer";
@@ -22,10 +23,9 @@ function scrub(metadata: Record<string, unknown> = {}): Record<string, unknown> 
  * shortly after by the background sealer, so sends never wait on the chain lock. Every other
  * event is sealed before its transaction commits, together with any pending events before it.
  */
-export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
-  const chain = input.orgId ?? "";
-  const values = {
-    chain,
+function eventValues(input: AuditInput) {
+  return {
+    chain: input.orgId ?? "",
     orgId: input.orgId,
     occurredAt: new Date(),
     actorType: input.actor.type,
@@ -39,6 +39,11 @@ export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
     userAgent: input.request?.userAgent?.slice(0, 512) ?? null,
     metadata: scrub(input.metadata),
   };
+}
+
+export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
+  const values = eventValues(input);
+  const chain = values.chain;
   if (isHighVolume(input.action)) {
     const row = await insertAuditEvent({ db, values });
     nudgeAuditSealer();
@@ -53,4 +58,17 @@ export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
     } while (sealed === SEAL_BATCH);
     return row;
   });
+}
+
+/**
+ * A high-volume event written by the same statement as the change it records (`change`, an
+ * UPDATE or INSERT without RETURNING): they commit together like a transaction would make them,
+ * in one round trip instead of four (begin, change, insert, commit). Sealed later like any other.
+ */
+export async function writeAuditEventWithChange(db: DbOrTx, input: AuditInput, change: SQL) {
+  if (!isHighVolume(input.action)) {
+    throw new Error(`${input.action} is sealed inline: write it with writeAuditEvent instead`);
+  }
+  await insertAuditEventWithChange({ db, values: eventValues(input), change });
+  nudgeAuditSealer();
 }

@@ -1,8 +1,8 @@
 import "server-only";
 import type { Database } from "@/db";
 import type { findMailboxByIdOrAddress } from "@/db/queries/mailboxes";
-import { finishMessage } from "@/db/queries/messages";
-import { writeAuditEvent } from "@/lib/audit/write";
+import { finishMessageStatement } from "@/db/queries/messages";
+import { writeAuditEventWithChange } from "@/lib/audit/write";
 import type { CallContext } from "@/lib/auth/context";
 import {
   MailboxNeedsReconnectError,
@@ -213,7 +213,7 @@ export function recordUse(mailboxId: string): void {
   recordMailboxUse(mailboxId).catch(() => usedAt.delete(mailboxId));
 }
 
-/** The final update of the message row and its audit event, committed together. */
+/** The final update of the message row and its audit event, in one statement. */
 export async function recordDelivery(
   db: Database,
   input: {
@@ -230,17 +230,18 @@ export async function recordDelivery(
   const smtpFailure = failure && isSmtpFailure(failure) ? failure : null;
   const failureCode = failure === null ? null : "code" in failure ? failure.code : failure.kind;
   const smtpResponse = delivery.ok ? delivery.smtpResponse : (smtpFailure?.smtpResponse ?? null);
-  await db.transaction(async (tx) => {
-    await finishMessage({
-      db: tx,
-      orgId: ctx.orgId,
-      messageId,
-      status: delivery.ok ? "sent" : "failed",
-      smtpResponse,
-      providerMessageId: delivery.ok ? delivery.messageId : null,
-      errorCode: failureCode,
-    });
-    await writeAuditEvent(tx, {
+  const change = finishMessageStatement({
+    db,
+    orgId: ctx.orgId,
+    messageId,
+    status: delivery.ok ? "sent" : "failed",
+    smtpResponse,
+    providerMessageId: delivery.ok ? delivery.messageId : null,
+    errorCode: failureCode,
+  });
+  await writeAuditEventWithChange(
+    db,
+    {
       orgId: ctx.orgId,
       actor: ctx.actor,
       action: delivery.ok ? "message.sent" : "message.failed",
@@ -255,8 +256,9 @@ export async function recordDelivery(
         smtpResponse,
         ...(delivery.ok ? {} : { failure: failureCode }),
       },
-    });
-  });
+    },
+    change,
+  );
 }
 
 /** What the caller is told about a delivery whose row is `messageId`. */

@@ -45,10 +45,13 @@ import {
 import { ADMIN_ACTION_INSTRUCTIONS } from "./smtp-replies";
 
 // THE send chokepoint: every message — API sends, dashboard test messages — and every
-// connection test passes here, in this order: incident switches → permission → rate limits →
-// JSON body → mailbox (organisation, key's scope, key still unrevoked, status) → validation and
-// HTML sanitising → access token → SMTP → message row and audit. The cheap refusals come before
-// validation because sanitising is the one step whose cost the caller controls.
+// connection test passes here, judged in this order: incident switches → permission → rate
+// limits → JSON body → mailbox (organisation, key still unrevoked, key's scope, status) →
+// validation and HTML sanitising → mailbox rate limits → access token → message row →
+// SMTP → row update and audit event. The cheap refusals come before validation because
+// sanitising is the one step whose cost the caller controls. The switches, the permission, the
+// caller's rate limit, the mailbox and an earlier request with the Idempotency-Key are asked
+// together at the start; what they say is still judged in this order.
 // Nothing else in the code base creates a transport or calls sendMail (lib/mail/delivery.ts
 // does, for this module only).
 
@@ -255,17 +258,29 @@ async function checkToken(mailbox: Mailbox): Promise<{ expiresAt: Date | null } 
 export async function sendMessage(input: SendMessageInput): Promise<SendOutcome> {
   const { ctx } = input;
   const db = await getDb();
-  // Two independent steps, issued together; their answers are still judged in order.
-  const [paused, refused] = await Promise.all([checkSwitches(db, ctx), checkPermission(db, ctx)]);
+  // JSON decoding only (linear, and the route caps the bytes), so that the steps below can be
+  // issued together; their answers are still judged in the chokepoint's order. The caller's
+  // own limit counts every attempt, refused or not, as it always did for denied calls.
+  const body = decode(input.body);
+  const selector = "kind" in body ? null : mailboxSelectorOf(body.value);
+  const sender: MessageSender = { type: ctx.actor.type, id: ctx.actor.id };
+  const scope: IdempotencyScope | null =
+    input.idempotencyKey === undefined
+      ? null
+      : { orgId: ctx.orgId, sender, idempotencyKey: input.idempotencyKey };
+  const [paused, refused, limited, found, first] = await Promise.all([
+    checkSwitches(db, ctx),
+    checkPermission(db, ctx),
+    checkActorLimit(ctx),
+    selector === null ? null : lookupMailbox(db, ctx, selector),
+    scope === null ? null : findEarlierRequest(db, scope),
+  ]);
   if (paused) return paused;
   if (refused) return refused;
-  const limited = await checkActorLimit(ctx);
   if (limited) return limited;
 
-  const body = decode(input.body);
   if ("kind" in body) return body;
-  const selector = mailboxSelectorOf(body.value);
-  if (selector === null) {
+  if (found === null) {
     // Nothing to look up: the full list of problems answers, the mailbox among them (the
     // schema refuses it, so no HTML is sanitised on the way).
     const invalid = validate(body.value);
@@ -276,15 +291,8 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
       problems: [{ field: "mailbox", message: "is required" }],
     };
   }
-  const mailbox = await lookupMailbox(db, ctx, selector);
+  const mailbox = found;
   if (isRefusal(mailbox)) return mailbox;
-
-  const sender: MessageSender = { type: ctx.actor.type, id: ctx.actor.id };
-  const scope: IdempotencyScope | null =
-    input.idempotencyKey === undefined
-      ? null
-      : { orgId: ctx.orgId, sender, idempotencyKey: input.idempotencyKey };
-  const first = scope === null ? null : await findEarlierRequest(db, scope);
   // A replay answers with the first result whatever state the mailbox is in now.
   if (first === null) {
     const unusable = unusableMailbox(mailbox);

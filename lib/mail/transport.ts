@@ -91,12 +91,34 @@ async function endpointFor(provider: MailProvider): Promise<SmtpEndpoint> {
   const smtp: SmtpEndpoint = provider.smtp;
   if (smtp.ca !== undefined || provider.id !== "demo") return smtp;
   // Without the demo CA the system trust store applies, and the demo certificate is refused.
-  const ca = await readDemoCa(env().dataDir).catch(() => undefined);
+  const ca = await demoCa(env().dataDir);
   return ca === undefined ? smtp : { ...smtp, ca };
 }
 
+// The demo CA is created on first start and not replaced while the process runs, so it is read
+// once per data folder rather than from disk on every send; a failed read is tried again.
+const demoCas = new Map<string, string>();
+async function demoCa(dataDir: string): Promise<string | undefined> {
+  const known = demoCas.get(dataDir);
+  if (known !== undefined) return known;
+  const ca = await readDemoCa(dataDir).catch(() => undefined);
+  if (ca !== undefined) demoCas.set(dataDir, ca);
+  return ca;
+}
+
+const caHashes = new Map<string, string>();
+function caHash(ca: string): string {
+  let hash = caHashes.get(ca);
+  if (hash === undefined) {
+    hash = createHash("sha256").update(ca).digest("hex");
+    if (caHashes.size > 16) caHashes.clear();
+    caHashes.set(ca, hash);
+  }
+  return hash;
+}
+
 function cacheKey(target: MailboxTransportTarget, endpoint: SmtpEndpoint): string {
-  const ca = endpoint.ca ? createHash("sha256").update(endpoint.ca).digest("hex") : "system";
+  const ca = endpoint.ca ? caHash(endpoint.ca) : "system";
   return [
     target.mailboxId,
     target.address,
