@@ -17,7 +17,7 @@ import {
   REFRESH_AHEAD_MS,
   recordMailboxUse,
 } from "@/lib/oauth/tokens";
-import type { toNodemailerFields } from "./message";
+import type { toNodemailerFields } from "./nodemailer-fields";
 import {
   type ConnectionTestOutcome,
   isSmtpFailure,

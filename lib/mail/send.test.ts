@@ -17,7 +17,8 @@ import { revokeToken } from "@/lib/oauth/token-endpoint";
 import { keyContext, memberContext } from "@/lib/testing/context";
 import { createOwner, createUser } from "@/lib/testing/factories";
 import { sendOutcomeResponse } from "./http";
-import { type SendOutcome, sendMessage, testConnection } from "./send";
+import type { SendOutcome } from "./outcomes";
+import { sendMessage, testConnection } from "./send";
 import { classifySmtpError } from "./smtp-replies";
 import {
   connectMailbox,

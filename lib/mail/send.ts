@@ -32,9 +32,9 @@ import {
   decodeSendRequestText,
   mailboxSelectorOf,
   type SendRequest,
-  toNodemailerFields,
   validateSendRequest,
 } from "./message";
+import { toNodemailerFields } from "./nodemailer-fields";
 import {
   type ConnectionTestOutcome,
   isRefusal,
@@ -54,8 +54,6 @@ import { ADMIN_ACTION_INSTRUCTIONS } from "./smtp-replies";
 // together at the start; what they say is still judged in this order.
 // Nothing else in the code base creates a transport or calls sendMail (lib/mail/delivery.ts
 // does, for this module only).
-
-export type { ConnectionTestOutcome, SendOutcome } from "./outcomes";
 
 /** The raw HTTP body (the route), or an already-decoded value (a dashboard form). */
 export type SendBody =
