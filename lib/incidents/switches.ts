@@ -3,6 +3,7 @@ import { type DbOrTx, inTransaction } from "@/db";
 import { deleteSwitch, insertSwitch, listSwitchesForScopes } from "@/db/queries/switches";
 import type { Actor, AuditAction } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import { UserFacingError } from "@/lib/errors";
 
 // Incident switches. The send chokepoint reads them on every send, test sends and connection
 // tests included; assertConnectionsAllowed guards every mailbox connection; the admin console
@@ -48,7 +49,7 @@ export async function isSendingPaused({
   };
 }
 
-export class ConnectionsBlockedError extends Error {
+export class ConnectionsBlockedError extends UserFacingError {
   readonly scope: "global" | "organization";
   readonly since: Date;
   constructor(scope: "global" | "organization", since: Date) {

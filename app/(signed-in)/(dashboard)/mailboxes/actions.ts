@@ -4,29 +4,12 @@ import { revalidatePath } from "next/cache";
 import { redirect } from "next/navigation";
 import { z } from "zod";
 import { action } from "@/lib/auth/action";
-import { ConnectionsBlockedError } from "@/lib/incidents/switches";
 import { sendOutcomeResult } from "@/lib/mail/form-result";
 import { testConnection } from "@/lib/mail/send";
 import { closeMailboxTransport } from "@/lib/mail/transport";
 import { startConnect } from "@/lib/oauth/connect";
-import { MailboxNotFoundError, ProviderNotConfiguredError } from "@/lib/oauth/errors";
 import { PROVIDER_IDS } from "@/lib/oauth/providers";
 import { revokeMailbox } from "@/lib/oauth/revoke";
-import { RateLimitedError } from "@/lib/ratelimit/runtime";
-
-function knownError(error: unknown) {
-  if (error instanceof RateLimitedError) {
-    return { message: `Too many attempts. Try again in ${error.retryAfterSeconds} s.` };
-  }
-  if (
-    error instanceof ProviderNotConfiguredError ||
-    error instanceof MailboxNotFoundError ||
-    error instanceof ConnectionsBlockedError
-  ) {
-    return { message: error.message };
-  }
-  throw error;
-}
 
 export const startConnectAction = action(
   {
@@ -38,19 +21,14 @@ export const startConnectAction = action(
     }),
   },
   async ({ provider, mailboxId }, ctx) => {
-    let url: string;
-    try {
-      ({ url } = await startConnect({
-        providerId: provider as (typeof PROVIDER_IDS)[number],
-        orgId: ctx.orgId,
-        userId: ctx.user.id,
-        actor: ctx.actor,
-        request: ctx.request,
-        mailboxId: mailboxId || undefined,
-      }));
-    } catch (error) {
-      return knownError(error);
-    }
+    const { url } = await startConnect({
+      providerId: provider as (typeof PROVIDER_IDS)[number],
+      orgId: ctx.orgId,
+      userId: ctx.user.id,
+      actor: ctx.actor,
+      request: ctx.request,
+      mailboxId: mailboxId || undefined,
+    });
     redirect(url);
   },
 );
@@ -62,19 +40,15 @@ export const revokeMailboxAction = action(
     schema: z.object({ mailboxId: z.string().min(1).max(64) }),
   },
   async ({ mailboxId }, ctx) => {
-    try {
-      const result = await revokeMailbox({
-        orgId: ctx.orgId,
-        mailboxId,
-        actor: ctx.actor,
-        request: ctx.request,
-      });
-      closeMailboxTransport(mailboxId);
-      revalidatePath("/mailboxes");
-      return { ok: result.providerResult !== "failed", message: result.detail };
-    } catch (error) {
-      return knownError(error);
-    }
+    const result = await revokeMailbox({
+      orgId: ctx.orgId,
+      mailboxId,
+      actor: ctx.actor,
+      request: ctx.request,
+    });
+    closeMailboxTransport(mailboxId);
+    revalidatePath("/mailboxes");
+    return { ok: result.providerResult !== "failed", message: result.detail };
   },
 );
 
