@@ -17,7 +17,7 @@ import type { CallContext, RequestInfo } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
 import { UserFacingError } from "@/lib/errors";
 
-// API keys for the send route (DESIGN.md data model). The secret is shown once; the database
+// API keys for the send route (table api_keys in db/schema.ts). The secret is shown once; the database
 // keeps its SHA-256 only, so a leaked table cannot send mail. A plain hash (no KDF) is right
 // here: the secret is 256 random bits, not a password anyone could guess.
 

@@ -15,9 +15,9 @@ import { getAccessToken } from "@/lib/oauth/tokens";
 // One pooled nodemailer transport per mailbox (a pool authenticates as one identity), cached
 // for the process and closed when idle or when the mailbox changes. Tokens come from the token
 // lifecycle through XOAUTH2's provisionCallback, never from nodemailer's own OAuth2 client
-// (PROVIDERS.md: it ignores rotated refresh tokens and sends no scope).
+// (it ignores rotated refresh tokens and sends no scope).
 //
-// TLS (DESIGN.md item 9): implicit TLS or STARTTLS with requireTLS, TLS 1.2 at least, and
+// TLS (ARCHITECTURE.md, Security practices 9): implicit TLS or STARTTLS with requireTLS, TLS 1.2 at least, and
 // certificate checks always on. The demo server's self-signed chain is trusted by giving its CA.
 
 /** Which mailbox, as which identity; `generation` changes whenever its grant does. */
@@ -154,7 +154,7 @@ function smtpOptions(
     auth: {
       type: "OAuth2",
       user: target.address,
-      // Inside `auth`: at the top level nodemailer silently ignores it (STACK.md).
+      // Inside `auth`: at the top level nodemailer silently ignores it.
       provisionCallback: provisionFrom(entry),
     },
     connectionTimeout: 15_000,

@@ -362,7 +362,7 @@ describe("classifyTokenError", () => {
     }
   });
 
-  it("lists the AADSTS codes PROVIDERS.md names", () => {
+  it("lists the permanent AADSTS codes (65001, 70008, 700082, 50173, 50076, 50079)", () => {
     const codes = PERMANENT_TOKEN_ERRORS.flatMap((r) => (r.errorCode ? [r.errorCode] : []));
     expect(codes).toEqual(expect.arrayContaining([65001, 70008, 700082, 50173, 50076, 50079]));
   });

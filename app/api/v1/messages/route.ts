@@ -9,7 +9,7 @@ import { MAX_REQUEST_BYTES } from "@/lib/mail/message";
 import { problemResponse } from "@/lib/mail/problem";
 import { sendMessage } from "@/lib/mail/send";
 
-// POST /api/v1/messages (DESIGN.md "The send route contract"). This handler only reads the
+// POST /api/v1/messages (ARCHITECTURE.md, "The send chokepoint"). This handler only reads the
 // request (key, Idempotency-Key, a size-capped body); every decision is the chokepoint's.
 
 export const dynamic = "force-dynamic";
