@@ -1,18 +1,4 @@
-// Sanitiser throughput: MB/s of the validator's HTML step (sanitizeMessageHtml) on typical
-// newsletter HTML and on the most expensive hostile HTML we could construct, side by side.
-// Baseline, in the same run: the previous sanitiser (its style patterns, no caps on a style
-// attribute or value, no nesting bound) on the same inputs; where it would not finish, on a
-// smaller input of the same shape, named in the table.
-//
-//   npx tsx bench/sanitize.ts
-//
-// Results go to their block of bench/README.md; the reading lives there. Settings: BENCH_RUNS
-// (7 timed runs per input after one warm-up; the median is reported, and the slowest run for
-// the inputs at the cap). CPU only; nothing is contacted.
-import { execFileSync } from "node:child_process";
-import fs from "node:fs";
 import os from "node:os";
-import path from "node:path";
 import sanitizeHtml from "sanitize-html";
 import { MAX_HTML_BYTES, sanitizeMessageHtml } from "@/lib/mail/message";
 import { intSetting, writeReadmeSection } from "./lib";

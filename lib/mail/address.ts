@@ -1,6 +1,6 @@
 import type { Address } from "nodemailer";
 import addressparser from "nodemailer/lib/addressparser";
-import { codePointLength, collapseSpaces, hasHeaderControl, utf8Length } from "./text";
+import { collapseSpaces, hasHeaderControl, utf8Length } from "./text";
 
 // One recipient entry → one address, by our own strict grammar (ARCHITECTURE.md, Security
 // practices 10); nodemailer's parser must agree with what we read.

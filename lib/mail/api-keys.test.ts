@@ -87,7 +87,7 @@ describe("API keys", () => {
   });
 
   it("a revoked key is refused, and revoking is audited", async () => {
-    const { owner, actor } = await ownerAndActor();
+    const { actor } = await ownerAndActor();
     const { key, token } = await createApiKey({
       ctx: actor,
       name: "k",

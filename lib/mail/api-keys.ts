@@ -11,7 +11,6 @@ import {
   setApiKeyMailboxes,
   touchApiKeyLastUsed,
 } from "@/db/queries/api-keys";
-import type { Role } from "@/db/schema";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { CallContext, RequestInfo } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";

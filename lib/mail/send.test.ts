@@ -3,7 +3,6 @@ import { and, eq } from "drizzle-orm";
 import { SMTPServer } from "smtp-server";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
-import { insertMembership } from "@/db/queries/organizations";
 import { apiKeys, auditEvents, messages } from "@/db/schema";
 import type { CallContext } from "@/lib/auth/context";
 import { ensureDemoCertificate } from "@/lib/demo";
@@ -15,7 +14,7 @@ import { openMailboxToken, sealMailboxToken } from "@/lib/oauth/sealed";
 import { type Person, readMailbox, setMailbox } from "@/lib/oauth/testing/fixtures";
 import { revokeToken } from "@/lib/oauth/token-endpoint";
 import { keyContext, memberContext } from "@/lib/testing/context";
-import { createOwner, createUser } from "@/lib/testing/factories";
+import { createMember, createOwner } from "@/lib/testing/factories";
 import { sendOutcomeResponse } from "./http";
 import type { SendOutcome } from "./outcomes";
 import { sendMessage, testConnection } from "./send";
@@ -366,9 +365,7 @@ async function startPlainSmtp(): Promise<PlainSmtp> {
 describe("dashboard test sends and connection tests go through the same chokepoint", () => {
   it("a sender's test message arrives; a compliance officer is refused", async () => {
     const box = await connectMailbox(owner);
-    const db = await getDb();
-    const sender = await createUser("sender");
-    await insertMembership({ db, orgId: owner.orgId, userId: sender.id, role: "sender" });
+    const sender = await createMember(owner.orgId, "sender");
     const before = await bed.inboxCount();
     const sent = await send(box, {
       ctx: memberContext(owner.orgId, { id: sender.id, email: "sender" }, "sender"),
@@ -376,7 +373,7 @@ describe("dashboard test sends and connection tests go through the same chokepoi
     expect(sent.kind).toBe("sent");
     expect(await bed.inboxCount()).toBe(before + 1);
 
-    const officer = await createUser("compliance");
+    const officer = await createMember(owner.orgId, "compliance");
     const refused = await send(box, {
       ctx: memberContext(owner.orgId, officer, "compliance"),
     });
