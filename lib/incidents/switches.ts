@@ -1,7 +1,7 @@
 import "server-only";
 import { type DbOrTx, inTransaction } from "@/db";
 import { deleteSwitch, insertSwitch, listSwitchesForScopes } from "@/db/queries/switches";
-import type { Actor, AuditAction } from "@/lib/audit/events";
+import type { Actor, AuditAction, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { UserFacingError } from "@/lib/errors";
 
@@ -78,7 +78,7 @@ export async function assertConnectionsAllowed({
   audit: {
     action: Extract<AuditAction, "oauth.connect_started" | "oauth.callback">;
     actor: Actor;
-    request: { ip: string | null; userAgent: string | null };
+    request: RequestInfo;
     metadata?: Record<string, unknown>;
   };
 }): Promise<void> {
@@ -119,7 +119,7 @@ type SwitchChange = {
   kind: SwitchKind;
   scope: SwitchScope;
   actor: SwitchChanger;
-  request?: { ip: string | null; userAgent: string | null };
+  request?: RequestInfo;
 };
 
 function auditSwitchChange(tx: DbOrTx, change: SwitchChange, metadata: Record<string, unknown>) {

@@ -14,13 +14,12 @@ import {
 } from "@/db/queries/mailboxes";
 import { lockMembershipRole } from "@/db/queries/organizations";
 import type { OAuthTransaction } from "@/db/schema";
-import type { Actor } from "@/lib/audit/events";
+import type { Actor, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { hasPermission } from "@/lib/auth/roles";
 import { assertConnectionsAllowed, ConnectionsBlockedError } from "@/lib/incidents/switches";
 import { enforceRateLimit, RateLimitedError } from "@/lib/ratelimit/runtime";
 import { clientConfiguration } from "./client";
-import type { RequestMeta } from "./connect";
 import { type MailboxNotification, notifyMailboxProblem } from "./notify";
 import {
   getMailProvider,
@@ -64,7 +63,7 @@ export type CompleteConnectInput = {
   callbackUrl: URL;
   /** The signed-in person, or null. */
   userId: string | null;
-  request: RequestMeta;
+  request: RequestInfo;
 };
 
 const REFUSAL_MESSAGES: Record<RefusalReason, string> = {

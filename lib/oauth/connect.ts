@@ -7,7 +7,7 @@ import {
   getMailboxForOrg,
   insertOAuthTransaction,
 } from "@/db/queries/mailboxes";
-import type { Actor } from "@/lib/audit/events";
+import type { Actor, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { assertConnectionsAllowed } from "@/lib/incidents/switches";
 import { enforceRateLimit } from "@/lib/ratelimit/runtime";
@@ -17,14 +17,12 @@ import { sealCodeVerifier } from "./sealed";
 
 export const TRANSACTION_TTL_MS = 10 * 60 * 1000;
 
-export type RequestMeta = { ip: string | null; userAgent: string | null };
-
 export type StartConnectInput = {
   providerId: ProviderId;
   orgId: string;
   userId: string;
   actor: Actor;
-  request: RequestMeta;
+  request: RequestInfo;
   /** Reconnect: the mailbox to connect again (its address becomes the login hint). */
   mailboxId?: string;
 };

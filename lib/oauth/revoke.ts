@@ -1,9 +1,8 @@
 import "server-only";
 import { getDb } from "@/db";
 import { lockMailboxWithTokens, type MailboxTokenRow, updateMailbox } from "@/db/queries/mailboxes";
-import type { Actor } from "@/lib/audit/events";
+import type { Actor, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
-import type { RequestMeta } from "./connect";
 import { MailboxNotFoundError } from "./errors";
 import { getMailProvider, type MailProvider } from "./providers";
 import { openMailboxToken } from "./sealed";
@@ -13,7 +12,7 @@ export type RevokeMailboxInput = {
   orgId: string;
   mailboxId: string;
   actor: Actor;
-  request: RequestMeta;
+  request: RequestInfo;
 };
 
 export type ProviderRevocationResult = "revoked" | "not_supported" | "failed";
