@@ -9,25 +9,20 @@
 //     npx tsx --conditions=react-server bench/audit-write.ts                     # PostgreSQL
 //
 // Each run stores its figures in bench/audit-write.results.json (keyed by database) and rewrites
-// the section between the <!-- audit-write --> markers of bench/README.md. Settings:
+// its block of bench/README.md (bench/lib.ts); the reading lives there. Settings:
 // BENCH_EVENTS (2000 per round), BENCH_CONCURRENCY (20), BENCH_ROUNDS (3).
 
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
 import { and, desc, eq, isNull, sql } from "drizzle-orm";
 import { closeDb, type DbOrTx, getDb } from "@/db";
 import { auditEvents } from "@/db/schema";
+import { drive, intSetting, machine, medianRun, storeResult, writeReadmeSection } from "./lib";
 
-const HERE = fileURLToPath(import.meta.url);
-const README = path.join(path.dirname(HERE), "README.md");
-const RESULTS = path.join(path.dirname(HERE), "audit-write.results.json");
-const START = "<!-- audit-write -->";
-const END = "<!-- /audit-write -->";
+const SCRIPT = "audit-write";
 
 type Stats = { perSecond: number; p50: number; p99: number };
 type RunResult = {
@@ -42,45 +37,6 @@ type RunResult = {
   events: number;
   concurrency: number;
 };
-
-function intSetting(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  return Number.isInteger(value) && value > 0 ? value : fallback;
-}
-
-function percentile(sorted: number[], p: number): number {
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index] ?? 0;
-}
-
-async function drive(total: number, concurrency: number, job: (i: number) => Promise<unknown>) {
-  const latencies: number[] = [];
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let i = next++; i < total; i = next++) {
-        const t0 = performance.now();
-        await job(i);
-        latencies.push(performance.now() - t0);
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    perSecond: total / seconds,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-  };
-}
-
-function median(stats: Stats[]): Stats {
-  const sorted = [...stats].sort((a, b) => a.perSecond - b.perSecond);
-  const middle = sorted[Math.floor(sorted.length / 2)];
-  if (!middle) throw new Error("no rounds");
-  return middle;
-}
 
 /* The baseline: the append every event made before the sealer, unkeyed SHA-256, lock held to commit. */
 
@@ -114,8 +70,7 @@ async function naiveAppend(tx: DbOrTx, orgId: string, i: number) {
     targetType: "message",
     targetId: `m-${i}`,
     outcome: "success" as const,
-    ip: "127.0.0.1",
-    userAgent: "bench",
+    request: { ip: "127.0.0.1", userAgent: "bench" },
     metadata: { i },
     prevHash: last?.hash ?? "0".repeat(64),
   };
@@ -158,8 +113,7 @@ async function main() {
           action: "message.sent",
           target: { type: "message", id: `m-${i}` },
           outcome: "success",
-          ip: "127.0.0.1",
-          userAgent: "bench",
+          request: { ip: "127.0.0.1", userAgent: "bench" },
           metadata: { i },
         }),
       );
@@ -221,12 +175,12 @@ async function main() {
     drains.sort((a, b) => a - b);
     writeResults({
       database,
-      naive: median(naive),
-      sealed: median(sealed),
+      naive: medianRun(naive),
+      sealed: medianRun(sealed),
       drainMs: drains[Math.floor(drains.length / 2)] ?? 0,
       sealerPerSecond,
       runAt: new Date().toISOString(),
-      machine: `nproc ${os.cpus().length} (${os.cpus()[0]?.model.trim() ?? "unknown"}), Node ${process.version}`,
+      machine: machine(),
       events,
       rounds: naive.map((n, i) => ({ naive: n.perSecond, sealed: sealed[i]?.perSecond ?? 0 })),
       concurrency,
@@ -240,16 +194,11 @@ async function main() {
 }
 
 function writeResults(result: RunResult) {
-  const key = result.database.startsWith("PGlite") ? "pglite" : "postgres";
-  const stored: Record<string, RunResult> = fs.existsSync(RESULTS)
-    ? JSON.parse(fs.readFileSync(RESULTS, "utf8"))
-    : {};
-  stored[key] = result;
-  fs.writeFileSync(RESULTS, `${JSON.stringify(stored, null, 2)}\n`);
-  renderReadme(stored);
-}
-
-function renderReadme(stored: Record<string, RunResult>) {
+  const stored = storeResult(
+    SCRIPT,
+    result.database.startsWith("PGlite") ? "pglite" : "postgres",
+    result,
+  );
   const ms = (v: number) => v.toFixed(1);
   const rows = Object.values(stored).flatMap((r) => [
     `| ${r.database} | naive: chain lock + head read + insert | ${r.naive.perSecond.toFixed(0)} | ${ms(r.naive.p50)} | ${ms(r.naive.p99)} | — |`,
@@ -263,33 +212,18 @@ function renderReadme(stored: Record<string, RunResult>) {
     (r) =>
       `- ${r.database}: ${r.rounds.length} rounds of ${r.events} events per variant, interleaved, median round shown; ${r.concurrency} concurrent writers on one organisation; ${r.machine}; run ${r.runAt}`,
   );
-  const section = [
-    START,
-    "## Audit write (`bench/audit-write.ts`)",
-    "",
-    "One high-volume audit event (`message.sent`) per transaction, as the send path writes it, from concurrent writers on one organisation. Baseline, in the same run: the append every event made before the sealer (the organisation's chain advisory lock, a read of the chain head, the insert of the hashed row, the lock held until commit). Now: a plain insert, no lock; the process's sealer seals in batches shortly after, under the lock, while the writers go on.",
-    "",
-    "| database | write | events/s | p50 ms | p99 ms | speed-up |",
-    "| --- | --- | ---: | ---: | ---: | ---: |",
-    ...rows,
-    "",
-    ...sealing,
-    "",
-    "Reading it: on PostgreSQL the naive append serialises every writer of an organisation on the lock for the whole transaction (lock, head read, insert, commit), so adding writers adds only waiting; the plain insert lets them commit in parallel. On PGlite every statement runs on one WASM thread in the process and transactions are serialised anyway, so the gain is only the two statements saved per event (the lock and the head read), and the sealer's work competes for the same thread (hence the higher p50). The machine's 2 cores are shared with other work, so absolute figures swing several-fold between rounds; the ratio within a round is the figure to read.",
-    "",
-    ...runs,
-    "- Commands: `npx tsx --conditions=react-server bench/audit-write.ts` (PGlite) and `DATABASE_URL=postgres://postgres@127.0.0.1:5432/wt_audit npx tsx --conditions=react-server bench/audit-write.ts` (PostgreSQL).",
-    END,
-  ].join("\n");
-  const readme = fs.readFileSync(README, "utf8");
-  const start = readme.indexOf(START);
-  const end = readme.indexOf(END);
-  const next =
-    start !== -1 && end > start
-      ? `${readme.slice(0, start)}${section}${readme.slice(end + END.length)}`
-      : `${readme.trimEnd()}\n\n${section}\n`;
-  fs.writeFileSync(README, next);
-  execFileSync("npx", ["biome", "format", "--write", README], { stdio: "ignore" });
+  writeReadmeSection(
+    SCRIPT,
+    [
+      "| database | write | events/s | p50 ms | p99 ms | speed-up |",
+      "| --- | --- | ---: | ---: | ---: | ---: |",
+      ...rows,
+      "",
+      ...sealing,
+      "",
+      ...runs,
+    ].join("\n"),
+  );
 }
 
 main().then(

@@ -7,9 +7,8 @@
 //     npx tsx --conditions=react-server bench/refresh-race.ts
 //
 // Without DATABASE_URL it runs all calls in one process on PGlite (one process per data folder)
-// and says so. Only loopback is contacted. Results go to bench/README.md between the
-// <!-- refresh-race --> markers. Settings: BENCH_ROUNDS (5), BENCH_CALLS (200),
-// BENCH_PROVIDER_DELAY_MS (100: the counting proxy holds each refresh this long, like a real
+// and says so. Only loopback is contacted. Results go to their block of bench/README.md.
+// Settings: BENCH_ROUNDS (5), BENCH_CALLS (200), BENCH_PROVIDER_DELAY_MS (100: the counting proxy holds each refresh this long, like a real
 // provider's round trip). This same file is the second process when MAILWARDEN_BENCH_WORKER is set.
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -37,6 +36,7 @@ import { connectDemoMailbox, expireAccessToken, readMailbox } from "@/lib/oauth/
 import { refreshAccessToken } from "@/lib/oauth/token-endpoint";
 import { getAccessToken, REFRESH_AHEAD_MS } from "@/lib/oauth/tokens";
 import { createOwner } from "@/lib/testing/factories";
+import { intSetting, percentile, writeReadmeSection } from "./lib";
 
 type Variant = "mailwarden" | "naive";
 type WorkerSettings = {
@@ -48,23 +48,10 @@ type WorkerSettings = {
 type Command = { variant: Variant; mailboxId: string; calls: number };
 type Batch = { latenciesMs: number[]; tokens: string[]; errors: string[] };
 
-const HERE = fileURLToPath(import.meta.url);
-const README = path.join(path.dirname(HERE), "README.md");
-const START = "<!-- refresh-race -->";
-const END = "<!-- /refresh-race -->";
 const COMMAND =
   "DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npx tsx --conditions=react-server bench/refresh-race.ts";
 const BUDGET_MS = 4 * 60 * 1000;
 const ROUND_TIMEOUT_MS = 30_000;
-
-function intSetting(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === "" ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`${name} must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* The naive baseline                                                                          */
@@ -156,10 +143,14 @@ async function worker(settings: WorkerSettings): Promise<void> {
 type Worker = { run(command: Command): Promise<Batch>; stop(): Promise<void> };
 
 async function startWorker(settings: WorkerSettings): Promise<Worker> {
-  const child = spawn(process.execPath, ["--conditions=react-server", "--import", "tsx", HERE], {
-    env: { ...process.env, MAILWARDEN_BENCH_WORKER: JSON.stringify(settings) },
-    stdio: ["pipe", "pipe", "pipe"],
-  }) as ChildProcessWithoutNullStreams;
+  const child = spawn(
+    process.execPath,
+    ["--conditions=react-server", "--import", "tsx", fileURLToPath(import.meta.url)],
+    {
+      env: { ...process.env, MAILWARDEN_BENCH_WORKER: JSON.stringify(settings) },
+      stdio: ["pipe", "pipe", "pipe"],
+    },
+  ) as ChildProcessWithoutNullStreams;
   childToKill = child;
   let stderr = "";
   child.stderr.on("data", (chunk) => {
@@ -306,14 +297,6 @@ async function round(opts: {
 /* ------------------------------------------------------------------------------------------ */
 /* Report                                                                                      */
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  return (
-    sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN
-  );
-}
-
 const ms = (value: number) => `${value < 10 ? value.toFixed(1) : Math.round(value)} ms`;
 
 function summaryRows(results: RoundResult[], callsPerRound: number): string[][] {
@@ -382,24 +365,6 @@ async function databaseFacts(twoProcesses: boolean): Promise<string> {
     | Array<{ server_version: string }>;
   const rows = Array.isArray(answer) ? answer : answer.rows;
   return `PostgreSQL ${rows[0]?.server_version ?? "?"} on 127.0.0.1 (pool of 10 connections per process)`;
-}
-
-function writeSection(section: string): void {
-  const block = `${START}\n${section}\n${END}`;
-  // Read right before writing, and replace only our section: others write theirs meanwhile.
-  const current = fs.existsSync(README) ? fs.readFileSync(README, "utf8") : null;
-  let next: string;
-  if (current === null) {
-    next = `# Benchmarks\n\nReproducible benchmarks; each compares against a baseline in the same run.\n\n${block}\n`;
-  } else {
-    const from = current.indexOf(START);
-    const to = current.indexOf(END, from);
-    next =
-      from !== -1 && to !== -1
-        ? `${current.slice(0, from)}${block}${current.slice(to + END.length)}`
-        : `${current.replace(/\s*$/, "")}\n\n${block}\n`;
-  }
-  fs.writeFileSync(README, next);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -516,15 +481,6 @@ async function main(): Promise<number> {
       "",
       table,
       "",
-      "Reading it: the naive version does save a rotated refresh token (the one call that won), " +
-        "but the other calls replayed the old one, so the provider revoked the whole grant: the " +
-        "saved token is dead while the mailbox still says `connected` — it dies silently at the " +
-        "next refresh — and even the access token the winning calls were handed is already " +
-        "revoked with the grant. (Some runs show fewer than 200 naive refreshes in a round: calls " +
-        "that read the row after the winner wrote it skip the refresh.) Mailwarden sends one refresh; the calls in the same process share it " +
-        "(single-flight), the other process waits on the row lock and then finds the new token " +
-        "on its re-check.",
-      "",
       `- Command: \`${twoProcesses ? COMMAND : "npx tsx --conditions=react-server bench/refresh-race.ts"}\``,
       `- Machine: nproc ${os.availableParallelism()} (${cpu}), Node ${process.version}, ${process.platform} ${os.release()}`,
       `- Database: ${await databaseFacts(twoProcesses)}`,
@@ -533,8 +489,8 @@ async function main(): Promise<number> {
     ].join("\n");
 
     console.log(`\n${section}\n`);
-    writeSection(section);
-    console.log(`Written to ${path.relative(process.cwd(), README)}.`);
+    writeReadmeSection("refresh-race", section);
+    console.log("Written to bench/README.md.");
 
     const failed = mine.filter(
       (r) =>

@@ -45,7 +45,7 @@ test("[ADMIN][MAILBOXES] with the mail scope unticked the mailbox is not connect
   await expect(page.getByText("No mailbox yet")).toBeVisible();
 });
 
-test("[ADMIN][MAILBOXES] revoke asks for confirmation, revokes at the provider and can be connected again", async ({
+test("[ADMIN][MAILBOXES] revoke asks for confirmation, shows the mailbox revoked and offers to connect it again", async ({
   page,
 }) => {
   const owner = uniqueEmail("owner");

@@ -63,6 +63,23 @@ export async function insertAuditEvent({
   return row;
 }
 
+/**
+ * Inserts an event in the same statement as `change` (an UPDATE or INSERT): both or neither,
+ * in one round trip. A data-modifying WITH runs to completion whether or not it is read.
+ */
+export async function insertAuditEventWithChange({
+  db,
+  values,
+  change,
+}: {
+  db: DbOrTx;
+  values: typeof auditEvents.$inferInsert;
+  change: SQL;
+}) {
+  const insert = db.insert(auditEvents).values(values).getSQL();
+  await db.execute(sql`with change as (${change}) ${insert}`);
+}
+
 /** Serialises sealing of one chain across processes; released when the transaction ends. */
 export async function lockAuditChain({ db, chain }: { db: DbOrTx; chain: string }) {
   await db.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`audit:${chain}`}, 0))`);

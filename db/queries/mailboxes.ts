@@ -2,6 +2,7 @@ import "server-only";
 import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import {
+  apiKeys,
   mailboxes,
   memberships,
   notices,
@@ -128,18 +129,30 @@ export async function isSubjectConnectedAnywhere({
   return Boolean(row);
 }
 
-/** By id or address: what the send API accepts as `mailbox`. */
+/**
+ * By id or address: what the send API accepts as `mailbox`. With `apiKeyId`, the same statement
+ * says whether that key of the organisation is still unrevoked (`keyActive`), so the send path
+ * re-checks a key verified moments earlier without a read of its own.
+ */
 export async function findMailboxByIdOrAddress({
   db,
   orgId,
   mailbox,
+  apiKeyId = null,
 }: {
   db: DbOrTx;
   orgId: string;
   mailbox: string;
+  apiKeyId?: string | null;
 }) {
+  const keyActive =
+    apiKeyId === null
+      ? sql<boolean | null>`null`
+      : sql<
+          boolean | null
+        >`(select ${apiKeys.revokedAt} is null from ${apiKeys} where ${apiKeys.id} = ${apiKeyId} and ${apiKeys.orgId} = ${orgId})`;
   const [row] = await db
-    .select(publicColumns)
+    .select({ ...publicColumns, keyActive })
     .from(mailboxes)
     .where(
       and(

@@ -1,5 +1,5 @@
 import "server-only";
-import { and, desc, eq, gte, inArray, sql } from "drizzle-orm";
+import { and, desc, eq, gte, inArray, type SQL, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { apiKeys, mailboxes, messages, users } from "@/db/schema";
 
@@ -99,15 +99,7 @@ export async function findMessageByIdempotencyKey({
   return row ?? null;
 }
 
-export async function finishMessage({
-  db,
-  orgId,
-  messageId,
-  status,
-  smtpResponse,
-  providerMessageId,
-  errorCode,
-}: {
+type FinishMessage = {
   db: DbOrTx;
   orgId: string;
   messageId: string;
@@ -115,17 +107,22 @@ export async function finishMessage({
   smtpResponse: string | null;
   providerMessageId: string | null;
   errorCode: string | null;
-}) {
-  await db
+};
+
+function finishUpdate({ db, orgId, messageId, status, ...result }: FinishMessage) {
+  return db
     .update(messages)
-    .set({
-      status,
-      smtpResponse,
-      providerMessageId,
-      errorCode,
-      sentAt: status === "sent" ? new Date() : null,
-    })
+    .set({ status, ...result, sentAt: status === "sent" ? new Date() : null })
     .where(and(eq(messages.orgId, orgId), eq(messages.id, messageId)));
+}
+
+export async function finishMessage(input: FinishMessage) {
+  await finishUpdate(input);
+}
+
+/** The same update as a statement for another to carry (lib/audit/write.ts, ...WithChange). */
+export function finishMessageStatement(input: FinishMessage): SQL {
+  return finishUpdate(input).getSQL();
 }
 
 /** The messages page: recent sends with the mailbox, who sent and what the server said. */

@@ -122,6 +122,9 @@ export function isHighVolume(action: AuditAction): boolean {
   return HIGH_VOLUME_ACTIONS.has(action);
 }
 
+/** Where a request came from; the client address is derived in lib/auth/client-address.ts. */
+export type RequestInfo = { ip: string | null; userAgent: string | null };
+
 export type Actor =
   | { type: "user"; id: string; label?: string | null }
   | { type: "api_key"; id: string; label?: string | null }
@@ -142,8 +145,8 @@ export type AuditInput = {
   action: AuditAction;
   target?: { type: string; id: string } | null;
   outcome: "success" | "failure" | "denied";
-  ip?: string | null;
-  userAgent?: string | null;
+  /** Where the caller came from (lib/auth/request.ts); none for system events. */
+  request?: RequestInfo | null;
   metadata?: Record<string, unknown>;
   /** Personal values (email addresses) the event names, kept apart from metadata. */
   personal?: Record<string, unknown>;

@@ -7,6 +7,7 @@ import { auditEvents } from "@/db/schema";
 import { revokeApiKey } from "@/lib/mail/api-keys";
 import { makeApiKey } from "@/lib/mail/testing";
 import { rateLimits } from "@/lib/ratelimit/runtime";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 
 function post(token: string, ip: string) {
@@ -55,10 +56,8 @@ describe("refused API keys are audited, sampled per address", () => {
     const owner = await createOwner();
     const created = await makeApiKey(owner);
     await revokeApiKey({
-      orgId: owner.orgId,
-      actor: { userId: owner.user.id, role: "owner" },
+      ctx: memberContext(owner.orgId, owner.user, "owner"),
       keyId: created.key.id,
-      request: { ip: null, userAgent: null },
     });
     const ip = uniqueAddress();
     expect((await post(created.token, ip)).status).toBe(401);

@@ -75,7 +75,7 @@ export async function auditRefusedApiKey(token: string | null, request: RequestI
       action: "api_key.refused",
       target: row ? { type: "api_key", id: row.id } : null,
       outcome: "denied",
-      ...request,
+      request,
       metadata: {
         reason,
         // Only the public prefix: never any part of the secret.

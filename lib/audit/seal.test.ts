@@ -32,8 +32,7 @@ async function sealedChain() {
       action: "message.sent",
       target: { type: "message", id: `message-${n}` },
       outcome: "success",
-      ip: "203.0.113.7",
-      userAgent: "curl/8.0",
+      request: { ip: "203.0.113.7", userAgent: "curl/8.0" },
       metadata: { n, mailbox: "box", email: "person@example.test" },
     });
   }

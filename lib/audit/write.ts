@@ -1,6 +1,7 @@
 import "server-only";
+import type { SQL } from "drizzle-orm";
 import { type DbOrTx, inTransaction } from "@/db";
-import { insertAuditEvent } from "@/db/queries/audit";
+import { insertAuditEvent, insertAuditEventWithChange } from "@/db/queries/audit";
 import { type AuditInput, isHighVolume, PERSONAL_METADATA_KEYS } from "./events";
 import { SEAL_BATCH, sealChainInTransaction } from "./seal";
 import { nudgeAuditSealer } from "./sealer";
@@ -24,18 +25,9 @@ function split(input: AuditInput) {
   return { metadata, personal: { ...personal, ...scrub(input.personal) } };
 }
 
-/**
- * Records one event. Call it with the transaction that makes the change it records, so the
- * event and the change commit or fail together.
- *
- * High-volume events (see HIGH_VOLUME_ACTIONS) are a plain insert, sealed into the chain
- * shortly after by the background sealer, so sends never wait on the chain lock. Every other
- * event is sealed before its transaction commits, together with any pending events before it.
- */
-export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
-  const chain = input.orgId ?? "";
-  const values = {
-    chain,
+function eventValues(input: AuditInput) {
+  return {
+    chain: input.orgId ?? "",
     orgId: input.orgId,
     occurredAt: new Date(),
     actorType: input.actor.type,
@@ -45,10 +37,23 @@ export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
     targetType: input.target?.type ?? null,
     targetId: input.target?.id ?? null,
     outcome: input.outcome,
-    ip: input.ip ?? null,
-    userAgent: input.userAgent?.slice(0, 512) ?? null,
+    ip: input.request?.ip ?? null,
+    userAgent: input.request?.userAgent?.slice(0, 512) ?? null,
     ...split(input),
   };
+}
+
+/**
+ * Records one event. Call it with the transaction that makes the change it records, so the
+ * event and the change commit or fail together.
+ *
+ * High-volume events (see HIGH_VOLUME_ACTIONS) are a plain insert, sealed into the chain
+ * shortly after by the background sealer, so sends never wait on the chain lock. Every other
+ * event is sealed before its transaction commits, together with any pending events before it.
+ */
+export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
+  const values = eventValues(input);
+  const chain = values.chain;
   if (isHighVolume(input.action)) {
     const row = await insertAuditEvent({ db, values });
     nudgeAuditSealer();
@@ -63,4 +68,17 @@ export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
     } while (sealed === SEAL_BATCH);
     return row;
   });
+}
+
+/**
+ * A high-volume event written by the same statement as the change it records (`change`, an
+ * UPDATE or INSERT without RETURNING): they commit together like a transaction would make them,
+ * in one round trip instead of four (begin, change, insert, commit). Sealed later like any other.
+ */
+export async function writeAuditEventWithChange(db: DbOrTx, input: AuditInput, change: SQL) {
+  if (!isHighVolume(input.action)) {
+    throw new Error(`${input.action} is sealed inline: write it with writeAuditEvent instead`);
+  }
+  await insertAuditEventWithChange({ db, values: eventValues(input), change });
+  nudgeAuditSealer();
 }

@@ -35,7 +35,7 @@ import { closeAllMailboxTransports } from "@/lib/mail/transport";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import { authorizeInBrowser } from "@/lib/oauth/testing/demo";
 import { type Person, startFor } from "@/lib/oauth/testing/fixtures";
-import { createOwner, createUser } from "@/lib/testing/factories";
+import { createMember, createOwner } from "@/lib/testing/factories";
 import {
   ACCESS_MATRIX,
   CALLERS,
@@ -138,8 +138,7 @@ const tokenOf = { a: "", b: "" };
 let aSubject = "";
 
 async function addMember(org: Org, role: "admin" | "sender" | "compliance"): Promise<Person> {
-  const user = await createUser(`matrix-${role}`);
-  await insertMembership({ db: await getDb(), orgId: org.orgId, userId: user.id, role });
+  const user = await createMember(org.orgId, role, `matrix-${role}`);
   return { user, orgId: org.orgId };
 }
 

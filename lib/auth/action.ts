@@ -1,7 +1,8 @@
 import "server-only";
 import { z } from "zod";
-import type { Actor } from "@/lib/audit/events";
-import { type RequestInfo, requestInfo } from "./request";
+import { UserFacingError } from "@/lib/errors";
+import type { MemberContext } from "./context";
+import { requestInfo } from "./request";
 import { hasPermission, type Permission } from "./roles";
 import { auditDenied, getSessionContext, type SessionContext } from "./session";
 
@@ -25,16 +26,25 @@ function formToObject(formData: FormData): Record<string, string | string[]> {
   return out;
 }
 
-export type ActionContext = SessionContext & { actor: Actor; request: RequestInfo };
+/** The session's view of the caller plus the one context lib/ functions take. */
+export type ActionContext = SessionContext & MemberContext;
 
 /**
  * The one server-action wrapper: session, permission, then a zod parse of the form, then the
- * function with typed input. No action is written without it, so none can skip the checks.
+ * function with typed input and one context (lib/auth/context.ts). No action is written without
+ * it, so none can skip the checks. A UserFacingError (lib/errors.ts) the function throws becomes
+ * the form's message or field error; anything else propagates.
  * `"signedIn"` is for what a person does for themselves rather than in the active organisation
  * (answering an invitation, switching organisation): any signed-in member may call it.
  */
 export function action<S extends z.ZodType>(
-  options: { permission: Permission | "signedIn"; name: string; schema: S },
+  options: {
+    permission: Permission | "signedIn";
+    name: string;
+    schema: S;
+    /** Form field names for a domain error's `field`, where the form names it differently. */
+    formFields?: Record<string, string>;
+  },
   run: (input: z.infer<S>, ctx: ActionContext) => Promise<ActionResult | undefined>,
 ) {
   return async (_previous: ActionResult, formData: FormData): Promise<ActionResult> => {
@@ -51,8 +61,27 @@ export function action<S extends z.ZodType>(
         fieldErrors: z.flattenError(parsed.error).fieldErrors as Record<string, string[]>,
       };
     }
-    const actor: Actor = { type: "user", id: session.user.id, label: session.user.email };
-    const ctx = { ...session, actor, request: await requestInfo() };
-    return (await run(parsed.data, ctx)) ?? { ok: true };
+    const ctx: ActionContext = {
+      ...session,
+      actor: { type: "user", id: session.user.id, label: session.user.email },
+      request: await requestInfo(),
+      allowedMailboxIds: null,
+    };
+    try {
+      return (await run(parsed.data, ctx)) ?? { ok: true };
+    } catch (error) {
+      if (error instanceof UserFacingError) return userFacingResult(error, options.formFields);
+      throw error;
+    }
+  };
+}
+
+/** A refusal meant for the person, as the form shows it (cf. dub's handleServerError). */
+function userFacingResult(error: UserFacingError, formFields: Record<string, string> = {}) {
+  if (error.field === undefined) return { message: error.message };
+  const field = formFields[error.field] ?? error.field;
+  return {
+    ...(error.fieldMessage === undefined ? {} : { message: error.message }),
+    fieldErrors: { [field]: [error.fieldMessage ?? error.message] },
   };
 }

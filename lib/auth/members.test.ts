@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { getActiveMembership, listMembers } from "@/db/queries/organizations";
 import { auditEvents, invitations } from "@/db/schema";
+import { auditEventsOf } from "@/lib/testing/audit";
 import { createOwner, createUser, joinOrganization } from "@/lib/testing/factories";
 import {
   changeMemberRole,
@@ -15,12 +16,7 @@ import {
 const actorOf = (id: string) => ({ type: "user" as const, id });
 
 async function actions(orgId: string) {
-  const db = await getDb();
-  const rows = await db
-    .select({ action: auditEvents.action })
-    .from(auditEvents)
-    .where(eq(auditEvents.orgId, orgId));
-  return rows.map((r) => r.action);
+  return (await auditEventsOf(orgId)).map((r) => r.action);
 }
 
 describe("memberships", () => {

@@ -15,6 +15,8 @@ import { recordEmailVerification } from "@/db/queries/users";
 import type { Role } from "@/db/schema";
 import type { Actor, AuditAction } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import { UserFacingError } from "@/lib/errors";
+import type { CallContext } from "./context";
 import {
   REFUSAL_MESSAGES,
   type Refusal,
@@ -24,14 +26,14 @@ import {
 } from "./owner-rules";
 import type { RequestInfo } from "./request";
 
-export class LastOwnerError extends Error {
+export class LastOwnerError extends UserFacingError {
   constructor() {
     super(REFUSAL_MESSAGES.last_owner);
     this.name = "LastOwnerError";
   }
 }
 
-export class NotAMemberError extends Error {
+export class NotAMemberError extends UserFacingError {
   constructor() {
     super("That person is not a member of this organisation.");
     this.name = "NotAMemberError";
@@ -39,15 +41,21 @@ export class NotAMemberError extends Error {
 }
 
 /** A change the owner rules refuse; audited as denied, unlike the last-owner guard. */
-export class MemberRuleError extends Error {
-  constructor(readonly reason: Exclude<Refusal, "last_owner">) {
-    super(REFUSAL_MESSAGES[reason]);
+export class MemberRuleError extends UserFacingError {
+  constructor(
+    readonly reason: Exclude<Refusal, "last_owner">,
+    options: { field?: string; fieldMessage?: string } = {},
+  ) {
+    super(REFUSAL_MESSAGES[reason], options);
     this.name = "MemberRuleError";
   }
 }
 
-function refusalError(reason: Refusal) {
-  return reason === "last_owner" ? new LastOwnerError() : new MemberRuleError(reason);
+// An invitation refused for its role says so beside the role field of the form.
+const ROLE_FIELD = { field: "role", fieldMessage: "Not a role you can give." };
+
+function refusalError(reason: Refusal, options: { field?: string; fieldMessage?: string } = {}) {
+  return reason === "last_owner" ? new LastOwnerError() : new MemberRuleError(reason, options);
 }
 
 type SignedInUser = { id: string; email?: string | null; name?: string | null };
@@ -79,7 +87,8 @@ export async function settleMemberships(
   });
 }
 
-type OrgActor = { orgId: string; actor: Actor; request?: RequestInfo };
+/** The caller as lib/auth/context.ts describes it; tests may leave the request out. */
+type OrgActor = Pick<CallContext, "orgId" | "actor"> & { request?: RequestInfo };
 
 type Refused = {
   action: AuditAction;
@@ -104,7 +113,7 @@ async function auditingRefusal<T>(
         action: refused.action,
         target: refused.target,
         outcome: "denied",
-        ...request,
+        request,
         metadata: { ...refused.metadata, reason: error.reason },
       });
     }
@@ -142,7 +151,7 @@ export async function inviteMember(
     db.transaction(async (tx) => {
       const { actorRole } = await lockedFacts(tx, orgId, actor);
       const refusal = refuseInvitation({ actorRole, role });
-      if (refusal) throw refusalError(refusal);
+      if (refusal) throw refusalError(refusal, ROLE_FIELD);
       const existing = await findMemberByEmail({ db: tx, orgId, email });
       if (existing) return { alreadyMember: true as const };
       const invite = await upsertInvitation({
@@ -158,7 +167,7 @@ export async function inviteMember(
         action: "member.invited",
         target: { type: "invitation", id: invite?.id ?? email },
         outcome: "success",
-        ...request,
+        request,
         metadata: { email: email.toLowerCase(), role },
       });
       return { alreadyMember: false as const };
@@ -180,7 +189,7 @@ export async function revokeInvitation(
       action: "invitation.revoked",
       target: { type: "invitation", id },
       outcome: "success",
-      ...request,
+      request,
       metadata: { email: removed.email },
     });
     return true;
@@ -219,7 +228,7 @@ export async function changeMemberRole(
         action: "member.role_changed",
         target: { type: "user", id: userId },
         outcome: "success",
-        ...request,
+        request,
         metadata: { from: target.role, to: role },
       });
     }),
@@ -253,7 +262,7 @@ export async function removeMember(db: Database, ctx: OrgActor, userId: string) 
         action: "member.removed",
         target: { type: "user", id: userId },
         outcome: "success",
-        ...request,
+        request,
         metadata: { role: target.role },
       });
     }),

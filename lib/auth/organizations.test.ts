@@ -2,21 +2,18 @@ import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { getActiveMembership, listMembershipsOfUser } from "@/db/queries/organizations";
-import { auditEvents, invitations, sessions } from "@/db/schema";
+import { invitations, sessions } from "@/db/schema";
+import { auditEventsOf } from "@/lib/testing/audit";
 import { createOwner, createSession } from "@/lib/testing/factories";
 import { inviteMember, settleMemberships } from "./members";
 import { acceptInvitation, declineInvitation, switchOrganization } from "./organizations";
 
 async function eventsIn(orgId: string) {
-  const db = await getDb();
-  return db
-    .select({
-      action: auditEvents.action,
-      outcome: auditEvents.outcome,
-      actorId: auditEvents.actorId,
-    })
-    .from(auditEvents)
-    .where(eq(auditEvents.orgId, orgId));
+  return (await auditEventsOf(orgId)).map(({ action, outcome, actorId }) => ({
+    action,
+    outcome,
+    actorId,
+  }));
 }
 
 async function sessionOrg(sessionToken: string) {

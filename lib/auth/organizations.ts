@@ -57,7 +57,7 @@ export async function acceptInvitation(
       action: "invitation.accepted",
       target: { type: "invitation", id: invitationId },
       outcome: "success",
-      ...request,
+      request,
       metadata: { role: existing?.role ?? invite.role, wasMember: Boolean(existing) },
     });
     const joined = await findMembership({ db: tx, orgId: invite.orgId, userId });
@@ -83,7 +83,7 @@ export async function declineInvitation(
       action: "invitation.declined",
       target: { type: "invitation", id: invitationId },
       outcome: "success",
-      ...request,
+      request,
       metadata: { role: invite.role },
     });
     return { ok: true } as const;
@@ -107,7 +107,7 @@ export async function switchOrganization(
         action: "org.switched",
         target: { type: "organization", id: orgId },
         outcome: "denied",
-        ...request,
+        request,
         metadata: { from: fromOrgId },
       });
       return { ok: false } as const;
@@ -120,7 +120,7 @@ export async function switchOrganization(
       action: "org.switched",
       target: { type: "organization", id: orgId },
       outcome: "success",
-      ...request,
+      request,
       metadata: { from: fromOrgId, role: membership.role },
     });
     return { ok: true, orgName: membership.orgName } as const;

@@ -46,7 +46,7 @@ export async function auditDenied(ctx: SessionContext, resource: string, permiss
     action: "access.denied",
     target: { type: "route", id: resource },
     outcome: "denied",
-    ...info,
+    request: info,
     metadata: { role: ctx.role, permission },
   });
 }

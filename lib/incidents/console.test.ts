@@ -10,6 +10,7 @@ import { connectMailbox, type SendTestbed, startSendTestbed } from "@/lib/mail/t
 import { closeAllMailboxTransports } from "@/lib/mail/transport";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import { readMailbox } from "@/lib/oauth/testing/fixtures";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner, createSession, createUser, joinOrganization } from "@/lib/testing/factories";
 import { pauseMailbox, signEveryoneOut } from "./console";
 
@@ -71,10 +72,8 @@ describe("pausing one mailbox", () => {
 
   const send = (owner: { user: { id: string }; orgId: string }, mailbox: string) =>
     sendMessage({
-      actor: { type: "user", userId: owner.user.id, role: "owner" },
-      orgId: owner.orgId,
+      ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
       purpose: "dashboard_test",
-      request: REQUEST,
       body: {
         type: "value",
         value: { mailbox, to: ["rcpt@example.test"], subject: "Pause", text: "x" },

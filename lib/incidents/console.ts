@@ -42,8 +42,7 @@ export async function pauseMailbox(input: {
       action: input.paused ? "mailbox.paused" : "mailbox.resumed",
       target: { type: "mailbox", id: row.id },
       outcome: "success",
-      ip: input.request.ip,
-      userAgent: input.request.userAgent,
+      request: input.request,
       metadata: { address: row.address, status: row.status, reason: input.reason },
     });
     return row;
@@ -78,8 +77,7 @@ export async function signEveryoneOut(input: {
       action: "sessions.revoked_all",
       target: { type: "organization", id: input.orgId },
       outcome: "success",
-      ip: input.request.ip,
-      userAgent: input.request.userAgent,
+      request: input.request,
       metadata: {
         ...result,
         keptOwnSession: Boolean(input.keepSessionToken),
@@ -107,8 +105,7 @@ export async function cancelJobAudited(input: {
       action: "job.cancelled",
       target: { type: "job", id: row.id },
       outcome: "success",
-      ip: input.request.ip,
-      userAgent: input.request.userAgent,
+      request: input.request,
       metadata: { kind: row.kind },
     });
     return row;

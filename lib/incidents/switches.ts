@@ -1,8 +1,9 @@
 import "server-only";
 import { type DbOrTx, inTransaction } from "@/db";
 import { deleteSwitch, insertSwitch, listSwitchesForScopes } from "@/db/queries/switches";
-import type { Actor, AuditAction } from "@/lib/audit/events";
+import type { Actor, AuditAction, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import { UserFacingError } from "@/lib/errors";
 
 // Incident switches. The send chokepoint reads them on every send, test sends and connection
 // tests included; assertConnectionsAllowed guards every mailbox connection; the admin console
@@ -48,7 +49,7 @@ export async function isSendingPaused({
   };
 }
 
-export class ConnectionsBlockedError extends Error {
+export class ConnectionsBlockedError extends UserFacingError {
   readonly scope: "global" | "organization";
   readonly since: Date;
   constructor(scope: "global" | "organization", since: Date) {
@@ -77,7 +78,7 @@ export async function assertConnectionsAllowed({
   audit: {
     action: Extract<AuditAction, "oauth.connect_started" | "oauth.callback">;
     actor: Actor;
-    request: { ip: string | null; userAgent: string | null };
+    request: RequestInfo;
     metadata?: Record<string, unknown>;
   };
 }): Promise<void> {
@@ -89,8 +90,7 @@ export async function assertConnectionsAllowed({
     actor: audit.actor,
     action: audit.action,
     outcome: "denied",
-    ip: audit.request.ip,
-    userAgent: audit.request.userAgent,
+    request: audit.request,
     metadata: { ...audit.metadata, result: "refused", reason: "connections_blocked", scope },
   });
   throw new ConnectionsBlockedError(scope, block.since);
@@ -119,7 +119,7 @@ type SwitchChange = {
   kind: SwitchKind;
   scope: SwitchScope;
   actor: SwitchChanger;
-  request?: { ip: string | null; userAgent: string | null };
+  request?: RequestInfo;
 };
 
 function auditSwitchChange(tx: DbOrTx, change: SwitchChange, metadata: Record<string, unknown>) {
@@ -130,8 +130,7 @@ function auditSwitchChange(tx: DbOrTx, change: SwitchChange, metadata: Record<st
     action: "switch.changed",
     target: { type: "switch", id: `${kind}:${scopeKey(scope)}` },
     outcome: "success",
-    ip: request?.ip ?? null,
-    userAgent: request?.userAgent ?? null,
+    request: request ?? null,
     metadata: { kind, scope: scope.type, ...metadata },
   });
 }

@@ -213,8 +213,7 @@ export async function startReencryption({
       action: "job.started",
       target: { type: "job", id: job.id },
       outcome: "success",
-      ip: request.ip,
-      userAgent: request.userAgent,
+      request: request,
       metadata: { kind: REENCRYPT, mailboxes: rows.length },
     });
     return job;

@@ -103,8 +103,7 @@ export async function startRevokeAll({
       action: "job.started",
       target: { type: "job", id: job.id },
       outcome: "success",
-      ip: request.ip,
-      userAgent: request.userAgent,
+      request: request,
       metadata: { kind: REVOKE_ALL, mailboxes: boxes.length, reason },
     });
     return job;

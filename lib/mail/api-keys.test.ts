@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { apiKeys, auditEvents } from "@/db/schema";
 import { insertMailboxRow } from "@/lib/oauth/testing/fixtures";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import {
   ApiKeyForbiddenError,
@@ -20,17 +21,18 @@ const REQUEST = { ip: "192.0.2.10", userAgent: "vitest" };
 
 async function ownerAndActor() {
   const owner = await createOwner();
-  return { owner, actor: { userId: owner.user.id, role: "owner" as const, label: "owner" } };
+  return {
+    owner,
+    actor: memberContext(owner.orgId, { id: owner.user.id, email: "owner" }, "owner", REQUEST),
+  };
 }
 
 describe("API keys", () => {
   it("shows the secret once and stores only its SHA-256", async () => {
     const { owner, actor } = await ownerAndActor();
     const { key, token } = await createApiKey({
-      orgId: owner.orgId,
-      actor,
+      ctx: actor,
       name: "Billing service",
-      request: REQUEST,
     });
     expect(token).toMatch(/^mwk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
     const [, prefix, secret] = /^mwk_([0-9a-f]{12})_(.+)$/.exec(token) ?? [];
@@ -63,10 +65,8 @@ describe("API keys", () => {
   it("verifies a bearer token, refuses a wrong secret, and records last use", async () => {
     const { owner, actor } = await ownerAndActor();
     const { key, token } = await createApiKey({
-      orgId: owner.orgId,
-      actor,
+      ctx: actor,
       name: "k",
-      request: REQUEST,
     });
     const verified = await verifyApiKey(token);
     expect(verified).toEqual({
@@ -87,18 +87,16 @@ describe("API keys", () => {
   });
 
   it("a revoked key is refused, and revoking is audited", async () => {
-    const { owner, actor } = await ownerAndActor();
+    const { actor } = await ownerAndActor();
     const { key, token } = await createApiKey({
-      orgId: owner.orgId,
-      actor,
+      ctx: actor,
       name: "k",
-      request: REQUEST,
     });
-    await revokeApiKey({ orgId: owner.orgId, actor, keyId: key.id, request: REQUEST });
+    await revokeApiKey({ ctx: actor, keyId: key.id });
     expect(await verifyApiKey(token)).toBeNull();
-    await expect(
-      revokeApiKey({ orgId: owner.orgId, actor, keyId: key.id, request: REQUEST }),
-    ).rejects.toBeInstanceOf(ApiKeyNotFoundError);
+    await expect(revokeApiKey({ ctx: actor, keyId: key.id })).rejects.toBeInstanceOf(
+      ApiKeyNotFoundError,
+    );
     const db = await getDb();
     const events = await db.select().from(auditEvents).where(eq(auditEvents.targetId, key.id));
     expect(events.map((e) => e.action)).toContain("api_key.revoked");
@@ -111,36 +109,28 @@ describe("API keys", () => {
     const theirs = await insertMailboxRow({ person: other.owner, provider: "demo" });
     await expect(
       createApiKey({
-        orgId: owner.orgId,
-        actor,
+        ctx: actor,
         name: "k",
         allowedMailboxIds: [mine, theirs],
-        request: REQUEST,
       }),
     ).rejects.toBeInstanceOf(ApiKeyInputError);
 
     const { key } = await createApiKey({
-      orgId: owner.orgId,
-      actor,
+      ctx: actor,
       name: "k",
       allowedMailboxIds: [mine],
-      request: REQUEST,
     });
     expect(key.allowedMailboxIds).toEqual([mine]);
     const widened = await restrictApiKey({
-      orgId: owner.orgId,
-      actor,
+      ctx: actor,
       keyId: key.id,
       allowedMailboxIds: null,
-      request: REQUEST,
     });
     expect(widened.allowedMailboxIds).toBeNull();
     await expect(
       revokeApiKey({
-        orgId: other.owner.orgId,
-        actor: other.actor,
+        ctx: other.actor,
         keyId: key.id,
-        request: REQUEST,
       }),
     ).rejects.toBeInstanceOf(ApiKeyNotFoundError);
   });
@@ -149,10 +139,8 @@ describe("API keys", () => {
     const { owner } = await ownerAndActor();
     await expect(
       createApiKey({
-        orgId: owner.orgId,
-        actor: { userId: owner.user.id, role: "sender" },
+        ctx: memberContext(owner.orgId, owner.user, "sender", REQUEST),
         name: "k",
-        request: REQUEST,
       }),
     ).rejects.toBeInstanceOf(ApiKeyForbiddenError);
   });

@@ -11,18 +11,16 @@ import {
   setApiKeyMailboxes,
   touchApiKeyLastUsed,
 } from "@/db/queries/api-keys";
-import type { Role } from "@/db/schema";
 import { writeAuditEvent } from "@/lib/audit/write";
+import type { CallContext, RequestInfo } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
+import { UserFacingError } from "@/lib/errors";
 
-// API keys for the send route (DESIGN.md data model). The secret is shown once; the database
+// API keys for the send route (table api_keys in db/schema.ts). The secret is shown once; the database
 // keeps its SHA-256 only, so a leaked table cannot send mail. A plain hash (no KDF) is right
 // here: the secret is 256 random bits, not a password anyone could guess.
 
 export type { ApiKeySummary } from "@/db/queries/api-keys";
-
-export type ApiKeyManager = { userId: string; role: Role; label?: string };
-export type RequestMeta = { ip: string | null; userAgent: string | null };
 
 /** What the send chokepoint needs to know about a verified bearer. */
 export type VerifiedApiKey = {
@@ -33,17 +31,14 @@ export type VerifiedApiKey = {
 };
 
 /** Bad input for a key operation (a name, a mailbox of another organisation). */
-export class ApiKeyInputError extends Error {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
+export class ApiKeyInputError extends UserFacingError {
+  constructor(field: string, message: string) {
+    super(message, { field });
     this.name = "ApiKeyInputError";
   }
 }
 
-export class ApiKeyNotFoundError extends Error {
+export class ApiKeyNotFoundError extends UserFacingError {
   constructor() {
     super("No such active API key in this organisation.");
     this.name = "ApiKeyNotFoundError";
@@ -85,8 +80,14 @@ function checkName(name: string): string {
   return trimmed;
 }
 
-function assertManager(actor: ApiKeyManager): void {
-  if (!hasPermission(actor.role, "manageMailboxes")) throw new ApiKeyForbiddenError();
+function assertManager(ctx: CallContext): void {
+  if (
+    ctx.actor.type !== "user" ||
+    ctx.role === null ||
+    !hasPermission(ctx.role, "manageMailboxes")
+  ) {
+    throw new ApiKeyForbiddenError();
+  }
 }
 
 async function checkMailboxes(
@@ -110,19 +111,16 @@ async function checkMailboxes(
 
 /** Creates a key; `token` is the only time the secret exists outside the caller's hands. */
 export async function createApiKey({
-  orgId,
-  actor,
+  ctx,
   name,
   allowedMailboxIds,
-  request,
 }: {
-  orgId: string;
-  actor: ApiKeyManager;
+  ctx: CallContext;
   name: string;
   allowedMailboxIds?: string[] | null;
-  request: RequestMeta;
 }): Promise<{ key: ApiKeySummary; token: string }> {
-  assertManager(actor);
+  assertManager(ctx);
+  const { orgId, actor, request } = ctx;
   const keyName = checkName(name);
   const allowed = await checkMailboxes(orgId, allowedMailboxIds);
   const prefix = randomBytes(PREFIX_BYTES).toString("hex");
@@ -138,17 +136,16 @@ export async function createApiKey({
         prefix,
         secretHash: hashApiKeySecret(secret),
         allowedMailboxIds: allowed,
-        createdBy: actor.userId,
+        createdBy: actor.id,
       },
     });
     await writeAuditEvent(tx, {
       orgId,
-      actor: { type: "user", id: actor.userId, label: actor.label ?? null },
+      actor,
       action: "api_key.created",
       target: { type: "api_key", id: row.id },
       outcome: "success",
-      ip: request.ip,
-      userAgent: request.userAgent,
+      request: request,
       metadata: { name: keyName, prefix, allowedMailboxIds: allowed },
     });
     return row;
@@ -158,19 +155,16 @@ export async function createApiKey({
 
 /** `null` lets the key use every mailbox of the organisation. */
 export async function restrictApiKey({
-  orgId,
-  actor,
+  ctx,
   keyId,
   allowedMailboxIds,
-  request,
 }: {
-  orgId: string;
-  actor: ApiKeyManager;
+  ctx: CallContext;
   keyId: string;
   allowedMailboxIds: string[] | null;
-  request: RequestMeta;
 }): Promise<ApiKeySummary> {
-  assertManager(actor);
+  assertManager(ctx);
+  const { orgId, actor, request } = ctx;
   const allowed = await checkMailboxes(orgId, allowedMailboxIds);
   const db = await getDb();
   return db.transaction(async (tx) => {
@@ -178,12 +172,11 @@ export async function restrictApiKey({
     if (!row) throw new ApiKeyNotFoundError();
     await writeAuditEvent(tx, {
       orgId,
-      actor: { type: "user", id: actor.userId, label: actor.label ?? null },
+      actor,
       action: "api_key.restricted",
       target: { type: "api_key", id: keyId },
       outcome: "success",
-      ip: request.ip,
-      userAgent: request.userAgent,
+      request: request,
       metadata: { prefix: row.prefix, allowedMailboxIds: allowed },
     });
     return row;
@@ -191,29 +184,25 @@ export async function restrictApiKey({
 }
 
 export async function revokeApiKey({
-  orgId,
-  actor,
+  ctx,
   keyId,
-  request,
 }: {
-  orgId: string;
-  actor: ApiKeyManager;
+  ctx: CallContext;
   keyId: string;
-  request: RequestMeta;
 }): Promise<ApiKeySummary> {
-  assertManager(actor);
+  assertManager(ctx);
+  const { orgId, actor, request } = ctx;
   const db = await getDb();
   return db.transaction(async (tx) => {
     const row = await revokeApiKeyRow({ db: tx, orgId, keyId, now: new Date() });
     if (!row) throw new ApiKeyNotFoundError();
     await writeAuditEvent(tx, {
       orgId,
-      actor: { type: "user", id: actor.userId, label: actor.label ?? null },
+      actor,
       action: "api_key.revoked",
       target: { type: "api_key", id: keyId },
       outcome: "success",
-      ip: request.ip,
-      userAgent: request.userAgent,
+      request: request,
       metadata: { name: row.name, prefix: row.prefix },
     });
     return row;
@@ -254,5 +243,21 @@ export async function verifyApiKey(token: string): Promise<VerifiedApiKey | null
     orgId: row.orgId,
     name: row.name,
     allowedMailboxIds: row.allowedMailboxIds,
+  };
+}
+
+/** The caller's context for a bearer token: the API-key counterpart of the action wrapper's. */
+export async function apiKeyContext(
+  token: string,
+  request: RequestInfo,
+): Promise<CallContext | null> {
+  const key = await verifyApiKey(token);
+  if (!key) return null;
+  return {
+    orgId: key.orgId,
+    actor: { type: "api_key", id: key.id, label: key.name },
+    role: null,
+    request,
+    allowedMailboxIds: key.allowedMailboxIds,
   };
 }

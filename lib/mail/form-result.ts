@@ -1,5 +1,5 @@
 import type { ActionResult } from "@/lib/auth/action";
-import type { ConnectionTestOutcome, SendOutcome } from "./send";
+import type { ConnectionTestOutcome, SendOutcome } from "./outcomes";
 
 // The one place a send outcome becomes a form message (lib/mail/http.ts is the HTTP one).
 

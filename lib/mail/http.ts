@@ -1,26 +1,11 @@
 import "server-only";
 import { sendRequestProblem } from "./message";
-import { type FieldProblem, problemResponse } from "./problem";
-import type { ConnectionTestOutcome, SendOutcome } from "./send";
+import type { ConnectionTestOutcome, SendOutcome } from "./outcomes";
+import { type FieldProblem, PROBLEM_TYPES, problemResponse } from "./problem";
 
-// The one place a send outcome becomes HTTP (DESIGN.md "The send route contract"). Every error
+// The one place a send outcome becomes HTTP (ARCHITECTURE.md, "The send chokepoint"). Every error
 // is RFC 9457 problem JSON; no token, key or secret is ever part of an outcome, so none can
 // reach a body here.
-
-const BASE = "https://mailwarden.dev/problems/";
-
-export const SEND_PROBLEM_TYPES = {
-  unauthorized: `${BASE}unauthorized`,
-  forbidden: `${BASE}forbidden`,
-  mailboxNotFound: `${BASE}mailbox-not-found`,
-  mailboxUnavailable: `${BASE}mailbox-unavailable`,
-  idempotencyMismatch: `${BASE}idempotency-key-reused`,
-  invalidIdempotencyKey: `${BASE}invalid-idempotency-key`,
-  sendingPaused: `${BASE}sending-paused`,
-  rateLimited: `${BASE}rate-limited`,
-  providerFailed: `${BASE}provider-failed`,
-  replayedFailure: `${BASE}replayed-failure`,
-} as const;
 
 const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
 
@@ -57,7 +42,7 @@ export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome
         "The first request with this Idempotency-Key failed",
         [],
         {
-          type: SEND_PROBLEM_TYPES.replayedFailure,
+          type: PROBLEM_TYPES.replayedFailure,
           detail:
             "This is the stored result of the first request; nothing was sent again. Fix the " +
             "cause and send with a new Idempotency-Key.",
@@ -69,7 +54,7 @@ export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome
       );
     case "idempotency_mismatch":
       return problemResponse(422, "Idempotency-Key reused with a different body", [], {
-        type: SEND_PROBLEM_TYPES.idempotencyMismatch,
+        type: PROBLEM_TYPES.idempotencyMismatch,
         detail:
           "This Idempotency-Key was first used with a different message. Use a new key for a " +
           "new message.",
@@ -84,30 +69,30 @@ export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome
         "Missing or invalid API key",
         [],
         {
-          type: SEND_PROBLEM_TYPES.unauthorized,
+          type: PROBLEM_TYPES.unauthorized,
           detail: "Send a valid, unrevoked API key as `Authorization: Bearer <key>`.",
         },
         { "www-authenticate": 'Bearer realm="mailwarden"' },
       );
     case "forbidden":
       return problemResponse(403, "Not allowed", [], {
-        type: SEND_PROBLEM_TYPES.forbidden,
+        type: PROBLEM_TYPES.forbidden,
         detail: outcome.cause,
       });
     case "not_found":
       return problemResponse(404, "Mailbox not found", [], {
-        type: SEND_PROBLEM_TYPES.mailboxNotFound,
+        type: PROBLEM_TYPES.mailboxNotFound,
         detail: outcome.cause,
       });
     case "conflict":
       return problemResponse(409, "The mailbox cannot send", [], {
-        type: SEND_PROBLEM_TYPES.mailboxUnavailable,
+        type: PROBLEM_TYPES.mailboxUnavailable,
         detail: outcome.cause,
         mailboxStatus: outcome.mailboxStatus,
       });
     case "paused":
       return problemResponse(423, "Sending is paused", [], {
-        type: SEND_PROBLEM_TYPES.sendingPaused,
+        type: PROBLEM_TYPES.sendingPaused,
         detail: outcome.cause,
         scope: outcome.scope,
       });
@@ -117,7 +102,7 @@ export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome
         "Too many messages",
         [],
         {
-          type: SEND_PROBLEM_TYPES.rateLimited,
+          type: PROBLEM_TYPES.rateLimited,
           detail: `Rate limit reached (${outcome.limit}). Try again in ${outcome.retryAfterSeconds} seconds.`,
           limit: outcome.limit,
         },
@@ -129,7 +114,7 @@ export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome
         "The provider did not accept the message",
         [],
         {
-          type: SEND_PROBLEM_TYPES.providerFailed,
+          type: PROBLEM_TYPES.providerFailed,
           detail: outcome.cause,
           id: outcome.id,
           failure: outcome.failure,
@@ -161,6 +146,6 @@ export function invalidIdempotencyKeyResponse(): Response {
     400,
     "Invalid Idempotency-Key",
     [{ field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters" }],
-    { type: SEND_PROBLEM_TYPES.invalidIdempotencyKey },
+    { type: PROBLEM_TYPES.invalidIdempotencyKey },
   );
 }

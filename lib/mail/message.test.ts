@@ -16,8 +16,8 @@ import {
   parseSendRequestText,
   type SendRequest,
   sendRequestProblem,
-  toNodemailerFields,
 } from "./message";
+import { toNodemailerFields } from "./nodemailer-fields";
 import { PROBLEM_TYPES, problemJson, problemResponse } from "./problem";
 
 type HostileCase = {

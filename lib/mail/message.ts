@@ -6,14 +6,22 @@
 // one address, lengths and counts are bounded, and HTML is sanitised. Nothing here throws
 // on bad input; it collects every problem so a caller can fix them all in one round trip.
 
-import type { Address } from "nodemailer";
-import addressparser from "nodemailer/lib/addressparser";
-import sanitizeHtml from "sanitize-html";
 import * as z from "zod";
+import { formatAddress, parseAddress } from "./address";
 import { type FieldProblem, PROBLEM_TYPES, type ProblemDetails, problemJson } from "./problem";
+import { sanitizeMessageHtml } from "./sanitize";
+import { codePointLength, hasHeaderControl, utf8Length } from "./text";
 
+export { formatAddress, type ParsedAddress, parseAddress } from "./address";
 export type { FieldProblem } from "./problem";
 export { problemJson, problemResponse } from "./problem";
+export {
+  ALLOWED_STYLES,
+  MAX_HTML_DEPTH,
+  MAX_STYLE_ATTRIBUTE_LENGTH,
+  MAX_STYLE_VALUE_LENGTH,
+  sanitizeMessageHtml,
+} from "./sanitize";
 
 export type SendRequest = {
   mailbox: string;
@@ -28,8 +36,6 @@ export type SendRequest = {
   html?: string;
 };
 
-export type ParsedAddress = { name?: string; address: string };
-
 export type SendRequestResult =
   | { ok: true; value: SendRequest }
   | { ok: false; problems: FieldProblem[] };
@@ -37,17 +43,6 @@ export type SendRequestResult =
 export type SendRequestTextResult =
   | { ok: true; value: SendRequest }
   | { ok: false; status: 400 | 413 | 415; problems: FieldProblem[] };
-
-/** The message fields handed to nodemailer. `from` is set by the send chokepoint only. */
-export type NodemailerFields = {
-  to: Address[];
-  cc: Address[];
-  bcc: Address[];
-  replyTo?: Address;
-  subject: string;
-  text?: string;
-  html?: string;
-};
 
 export const MAX_RECIPIENTS = 50;
 export const MAX_MAILBOX_LENGTH = 320;
@@ -70,24 +65,9 @@ export const MAX_REQUEST_BYTES = 2 * MAX_BODY_BYTES + 1024 * 1024;
  */
 export const MAX_HTML_BYTES = 512 * 1024;
 const HTML_TOO_LARGE = `must be at most ${MAX_HTML_BYTES} bytes (512 KB)`;
-const MAX_DISPLAY_NAME_LENGTH = 256;
-const MAX_LOCAL_PART_BYTES = 64;
-const MAX_DOMAIN_BYTES = 255;
-const MAX_LABEL_LENGTH = 63;
 // Reporting is bounded too: a body of a million unknown keys must not yield a 50 MB answer.
 const MAX_PROBLEMS = 100;
 const MAX_FIELD_NAME_LENGTH = 64;
-// Longest sensible entry: a quoted name, an address of 320 and the brackets. Anything longer
-// is refused before any parser spends time on it.
-const MAX_ENTRY_LENGTH = MAX_DISPLAY_NAME_LENGTH + 400;
-
-// RFC 5322 atext, ASCII only: an internationalised local part needs SMTPUTF8, which the
-// providers we send through do not promise. International domains are fine (punycoded).
-const LOCAL_PART = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
-const DOMAIN_LABEL = /^[\p{L}\p{N}](?:[\p{L}\p{N}\p{M}-]*[\p{L}\p{N}\p{M}])?$/u;
-// Characters that mean something in an address list; inside a quoted name they are
-// harmless, unquoted they would make the entry read as something other than one mailbox.
-const UNQUOTED_NAME = /^[^()<>[\]:;@\\,"]+$/;
 
 const UNKNOWN_FIELD_HINTS = new Map<string, string>([
   ["from", "is not accepted: messages are always sent from the mailbox"],
@@ -97,168 +77,6 @@ const UNKNOWN_FIELD_HINTS = new Map<string, string>([
   ["attachments", "is not accepted: attachments are not supported"],
   ["__proto__", "is not accepted"],
 ]);
-
-/** C0 controls (tab, CR and LF included), DEL, C1 controls and the Unicode line separators. */
-function isHeaderControl(code: number): boolean {
-  return code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x2028 || code === 0x2029;
-}
-
-function hasHeaderControl(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    if (isHeaderControl(value.charCodeAt(i))) return true;
-  }
-  return false;
-}
-
-/** UTF-8 length, stopping early once past `limit` so a huge string costs no more than needed. */
-function utf8Length(value: string, limit = Number.POSITIVE_INFINITY): number {
-  let bytes = 0;
-  for (let i = 0; i < value.length && bytes <= limit; i++) {
-    const code = value.charCodeAt(i);
-    if (code < 0x80) bytes += 1;
-    else if (code < 0x800) bytes += 2;
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < value.length) {
-      const next = value.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        bytes += 4;
-        i++;
-      } else bytes += 3;
-    } else bytes += 3;
-  }
-  return bytes;
-}
-
-function codePointLength(value: string): number {
-  let count = 0;
-  for (const _ of value) count++;
-  return count;
-}
-
-function collapseSpaces(value: string): string {
-  return value.trim().replace(/\s+/g, " ");
-}
-
-const NOT_ONE_ADDRESS =
-  "must hold exactly one address; give each recipient as its own entry (lists and groups are not allowed)";
-
-/**
- * Reads one recipient entry: a bare address, `Name <address>` or `"Name" <address>`.
- * Our own strict grammar decides; nodemailer's parser must then agree, so that what we
- * validated is what nodemailer would have read.
- */
-export function parseAddress(
-  entry: string,
-): { ok: true; value: ParsedAddress } | { ok: false; message: string } {
-  if (hasHeaderControl(entry)) {
-    return { ok: false, message: "must not contain line breaks or other control characters" };
-  }
-  if (!entry.isWellFormed()) return { ok: false, message: "is not valid Unicode text" };
-  const trimmed = entry.trim();
-  if (trimmed === "") return { ok: false, message: "must not be empty" };
-  if (trimmed.length > MAX_ENTRY_LENGTH) return { ok: false, message: "is too long" };
-
-  const seen = addressparser(trimmed);
-  const [only] = seen;
-  if (seen.length !== 1 || only === undefined || only.group !== undefined) {
-    return { ok: false, message: NOT_ONE_ADDRESS };
-  }
-
-  const split = splitNameAndAddress(trimmed);
-  if (!split.ok) return split;
-  const addressProblem = checkAddrSpec(split.address);
-  if (addressProblem !== undefined) return { ok: false, message: addressProblem };
-
-  if (only.address !== split.address || collapseSpaces(only.name) !== (split.name ?? "")) {
-    return { ok: false, message: NOT_ONE_ADDRESS };
-  }
-  const at = split.address.lastIndexOf("@");
-  // Domains are case-insensitive; the local part is left alone because it need not be.
-  const address = `${split.address.slice(0, at)}@${split.address.slice(at + 1).toLowerCase()}`;
-  return {
-    ok: true,
-    value: split.name === undefined ? { address } : { name: split.name, address },
-  };
-}
-
-function splitNameAndAddress(
-  entry: string,
-): { ok: true; name?: string; address: string } | { ok: false; message: string } {
-  const hasAngle = entry.includes("<") || entry.includes(">");
-  if (!hasAngle) return { ok: true, address: entry };
-
-  const match = /^([^<>]*)<([^<>]*)>$/.exec(entry);
-  if (match === null) {
-    return {
-      ok: false,
-      message: 'angle brackets must enclose exactly one address, as in "Name <name@example.com>"',
-    };
-  }
-  const rawName = (match[1] ?? "").trim();
-  const address = (match[2] ?? "").trim();
-  const name = readDisplayName(rawName);
-  if (!name.ok) return name;
-  return name.value === "" ? { ok: true, address } : { ok: true, name: name.value, address };
-}
-
-function readDisplayName(
-  raw: string,
-): { ok: true; value: string } | { ok: false; message: string } {
-  let inner = raw;
-  if (raw.startsWith('"')) {
-    // No escapes: a name with a quote or backslash in it gains nothing and is where
-    // parsers disagree.
-    if (raw.length < 2 || !raw.endsWith('"') || /["\\]/.test(raw.slice(1, -1))) {
-      return { ok: false, message: 'the display name must be one quoted text without " or \\' };
-    }
-    inner = raw.slice(1, -1);
-  } else if (raw !== "" && !UNQUOTED_NAME.test(raw)) {
-    return {
-      ok: false,
-      message: 'put the display name in double quotes when it contains , ; : @ ( ) [ ] or "',
-    };
-  }
-  const value = collapseSpaces(inner);
-  if (value.length > MAX_DISPLAY_NAME_LENGTH) {
-    return {
-      ok: false,
-      message: `the display name must be at most ${MAX_DISPLAY_NAME_LENGTH} characters`,
-    };
-  }
-  return { ok: true, value };
-}
-
-function checkAddrSpec(address: string): string | undefined {
-  const notAnAddress = "is not an email address like name@example.com";
-  if (/\s/.test(address)) return "must not contain spaces in the address";
-  const parts = address.split("@");
-  if (parts.length !== 2) {
-    return parts.length < 2 ? notAnAddress : "must contain exactly one @ in the address";
-  }
-  const [local = "", domain = ""] = parts;
-  if (local === "" || domain === "") return notAnAddress;
-  if (utf8Length(local) > MAX_LOCAL_PART_BYTES) {
-    return `the part before @ must be at most ${MAX_LOCAL_PART_BYTES} characters`;
-  }
-  if (!LOCAL_PART.test(local)) return "the part before @ has characters that are not allowed";
-  if (utf8Length(domain) > MAX_DOMAIN_BYTES) {
-    return `the domain must be at most ${MAX_DOMAIN_BYTES} characters`;
-  }
-  const labels = domain.split(".");
-  // A single-label domain (user@localhost) or an IP-like one is never a public mailbox.
-  const tld = labels[labels.length - 1] ?? "";
-  if (labels.length < 2 || !/\p{L}/u.test(tld)) return "the domain must be a full domain name";
-  for (const label of labels) {
-    if (label.length > MAX_LABEL_LENGTH || !DOMAIN_LABEL.test(label)) {
-      return "the domain may hold only letters, digits, hyphens and dots";
-    }
-  }
-  return undefined;
-}
-
-/** Canonical text form; `parseAddress` reads it back to the same value. */
-export function formatAddress({ name, address }: ParsedAddress): string {
-  return name === undefined ? address : `"${name}" <${address}>`;
-}
 
 function typeError(expected: string) {
   return {
@@ -316,128 +134,6 @@ const sendRequestSchema = z.strictObject({
   text: bodyText.optional(),
   html: bodyText.optional(),
 });
-
-// Longest style attribute that is parsed at all. A longer one is dropped whole before the CSS
-// parser sees it, so the parser's cost per attribute stays bounded; real mail keeps an inline
-// style to a few hundred characters.
-export const MAX_STYLE_ATTRIBUTE_LENGTH = 1_000;
-// Longest value tried against the patterns below (a long font-family list is ~130).
-export const MAX_STYLE_VALUE_LENGTH = 200;
-// The HTML parser keeps its open elements in an array it shifts and searches, which costs
-// time in proportion to the nesting depth at every tag: without a bound, deep nesting makes
-// parsing quadratic (160,000 nested <b> took 6.7 s). Newsletter tables nest a few dozen deep.
-export const MAX_HTML_DEPTH = 100;
-
-/**
- * Anchors a style value pattern and bounds the text it runs on. Each pattern must have one
- * way at most to match any text: repeated values are separated by required whitespace or a
- * comma and no quantified part can also match what follows it, so a test is linear.
- */
-function styleValue(pattern: RegExp): RegExp {
-  return new RegExp(
-    `^(?=[\\s\\S]{0,${MAX_STYLE_VALUE_LENGTH}}$)(?:${pattern.source})$`,
-    pattern.flags,
-  );
-}
-
-const COLOR = [
-  styleValue(/#[0-9a-f]{3,8}/i),
-  styleValue(/[a-z]{1,32}/i),
-  // rgb(1, 2, 3) and rgba(1, 2, 3, 0.5), each number up to 3 digits with an optional fraction
-  // and percent sign; or the space-separated rgb(1 2 3 / 50%).
-  styleValue(
-    /rgba?\(\s*(?:\d{1,3}(?:\.\d{1,4})?|\.\d{1,4})%?(?:\s*,\s*(?:\d{1,3}(?:\.\d{1,4})?|\.\d{1,4})%?){2,3}\s*\)/i,
-  ),
-  styleValue(
-    /rgba?\(\s*(?:\d{1,3}(?:\.\d{1,4})?|\.\d{1,4})%?(?:\s+(?:\d{1,3}(?:\.\d{1,4})?|\.\d{1,4})%?){2}(?:\s*\/\s*(?:\d{1,3}(?:\.\d{1,4})?|\.\d{1,4})%?)?\s*\)/i,
-  ),
-];
-
-/**
- * The inline style properties that pass, each with the values it accepts. Mail HTML leans on
- * inline styles; no allowed value can hold "(" except plain rgb(), so expression(), url() and
- * var() never survive.
- */
-export const ALLOWED_STYLES: Record<string, RegExp[]> = {
-  color: COLOR,
-  "background-color": COLOR,
-  "font-weight": [styleValue(/normal|bold|bolder|lighter|\d{3}/i)],
-  "font-style": [styleValue(/normal|italic|oblique/i)],
-  "font-size": [styleValue(/\d+(?:\.\d+)?(?:px|pt|em|rem|%)/i)],
-  "font-family": [styleValue(/[\w\s,'"-]+/)],
-  "text-align": [styleValue(/left|right|center|justify/i)],
-  "text-decoration": [styleValue(/none|underline|line-through/i)],
-  "line-height": [styleValue(/\d+(?:\.\d+)?(?:px|pt|em|rem|%)?/i)],
-  // One to four lengths, whitespace between them.
-  margin: [
-    styleValue(/-?\d+(?:\.\d+)?(?:px|pt|em|rem|%)?(?:\s+-?\d+(?:\.\d+)?(?:px|pt|em|rem|%)?){0,3}/i),
-  ],
-  padding: [
-    styleValue(/\d+(?:\.\d+)?(?:px|pt|em|rem|%)?(?:\s+\d+(?:\.\d+)?(?:px|pt|em|rem|%)?){0,3}/i),
-  ],
-};
-
-const sanitizeOptions: sanitizeHtml.IOptions = {
-  // Listed, not taken from the library defaults, so an upgrade cannot widen what passes.
-  allowedTags: (
-    "a abbr b blockquote br caption cite code col colgroup dd del div dl dt em h1 h2 h3 h4 " +
-    "h5 h6 hr i img ins li ol p pre q s small span strong sub sup table tbody td tfoot th " +
-    "thead tr u ul"
-  ).split(" "),
-  allowedAttributes: {
-    "*": ["dir", "lang", "title", "style"],
-    a: ["href", "name"],
-    img: ["src", "alt", "width", "height"],
-    td: ["colspan", "rowspan", "align", "valign"],
-    th: ["colspan", "rowspan", "align", "valign", "scope"],
-  },
-  allowedStyles: { "*": ALLOWED_STYLES },
-  // Runs on every tag before its attributes are filtered, so an over-long style attribute
-  // never reaches the CSS parser.
-  transformTags: {
-    "*": (tagName, attribs) => {
-      if ((attribs.style ?? "").length <= MAX_STYLE_ATTRIBUTE_LENGTH) return { tagName, attribs };
-      const { style: _dropped, ...rest } = attribs;
-      return { tagName, attribs: rest };
-    },
-  },
-  allowedSchemes: ["http", "https", "mailto"],
-  allowedSchemesByTag: { img: ["http", "https"] },
-  allowProtocolRelative: false,
-  disallowedTagsMode: "discard",
-  // These tags' content is code or chrome, not prose: drop it along with the tag.
-  nonTextTags: ["script", "style", "textarea", "option", "noscript", "title", "template"],
-};
-
-class TooDeeplyNested extends Error {}
-
-/**
- * Sanitises message HTML, or refuses it when elements nest deeper than MAX_HTML_DEPTH.
- * The parser reports every element it opens and closes (implied ones and void elements
- * included), so the running count is the depth of its open-element list; parsing stops at
- * the first element past the bound, before the list can grow further.
- */
-export function sanitizeMessageHtml(
-  html: string,
-): { ok: true; html: string } | { ok: false; message: string } {
-  let depth = 0;
-  try {
-    const clean = sanitizeHtml(html, {
-      ...sanitizeOptions,
-      onOpenTag: () => {
-        depth++;
-        if (depth > MAX_HTML_DEPTH) throw new TooDeeplyNested();
-      },
-      onCloseTag: () => {
-        depth--;
-      },
-    });
-    return { ok: true, html: clean };
-  } catch (error) {
-    if (!(error instanceof TooDeeplyNested)) throw error;
-    return { ok: false, message: `must not nest elements more than ${MAX_HTML_DEPTH} deep` };
-  }
-}
 
 type Outcome = { problems: FieldProblem[]; isTooLarge: boolean; value?: SendRequest };
 
@@ -529,39 +225,6 @@ export function sendRequestProblem(
   return problemJson(400, "Invalid message", failure.problems, {
     type: PROBLEM_TYPES.invalidMessage,
   });
-}
-
-/**
- * The nodemailer message fields, built only from a validated request. Addresses go in as
- * objects so nodemailer never re-parses a string; there is deliberately no way to pass
- * `from`, `headers`, `envelope`, `attachments` or prepared header values.
- * Throws on a value that did not come from `parseSendRequest`: that is a programming error.
- */
-export function toNodemailerFields(value: SendRequest): NodemailerFields {
-  // SendRequest is a plain type anyone can build, so the header-bearing parts are checked
-  // again here, at the last step before nodemailer.
-  if (hasHeaderControl(value.subject) || codePointLength(value.subject) > MAX_SUBJECT_LENGTH) {
-    throw new TypeError("toNodemailerFields: subject was not validated");
-  }
-  if (value.to.length + value.cc.length + value.bcc.length > MAX_RECIPIENTS) {
-    throw new TypeError("toNodemailerFields: recipients were not validated");
-  }
-  const fields: NodemailerFields = {
-    to: value.to.map(toAddress),
-    cc: value.cc.map(toAddress),
-    bcc: value.bcc.map(toAddress),
-    subject: value.subject,
-  };
-  if (value.replyTo !== undefined) fields.replyTo = toAddress(value.replyTo);
-  if (value.text !== undefined) fields.text = value.text;
-  if (value.html !== undefined) fields.html = value.html;
-  return fields;
-}
-
-function toAddress(entry: string): Address {
-  const parsed = parseAddress(entry);
-  if (!parsed.ok) throw new TypeError("toNodemailerFields: an address was not validated");
-  return { name: parsed.value.name ?? "", address: parsed.value.address };
 }
 
 function validate(body: unknown): Outcome {

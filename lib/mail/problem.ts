@@ -22,11 +22,24 @@ export type ProblemExtra = {
 
 const PROBLEM_BASE = "https://mailwarden.dev/problems/";
 
-/** Stable problem type URIs; clients branch on these, never on `title` or `detail`. */
+/**
+ * Every problem type the API answers with, in one registry under one base URL. Stable: clients
+ * branch on these, never on `title` or `detail`.
+ */
 export const PROBLEM_TYPES = {
   invalidMessage: `${PROBLEM_BASE}invalid-message`,
   messageTooLarge: `${PROBLEM_BASE}message-too-large`,
   unsupportedMediaType: `${PROBLEM_BASE}unsupported-media-type`,
+  unauthorized: `${PROBLEM_BASE}unauthorized`,
+  forbidden: `${PROBLEM_BASE}forbidden`,
+  mailboxNotFound: `${PROBLEM_BASE}mailbox-not-found`,
+  mailboxUnavailable: `${PROBLEM_BASE}mailbox-unavailable`,
+  idempotencyMismatch: `${PROBLEM_BASE}idempotency-key-reused`,
+  invalidIdempotencyKey: `${PROBLEM_BASE}invalid-idempotency-key`,
+  sendingPaused: `${PROBLEM_BASE}sending-paused`,
+  rateLimited: `${PROBLEM_BASE}rate-limited`,
+  providerFailed: `${PROBLEM_BASE}provider-failed`,
+  replayedFailure: `${PROBLEM_BASE}replayed-failure`,
 } as const;
 
 export function problemJson(

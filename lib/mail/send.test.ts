@@ -3,8 +3,8 @@ import { and, eq } from "drizzle-orm";
 import { SMTPServer } from "smtp-server";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
-import { insertMembership } from "@/db/queries/organizations";
-import { auditEvents, messages } from "@/db/schema";
+import { apiKeys, auditEvents, messages } from "@/db/schema";
+import type { CallContext } from "@/lib/auth/context";
 import { ensureDemoCertificate } from "@/lib/demo";
 import { type DemoSmtp, startDemoSmtp } from "@/lib/demo/smtp";
 import { tempDataDir } from "@/lib/demo/testing";
@@ -13,9 +13,11 @@ import { resetMailProviders } from "@/lib/oauth/providers";
 import { openMailboxToken, sealMailboxToken } from "@/lib/oauth/sealed";
 import { type Person, readMailbox, setMailbox } from "@/lib/oauth/testing/fixtures";
 import { revokeToken } from "@/lib/oauth/token-endpoint";
-import { createOwner, createUser } from "@/lib/testing/factories";
+import { keyContext, memberContext } from "@/lib/testing/context";
+import { createMember, createOwner } from "@/lib/testing/factories";
 import { sendOutcomeResponse } from "./http";
-import { type SendActor, type SendOutcome, sendMessage, testConnection } from "./send";
+import type { SendOutcome } from "./outcomes";
+import { sendMessage, testConnection } from "./send";
 import { classifySmtpError } from "./smtp-replies";
 import {
   connectMailbox,
@@ -29,8 +31,7 @@ import { closeAllMailboxTransports, closeMailboxTransport } from "./transport";
 let bed: SendTestbed;
 let restoreLimits: () => Promise<void>;
 let owner: Person;
-let ownerActor: SendActor;
-const REQUEST = { ip: "198.51.100.4", userAgent: "vitest" };
+let ownerCtx: CallContext;
 
 beforeAll(async () => {
   bed = await startSendTestbed();
@@ -40,7 +41,7 @@ beforeAll(async () => {
     testSend: { tokens: 1_000, window: "1 m" },
   });
   owner = await createOwner();
-  ownerActor = { type: "user", userId: owner.user.id, role: "owner", label: "owner" };
+  ownerCtx = memberContext(owner.orgId, { id: owner.user.id, email: "owner" }, "owner");
 });
 
 afterEach(() => {
@@ -58,14 +59,12 @@ afterAll(async () => {
 
 function send(mailbox: string, extra: Partial<Parameters<typeof sendMessage>[0]> = {}) {
   return sendMessage({
-    actor: ownerActor,
-    orgId: owner.orgId,
+    ctx: ownerCtx,
     body: {
       type: "value",
       value: { mailbox, to: ["rcpt@example.test"], subject: `Test ${Date.now()}`, text: "Hi" },
     },
     purpose: "dashboard_test",
-    request: REQUEST,
     ...extra,
   });
 }
@@ -191,6 +190,23 @@ describe("SMTP replies, each driven through the real SMTP server", () => {
     expect(authCalls).toBe(2);
     expect(bed.oauth.proxy.refreshCalls).toBe(refreshes + 1);
     expect((await readMailbox(box)).status).toBe("admin_action_required");
+  });
+
+  it("535 5.7.3 and then a forced refresh the provider refuses: the message row keeps the provider's code (invalid_grant)", async () => {
+    const box = await connectMailbox(owner);
+    const { refresh } = await storedTokens(box);
+    bed.authOverride = () => ({ code: 535, message: "5.7.3 Authentication unsuccessful" });
+    await revokeToken(bed.oauth.provider, refresh, "refresh_token");
+    const before = await bed.inboxCount();
+
+    const failed = expectKind(await send(box), "provider_failed");
+    expect(failed.failure).toBe("reconnect");
+    expect(failed.code).toBe("invalid_grant");
+    expect(await bed.inboxCount()).toBe(before);
+    expect((await messageRow(failed.id ?? ""))?.errorCode).toBe("invalid_grant");
+    const mailbox = await readMailbox(box);
+    expect(mailbox.status).toBe("needs_reconnect");
+    expect(mailbox.lastErrorCode).toBe("invalid_grant");
   });
 
   it("454: transient, retried with backoff inside the send, status unchanged", async () => {
@@ -349,19 +365,17 @@ async function startPlainSmtp(): Promise<PlainSmtp> {
 describe("dashboard test sends and connection tests go through the same chokepoint", () => {
   it("a sender's test message arrives; a compliance officer is refused", async () => {
     const box = await connectMailbox(owner);
-    const db = await getDb();
-    const sender = await createUser("sender");
-    await insertMembership({ db, orgId: owner.orgId, userId: sender.id, role: "sender" });
+    const sender = await createMember(owner.orgId, "sender");
     const before = await bed.inboxCount();
     const sent = await send(box, {
-      actor: { type: "user", userId: sender.id, role: "sender", label: "sender" },
+      ctx: memberContext(owner.orgId, { id: sender.id, email: "sender" }, "sender"),
     });
     expect(sent.kind).toBe("sent");
     expect(await bed.inboxCount()).toBe(before + 1);
 
-    const officer = await createUser("compliance");
+    const officer = await createMember(owner.orgId, "compliance");
     const refused = await send(box, {
-      actor: { type: "user", userId: officer.id, role: "compliance" },
+      ctx: memberContext(owner.orgId, officer, "compliance"),
     });
     expect(refused.kind).toBe("forbidden");
     expect(await bed.inboxCount()).toBe(before + 1);
@@ -370,12 +384,7 @@ describe("dashboard test sends and connection tests go through the same chokepoi
   it("testConnection: TLS + AUTH + QUIT, no DATA, audited", async () => {
     const box = await connectMailbox(owner);
     const before = await bed.inboxCount();
-    const result = await testConnection({
-      orgId: owner.orgId,
-      mailboxId: box,
-      actor: ownerActor,
-      request: REQUEST,
-    });
+    const result = await testConnection({ ctx: ownerCtx, mailboxId: box });
     expect(result.kind).toBe("connected");
     expect(await bed.inboxCount()).toBe(before);
     const db = await getDb();
@@ -391,14 +400,25 @@ describe("dashboard test sends and connection tests go through the same chokepoi
       code: 535,
       message: "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled",
     });
-    const result = await testConnection({
-      orgId: owner.orgId,
-      mailboxId: box,
-      actor: ownerActor,
-      request: REQUEST,
-    });
+    const result = await testConnection({ ctx: ownerCtx, mailboxId: box });
     expect(result).toMatchObject({ kind: "provider_failed", failure: "admin_action" });
     expect((await readMailbox(box)).status).toBe("admin_action_required");
+  });
+
+  it("an API key revoked after the route verified it is refused before anything is sent", async () => {
+    const box = await connectMailbox(owner);
+    const { key } = await makeApiKey(owner);
+    const ctx = keyContext(owner.orgId, key);
+    expect((await send(box, { ctx, purpose: "api" })).kind).toBe("sent");
+    const db = await getDb();
+    await db.update(apiKeys).set({ revokedAt: new Date() }).where(eq(apiKeys.id, key.id));
+    const before = await bed.inboxCount();
+    const refused = await send(box, { ctx, purpose: "api" });
+    expect(refused.kind).toBe("unauthorized");
+    expect(sendOutcomeResponse(refused).status).toBe(401);
+    expect(await bed.inboxCount()).toBe(before);
+    // Also when the mailbox named does not exist: the key is judged first.
+    expect((await send("no-such-mailbox", { ctx, purpose: "api" })).kind).toBe("unauthorized");
   });
 
   it("a global pause blocks API sends, dashboard test sends and connection tests alike", async () => {
@@ -411,15 +431,10 @@ describe("dashboard test sends and connection tests go through the same chokepoi
     try {
       const before = await bed.inboxCount();
       expect((await send(box)).kind).toBe("paused");
-      expect(
-        (await send(box, { actor: { type: "api_key", keyId: key.id }, purpose: "api" })).kind,
-      ).toBe("paused");
-      const probe = await testConnection({
-        orgId: owner.orgId,
-        mailboxId: box,
-        actor: ownerActor,
-        request: REQUEST,
-      });
+      expect((await send(box, { ctx: keyContext(owner.orgId, key), purpose: "api" })).kind).toBe(
+        "paused",
+      );
+      const probe = await testConnection({ ctx: ownerCtx, mailboxId: box });
       expect(probe.kind).toBe("paused");
       expect(await bed.inboxCount()).toBe(before);
       const refusals = await db
@@ -452,19 +467,12 @@ describe("dashboard test sends and connection tests go through the same chokepoi
     await setSwitch({ db, kind: "pause_sending", scope, reason: "org drill", actor });
     try {
       expect((await send(box)).kind).toBe("paused");
-      const probe = await testConnection({
-        orgId: owner.orgId,
-        mailboxId: box,
-        actor: ownerActor,
-        request: REQUEST,
-      });
+      const probe = await testConnection({ ctx: ownerCtx, mailboxId: box });
       expect(probe.kind).toBe("paused");
       const theirs = await sendMessage({
-        actor: { type: "user", userId: other.user.id, role: "owner" },
-        orgId: other.orgId,
+        ctx: memberContext(other.orgId, other.user, "owner"),
         body: { type: "value", value: { mailbox: theirBox, to: ["a@example.test"], text: "x" } },
         purpose: "dashboard_test",
-        request: REQUEST,
       });
       expect(theirs.kind).toBe("sent");
     } finally {

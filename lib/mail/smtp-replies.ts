@@ -1,4 +1,5 @@
-// What an SMTP failure means and what a person should do about it (PROVIDERS.md). Pure: the
+// What an SMTP failure means and what a person should do about it, by the replies Gmail and
+// Microsoft 365 document for XOAUTH2 (535 5.7.8, 5.7.139, 5.7.3, 454 4.7.0 ...). Pure: the
 // send chokepoint decides what to change (mailbox status, retries) from the kind.
 
 export type SmtpFailureKind = "reconnect" | "admin_action" | "transient" | "tls" | "rejected";

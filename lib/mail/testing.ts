@@ -9,6 +9,7 @@ import { registerMailProvider } from "@/lib/oauth/providers";
 import { type DemoTestbed, startDemoTestbed } from "@/lib/oauth/testing/demo";
 import { connectDemoMailbox, type Person } from "@/lib/oauth/testing/fixtures";
 import { createRateLimits, type LimitOverrides, type RateLimits } from "@/lib/ratelimit";
+import { memberContext } from "@/lib/testing/context";
 import { createApiKey } from "./api-keys";
 import type { SmtpEndpoint } from "./transport";
 
@@ -83,11 +84,12 @@ export async function connectMailbox(person: Person, email?: string): Promise<st
 
 export async function makeApiKey(person: Person, allowedMailboxIds?: string[]) {
   return createApiKey({
-    orgId: person.orgId,
-    actor: { userId: person.user.id, role: "owner", label: person.user.email ?? undefined },
+    ctx: memberContext(person.orgId, person.user, "owner", {
+      ip: "203.0.113.9",
+      userAgent: "vitest",
+    }),
     name: `key ${randomUUID().slice(0, 6)}`,
     allowedMailboxIds: allowedMailboxIds ?? null,
-    request: { ip: "203.0.113.9", userAgent: "vitest" },
   });
 }
 

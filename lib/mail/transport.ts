@@ -15,9 +15,9 @@ import { getAccessToken } from "@/lib/oauth/tokens";
 // One pooled nodemailer transport per mailbox (a pool authenticates as one identity), cached
 // for the process and closed when idle or when the mailbox changes. Tokens come from the token
 // lifecycle through XOAUTH2's provisionCallback, never from nodemailer's own OAuth2 client
-// (PROVIDERS.md: it ignores rotated refresh tokens and sends no scope).
+// (it ignores rotated refresh tokens and sends no scope).
 //
-// TLS (DESIGN.md item 9): implicit TLS or STARTTLS with requireTLS, TLS 1.2 at least, and
+// TLS (ARCHITECTURE.md, Security practices 9): implicit TLS or STARTTLS with requireTLS, TLS 1.2 at least, and
 // certificate checks always on. The demo server's self-signed chain is trusted by giving its CA.
 
 /** Which mailbox, as which identity; `generation` changes whenever its grant does. */
@@ -91,12 +91,34 @@ async function endpointFor(provider: MailProvider): Promise<SmtpEndpoint> {
   const smtp: SmtpEndpoint = provider.smtp;
   if (smtp.ca !== undefined || provider.id !== "demo") return smtp;
   // Without the demo CA the system trust store applies, and the demo certificate is refused.
-  const ca = await readDemoCa(env().dataDir).catch(() => undefined);
+  const ca = await demoCa(env().dataDir);
   return ca === undefined ? smtp : { ...smtp, ca };
 }
 
+// The demo CA is created on first start and not replaced while the process runs, so it is read
+// once per data folder rather than from disk on every send; a failed read is tried again.
+const demoCas = new Map<string, string>();
+async function demoCa(dataDir: string): Promise<string | undefined> {
+  const known = demoCas.get(dataDir);
+  if (known !== undefined) return known;
+  const ca = await readDemoCa(dataDir).catch(() => undefined);
+  if (ca !== undefined) demoCas.set(dataDir, ca);
+  return ca;
+}
+
+const caHashes = new Map<string, string>();
+function caHash(ca: string): string {
+  let hash = caHashes.get(ca);
+  if (hash === undefined) {
+    hash = createHash("sha256").update(ca).digest("hex");
+    if (caHashes.size > 16) caHashes.clear();
+    caHashes.set(ca, hash);
+  }
+  return hash;
+}
+
 function cacheKey(target: MailboxTransportTarget, endpoint: SmtpEndpoint): string {
-  const ca = endpoint.ca ? createHash("sha256").update(endpoint.ca).digest("hex") : "system";
+  const ca = endpoint.ca ? caHash(endpoint.ca) : "system";
   return [
     target.mailboxId,
     target.address,
@@ -132,7 +154,7 @@ function smtpOptions(
     auth: {
       type: "OAuth2",
       user: target.address,
-      // Inside `auth`: at the top level nodemailer silently ignores it (STACK.md).
+      // Inside `auth`: at the top level nodemailer silently ignores it.
       provisionCallback: provisionFrom(entry),
     },
     connectionTimeout: 15_000,

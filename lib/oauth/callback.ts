@@ -14,13 +14,12 @@ import {
 } from "@/db/queries/mailboxes";
 import { lockMembershipRole } from "@/db/queries/organizations";
 import type { OAuthTransaction } from "@/db/schema";
-import type { Actor } from "@/lib/audit/events";
+import type { Actor, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { hasPermission } from "@/lib/auth/roles";
 import { assertConnectionsAllowed, ConnectionsBlockedError } from "@/lib/incidents/switches";
 import { enforceRateLimit, RateLimitedError } from "@/lib/ratelimit/runtime";
 import { clientConfiguration } from "./client";
-import type { RequestMeta } from "./connect";
 import { sealGrant } from "./grant-columns";
 import { type MailboxNotification, notifyMailboxProblem } from "./notify";
 import {
@@ -66,7 +65,7 @@ export type CompleteConnectInput = {
   callbackUrl: URL;
   /** The signed-in person, or null. */
   userId: string | null;
-  request: RequestMeta;
+  request: RequestInfo;
 };
 
 const REFUSAL_MESSAGES: Record<RefusalReason, string> = {
@@ -119,8 +118,7 @@ async function auditCallback(db: Database | Tx, ctx: Context, audit: Audit) {
     actor: ctx.actor,
     action: "oauth.callback",
     outcome: audit.outcome,
-    ip: ctx.input.request.ip,
-    userAgent: ctx.input.request.userAgent,
+    request: ctx.input.request,
     metadata: { provider: ctx.input.providerId, ...audit.metadata },
   });
 }
@@ -572,8 +570,7 @@ async function storeMailbox(
     actor: ctx.actor,
     target,
     outcome: "success" as const,
-    ip: ctx.input.request.ip,
-    userAgent: ctx.input.request.userAgent,
+    request: ctx.input.request,
   };
   await writeAuditEvent(tx, {
     ...common,

@@ -8,7 +8,7 @@ import {
   insertOAuthTransaction,
 } from "@/db/queries/mailboxes";
 import type { ProviderId } from "@/db/schema";
-import type { Actor } from "@/lib/audit/events";
+import type { Actor, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { assertConnectionsAllowed } from "@/lib/incidents/switches";
 import { enforceRateLimit } from "@/lib/ratelimit/runtime";
@@ -18,14 +18,12 @@ import { sealCodeVerifier } from "./sealed";
 
 export const TRANSACTION_TTL_MS = 10 * 60 * 1000;
 
-export type RequestMeta = { ip: string | null; userAgent: string | null };
-
 export type StartConnectInput = {
   providerId: ProviderId;
   orgId: string;
   userId: string;
   actor: Actor;
-  request: RequestMeta;
+  request: RequestInfo;
   /** Reconnect: the mailbox to connect again (its address becomes the login hint). */
   mailboxId?: string;
 };
@@ -105,8 +103,7 @@ export async function startConnect(input: StartConnectInput): Promise<{ url: str
       action: "oauth.connect_started",
       target: mailbox ? { type: "mailbox", id: mailbox.id } : null,
       outcome: "success",
-      ip: input.request.ip,
-      userAgent: input.request.userAgent,
+      request: input.request,
       metadata: {
         provider: provider.id,
         scopes,

@@ -1,4 +1,5 @@
 import type { MailboxStatus } from "@/db/schema";
+import { UserFacingError } from "@/lib/errors";
 
 // Domain errors of the token lifecycle; lib/mail maps them to HTTP problems and form messages.
 
@@ -41,7 +42,7 @@ export class TokenRefreshTransientError extends Error {
 }
 
 /** No such mailbox (in this organisation): map to 404, never to 403, so ids are not probed. */
-export class MailboxNotFoundError extends Error {
+export class MailboxNotFoundError extends UserFacingError {
   constructor(readonly mailboxId: string) {
     super("No such mailbox in this organisation.");
     this.name = "MailboxNotFoundError";
@@ -49,7 +50,7 @@ export class MailboxNotFoundError extends Error {
 }
 
 /** The provider is unknown or has no credentials in this deployment. */
-export class ProviderNotConfiguredError extends Error {
+export class ProviderNotConfiguredError extends UserFacingError {
   constructor(readonly providerId: string) {
     super(`The mail provider "${providerId}" is not configured here.`);
     this.name = "ProviderNotConfiguredError";

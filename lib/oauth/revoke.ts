@@ -1,9 +1,8 @@
 import "server-only";
 import { type DbOrTx, getDb } from "@/db";
 import { lockMailboxWithTokens, type MailboxTokenRow, updateMailbox } from "@/db/queries/mailboxes";
-import type { Actor } from "@/lib/audit/events";
+import type { Actor, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
-import type { RequestMeta } from "./connect";
 import { MailboxNotFoundError } from "./errors";
 import { CLEARED_TOKENS } from "./grant-columns";
 import { getMailProvider, type MailProvider } from "./providers";
@@ -14,7 +13,7 @@ export type RevokeMailboxInput = {
   orgId: string;
   mailboxId: string;
   actor: Actor;
-  request: RequestMeta;
+  request: RequestInfo;
   /**
    * An earlier attempt may have reached the provider before its process died: where the
    * provider can say that the token is already dead, do not ask it to revoke again.
@@ -172,8 +171,7 @@ export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMa
       action: "mailbox.revoked",
       target: { type: "mailbox", id: row.id },
       outcome: answer.providerResult === "failed" ? "failure" : "success",
-      ip: input.request.ip,
-      userAgent: input.request.userAgent,
+      request: input.request,
       metadata: {
         provider: row.provider,
         address: row.address,

@@ -3,7 +3,8 @@ import { decryptField, encryptField } from "@/lib/crypto";
 import { keyring } from "@/lib/crypto/runtime";
 
 // The encrypted cells of the token lifecycle. The associated data names table, column and row,
-// so a value copied to another row or column does not decrypt (DESIGN.md item 4).
+// so a value copied to another row or column does not decrypt (ARCHITECTURE.md, Security
+// practices 4).
 
 type MailboxTokenColumn = "access_token" | "refresh_token";
 

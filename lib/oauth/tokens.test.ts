@@ -1,11 +1,10 @@
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
-import { insertMembership } from "@/db/queries/organizations";
 import { auditEvents, notices } from "@/db/schema";
 import { readDemoInbox } from "@/lib/demo";
 import { env } from "@/lib/env";
-import { createOwner, createUser } from "@/lib/testing/factories";
+import { createMember, createOwner } from "@/lib/testing/factories";
 import {
   MailboxNeedsReconnectError,
   MailboxUnavailableError,
@@ -150,20 +149,8 @@ describe("getAccessToken against the demo provider (rotation on)", () => {
 
   it("invalid_grant after the grant was revoked: needs_reconnect, notices, audit, email", async () => {
     const owner = await createOwner();
-    const admin = await createUser("admin");
-    await insertMembership({
-      db: await getDb(),
-      orgId: owner.orgId,
-      userId: admin.id,
-      role: "admin",
-    });
-    const sender = await createUser("sender");
-    await insertMembership({
-      db: await getDb(),
-      orgId: owner.orgId,
-      userId: sender.id,
-      role: "sender",
-    });
+    const admin = await createMember(owner.orgId, "admin");
+    await createMember(owner.orgId, "sender");
     const id = await connected(owner);
     const row = await readMailbox(id);
     expect(
@@ -362,7 +349,7 @@ describe("classifyTokenError", () => {
     }
   });
 
-  it("lists the AADSTS codes PROVIDERS.md names", () => {
+  it("lists the permanent AADSTS codes (65001, 70008, 700082, 50173, 50076, 50079)", () => {
     const codes = PERMANENT_TOKEN_ERRORS.flatMap((r) => (r.errorCode ? [r.errorCode] : []));
     expect(codes).toEqual(expect.arrayContaining([65001, 70008, 700082, 50173, 50076, 50079]));
   });

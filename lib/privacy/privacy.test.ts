@@ -16,6 +16,7 @@ import {
 } from "@/lib/mail/testing";
 import { openMailboxToken } from "@/lib/oauth/sealed";
 import { readMailbox } from "@/lib/oauth/testing/fixtures";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner, createUser, joinOrganization } from "@/lib/testing/factories";
 import { subjectExport } from "./export";
 import {
@@ -59,11 +60,9 @@ async function sendAs(
   subject: string,
 ) {
   const outcome = await sendMessage({
-    actor: { type: "user", userId: person.user.id, role: "admin", label: person.user.email ?? "" },
-    orgId: person.orgId,
+    ctx: memberContext(person.orgId, person.user, "admin", REQUEST),
     body: { type: "value", value: { mailbox, to, subject, text: "Hello" } },
     purpose: "dashboard_test",
-    request: REQUEST,
   });
   if (outcome.kind !== "sent") throw new Error(`send failed: ${outcome.kind}`);
   return outcome.id;
@@ -141,8 +140,7 @@ describe("erasure", () => {
       actor: { type: "user", id: user.id, label: email },
       action: "auth.sign_in",
       outcome: "success",
-      ip: "192.0.2.44",
-      userAgent: "their-browser",
+      request: { ip: "192.0.2.44", userAgent: "their-browser" },
     });
     await sealPending({ db, chain: owner.orgId });
 

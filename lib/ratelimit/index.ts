@@ -6,7 +6,7 @@ import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import type { ProviderId } from "@/db/schema";
 import { upstashCompatibleRedis } from "./ioredis-adapter";
 
-// Rate limits (DESIGN.md item 13): one small interface over three backends.
+// Rate limits: one small interface over three backends.
 //   upstash: @upstash/ratelimit over Upstash's REST API (sliding window).
 //   redis:   the same @upstash/ratelimit class over a self-hosted Redis through ioredis.
 //   memory:  rate-limiter-flexible's RateLimiterMemory (fixed window, one process only).
@@ -42,7 +42,7 @@ export const DEFAULT_LIMITS = {
   // bounds how fast a stranger can grow the audit log.
   oauthCallbackAnonymous: { tokens: 10, window: "1 m" },
   tokenRefresh: { tokens: 30, window: "1 m" }, // per mailbox
-  // Sends, per mailbox, at the providers' limits (PROVIDERS.md):
+  // Sends, per mailbox, at the providers' published limits:
   // Microsoft 365: 30 messages a minute and 10,000 recipients a day per mailbox
   // (charge the day limit with cost = number of recipients).
   sendMailboxMinuteMicrosoft: { tokens: 30, window: "1 m" },

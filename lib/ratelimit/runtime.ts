@@ -1,6 +1,7 @@
 import "server-only";
 import { auditRateLimitRefusal } from "@/lib/audit/refusals";
 import { env } from "@/lib/env";
+import { UserFacingError } from "@/lib/errors";
 import {
   createRateLimits,
   type LimitName,
@@ -10,7 +11,7 @@ import {
 } from "./index";
 
 /** A rate limit said no; map it to 429 with Retry-After (or a form message) in one place. */
-export class RateLimitedError extends Error {
+export class RateLimitedError extends UserFacingError {
   constructor(
     readonly limit: LimitName,
     readonly retryAfterSeconds: number,

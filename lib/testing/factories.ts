@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { and, eq } from "drizzle-orm";
 import { getDb } from "@/db";
-import { getActiveMembership } from "@/db/queries/organizations";
+import { getActiveMembership, insertMembership } from "@/db/queries/organizations";
 import { recordEmailVerification } from "@/db/queries/users";
 import { invitations, type Role, users } from "@/db/schema";
 import { tokenlessAdapter } from "@/lib/auth/adapter";
@@ -26,6 +26,13 @@ export async function createOwner(prefix = "owner") {
   const membership = await getActiveMembership({ db, userId: user.id });
   if (!membership) throw new Error("owner has no organisation");
   return { user, orgId: membership.orgId };
+}
+
+/** A new person who is a member of the organisation with this role (no invitation step). */
+export async function createMember(orgId: string, role: Role, prefix: string = role) {
+  const user = await createUser(prefix);
+  await insertMembership({ db: await getDb(), orgId, userId: user.id, role });
+  return user;
 }
 
 /** A session row for `userId`, made the way sign-in makes one. */

@@ -2,13 +2,14 @@
 // server through the test seam, then sends through the real send chokepoint in a loop, printing
 // one JSON line per attempt (when it started, when it was answered, the outcome's kind) until
 // stdin says "stop". Run with `tsx --conditions=react-server`.
+
 import { createInterface } from "node:readline";
 import { closeDb, getDb } from "@/db";
-import type { Role } from "@/db/schema";
 import { stopAuditSealer } from "@/lib/audit/sealer";
 import { sendMessage } from "@/lib/mail/send";
 import { closeAllMailboxTransports } from "@/lib/mail/transport";
 import { buildDemoProvider, registerMailProvider } from "@/lib/oauth/providers";
+import { memberContext } from "@/lib/testing/context";
 
 type Settings = {
   issuer: string;
@@ -45,10 +46,11 @@ async function main() {
   for (let i = 0; !stopping; i++) {
     const startedAt = Date.now();
     const outcome = await sendMessage({
-      actor: { type: "user", userId: s.userId, role: "owner" as Role, label: "worker" },
-      orgId: s.orgId,
+      ctx: memberContext(s.orgId, { id: s.userId, email: "worker" }, "owner", {
+        ip: "203.0.113.7",
+        userAgent: "pause-worker",
+      }),
       purpose: "dashboard_test",
-      request: { ip: "203.0.113.7", userAgent: "pause-worker" },
       body: {
         type: "value",
         value: {

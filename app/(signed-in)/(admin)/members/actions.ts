@@ -5,29 +5,10 @@ import { redirect } from "next/navigation";
 import { z } from "zod";
 import { getDb } from "@/db";
 import { type ActionResult, action } from "@/lib/auth/action";
-import {
-  changeMemberRole,
-  inviteMember,
-  LastOwnerError,
-  MemberRuleError,
-  NotAMemberError,
-  removeMember,
-  revokeInvitation,
-} from "@/lib/auth/members";
+import { changeMemberRole, inviteMember, removeMember, revokeInvitation } from "@/lib/auth/members";
 import { ROLES } from "@/lib/auth/roles";
 
 const role = z.enum(ROLES, { error: "Choose one of owner, admin, sender or compliance officer." });
-
-function domainError(error: unknown) {
-  if (
-    error instanceof LastOwnerError ||
-    error instanceof NotAMemberError ||
-    error instanceof MemberRuleError
-  ) {
-    return { message: error.message };
-  }
-  throw error;
-}
 
 export const addMemberAction = action(
   {
@@ -39,12 +20,7 @@ export const addMemberAction = action(
     }),
   },
   async ({ email, role }, ctx): Promise<ActionResult> => {
-    let result: Awaited<ReturnType<typeof inviteMember>>;
-    try {
-      result = await inviteMember(await getDb(), ctx, { email, role });
-    } catch (error) {
-      return { ...domainError(error), fieldErrors: { role: ["Not a role you can give."] } };
-    }
+    const result = await inviteMember(await getDb(), ctx, { email, role });
     revalidatePath("/members");
     return result.alreadyMember
       ? { message: `${email} is already a member.`, fieldErrors: { email: ["Already a member."] } }
@@ -62,11 +38,7 @@ export const changeRoleAction = action(
     schema: z.object({ userId: z.string().min(1).max(64), role }),
   },
   async ({ userId, role }, ctx) => {
-    try {
-      await changeMemberRole(await getDb(), ctx, { userId, role });
-    } catch (error) {
-      return domainError(error);
-    }
+    await changeMemberRole(await getDb(), ctx, { userId, role });
     revalidatePath("/members");
     return { ok: true, message: "Role changed." };
   },
@@ -79,11 +51,7 @@ export const removeMemberAction = action(
     schema: z.object({ userId: z.string().min(1).max(64) }),
   },
   async ({ userId }, ctx) => {
-    try {
-      await removeMember(await getDb(), ctx, userId);
-    } catch (error) {
-      return domainError(error);
-    }
+    await removeMember(await getDb(), ctx, userId);
     revalidatePath("/", "layout");
     // Someone who left works in another of their organisations from now on.
     if (userId === ctx.user.id) redirect("/");

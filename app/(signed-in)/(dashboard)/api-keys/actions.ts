@@ -2,33 +2,14 @@
 
 import { revalidatePath } from "next/cache";
 import { z } from "zod";
-import { type ActionContext, action } from "@/lib/auth/action";
-import {
-  ApiKeyInputError,
-  ApiKeyNotFoundError,
-  createApiKey,
-  revokeApiKey,
-} from "@/lib/mail/api-keys";
-
-const manager = (ctx: ActionContext) => ({
-  userId: ctx.user.id,
-  role: ctx.role,
-  label: ctx.user.email ?? undefined,
-});
-
-function knownError(error: unknown) {
-  if (error instanceof ApiKeyInputError) {
-    const field = error.field === "allowedMailboxIds" ? "mailboxIds" : error.field;
-    return { fieldErrors: { [field]: [error.message] } };
-  }
-  if (error instanceof ApiKeyNotFoundError) return { message: error.message };
-  throw error;
-}
+import { action } from "@/lib/auth/action";
+import { createApiKey, revokeApiKey } from "@/lib/mail/api-keys";
 
 export const createApiKeyAction = action(
   {
     permission: "manageApiKeys",
     name: "api_keys.create",
+    formFields: { allowedMailboxIds: "mailboxIds" },
     schema: z.object({
       name: z
         .string()
@@ -42,23 +23,17 @@ export const createApiKeyAction = action(
     }),
   },
   async ({ name, mailboxIds }, ctx) => {
-    try {
-      const { token } = await createApiKey({
-        orgId: ctx.orgId,
-        actor: manager(ctx),
-        name,
-        allowedMailboxIds: mailboxIds.length > 0 ? mailboxIds : null,
-        request: ctx.request,
-      });
-      revalidatePath("/api-keys");
-      return {
-        ok: true,
-        message: `Key "${name}" created. Copy it now: it is not shown again.`,
-        secret: token,
-      };
-    } catch (error) {
-      return knownError(error);
-    }
+    const { token } = await createApiKey({
+      ctx,
+      name,
+      allowedMailboxIds: mailboxIds.length > 0 ? mailboxIds : null,
+    });
+    revalidatePath("/api-keys");
+    return {
+      ok: true,
+      message: `Key "${name}" created. Copy it now: it is not shown again.`,
+      secret: token,
+    };
   },
 );
 
@@ -69,11 +44,7 @@ export const revokeApiKeyAction = action(
     schema: z.object({ keyId: z.string().min(1).max(64) }),
   },
   async ({ keyId }, ctx) => {
-    try {
-      await revokeApiKey({ orgId: ctx.orgId, actor: manager(ctx), keyId, request: ctx.request });
-    } catch (error) {
-      return knownError(error);
-    }
+    await revokeApiKey({ ctx, keyId });
     revalidatePath("/api-keys");
     return { ok: true, message: "Key revoked: requests with it are refused from now on." };
   },

@@ -8,28 +8,12 @@ import { getMailboxForOrg } from "@/db/queries/mailboxes";
 import { PROVIDER_IDS } from "@/db/schema";
 import { action } from "@/lib/auth/action";
 import { pauseMailbox, REASON_MAX } from "@/lib/incidents/console";
-import { ConnectionsBlockedError } from "@/lib/incidents/switches";
 import { sendOutcomeResult } from "@/lib/mail/form-result";
 import { testConnection } from "@/lib/mail/send";
 import { closeMailboxTransport } from "@/lib/mail/transport";
 import { startConnect } from "@/lib/oauth/connect";
-import { MailboxNotFoundError, ProviderNotConfiguredError } from "@/lib/oauth/errors";
+import { MailboxNotFoundError } from "@/lib/oauth/errors";
 import { revokeMailbox } from "@/lib/oauth/revoke";
-import { RateLimitedError } from "@/lib/ratelimit/runtime";
-
-function knownError(error: unknown) {
-  if (error instanceof RateLimitedError) {
-    return { message: `Too many attempts. Try again in ${error.retryAfterSeconds} s.` };
-  }
-  if (
-    error instanceof ProviderNotConfiguredError ||
-    error instanceof MailboxNotFoundError ||
-    error instanceof ConnectionsBlockedError
-  ) {
-    return { message: error.message };
-  }
-  throw error;
-}
 
 export const startConnectAction = action(
   {
@@ -41,19 +25,14 @@ export const startConnectAction = action(
     }),
   },
   async ({ provider, mailboxId }, ctx) => {
-    let url: string;
-    try {
-      ({ url } = await startConnect({
-        providerId: provider,
-        orgId: ctx.orgId,
-        userId: ctx.user.id,
-        actor: ctx.actor,
-        request: ctx.request,
-        mailboxId: mailboxId || undefined,
-      }));
-    } catch (error) {
-      return knownError(error);
-    }
+    const { url } = await startConnect({
+      providerId: provider,
+      orgId: ctx.orgId,
+      userId: ctx.user.id,
+      actor: ctx.actor,
+      request: ctx.request,
+      mailboxId: mailboxId || undefined,
+    });
     redirect(url);
   },
 );
@@ -65,19 +44,15 @@ export const revokeMailboxAction = action(
     schema: z.object({ mailboxId: z.string().min(1).max(64) }),
   },
   async ({ mailboxId }, ctx) => {
-    try {
-      const result = await revokeMailbox({
-        orgId: ctx.orgId,
-        mailboxId,
-        actor: ctx.actor,
-        request: ctx.request,
-      });
-      closeMailboxTransport(mailboxId);
-      revalidatePath("/mailboxes");
-      return { ok: result.providerResult !== "failed", message: result.detail };
-    } catch (error) {
-      return knownError(error);
-    }
+    const result = await revokeMailbox({
+      orgId: ctx.orgId,
+      mailboxId,
+      actor: ctx.actor,
+      request: ctx.request,
+    });
+    closeMailboxTransport(mailboxId);
+    revalidatePath("/mailboxes");
+    return { ok: result.providerResult !== "failed", message: result.detail };
   },
 );
 
@@ -88,17 +63,7 @@ export const testConnectionAction = action(
     schema: z.object({ mailboxId: z.string().min(1).max(64) }),
   },
   async ({ mailboxId }, ctx) => {
-    const outcome = await testConnection({
-      orgId: ctx.orgId,
-      mailboxId,
-      actor: {
-        type: "user",
-        userId: ctx.user.id,
-        role: ctx.role,
-        label: ctx.user.email ?? undefined,
-      },
-      request: ctx.request,
-    });
+    const outcome = await testConnection({ ctx, mailboxId });
     revalidatePath("/mailboxes");
     return sendOutcomeResult(outcome);
   },

@@ -27,13 +27,7 @@ export const sendTestMessageAction = action(
   },
   async (input, ctx) => {
     const outcome = await sendMessage({
-      actor: {
-        type: "user",
-        userId: ctx.user.id,
-        role: ctx.role,
-        label: ctx.user.email ?? undefined,
-      },
-      orgId: ctx.orgId,
+      ctx,
       body: {
         type: "value",
         value: {
@@ -44,7 +38,6 @@ export const sendTestMessageAction = action(
         },
       },
       purpose: "dashboard_test",
-      request: ctx.request,
     });
     revalidatePath("/messages");
     return sendOutcomeResult(outcome);

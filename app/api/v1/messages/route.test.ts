@@ -18,6 +18,7 @@ import { closeAllMailboxTransports } from "@/lib/mail/transport";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import { openMailboxToken } from "@/lib/oauth/sealed";
 import { type Person, readMailbox, setMailbox } from "@/lib/oauth/testing/fixtures";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { POST } from "./route";
 
@@ -201,10 +202,8 @@ describe("refusals", () => {
   it("401 without a key, with a bad key, with a revoked key", async () => {
     const { key, token: revoked } = await makeApiKey(owner);
     await revokeApiKey({
-      orgId: owner.orgId,
-      actor: { userId: owner.user.id, role: "owner" },
+      ctx: memberContext(owner.orgId, owner.user, "owner", { ip: null, userAgent: null }),
       keyId: key.id,
-      request: { ip: null, userAgent: null },
     });
     const forged = `${token.slice(0, -4)}AAAA`;
     for (const bearer of [null, "nonsense", forged, revoked]) {

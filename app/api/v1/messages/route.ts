@@ -1,6 +1,6 @@
 import { auditRefusedApiKey } from "@/lib/audit/refusals";
 import { requestInfoFrom } from "@/lib/auth/request";
-import { verifyApiKey } from "@/lib/mail/api-keys";
+import { apiKeyContext } from "@/lib/mail/api-keys";
 import {
   invalidIdempotencyKeyResponse,
   invalidRequestResponse,
@@ -10,7 +10,7 @@ import { MAX_REQUEST_BYTES } from "@/lib/mail/message";
 import { problemResponse } from "@/lib/mail/problem";
 import { sendMessage } from "@/lib/mail/send";
 
-// POST /api/v1/messages (DESIGN.md "The send route contract"). This handler only reads the
+// POST /api/v1/messages (ARCHITECTURE.md, "The send chokepoint"). This handler only reads the
 // request (key, Idempotency-Key, a size-capped body); every decision is the chokepoint's.
 
 export const dynamic = "force-dynamic";
@@ -67,9 +67,10 @@ function bearerOf(request: Request): string | null {
 export async function POST(request: Request): Promise<Response> {
   try {
     const token = bearerOf(request);
-    const key = token ? await verifyApiKey(token) : null;
-    if (!key) {
-      await auditRefusedApiKey(token, requestInfoFrom(request.headers));
+    const info = requestInfoFrom(request.headers);
+    const ctx = token ? await apiKeyContext(token, info) : null;
+    if (!ctx) {
+      await auditRefusedApiKey(token, info);
       return sendOutcomeResponse({ kind: "unauthorized" });
     }
 
@@ -83,12 +84,10 @@ export async function POST(request: Request): Promise<Response> {
       return invalidRequestResponse(body.status, [{ field: "body", message: body.message }]);
 
     const outcome = await sendMessage({
-      actor: { type: "api_key", keyId: key.id, label: key.name },
-      orgId: key.orgId,
+      ctx,
       body: { type: "http", text: body.text, contentType: request.headers.get("content-type") },
       ...(idempotencyKey === null ? {} : { idempotencyKey }),
       purpose: "api",
-      request: requestInfoFrom(request.headers),
     });
     return sendOutcomeResponse(outcome);
   } catch (error) {

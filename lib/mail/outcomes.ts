@@ -1,0 +1,62 @@
+import type { MailboxStatus } from "@/db/schema";
+import type { LimitName } from "@/lib/ratelimit";
+import type { FieldProblem } from "./problem";
+import type { SmtpFailure, SmtpFailureKind } from "./smtp-replies";
+
+// What the send chokepoint answers. Every outcome is a value, never an exception, so the route
+// and the dashboard map each one to exactly one response (lib/mail/http.ts, form-result.ts).
+
+export type PauseScope = "global" | "organization" | "mailbox";
+
+/** Refusals shared by sends and connection tests. */
+export type RefusalOutcome =
+  | { kind: "unauthorized" }
+  | { kind: "forbidden"; cause: string }
+  | { kind: "not_found"; cause: string }
+  | { kind: "conflict"; cause: string; mailboxStatus: MailboxStatus | null }
+  | { kind: "paused"; scope: PauseScope; cause: string }
+  | { kind: "rate_limited"; limit: LimitName; retryAfterSeconds: number }
+  | {
+      kind: "provider_failed";
+      /** The message row, when one was written. */
+      id: string | null;
+      failure: SmtpFailureKind | "token";
+      code: string;
+      smtpResponse: string | null;
+      cause: string;
+      retryAfterSeconds: number | null;
+    };
+
+export type SendOutcome =
+  | { kind: "sent"; id: string; messageId: string | null; smtpResponse: string | null }
+  | {
+      kind: "replayed";
+      id: string;
+      status: "sent" | "failed";
+      messageId: string | null;
+      smtpResponse: string | null;
+      errorCode: string | null;
+    }
+  | { kind: "idempotency_mismatch" }
+  | { kind: "invalid"; status: 400 | 413 | 415; problems: FieldProblem[] }
+  | RefusalOutcome;
+
+export type ConnectionTestOutcome =
+  | { kind: "connected"; address: string; cause: string }
+  | RefusalOutcome;
+
+export function isRefusal(value: object): value is RefusalOutcome {
+  return "kind" in value;
+}
+
+const SMTP_FAILURE_KINDS: ReadonlySet<string> = new Set<SmtpFailureKind>([
+  "reconnect",
+  "admin_action",
+  "transient",
+  "tls",
+  "rejected",
+]);
+
+export function isSmtpFailure(value: SmtpFailure | RefusalOutcome): value is SmtpFailure {
+  return SMTP_FAILURE_KINDS.has(value.kind);
+}
