@@ -26,7 +26,7 @@ describe("parseEnv", () => {
     expect(
       parseEnv({ OPERATOR_EMAILS: " Ops@Example.test, b@example.test ," }).OPERATOR_EMAILS,
     ).toEqual(["ops@example.test", "b@example.test"]);
-    expect(parseEnv({}).OPERATOR_EMAILS).toBeUndefined();
+    expect(parseEnv({}).OPERATOR_EMAILS).toEqual([]);
     expect(problemsOf({ OPERATOR_EMAILS: "ops@example.test, nobody" }).join("\n")).toMatch(
       /OPERATOR_EMAILS/,
     );
