@@ -103,7 +103,11 @@ export default async function ActivityPage({
         </Card>
       )}
       <Card className="mb-4">
-        <form method="get" action="/activity" className="grid grid-cols-2 gap-3 md:grid-cols-4">
+        <form
+          method="get"
+          action="/activity"
+          className="grid grid-cols-2 gap-3 md:grid-cols-4 [&>*]:min-w-0"
+        >
           {isSystem && <input type="hidden" name="view" value="system" />}
           <div className="text-sm">
             <label htmlFor="filter-action">Action</label>
