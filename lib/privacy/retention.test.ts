@@ -2,7 +2,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb, withRunLock } from "@/db";
 import { setRetentionSettings } from "@/db/queries/organization-settings";
-import { auditEvents, messages } from "@/db/schema";
+import { auditChainHeads, auditEvents, messages } from "@/db/schema";
 import { sealPending } from "@/lib/audit/seal";
 import { verifyAuditChain } from "@/lib/audit/verify";
 import { verifyAllAuditChains } from "@/lib/audit/verify-all";
@@ -239,6 +239,30 @@ describe("personal data retention", () => {
       .where(eq(auditEvents.id, first ?? 0));
     report = await verifyAuditChain({ db, chain: owner.orgId, mode: "full" });
     expect(report.problem?.id).toBe(first);
+  });
+
+  it("carries on past an organisation whose chain the sealer refuses", async () => {
+    const db = await getDb();
+    const broken = await createOwner("broken");
+    const healthy = await createOwner("healthy");
+    const brokenMessage = await insertMessages(broken, 100);
+    const brokenEvent = await insertEvents(broken, 40);
+    await sealPending({ db, chain: broken.orgId });
+    await db.delete(auditChainHeads).where(eq(auditChainHeads.chain, broken.orgId));
+    const healthyMessage = await insertMessages(healthy, 100);
+
+    const runs = await applyPersonalDataRetention({ db });
+    expect(runs?.find((r) => r.orgId === broken.orgId)).toEqual({
+      orgId: broken.orgId,
+      messages: 1,
+      auditEvents: 0,
+      failed: true,
+    });
+    expect(runs?.find((r) => r.orgId === healthy.orgId)?.failed).toBe(false);
+    // Messages need no chain: they are emptied; the refused chain's events are left alone.
+    expect((await messageRows(brokenMessage))[0]?.personalRemovedAt).toBeInstanceOf(Date);
+    expect((await eventRows(brokenEvent))[0]?.ip).toBe("203.0.113.7");
+    expect((await messageRows(healthyMessage))[0]?.personalRemovedAt).toBeInstanceOf(Date);
   });
 
   it("runs one at a time: a run that finds another running does nothing", async () => {

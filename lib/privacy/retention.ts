@@ -90,7 +90,7 @@ async function attempt(part: string, work: () => Promise<number>) {
   try {
     return { changed: await work(), failed: false };
   } catch (error) {
-    console.error(`[mailwarden] ${part} retention: ${(error as Error).message}`);
+    console.error(`[mailwarden] personal data retention (${part}): ${(error as Error).message}`);
     return { changed: 0, failed: true };
   }
 }
@@ -115,7 +115,7 @@ export async function applyPersonalDataRetention({
     for (const { orgId, messageDays, networkDays } of await listPersonalRetentionSettings({ db })) {
       const messagesBefore = cutoff(messageDays);
       const eventsBefore = cutoff(networkDays);
-      const messages = await attempt("message", async () =>
+      const messages = await attempt("messages", async () =>
         messagesBefore === null || messageDays === null
           ? 0
           : removeOldMessagePersonalFields(db, {
@@ -124,33 +124,38 @@ export async function applyPersonalDataRetention({
               before: messagesBefore,
             }),
       );
-      const events = await attempt("audit network field", async () =>
+      const events = await attempt("audit events", async () =>
         eventsBefore === null
           ? 0
           : removeOldAuditNetworkFields(db, { chain: orgId, before: eventsBefore }),
       );
       const failed = messages.failed || events.failed;
       if (messages.changed === 0 && events.changed === 0 && !failed) continue;
-      await writeAuditEvent(db, {
-        orgId,
-        actor: { type: "system", label: "Retention" },
-        action: "privacy.retention_applied",
-        outcome: failed ? "failure" : "success",
-        metadata: {
-          messages: messages.changed,
-          messageDays,
-          messagesBefore: messagesBefore?.toISOString() ?? null,
-          auditEvents: events.changed,
-          networkDays,
-          auditEventsBefore: eventsBefore?.toISOString() ?? null,
-          ...(failed
-            ? {
-                failedParts: [messages.failed && "messages", events.failed && "audit"].filter(
-                  Boolean,
-                ),
-              }
-            : {}),
-        },
+      // A chain the sealer refuses cannot take the event: logged, and the other
+      // organisations carry on.
+      await attempt("its audit event", async () => {
+        await writeAuditEvent(db, {
+          orgId,
+          actor: { type: "system", label: "Retention" },
+          action: "privacy.retention_applied",
+          outcome: failed ? "failure" : "success",
+          metadata: {
+            messages: messages.changed,
+            messageDays,
+            messagesBefore: messagesBefore?.toISOString() ?? null,
+            auditEvents: events.changed,
+            networkDays,
+            auditEventsBefore: eventsBefore?.toISOString() ?? null,
+            ...(failed
+              ? {
+                  failedParts: [messages.failed && "messages", events.failed && "audit"].filter(
+                    Boolean,
+                  ),
+                }
+              : {}),
+          },
+        });
+        return 1;
       });
       runs.push({ orgId, messages: messages.changed, auditEvents: events.changed, failed });
     }
