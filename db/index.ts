@@ -132,3 +132,44 @@ export async function pingDb(): Promise<{ ok: boolean; driver?: string }> {
     return { ok: false };
   }
 }
+
+// Names of the run locks this process holds: PGlite is one process (its folder is locked), and
+// on PostgreSQL a second run in this process would otherwise wait on nothing.
+const heldRunLocks = new Set<string>();
+
+/**
+ * Runs `work` while no other run named `name` runs, in this process or (on PostgreSQL) any
+ * other; returns null without running it when one does. On PostgreSQL the lock is a
+ * session-level advisory lock on a connection set aside for the run, so it outlives the
+ * transactions `work` commits one batch at a time, and dies with the process.
+ */
+export async function withRunLock<T>(
+  db: Database,
+  name: string,
+  work: () => Promise<T>,
+): Promise<T | null> {
+  if (heldRunLocks.has(name)) return null;
+  heldRunLocks.add(name);
+  try {
+    const { Pool } = await import("pg");
+    const client = (db as unknown as { $client: unknown }).$client;
+    if (!(client instanceof Pool)) return await work();
+    const connection = await client.connect();
+    try {
+      const result = await connection.query<{ locked: boolean }>(
+        "select pg_try_advisory_lock(hashtextextended($1, 0)) as locked",
+        [name],
+      );
+      if (!result.rows[0]?.locked) return null;
+      try {
+        return await work();
+      } finally {
+        await connection.query("select pg_advisory_unlock(hashtextextended($1, 0))", [name]);
+      }
+    } finally {
+      connection.release();
+    }
+  } finally {
+    heldRunLocks.delete(name);
+  }
+}

@@ -168,6 +168,10 @@ export const auditEvents = pgTable(
       t.id,
     ),
     index("audit_events_unsealed_idx").on(t.chain, t.id).where(sql`${t.seq} is null`),
+    // The events that still hold an IP address or user agent: retention reads only these.
+    index("audit_events_network_kept_idx")
+      .on(t.chain, t.occurredAt, t.id)
+      .where(sql`${t.ip} is not null or ${t.userAgent} is not null`),
   ],
 );
 
@@ -207,12 +211,24 @@ export const auditChainAnchors = pgTable("audit_chain_anchors", {
 });
 
 // Per-organisation settings; a null means the default.
+// What an organisation without a settings row gets, and what the columns default to.
+export const DEFAULT_MESSAGE_PERSONAL_RETENTION_DAYS = 90;
+export const DEFAULT_AUDIT_NETWORK_RETENTION_DAYS = 30;
+
 export const organizationSettings = pgTable("organization_settings", {
   orgId: text("org_id")
     .primaryKey()
     .references(() => organizations.id, { onDelete: "cascade" }),
   /** Audit events older than this many days are purged daily; null keeps them forever. */
   auditRetentionDays: integer("audit_retention_days"),
+  /** Messages older than this many days lose their recipients and subject; null keeps them. */
+  messagePersonalRetentionDays: integer("message_personal_retention_days").default(
+    DEFAULT_MESSAGE_PERSONAL_RETENTION_DAYS,
+  ),
+  /** Audit events older than this many days lose their IP address and user agent; null keeps. */
+  auditNetworkRetentionDays: integer("audit_network_retention_days").default(
+    DEFAULT_AUDIT_NETWORK_RETENTION_DAYS,
+  ),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
 // ---- Data subject requests: access/portability exports and erasures, with their receipts ----
@@ -459,10 +475,16 @@ export const messages = pgTable(
     requestHash: text("request_hash"),
     createdAt: createdAt(),
     sentAt: timestamp("sent_at", { withTimezone: true }),
+    /** When retention emptied the recipients and replaced the subject. */
+    personalRemovedAt: timestamp("personal_removed_at", { withTimezone: true }),
   },
   (t) => [
     uniqueIndex("messages_idempotency_idx").on(t.senderType, t.senderId, t.idempotencyKey),
     index("messages_org_time_idx").on(t.orgId, t.createdAt),
+    // The rows retention has still to empty: each daily run reads only these.
+    index("messages_personal_kept_idx")
+      .on(t.orgId, t.createdAt)
+      .where(sql`${t.personalRemovedAt} is null`),
     index("messages_mailbox_time_idx").on(t.mailboxId, t.createdAt),
   ],
 );

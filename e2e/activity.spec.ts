@@ -87,3 +87,41 @@ test("a compliance officer filters, pages, reads an event and downloads the CSV;
   expect(refused.status()).toBe(403);
   expect(await refused.text()).not.toContain("HYPERLINK");
 });
+
+test("an owner sets the data retention periods; a bad one names its field and saves nothing", async ({
+  page,
+}) => {
+  await signInAs(page, uniqueEmail("owner"));
+  await page.goto("/activity");
+  await page.getByRole("link", { name: "Data retention" }).click();
+  await expect(page.getByRole("heading", { name: "Data retention" })).toBeVisible();
+  const activity = page.getByLabel("Keep activity for (days)");
+  const messages = page.getByLabel("Keep message recipients and subjects for (days)");
+  const network = page.getByLabel("Keep IP addresses and user agents in activity for (days)");
+  await expect(activity).toHaveValue("");
+  await expect(messages).toHaveValue("90");
+  await expect(network).toHaveValue("30");
+
+  await messages.fill("0");
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.getByText("Keep recipients and subjects for at least 1 day.")).toBeVisible();
+  await expect(messages).toHaveAttribute("aria-invalid", "true");
+  await page.reload();
+  await expect(messages).toHaveValue("90");
+
+  await activity.fill("365");
+  await messages.fill("14");
+  await network.fill("");
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(
+    page.getByText("Message recipients and subjects are removed after 14 days."),
+  ).toBeVisible();
+  await page.reload();
+  await expect(activity).toHaveValue("365");
+  await expect(messages).toHaveValue("14");
+  await expect(network).toHaveValue("");
+  await page.goto("/activity?action=settings.retention_changed");
+  await expect(page.getByRole("row").filter({ hasText: "Retention period changed" })).toHaveCount(
+    1,
+  );
+});

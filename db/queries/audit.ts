@@ -491,3 +491,39 @@ export async function setAuditErasureMacs({
     update audit_events as e set personal_erased_mac = v.mac
     from (values ${values}) as v(id, mac) where e.id = v.id`);
 }
+
+/**
+ * The oldest sealed events of a chain that occurred before `before` and still hold an IP address
+ * or user agent (the partial index `audit_events_network_kept_idx` holds only those).
+ */
+export async function listAuditEventsWithNetworkFields({
+  db,
+  chain,
+  before,
+  limit,
+}: {
+  db: DbOrTx;
+  chain: string;
+  before: Date;
+  limit: number;
+}) {
+  return db
+    .select({
+      id: auditEvents.id,
+      actorLabel: auditEvents.actorLabel,
+      ip: auditEvents.ip,
+      userAgent: auditEvents.userAgent,
+      personal: auditEvents.personal,
+    })
+    .from(auditEvents)
+    .where(
+      and(
+        eq(auditEvents.chain, chain),
+        sql`${auditEvents.occurredAt} < ${before}`,
+        sql`(${auditEvents.ip} is not null or ${auditEvents.userAgent} is not null)`,
+        isNotNull(auditEvents.seq),
+      ),
+    )
+    .orderBy(asc(auditEvents.occurredAt), asc(auditEvents.id))
+    .limit(limit);
+}

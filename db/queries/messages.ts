@@ -210,3 +210,39 @@ export async function filterOwnMessageIds({
     .where(and(eq(messages.orgId, orgId), inArray(messages.providerMessageId, messageIds)));
   return new Set(rows.flatMap((r) => (r.messageId ? [r.messageId] : [])));
 }
+
+/**
+ * Empties the recipients and replaces the subject of up to `limit` of the organisation's oldest
+ * messages created before `before` that still hold them; any address in the SMTP reply goes too.
+ * Rows another transaction holds are left for the next batch. Returns how many changed.
+ */
+export async function removeMessagePersonalFields({
+  db,
+  orgId,
+  before,
+  subject,
+  removedAt,
+  limit,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  before: Date;
+  subject: string;
+  removedAt: Date;
+  limit: number;
+}): Promise<number> {
+  const result = await db.execute(sql`
+    update ${messages} set
+      recipients = '{"to":[],"cc":[],"bcc":[]}'::jsonb,
+      subject = ${subject},
+      smtp_response = regexp_replace(smtp_response, '[^[:space:]<>@"'']+@[^[:space:]<>@"'']+', '[removed]', 'g'),
+      personal_removed_at = ${removedAt}
+    where id in (
+      select id from ${messages}
+      where org_id = ${orgId} and created_at < ${before} and personal_removed_at is null
+      order by created_at
+      limit ${limit}
+      for update skip locked)
+    returning id`);
+  return (result as unknown as { rows: unknown[] }).rows.length;
+}

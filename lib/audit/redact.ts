@@ -57,10 +57,10 @@ export type PersonalReplacement = {
 };
 
 /**
- * The one way personal fields of sealed events change (erasure now, retention later): the
- * replacement is stored, marked erased at `erasedAt` and vouched for by an erasure MAC; the
- * chained hash, which covers only `personal_mac`, is untouched. Callers hold the chain lock.
- * Returns how many events changed.
+ * The one way personal fields of sealed events change (erasure, and retention of IP addresses
+ * and user agents in lib/privacy/retention.ts): the replacement is stored, marked erased at
+ * `erasedAt` and vouched for by an erasure MAC; the chained hash, which covers only
+ * `personal_mac`, is untouched. Callers hold the chain lock. Returns how many events changed.
  */
 export async function replacePersonalFields(
   tx: DbOrTx,

@@ -3,6 +3,7 @@ import { sql } from "drizzle-orm";
 import { type DbOrTx, inTransaction, openedDb, type Tx } from "@/db";
 import { findAuditPurgeCut, lockAuditChain, purgeAuditEventsThrough } from "@/db/queries/audit";
 import { listAuditRetentionSettings } from "@/db/queries/organization-settings";
+import { applyPersonalDataRetention } from "@/lib/privacy/retention";
 import { isoMicros, macAnchor } from "./chain";
 import { auditChainKey } from "./key";
 import { AuditChainError } from "./seal";
@@ -99,15 +100,28 @@ export async function runAuditRetention({ db, now = new Date() }: { db: DbOrTx; 
 
 const holder = globalThis as typeof globalThis & { __mailwardenRetention?: NodeJS.Timeout };
 
-/** The daily job, started beside the sealer in every process; the lock picks one. */
+// Soon after start as well as daily: a process restarted more often than once a day would
+// otherwise never run it.
+const FIRST_RUN_AFTER_MS = 60_000;
+
+async function runDailyRetention() {
+  const db = await openedDb();
+  if (!db) return;
+  await runAuditRetention({ db }).catch((error: Error) => {
+    console.error(`[mailwarden] audit retention: ${error.message}`);
+  });
+  await applyPersonalDataRetention({ db }).catch((error: Error) => {
+    console.error(`[mailwarden] personal data retention: ${error.message}`);
+  });
+}
+
+/**
+ * The daily job, started beside the sealer in every process; the locks pick one. It purges old
+ * events, then removes personal fields past each organisation's periods (lib/privacy/retention.ts).
+ */
 export function startAuditRetentionJob() {
   if (holder.__mailwardenRetention) return;
-  holder.__mailwardenRetention = setInterval(async () => {
-    const db = await openedDb();
-    if (!db) return;
-    await runAuditRetention({ db }).catch((error: Error) => {
-      console.error(`[mailwarden] audit retention: ${error.message}`);
-    });
-  }, JOB_EVERY_MS);
+  holder.__mailwardenRetention = setInterval(runDailyRetention, JOB_EVERY_MS);
   holder.__mailwardenRetention.unref();
+  setTimeout(runDailyRetention, FIRST_RUN_AFTER_MS).unref();
 }

@@ -218,7 +218,7 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     kind: "action",
     // Another organisation's owner sets their own organisation's retention: A untouched.
     expect: signedIn(MANAGERS, "ok"),
-    call: () => ({ days: "400" }),
+    call: () => ({ auditDays: "400", messageDays: "90", networkDays: "30" }),
   },
   "app/(signed-in)/organization-actions.ts#switchOrganizationAction": {
     kind: "action",

@@ -242,7 +242,7 @@ export default async function ActivityPage({
           </a>
           {!isSystem && (
             <Link href="/activity/retention" className="underline">
-              Retention
+              Data retention
             </Link>
           )}
           {operator &&

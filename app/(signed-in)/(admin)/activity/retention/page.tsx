@@ -1,23 +1,23 @@
 import { PageHeader } from "@/components/page-header";
 import { Card } from "@/components/ui/card";
 import { getDb } from "@/db";
-import { getAuditRetentionDays } from "@/db/queries/organization-settings";
+import { getRetentionSettings } from "@/db/queries/organization-settings";
 import { requirePermission } from "@/lib/auth/session";
 import { RetentionForm } from "./form";
 
-export const metadata = { title: "Activity retention" };
+export const metadata = { title: "Data retention" };
 
 export default async function RetentionPage() {
   const ctx = await requirePermission("manageSettings", "/activity/retention");
-  const days = await getAuditRetentionDays({ db: await getDb(), orgId: ctx.orgId });
+  const settings = await getRetentionSettings({ db: await getDb(), orgId: ctx.orgId });
   return (
     <>
       <PageHeader
-        title="Activity retention"
-        description="Events older than this are purged once a day. What remains stays verifiable: the purge records where it cut the chain, and is itself an event in the log."
+        title="Data retention"
+        description="Applied once a day. Purged activity leaves the rest verifiable: the purge records where it cut the chain. Removing personal fields keeps every event verifiable too. Each run that changes something is an event in the log."
       />
       <Card>
-        <RetentionForm days={days} />
+        <RetentionForm settings={settings} />
       </Card>
     </>
   );

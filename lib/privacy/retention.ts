@@ -1,0 +1,164 @@
+import "server-only";
+import { type Database, withRunLock } from "@/db";
+import { listAuditEventsWithNetworkFields, lockAuditChain } from "@/db/queries/audit";
+import { removeMessagePersonalFields } from "@/db/queries/messages";
+import { listPersonalRetentionSettings } from "@/db/queries/organization-settings";
+import { replacePersonalFields } from "@/lib/audit/redact";
+import { SEAL_BATCH, sealChainInTransaction } from "@/lib/audit/seal";
+import { writeAuditEvent } from "@/lib/audit/write";
+
+// Retention of personal data in kept rows: after each organisation's periods, messages lose their
+// recipients and subject, and audit events their IP address and user agent (through the erasure
+// path, so the chain still verifies). Each batch is its own transaction, so a large backlog
+// holds its row and chain locks for one batch at a time.
+
+const DAY_MS = 86_400_000;
+export const RETENTION_BATCH = 1_000;
+
+export function removedSubject(days: number) {
+  return `[removed after ${days} days]`;
+}
+
+/** Empties the messages created before `before`; returns how many changed. */
+export async function removeOldMessagePersonalFields(
+  db: Database,
+  { orgId, days, before }: { orgId: string; days: number; before: Date },
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const changed = await db.transaction((tx) =>
+      removeMessagePersonalFields({
+        db: tx,
+        orgId,
+        before,
+        subject: removedSubject(days),
+        removedAt: new Date(),
+        limit: RETENTION_BATCH,
+      }),
+    );
+    total += changed;
+    if (changed < RETENTION_BATCH) return total;
+  }
+}
+
+/**
+ * Removes the IP address and user agent of the chain's events that occurred before `before`.
+ * Pending events are sealed first, so an old event still waiting for its seal is not skipped.
+ * Returns how many events changed.
+ */
+export async function removeOldAuditNetworkFields(
+  db: Database,
+  { chain, before }: { chain: string; before: Date },
+): Promise<number> {
+  let total = 0;
+  let first = true;
+  for (;;) {
+    const changed = await db.transaction(async (tx) => {
+      await lockAuditChain({ db: tx, chain });
+      if (first) {
+        let sealed: number;
+        do {
+          sealed = await sealChainInTransaction(tx, chain);
+        } while (sealed === SEAL_BATCH);
+      }
+      const rows = await listAuditEventsWithNetworkFields({
+        db: tx,
+        chain,
+        before,
+        limit: RETENTION_BATCH,
+      });
+      return replacePersonalFields(tx, {
+        rows: rows.map((row) => ({ ...row, ip: null, userAgent: null })),
+        erasedAt: new Date(),
+      });
+    });
+    first = false;
+    total += changed;
+    if (changed < RETENTION_BATCH) return total;
+  }
+}
+
+export type RetentionRun = {
+  orgId: string;
+  messages: number;
+  auditEvents: number;
+  failed: boolean;
+};
+
+/** Runs one part of an organisation's retention; a failure is logged and counts nothing. */
+async function attempt(part: string, work: () => Promise<number>) {
+  try {
+    return { changed: await work(), failed: false };
+  } catch (error) {
+    console.error(`[mailwarden] personal data retention (${part}): ${(error as Error).message}`);
+    return { changed: 0, failed: true };
+  }
+}
+
+/**
+ * Applies every organisation's periods, one process at a time (a run that finds another
+ * running returns null). An organisation where something changed, or failed, gets one
+ * `privacy.retention_applied` event with the counts; the others get none, so a quiet day adds
+ * nothing to the log.
+ */
+export async function applyPersonalDataRetention({
+  db,
+  now = new Date(),
+}: {
+  db: Database;
+  now?: Date;
+}): Promise<RetentionRun[] | null> {
+  const cutoff = (days: number | null) =>
+    days === null ? null : new Date(now.getTime() - days * DAY_MS);
+  return withRunLock(db, "retention:personal", async () => {
+    const runs: RetentionRun[] = [];
+    for (const { orgId, messageDays, networkDays } of await listPersonalRetentionSettings({ db })) {
+      const messagesBefore = cutoff(messageDays);
+      const eventsBefore = cutoff(networkDays);
+      const messages = await attempt("messages", async () =>
+        messagesBefore === null || messageDays === null
+          ? 0
+          : removeOldMessagePersonalFields(db, {
+              orgId,
+              days: messageDays,
+              before: messagesBefore,
+            }),
+      );
+      const events = await attempt("audit events", async () =>
+        eventsBefore === null
+          ? 0
+          : removeOldAuditNetworkFields(db, { chain: orgId, before: eventsBefore }),
+      );
+      const failed = messages.failed || events.failed;
+      if (messages.changed === 0 && events.changed === 0 && !failed) continue;
+      // A chain the sealer refuses cannot take the event: logged, and the other
+      // organisations carry on.
+      await attempt("its audit event", async () => {
+        await writeAuditEvent(db, {
+          orgId,
+          actor: { type: "system", label: "Retention" },
+          action: "privacy.retention_applied",
+          outcome: failed ? "failure" : "success",
+          metadata: {
+            messages: messages.changed,
+            messageDays,
+            messagesBefore: messagesBefore?.toISOString() ?? null,
+            auditEvents: events.changed,
+            networkDays,
+            auditEventsBefore: eventsBefore?.toISOString() ?? null,
+            ...(failed
+              ? {
+                  failedParts: [messages.failed && "messages", events.failed && "audit"].filter(
+                    Boolean,
+                  ),
+                }
+              : {}),
+          },
+        });
+        return 1;
+      });
+      runs.push({ orgId, messages: messages.changed, auditEvents: events.changed, failed });
+    }
+    return runs;
+  });
+}
