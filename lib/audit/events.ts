@@ -106,9 +106,10 @@ export function isAuditAction(value: string): value is AuditAction {
   return (AUDIT_ACTIONS as readonly string[]).includes(value);
 }
 
-// Written on every send, refusal and token refresh: a plain insert sealed later by the
-// background sealer, so that they never queue on the organisation's chain lock. Every other
-// action is rare and is sealed in its own transaction.
+// Written on every send, refusal and token refresh, and once per mailbox when every mailbox of
+// an organisation is revoked at once: a plain insert sealed later by the background sealer, so
+// that they never queue on the organisation's chain lock. Every other action is rare and is
+// sealed in its own transaction.
 const HIGH_VOLUME_ACTIONS: ReadonlySet<AuditAction> = new Set([
   "message.sent",
   "message.failed",
@@ -118,6 +119,7 @@ const HIGH_VOLUME_ACTIONS: ReadonlySet<AuditAction> = new Set([
   "oauth.refresh_failed",
   "api_key.refused",
   "rate_limit.refused",
+  "mailbox.revoked",
 ]);
 
 export function isHighVolume(action: AuditAction): boolean {
