@@ -34,6 +34,7 @@ export const AUDIT_ACTIONS = [
   "audit.exported",
   "audit.purged",
   "settings.retention_changed",
+  "settings.client_facts_changed",
   "privacy.request_recorded",
   "privacy.export_downloaded",
   "privacy.erased",
@@ -94,6 +95,7 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   "audit.exported": "Activity log exported",
   "audit.purged": "Old activity purged",
   "settings.retention_changed": "Retention period changed",
+  "settings.client_facts_changed": "OAuth client facts changed",
 };
 
 export function actionLabel(action: string): string {
