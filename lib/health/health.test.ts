@@ -65,7 +65,11 @@ describe("health", () => {
   it("every dependency answers: ok, each one named", async () => {
     const restore = useRateLimits({});
     try {
-      const health = await checkHealth({ issuer: bed.oauth.issuer, smtpPort: bed.endpoint.port });
+      const health = await checkHealth({
+        issuer: bed.oauth.issuer,
+        smtpHost: bed.endpoint.host,
+        smtpPort: bed.endpoint.port,
+      });
       expect(health.dependencies.map((d) => [d.name, d.ok])).toEqual([
         ["database", true],
         ["rateLimitStore", true],
@@ -81,9 +85,31 @@ describe("health", () => {
   it("demo services down: not ok, naming them", async () => {
     const restore = useRateLimits({});
     try {
-      const health = await checkHealth({ issuer: "http://127.0.0.1:6391", smtpPort: 6392 });
+      const health = await checkHealth({
+        issuer: "http://127.0.0.1:6391",
+        smtpHost: "127.0.0.1",
+        smtpPort: 6392,
+      });
       expect(health.ok).toBe(false);
       expect(health.dependencies.filter((d) => !d.ok).map((d) => d.name)).toEqual([
+        "demoProvider",
+        "demoSmtp",
+      ]);
+    } finally {
+      await restore();
+    }
+  });
+
+  it("GET /api/health: 200 'ok' with the demo services the app uses (as registered)", async () => {
+    const restore = useRateLimits({});
+    try {
+      const response = await GET();
+      const body = (await response.json()) as HealthBody;
+      expect(response.status).toBe(200);
+      expect(body.status).toBe("ok");
+      expect(Object.keys(body.dependencies)).toEqual([
+        "database",
+        "rateLimitStore",
         "demoProvider",
         "demoSmtp",
       ]);

@@ -2,6 +2,7 @@ import "server-only";
 import { connect } from "node:net";
 import { pingDb } from "@/db";
 import { env } from "@/lib/env";
+import { getMailProvider } from "@/lib/oauth/providers";
 import { limitStoreStatus } from "@/lib/ratelimit/runtime";
 
 // What this instance depends on, each checked live. A dependency that requests need (the
@@ -41,9 +42,9 @@ async function demoProviderUp(issuer: string): Promise<boolean> {
 }
 
 /** A TCP connect only: the demo SMTP server's TLS greeting is not waited for. */
-function portOpen(port: number): Promise<boolean> {
+function portOpen(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
+    const socket = connect({ host, port });
     const done = (ok: boolean) => {
       socket.destroy();
       resolve(ok);
@@ -55,11 +56,15 @@ function portOpen(port: number): Promise<boolean> {
 }
 
 /** Where the demo services listen; null outside demo mode. */
-export type DemoTargets = { issuer: string; smtpPort: number } | null;
+export type DemoTargets = { issuer: string; smtpHost: string; smtpPort: number } | null;
 
+/** The demo provider the app really talks to (its client file is written when it starts). */
 function demoTargets(): DemoTargets {
   const e = env();
-  return e.isDemo ? { issuer: e.demoIssuer, smtpPort: e.DEMO_SMTP_PORT } : null;
+  if (!e.isDemo) return null;
+  const demo = getMailProvider("demo");
+  if (!demo) return { issuer: e.demoIssuer, smtpHost: "127.0.0.1", smtpPort: e.DEMO_SMTP_PORT };
+  return { issuer: demo.issuer, smtpHost: demo.smtp.host, smtpPort: demo.smtp.port };
 }
 
 export async function checkHealth(demo: DemoTargets = demoTargets()): Promise<Health> {
@@ -67,7 +72,7 @@ export async function checkHealth(demo: DemoTargets = demoTargets()): Promise<He
     pingDb(),
     limitStoreStatus(),
     demo ? demoProviderUp(demo.issuer) : null,
-    demo ? portOpen(demo.smtpPort) : null,
+    demo ? portOpen(demo.smtpHost, demo.smtpPort) : null,
   ]);
   const dependencies: Dependency[] = [
     {
