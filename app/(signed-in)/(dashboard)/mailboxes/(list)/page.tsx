@@ -79,7 +79,7 @@ export default async function MailboxesPage({ searchParams }: Props) {
       )}
       {mailboxes.length === 0 && filter ? (
         <Card>
-          <EmptyState title={`No mailbox is ${STATUS[filter].label.toLowerCase()}`}>
+          <EmptyState title={`No mailbox with the status "${STATUS[filter].label}"`}>
             Every other mailbox is listed when you show all.
           </EmptyState>
         </Card>
