@@ -1,8 +1,7 @@
 import { expect, test } from "@playwright/test";
 import { addMember, connectDemoMailbox, signInAs, uniqueEmail } from "./helpers";
 
-const isoIn = (days: number) =>
-  new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 10);
+const isoIn = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 10);
 
 test("[ADMIN][SECURITY] an admin enters a client secret expiring in 10 days and the page warns; a compliance officer reads without the form", async ({
   page,
@@ -34,11 +33,15 @@ test("[ADMIN][SECURITY] an admin enters a client secret expiring in 10 days and 
 
   // The change is in the activity log.
   await page.getByRole("link", { name: "Activity log" }).click();
-  await expect(page.getByRole("cell", { name: "OAuth client facts changed" }).first()).toBeVisible();
+  await expect(
+    page.getByRole("cell", { name: "OAuth client facts changed" }).first(),
+  ).toBeVisible();
 
   await addMember(page, officer, "compliance");
   await page.getByRole("link", { name: "Security", exact: true }).click();
-  await expect(page.getByText(/Google client secret expires on .* in 10 days/).first()).toBeVisible();
+  await expect(
+    page.getByText(/Google client secret expires on .* in 10 days/).first(),
+  ).toBeVisible();
   await expect(page.getByRole("button", { name: "Save" })).toHaveCount(0);
   await expect(page.getByText("An owner or admin enters these.")).toBeVisible();
 });
@@ -59,5 +62,5 @@ test("[OVERVIEW] the overview counts mailboxes by status and links to the filter
 
   await page.getByRole("link", { name: "Overview" }).click();
   await page.getByRole("link", { name: "0 need reconnecting" }).click();
-  await expect(page.getByText("No mailbox with the status "Needs reconnecting"")).toBeVisible();
+  await expect(page.getByText('No mailbox with the status "Needs reconnecting"')).toBeVisible();
 });

@@ -1,8 +1,10 @@
 import { eq, like } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
+import { countMailboxesByStatus } from "@/db/queries/mailboxes";
+import { countSendsSince } from "@/db/queries/messages";
 import { getClientCredentialFacts } from "@/db/queries/organization-settings";
-import { instances } from "@/db/schema";
+import { instances, messages } from "@/db/schema";
 import { beat } from "@/lib/deployment/heartbeat";
 import { useRateLimits } from "@/lib/mail/testing";
 import { insertMailboxRow } from "@/lib/oauth/testing/fixtures";
@@ -193,5 +195,54 @@ describe("securityStatus", () => {
     const limits = status.practices.find((p) => p.number === 13)?.checks[0];
     expect(limits?.level).toBe("alarm");
     expect(limits?.text).toMatch(/temporarily unavailable/);
+  });
+});
+
+describe("the overview's counts", () => {
+  it("mailboxes by status and sends over 24 h and 14 days, for the organisation only", async () => {
+    const a = await createOwner();
+    const b = await createOwner();
+    for (const status of ["connected", "connected", "needs_reconnect", "paused"] as const) {
+      await insertMailboxRow({ person: a, provider: "demo", status });
+    }
+    await insertMailboxRow({ person: b, provider: "demo", status: "needs_reconnect" });
+    const db = await getDb();
+    expect(await countMailboxesByStatus({ db, orgId: a.orgId })).toEqual({
+      connected: 2,
+      needs_reconnect: 1,
+      admin_action_required: 0,
+      paused: 1,
+      revoked: 0,
+    });
+
+    const now = Date.now();
+    const row = (orgId: string, status: "sent" | "failed", hoursAgo: number) => ({
+      orgId,
+      senderType: "user",
+      senderId: a.user.id,
+      recipients: { to: ["r@example.test"], cc: [], bcc: [] },
+      recipientCount: 1,
+      subject: "count",
+      status,
+      createdAt: new Date(now - hoursAgo * 3_600_000),
+    });
+    await db
+      .insert(messages)
+      .values([
+        row(a.orgId, "sent", 1),
+        row(a.orgId, "failed", 2),
+        row(a.orgId, "sent", 48),
+        row(a.orgId, "failed", 24 * 13),
+        row(a.orgId, "sent", 24 * 15),
+        row(b.orgId, "sent", 1),
+      ]);
+    expect(
+      await countSendsSince({
+        db,
+        orgId: a.orgId,
+        day: new Date(now - 86_400_000),
+        fortnight: new Date(now - 14 * 86_400_000),
+      }),
+    ).toEqual({ day: { sent: 1, failed: 1 }, fortnight: { sent: 2, failed: 2 } });
   });
 });
