@@ -54,7 +54,7 @@ test("[OVERVIEW] the overview counts mailboxes by status and links to the filter
   await expect(page.getByRole("link", { name: "0 connected" })).toBeVisible();
   await connectDemoMailbox(page);
   await page.getByRole("link", { name: "Overview" }).click();
-  await expect(page.getByRole("cell", { name: "Last 24 hours" })).toBeVisible();
+  await expect(page.getByRole("rowheader", { name: "Last 24 hours" })).toBeVisible();
   await page.getByRole("link", { name: "1 connected" }).click();
   await expect(page).toHaveURL(/\/mailboxes\?status=connected$/);
   await expect(page.getByText("Showing 1 of 1 mailboxes: connected.")).toBeVisible();

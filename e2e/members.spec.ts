@@ -94,7 +94,7 @@ test("[OWNER][ACTIVITY] the activity log verifies its chain and lists the organi
   await page.goto("/activity");
   await expect(page.getByRole("heading", { name: "Activity log" })).toBeVisible();
   await expect(page.getByText(/^Chain intact · \d+ events$/)).toBeVisible();
-  await expect(page.getByRole("cell", { name: "org.created" })).toBeVisible();
+  await expect(page.getByRole("cell", { name: "Organisation created" })).toBeVisible();
 });
 
 test("[HEALTH] reports each dependency and the demo mode", async ({ request }) => {
