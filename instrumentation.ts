@@ -1,7 +1,7 @@
 // Runs once when the server starts: a bad setting stops start-up here, naming the variable.
 // Then the background work every instance shares: the audit sealer's interval (this instance
 // also seals what others left pending), the daily audit retention purge, and the job resumer
-// (it finishes long jobs whose process died).
+// (it finishes long jobs whose process died), and this instance's heartbeat.
 export async function register() {
   if (process.env.NEXT_RUNTIME !== "nodejs") return;
   const { checkEnvironmentAtStartup } = await import("@/lib/startup");
@@ -12,4 +12,6 @@ export async function register() {
   startAuditRetentionJob();
   const { startJobResumer } = await import("@/lib/jobs");
   startJobResumer();
+  const { startInstanceHeartbeat } = await import("@/lib/deployment/heartbeat");
+  startInstanceHeartbeat();
 }

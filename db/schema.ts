@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { relations, sql } from "drizzle-orm";
 import {
   bigserial,
+  date,
   index,
   integer,
   jsonb,
@@ -229,7 +230,30 @@ export const organizationSettings = pgTable("organization_settings", {
   auditNetworkRetentionDays: integer("audit_network_retention_days").default(
     DEFAULT_AUDIT_NETWORK_RETENTION_DAYS,
   ),
+  // Facts about the OAuth clients that only an administrator can know (the provider consoles
+  // hold them, no API tells us): entered on the Security page, which warns from them.
+  googlePublishingStatus: text("google_publishing_status", { enum: ["testing", "production"] }),
+  googleSecretExpiresOn: date("google_secret_expires_on"),
+  microsoftSecretExpiresOn: date("microsoft_secret_expires_on"),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+// ---- The deployment: which processes run, and when each key was first seen ----
+
+// Each process writes its heartbeat every 30 s: the Security page counts the instances seen in
+// the last two minutes, to warn when the in-process rate limiter is split across several.
+export const instances = pgTable("instances", {
+  id: text("id").primaryKey(),
+  host: text("host").notNull(),
+  pid: integer("pid").notNull(),
+  startedAt: timestamp("started_at", { withTimezone: true }).notNull(),
+  lastSeenAt: timestamp("last_seen_at", { withTimezone: true }).notNull(),
+});
+
+// A key spec carries no date: a key's age is counted from when a process first loaded it.
+export const encryptionKeys = pgTable("encryption_keys", {
+  id: text("id").primaryKey(),
+  firstSeenAt: timestamp("first_seen_at", { withTimezone: true }).notNull().defaultNow(),
 });
 // ---- Data subject requests: access/portability exports and erasures, with their receipts ----
 

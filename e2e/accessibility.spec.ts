@@ -88,4 +88,8 @@ test("[A11Y] every page an owner sees, and the demo provider's own pages, pass a
   await expect(page.getByRole("heading", { name: "Activity log" })).toBeVisible();
   await expect(page.getByRole("table")).toBeVisible();
   await expectNoAxeViolations(page);
+
+  await page.goto("/security");
+  await expect(page.getByRole("heading", { name: "Security", level: 1 })).toBeVisible();
+  await expectNoAxeViolations(page);
 });

@@ -97,12 +97,17 @@ test("[OWNER][ACTIVITY] the activity log verifies its chain and lists the organi
   await expect(page.getByRole("cell", { name: "Organisation created" })).toBeVisible();
 });
 
-test("[HEALTH] reports the database and the demo mode", async ({ request }) => {
+test("[HEALTH] reports each dependency and the demo mode", async ({ request }) => {
   const response = await request.get("/api/health");
   expect(response.status()).toBe(200);
   expect(await response.json()).toMatchObject({
     status: "ok",
     mode: "demo",
-    database: { ok: true, driver: "pglite" },
+    dependencies: {
+      database: { ok: true, detail: "pglite" },
+      rateLimitStore: { ok: true },
+      demoProvider: { ok: true },
+      demoSmtp: { ok: true },
+    },
   });
 });

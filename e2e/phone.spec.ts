@@ -11,6 +11,7 @@ const PAGES = [
   ["/api-keys", "API keys"],
   ["/members", "Members"],
   ["/activity", "Activity log"],
+  ["/security", "Security"],
   ["/invitations", "Invitations"],
   ["/demo-inbox", "Demo inbox"],
 ] as const;

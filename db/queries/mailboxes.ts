@@ -441,3 +441,36 @@ export async function countPausedMailboxes({ db, orgId }: { db: DbOrTx; orgId: s
     .where(and(eq(mailboxes.orgId, orgId), eq(mailboxes.status, "paused")));
   return Number(row?.n ?? 0);
 }
+
+/** How many of the organisation's mailboxes are in each status (absent statuses are 0). */
+export async function countMailboxesByStatus({ db, orgId }: { db: DbOrTx; orgId: string }) {
+  const rows = await db
+    .select({ status: mailboxes.status, n: sql<number>`count(*)::int` })
+    .from(mailboxes)
+    .where(eq(mailboxes.orgId, orgId))
+    .groupBy(mailboxes.status);
+  const counts: Record<(typeof mailboxes.$inferSelect)["status"], number> = {
+    connected: 0,
+    needs_reconnect: 0,
+    admin_action_required: 0,
+    paused: 0,
+    revoked: 0,
+  };
+  for (const row of rows) counts[row.status] = Number(row.n);
+  return counts;
+}
+
+/** The organisation's mailboxes that cannot send until a person acts (for links). */
+export async function listMailboxesNeedingAction({ db, orgId }: { db: DbOrTx; orgId: string }) {
+  return db
+    .select({ id: mailboxes.id, address: mailboxes.address, status: mailboxes.status })
+    .from(mailboxes)
+    .where(
+      and(
+        eq(mailboxes.orgId, orgId),
+        inArray(mailboxes.status, ["needs_reconnect", "admin_action_required"]),
+      ),
+    )
+    .orderBy(asc(mailboxes.address))
+    .limit(50);
+}

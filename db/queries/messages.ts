@@ -246,3 +246,30 @@ export async function removeMessagePersonalFields({
     returning id`);
   return (result as unknown as { rows: unknown[] }).rows.length;
 }
+
+/** Sent and failed messages since each cut-off, in one scan of the organisation's index range. */
+export async function countSendsSince({
+  db,
+  orgId,
+  day,
+  fortnight,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  day: Date;
+  fortnight: Date;
+}) {
+  const [row] = await db
+    .select({
+      sentDay: sql<number>`count(*) filter (where ${messages.status} = 'sent' and ${messages.createdAt} >= ${day})::int`,
+      failedDay: sql<number>`count(*) filter (where ${messages.status} = 'failed' and ${messages.createdAt} >= ${day})::int`,
+      sentFortnight: sql<number>`count(*) filter (where ${messages.status} = 'sent')::int`,
+      failedFortnight: sql<number>`count(*) filter (where ${messages.status} = 'failed')::int`,
+    })
+    .from(messages)
+    .where(and(eq(messages.orgId, orgId), gte(messages.createdAt, fortnight)));
+  return {
+    day: { sent: Number(row?.sentDay ?? 0), failed: Number(row?.failedDay ?? 0) },
+    fortnight: { sent: Number(row?.sentFortnight ?? 0), failed: Number(row?.failedFortnight ?? 0) },
+  };
+}

@@ -1,5 +1,5 @@
 import "server-only";
-import { and, desc, eq, isNull } from "drizzle-orm";
+import { and, desc, eq, isNull, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { notices } from "@/db/schema";
 
@@ -40,4 +40,20 @@ export async function markNoticeRead({
     .update(notices)
     .set({ readAt: new Date() })
     .where(and(eq(notices.orgId, orgId), eq(notices.userId, userId), eq(notices.id, noticeId)));
+}
+
+export async function countUnreadNotices({
+  db,
+  orgId,
+  userId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string;
+}) {
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(notices)
+    .where(and(eq(notices.orgId, orgId), eq(notices.userId, userId), isNull(notices.readAt)));
+  return Number(row?.n ?? 0);
 }

@@ -35,6 +35,7 @@ export const AUDIT_ACTIONS = [
   "audit.purged",
   "settings.retention_changed",
   "privacy.retention_applied",
+  "settings.client_facts_changed",
   "privacy.request_recorded",
   "privacy.export_downloaded",
   "privacy.erased",
@@ -96,6 +97,7 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   "audit.exported": "Activity log exported",
   "audit.purged": "Old activity purged",
   "settings.retention_changed": "Retention period changed",
+  "settings.client_facts_changed": "OAuth client facts changed",
 };
 
 export function actionLabel(action: string): string {

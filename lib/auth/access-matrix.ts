@@ -220,6 +220,16 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     expect: signedIn(MANAGERS, "ok"),
     call: () => ({ auditDays: "400", messageDays: "90", networkDays: "30" }),
   },
+  "app/(signed-in)/(admin)/security/actions.ts#setClientFactsAction": {
+    kind: "action",
+    // Another organisation's owner records facts for their own organisation: A untouched.
+    expect: signedIn(MANAGERS, "ok"),
+    call: () => ({
+      googlePublishingStatus: "production",
+      googleSecretExpiresOn: "2030-01-31",
+      microsoftSecretExpiresOn: "",
+    }),
+  },
   "app/(signed-in)/organization-actions.ts#switchOrganizationAction": {
     kind: "action",
     // Switching into an organisation one is not a member of is refused as an unknown choice.
@@ -463,6 +473,11 @@ export const ACCESS_MATRIX: Record<string, Row> = {
   "app/(signed-in)/(admin)/runbook/page.tsx#default": {
     kind: "page",
     expect: signedIn(EVERYONE, "ok"),
+  },
+  "app/(signed-in)/(admin)/security/page.tsx#default": {
+    kind: "page",
+    // Compliance officers read the posture too; only managers see the form.
+    expect: signedIn(AUDITORS, "ok"),
   },
 
   // ---- Incidents (last: pulling a switch changes the organisation for the rows after it) ----

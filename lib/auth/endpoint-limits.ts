@@ -1,6 +1,10 @@
 import "server-only";
 import { NextResponse } from "next/server";
-import { enforceRateLimit, RateLimitedError } from "@/lib/ratelimit/runtime";
+import {
+  enforceRateLimit,
+  LimitStoreUnavailableError,
+  RateLimitedError,
+} from "@/lib/ratelimit/runtime";
 import { signInProviderList } from "./config";
 import { requestInfoFrom } from "./request";
 
@@ -29,13 +33,19 @@ export async function refuseAuthRequest(request: Request): Promise<Response | nu
     await enforceRateLimit(attempt.kind === "signin" ? "signIn" : "signInCallback", [`ip:${ip}`]);
     return null;
   } catch (error) {
-    if (!(error instanceof RateLimitedError)) throw error;
+    // The store being down is not the caller's doing: 503 and "temporarily unavailable".
+    const unavailable = error instanceof LimitStoreUnavailableError;
+    if (!(error instanceof RateLimitedError) && !unavailable) throw error;
     const retryAfter = { "Retry-After": String(error.retryAfterSeconds) };
     // A callback is a browser coming back from the provider: show it the sign-in page's message.
     if (attempt.kind === "callback") {
-      const target = new URL("/sign-in?error=RateLimited", request.url);
+      const code = unavailable ? "Unavailable" : "RateLimited";
+      const target = new URL(`/sign-in?error=${code}`, request.url);
       return NextResponse.redirect(target, { status: 303, headers: retryAfter });
     }
-    return new NextResponse(error.message, { status: 429, headers: retryAfter });
+    return new NextResponse(error.message, {
+      status: unavailable ? 503 : 429,
+      headers: retryAfter,
+    });
   }
 }

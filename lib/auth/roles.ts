@@ -16,6 +16,9 @@ export const CAN = {
   // people and mailboxes but do not read or erase a person's whole record.
   handlePrivacy: ["owner", "compliance"],
   handleIncidents: ["owner", "admin"],
+  // The Security page: compliance officers read it too (it shows posture, never a secret);
+  // changing what it records is manageSettings.
+  readSecurity: ["owner", "admin", "compliance"],
   send: ["owner", "admin", "sender"],
   view: ["owner", "admin", "sender", "compliance"],
 } as const satisfies Record<string, readonly Role[]>;

@@ -108,6 +108,14 @@ export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome
         },
         { "retry-after": String(Math.max(1, outcome.retryAfterSeconds)) },
       );
+    case "unavailable":
+      return problemResponse(
+        503,
+        "Temporarily unavailable",
+        [],
+        { type: PROBLEM_TYPES.temporarilyUnavailable, detail: outcome.cause },
+        { "retry-after": String(Math.max(1, outcome.retryAfterSeconds)) },
+      );
     case "provider_failed":
       return problemResponse(
         502,

@@ -16,6 +16,8 @@ export type RefusalOutcome =
   | { kind: "conflict"; cause: string; mailboxStatus: MailboxStatus | null }
   | { kind: "paused"; scope: PauseScope; cause: string }
   | { kind: "rate_limited"; limit: LimitName; retryAfterSeconds: number }
+  /** The limit store could not answer: refused without counting, not the caller's doing. */
+  | { kind: "unavailable"; retryAfterSeconds: number; cause: string }
   | {
       kind: "provider_failed";
       /** The message row, when one was written. */

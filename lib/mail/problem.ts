@@ -38,6 +38,7 @@ export const PROBLEM_TYPES = {
   invalidIdempotencyKey: `${PROBLEM_BASE}invalid-idempotency-key`,
   sendingPaused: `${PROBLEM_BASE}sending-paused`,
   rateLimited: `${PROBLEM_BASE}rate-limited`,
+  temporarilyUnavailable: `${PROBLEM_BASE}temporarily-unavailable`,
   providerFailed: `${PROBLEM_BASE}provider-failed`,
   replayedFailure: `${PROBLEM_BASE}replayed-failure`,
 } as const;

@@ -113,9 +113,17 @@ async function checkPermission(db: Database, ctx: CallContext): Promise<RefusalO
 async function checkActorLimit(ctx: CallContext): Promise<RefusalOutcome | null> {
   const name: LimitName = ctx.actor.type === "api_key" ? "apiKey" : "testSend";
   const result = await rateLimits().get(name).limit(`${ctx.actor.type}:${ctx.actor.id}`);
-  return result.success
-    ? null
-    : { kind: "rate_limited", limit: name, retryAfterSeconds: result.retryAfterSeconds };
+  if (result.success) return null;
+  if (result.unavailable) return storeUnavailable(result.retryAfterSeconds);
+  return { kind: "rate_limited", limit: name, retryAfterSeconds: result.retryAfterSeconds };
+}
+
+function storeUnavailable(retryAfterSeconds: number): RefusalOutcome {
+  return {
+    kind: "unavailable",
+    retryAfterSeconds,
+    cause: `Sending is temporarily unavailable: the rate-limit store does not answer. Nothing was sent; try again in ${retryAfterSeconds} seconds.`,
+  };
 }
 
 /** The body as a value: JSON decoding only, nothing validated yet. */
@@ -222,6 +230,7 @@ async function checkMailboxLimits(
   const id = `mailbox:${mailbox.id}`;
   const minute = await rateLimits().get(names.minute).limit(id);
   if (!minute.success) {
+    if (minute.unavailable) return storeUnavailable(minute.retryAfterSeconds);
     return {
       kind: "rate_limited",
       limit: names.minute,
@@ -231,6 +240,7 @@ async function checkMailboxLimits(
   // The day limit counts recipients (Microsoft: 10,000 recipients a day per mailbox).
   const day = await rateLimits().get(names.day).limit(id, Math.max(1, recipientCount));
   if (!day.success) {
+    if (day.unavailable) return storeUnavailable(day.retryAfterSeconds);
     return { kind: "rate_limited", limit: names.day, retryAfterSeconds: day.retryAfterSeconds };
   }
   return null;

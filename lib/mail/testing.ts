@@ -120,10 +120,13 @@ export function sendRequest(body: unknown, opts: PostOptions = {}): Request {
 // picks (Redis when REDIS_URL is set), with other numbers, until the returned function runs.
 const limitsHolder = globalThis as typeof globalThis & { __mailwardenRateLimits?: RateLimits };
 
-export function useRateLimits(overrides: LimitOverrides): () => Promise<void> {
+export function useRateLimits(
+  overrides: LimitOverrides,
+  options: { redisUrl?: string } = {},
+): () => Promise<void> {
   const previous = limitsHolder.__mailwardenRateLimits;
   const replacement = createRateLimits({
-    redisUrl: env().REDIS_URL,
+    redisUrl: options.redisUrl ?? env().REDIS_URL,
     overrides,
     prefix: `mailwarden:test:${randomUUID().slice(0, 8)}`,
   });

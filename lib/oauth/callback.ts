@@ -18,7 +18,11 @@ import type { Actor, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { hasPermission } from "@/lib/auth/roles";
 import { assertConnectionsAllowed, ConnectionsBlockedError } from "@/lib/incidents/switches";
-import { enforceRateLimit, RateLimitedError } from "@/lib/ratelimit/runtime";
+import {
+  enforceRateLimit,
+  LimitStoreUnavailableError,
+  RateLimitedError,
+} from "@/lib/ratelimit/runtime";
 import { clientConfiguration } from "./client";
 import { sealGrant } from "./grant-columns";
 import { type MailboxNotification, notifyMailboxProblem } from "./notify";
@@ -41,6 +45,7 @@ export type RefusalReason =
   | "wrong_issuer"
   | "wrong_provider"
   | "rate_limited"
+  | "unavailable"
   | "not_permitted"
   | "other_account"
   | "address_in_use"
@@ -81,6 +86,9 @@ const REFUSAL_MESSAGES: Record<RefusalReason, string> = {
   wrong_provider:
     "The response came back for a different provider than the one started. Start again.",
   rate_limited: "Too many connection attempts. Wait a minute and try again.",
+  unavailable:
+    "Connecting is temporarily unavailable (the rate-limit store does not answer). Nothing was " +
+    "stored; try again in a minute.",
   not_permitted:
     "Your role in this organisation no longer allows connecting mailboxes (it changed, or you " +
     "left the organisation, while the provider's page was open). Nothing was stored.",
@@ -224,6 +232,7 @@ export async function completeConnect(input: CompleteConnectInput): Promise<Call
     await enforceRateLimit("oauthCallback", [key]);
   } catch (error) {
     if (error instanceof RateLimitedError) return refuse(ctx, "rate_limited", null);
+    if (error instanceof LimitStoreUnavailableError) return refuse(ctx, "unavailable", null);
     throw error;
   }
 

@@ -20,6 +20,11 @@ export type RateLimitResult = {
   resetAt: number;
   /** Seconds to put in Retry-After; at least 1 when denied, 0 when allowed. */
   retryAfterSeconds: number;
+  /**
+   * Set when the limit store could not answer (down, unreachable, too slow): the request was
+   * denied without being counted. Callers tell people "temporarily unavailable", not "too many".
+   */
+  unavailable?: true;
 };
 
 export type Limiter = {
@@ -83,6 +88,8 @@ export type RateLimitsConfig = {
 export type RateLimits = {
   get(name: LimitName): Limiter;
   backend: "upstash" | "redis" | "memory";
+  /** Whether the store answers a PING within the check timeout (memory: always). */
+  ping(): Promise<boolean>;
   close(): Promise<void>;
 };
 
@@ -174,17 +181,20 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
   let check: (name: LimitName, identifier: string, cost: number) => Promise<RateLimitResult>;
   let close = async () => {};
   let unavailable = () => false;
+  let ping = async () => true;
 
   if (config.upstash || config.redisUrl) {
     let redis: ConstructorParameters<typeof Ratelimit>[0]["redis"];
     if (config.upstash) {
       backend = "upstash";
-      redis = new UpstashRedis({
+      const upstash = new UpstashRedis({
         url: config.upstash.url,
         token: config.upstash.token,
         enableTelemetry: false,
         retry: { retries: 1 },
       });
+      redis = upstash;
+      ping = async () => (await upstash.ping()) === "PONG";
     } else {
       backend = "redis";
       const client = new IORedis(config.redisUrl as string, {
@@ -197,6 +207,7 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
       unavailable = () => client.status === "reconnecting" || client.status === "end";
       // Only evalsha/eval are called (see ioredis-adapter.ts); the type asks for more.
       redis = upstashCompatibleRedis(client) as unknown as typeof redis;
+      ping = async () => !unavailable() && (await client.ping()) === "PONG";
       close = async () => {
         if (client.status === "ready") await client.quit().catch(() => client.disconnect());
         else client.disconnect();
@@ -297,6 +308,7 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
               remaining: 0,
               resetAt: Date.now() + FAIL_CLOSED_RETRY_SECONDS * 1000,
               retryAfterSeconds: FAIL_CLOSED_RETRY_SECONDS,
+              unavailable: true,
             };
           } finally {
             clearTimeout(timer);
@@ -308,7 +320,24 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
     return limiter;
   };
 
-  return { get, backend, close: () => close() };
+  const pingWithTimeout = async () => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        ping(),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), timeoutMs);
+          timer.unref?.();
+        }),
+      ]);
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  return { get, backend, ping: pingWithTimeout, close: () => close() };
 }
 
 /** Headers for a 429 answer (RateLimit-* per the IETF draft: Reset is seconds from now). */

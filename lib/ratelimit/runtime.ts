@@ -21,6 +21,23 @@ export class RateLimitedError extends UserFacingError {
   }
 }
 
+/**
+ * The limit store (Redis, Upstash) could not answer, so the request was refused without being
+ * counted. Not the caller's doing: they read "temporarily unavailable" and the API answers 503,
+ * so nobody goes looking for a flood of attempts that never happened.
+ */
+export class LimitStoreUnavailableError extends UserFacingError {
+  constructor(
+    readonly limit: LimitName,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(
+      `Mailwarden is temporarily unavailable. Try again in ${retryAfterSeconds} seconds; if it lasts, tell your administrator.`,
+    );
+    this.name = "LimitStoreUnavailableError";
+  }
+}
+
 // One set of limiters per process, kept across `next dev` module reloads: the in-memory
 // backend would otherwise forget every count on each reload.
 const holder = globalThis as typeof globalThis & { __mailwardenRateLimits?: RateLimits };
@@ -33,6 +50,7 @@ function audited(limits: RateLimits): RateLimits {
   return {
     ...limits,
     backend: limits.backend,
+    ping: () => limits.ping(),
     close: () => limits.close(),
     get(name) {
       const limiter = limits.get(name);
@@ -42,7 +60,8 @@ function audited(limits: RateLimits): RateLimits {
           const result = await limiter.limit(identifier, cost);
           // Not awaited: a caller may hold a transaction (a token refresh does), and on PGlite's
           // one connection a second transaction would wait for it forever.
-          if (!result.success)
+          // A store failure is no refusal by a limit: the store's own health says it.
+          if (!result.success && !result.unavailable)
             void auditRateLimitRefusal(name, identifier, result.retryAfterSeconds);
           return result;
         },
@@ -68,7 +87,10 @@ export function rateLimits(): RateLimits {
   return holder.__mailwardenRateLimits;
 }
 
-/** Counts one request against each identifier; throws RateLimitedError on the first denial. */
+/**
+ * Counts one request against each identifier; throws LimitStoreUnavailableError when the store
+ * could not answer, else RateLimitedError on a denial.
+ */
 export async function enforceRateLimit(name: LimitName, identifiers: string[]): Promise<void> {
   const results: RateLimitResult[] = [];
   for (const identifier of identifiers) {
@@ -76,5 +98,16 @@ export async function enforceRateLimit(name: LimitName, identifiers: string[]): 
   }
   const denied = results.filter((r) => !r.success);
   if (denied.length === 0) return;
+  const unreachable = denied.find((r) => r.unavailable);
+  if (unreachable) throw new LimitStoreUnavailableError(name, unreachable.retryAfterSeconds);
   throw new RateLimitedError(name, Math.max(...denied.map((r) => r.retryAfterSeconds)));
+}
+
+/** The limit store as the health check and the security page report it. */
+export async function limitStoreStatus(): Promise<{
+  backend: RateLimits["backend"];
+  ok: boolean;
+}> {
+  const limits = rateLimits();
+  return { backend: limits.backend, ok: await limits.ping() };
 }

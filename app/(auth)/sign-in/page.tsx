@@ -5,7 +5,11 @@ import { signIn, signInProviderList } from "@/lib/auth/config";
 import { requestInfo } from "@/lib/auth/request";
 import { getSessionContext } from "@/lib/auth/session";
 import { env } from "@/lib/env";
-import { enforceRateLimit, RateLimitedError } from "@/lib/ratelimit/runtime";
+import {
+  enforceRateLimit,
+  LimitStoreUnavailableError,
+  RateLimitedError,
+} from "@/lib/ratelimit/runtime";
 
 async function signInWith(providerId: string) {
   "use server";
@@ -13,6 +17,7 @@ async function signInWith(providerId: string) {
     await enforceRateLimit("signIn", [`ip:${(await requestInfo()).ip ?? "unknown"}`]);
   } catch (error) {
     if (error instanceof RateLimitedError) redirect("/sign-in?error=RateLimited");
+    if (error instanceof LimitStoreUnavailableError) redirect("/sign-in?error=Unavailable");
     throw error;
   }
   await signIn(providerId, { redirectTo: "/" });
@@ -26,6 +31,8 @@ const ERRORS: Record<string, string> = {
   OAuthAccountNotLinked: "This email is already linked to another sign-in method.",
   Configuration: "Sign-in is not configured correctly. An administrator must check the settings.",
   RateLimited: "Too many sign-in attempts. Wait a minute and try again.",
+  Unavailable:
+    "Sign-in is temporarily unavailable. Nothing is wrong with your account: try again in a minute, and tell your administrator if it lasts.",
 };
 
 export default async function SignInPage({

@@ -36,6 +36,8 @@ function authRequest(path: string, method: string, socket: string, forwardedFor:
   });
 }
 
+const CLOSED_REDIS_URL = "redis://127.0.0.1:6390";
+
 const testAddress = () => `198.51.100.${randomInt(1, 255)}`;
 
 describe("Auth.js endpoints", () => {
@@ -69,6 +71,24 @@ describe("Auth.js endpoints", () => {
     expect(last?.headers.get("location")).toMatch(/\/sign-in\?error=RateLimited$/);
     expect(Number(last?.headers.get("retry-after"))).toBeGreaterThan(0);
     await restore();
+  });
+
+  it("with the limit store unreachable: 503 'temporarily unavailable' with Retry-After, not 429", async () => {
+    // A real Redis client pointed at a port nobody listens on: the store does not answer.
+    const restore = useRateLimits({}, { redisUrl: CLOSED_REDIS_URL });
+    try {
+      const post = await POST(authRequest("signin/demo", "POST", testAddress(), "203.0.113.1"));
+      expect(post.status).toBe(503);
+      expect(await post.text()).toMatch(/temporarily unavailable/);
+      expect(Number(post.headers.get("retry-after"))).toBeGreaterThan(0);
+      const callback = await GET(
+        authRequest("callback/demo?code=x&state=y", "GET", testAddress(), "203.0.113.1"),
+      );
+      expect(callback.status).toBe(303);
+      expect(callback.headers.get("location")).toMatch(/\/sign-in\?error=Unavailable$/);
+    } finally {
+      await restore();
+    }
   });
 
   it("answers 404 to a provider that is not configured", async () => {

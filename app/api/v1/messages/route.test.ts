@@ -309,6 +309,27 @@ describe("refusals", () => {
   });
 });
 
+describe("the rate-limit store unreachable", () => {
+  it("503 with Retry-After and 'temporarily unavailable', not 429; nothing sent or stored", async () => {
+    // A real Redis client pointed at a port nobody listens on.
+    const restore = useRateLimits({}, { redisUrl: "redis://127.0.0.1:6390" });
+    try {
+      const before = await bed.inboxCount();
+      const rowsBefore = (await rowsFor(owner.orgId)).length;
+      const response = await POST(sendRequest(message(), { token }));
+      expect(response.status).toBe(503);
+      expect(Number(response.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      const problem = await problemOf(response);
+      expect(problem.title).toBe("Temporarily unavailable");
+      expect(String(problem.detail)).toMatch(/rate-limit store/);
+      expect(await bed.inboxCount()).toBe(before);
+      expect((await rowsFor(owner.orgId)).length).toBe(rowsBefore);
+    } finally {
+      await restore();
+    }
+  });
+});
+
 describe("the cheap refusals come before the body is validated", () => {
   // An html body that only sanitising can refuse: nothing is left of it once cleaned. If it
   // was sanitised, the answer would be this 400; each refusal below answers first instead.

@@ -26,16 +26,22 @@ const STATUS: Record<MailboxStatus, { label: string; tone: "good" | "warn" | "ba
     revoked: { label: "Revoked", tone: "neutral" },
   };
 
-type Props = { searchParams: Promise<{ connected?: string }> };
+type Props = { searchParams: Promise<{ connected?: string; status?: string }> };
+
+const isStatus = (value: string | undefined): value is MailboxStatus =>
+  value !== undefined && Object.hasOwn(STATUS, value);
 
 export default async function MailboxesPage({ searchParams }: Props) {
   const ctx = await requirePermission("view", "/mailboxes");
-  const { connected } = await searchParams;
-  const mailboxes = await listMailboxes({ db: await getDb(), orgId: ctx.orgId });
+  const { connected, status: statusFilter } = await searchParams;
+  const all = await listMailboxes({ db: await getDb(), orgId: ctx.orgId });
+  // The overview's counts link here filtered by status; an unknown value shows every mailbox.
+  const filter = isStatus(statusFilter) ? statusFilter : null;
+  const mailboxes = filter ? all.filter((m) => m.status === filter) : all;
   const canManage = hasPermission(ctx.role, "manageMailboxes");
   const canSend = hasPermission(ctx.role, "send");
   const providers = listMailProviders();
-  const justConnected = mailboxes.find((m) => m.id === connected);
+  const justConnected = all.find((m) => m.id === connected);
 
   return (
     <>
@@ -62,7 +68,22 @@ export default async function MailboxesPage({ searchParams }: Props) {
           {justConnected.address} is connected. Mailwarden can now send from it.
         </p>
       )}
-      {mailboxes.length === 0 ? (
+      {filter && (
+        <p className="mb-4 text-sm">
+          Showing {mailboxes.length} of {all.length} mailboxes: {STATUS[filter].label.toLowerCase()}
+          .{" "}
+          <Link className="text-brand-600 underline" href="/mailboxes">
+            Show all
+          </Link>
+        </p>
+      )}
+      {mailboxes.length === 0 && filter ? (
+        <Card>
+          <EmptyState title={`No mailbox with the status "${STATUS[filter].label}"`}>
+            Every other mailbox is listed when you show all.
+          </EmptyState>
+        </Card>
+      ) : mailboxes.length === 0 ? (
         <Card>
           <EmptyState title="No mailbox yet">
             {canManage
@@ -75,7 +96,7 @@ export default async function MailboxesPage({ searchParams }: Props) {
           {mailboxes.map((m) => {
             const status = STATUS[m.status];
             return (
-              <li key={m.id}>
+              <li key={m.id} id={`mailbox-${m.id}`}>
                 <Card>
                   <div className="flex flex-wrap items-start justify-between gap-4">
                     <div className="min-w-0">

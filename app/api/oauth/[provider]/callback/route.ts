@@ -3,7 +3,11 @@ import { requestInfoFrom } from "@/lib/auth/request";
 import { getSessionContext } from "@/lib/auth/session";
 import { completeConnect } from "@/lib/oauth/callback";
 import { getMailProvider } from "@/lib/oauth/providers";
-import { enforceRateLimit, RateLimitedError } from "@/lib/ratelimit/runtime";
+import {
+  enforceRateLimit,
+  LimitStoreUnavailableError,
+  RateLimitedError,
+} from "@/lib/ratelimit/runtime";
 
 export const dynamic = "force-dynamic";
 
@@ -17,10 +21,11 @@ async function refuseAnonymousCallback(request: NextRequest, provider: string) {
     await enforceRateLimit("oauthCallbackAnonymous", [`ip:${ip}`]);
     return null;
   } catch (error) {
-    if (!(error instanceof RateLimitedError)) throw error;
+    const unavailable = error instanceof LimitStoreUnavailableError;
+    if (!(error instanceof RateLimitedError) && !unavailable) throw error;
     const target = new URL(`/mailboxes/connect/${encodeURIComponent(provider)}`, request.url);
     target.searchParams.set("result", "refused");
-    target.searchParams.set("reason", "rate_limited");
+    target.searchParams.set("reason", unavailable ? "unavailable" : "rate_limited");
     return NextResponse.redirect(target, {
       status: 303,
       headers: { "Retry-After": String(error.retryAfterSeconds) },
