@@ -9,6 +9,7 @@ import { openMailboxToken } from "@/lib/oauth/sealed";
 import { type DemoTestbed, startDemoTestbed } from "@/lib/oauth/testing/demo";
 import { connectDemoMailbox, type Person, readMailbox } from "@/lib/oauth/testing/fixtures";
 import { revokeToken } from "@/lib/oauth/token-endpoint";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { REVOKE_ALL, startRevokeAll } from "./revoke-all";
 import { runJob } from "./runner";
@@ -40,13 +41,11 @@ async function connected(person: Person) {
   };
 }
 
-async function start(owner: { user: { id: string }; orgId: string }) {
+async function start(owner: Person) {
   return startRevokeAll({
     db: await getDb(),
-    orgId: owner.orgId,
-    actor: { type: "user", id: owner.user.id },
+    ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
     reason: "test",
-    request: REQUEST,
   });
 }
 
@@ -147,10 +146,8 @@ describe("revoke every mailbox", { timeout: 120_000 }, () => {
 
     const cancelled = await cancelJobAudited({
       db,
-      orgId: owner.orgId,
+      ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
       jobId: job.id,
-      actor: { type: "user", id: owner.user.id },
-      request: REQUEST,
     });
     expect(cancelled?.status).toBe("cancelled");
     expect(await runJob(db, job.id)).toBeNull();
@@ -163,10 +160,8 @@ describe("revoke every mailbox", { timeout: 120_000 }, () => {
     expect(
       await cancelJobAudited({
         db,
-        orgId: stranger.orgId,
+        ctx: memberContext(stranger.orgId, stranger.user, "owner", REQUEST),
         jobId: again.id,
-        actor: { type: "user", id: stranger.user.id },
-        request: REQUEST,
       }),
     ).toBeNull();
     expect(again.kind).toBe(REVOKE_ALL);

@@ -8,6 +8,7 @@ import {
   type SwitchScope,
   setSwitch,
 } from "@/lib/incidents/switches";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { registerMailProvider, resetMailProviders, subjectFromClaims } from "./providers";
 import { authorizeInBrowser, type DemoTestbed, startDemoTestbed } from "./testing/demo";
@@ -336,12 +337,12 @@ describe("callback: providers whose revocation is broader, or missing", () => {
 describe("callback: the block_connections switch", () => {
   async function withSwitch(person: Person, scope: SwitchScope, run: () => Promise<void>) {
     const db = await getDb();
-    const actor = { userId: person.user.id };
-    await setSwitch({ db, kind: "block_connections", scope, reason: "drill", actor });
+    const ctx = memberContext(person.orgId, person.user, "owner");
+    await setSwitch({ db, kind: "block_connections", scope, reason: "drill", ctx });
     try {
       await run();
     } finally {
-      await clearSwitch({ db, kind: "block_connections", scope, actor });
+      await clearSwitch({ db, kind: "block_connections", scope, ctx });
     }
   }
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Mailbox } from "@/db/schema";
 import { isEncryptedValue, keyIdOf } from "@/lib/crypto";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { MailboxNeedsReconnectError } from "./errors";
 import { registerMailProvider, resetMailProviders } from "./providers";
@@ -173,10 +174,8 @@ describe("the token columns through a grant's life", () => {
     const owner = await createOwner();
     const box = await connected(owner);
     const result = await revokeMailbox({
-      orgId: owner.orgId,
+      ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
       mailboxId: box.id,
-      actor: { type: "user", id: owner.user.id },
-      request: REQUEST,
     });
     expect(result.providerResult).toBe("revoked");
     const row = await readMailbox(box.id);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents } from "@/db/schema";
 import { freePort } from "@/lib/demo/testing";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { MailboxNotFoundError, MailboxUnavailableError } from "./errors";
 import { buildDemoProvider, registerMailProvider, resetMailProviders } from "./providers";
@@ -50,10 +51,8 @@ async function connected(person: Person, address = email()) {
 
 function revoke(person: Person, mailboxId: string) {
   return revokeMailbox({
-    orgId: person.orgId,
+    ctx: memberContext(person.orgId, person.user, "owner", REQUEST),
     mailboxId,
-    actor: { type: "user", id: person.user.id },
-    request: REQUEST,
   });
 }
 
