@@ -31,11 +31,10 @@ async function invitedOwnerOfB(role: "sender" | "admin" | "owner" = "sender") {
   const db = await getDb();
   const a = await createOwner("owner-a");
   const b = await createOwner("owner-b");
-  await inviteMember(
-    db,
-    { orgId: a.orgId, actor: { type: "user", id: a.user.id } },
-    { email: b.user.email ?? "", role },
-  );
+  await inviteMember(db, memberContext(a.orgId, a.user, "owner"), {
+    email: b.user.email ?? "",
+    role,
+  });
   const [invite] = await db
     .select({ id: invitations.id })
     .from(invitations)

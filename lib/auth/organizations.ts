@@ -13,7 +13,10 @@ import { writeAuditEvent } from "@/lib/audit/write";
 import type { MemberContext } from "./context";
 
 /** The caller and the session it acts in: joining or switching changes that session's organisation. */
-type InSession = { ctx: MemberContext; sessionToken: string };
+type InSession<C = MemberContext> = { ctx: C; sessionToken: string };
+
+/** Answering an invitation concerns the inviting organisation, whatever the caller's own is. */
+type Invitee = Pick<MemberContext, "actor" | "request">;
 
 export type InvitationAnswer =
   | { ok: true; orgId: string; orgName: string; role: Role }
@@ -38,7 +41,7 @@ function actorOf(userId: string, email: string): Actor {
  */
 export async function acceptInvitation(
   db: Database,
-  { ctx, sessionToken }: InSession,
+  { ctx, sessionToken }: InSession<Invitee>,
   invitationId: string,
 ): Promise<InvitationAnswer> {
   const { request } = ctx;
@@ -71,7 +74,7 @@ export async function acceptInvitation(
 /** Declining deletes the invitation; the inviting organisation's log says so. */
 export async function declineInvitation(
   db: Database,
-  ctx: MemberContext,
+  ctx: Invitee,
   invitationId: string,
 ): Promise<{ ok: true } | { ok: false; reason: "not_found" | "unverified" }> {
   const { request } = ctx;
