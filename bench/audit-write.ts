@@ -20,7 +20,15 @@ import { performance } from "node:perf_hooks";
 import { and, desc, eq, isNull, sql } from "drizzle-orm";
 import { closeDb, type DbOrTx, getDb } from "@/db";
 import { auditEvents } from "@/db/schema";
-import { drive, intSetting, machine, medianRun, storeResult, writeReadmeSection } from "./lib";
+import {
+  databaseName,
+  drive,
+  intSetting,
+  machine,
+  medianRun,
+  storeResult,
+  writeReadmeSection,
+} from "./lib";
 
 const SCRIPT = "audit-write";
 
@@ -95,12 +103,7 @@ async function main() {
   const { createOwner } = await import("@/lib/testing/factories");
   try {
     const db = await getDb();
-    const version = (await db.execute(sql`show server_version`)) as unknown as {
-      rows: Array<{ server_version?: string }>;
-    };
-    const database = process.env.DATABASE_URL
-      ? `PostgreSQL ${version.rows[0]?.server_version ?? ""}`.trim()
-      : "PGlite (embedded, in-process)";
+    const database = await databaseName(db);
     const naiveOrg = (await createOwner("naive")).orgId;
     const sealedOrg = (await createOwner("sealed")).orgId;
     // The naive chain starts where its org.created event left it; re-seal state is irrelevant.

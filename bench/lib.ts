@@ -8,6 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import { sql } from "drizzle-orm";
+import type { DbOrTx } from "@/db";
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const README = path.join(BENCH_DIR, "README.md");
@@ -77,6 +79,16 @@ export function medianRun<T extends { perSecond: number }>(runs: readonly T[]): 
 export function machine(): string {
   const cpu = os.cpus()[0]?.model.trim() ?? "unknown CPU";
   return `nproc ${os.cpus().length} (${cpu}), Node ${process.version}`;
+}
+
+/** The database the figures come from, as the README names it. */
+export async function databaseName(db: DbOrTx): Promise<string> {
+  const version = (await db.execute(sql`show server_version`)) as unknown as {
+    rows: Array<{ server_version?: string }>;
+  };
+  return process.env.DATABASE_URL
+    ? `PostgreSQL ${version.rows[0]?.server_version ?? ""}`.trim()
+    : "PGlite (embedded, in-process)";
 }
 
 /** Results of one script, stored per database ("pglite" / "postgres") beside the script. */

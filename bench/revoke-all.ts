@@ -150,10 +150,14 @@ async function main() {
   const { startRevokeAll } = await import("@/lib/jobs/revoke-all");
   const job = await startRevokeAll({
     db,
-    orgId: owner.orgId,
-    actor: { type: "system", label: "bench/revoke-all" },
+    ctx: {
+      orgId: owner.orgId,
+      actor: { type: "user", id: owner.user.id, label: "bench/revoke-all" },
+      role: "owner",
+      request: { ip: null, userAgent: "bench" },
+      allowedMailboxIds: null,
+    },
     reason: "benchmark",
-    request: { ip: null, userAgent: "bench" },
   });
   const settings: WorkerSettings = {
     issuer: testbed.issuer,

@@ -18,6 +18,7 @@ import pg from "pg";
 import { closeDb, getDb } from "@/db";
 import { generateKeySpec } from "@/lib/crypto/keyring";
 import {
+  databaseName,
   drive,
   intSetting,
   machine,
@@ -89,12 +90,7 @@ async function main() {
   });
   try {
     const db = await getDb();
-    const version = (await db.execute(sql`show server_version`)) as unknown as {
-      rows: Array<{ server_version?: string }>;
-    };
-    const database = process.env.DATABASE_URL
-      ? `PostgreSQL ${version.rows[0]?.server_version ?? ""}`.trim()
-      : "PGlite (embedded, in-process)";
+    const database = await databaseName(db);
     const limiterBackend = rateLimits().backend;
 
     const owner = await createOwner("bench");

@@ -18,11 +18,7 @@ export const switchOrganizationAction = action(
     if (orgId === ctx.orgId) return { ok: true };
     const sessionToken = await currentSessionToken();
     if (!sessionToken) return { message: "Your session has ended. Sign in again." };
-    const result = await switchOrganization(
-      await getDb(),
-      { userId: ctx.user.id, sessionToken, request: ctx.request },
-      { orgId, fromOrgId: ctx.orgId, label: ctx.user.email },
-    );
+    const result = await switchOrganization(await getDb(), { ctx, sessionToken }, orgId);
     if (!result.ok) {
       return {
         message: "You are not a member of that organisation.",

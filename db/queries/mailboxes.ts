@@ -1,5 +1,5 @@
 import "server-only";
-import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import {
   apiKeys,
@@ -53,6 +53,13 @@ export async function listMailboxes({ db, orgId }: { db: DbOrTx; orgId: string }
     .orderBy(asc(mailboxes.address));
 }
 
+/** The one mailbox matching `where` (already scoped by organisation), locked when asked. */
+async function oneMailbox(db: DbOrTx, where: SQL | undefined, forUpdate: boolean) {
+  const query = db.select(publicColumns).from(mailboxes).where(where).limit(1);
+  const [row] = forUpdate ? await query.for("update") : await query;
+  return row ?? null;
+}
+
 export async function getMailboxForOrg({
   db,
   orgId,
@@ -64,13 +71,7 @@ export async function getMailboxForOrg({
   mailboxId: string;
   forUpdate?: boolean;
 }) {
-  const query = db
-    .select(publicColumns)
-    .from(mailboxes)
-    .where(and(eq(mailboxes.orgId, orgId), eq(mailboxes.id, mailboxId)))
-    .limit(1);
-  const [row] = forUpdate ? await query.for("update") : await query;
-  return row ?? null;
+  return oneMailbox(db, and(eq(mailboxes.orgId, orgId), eq(mailboxes.id, mailboxId)), forUpdate);
 }
 
 /** The mailbox of one account at the provider (its stable subject, not its address). */
@@ -87,19 +88,15 @@ export async function findMailboxBySubject({
   subject: string;
   forUpdate?: boolean;
 }) {
-  const query = db
-    .select(publicColumns)
-    .from(mailboxes)
-    .where(
-      and(
-        eq(mailboxes.orgId, orgId),
-        eq(mailboxes.provider, provider),
-        eq(mailboxes.providerSubject, subject),
-      ),
-    )
-    .limit(1);
-  const [row] = forUpdate ? await query.for("update") : await query;
-  return row ?? null;
+  return oneMailbox(
+    db,
+    and(
+      eq(mailboxes.orgId, orgId),
+      eq(mailboxes.provider, provider),
+      eq(mailboxes.providerSubject, subject),
+    ),
+    forUpdate,
+  );
 }
 
 /**
@@ -178,19 +175,15 @@ export async function findMailboxByAddress({
   address: string;
   forUpdate?: boolean;
 }) {
-  const query = db
-    .select(publicColumns)
-    .from(mailboxes)
-    .where(
-      and(
-        eq(mailboxes.orgId, orgId),
-        eq(mailboxes.provider, provider),
-        eq(mailboxes.address, address.toLowerCase()),
-      ),
-    )
-    .limit(1);
-  const [row] = forUpdate ? await query.for("update") : await query;
-  return row ?? null;
+  return oneMailbox(
+    db,
+    and(
+      eq(mailboxes.orgId, orgId),
+      eq(mailboxes.provider, provider),
+      eq(mailboxes.address, address.toLowerCase()),
+    ),
+    forUpdate,
+  );
 }
 
 /* ---- Token lifecycle (by mailbox id; callers are already authorised for the mailbox) ---- */

@@ -31,98 +31,29 @@
 // Whatever the outcome, another organisation's rows never change and nothing of it appears in
 // the answer; after a 401 or 403 the caller's own organisation is unchanged too.
 
-export const CALLERS = [
-  "owner",
-  "admin",
-  "sender",
-  "compliance",
-  "signedOut",
-  "otherOrg",
-  "apiKey",
-  "otherOrgApiKey",
-] as const;
-export type Caller = (typeof CALLERS)[number];
+import { PAGE_ROWS } from "./access-matrix-pages";
+import {
+  AUDITORS,
+  demoMessage,
+  EVERYONE,
+  MANAGERS,
+  PRIVACY,
+  REDIRECT_MANAGERS,
+  type Row,
+  SENDERS,
+  signedIn,
+} from "./access-matrix-shapes";
 
-export type Outcome = "ok" | "redirect" | 400 | 401 | 403 | 404;
-export type Expect = Record<Caller, Outcome>;
-
-/** Organisation A as a row's input builder sees it. Makers return the id of a fresh row. */
-export type Target = {
-  orgId: string;
-  /** A connected demo mailbox that can really send. */
-  mailboxId: string;
-  newMailbox(): Promise<string>;
-  newApiKey(): Promise<string>;
-  newMember(role: "admin" | "sender" | "compliance"): Promise<string>;
-  newInvitation(): Promise<string>;
-  /** An invitation of A addressed to the calling person (to A's owner when not in A). */
-  newInvitationToMe(): Promise<string>;
-  /** Another organisation the calling person belongs to (A's owner's when not in A). */
-  newOrganizationOfMine(): Promise<string>;
-  /** A notice addressed to the calling member (to A's owner when the caller is not in A). */
-  newNotice(): Promise<string>;
-  /** A connection A's owner started, authorised at the provider: the callback URL it returns. */
-  newCallback(): Promise<string>;
-  /** An address nobody has used. */
-  newEmail(): string;
-  /** An event in A's audit log: its id. */
-  newAuditEvent(): Promise<string>;
-  /** A data request of A about a fresh member of A; completed ones carry a receipt. */
-  newDataRequest(kind: "export" | "erasure", options?: { completed?: boolean }): Promise<string>;
-};
-
-type Form = Record<string, string | string[]>;
-
-export type HttpCall = {
-  method: string;
-  path: string;
-  headers?: Record<string, string>;
-  body?: string;
-  params?: Record<string, string | string[]>;
-};
-
-export type PageCall = {
-  params?: Record<string, string | string[]>;
-  searchParams?: Record<string, string>;
-};
-
-export type Row =
-  | { kind: "action"; expect: Expect; call: (t: Target) => Form | Promise<Form> }
-  | {
-      kind: "route";
-      expect: Expect;
-      call: (t: Target) => HttpCall | Promise<HttpCall>;
-      /** For a route that answers everything with a redirect: its outcome from the Location. */
-      outcomeOf?: (location: URL) => Outcome;
-    }
-  | { kind: "page"; expect: Expect; call?: (t: Target) => PageCall | Promise<PageCall> }
-  /**
-   * A "use server" function declared inside a page or component: it has no export to call, so
-   * the row says in words who may call it. Prefer a "use server" file for anything new.
-   */
-  | { kind: "inline"; who: string };
-
-type Roles = Pick<Expect, "owner" | "admin" | "sender" | "compliance">;
-
-const MANAGERS: Roles = { owner: "ok", admin: "ok", sender: 403, compliance: 403 };
-const SENDERS: Roles = { owner: "ok", admin: "ok", sender: "ok", compliance: 403 };
-const AUDITORS: Roles = { owner: "ok", admin: "ok", sender: 403, compliance: "ok" };
-const EVERYONE: Roles = { owner: "ok", admin: "ok", sender: "ok", compliance: "ok" };
-const PRIVACY: Roles = { owner: "ok", admin: 403, sender: 403, compliance: "ok" };
-const REDIRECT_MANAGERS: Roles = {
-  owner: "redirect",
-  admin: "redirect",
-  sender: 403,
-  compliance: 403,
-};
-
-/** Signed-in only: no session (an API key alone included) is 401. */
-function signedIn(roles: Roles, otherOrg: Outcome): Expect {
-  return { ...roles, otherOrg, signedOut: 401, apiKey: 401, otherOrgApiKey: 401 };
-}
-
-const demoMessage = (mailbox: string) =>
-  JSON.stringify({ mailbox, to: ["rcpt@example.test"], subject: "Matrix", text: "Hello" });
+export {
+  CALLERS,
+  type Caller,
+  type Expect,
+  type HttpCall,
+  type Outcome,
+  type PageCall,
+  type Row,
+  type Target,
+} from "./access-matrix-shapes";
 
 export const ACCESS_MATRIX: Record<string, Row> = {
   // ---- Members ----
@@ -218,7 +149,7 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     kind: "action",
     // Another organisation's owner sets their own organisation's retention: A untouched.
     expect: signedIn(MANAGERS, "ok"),
-    call: () => ({ auditDays: "400", messageDays: "90", networkDays: "30" }),
+    call: () => ({ days: "400" }),
   },
   "app/(signed-in)/(admin)/security/actions.ts#setClientFactsAction": {
     kind: "action",
@@ -387,98 +318,8 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     who: "The signed-in person, for their own session only (Auth.js signOut reads the cookie).",
   },
 
-  // ---- Pages ----
-  "app/(auth)/sign-in/page.tsx#default": {
-    kind: "page",
-    expect: {
-      owner: "redirect",
-      admin: "redirect",
-      sender: "redirect",
-      compliance: "redirect",
-      signedOut: "ok",
-      otherOrg: "redirect",
-      apiKey: "ok",
-      otherOrgApiKey: "ok",
-    },
-  },
-  "app/(signed-in)/(dashboard)/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(EVERYONE, "ok"),
-  },
-  "app/(signed-in)/(dashboard)/mailboxes/(list)/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(EVERYONE, "ok"),
-    call: (t) => ({ searchParams: { connected: t.mailboxId } }),
-  },
-  "app/(signed-in)/(dashboard)/mailboxes/connect/[provider]/page.tsx#default": {
-    kind: "page",
-    // Asked to reconnect A's mailbox, B's owner sees a plain "connect": nothing of A's shown.
-    expect: signedIn(MANAGERS, "ok"),
-    call: (t) => ({ params: { provider: "demo" }, searchParams: { mailbox: t.mailboxId } }),
-  },
-  "app/(signed-in)/(dashboard)/api-keys/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(MANAGERS, "ok"),
-  },
-  "app/(signed-in)/(dashboard)/messages/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(EVERYONE, "ok"),
-  },
-  "app/(signed-in)/(dashboard)/demo-inbox/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(EVERYONE, "ok"),
-  },
-  "app/(signed-in)/(dashboard)/invitations/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(EVERYONE, "ok"),
-  },
-  "app/(signed-in)/(dashboard)/send/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(SENDERS, "ok"),
-  },
-  "app/(signed-in)/(admin)/activity/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(AUDITORS, "ok"),
-  },
-  "app/(signed-in)/(admin)/activity/[id]/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(AUDITORS, 404),
-    call: async (t) => ({ params: { id: await t.newAuditEvent() } }),
-  },
-  "app/(signed-in)/(admin)/activity/retention/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(MANAGERS, "ok"),
-  },
-  "app/(signed-in)/(admin)/members/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(MANAGERS, "ok"),
-  },
-  "app/(signed-in)/(admin)/privacy/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(PRIVACY, "ok"),
-  },
-  "app/(signed-in)/(admin)/privacy/[requestId]/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(PRIVACY, 404),
-    call: async (t) => ({ params: { requestId: await t.newDataRequest("erasure") } }),
-  },
-  "app/(signed-in)/(dashboard)/profile/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(EVERYONE, "ok"),
-  },
-  "app/(signed-in)/(admin)/incidents/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(MANAGERS, "ok"),
-  },
-  "app/(signed-in)/(admin)/runbook/page.tsx#default": {
-    kind: "page",
-    expect: signedIn(EVERYONE, "ok"),
-  },
-  "app/(signed-in)/(admin)/security/page.tsx#default": {
-    kind: "page",
-    // Compliance officers read the posture too; only managers see the form.
-    expect: signedIn(AUDITORS, "ok"),
-  },
+  // ---- Pages (access-matrix-pages.ts) ----
+  ...PAGE_ROWS,
 
   // ---- Incidents (last: pulling a switch changes the organisation for the rows after it) ----
   "app/(signed-in)/(dashboard)/mailboxes/actions.ts#pauseMailboxAction": {

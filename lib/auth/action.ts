@@ -29,6 +29,16 @@ function formToObject(formData: FormData): Record<string, string | string[]> {
 /** The session's view of the caller plus the one context lib/ functions take. */
 export type ActionContext = SessionContext & MemberContext;
 
+/** A signed-in member's context for this request: for the wrapper and for route handlers. */
+export async function memberContextOf(session: SessionContext): Promise<ActionContext> {
+  return {
+    ...session,
+    actor: { type: "user", id: session.user.id, label: session.user.email },
+    request: await requestInfo(),
+    allowedMailboxIds: null,
+  };
+}
+
 /**
  * The one server-action wrapper: session, permission, then a zod parse of the form, then the
  * function with typed input and one context (lib/auth/context.ts). No action is written without
@@ -61,12 +71,7 @@ export function action<S extends z.ZodType>(
         fieldErrors: z.flattenError(parsed.error).fieldErrors as Record<string, string[]>,
       };
     }
-    const ctx: ActionContext = {
-      ...session,
-      actor: { type: "user", id: session.user.id, label: session.user.email },
-      request: await requestInfo(),
-      allowedMailboxIds: null,
-    };
+    const ctx = await memberContextOf(session);
     try {
       return (await run(parsed.data, ctx)) ?? { ok: true };
     } catch (error) {

@@ -4,6 +4,7 @@ import { getDb } from "@/db";
 import { getActiveMembership, listMembers } from "@/db/queries/organizations";
 import { auditEvents, invitations } from "@/db/schema";
 import { auditEventsOf } from "@/lib/testing/audit";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner, createUser, joinOrganization } from "@/lib/testing/factories";
 import {
   changeMemberRole,
@@ -13,7 +14,8 @@ import {
   settleMemberships,
 } from "./members";
 
-const actorOf = (id: string) => ({ type: "user" as const, id });
+// The owner rules read the acting person's role from the locked rows, not from the context.
+const ctxOf = (orgId: string, id: string) => memberContext(orgId, { id }, "owner");
 
 async function actions(orgId: string) {
   return (await auditEventsOf(orgId)).map((r) => r.action);
@@ -34,11 +36,7 @@ describe("memberships", () => {
     const db = await getDb();
     const { user: owner, orgId } = await createOwner();
     const invitee = await createUser("sender");
-    await inviteMember(
-      db,
-      { orgId, actor: actorOf(owner.id) },
-      { email: invitee.email ?? "", role: "sender" },
-    );
+    await inviteMember(db, ctxOf(orgId, owner.id), { email: invitee.email ?? "", role: "sender" });
 
     await settleMemberships(db, invitee, { isEmailVerified: true });
     await settleMemberships(db, invitee, { isEmailVerified: true });
@@ -54,7 +52,7 @@ describe("memberships", () => {
   it("refuses to demote or remove the last owner and writes no event for the refusal", async () => {
     const db = await getDb();
     const { user, orgId } = await createOwner();
-    const ctx = { orgId, actor: actorOf(user.id) };
+    const ctx = ctxOf(orgId, user.id);
     const before = (await actions(orgId)).length;
     await expect(changeMemberRole(db, ctx, { userId: user.id, role: "admin" })).rejects.toThrow(
       LastOwnerError,
@@ -71,8 +69,8 @@ describe("memberships", () => {
     await joinOrganization({ orgId, inviterId: a.id, user: b, role: "owner" });
 
     const results = await Promise.allSettled([
-      changeMemberRole(db, { orgId, actor: actorOf(a.id) }, { userId: b.id, role: "sender" }),
-      changeMemberRole(db, { orgId, actor: actorOf(b.id) }, { userId: a.id, role: "sender" }),
+      changeMemberRole(db, ctxOf(orgId, a.id), { userId: b.id, role: "sender" }),
+      changeMemberRole(db, ctxOf(orgId, b.id), { userId: a.id, role: "sender" }),
     ]);
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     const owners = (await listMembers({ db, orgId })).filter((m) => m.role === "owner");
@@ -84,12 +82,8 @@ describe("memberships", () => {
     const { user: owner, orgId } = await createOwner();
     const member = await createUser("member");
     await joinOrganization({ orgId, inviterId: owner.id, user: member, role: "sender" });
-    await changeMemberRole(
-      db,
-      { orgId, actor: actorOf(owner.id) },
-      { userId: member.id, role: "compliance" },
-    );
-    await removeMember(db, { orgId, actor: actorOf(owner.id) }, member.id);
+    await changeMemberRole(db, ctxOf(orgId, owner.id), { userId: member.id, role: "compliance" });
+    await removeMember(db, ctxOf(orgId, owner.id), member.id);
     const rows = await db
       .select({ action: auditEvents.action, metadata: auditEvents.metadata })
       .from(auditEvents)

@@ -24,7 +24,6 @@ import {
   refuseRemoval,
   refuseRoleChange,
 } from "./owner-rules";
-import type { RequestInfo } from "./request";
 
 export class LastOwnerError extends UserFacingError {
   constructor() {
@@ -87,9 +86,6 @@ export async function settleMemberships(
   });
 }
 
-/** The caller as lib/auth/context.ts describes it; tests may leave the request out. */
-type OrgActor = Pick<CallContext, "orgId" | "actor"> & { request?: RequestInfo };
-
 type Refused = {
   action: AuditAction;
   target: { type: string; id: string };
@@ -99,7 +95,7 @@ type Refused = {
 /** Runs a member change; a refusal by the owner rules leaves a denied event behind. */
 async function auditingRefusal<T>(
   db: Database,
-  { orgId, actor, request }: OrgActor,
+  { orgId, actor, request }: CallContext,
   refused: Refused,
   work: () => Promise<T>,
 ): Promise<T> {
@@ -138,7 +134,7 @@ async function lockedFacts(tx: Tx, orgId: string, actor: Actor) {
 
 export async function inviteMember(
   db: Database,
-  ctx: OrgActor,
+  ctx: CallContext,
   { email, role }: { email: string; role: Role },
 ) {
   const { orgId, actor, request } = ctx;
@@ -177,7 +173,7 @@ export async function inviteMember(
 
 export async function revokeInvitation(
   db: Database,
-  { orgId, actor, request }: OrgActor,
+  { orgId, actor, request }: CallContext,
   id: string,
 ) {
   return db.transaction(async (tx) => {
@@ -198,7 +194,7 @@ export async function revokeInvitation(
 
 export async function changeMemberRole(
   db: Database,
-  ctx: OrgActor,
+  ctx: CallContext,
   { userId, role }: { userId: string; role: Role },
 ) {
   const { orgId, actor, request } = ctx;
@@ -236,7 +232,7 @@ export async function changeMemberRole(
 }
 
 /** Removes a member; owners and admins may also remove themselves, except the last owner. */
-export async function removeMember(db: Database, ctx: OrgActor, userId: string) {
+export async function removeMember(db: Database, ctx: CallContext, userId: string) {
   const { orgId, actor, request } = ctx;
   const refused = {
     action: "member.removed" as const,

@@ -4,6 +4,7 @@ import { getDb } from "@/db";
 import { getActiveMembership, listMembershipsOfUser } from "@/db/queries/organizations";
 import { invitations, sessions } from "@/db/schema";
 import { auditEventsOf } from "@/lib/testing/audit";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner, createSession } from "@/lib/testing/factories";
 import { inviteMember, settleMemberships } from "./members";
 import { acceptInvitation, declineInvitation, switchOrganization } from "./organizations";
@@ -30,11 +31,10 @@ async function invitedOwnerOfB(role: "sender" | "admin" | "owner" = "sender") {
   const db = await getDb();
   const a = await createOwner("owner-a");
   const b = await createOwner("owner-b");
-  await inviteMember(
-    db,
-    { orgId: a.orgId, actor: { type: "user", id: a.user.id } },
-    { email: b.user.email ?? "", role },
-  );
+  await inviteMember(db, memberContext(a.orgId, a.user, "owner"), {
+    email: b.user.email ?? "",
+    role,
+  });
   const [invite] = await db
     .select({ id: invitations.id })
     .from(invitations)
@@ -63,7 +63,10 @@ describe("invitations wait for the invitee", () => {
     const { a, b, invitationId, sessionToken } = await invitedOwnerOfB("sender");
     const answer = await acceptInvitation(
       db,
-      { userId: b.user.id, sessionToken, request: { ip: "203.0.113.9", userAgent: "test" } },
+      {
+        ctx: memberContext(b.orgId, b.user, "owner", { ip: "203.0.113.9", userAgent: "test" }),
+        sessionToken,
+      },
       invitationId,
     );
     expect(answer).toMatchObject({ ok: true, orgId: a.orgId, role: "sender" });
@@ -81,7 +84,13 @@ describe("invitations wait for the invitee", () => {
       actorId: b.user.id,
     });
     // A second click finds nothing to accept.
-    expect(await acceptInvitation(db, { userId: b.user.id, sessionToken }, invitationId)).toEqual({
+    expect(
+      await acceptInvitation(
+        db,
+        { ctx: memberContext(b.orgId, b.user, "owner"), sessionToken },
+        invitationId,
+      ),
+    ).toEqual({
       ok: false,
       reason: "not_found",
     });
@@ -91,11 +100,19 @@ describe("invitations wait for the invitee", () => {
     const db = await getDb();
     const { a, b, invitationId, sessionToken } = await invitedOwnerOfB();
     await settleMemberships(db, b.user, { isEmailVerified: false });
-    expect(await acceptInvitation(db, { userId: b.user.id, sessionToken }, invitationId)).toEqual({
+    expect(
+      await acceptInvitation(
+        db,
+        { ctx: memberContext(b.orgId, b.user, "owner"), sessionToken },
+        invitationId,
+      ),
+    ).toEqual({
       ok: false,
       reason: "unverified",
     });
-    expect(await declineInvitation(db, { userId: b.user.id }, invitationId)).toEqual({
+    expect(
+      await declineInvitation(db, memberContext(b.orgId, b.user, "owner"), invitationId),
+    ).toEqual({
       ok: false,
       reason: "unverified",
     });
@@ -114,11 +131,20 @@ describe("invitations wait for the invitee", () => {
     expect(
       await acceptInvitation(
         db,
-        { userId: stranger.user.id, sessionToken: strangerSession },
+        {
+          ctx: memberContext(stranger.orgId, stranger.user, "owner"),
+          sessionToken: strangerSession,
+        },
         invitationId,
       ),
     ).toEqual({ ok: false, reason: "not_found" });
-    expect(await declineInvitation(db, { userId: stranger.user.id }, invitationId)).toEqual({
+    expect(
+      await declineInvitation(
+        db,
+        memberContext(stranger.orgId, stranger.user, "owner"),
+        invitationId,
+      ),
+    ).toEqual({
       ok: false,
       reason: "not_found",
     });
@@ -131,7 +157,9 @@ describe("invitations wait for the invitee", () => {
   it("declining deletes the invitation, joins nothing and is audited in the inviting organisation", async () => {
     const db = await getDb();
     const { a, b, invitationId, sessionToken } = await invitedOwnerOfB();
-    expect(await declineInvitation(db, { userId: b.user.id }, invitationId)).toEqual({ ok: true });
+    expect(
+      await declineInvitation(db, memberContext(b.orgId, b.user, "owner"), invitationId),
+    ).toEqual({ ok: true });
     expect(await listMembershipsOfUser({ db, userId: b.user.id })).toHaveLength(1);
     expect(await sessionOrg(sessionToken)).toBe(b.orgId);
     expect(await db.select().from(invitations).where(eq(invitations.orgId, a.orgId))).toHaveLength(
@@ -149,7 +177,11 @@ describe("the session's organisation", () => {
   it("starts in the person's oldest organisation and falls back to it when the choice is stale", async () => {
     const db = await getDb();
     const { a, b, invitationId, sessionToken } = await invitedOwnerOfB("admin");
-    await acceptInvitation(db, { userId: b.user.id, sessionToken }, invitationId);
+    await acceptInvitation(
+      db,
+      { ctx: memberContext(b.orgId, b.user, "owner"), sessionToken },
+      invitationId,
+    );
     expect(await createSession(b.user.id).then(sessionOrg)).toBe(b.orgId);
 
     expect(
@@ -167,21 +199,25 @@ describe("the session's organisation", () => {
   it("switching changes only this session, and is audited in the organisation switched to", async () => {
     const db = await getDb();
     const { a, b, invitationId, sessionToken } = await invitedOwnerOfB("sender");
-    await acceptInvitation(db, { userId: b.user.id, sessionToken }, invitationId);
+    await acceptInvitation(
+      db,
+      { ctx: memberContext(b.orgId, b.user, "owner"), sessionToken },
+      invitationId,
+    );
     const otherSession = await createSession(b.user.id);
 
     const result = await switchOrganization(
       db,
-      { userId: b.user.id, sessionToken },
-      { orgId: b.orgId, fromOrgId: a.orgId },
+      { ctx: memberContext(a.orgId, b.user, "owner"), sessionToken },
+      b.orgId,
     );
     expect(result).toEqual({ ok: true, orgName: expect.any(String) });
     expect(await sessionOrg(sessionToken)).toBe(b.orgId);
     expect(await sessionOrg(otherSession)).toBe(b.orgId);
     await switchOrganization(
       db,
-      { userId: b.user.id, sessionToken: otherSession },
-      { orgId: a.orgId, fromOrgId: b.orgId },
+      { ctx: memberContext(b.orgId, b.user, "owner"), sessionToken: otherSession },
+      a.orgId,
     );
     expect(await sessionOrg(otherSession)).toBe(a.orgId);
     expect(await sessionOrg(sessionToken)).toBe(b.orgId);
@@ -201,8 +237,8 @@ describe("the session's organisation", () => {
 
     const result = await switchOrganization(
       db,
-      { userId: me.user.id, sessionToken },
-      { orgId: victim.orgId, fromOrgId: me.orgId },
+      { ctx: memberContext(me.orgId, me.user, "owner"), sessionToken },
+      victim.orgId,
     );
     expect(result).toEqual({ ok: false });
     expect(await sessionOrg(sessionToken)).toBe(me.orgId);
@@ -217,13 +253,17 @@ describe("the session's organisation", () => {
   it("cannot point someone else's session at an organisation", async () => {
     const db = await getDb();
     const { a, b, invitationId, sessionToken } = await invitedOwnerOfB("sender");
-    await acceptInvitation(db, { userId: b.user.id, sessionToken }, invitationId);
+    await acceptInvitation(
+      db,
+      { ctx: memberContext(b.orgId, b.user, "owner"), sessionToken },
+      invitationId,
+    );
     const bSession = await createSession(b.user.id);
     // A is a member of A and tries to move B's session there.
     const result = await switchOrganization(
       db,
-      { userId: a.user.id, sessionToken: bSession },
-      { orgId: a.orgId, fromOrgId: a.orgId },
+      { ctx: memberContext(a.orgId, a.user, "owner"), sessionToken: bSession },
+      a.orgId,
     );
     expect(result).toEqual({ ok: false });
     expect(await sessionOrg(bSession)).toBe(b.orgId);

@@ -10,10 +10,13 @@ import { getUserEmail } from "@/db/queries/users";
 import type { Role } from "@/db/schema";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
-import type { RequestInfo } from "./request";
+import type { MemberContext } from "./context";
 
-/** Who is acting, and in which session: joining or switching changes that session's organisation. */
-export type SessionActor = { userId: string; sessionToken: string; request?: RequestInfo };
+/** The caller and the session it acts in: joining or switching changes that session's organisation. */
+type InSession<C = MemberContext> = { ctx: C; sessionToken: string };
+
+/** Answering an invitation concerns the inviting organisation, whatever the caller's own is. */
+type Invitee = Pick<MemberContext, "actor" | "request">;
 
 export type InvitationAnswer =
   | { ok: true; orgId: string; orgName: string; role: Role }
@@ -38,9 +41,11 @@ function actorOf(userId: string, email: string): Actor {
  */
 export async function acceptInvitation(
   db: Database,
-  { userId, sessionToken, request }: SessionActor,
+  { ctx, sessionToken }: InSession<Invitee>,
   invitationId: string,
 ): Promise<InvitationAnswer> {
+  const { request } = ctx;
+  const userId = ctx.actor.id;
   const email = await verifiedEmail(db, userId);
   if (!email) return { ok: false, reason: "unverified" };
   return db.transaction(async (tx) => {
@@ -69,9 +74,11 @@ export async function acceptInvitation(
 /** Declining deletes the invitation; the inviting organisation's log says so. */
 export async function declineInvitation(
   db: Database,
-  { userId, request }: Omit<SessionActor, "sessionToken">,
+  ctx: Invitee,
   invitationId: string,
 ): Promise<{ ok: true } | { ok: false; reason: "not_found" | "unverified" }> {
+  const { request } = ctx;
+  const userId = ctx.actor.id;
   const email = await verifiedEmail(db, userId);
   if (!email) return { ok: false, reason: "unverified" };
   return db.transaction(async (tx) => {
@@ -93,9 +100,12 @@ export async function declineInvitation(
 /** Makes another of the person's organisations the session's one; audited in that organisation. */
 export async function switchOrganization(
   db: Database,
-  { userId, sessionToken, request }: SessionActor,
-  { orgId, fromOrgId, label }: { orgId: string; fromOrgId: string; label?: string | null },
+  { ctx, sessionToken }: InSession,
+  orgId: string,
 ): Promise<{ ok: true; orgName: string } | { ok: false }> {
+  const { request, actor } = ctx;
+  const userId = actor.id;
+  const fromOrgId = ctx.orgId;
   return db.transaction(async (tx) => {
     const membership = await findMembership({ db: tx, orgId, userId });
     if (!membership) {
@@ -103,7 +113,7 @@ export async function switchOrganization(
       // able to write into another organisation's log.
       await writeAuditEvent(tx, {
         orgId: fromOrgId,
-        actor: { type: "user", id: userId, label },
+        actor,
         action: "org.switched",
         target: { type: "organization", id: orgId },
         outcome: "denied",
@@ -116,7 +126,7 @@ export async function switchOrganization(
     if (!isSet) return { ok: false } as const;
     await writeAuditEvent(tx, {
       orgId,
-      actor: { type: "user", id: userId, label },
+      actor,
       action: "org.switched",
       target: { type: "organization", id: orgId },
       outcome: "success",

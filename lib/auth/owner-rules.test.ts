@@ -2,6 +2,7 @@ import { and, eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents, invitations, memberships, type Role } from "@/db/schema";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner, createUser } from "@/lib/testing/factories";
 import {
   changeMemberRole,
@@ -58,7 +59,7 @@ async function organisation(actorRole: Role, targetRole: Role | null) {
   const target = targetRole ? await createUser(`target-${targetRole}`) : actor;
   if (targetRole)
     await db.insert(memberships).values({ orgId, userId: target.id, role: targetRole });
-  return { orgId, actor, target, ctx: { orgId, actor: { type: "user" as const, id: actor.id } } };
+  return { orgId, actor, target, ctx: memberContext(orgId, actor, actorRole) };
 }
 
 async function roleOf(orgId: string, userId: string) {
@@ -144,7 +145,7 @@ describe("owner rules: changing one's own role", () => {
   it("the last owner cannot step down or leave", async () => {
     const db = await getDb();
     const { user, orgId } = await createOwner("sole");
-    const ctx = { orgId, actor: { type: "user" as const, id: user.id } };
+    const ctx = memberContext(orgId, user, "owner");
     for (const role of NOT_OWNER) {
       await expect(changeMemberRole(db, ctx, { userId: user.id, role })).rejects.toThrow(
         LastOwnerError,

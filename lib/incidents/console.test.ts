@@ -35,11 +35,9 @@ describe("signing everyone out", () => {
 
     const result = await signEveryoneOut({
       db,
-      orgId: owner.orgId,
+      ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
       keepSessionToken: kept,
       reason: "laptop stolen",
-      actor: { type: "user", id: owner.user.id },
-      request: REQUEST,
     });
     expect(result).toEqual({ sessions: 2, people: 2 });
     const left = await db
@@ -85,29 +83,25 @@ describe("pausing one mailbox", () => {
     const stranger = await createOwner("pausebox-other");
     const mailboxId = await connectMailbox(owner);
     const db = await getDb();
-    const actor = { type: "user" as const, id: owner.user.id };
+    const ownerCtx = memberContext(owner.orgId, owner.user, "owner", REQUEST);
 
     expect(
       await pauseMailbox({
         db,
-        orgId: stranger.orgId,
+        ctx: memberContext(stranger.orgId, stranger.user, "owner", REQUEST),
         mailboxId,
         paused: true,
         reason: "x",
-        actor,
-        request: REQUEST,
       }),
     ).toBeNull();
     expect((await readMailbox(mailboxId)).status).toBe("connected");
 
     const paused = await pauseMailbox({
       db,
-      orgId: owner.orgId,
+      ctx: ownerCtx,
       mailboxId,
       paused: true,
       reason: "odd sends",
-      actor,
-      request: REQUEST,
     });
     expect(paused?.status).toBe("paused");
     const inbox = await bed.inboxCount();
@@ -116,12 +110,10 @@ describe("pausing one mailbox", () => {
 
     await pauseMailbox({
       db,
-      orgId: owner.orgId,
+      ctx: ownerCtx,
       mailboxId,
       paused: false,
       reason: "",
-      actor,
-      request: REQUEST,
     });
     expect((await readMailbox(mailboxId)).status).toBe("connected");
     expect((await send(owner, mailboxId)).kind).toBe("sent");

@@ -4,8 +4,8 @@ import { cancelJobRow } from "@/db/queries/jobs";
 import { setMailboxPaused } from "@/db/queries/mailboxes";
 import { deleteSessionsOfOrgMembers } from "@/db/queries/sessions";
 import { listActiveSwitches } from "@/db/queries/switches";
-import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import type { MemberContext } from "@/lib/auth/context";
 import { closeMailboxTransport } from "@/lib/mail/transport";
 import { GLOBAL_SCOPE_KEY, type SwitchKind } from "./switches";
 
@@ -13,36 +13,32 @@ import { GLOBAL_SCOPE_KEY, type SwitchKind } from "./switches";
 // cancel a long job, and who may act for every organisation. Each change is audited in its
 // own transaction.
 
-type Request = { ip: string | null; userAgent: string | null };
-type UserActor = Actor;
-
 /** The reason every switch asks for: required, one paragraph at most. */
 export const REASON_MAX = 500;
 
 export async function pauseMailbox(input: {
   db: DbOrTx;
-  orgId: string;
+  ctx: MemberContext;
   mailboxId: string;
   paused: boolean;
   reason: string;
-  actor: UserActor;
-  request: Request;
 }) {
+  const { ctx } = input;
   const changed = await inTransaction(input.db, async (tx) => {
     const row = await setMailboxPaused({
       db: tx,
-      orgId: input.orgId,
+      orgId: ctx.orgId,
       mailboxId: input.mailboxId,
       paused: input.paused,
     });
     if (!row) return null;
     await writeAuditEvent(tx, {
-      orgId: input.orgId,
-      actor: input.actor,
+      orgId: ctx.orgId,
+      actor: ctx.actor,
       action: input.paused ? "mailbox.paused" : "mailbox.resumed",
       target: { type: "mailbox", id: row.id },
       outcome: "success",
-      request: input.request,
+      request: ctx.request,
       metadata: { address: row.address, status: row.status, reason: input.reason },
     });
     return row;
@@ -59,25 +55,24 @@ export async function pauseMailbox(input: {
  */
 export async function signEveryoneOut(input: {
   db: DbOrTx;
-  orgId: string;
+  ctx: MemberContext;
   keepSessionToken: string | null;
   reason: string;
-  actor: UserActor;
-  request: Request;
 }) {
+  const { ctx } = input;
   return inTransaction(input.db, async (tx) => {
     const result = await deleteSessionsOfOrgMembers({
       db: tx,
-      orgId: input.orgId,
+      orgId: ctx.orgId,
       keepSessionToken: input.keepSessionToken,
     });
     await writeAuditEvent(tx, {
-      orgId: input.orgId,
-      actor: input.actor,
+      orgId: ctx.orgId,
+      actor: ctx.actor,
       action: "sessions.revoked_all",
-      target: { type: "organization", id: input.orgId },
+      target: { type: "organization", id: ctx.orgId },
       outcome: "success",
-      request: input.request,
+      request: ctx.request,
       metadata: {
         ...result,
         keptOwnSession: Boolean(input.keepSessionToken),
@@ -88,24 +83,25 @@ export async function signEveryoneOut(input: {
   });
 }
 
-/** Cancels a job of this organisation (orgId null: a deployment-wide job). */
+/** Cancels a job of the caller's organisation, or a deployment-wide one when `deploymentWide`. */
 export async function cancelJobAudited(input: {
   db: Database;
-  orgId: string | null;
+  ctx: MemberContext;
   jobId: string;
-  actor: UserActor;
-  request: Request;
+  deploymentWide?: boolean;
 }) {
+  const { ctx } = input;
+  const orgId = input.deploymentWide ? null : ctx.orgId;
   return input.db.transaction(async (tx) => {
-    const row = await cancelJobRow({ db: tx, jobId: input.jobId, orgId: input.orgId });
+    const row = await cancelJobRow({ db: tx, jobId: input.jobId, orgId });
     if (!row) return null;
     await writeAuditEvent(tx, {
-      orgId: input.orgId,
-      actor: input.actor,
+      orgId,
+      actor: ctx.actor,
       action: "job.cancelled",
       target: { type: "job", id: row.id },
       outcome: "success",
-      request: input.request,
+      request: ctx.request,
       metadata: { kind: row.kind },
     });
     return row;

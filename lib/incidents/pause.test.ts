@@ -6,6 +6,7 @@ import { getDb } from "@/db";
 import { connectMailbox, type SendTestbed, startSendTestbed } from "@/lib/mail/testing";
 import { closeAllMailboxTransports } from "@/lib/mail/transport";
 import { resetMailProviders } from "@/lib/oauth/providers";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { clearSwitch, setSwitch } from "./switches";
 
@@ -119,8 +120,8 @@ describe.skipIf(!process.env.DATABASE_URL)("pausing all sending across processes
 
       const db = await getDb();
       const scope = { type: "organization" as const, orgId: owner.orgId };
-      const actor = { userId: owner.user.id, label: "pause test" };
-      await setSwitch({ db, kind: "pause_sending", scope, actor, reason: "cross-process test" });
+      const ctx = memberContext(owner.orgId, owner.user, "owner");
+      await setSwitch({ db, kind: "pause_sending", scope, ctx, reason: "cross-process test" });
       const pulledAt = Date.now();
       const refused = await worker.next((a) => a.startedAt >= pulledAt && a.kind === "paused");
       const delay = refused.answeredAt - pulledAt;
@@ -130,7 +131,7 @@ describe.skipIf(!process.env.DATABASE_URL)("pausing all sending across processes
       const after = worker.attempts.filter((a) => a.startedAt >= pulledAt);
       expect(after.every((a) => a.kind === "paused")).toBe(true);
 
-      await clearSwitch({ db, kind: "pause_sending", scope, actor });
+      await clearSwitch({ db, kind: "pause_sending", scope, ctx });
       const releasedAt = Date.now();
       const sent = await worker.next((a) => a.startedAt >= releasedAt && a.kind === "sent");
       console.info(`release reached the other process after ${sent.answeredAt - releasedAt} ms`);

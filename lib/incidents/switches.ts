@@ -3,6 +3,7 @@ import { type DbOrTx, inTransaction } from "@/db";
 import { deleteSwitch, insertSwitch, listSwitchesForScopes } from "@/db/queries/switches";
 import type { Actor, AuditAction, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import type { MemberContext } from "@/lib/auth/context";
 import { UserFacingError } from "@/lib/errors";
 
 // Incident switches. The send chokepoint reads them on every send, test sends and connection
@@ -17,8 +18,6 @@ export type SwitchScope = { type: "global" } | { type: "organization"; orgId: st
 export type SendingPause =
   | { isPaused: false }
   | { isPaused: true; scope: "global" | "organization"; reason: string; since: Date };
-
-export type SwitchChanger = { userId: string; label?: string | null };
 
 export const GLOBAL_SCOPE_KEY = "global";
 
@@ -114,30 +113,30 @@ export async function connectionsBlock({
   return { scope: row.scopeKey === GLOBAL_SCOPE_KEY ? "global" : "organization", since: row.setAt };
 }
 
+/** `scope` is the switch's own (a global one has no organisation); `ctx` says who flips it. */
 type SwitchChange = {
   db: DbOrTx;
+  ctx: Pick<MemberContext, "actor" | "request">;
   kind: SwitchKind;
   scope: SwitchScope;
-  actor: SwitchChanger;
-  request?: RequestInfo;
 };
 
 function auditSwitchChange(tx: DbOrTx, change: SwitchChange, metadata: Record<string, unknown>) {
-  const { kind, scope, actor, request } = change;
+  const { kind, scope, ctx } = change;
   return writeAuditEvent(tx, {
     orgId: scope.type === "organization" ? scope.orgId : null,
-    actor: { type: "user", id: actor.userId, label: actor.label ?? null },
+    actor: ctx.actor,
     action: "switch.changed",
     target: { type: "switch", id: `${kind}:${scopeKey(scope)}` },
     outcome: "success",
-    request: request ?? null,
+    request: ctx.request,
     metadata: { kind, scope: scope.type, ...metadata },
   });
 }
 
 /** Turns a switch on (no-op when already on) and records who and why. Returns whether it changed. */
 export async function setSwitch(change: SwitchChange & { reason: string }): Promise<boolean> {
-  const { kind, scope, reason, actor } = change;
+  const { kind, scope, reason, ctx } = change;
   return inTransaction(change.db, async (tx) => {
     const row = await insertSwitch({
       db: tx,
@@ -145,7 +144,7 @@ export async function setSwitch(change: SwitchChange & { reason: string }): Prom
       scopeKey: scopeKey(scope),
       orgId: scope.type === "organization" ? scope.orgId : null,
       reason,
-      setBy: actor.userId,
+      setBy: ctx.actor.id,
     });
     if (!row) return false;
     await auditSwitchChange(tx, change, { isOn: true, reason });

@@ -7,6 +7,7 @@ import { auditEvents, mailboxes } from "@/db/schema";
 import { decryptField, encryptField, keyIdOf } from "@/lib/crypto/envelope";
 import { generateKeySpec, parseKeyring } from "@/lib/crypto/keyring";
 import { keyring } from "@/lib/crypto/runtime";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { countCellsByKey, reencryptTokens, startReencryption } from "./reencrypt";
 import { runJob } from "./runner";
@@ -109,8 +110,7 @@ describe("re-encryption as a job", () => {
 
     const job = await startReencryption({
       db,
-      actor: { type: "user", id: user.id },
-      request: { ip: null, userAgent: "vitest" },
+      ctx: memberContext(orgId, user, "owner", { ip: null, userAgent: "vitest" }),
     });
     const done = await runJob(db, job.id);
     expect(done?.status).toBe("done");

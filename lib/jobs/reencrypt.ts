@@ -5,6 +5,7 @@ import { latestJob } from "@/db/queries/jobs";
 import { mailboxes, oauthTransactions } from "@/db/schema";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import type { CallContext } from "@/lib/auth/context";
 import { DecryptionError, keyIdOf, needsReencryption, reencryptField } from "@/lib/crypto/envelope";
 import type { Keyring } from "@/lib/crypto/keyring";
 import { keyring as runtimeKeyring } from "@/lib/crypto/runtime";
@@ -184,13 +185,13 @@ export async function countCellsByKey(
 /** Queues a re-encryption of every mailbox's tokens under the current key. */
 export async function startReencryption({
   db,
-  actor,
-  request,
+  ctx,
 }: {
   db: Database;
-  actor: Actor;
-  request: { ip: string | null; userAgent: string | null };
+  /** Who starts it; the job itself belongs to no organisation. */
+  ctx: Pick<CallContext, "actor" | "request">;
 }) {
+  const { actor, request } = ctx;
   return db.transaction(async (tx) => {
     const previous = await latestJob({ db: tx, kind: REENCRYPT, orgId: null });
     if (previous && (previous.status === "queued" || previous.status === "running"))

@@ -1,29 +1,19 @@
 import { and, eq, inArray } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { finishItem, listJobItems, markItemsStarted } from "@/db/queries/jobs";
 import { auditEvents, jobs } from "@/db/schema";
 import { cancelJobAudited } from "@/lib/incidents/console";
-import { registerMailProvider, resetMailProviders } from "@/lib/oauth/providers";
 import { openMailboxToken } from "@/lib/oauth/sealed";
-import { type DemoTestbed, startDemoTestbed } from "@/lib/oauth/testing/demo";
 import { connectDemoMailbox, type Person, readMailbox } from "@/lib/oauth/testing/fixtures";
+import { useProviderTestbeds } from "@/lib/oauth/testing/testbeds";
 import { revokeToken } from "@/lib/oauth/token-endpoint";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { REVOKE_ALL, startRevokeAll } from "./revoke-all";
 import { runJob } from "./runner";
 
-let testbed: DemoTestbed;
-
-beforeAll(async () => {
-  testbed = await startDemoTestbed();
-  registerMailProvider(testbed.provider);
-});
-
-afterAll(async () => {
-  resetMailProviders();
-  await testbed?.close();
-});
+const beds = useProviderTestbeds();
 
 const REQUEST = { ip: "203.0.113.5", userAgent: "vitest" };
 
@@ -40,13 +30,11 @@ async function connected(person: Person) {
   };
 }
 
-async function start(owner: { user: { id: string }; orgId: string }) {
+async function start(owner: Person) {
   return startRevokeAll({
     db: await getDb(),
-    orgId: owner.orgId,
-    actor: { type: "user", id: owner.user.id },
+    ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
     reason: "test",
-    request: REQUEST,
   });
 }
 
@@ -70,11 +58,11 @@ describe("revoke every mailbox", { timeout: 120_000 }, () => {
       expect(row.status).toBe("revoked");
       expect(row.refreshTokenEnc).toBeNull();
       expect(row.accessTokenEnc).toBeNull();
-      expect((await testbed.introspect(box.refreshToken)).active).toBe(false);
-      expect((await testbed.introspect(box.accessToken)).active).toBe(false);
+      expect((await beds.demo.introspect(box.refreshToken)).active).toBe(false);
+      expect((await beds.demo.introspect(box.accessToken)).active).toBe(false);
     }
     expect((await readMailbox(theirs.id)).status).toBe("connected");
-    expect((await testbed.introspect(theirs.refreshToken)).active).toBe(true);
+    expect((await beds.demo.introspect(theirs.refreshToken)).active).toBe(true);
 
     const events = await (await getDb())
       .select()
@@ -110,15 +98,15 @@ describe("revoke every mailbox", { timeout: 120_000 }, () => {
       .where(eq(jobs.id, job.id));
     await finishItem({ db, jobId: job.id, itemId: finished.id, result: "revoked", detail: null });
     await markItemsStarted({ db, jobId: job.id, itemIds: [inFlight.id] });
-    expect((await revokeToken(testbed.provider, inFlight.refreshToken, "refresh_token")).ok).toBe(
+    expect((await revokeToken(beds.demo.provider, inFlight.refreshToken, "refresh_token")).ok).toBe(
       true,
     );
 
-    const before = new Map(testbed.proxy.revokedTokens);
+    const before = new Map(beds.demo.proxy.revokedTokens);
     const done = await runJob(db, job.id);
     expect(done?.status).toBe("done");
     const askedAgain = (token: string) =>
-      (testbed.proxy.revokedTokens.get(token) ?? 0) - (before.get(token) ?? 0);
+      (beds.demo.proxy.revokedTokens.get(token) ?? 0) - (before.get(token) ?? 0);
     expect(askedAgain(finished.refreshToken)).toBe(0);
     expect(askedAgain(inFlight.refreshToken)).toBe(0);
     expect(askedAgain(waiting.refreshToken)).toBe(1);
@@ -127,7 +115,7 @@ describe("revoke every mailbox", { timeout: 120_000 }, () => {
     expect((await readMailbox(finished.id)).refreshTokenEnc).not.toBeNull();
     expect((await readMailbox(inFlight.id)).refreshTokenEnc).toBeNull();
     expect((await readMailbox(waiting.id)).refreshTokenEnc).toBeNull();
-    expect((await testbed.introspect(waiting.refreshToken)).active).toBe(false);
+    expect((await beds.demo.introspect(waiting.refreshToken)).active).toBe(false);
   });
 
   it("a live process's job is not taken over, and a cancelled job revokes nothing more", async () => {
@@ -147,15 +135,13 @@ describe("revoke every mailbox", { timeout: 120_000 }, () => {
 
     const cancelled = await cancelJobAudited({
       db,
-      orgId: owner.orgId,
+      ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
       jobId: job.id,
-      actor: { type: "user", id: owner.user.id },
-      request: REQUEST,
     });
     expect(cancelled?.status).toBe("cancelled");
     expect(await runJob(db, job.id)).toBeNull();
     expect((await readMailbox(box.id)).status).toBe("connected");
-    expect((await testbed.introspect(box.refreshToken)).active).toBe(true);
+    expect((await beds.demo.introspect(box.refreshToken)).active).toBe(true);
 
     // Another organisation cannot cancel it.
     const stranger = await createOwner("revall-cancel-other");
@@ -163,10 +149,8 @@ describe("revoke every mailbox", { timeout: 120_000 }, () => {
     expect(
       await cancelJobAudited({
         db,
-        orgId: stranger.orgId,
+        ctx: memberContext(stranger.orgId, stranger.user, "owner", REQUEST),
         jobId: again.id,
-        actor: { type: "user", id: stranger.user.id },
-        request: REQUEST,
       }),
     ).toBeNull();
     expect(again.kind).toBe(REVOKE_ALL);

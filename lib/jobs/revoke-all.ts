@@ -3,8 +3,8 @@ import { sql } from "drizzle-orm";
 import type { Database } from "@/db";
 import { latestJob } from "@/db/queries/jobs";
 import { listMailboxIdsWithTokens } from "@/db/queries/mailboxes";
-import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import type { CallContext } from "@/lib/auth/context";
 import { closeMailboxTransport } from "@/lib/mail/transport";
 import { MailboxNotFoundError } from "@/lib/oauth/errors";
 import { type ProviderRevocationResult, revokeMailbox } from "@/lib/oauth/revoke";
@@ -41,12 +41,14 @@ registerJobHandler({
     if (!orgId) return { result: "error", detail: "job without organisation" };
     try {
       await revokeMailbox({
-        orgId,
+        ctx: {
+          orgId,
+          actor: ctx.job.createdBy
+            ? { type: "user", id: ctx.job.createdBy, label: "revoke every mailbox" }
+            : { type: "system", label: "revoke every mailbox" },
+          request: SYSTEM_REQUEST,
+        },
         mailboxId: item.itemId,
-        actor: ctx.job.createdBy
-          ? { type: "user", id: ctx.job.createdBy, label: "revoke every mailbox" }
-          : { type: "system", label: "revoke every mailbox" },
-        request: SYSTEM_REQUEST,
         mayBeRevokedAlready: ctx.wasStarted,
         alsoInTransaction: (tx, result) =>
           ctx.finish(tx, { result: REVOKE_RESULTS[result.providerResult], detail: result.detail }),
@@ -70,17 +72,14 @@ export class JobAlreadyRunningError extends Error {
 /** Creates the job (one item per mailbox holding a token) and audits who started it and why. */
 export async function startRevokeAll({
   db,
-  orgId,
-  actor,
+  ctx,
   reason,
-  request,
 }: {
   db: Database;
-  orgId: string;
-  actor: Actor;
+  ctx: CallContext;
   reason: string;
-  request: { ip: string | null; userAgent: string | null };
 }) {
+  const { orgId, actor, request } = ctx;
   return db.transaction(async (tx) => {
     // Two people pressing at once would otherwise both find no job under way.
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`${REVOKE_ALL}:${orgId}`}))`);

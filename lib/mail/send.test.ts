@@ -4,7 +4,7 @@ import { SMTPServer } from "smtp-server";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { apiKeys, auditEvents, messages } from "@/db/schema";
-import type { CallContext } from "@/lib/auth/context";
+import type { MemberContext } from "@/lib/auth/context";
 import { ensureDemoCertificate } from "@/lib/demo";
 import { type DemoSmtp, startDemoSmtp } from "@/lib/demo/smtp";
 import { tempDataDir } from "@/lib/demo/testing";
@@ -31,7 +31,7 @@ import { closeAllMailboxTransports, closeMailboxTransport } from "./transport";
 let bed: SendTestbed;
 let restoreLimits: () => Promise<void>;
 let owner: Person;
-let ownerCtx: CallContext;
+let ownerCtx: MemberContext;
 
 beforeAll(async () => {
   bed = await startSendTestbed();
@@ -425,9 +425,9 @@ describe("dashboard test sends and connection tests go through the same chokepoi
     const box = await connectMailbox(owner);
     const { key } = await makeApiKey(owner);
     const db = await getDb();
-    const actor = { userId: owner.user.id };
+    const ctx = ownerCtx;
     const scope = { type: "global" as const };
-    await setSwitch({ db, kind: "pause_sending", scope, reason: "drill", actor });
+    await setSwitch({ db, kind: "pause_sending", scope, reason: "drill", ctx });
     try {
       const before = await bed.inboxCount();
       expect((await send(box)).kind).toBe("paused");
@@ -447,7 +447,7 @@ describe("dashboard test sends and connection tests go through the same chokepoi
         true,
       );
     } finally {
-      await clearSwitch({ db, kind: "pause_sending", scope, actor });
+      await clearSwitch({ db, kind: "pause_sending", scope, ctx });
     }
     expect((await send(box)).kind).toBe("sent");
     const changes = await db
@@ -462,9 +462,9 @@ describe("dashboard test sends and connection tests go through the same chokepoi
     const other = await createOwner("other");
     const theirBox = await connectMailbox(other);
     const db = await getDb();
-    const actor = { userId: owner.user.id };
+    const ctx = ownerCtx;
     const scope = { type: "organization" as const, orgId: owner.orgId };
-    await setSwitch({ db, kind: "pause_sending", scope, reason: "org drill", actor });
+    await setSwitch({ db, kind: "pause_sending", scope, reason: "org drill", ctx });
     try {
       expect((await send(box)).kind).toBe("paused");
       const probe = await testConnection({ ctx: ownerCtx, mailboxId: box });
@@ -476,7 +476,7 @@ describe("dashboard test sends and connection tests go through the same chokepoi
       });
       expect(theirs.kind).toBe("sent");
     } finally {
-      await clearSwitch({ db, kind: "pause_sending", scope, actor });
+      await clearSwitch({ db, kind: "pause_sending", scope, ctx });
     }
   });
 });

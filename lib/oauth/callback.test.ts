@@ -1,5 +1,5 @@
 import { and, eq } from "drizzle-orm";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents, mailboxes, memberships, oauthTransactions } from "@/db/schema";
 import {
@@ -8,9 +8,10 @@ import {
   type SwitchScope,
   setSwitch,
 } from "@/lib/incidents/switches";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { registerMailProvider, resetMailProviders, subjectFromClaims } from "./providers";
-import { authorizeInBrowser, type DemoTestbed, startDemoTestbed } from "./testing/demo";
+import { authorizeInBrowser } from "./testing/demo";
 import {
   callbackFor,
   connectDemoMailbox,
@@ -19,26 +20,17 @@ import {
   setMailbox,
   startFor,
 } from "./testing/fixtures";
+import { useProviderTestbeds } from "./testing/testbeds";
 
 // What the callback re-checks after the person comes back from the provider: their role, the
 // mailbox a reconnect was for, the account's stable subject, the mail scope and the incident
 // switch. Every refusal stores nothing and leaves no token the provider issued alive.
 
-let testbed: DemoTestbed;
-
-beforeAll(async () => {
-  testbed = await startDemoTestbed();
-  registerMailProvider(testbed.provider);
-});
+const beds = useProviderTestbeds();
 
 afterEach(() => {
-  testbed.proxy.afterCodeExchange = null;
-  testbed.directory.clear();
-});
-
-afterAll(async () => {
-  resetMailProviders();
-  await testbed?.close();
+  beds.demo.proxy.afterCodeExchange = null;
+  beds.demo.directory.clear();
 });
 
 const email = (prefix = "box") =>
@@ -74,12 +66,12 @@ async function removeMember(person: Person) {
 
 /** Every token the provider issued since `from` is dead (introspection says inactive). */
 async function expectIssuedTokensDead(from: number) {
-  const issued = testbed.proxy.issued.slice(from);
+  const issued = beds.demo.proxy.issued.slice(from);
   expect(issued.length).toBeGreaterThan(0);
   for (const tokens of issued) {
-    expect(await testbed.introspect(tokens.accessToken)).toMatchObject({ active: false });
+    expect(await beds.demo.introspect(tokens.accessToken)).toMatchObject({ active: false });
     if (tokens.refreshToken) {
-      expect(await testbed.introspect(tokens.refreshToken)).toMatchObject({ active: false });
+      expect(await beds.demo.introspect(tokens.refreshToken)).toMatchObject({ active: false });
     }
   }
 }
@@ -96,14 +88,14 @@ describe("callback: the person must still be allowed to connect mailboxes", () =
     const url = await startFor(owner, "demo");
     const flow = await authorizeInBrowser(url.toString(), { email: email() });
     await setRole(owner, "sender");
-    const exchangesBefore = testbed.proxy.codeExchanges;
+    const exchangesBefore = beds.demo.proxy.codeExchanges;
 
     const result = await callbackFor(owner, flow.callbackUrl);
     expect(result).toMatchObject({ kind: "refused", reason: "not_permitted" });
     if (result.kind === "refused") expect(result.message).toMatch(/no longer allows/);
     expect(await mailboxesOf(owner.orgId)).toEqual([]);
     // The code was never redeemed, so the provider issued no token at all.
-    expect(testbed.proxy.codeExchanges).toBe(exchangesBefore);
+    expect(beds.demo.proxy.codeExchanges).toBe(exchangesBefore);
     const events = await callbackEvents(owner.orgId);
     expect(events).toEqual([
       expect.objectContaining({
@@ -129,8 +121,8 @@ describe("callback: the person must still be allowed to connect mailboxes", () =
     const owner = await createOwner();
     const url = await startFor(owner, "demo");
     const flow = await authorizeInBrowser(url.toString(), { email: email() });
-    const issuedBefore = testbed.proxy.issued.length;
-    testbed.proxy.afterCodeExchange = () => setRole(owner, "compliance");
+    const issuedBefore = beds.demo.proxy.issued.length;
+    beds.demo.proxy.afterCodeExchange = () => setRole(owner, "compliance");
 
     expect(await callbackFor(owner, flow.callbackUrl)).toMatchObject({
       kind: "refused",
@@ -162,7 +154,7 @@ describe("callback: a reconnect renews only the mailbox it was started for", () 
     const other = await connected(owner, { email: otherAddress });
     const firstBefore = await readMailbox(first.mailboxId);
     const otherBefore = await readMailbox(other.mailboxId);
-    const issuedBefore = testbed.proxy.issued.length;
+    const issuedBefore = beds.demo.proxy.issued.length;
 
     // Reconnect the first mailbox, but sign in to the other account at the provider.
     const url = await startFor(owner, "demo", first.mailboxId);
@@ -217,11 +209,11 @@ describe("callback: a mailbox is the provider's account (subject), not its email
     const account = email("account");
     const before = email("before");
     const after = email("after");
-    testbed.directory.set(account, { email: before });
+    beds.demo.directory.set(account, { email: before });
     const first = await connected(owner, { email: account });
     expect(first.address).toBe(before);
 
-    testbed.directory.set(account, { email: after });
+    beds.demo.directory.set(account, { email: after });
     const again = await connected(owner, { email: account, jar: first.jar });
     expect(again).toMatchObject({ mailboxId: first.mailboxId, address: after, reconnected: true });
     expect((await mailboxesOf(owner.orgId)).map((m) => [m.id, m.address])).toEqual([
@@ -235,11 +227,11 @@ describe("callback: a mailbox is the provider's account (subject), not its email
     const victimAddress = email("victim");
     const victim = await connected(owner, { email: victimAddress });
     const victimBefore = await readMailbox(victim.mailboxId);
-    const issuedBefore = testbed.proxy.issued.length;
+    const issuedBefore = beds.demo.proxy.issued.length;
 
     // A tenant administrator sets another account's email claim to the victim's address.
     const intruder = email("intruder");
-    testbed.directory.set(intruder, { email: victimAddress });
+    beds.demo.directory.set(intruder, { email: victimAddress });
     const { result } = await connectDemoMailbox(owner, { email: intruder });
     expect(result).toMatchObject({ kind: "refused", reason: "address_in_use" });
     expect(await readMailbox(victim.mailboxId)).toEqual(victimBefore);
@@ -280,11 +272,11 @@ describe("callback: a mailbox is the provider's account (subject), not its email
 describe("callback: a grant without the mail scope is revoked, not just dropped", () => {
   it("mail scope unticked: the issued access and refresh tokens are dead at the provider", async () => {
     const owner = await createOwner();
-    const issuedBefore = testbed.proxy.issued.length;
-    const revocationsBefore = testbed.proxy.revocationCalls;
+    const issuedBefore = beds.demo.proxy.issued.length;
+    const revocationsBefore = beds.demo.proxy.revocationCalls;
     const { result } = await connectDemoMailbox(owner, { email: email(), untick: ["mail.send"] });
     expect(result).toMatchObject({ kind: "missing_scope", missing: ["mail.send"] });
-    expect(testbed.proxy.revocationCalls).toBeGreaterThan(revocationsBefore);
+    expect(beds.demo.proxy.revocationCalls).toBeGreaterThan(revocationsBefore);
     await expectIssuedTokensDead(issuedBefore);
     const [event] = await callbackEvents(owner.orgId);
     expect(event?.metadata).toMatchObject({ result: "missing_scope", grantWithdrawn: "revoked" });
@@ -293,7 +285,7 @@ describe("callback: a grant without the mail scope is revoked, not just dropped"
 
   it("offline access unticked: the lone access token is revoked too", async () => {
     const owner = await createOwner();
-    const issuedBefore = testbed.proxy.issued.length;
+    const issuedBefore = beds.demo.proxy.issued.length;
     const { result } = await connectDemoMailbox(owner, {
       email: email(),
       untick: ["offline_access"],
@@ -306,18 +298,18 @@ describe("callback: a grant without the mail scope is revoked, not just dropped"
 describe("callback: providers whose revocation is broader, or missing", () => {
   afterEach(() => {
     resetMailProviders();
-    registerMailProvider(testbed.provider);
+    registerMailProvider(beds.demo.provider);
   });
 
   it("where revoking ends all the account's grants (Google), one a mailbox uses is kept", async () => {
     const owner = await createOwner();
     const address = email();
     const mailbox = await connected(owner, { email: address });
-    registerMailProvider({ ...testbed.provider, revocationEndsAccountGrants: true });
-    const revocationsBefore = testbed.proxy.revocationCalls;
+    registerMailProvider({ ...beds.demo.provider, revocationEndsAccountGrants: true });
+    const revocationsBefore = beds.demo.proxy.revocationCalls;
     const { result } = await connectDemoMailbox(owner, { email: address, untick: ["mail.send"] });
     expect(result).toMatchObject({ kind: "missing_scope" });
-    expect(testbed.proxy.revocationCalls).toBe(revocationsBefore);
+    expect(beds.demo.proxy.revocationCalls).toBe(revocationsBefore);
     const events = await callbackEvents(owner.orgId);
     expect(events.map((e) => e.metadata.grantWithdrawn)).toContain("kept_in_use");
     expect(await readMailbox(mailbox.mailboxId)).toMatchObject({ status: "connected" });
@@ -325,7 +317,7 @@ describe("callback: providers whose revocation is broader, or missing", () => {
 
   it("without a revocation endpoint (Microsoft) the grant is dropped and the log says so", async () => {
     const owner = await createOwner();
-    registerMailProvider({ ...testbed.provider, revocationEndpoint: null });
+    registerMailProvider({ ...beds.demo.provider, revocationEndpoint: null });
     const { result } = await connectDemoMailbox(owner, { email: email(), untick: ["mail.send"] });
     expect(result).toMatchObject({ kind: "missing_scope" });
     const [event] = await callbackEvents(owner.orgId);
@@ -336,12 +328,12 @@ describe("callback: providers whose revocation is broader, or missing", () => {
 describe("callback: the block_connections switch", () => {
   async function withSwitch(person: Person, scope: SwitchScope, run: () => Promise<void>) {
     const db = await getDb();
-    const actor = { userId: person.user.id };
-    await setSwitch({ db, kind: "block_connections", scope, reason: "drill", actor });
+    const ctx = memberContext(person.orgId, person.user, "owner");
+    await setSwitch({ db, kind: "block_connections", scope, reason: "drill", ctx });
     try {
       await run();
     } finally {
-      await clearSwitch({ db, kind: "block_connections", scope, actor });
+      await clearSwitch({ db, kind: "block_connections", scope, ctx });
     }
   }
 
@@ -384,13 +376,13 @@ describe("callback: the block_connections switch", () => {
     const owner = await createOwner();
     const url = await startFor(owner, "demo");
     const flow = await authorizeInBrowser(url.toString(), { email: email() });
-    const exchangesBefore = testbed.proxy.codeExchanges;
+    const exchangesBefore = beds.demo.proxy.codeExchanges;
     await withSwitch(owner, { type: "organization", orgId: owner.orgId }, async () => {
       const result = await callbackFor(owner, flow.callbackUrl);
       expect(result).toMatchObject({ kind: "refused", reason: "connections_blocked" });
       if (result.kind === "refused") expect(result.message).toMatch(/blocked/);
     });
-    expect(testbed.proxy.codeExchanges).toBe(exchangesBefore);
+    expect(beds.demo.proxy.codeExchanges).toBe(exchangesBefore);
     expect(await mailboxesOf(owner.orgId)).toEqual([]);
     const events = await callbackEvents(owner.orgId);
     expect(events).toEqual([

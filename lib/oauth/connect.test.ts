@@ -1,5 +1,5 @@
 import { and, eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents, mailboxes, notices, oauthTransactions } from "@/db/schema";
 import { DecryptionError, isEncryptedValue } from "@/lib/crypto";
@@ -14,7 +14,7 @@ import {
   resetMailProviders,
 } from "./providers";
 import { openMailboxToken } from "./sealed";
-import { authorizeInBrowser, type DemoTestbed, startDemoTestbed } from "./testing/demo";
+import { authorizeInBrowser } from "./testing/demo";
 import {
   callbackFor,
   connectDemoMailbox,
@@ -23,19 +23,10 @@ import {
   setMailbox,
   startFor,
 } from "./testing/fixtures";
+import { useProviderTestbeds } from "./testing/testbeds";
 import { getAccessToken } from "./tokens";
 
-let testbed: DemoTestbed;
-
-beforeAll(async () => {
-  testbed = await startDemoTestbed();
-  registerMailProvider(testbed.provider);
-});
-
-afterAll(async () => {
-  resetMailProviders();
-  await testbed?.close();
-});
+const beds = useProviderTestbeds();
 
 async function auditFor(orgId: string, action: string) {
   const db = await getDb();
@@ -53,7 +44,7 @@ describe("connect: authorization code + PKCE against the demo provider", () => {
     const address = email();
     const { url, result, flow } = await connectDemoMailbox(owner, { email: address.toUpperCase() });
 
-    expect(url.origin).toBe(testbed.issuer);
+    expect(url.origin).toBe(beds.demo.issuer);
     expect(url.searchParams.get("code_challenge_method")).toBe("S256");
     expect(url.searchParams.get("redirect_uri")).toBe(
       "http://localhost:3000/api/oauth/demo/callback",
@@ -63,7 +54,7 @@ describe("connect: authorization code + PKCE against the demo provider", () => {
     expect(url.searchParams.get("state")?.length).toBeGreaterThanOrEqual(43);
     expect(url.searchParams.get("nonce")?.length).toBeGreaterThanOrEqual(43);
     expect(flow.pages).toEqual(["login", "consent"]);
-    expect(flow.callbackUrl.searchParams.get("iss")).toBe(testbed.issuer);
+    expect(flow.callbackUrl.searchParams.get("iss")).toBe(beds.demo.issuer);
 
     expect(result).toMatchObject({ kind: "connected", address, reconnected: false });
     if (result.kind !== "connected") throw new Error("not connected");
@@ -82,7 +73,7 @@ describe("connect: authorization code + PKCE against the demo provider", () => {
     const rawRow = JSON.stringify(row);
     expect(rawRow).not.toContain(accessToken);
     expect(rawRow).not.toContain(refreshToken);
-    expect(await testbed.introspect(accessToken)).toMatchObject({ active: true });
+    expect(await beds.demo.introspect(accessToken)).toMatchObject({ active: true });
 
     // The PKCE verifier is ciphertext too.
     const db = await getDb();
@@ -224,7 +215,7 @@ describe("connect: refused callbacks", () => {
       for (const [k, v] of Object.entries({
         code: "a-code",
         state,
-        iss: testbed.issuer,
+        iss: beds.demo.issuer,
         ...params,
       })) {
         u.searchParams.set(k, v);
@@ -356,7 +347,7 @@ describe("connect: provider authorization URLs", () => {
       expect(url.searchParams.get("code_challenge_method")).toBe("S256");
     } finally {
       resetMailProviders();
-      registerMailProvider(testbed.provider);
+      registerMailProvider(beds.demo.provider);
     }
   });
 
@@ -373,7 +364,7 @@ describe("connect: provider authorization URLs", () => {
       expect(google?.authorizationParams({ hasRefreshToken: true })).not.toHaveProperty("prompt");
     } finally {
       resetMailProviders();
-      registerMailProvider(testbed.provider);
+      registerMailProvider(beds.demo.provider);
     }
   });
 });

@@ -8,8 +8,8 @@ import {
   insertOAuthTransaction,
 } from "@/db/queries/mailboxes";
 import type { ProviderId } from "@/db/schema";
-import type { Actor, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import type { MemberContext } from "@/lib/auth/context";
 import { assertConnectionsAllowed } from "@/lib/incidents/switches";
 import { enforceRateLimit } from "@/lib/ratelimit/runtime";
 import { MailboxNotFoundError, ProviderNotConfiguredError } from "./errors";
@@ -20,10 +20,7 @@ export const TRANSACTION_TTL_MS = 10 * 60 * 1000;
 
 export type StartConnectInput = {
   providerId: ProviderId;
-  orgId: string;
-  userId: string;
-  actor: Actor;
-  request: RequestInfo;
+  ctx: MemberContext;
   /** Reconnect: the mailbox to connect again (its address becomes the login hint). */
   mailboxId?: string;
 };
@@ -33,23 +30,24 @@ export type StartConnectInput = {
  * already checked the person may connect mailboxes for the organisation.
  */
 export async function startConnect(input: StartConnectInput): Promise<{ url: string }> {
+  const { ctx } = input;
   const provider = getMailProvider(input.providerId);
   if (!provider) throw new ProviderNotConfiguredError(input.providerId);
-  await enforceRateLimit("oauthStart", [`user:${input.userId}`, `org:${input.orgId}`]);
+  await enforceRateLimit("oauthStart", [`user:${ctx.actor.id}`, `org:${ctx.orgId}`]);
 
   const db = await getDb();
   await assertConnectionsAllowed({
     db,
-    orgId: input.orgId,
+    orgId: ctx.orgId,
     audit: {
       action: "oauth.connect_started",
-      actor: input.actor,
-      request: input.request,
+      actor: ctx.actor,
+      request: ctx.request,
       metadata: { provider: provider.id, reconnect: Boolean(input.mailboxId) },
     },
   });
   const mailbox = input.mailboxId
-    ? await getMailboxForOrg({ db, orgId: input.orgId, mailboxId: input.mailboxId })
+    ? await getMailboxForOrg({ db, orgId: ctx.orgId, mailboxId: input.mailboxId })
     : null;
   if (input.mailboxId && (!mailbox || mailbox.provider !== provider.id)) {
     throw new MailboxNotFoundError(input.mailboxId);
@@ -92,18 +90,18 @@ export async function startConnect(input: StartConnectInput): Promise<{ url: str
         requestedScopes: scopes.join(" "),
         redirectUri,
         mailboxId: mailbox?.id ?? null,
-        userId: input.userId,
-        orgId: input.orgId,
+        userId: ctx.actor.id,
+        orgId: ctx.orgId,
         expiresAt: new Date(Date.now() + TRANSACTION_TTL_MS),
       },
     });
     await writeAuditEvent(tx, {
-      orgId: input.orgId,
-      actor: input.actor,
+      orgId: ctx.orgId,
+      actor: ctx.actor,
       action: "oauth.connect_started",
       target: mailbox ? { type: "mailbox", id: mailbox.id } : null,
       outcome: "success",
-      request: input.request,
+      request: ctx.request,
       metadata: {
         provider: provider.id,
         scopes,

@@ -1,12 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Mailbox } from "@/db/schema";
 import { isEncryptedValue, keyIdOf } from "@/lib/crypto";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { MailboxNeedsReconnectError } from "./errors";
-import { registerMailProvider, resetMailProviders } from "./providers";
 import { revokeMailbox } from "./revoke";
 import { currentKeyId, openMailboxToken } from "./sealed";
-import { type DemoTestbed, startDemoTestbed } from "./testing/demo";
 import {
   connectDemoMailbox,
   expireAccessToken,
@@ -15,7 +14,7 @@ import {
   REQUEST,
   readMailbox,
 } from "./testing/fixtures";
-import { type MicrosoftStub, startMicrosoftStub } from "./testing/microsoft-stub";
+import { useProviderTestbeds } from "./testing/testbeds";
 import { revokeToken } from "./token-endpoint";
 import { getAccessToken, markMailboxUnusable } from "./tokens";
 
@@ -23,20 +22,7 @@ import { getAccessToken, markMailboxUnusable } from "./tokens";
 // would: which token columns hold what. The columns are listed here, not imported, so that a
 // change to the set written in grant-columns.ts has to show up in this file too.
 
-let testbed: DemoTestbed;
-let microsoft: MicrosoftStub;
-
-beforeAll(async () => {
-  testbed = await startDemoTestbed();
-  microsoft = await startMicrosoftStub();
-  registerMailProvider(testbed.provider);
-  registerMailProvider(microsoft.provider);
-});
-
-afterAll(async () => {
-  resetMailProviders();
-  await Promise.all([testbed?.close(), microsoft?.close()]);
-});
+const beds = useProviderTestbeds({ microsoft: true });
 
 const TOKEN_COLUMNS = [
   "accessTokenEnc",
@@ -83,7 +69,7 @@ const email = () => `grant-${Math.random().toString(36).slice(2, 10)}@example.te
 async function connected(person: Person) {
   const { result } = await connectDemoMailbox(person, { email: email() });
   if (result.kind !== "connected") throw new Error(`not connected: ${result.kind}`);
-  const issued = testbed.proxy.issued.at(-1);
+  const issued = beds.demo.proxy.issued.at(-1);
   if (!issued?.refreshToken) throw new Error("the provider issued no refresh token");
   return {
     id: result.mailboxId,
@@ -99,7 +85,7 @@ describe("the token columns through a grant's life", () => {
     expectSealed(row, box);
     expect(row.accessTokenExpiresAt?.getTime()).toBeGreaterThan(Date.now());
     expect(row.grantedScopes).toContain("mail.send");
-    expect(await testbed.introspect(box.accessToken)).toMatchObject({ active: true });
+    expect(await beds.demo.introspect(box.accessToken)).toMatchObject({ active: true });
   });
 
   it("refresh with rotation: both tokens replaced; the old refresh token is not kept", async () => {
@@ -128,7 +114,7 @@ describe("the token columns through a grant's life", () => {
       scopes,
     });
     const before = await readMailbox(id);
-    microsoft.answer = {
+    beds.microsoft.answer = {
       status: 200,
       body: { token_type: "Bearer", access_token: "ms-access-new", expires_in: 3600 },
     };
@@ -144,7 +130,7 @@ describe("the token columns through a grant's life", () => {
   it("invalid grant: every token column cleared, the granted scopes kept as a record", async () => {
     const box = await connected(await createOwner());
     const granted = (await readMailbox(box.id)).grantedScopes;
-    expect(await revokeToken(testbed.provider, box.refreshToken, "refresh_token")).toMatchObject({
+    expect(await revokeToken(beds.demo.provider, box.refreshToken, "refresh_token")).toMatchObject({
       ok: true,
     });
     await expireAccessToken(box.id);
@@ -173,15 +159,13 @@ describe("the token columns through a grant's life", () => {
     const owner = await createOwner();
     const box = await connected(owner);
     const result = await revokeMailbox({
-      orgId: owner.orgId,
+      ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
       mailboxId: box.id,
-      actor: { type: "user", id: owner.user.id },
-      request: REQUEST,
     });
     expect(result.providerResult).toBe("revoked");
     const row = await readMailbox(box.id);
     expect(row.status).toBe("revoked");
     expectCleared(row);
-    expect(await testbed.introspect(box.refreshToken)).toMatchObject({ active: false });
+    expect(await beds.demo.introspect(box.refreshToken)).toMatchObject({ active: false });
   });
 });

@@ -1,27 +1,16 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createOwner } from "@/lib/testing/factories";
-import { registerMailProvider, resetMailProviders } from "./providers";
 import { openMailboxToken } from "./sealed";
-import { type DemoTestbed, startDemoTestbed } from "./testing/demo";
 import { connectDemoMailbox, expireAccessToken, readMailbox } from "./testing/fixtures";
+import { useProviderTestbeds } from "./testing/testbeds";
 import { getAccessToken } from "./tokens";
 
 // PGlite is one process per data folder, so the cross-process race needs PostgreSQL.
 describe.skipIf(!process.env.DATABASE_URL)("getAccessToken across two processes", () => {
-  let testbed: DemoTestbed;
-
-  beforeAll(async () => {
-    testbed = await startDemoTestbed();
-    registerMailProvider(testbed.provider);
-  });
-
-  afterAll(async () => {
-    resetMailProviders();
-    await testbed?.close();
-  });
+  const beds = useProviderTestbeds();
 
   function startWorker(mailboxId: string, calls: number) {
     const child = spawn(
@@ -31,10 +20,10 @@ describe.skipIf(!process.env.DATABASE_URL)("getAccessToken across two processes"
         env: {
           ...process.env,
           MAILWARDEN_RACE: JSON.stringify({
-            issuer: testbed.issuer,
-            clientId: testbed.clientId,
-            clientSecret: testbed.clientSecret,
-            tokenEndpoint: testbed.provider.tokenEndpoint,
+            issuer: beds.demo.issuer,
+            clientId: beds.demo.clientId,
+            clientSecret: beds.demo.clientSecret,
+            tokenEndpoint: beds.demo.provider.tokenEndpoint,
             mailboxId,
             calls,
           }),
@@ -76,16 +65,16 @@ describe.skipIf(!process.env.DATABASE_URL)("getAccessToken across two processes"
     const worker = startWorker(id, 100);
     await worker.ready;
     // Held long enough that the other process is surely waiting on the row lock meanwhile.
-    testbed.proxy.refreshDelayMs = 400;
-    const before = testbed.proxy.refreshCalls;
+    beds.demo.proxy.refreshDelayMs = 400;
+    const before = beds.demo.proxy.refreshCalls;
     worker.go();
     const here = await Promise.allSettled(Array.from({ length: 100 }, () => getAccessToken(id)));
     const there = await worker.result;
-    testbed.proxy.refreshDelayMs = 0;
+    beds.demo.proxy.refreshDelayMs = 0;
 
     expect(here.filter((r) => r.status === "rejected")).toEqual([]);
     expect(there.errors).toEqual([]);
-    expect(testbed.proxy.refreshCalls).toBe(before + 1);
+    expect(beds.demo.proxy.refreshCalls).toBe(before + 1);
     const tokens = new Set([
       ...here.flatMap((r) => (r.status === "fulfilled" ? [r.value.accessToken] : [])),
       ...there.tokens,
@@ -96,6 +85,6 @@ describe.skipIf(!process.env.DATABASE_URL)("getAccessToken across two processes"
     expect(row).toMatchObject({ status: "connected", failureCount: 0 });
     const newRefresh = openMailboxToken(id, "refresh_token", row.refreshTokenEnc ?? "");
     expect(newRefresh).not.toBe(oldRefresh);
-    expect(await testbed.introspect(newRefresh)).toMatchObject({ active: true });
+    expect(await beds.demo.introspect(newRefresh)).toMatchObject({ active: true });
   }, 60_000);
 });

@@ -1,14 +1,14 @@
 import { and, eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents } from "@/db/schema";
 import { freePort } from "@/lib/demo/testing";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { MailboxNotFoundError, MailboxUnavailableError } from "./errors";
-import { buildDemoProvider, registerMailProvider, resetMailProviders } from "./providers";
+import { buildDemoProvider, registerMailProvider } from "./providers";
 import { revokeMailbox } from "./revoke";
 import { openMailboxToken } from "./sealed";
-import { type DemoTestbed, startDemoTestbed } from "./testing/demo";
 import {
   connectDemoMailbox,
   insertMailboxRow,
@@ -16,23 +16,10 @@ import {
   REQUEST,
   readMailbox,
 } from "./testing/fixtures";
-import { type MicrosoftStub, startMicrosoftStub } from "./testing/microsoft-stub";
+import { useProviderTestbeds } from "./testing/testbeds";
 import { getAccessToken } from "./tokens";
 
-let testbed: DemoTestbed;
-let microsoft: MicrosoftStub;
-
-beforeAll(async () => {
-  testbed = await startDemoTestbed();
-  microsoft = await startMicrosoftStub();
-  registerMailProvider(testbed.provider);
-  registerMailProvider(microsoft.provider);
-});
-
-afterAll(async () => {
-  resetMailProviders();
-  await Promise.all([testbed?.close(), microsoft?.close()]);
-});
+const beds = useProviderTestbeds({ microsoft: true });
 
 const email = () => `box-${Math.random().toString(36).slice(2, 10)}@example.test`;
 
@@ -50,10 +37,8 @@ async function connected(person: Person, address = email()) {
 
 function revoke(person: Person, mailboxId: string) {
   return revokeMailbox({
-    orgId: person.orgId,
+    ctx: memberContext(person.orgId, person.user, "owner", REQUEST),
     mailboxId,
-    actor: { type: "user", id: person.user.id },
-    request: REQUEST,
   });
 }
 
@@ -70,14 +55,14 @@ describe("revokeMailbox", () => {
   it("demo: revoked at the provider (introspection says inactive), tokens deleted, audited", async () => {
     const owner = await createOwner();
     const box = await connected(owner);
-    expect(await testbed.introspect(box.accessToken)).toMatchObject({ active: true });
+    expect(await beds.demo.introspect(box.accessToken)).toMatchObject({ active: true });
 
     const result = await revoke(owner, box.id);
     expect(result.providerResult).toBe("revoked");
     expect(result.detail).toMatch(/confirmed/);
 
-    expect(await testbed.introspect(box.accessToken)).toMatchObject({ active: false });
-    expect(await testbed.introspect(box.refreshToken)).toMatchObject({ active: false });
+    expect(await beds.demo.introspect(box.accessToken)).toMatchObject({ active: false });
+    expect(await beds.demo.introspect(box.refreshToken)).toMatchObject({ active: false });
     expect(await readMailbox(box.id)).toMatchObject({
       status: "revoked",
       accessTokenEnc: null,
@@ -103,9 +88,9 @@ describe("revokeMailbox", () => {
     const closedPort = await freePort();
     registerMailProvider(
       buildDemoProvider({
-        issuer: testbed.issuer,
-        clientId: testbed.clientId,
-        clientSecret: testbed.clientSecret,
+        issuer: beds.demo.issuer,
+        clientId: beds.demo.clientId,
+        clientSecret: beds.demo.clientSecret,
         smtpPort: 2465,
         revocationEndpoint: `http://127.0.0.1:${closedPort}/token/revocation`,
       }),
@@ -116,7 +101,7 @@ describe("revokeMailbox", () => {
       expect(result.detail).toMatch(/did not answer/);
       expect(result.detail).toMatch(/deleted its copy of the tokens anyway/);
     } finally {
-      registerMailProvider(testbed.provider);
+      registerMailProvider(beds.demo.provider);
     }
     expect(await readMailbox(box.id)).toMatchObject({
       status: "revoked",
@@ -127,19 +112,19 @@ describe("revokeMailbox", () => {
     expect(event).toMatchObject({ outcome: "failure" });
     expect(event?.metadata).toMatchObject({ providerResult: "failed", providerHttpStatus: null });
     // The grant is still alive at the provider: that is why the person is told.
-    expect(await testbed.introspect(box.refreshToken)).toMatchObject({ active: true });
+    expect(await beds.demo.introspect(box.refreshToken)).toMatchObject({ active: true });
   });
 
   it("provider answering 503: failed with the status, tokens deleted", async () => {
     const owner = await createOwner();
     const box = await connected(owner);
-    testbed.proxy.down = true;
+    beds.demo.proxy.down = true;
     try {
       const result = await revoke(owner, box.id);
       expect(result).toMatchObject({ providerResult: "failed" });
       expect(result.detail).toMatch(/HTTP 503/);
     } finally {
-      testbed.proxy.down = false;
+      beds.demo.proxy.down = false;
     }
     expect(await readMailbox(box.id)).toMatchObject({ status: "revoked", refreshTokenEnc: null });
     expect((await revokedEvent(box.id))?.metadata).toMatchObject({ providerHttpStatus: 503 });
@@ -148,12 +133,12 @@ describe("revokeMailbox", () => {
   it("microsoft: not supported, tokens deleted, the person is told where to remove consent", async () => {
     const owner = await createOwner();
     const id = await insertMailboxRow({ person: owner, provider: "microsoft" });
-    const requests = microsoft.requests.length;
+    const requests = beds.microsoft.requests.length;
     const result = await revoke(owner, id);
     expect(result.providerResult).toBe("not_supported");
     expect(result.detail).toContain("https://myapps.microsoft.com");
     expect(result.detail).toContain("Enterprise applications");
-    expect(microsoft.requests.length).toBe(requests);
+    expect(beds.microsoft.requests.length).toBe(requests);
     expect(await readMailbox(id)).toMatchObject({
       status: "revoked",
       accessTokenEnc: null,

@@ -1,8 +1,9 @@
 import "server-only";
 import { type DbOrTx, getDb } from "@/db";
 import { lockMailboxWithTokens, type MailboxTokenRow, updateMailbox } from "@/db/queries/mailboxes";
-import type { Actor, RequestInfo } from "@/lib/audit/events";
+import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import type { CallContext } from "@/lib/auth/context";
 import { MailboxNotFoundError } from "./errors";
 import { CLEARED_TOKENS } from "./grant-columns";
 import { getMailProvider, type MailProvider } from "./providers";
@@ -10,10 +11,9 @@ import { openMailboxToken } from "./sealed";
 import { isTokenActive, revokeToken } from "./token-endpoint";
 
 export type RevokeMailboxInput = {
-  orgId: string;
+  /** A person's or key's context; the revoke-all job acts as the system once its starter is gone. */
+  ctx: Pick<CallContext, "orgId" | "request"> & { actor: Actor };
   mailboxId: string;
-  actor: Actor;
-  request: RequestInfo;
   /**
    * An earlier attempt may have reached the provider before its process died: where the
    * provider can say that the token is already dead, do not ask it to revoke again.
@@ -149,7 +149,7 @@ export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMa
     const row = await lockMailboxWithTokens({
       db: tx,
       mailboxId: input.mailboxId,
-      orgId: input.orgId,
+      orgId: input.ctx.orgId,
     });
     if (!row) throw new MailboxNotFoundError(input.mailboxId);
     const answer = await revokeAtProvider(row, input.mayBeRevokedAlready);
@@ -167,11 +167,11 @@ export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMa
     });
     await writeAuditEvent(tx, {
       orgId: row.orgId,
-      actor: input.actor,
+      actor: input.ctx.actor,
       action: "mailbox.revoked",
       target: { type: "mailbox", id: row.id },
       outcome: answer.providerResult === "failed" ? "failure" : "success",
-      request: input.request,
+      request: input.ctx.request,
       metadata: {
         provider: row.provider,
         address: row.address,

@@ -1,5 +1,5 @@
 import { and, eq } from "drizzle-orm";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents, notices } from "@/db/schema";
 import { readDemoInbox } from "@/lib/demo";
@@ -10,14 +10,8 @@ import {
   MailboxUnavailableError,
   TokenRefreshTransientError,
 } from "./errors";
-import {
-  classifyTokenError,
-  PERMANENT_TOKEN_ERRORS,
-  registerMailProvider,
-  resetMailProviders,
-} from "./providers";
+import { classifyTokenError, PERMANENT_TOKEN_ERRORS } from "./providers";
 import { openMailboxToken } from "./sealed";
-import { type DemoTestbed, startDemoTestbed } from "./testing/demo";
 import {
   connectDemoMailbox,
   expireAccessToken,
@@ -26,32 +20,16 @@ import {
   readMailbox,
   setMailbox,
 } from "./testing/fixtures";
-import {
-  type MicrosoftStub,
-  microsoftErrorBody,
-  startMicrosoftStub,
-} from "./testing/microsoft-stub";
+import { microsoftErrorBody } from "./testing/microsoft-stub";
+import { useProviderTestbeds } from "./testing/testbeds";
 import { refreshAccessToken, revokeToken } from "./token-endpoint";
 import { backoffMs, getAccessToken, markMailboxUnusable, recordMailboxUse } from "./tokens";
 
-let testbed: DemoTestbed;
-let microsoft: MicrosoftStub;
-
-beforeAll(async () => {
-  testbed = await startDemoTestbed();
-  microsoft = await startMicrosoftStub({ timeoutMs: 400 });
-  registerMailProvider(testbed.provider);
-  registerMailProvider(microsoft.provider);
-});
-
-afterAll(async () => {
-  resetMailProviders();
-  await Promise.all([testbed?.close(), microsoft?.close()]);
-});
+const beds = useProviderTestbeds({ microsoft: { timeoutMs: 400 } });
 
 beforeEach(() => {
-  testbed.proxy.down = false;
-  testbed.proxy.refreshDelayMs = 0;
+  beds.demo.proxy.down = false;
+  beds.demo.proxy.refreshDelayMs = 0;
 });
 
 const email = () => `box-${Math.random().toString(36).slice(2, 10)}@example.test`;
@@ -76,13 +54,13 @@ describe("getAccessToken against the demo provider (rotation on)", () => {
   it("returns the stored token while it is fresh, without calling the provider", async () => {
     const owner = await createOwner();
     const id = await connected(owner);
-    const calls = testbed.proxy.refreshCalls;
+    const calls = beds.demo.proxy.refreshCalls;
     const first = await getAccessToken(id);
     const second = await getAccessToken(id);
     expect(second.accessToken).toBe(first.accessToken);
     expect(first).toMatchObject({ provider: "demo" });
     expect(first.expiresAt.getTime()).toBeGreaterThan(Date.now() + 30 * 60_000);
-    expect(testbed.proxy.refreshCalls).toBe(calls);
+    expect(beds.demo.proxy.refreshCalls).toBe(calls);
   });
 
   it("refreshes an expired token once, saves the rotated refresh token, and the old one dies", async () => {
@@ -92,12 +70,12 @@ describe("getAccessToken against the demo provider (rotation on)", () => {
     const oldAccess = openMailboxToken(id, "access_token", before.accessTokenEnc ?? "");
     const oldRefresh = storedRefreshToken(before);
     await expireAccessToken(id);
-    const calls = testbed.proxy.refreshCalls;
+    const calls = beds.demo.proxy.refreshCalls;
 
     const token = await getAccessToken(id);
-    expect(testbed.proxy.refreshCalls).toBe(calls + 1);
+    expect(beds.demo.proxy.refreshCalls).toBe(calls + 1);
     expect(token.accessToken).not.toBe(oldAccess);
-    expect(await testbed.introspect(token.accessToken)).toMatchObject({ active: true });
+    expect(await beds.demo.introspect(token.accessToken)).toMatchObject({ active: true });
 
     const after = await readMailbox(id);
     const newRefresh = storedRefreshToken(after);
@@ -107,7 +85,7 @@ describe("getAccessToken against the demo provider (rotation on)", () => {
     expect(await actionsFor(id)).toContain("oauth.token_refreshed");
 
     // The provider rotated: the old refresh token is refused with invalid_grant.
-    const replay = await refreshAccessToken(testbed.provider, oldRefresh);
+    const replay = await refreshAccessToken(beds.demo.provider, oldRefresh);
     expect(replay).toMatchObject({ ok: false, status: 400, body: { error: "invalid_grant" } });
   });
 
@@ -115,10 +93,10 @@ describe("getAccessToken against the demo provider (rotation on)", () => {
     const owner = await createOwner();
     const id = await connected(owner);
     await expireAccessToken(id);
-    testbed.proxy.refreshDelayMs = 100;
-    const calls = testbed.proxy.refreshCalls;
+    beds.demo.proxy.refreshDelayMs = 100;
+    const calls = beds.demo.proxy.refreshCalls;
     const tokens = await Promise.all(Array.from({ length: 200 }, () => getAccessToken(id)));
-    expect(testbed.proxy.refreshCalls).toBe(calls + 1);
+    expect(beds.demo.proxy.refreshCalls).toBe(calls + 1);
     expect(new Set(tokens.map((t) => t.accessToken)).size).toBe(1);
     const row = await readMailbox(id);
     expect(openMailboxToken(id, "access_token", row.accessTokenEnc ?? "")).toBe(
@@ -130,21 +108,21 @@ describe("getAccessToken against the demo provider (rotation on)", () => {
     const owner = await createOwner();
     const id = await connected(owner);
     const current = await getAccessToken(id);
-    const calls = testbed.proxy.refreshCalls;
+    const calls = beds.demo.proxy.refreshCalls;
 
     const unchanged = await getAccessToken(id, {
       forceRefresh: true,
       rejectedToken: "an-older-token",
     });
     expect(unchanged.accessToken).toBe(current.accessToken);
-    expect(testbed.proxy.refreshCalls).toBe(calls);
+    expect(beds.demo.proxy.refreshCalls).toBe(calls);
 
     const renewed = await getAccessToken(id, {
       forceRefresh: true,
       rejectedToken: current.accessToken,
     });
     expect(renewed.accessToken).not.toBe(current.accessToken);
-    expect(testbed.proxy.refreshCalls).toBe(calls + 1);
+    expect(beds.demo.proxy.refreshCalls).toBe(calls + 1);
   });
 
   it("invalid_grant after the grant was revoked: needs_reconnect, notices, audit, email", async () => {
@@ -154,7 +132,7 @@ describe("getAccessToken against the demo provider (rotation on)", () => {
     const id = await connected(owner);
     const row = await readMailbox(id);
     expect(
-      await revokeToken(testbed.provider, storedRefreshToken(row), "refresh_token"),
+      await revokeToken(beds.demo.provider, storedRefreshToken(row), "refresh_token"),
     ).toMatchObject({
       ok: true,
     });
@@ -190,9 +168,9 @@ describe("getAccessToken against the demo provider (rotation on)", () => {
     expect(mail?.text).toContain("Reconnect the mailbox");
 
     // From now on the provider is not asked again.
-    const calls = testbed.proxy.refreshCalls;
+    const calls = beds.demo.proxy.refreshCalls;
     await expect(getAccessToken(id)).rejects.toBeInstanceOf(MailboxNeedsReconnectError);
-    expect(testbed.proxy.refreshCalls).toBe(calls);
+    expect(beds.demo.proxy.refreshCalls).toBe(calls);
   });
 
   it("refuses paused and revoked mailboxes with their cause", async () => {
@@ -222,7 +200,7 @@ describe("getAccessToken against Microsoft's documented error bodies (stub)", ()
     it(`AADSTS${c.code} (${c.error}) -> needs_reconnect with its plain cause`, async () => {
       const owner = await createOwner();
       const id = await insertMailboxRow({ person: owner, provider: "microsoft" });
-      microsoft.answer = { status: 400, body: microsoftErrorBody(c.code, c.error) };
+      beds.microsoft.answer = { status: 400, body: microsoftErrorBody(c.code, c.error) };
       const error = await getAccessToken(id).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MailboxNeedsReconnectError);
       expect(error).toMatchObject({ code: `AADSTS${c.code}` });
@@ -248,7 +226,7 @@ describe("getAccessToken against Microsoft's documented error bodies (stub)", ()
       provider: "microsoft",
       refreshToken: "rt-ms",
     });
-    microsoft.answer = {
+    beds.microsoft.answer = {
       status: 200,
       body: {
         token_type: "Bearer",
@@ -260,13 +238,13 @@ describe("getAccessToken against Microsoft's documented error bodies (stub)", ()
     };
     const token = await getAccessToken(id);
     expect(token).toMatchObject({ accessToken: "ms-access-2", provider: "microsoft" });
-    const request = microsoft.requests.at(-1);
+    const request = beds.microsoft.requests.at(-1);
     expect(request?.get("grant_type")).toBe("refresh_token");
     expect(request?.get("refresh_token")).toBe("rt-ms");
     expect(request?.get("scope")).toBe(
       "https://outlook.office.com/SMTP.Send offline_access openid email profile",
     );
-    expect(request?.get("client_id")).toBe(microsoft.provider.clientId);
+    expect(request?.get("client_id")).toBe(beds.microsoft.provider.clientId);
     // Microsoft does not revoke the old refresh token: the rotated one must be the one kept.
     expect(storedRefreshToken(await readMailbox(id))).toBe("rt-ms-rotated");
   });
@@ -274,8 +252,8 @@ describe("getAccessToken against Microsoft's documented error bodies (stub)", ()
   it("HTTP 500: status unchanged, backoff set, and no new request until it passes", async () => {
     const owner = await createOwner();
     const id = await insertMailboxRow({ person: owner, provider: "microsoft" });
-    microsoft.answer = { status: 500, body: { error: "server_error" } };
-    const requests = microsoft.requests.length;
+    beds.microsoft.answer = { status: 500, body: { error: "server_error" } };
+    const requests = beds.microsoft.requests.length;
     const error = await getAccessToken(id).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TokenRefreshTransientError);
     expect(error).toMatchObject({ code: "http_500" });
@@ -285,13 +263,13 @@ describe("getAccessToken against Microsoft's documented error bodies (stub)", ()
     expect(row.refreshTokenEnc).not.toBeNull();
 
     await expect(getAccessToken(id)).rejects.toBeInstanceOf(TokenRefreshTransientError);
-    expect(microsoft.requests.length).toBe(requests + 1);
+    expect(beds.microsoft.requests.length).toBe(requests + 1);
   });
 
   it("a token endpoint that hangs past the timeout: status unchanged, backoff set", async () => {
     const owner = await createOwner();
     const id = await insertMailboxRow({ person: owner, provider: "microsoft" });
-    microsoft.answer = "hang";
+    beds.microsoft.answer = "hang";
     const started = Date.now();
     const error = await getAccessToken(id).catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(5_000);

@@ -327,6 +327,21 @@ describe("requests", () => {
     expect(isOverdue({ status: "open", dueAt }, new Date("2026-04-16T00:00:00Z"))).toBe(true);
     expect(isOverdue({ status: "completed", dueAt }, new Date("2026-04-16T00:00:00Z"))).toBe(false);
   });
+
+  it("record where the officer recorded one from", async () => {
+    const owner = await createOwner("privacy-where");
+    const request = await recordDataRequest(officerOf(owner), {
+      kind: "export",
+      email: "someone@example.test",
+      receivedAt: new Date(),
+    });
+    const db = await getDb();
+    const [event] = await db
+      .select({ ip: auditEvents.ip, userAgent: auditEvents.userAgent })
+      .from(auditEvents)
+      .where(eq(auditEvents.targetId, request.id));
+    expect(event).toEqual({ ip: REQUEST.ip, userAgent: REQUEST.userAgent });
+  });
 });
 
 describe("export", () => {

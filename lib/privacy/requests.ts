@@ -21,18 +21,18 @@ import {
   setDataRequestReceipt,
 } from "@/db/queries/privacy";
 import type { DataRequest } from "@/db/schema";
-import type { Actor } from "@/lib/audit/events";
 import { verifyOrganizationChain } from "@/lib/audit/read";
 import { erasePersonFromAuditChain, pseudonymOf } from "@/lib/audit/redact";
 import { verifyAuditChain } from "@/lib/audit/verify";
 import { writeAuditEvent } from "@/lib/audit/write";
+import type { MemberContext, RequestInfo } from "@/lib/auth/context";
 import { revokeMailbox } from "@/lib/oauth/revoke";
 
 // Data subject requests: an officer records one (received on a date, due a month later), then
 // carries it out: an export download, or an erasure after a confirmation listing what it does.
 
-export type RequestMeta = { ip: string | null; userAgent: string | null };
-type Officer = { orgId: string; actor: Actor & { type: "user" }; request: RequestMeta };
+/** The officer acting: a member of the organisation with the privacy permission. */
+type Officer = Pick<MemberContext, "orgId" | "actor" | "request">;
 
 /** Due one calendar month after receipt (GDPR Art. 12(3)), at the same time of day. */
 export function dueDateFor(receivedAt: Date): Date {
@@ -72,7 +72,7 @@ export async function recordDataRequest(
       action: "privacy.request_recorded",
       target: { type: "data_request", id: row.id },
       outcome: "success",
-      ...officer.request,
+      request: officer.request,
       metadata: { kind: input.kind, dueAt: row.dueAt.toISOString() },
       personal: { email: row.subjectEmail },
     });
@@ -140,7 +140,7 @@ export async function recordExportDownload(officer: Officer, requestId: string) 
       action: "privacy.export_downloaded",
       target: { type: "data_request", id: request.id },
       outcome: "success",
-      ...officer.request,
+      request: officer.request,
       metadata: { scope: "organization" },
       personal: { email: request.subjectEmail },
     });
@@ -155,7 +155,7 @@ export async function recordExportDownload(officer: Officer, requestId: string) 
 export async function recordOwnExport(
   person: { userId: string; email: string; label: string | null },
   orgIds: string[],
-  request: RequestMeta,
+  request: RequestInfo,
 ) {
   const db = await getDb();
   const now = new Date();
@@ -182,7 +182,7 @@ export async function recordOwnExport(
         action: "privacy.export_downloaded",
         target: { type: "data_request", id: row.id },
         outcome: "success",
-        ...request,
+        request,
         metadata: { scope: "self" },
       });
     });
@@ -217,7 +217,7 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
       action: "privacy.erasure_refused",
       target: { type: "data_request", id: request.id },
       outcome: "denied",
-      ...officer.request,
+      request: officer.request,
       metadata: { reason: "last_owner" },
     });
     return { kind: "refused", reason: refusal };
@@ -229,10 +229,8 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
   for (const mailboxId of await listSubjectMailboxIds({ db, orgId, userId, email })) {
     try {
       const answer = await revokeMailbox({
-        orgId,
+        ctx: officer,
         mailboxId,
-        actor: officer.actor,
-        request: officer.request,
       });
       revocations.push({ mailboxId, result: answer.providerResult });
     } catch {
@@ -316,7 +314,7 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
       action: "privacy.erased",
       target: { type: "data_request", id: requestId },
       outcome: "success",
-      ...officer.request,
+      request: officer.request,
       metadata: {
         subject: pseudonym,
         mailboxes: deleted.mailboxes,

@@ -7,6 +7,7 @@ import { invitations, type Role, users } from "@/db/schema";
 import { tokenlessAdapter } from "@/lib/auth/adapter";
 import { inviteMember, settleMemberships } from "@/lib/auth/members";
 import { acceptInvitation } from "@/lib/auth/organizations";
+import { memberContext } from "./context";
 
 // Test factories: every test makes its own people and organisation on the shared database.
 
@@ -60,20 +61,20 @@ export async function joinOrganization({
   role: Role;
 }) {
   const db = await getDb();
-  await inviteMember(
-    db,
-    { orgId, actor: { type: "user", id: inviterId } },
-    {
-      email: user.email ?? "",
-      role,
-    },
-  );
+  await inviteMember(db, memberContext(orgId, { id: inviterId }, "owner"), {
+    email: user.email ?? "",
+    role,
+  });
   await recordEmailVerification({ db, userId: user.id, isVerified: true });
   const [invite] = await db
     .select({ id: invitations.id })
     .from(invitations)
     .where(and(eq(invitations.orgId, orgId), eq(invitations.email, user.email ?? "")));
   if (!invite) throw new Error("no invitation to accept");
-  const answer = await acceptInvitation(db, { userId: user.id, sessionToken: "" }, invite.id);
+  const answer = await acceptInvitation(
+    db,
+    { ctx: memberContext(orgId, user, role), sessionToken: "" },
+    invite.id,
+  );
   if (!answer.ok) throw new Error(`invitation not accepted: ${answer.reason}`);
 }

@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { getDb } from "@/db";
 import { type MailboxStatus, mailboxes, type ProviderId } from "@/db/schema";
+import { memberContext } from "@/lib/testing/context";
 import { completeConnect } from "../callback";
 import { startConnect } from "../connect";
 import { sealGrant } from "../grant-columns";
@@ -16,10 +17,7 @@ export type Person = { user: { id: string; email: string | null }; orgId: string
 export async function startFor(person: Person, providerId: ProviderId, mailboxId?: string) {
   const { url } = await startConnect({
     providerId,
-    orgId: person.orgId,
-    userId: person.user.id,
-    actor: { type: "user", id: person.user.id },
-    request: REQUEST,
+    ctx: memberContext(person.orgId, person.user, "owner", REQUEST),
     ...(mailboxId ? { mailboxId } : {}),
   });
   return new URL(url);

@@ -32,8 +32,7 @@ const LABELS = { pause_sending: "Sending", block_connections: "New connections" 
 
 async function flip(input: z.infer<typeof switchSchema>, scope: SwitchScope, ctx: ActionContext) {
   const db = await getDb();
-  const actor = { userId: ctx.user.id, label: ctx.user.email };
-  const change = { db, kind: input.kind, scope, actor, request: ctx.request };
+  const change = { db, ctx, kind: input.kind, scope };
   const changed =
     input.on === "true"
       ? await setSwitch({ ...change, reason: input.reason })
@@ -84,11 +83,9 @@ export const signEveryoneOutAction = action(
   async (input, ctx) => {
     const result = await signEveryoneOut({
       db: await getDb(),
-      orgId: ctx.orgId,
+      ctx,
       keepSessionToken: await currentSessionToken(),
       reason: input.reason,
-      actor: ctx.actor,
-      request: ctx.request,
     });
     return {
       ok: true,
@@ -106,13 +103,7 @@ export const revokeAllAction = action(
     const db = await getDb();
     let job: Awaited<ReturnType<typeof startRevokeAll>>;
     try {
-      job = await startRevokeAll({
-        db,
-        orgId: ctx.orgId,
-        actor: ctx.actor,
-        reason: input.reason,
-        request: ctx.request,
-      });
+      job = await startRevokeAll({ db, ctx, reason: input.reason });
     } catch (error) {
       if (!(error instanceof JobAlreadyRunningError)) throw error;
       return { ok: true, message: error.message };
@@ -133,15 +124,7 @@ export const cancelRevokeAllAction = action(
   async (_input, ctx) => {
     const db = await getDb();
     const job = await latestJob({ db, kind: REVOKE_ALL, orgId: ctx.orgId });
-    const cancelled =
-      job &&
-      (await cancelJobAudited({
-        db,
-        orgId: ctx.orgId,
-        jobId: job.id,
-        actor: ctx.actor,
-        request: ctx.request,
-      }));
+    const cancelled = job && (await cancelJobAudited({ db, ctx, jobId: job.id }));
     revalidatePath("/incidents");
     return {
       ok: true,
@@ -161,11 +144,7 @@ export const reencryptAction = action(
       return { message: "Your role does not allow this." };
     }
     const db = await getDb();
-    const job = await startReencryption({
-      db,
-      actor: ctx.actor,
-      request: ctx.request,
-    });
+    const job = await startReencryption({ db, ctx });
     startJobInBackground(db, job.id);
     revalidatePath("/incidents");
     return { ok: true, message: `Re-encrypting ${job.total} mailboxes under the current key.` };

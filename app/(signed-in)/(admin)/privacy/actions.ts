@@ -29,14 +29,11 @@ export const recordRequestAction = action(
   async ({ kind, email, receivedOn }, ctx) => {
     // Today's requests count from now: their month ends at this time of day.
     const today = new Date().toISOString().slice(0, 10) === receivedOn.toISOString().slice(0, 10);
-    const row = await recordDataRequest(
-      {
-        orgId: ctx.orgId,
-        actor: { type: "user", id: ctx.user.id, label: ctx.user.email },
-        request: ctx.request,
-      },
-      { kind, email, receivedAt: today ? new Date() : receivedOn },
-    );
+    const row = await recordDataRequest(ctx, {
+      kind,
+      email,
+      receivedAt: today ? new Date() : receivedOn,
+    });
     revalidatePath("/privacy");
     redirect(`/privacy/${row.id}`);
   },
@@ -52,14 +49,7 @@ export const eraseAction = action(
     }),
   },
   async ({ requestId }, ctx) => {
-    const result = await eraseSubject(
-      {
-        orgId: ctx.orgId,
-        actor: { type: "user", id: ctx.user.id, label: ctx.user.email },
-        request: ctx.request,
-      },
-      requestId,
-    );
+    const result = await eraseSubject(ctx, requestId);
     if (result.kind === "not_found") return { message: "No such open erasure request." };
     if (result.kind === "refused") return { message: result.reason };
     revalidatePath("/privacy");

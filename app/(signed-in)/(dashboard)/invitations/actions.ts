@@ -21,11 +21,7 @@ export const acceptInvitationAction = action(
   async ({ invitationId }, ctx) => {
     const sessionToken = await currentSessionToken();
     if (!sessionToken) return { message: "Your session has ended. Sign in again." };
-    const result = await acceptInvitation(
-      await getDb(),
-      { userId: ctx.user.id, sessionToken, request: ctx.request },
-      invitationId,
-    );
+    const result = await acceptInvitation(await getDb(), { ctx, sessionToken }, invitationId);
     if (!result.ok) return { message: REFUSED[result.reason] };
     revalidatePath("/", "layout");
     redirect("/");
@@ -35,11 +31,7 @@ export const acceptInvitationAction = action(
 export const declineInvitationAction = action(
   { permission: "signedIn", name: "invitations.decline", schema },
   async ({ invitationId }, ctx) => {
-    const result = await declineInvitation(
-      await getDb(),
-      { userId: ctx.user.id, request: ctx.request },
-      invitationId,
-    );
+    const result = await declineInvitation(await getDb(), ctx, invitationId);
     if (!result.ok) return { message: REFUSED[result.reason] };
     revalidatePath("/", "layout");
     // The row that held the form is gone; the page itself says what happened.

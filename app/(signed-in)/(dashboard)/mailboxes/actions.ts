@@ -27,10 +27,7 @@ export const startConnectAction = action(
   async ({ provider, mailboxId }, ctx) => {
     const { url } = await startConnect({
       providerId: provider,
-      orgId: ctx.orgId,
-      userId: ctx.user.id,
-      actor: ctx.actor,
-      request: ctx.request,
+      ctx,
       mailboxId: mailboxId || undefined,
     });
     redirect(url);
@@ -44,12 +41,7 @@ export const revokeMailboxAction = action(
     schema: z.object({ mailboxId: z.string().min(1).max(64) }),
   },
   async ({ mailboxId }, ctx) => {
-    const result = await revokeMailbox({
-      orgId: ctx.orgId,
-      mailboxId,
-      actor: ctx.actor,
-      request: ctx.request,
-    });
+    const result = await revokeMailbox({ ctx, mailboxId });
     closeMailboxTransport(mailboxId);
     revalidatePath("/mailboxes");
     return { ok: result.providerResult !== "failed", message: result.detail };
@@ -96,12 +88,10 @@ export const pauseMailboxAction = action(
     const paused = input.paused === "true";
     const row = await pauseMailbox({
       db,
-      orgId: ctx.orgId,
+      ctx,
       mailboxId: input.mailboxId,
       paused,
       reason: input.reason ?? "",
-      actor: ctx.actor,
-      request: ctx.request,
     });
     revalidatePath("/", "layout");
     if (row) {

@@ -250,12 +250,12 @@ describe("refusals", () => {
 
   it("423 while a global or organisation pause is on, and 423 for a paused mailbox", async () => {
     const db = await getDb();
-    const actor = { userId: owner.user.id, label: "owner" };
+    const ctx = memberContext(owner.orgId, owner.user, "owner");
     for (const scope of [
       { type: "global" as const },
       { type: "organization" as const, orgId: owner.orgId },
     ]) {
-      await setSwitch({ db, kind: "pause_sending", scope, reason: "incident 42", actor });
+      await setSwitch({ db, kind: "pause_sending", scope, reason: "incident 42", ctx });
       try {
         const before = await bed.inboxCount();
         const response = await POST(sendRequest(message(), { token }));
@@ -263,7 +263,7 @@ describe("refusals", () => {
         expect((await problemOf(response)).detail).toMatch(/incident 42/);
         expect(await bed.inboxCount()).toBe(before);
       } finally {
-        await clearSwitch({ db, kind: "pause_sending", scope, actor });
+        await clearSwitch({ db, kind: "pause_sending", scope, ctx });
       }
     }
     const box = await connectMailbox(owner);

@@ -1,6 +1,5 @@
 import { getDb } from "@/db";
 import { getUserProfile, listMembershipsWithOrg } from "@/db/queries/privacy";
-import { requestInfo } from "@/lib/auth/request";
 import { exportStream, subjectExport } from "@/lib/privacy/export";
 import { downloadHeaders, routeContext } from "@/lib/privacy/http";
 import { recordOwnExport } from "@/lib/privacy/requests";
@@ -23,7 +22,7 @@ export async function GET() {
   await recordOwnExport(
     { userId: ctx.user.id, email, label: ctx.user.email },
     orgs.map((o) => o.orgId),
-    await requestInfo(),
+    ctx.request,
   );
   const chunks = subjectExport(db, { kind: "self", userId: ctx.user.id, email });
   return new Response(exportStream(chunks), {

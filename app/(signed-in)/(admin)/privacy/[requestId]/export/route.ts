@@ -1,6 +1,5 @@
 import { getDb } from "@/db";
 import { findUserByEmail } from "@/db/queries/privacy";
-import { requestInfo } from "@/lib/auth/request";
 import { exportStream, subjectExport } from "@/lib/privacy/export";
 import { downloadHeaders, routeContext } from "@/lib/privacy/http";
 import { recordExportDownload } from "@/lib/privacy/requests";
@@ -15,14 +14,7 @@ export async function GET(
   const { ctx, refused } = await routeContext("handlePrivacy", "/privacy/[requestId]/export");
   if (!ctx) return refused;
   const { requestId } = await params;
-  const request = await recordExportDownload(
-    {
-      orgId: ctx.orgId,
-      actor: { type: "user", id: ctx.user.id, label: ctx.user.email },
-      request: await requestInfo(),
-    },
-    requestId,
-  );
+  const request = await recordExportDownload(ctx, requestId);
   if (!request) return Response.json({ error: "No such export request." }, { status: 404 });
   const db = await getDb();
   const user = await findUserByEmail({ db, email: request.subjectEmail });
