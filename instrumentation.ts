@@ -1,7 +1,8 @@
 // Runs once when the server starts: a bad setting stops start-up here, naming the variable.
 // Then the background work every instance shares: the audit sealer's interval (this instance
 // also seals what others left pending), the daily audit retention purge, and the job resumer
-// (it finishes long jobs whose process died).
+// (it finishes long jobs whose process died), the mailbox health check and the notification
+// digest flusher.
 export async function register() {
   if (process.env.NEXT_RUNTIME !== "nodejs") return;
   const { checkEnvironmentAtStartup } = await import("@/lib/startup");
@@ -12,4 +13,8 @@ export async function register() {
   startAuditRetentionJob();
   const { startJobResumer } = await import("@/lib/jobs");
   startJobResumer();
+  const { startMailboxHealthCheck } = await import("@/lib/mail/health");
+  startMailboxHealthCheck();
+  const { startNotificationFlusher } = await import("@/lib/notifications");
+  startNotificationFlusher();
 }

@@ -3,7 +3,7 @@ import type { Database } from "@/db";
 import type { findMailboxByIdOrAddress } from "@/db/queries/mailboxes";
 import { finishMessageStatement } from "@/db/queries/messages";
 import { writeAuditEventWithChange } from "@/lib/audit/write";
-import type { CallContext } from "@/lib/auth/context";
+import type { SenderContext } from "@/lib/auth/context";
 import {
   MailboxNeedsReconnectError,
   MailboxNotFoundError,
@@ -217,8 +217,8 @@ export function recordUse(mailboxId: string): void {
 export async function recordDelivery(
   db: Database,
   input: {
-    ctx: CallContext;
-    purpose: "api" | "dashboard_test";
+    ctx: SenderContext;
+    purpose: "api" | "dashboard_test" | "notification";
     mailbox: Mailbox;
     messageId: string;
     recipientCount: number;
