@@ -4,6 +4,7 @@ import { deleteSwitch, insertSwitch, listSwitchesForScopes } from "@/db/queries/
 import type { Actor, AuditAction, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { UserFacingError } from "@/lib/errors";
+import { queueNotification } from "@/lib/notifications";
 
 // Incident switches. The send chokepoint reads them on every send, test sends and connection
 // tests included; assertConnectionsAllowed guards every mailbox connection; the admin console
@@ -122,9 +123,28 @@ type SwitchChange = {
   request?: RequestInfo;
 };
 
-function auditSwitchChange(tx: DbOrTx, change: SwitchChange, metadata: Record<string, unknown>) {
+const SWITCH_NAMES: Record<SwitchKind, string> = {
+  pause_sending: "Pause all sending",
+  block_connections: "Block new connections",
+};
+
+async function auditSwitchChange(
+  tx: DbOrTx,
+  change: SwitchChange,
+  metadata: { isOn: boolean } & Record<string, unknown>,
+) {
   const { kind, scope, actor, request } = change;
-  return writeAuditEvent(tx, {
+  if (scope.type === "organization") {
+    const state = metadata.isOn ? "turned on" : "turned off";
+    const reason = typeof metadata.reason === "string" ? ` Reason given: ${metadata.reason}` : "";
+    await queueNotification(tx, {
+      orgId: scope.orgId,
+      kind: "switch_changed",
+      title: `Incident switch ${state}: ${SWITCH_NAMES[kind]}`,
+      body: `${actor.label ?? "An administrator"} ${state} "${SWITCH_NAMES[kind]}".${reason}`,
+    });
+  }
+  await writeAuditEvent(tx, {
     orgId: scope.type === "organization" ? scope.orgId : null,
     actor: { type: "user", id: actor.userId, label: actor.label ?? null },
     action: "switch.changed",

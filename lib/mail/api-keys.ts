@@ -15,6 +15,7 @@ import { writeAuditEvent } from "@/lib/audit/write";
 import type { CallContext, RequestInfo } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
 import { UserFacingError } from "@/lib/errors";
+import { queueNotification } from "@/lib/notifications";
 
 // API keys for the send route (table api_keys in db/schema.ts). The secret is shown once; the database
 // keeps its SHA-256 only, so a leaked table cannot send mail. A plain hash (no KDF) is right
@@ -148,6 +149,12 @@ export async function createApiKey({
       request: request,
       metadata: { name: keyName, prefix, allowedMailboxIds: allowed },
     });
+    await queueNotification(tx, {
+      orgId,
+      kind: "api_key_created",
+      title: `API key created: ${keyName}`,
+      body: `${actor.label ?? "A member"} created the API key "${keyName}" (mwk_${prefix}_…). If nobody you know did, revoke it on the API keys page.`,
+    });
     return row;
   });
   return { key, token: `${SCHEME}_${prefix}_${secret}` };
@@ -204,6 +211,12 @@ export async function revokeApiKey({
       outcome: "success",
       request: request,
       metadata: { name: row.name, prefix: row.prefix },
+    });
+    await queueNotification(tx, {
+      orgId,
+      kind: "api_key_revoked",
+      title: `API key revoked: ${row.name}`,
+      body: `${actor.label ?? "A member"} revoked the API key "${row.name}" (mwk_${row.prefix}_…). Requests with it are refused from now on.`,
     });
     return row;
   });

@@ -4,7 +4,7 @@ import { getApiKeyForOrg } from "@/db/queries/api-keys";
 import { findMailboxByIdOrAddress, getMailboxForOrg } from "@/db/queries/mailboxes";
 import { claimMessage, finishMessage, type MessageSender } from "@/db/queries/messages";
 import { writeAuditEvent } from "@/lib/audit/write";
-import type { CallContext, SenderContext } from "@/lib/auth/context";
+import type { SenderContext } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
 import { isSendingPaused } from "@/lib/incidents/switches";
 import { getMailProvider } from "@/lib/oauth/providers";

@@ -8,9 +8,11 @@ import {
 } from "@/db/queries/notifications";
 import { auditEvents, notices } from "@/db/schema";
 import { clearSwitch, setSwitch } from "@/lib/incidents/switches";
+import { revokeApiKey } from "@/lib/mail/api-keys";
 import { runMailboxHealthCheck } from "@/lib/mail/health";
 import {
   connectMailbox,
+  makeApiKey,
   type SendTestbed,
   startSendTestbed,
   useRateLimits,
@@ -20,7 +22,8 @@ import { resetMailProviders } from "@/lib/oauth/providers";
 import { openMailboxToken } from "@/lib/oauth/sealed";
 import { readMailbox, setMailbox } from "@/lib/oauth/testing/fixtures";
 import { revokeToken } from "@/lib/oauth/token-endpoint";
-import { createOwner } from "@/lib/testing/factories";
+import { memberContext } from "@/lib/testing/context";
+import { createMember, createOwner } from "@/lib/testing/factories";
 import { flushNotifications } from ".";
 
 // The real demo provider and the real demo SMTP server: notification emails travel through
@@ -160,7 +163,38 @@ describe("notification digests", () => {
       ["system", expect.objectContaining({ reason: "sending_paused" })],
     ]);
     const rows = await listOutboxForOrg({ db, orgId: owner.orgId });
-    expect(rows.map((r) => r.outcome)).toEqual(["paused"]);
+    // The pause itself was an event too: it was refused with the rest; the release waits.
+    expect(rows.map((r) => [r.event.kind, r.outcome])).toEqual([
+      ["test", "paused"],
+      ["switch_changed", "paused"],
+      ["switch_changed", null],
+    ]);
+  });
+
+  it("key, switch and member events reach the owners and admins", async () => {
+    const { owner } = await orgWithSender();
+    const admin = await createMember(owner.orgId, "admin");
+    await createMember(owner.orgId, "sender");
+    const db = await getDb();
+    const { key } = await makeApiKey(owner);
+    await revokeApiKey({ ctx: memberContext(owner.orgId, owner.user, "owner"), keyId: key.id });
+    const scope = { type: "organization" as const, orgId: owner.orgId };
+    await setSwitch({
+      db,
+      kind: "block_connections",
+      scope,
+      reason: "drill",
+      actor: { userId: owner.user.id },
+    });
+    const rows = await listOutboxForOrg({ db, orgId: owner.orgId });
+    const kinds = (to: string | null | undefined) =>
+      rows.filter((r) => r.recipient === to?.toLowerCase()).map((r) => r.event.kind);
+    const expected = ["api_key_created", "api_key_revoked", "switch_changed"];
+    expect(kinds(owner.user.email)).toEqual(expected);
+    expect(kinds(admin.email)).toEqual(expected);
+    expect(rows).toHaveLength(6);
+    const flushed = await flushNotifications({ windowMs: 0 });
+    expect(flushed?.filter((f) => f.orgId === owner.orgId).map((f) => f.events)).toEqual([3, 3]);
   });
 
   it("without a notification mailbox nothing is queued", async () => {
