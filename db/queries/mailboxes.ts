@@ -150,7 +150,7 @@ export async function findMailboxByIdOrAddress({
       ? sql<boolean | null>`null`
       : sql<
           boolean | null
-        >`(select ${apiKeys.revokedAt} is null from ${apiKeys} where ${apiKeys.id} = ${apiKeyId} and ${apiKeys.orgId} = ${orgId})`;
+        >`(select ${apiKeys.revokedAt} is null and (${apiKeys.expiresAt} is null or ${apiKeys.expiresAt} > now()) from ${apiKeys} where ${apiKeys.id} = ${apiKeyId} and ${apiKeys.orgId} = ${orgId})`;
   const [row] = await db
     .select({ ...publicColumns, keyActive })
     .from(mailboxes)

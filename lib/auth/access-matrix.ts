@@ -160,6 +160,12 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     expect: signedIn(MANAGERS, 404),
     call: async (t) => ({ keyId: await t.newApiKey() }),
   },
+  "app/(signed-in)/(dashboard)/api-keys/actions.ts#restrictApiKeyAction": {
+    kind: "action",
+    // No mailbox named (allow all), so another organisation meets only the unknown key.
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ keyId: await t.newApiKey() }),
+  },
 
   // ---- Mailboxes ----
   "app/(signed-in)/(dashboard)/mailboxes/actions.ts#startConnectAction": {

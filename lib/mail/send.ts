@@ -10,6 +10,7 @@ import { isSendingPaused } from "@/lib/incidents/switches";
 import { getMailProvider } from "@/lib/oauth/providers";
 import { type LimitName, sendLimitNames } from "@/lib/ratelimit";
 import { rateLimits } from "@/lib/ratelimit/runtime";
+import { isKeyUsable } from "./api-key-state";
 import {
   applyToMailbox,
   deliver,
@@ -170,7 +171,7 @@ async function lookupMailbox(
   if (apiKeyId !== null) {
     const active = mailbox
       ? mailbox.keyActive === true
-      : (await getApiKeyForOrg({ db, orgId: ctx.orgId, keyId: apiKeyId }))?.revokedAt === null;
+      : isKeyUsable(await getApiKeyForOrg({ db, orgId: ctx.orgId, keyId: apiKeyId }));
     if (!active) return { kind: "unauthorized" };
   }
   if (!mailbox) {
