@@ -22,6 +22,7 @@ export const NAV: NavItem[] = [
   { href: "/privacy", label: "Data requests", permission: "handlePrivacy" },
   { href: "/incidents", label: "Incidents", permission: "handleIncidents" },
   { href: "/runbook", label: "Runbook", permission: "view" },
+  { href: "/notifications", label: "Notifications", permission: "manageSettings" },
   { href: "/invitations", label: "Invitations", permission: "view" },
   { href: "/profile", label: "Your data", permission: "view" },
 ];

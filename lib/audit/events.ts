@@ -34,6 +34,8 @@ export const AUDIT_ACTIONS = [
   "audit.exported",
   "audit.purged",
   "settings.retention_changed",
+  "settings.notifications_changed",
+  "mailbox.recovered",
   "privacy.request_recorded",
   "privacy.export_downloaded",
   "privacy.erased",
@@ -94,6 +96,8 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   "audit.exported": "Activity log exported",
   "audit.purged": "Old activity purged",
   "settings.retention_changed": "Retention period changed",
+  "settings.notifications_changed": "Notification sender changed",
+  "mailbox.recovered": "Mailbox working again",
 };
 
 export function actionLabel(action: string): string {

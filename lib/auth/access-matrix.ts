@@ -52,6 +52,8 @@ export type Target = {
   /** A connected demo mailbox that can really send. */
   mailboxId: string;
   newMailbox(): Promise<string>;
+  /** A connected mailbox the provider then refused for a reason only an administrator fixes. */
+  newMailboxNeedingAdmin(): Promise<string>;
   newApiKey(): Promise<string>;
   newMember(role: "admin" | "sender" | "compliance"): Promise<string>;
   newInvitation(): Promise<string>;
@@ -174,6 +176,11 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     expect: signedIn(REDIRECT_MANAGERS, 404),
     call: async (t) => ({ provider: "demo", mailboxId: await t.newMailbox() }),
   },
+  "app/(signed-in)/(dashboard)/mailboxes/actions.ts#retryMailboxAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ mailboxId: await t.newMailboxNeedingAdmin() }),
+  },
   "app/(signed-in)/(dashboard)/mailboxes/actions.ts#revokeMailboxAction": {
     kind: "action",
     expect: signedIn(MANAGERS, 404),
@@ -219,6 +226,12 @@ export const ACCESS_MATRIX: Record<string, Row> = {
       404,
     ),
     call: async (t) => ({ invitationId: await t.newInvitationToMe() }),
+  },
+  "app/(signed-in)/(admin)/notifications/actions.ts#setNotificationSenderAction": {
+    kind: "action",
+    // Another organisation's owner naming A's mailbox meets "not a mailbox of yours".
+    expect: signedIn(MANAGERS, 400),
+    call: (t) => ({ mailboxId: t.mailboxId }),
   },
   "app/(signed-in)/(admin)/activity/retention/actions.ts#setRetentionAction": {
     kind: "action",
@@ -442,6 +455,10 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     call: async (t) => ({ params: { id: await t.newAuditEvent() } }),
   },
   "app/(signed-in)/(admin)/activity/retention/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(MANAGERS, "ok"),
+  },
+  "app/(signed-in)/(admin)/notifications/page.tsx#default": {
     kind: "page",
     expect: signedIn(MANAGERS, "ok"),
   },

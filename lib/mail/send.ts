@@ -8,6 +8,7 @@ import type { SenderContext } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
 import { isSendingPaused } from "@/lib/incidents/switches";
 import { getMailProvider } from "@/lib/oauth/providers";
+import { markMailboxRecovered } from "@/lib/oauth/tokens";
 import { type LimitName, sendLimitNames } from "@/lib/ratelimit";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import { isKeyUsable } from "./api-key-state";
@@ -68,7 +69,12 @@ export type SendMessageInput = {
   purpose: "api" | "dashboard_test" | "notification";
 };
 
-export type ConnectionTestInput = { ctx: SenderContext; mailboxId: string };
+export type ConnectionTestInput = {
+  ctx: SenderContext;
+  mailboxId: string;
+  /** An administrator's "Retry now": a passing test reconnects a mailbox that needed them. */
+  isAdminRetry?: boolean;
+};
 
 type Invalid = Extract<SendOutcome, { kind: "invalid" }>;
 
@@ -379,6 +385,7 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
 export async function testConnection({
   ctx,
   mailboxId,
+  isAdminRetry = false,
 }: ConnectionTestInput): Promise<ConnectionTestOutcome> {
   const db = await getDb();
   const paused = await checkSwitches(db, ctx);
@@ -392,9 +399,22 @@ export async function testConnection({
   if (!row) return { kind: "not_found", cause: "No such mailbox in this organisation." };
   const mailbox = await lookupMailbox(db, ctx, row.id);
   if (isRefusal(mailbox)) return mailbox;
-  const unusable = unusableMailbox(mailbox);
+  // "Retry now" tests a mailbox waiting for an administrator; every other state is refused
+  // as for any test.
+  const retrying = isAdminRetry && mailbox.status === "admin_action_required";
+  const unusable = retrying ? null : unusableMailbox(mailbox);
   if (unusable) return unusable;
-  const result = await probeConnection(mailbox);
+  if (isAdminRetry && !retrying) {
+    return {
+      kind: "conflict",
+      mailboxStatus: mailbox.status,
+      cause: "Only a mailbox that needs an administrator can be retried; this one is connected.",
+    };
+  }
+  const result = await probeConnection(mailbox, { isAdminRetry: retrying });
+  if (retrying && result.kind === "connected" && ctx.actor.type === "user") {
+    await markMailboxRecovered(mailbox.id, { actor: ctx.actor, request: ctx.request });
+  }
 
   await writeAuditEvent(db, {
     orgId: ctx.orgId,

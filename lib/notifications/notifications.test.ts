@@ -10,6 +10,7 @@ import { auditEvents, notices } from "@/db/schema";
 import { clearSwitch, setSwitch } from "@/lib/incidents/switches";
 import { revokeApiKey } from "@/lib/mail/api-keys";
 import { runMailboxHealthCheck } from "@/lib/mail/health";
+import { testConnection } from "@/lib/mail/send";
 import {
   connectMailbox,
   makeApiKey,
@@ -210,5 +211,51 @@ describe("notification digests", () => {
     await runMailboxHealthCheck({ intervalMs: 10_000, idleMs: HOUR });
     expect((await readMailbox(victim)).status).toBe("needs_reconnect");
     expect(await listOutboxForOrg({ db: await getDb(), orgId: owner.orgId })).toEqual([]);
+  });
+});
+
+describe("Retry now", () => {
+  it("a mailbox waiting for an administrator is connected again once the test passes", async () => {
+    const { owner, sender } = await orgWithSender();
+    const box = await connectMailbox(owner);
+    const ctx = memberContext(owner.orgId, owner.user, "owner");
+    bed.authOverride = () => ({
+      code: 535,
+      message: "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled",
+    });
+    try {
+      expect((await testConnection({ ctx, mailboxId: box })).kind).toBe("provider_failed");
+      expect((await readMailbox(box)).status).toBe("admin_action_required");
+      // Still refused by the provider: the retry says so and the state stays.
+      const failed = await testConnection({ ctx, mailboxId: box, isAdminRetry: true });
+      expect(failed.kind).toBe("provider_failed");
+      expect((await readMailbox(box)).status).toBe("admin_action_required");
+    } finally {
+      bed.authOverride = null;
+    }
+    // A plain test is still refused for a mailbox in that state; only the retry probes it.
+    expect((await testConnection({ ctx, mailboxId: box })).kind).toBe("conflict");
+    // The sender mailbox is connected: there is nothing to retry.
+    expect((await testConnection({ ctx, mailboxId: sender, isAdminRetry: true })).kind).toBe(
+      "conflict",
+    );
+
+    expect((await testConnection({ ctx, mailboxId: box, isAdminRetry: true })).kind).toBe(
+      "connected",
+    );
+    expect((await readMailbox(box)).status).toBe("connected");
+    const db = await getDb();
+    const recovered = await db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.targetId, box), eq(auditEvents.action, "mailbox.recovered")));
+    expect(recovered.map((e) => [e.actorType, e.actorId])).toEqual([["user", owner.user.id]]);
+    const told = await db
+      .select()
+      .from(notices)
+      .where(and(eq(notices.mailboxId, box), eq(notices.kind, "mailbox_recovered")));
+    expect(told.length).toBeGreaterThan(0);
+    const kinds = (await listOutboxForOrg({ db, orgId: owner.orgId })).map((r) => r.event.kind);
+    expect(kinds).toEqual(["mailbox_admin_action_required", "mailbox_recovered"]);
   });
 });

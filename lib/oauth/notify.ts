@@ -55,7 +55,7 @@ function wording(input: MailboxNoticeInput): { title: string; body: string } {
     case "mailbox_recovered":
       return {
         title: `The mailbox ${input.address} is connected again`,
-        body: `${what} was reconnected and can send again.`,
+        body: `${what} works again: Mailwarden can send from it.`,
       };
   }
 }
