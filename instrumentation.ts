@@ -1,7 +1,8 @@
 // Runs once when the server starts: a bad setting stops start-up here, naming the variable.
 // Then the background work every instance shares: the audit sealer's interval (this instance
 // also seals what others left pending), the daily audit retention purge, and the job resumer
-// (it finishes long jobs whose process died), and this instance's heartbeat.
+// (it finishes long jobs whose process died), this instance's heartbeat, the mailbox health
+// check and the notification digest flusher.
 export async function register() {
   if (process.env.NEXT_RUNTIME !== "nodejs") return;
   const { checkEnvironmentAtStartup } = await import("@/lib/startup");
@@ -14,4 +15,8 @@ export async function register() {
   startJobResumer();
   const { startInstanceHeartbeat } = await import("@/lib/deployment/heartbeat");
   startInstanceHeartbeat();
+  const { startMailboxHealthCheck } = await import("@/lib/mail/health");
+  startMailboxHealthCheck();
+  const { startNotificationFlusher } = await import("@/lib/notifications");
+  startNotificationFlusher();
 }

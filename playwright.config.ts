@@ -51,6 +51,8 @@ export default defineConfig({
         signIn: { tokens: E2E_SIGN_IN_LIMIT, window: "1 m" },
         signInCallback: { tokens: E2E_SIGN_IN_LIMIT, window: "1 m" },
       }),
+      // Notification digests within seconds, so a test sees the email arrive.
+      NOTIFICATION_DIGEST_SECONDS: "2",
       NEXT_TELEMETRY_DISABLED: "1",
     },
   },

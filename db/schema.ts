@@ -235,6 +235,10 @@ export const organizationSettings = pgTable("organization_settings", {
   googlePublishingStatus: text("google_publishing_status", { enum: ["testing", "production"] }),
   googleSecretExpiresOn: date("google_secret_expires_on"),
   microsoftSecretExpiresOn: date("microsoft_secret_expires_on"),
+  /** The connected mailbox notification emails are sent from; null: dashboard notices only. */
+  notificationMailboxId: text("notification_mailbox_id").references(() => mailboxes.id, {
+    onDelete: "set null",
+  }),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
 
@@ -255,6 +259,27 @@ export const encryptionKeys = pgTable("encryption_keys", {
   id: text("id").primaryKey(),
   firstSeenAt: timestamp("first_seen_at", { withTimezone: true }).notNull().defaultNow(),
 });
+
+/**
+ * Notification emails waiting to go out: one row per recipient and event. The flusher sends
+ * each recipient's rows of one organisation as one digest and stamps `sent_at` (also when the
+ * send was refused: the outcome says which, and the refusal is in the audit log).
+ */
+export const notificationOutbox = pgTable(
+  "notification_outbox",
+  {
+    id: id(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    recipient: text("recipient").notNull(),
+    event: jsonb("event").$type<{ kind: string; title: string; body: string }>().notNull(),
+    createdAt: createdAt(),
+    sentAt: timestamp("sent_at", { withTimezone: true }),
+    outcome: text("outcome"),
+  },
+  (t) => [index("notification_outbox_pending_idx").on(t.sentAt, t.createdAt)],
+);
 // ---- Data subject requests: access/portability exports and erasures, with their receipts ----
 
 export const dataRequestKindEnum = pgEnum("data_request_kind", ["export", "erasure"]);
@@ -395,6 +420,8 @@ export const mailboxes = pgTable(
     keyId: text("key_id"),
     lastRefreshAt: timestamp("last_refresh_at", { withTimezone: true }),
     lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+    /** When the periodic health check last tested the connection (it claims a mailbox by this). */
+    healthCheckedAt: timestamp("health_checked_at", { withTimezone: true }),
     lastErrorCode: text("last_error_code"),
     lastErrorCause: text("last_error_cause"),
     failureCount: integer("failure_count").notNull().default(0),
@@ -470,6 +497,8 @@ export const apiKeys = pgTable(
     createdAt: createdAt(),
     lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
+    /** After this the key is refused exactly like a revoked one; null never expires. */
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
   },
   (t) => [uniqueIndex("api_keys_prefix_idx").on(t.prefix)],
 );

@@ -87,6 +87,12 @@ const schema = z.object({
       .optional(),
   ),
   TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+  /** How often the mailbox health check runs (one instance at a time). */
+  MAILBOX_HEALTH_INTERVAL_SECONDS: z.coerce.number().int().min(10).max(86_400).default(300),
+  /** A mailbox unused this long gets a connection test (TLS + AUTH, no DATA) by the check. */
+  MAILBOX_HEALTH_IDLE_SECONDS: z.coerce.number().int().min(60).max(604_800).default(3_600),
+  /** Notification events for one person within this many seconds go out as one digest. */
+  NOTIFICATION_DIGEST_SECONDS: z.coerce.number().int().min(0).max(3_600).default(120),
   // Operators of the deployment (lib/auth/operators.ts): they pull the switches of every
   // organisation and see the events without one (key rotation, global switches, unknown keys).
   OPERATOR_EMAILS: optionalText

@@ -23,6 +23,7 @@ export const NAV: NavItem[] = [
   { href: "/incidents", label: "Incidents", permission: "handleIncidents" },
   { href: "/runbook", label: "Runbook", permission: "view" },
   { href: "/security", label: "Security", permission: "readSecurity" },
+  { href: "/notifications", label: "Notifications", permission: "manageSettings" },
   { href: "/invitations", label: "Invitations", permission: "view" },
   { href: "/profile", label: "Your data", permission: "view" },
 ];

@@ -16,6 +16,7 @@ const publicColumns = {
   createdAt: apiKeys.createdAt,
   lastUsedAt: apiKeys.lastUsedAt,
   revokedAt: apiKeys.revokedAt,
+  expiresAt: apiKeys.expiresAt,
 };
 
 export type ApiKeySummary = {
@@ -28,6 +29,7 @@ export type ApiKeySummary = {
   createdAt: Date;
   lastUsedAt: Date | null;
   revokedAt: Date | null;
+  expiresAt: Date | null;
 };
 
 export async function insertApiKey({
@@ -43,6 +45,7 @@ export async function insertApiKey({
     secretHash: string;
     allowedMailboxIds: string[] | null;
     createdBy: string | null;
+    expiresAt: Date | null;
   };
 }): Promise<ApiKeySummary> {
   const [row] = await db.insert(apiKeys).values(values).returning(publicColumns);

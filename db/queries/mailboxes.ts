@@ -147,7 +147,7 @@ export async function findMailboxByIdOrAddress({
       ? sql<boolean | null>`null`
       : sql<
           boolean | null
-        >`(select ${apiKeys.revokedAt} is null from ${apiKeys} where ${apiKeys.id} = ${apiKeyId} and ${apiKeys.orgId} = ${orgId})`;
+        >`(select ${apiKeys.revokedAt} is null and (${apiKeys.expiresAt} is null or ${apiKeys.expiresAt} > now()) from ${apiKeys} where ${apiKeys.id} = ${apiKeyId} and ${apiKeys.orgId} = ${orgId})`;
   const [row] = await db
     .select({ ...publicColumns, keyActive })
     .from(mailboxes)
@@ -466,4 +466,44 @@ export async function listMailboxesNeedingAction({ db, orgId }: { db: DbOrTx; or
     )
     .orderBy(asc(mailboxes.address))
     .limit(50);
+}
+
+/**
+ * The health check's claim, in one statement: connected mailboxes whose access token expires
+ * before `refreshBefore`, or unused and untested since `idleSince`. Stamping
+ * `health_checked_at` is the claim, so a second checker right after finds nothing idle.
+ */
+export async function claimMailboxesForHealthCheck({
+  db,
+  now,
+  refreshBefore,
+  idleSince,
+}: {
+  db: DbOrTx;
+  now: Date;
+  refreshBefore: Date;
+  idleSince: Date;
+}) {
+  const expiring = lt(mailboxes.accessTokenExpiresAt, refreshBefore);
+  const idle = and(
+    lt(sql`coalesce(${mailboxes.lastUsedAt}, ${mailboxes.createdAt})`, idleSince),
+    or(isNull(mailboxes.healthCheckedAt), lt(mailboxes.healthCheckedAt, idleSince)),
+  );
+  const rows = await db
+    .update(mailboxes)
+    .set({ healthCheckedAt: now })
+    .where(and(eq(mailboxes.status, "connected"), or(expiring, idle)))
+    .returning({
+      id: mailboxes.id,
+      orgId: mailboxes.orgId,
+      accessTokenExpiresAt: mailboxes.accessTokenExpiresAt,
+      lastUsedAt: mailboxes.lastUsedAt,
+      createdAt: mailboxes.createdAt,
+    });
+  return rows.map((r) => ({
+    id: r.id,
+    orgId: r.orgId,
+    expiring: r.accessTokenExpiresAt !== null && r.accessTokenExpiresAt < refreshBefore,
+    idle: (r.lastUsedAt ?? r.createdAt) < idleSince,
+  }));
 }

@@ -6,7 +6,7 @@ import { apiKeys, mailboxes, messages, users } from "@/db/schema";
 // Sent and attempted messages. Bodies are never stored: recipients and subject are what a
 // person needs to recognise a send, and the SMTP reply is what they need to diagnose one.
 
-export type MessageSender = { type: "user" | "api_key"; id: string };
+export type MessageSender = { type: "user" | "api_key" | "system"; id: string };
 
 export type MessageRecipients = { to: string[]; cc: string[]; bcc: string[] };
 

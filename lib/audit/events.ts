@@ -36,6 +36,8 @@ export const AUDIT_ACTIONS = [
   "settings.retention_changed",
   "privacy.retention_applied",
   "settings.client_facts_changed",
+  "settings.notifications_changed",
+  "mailbox.recovered",
   "privacy.request_recorded",
   "privacy.export_downloaded",
   "privacy.erased",
@@ -98,6 +100,8 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   "audit.purged": "Old activity purged",
   "settings.retention_changed": "Retention period changed",
   "settings.client_facts_changed": "OAuth client facts changed",
+  "settings.notifications_changed": "Notification sender changed",
+  "mailbox.recovered": "Mailbox working again",
 };
 
 export function actionLabel(action: string): string {

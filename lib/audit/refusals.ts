@@ -55,7 +55,12 @@ export async function auditRefusedApiKey(token: string | null, request: RequestI
     const prefix = token ? TOKEN_PREFIX.exec(token)?.[1] : undefined;
     const [row] = prefix
       ? await db
-          .select({ id: apiKeys.id, orgId: apiKeys.orgId, revokedAt: apiKeys.revokedAt })
+          .select({
+            id: apiKeys.id,
+            orgId: apiKeys.orgId,
+            revokedAt: apiKeys.revokedAt,
+            expiresAt: apiKeys.expiresAt,
+          })
           .from(apiKeys)
           .where(eq(apiKeys.prefix, prefix))
           .limit(1)
@@ -68,7 +73,9 @@ export async function auditRefusedApiKey(token: string | null, request: RequestI
           ? "unknown"
           : row.revokedAt
             ? "revoked"
-            : "wrong_secret";
+            : row.expiresAt && row.expiresAt <= new Date()
+              ? "expired"
+              : "wrong_secret";
     await writeAuditEvent(db, {
       orgId: row?.orgId ?? null,
       actor: { type: "system", label: "Unauthenticated API client" },

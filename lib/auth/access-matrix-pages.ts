@@ -103,4 +103,8 @@ export const PAGE_ROWS: Record<string, Row> = {
     // Compliance officers read the posture too; only managers see the form.
     expect: signedIn(AUDITORS, "ok"),
   },
+  "app/(signed-in)/(admin)/notifications/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(MANAGERS, "ok"),
+  },
 };

@@ -22,6 +22,8 @@ export type Target = {
   /** A connected demo mailbox that can really send. */
   mailboxId: string;
   newMailbox(): Promise<string>;
+  /** A connected mailbox the provider then refused for a reason only an administrator fixes. */
+  newMailboxNeedingAdmin(): Promise<string>;
   newApiKey(): Promise<string>;
   newMember(role: "admin" | "sender" | "compliance"): Promise<string>;
   newInvitation(): Promise<string>;

@@ -178,6 +178,15 @@ function targetFor(caller: Caller): Target {
     orgId: a.orgId,
     mailboxId: aMailboxId,
     newMailbox: () => connectMailbox(a.owner),
+    newMailboxNeedingAdmin: async () => {
+      const id = await connectMailbox(a.owner);
+      const db = await getDb();
+      await db
+        .update(mailboxes)
+        .set({ status: "admin_action_required" })
+        .where(eq(mailboxes.id, id));
+      return id;
+    },
     newApiKey: async () => (await makeApiKey(a.owner)).key.id,
     newMember: async (role) => (await addMember(a, role)).user.id,
     newInvitation: async () => {
@@ -275,6 +284,7 @@ function ghostTarget(): Target {
     orgId: randomUUID(),
     mailboxId: randomUUID(),
     newMailbox: id,
+    newMailboxNeedingAdmin: id,
     newApiKey: id,
     newMember: id,
     newInvitation: id,

@@ -149,7 +149,24 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     kind: "action",
     // Another organisation's owner sets their own organisation's retention: A untouched.
     expect: signedIn(MANAGERS, "ok"),
-    call: () => ({ days: "400" }),
+    call: () => ({ auditDays: "400", messageDays: "90", networkDays: "30" }),
+  },
+  "app/(signed-in)/(dashboard)/api-keys/actions.ts#restrictApiKeyAction": {
+    kind: "action",
+    // No mailbox named (allow all), so another organisation meets only the unknown key.
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ keyId: await t.newApiKey() }),
+  },
+  "app/(signed-in)/(dashboard)/mailboxes/actions.ts#retryMailboxAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ mailboxId: await t.newMailboxNeedingAdmin() }),
+  },
+  "app/(signed-in)/(admin)/notifications/actions.ts#setNotificationSenderAction": {
+    kind: "action",
+    // Another organisation's owner naming A's mailbox meets "not a mailbox of yours".
+    expect: signedIn(MANAGERS, 400),
+    call: (t) => ({ mailboxId: t.mailboxId }),
   },
   "app/(signed-in)/(admin)/security/actions.ts#setClientFactsAction": {
     kind: "action",

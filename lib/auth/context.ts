@@ -22,3 +22,18 @@ export type CallContext = {
 
 /** A signed-in member's context (role known). */
 export type MemberContext = CallContext & { actor: { type: "user" }; role: Role };
+
+/**
+ * Mailwarden itself acting for an organisation (notification emails): no person, no key, no
+ * request. Only server code builds one (lib/notifications); no session or bearer token can.
+ */
+export type SystemContext = {
+  orgId: string;
+  actor: { type: "system"; id?: null; label: string };
+  role: null;
+  request: RequestInfo;
+  allowedMailboxIds: null;
+};
+
+/** Who may pass the send chokepoint: a caller, or Mailwarden for its notifications. */
+export type SenderContext = CallContext | SystemContext;

@@ -16,6 +16,7 @@ import type { Role } from "@/db/schema";
 import type { Actor, AuditAction } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { UserFacingError } from "@/lib/errors";
+import { queueNotification } from "@/lib/notifications";
 import type { CallContext } from "./context";
 import {
   REFUSAL_MESSAGES,
@@ -226,6 +227,12 @@ export async function changeMemberRole(
         outcome: "success",
         request,
         metadata: { from: target.role, to: role },
+      });
+      await queueNotification(tx, {
+        orgId,
+        kind: "member_role_changed",
+        title: `A member's role changed to ${role}`,
+        body: `${actor.label ?? "An administrator"} changed a member's role from ${target.role} to ${role}. The Members page shows who.`,
       });
     }),
   );

@@ -10,6 +10,7 @@ import { getUserEmail } from "@/db/queries/users";
 import type { Role } from "@/db/schema";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
+import { queueNotification } from "@/lib/notifications";
 import type { MemberContext } from "./context";
 
 /** The caller and the session it acts in: joining or switching changes that session's organisation. */
@@ -54,6 +55,12 @@ export async function acceptInvitation(
     const existing = await findMembership({ db: tx, orgId: invite.orgId, userId });
     if (!existing) {
       await insertMembership({ db: tx, orgId: invite.orgId, userId, role: invite.role });
+      await queueNotification(tx, {
+        orgId: invite.orgId,
+        kind: "member_added",
+        title: `New member: ${email}`,
+        body: `${email} accepted an invitation and joined the organisation as ${invite.role}.`,
+      });
     }
     await setSessionActiveOrg({ db: tx, sessionToken, userId, orgId: invite.orgId });
     await writeAuditEvent(tx, {

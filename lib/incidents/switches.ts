@@ -5,6 +5,7 @@ import type { Actor, AuditAction, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { MemberContext } from "@/lib/auth/context";
 import { UserFacingError } from "@/lib/errors";
+import { queueNotification } from "@/lib/notifications";
 
 // Incident switches. The send chokepoint reads them on every send, test sends and connection
 // tests included; assertConnectionsAllowed guards every mailbox connection; the admin console
@@ -121,9 +122,28 @@ type SwitchChange = {
   scope: SwitchScope;
 };
 
-function auditSwitchChange(tx: DbOrTx, change: SwitchChange, metadata: Record<string, unknown>) {
+const SWITCH_NAMES: Record<SwitchKind, string> = {
+  pause_sending: "Pause all sending",
+  block_connections: "Block new connections",
+};
+
+async function auditSwitchChange(
+  tx: DbOrTx,
+  change: SwitchChange,
+  metadata: { isOn: boolean } & Record<string, unknown>,
+) {
   const { kind, scope, ctx } = change;
-  return writeAuditEvent(tx, {
+  if (scope.type === "organization") {
+    const state = metadata.isOn ? "turned on" : "turned off";
+    const reason = typeof metadata.reason === "string" ? ` Reason given: ${metadata.reason}` : "";
+    await queueNotification(tx, {
+      orgId: scope.orgId,
+      kind: "switch_changed",
+      title: `Incident switch ${state}: ${SWITCH_NAMES[kind]}`,
+      body: `${ctx.actor.label ?? "An administrator"} ${state} "${SWITCH_NAMES[kind]}".${reason}`,
+    });
+  }
+  await writeAuditEvent(tx, {
     orgId: scope.type === "organization" ? scope.orgId : null,
     actor: ctx.actor,
     action: "switch.changed",

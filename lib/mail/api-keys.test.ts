@@ -144,4 +144,25 @@ describe("API keys", () => {
       }),
     ).rejects.toBeInstanceOf(ApiKeyForbiddenError);
   });
+
+  it("an expired key is refused like a revoked one, and a past expiry is refused", async () => {
+    const { owner, actor } = await ownerAndActor();
+    await expect(
+      createApiKey({ ctx: actor, name: "Past", expiresAt: new Date(Date.now() - 1000) }),
+    ).rejects.toMatchObject({ name: "ApiKeyInputError", field: "expiresAt" });
+    const { key, token } = await createApiKey({
+      ctx: actor,
+      name: "Short-lived",
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    expect((await verifyApiKey(token))?.id).toBe(key.id);
+    const db = await getDb();
+    await db
+      .update(apiKeys)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(apiKeys.id, key.id));
+    expect(await verifyApiKey(token)).toBeNull();
+    const listed = await listApiKeysForOrg({ orgId: owner.orgId });
+    expect(listed[0]?.expiresAt?.getTime()).toBeLessThan(Date.now());
+  });
 });

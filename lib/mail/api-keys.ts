@@ -15,6 +15,8 @@ import { writeAuditEvent } from "@/lib/audit/write";
 import type { CallContext, RequestInfo } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
 import { UserFacingError } from "@/lib/errors";
+import { queueNotification } from "@/lib/notifications";
+import { isKeyUsable } from "./api-key-state";
 
 // API keys for the send route (table api_keys in db/schema.ts). The secret is shown once; the database
 // keeps its SHA-256 only, so a leaked table cannot send mail. A plain hash (no KDF) is right
@@ -114,14 +116,20 @@ export async function createApiKey({
   ctx,
   name,
   allowedMailboxIds,
+  expiresAt = null,
 }: {
   ctx: CallContext;
   name: string;
   allowedMailboxIds?: string[] | null;
+  /** After this the key is refused like a revoked one; null never expires. */
+  expiresAt?: Date | null;
 }): Promise<{ key: ApiKeySummary; token: string }> {
   assertManager(ctx);
   const { orgId, actor, request } = ctx;
   const keyName = checkName(name);
+  if (expiresAt !== null && !(expiresAt.getTime() > Date.now())) {
+    throw new ApiKeyInputError("expiresAt", "Choose an expiry date in the future, or none.");
+  }
   const allowed = await checkMailboxes(orgId, allowedMailboxIds);
   const prefix = randomBytes(PREFIX_BYTES).toString("hex");
   const secret = randomBytes(SECRET_BYTES).toString("base64url");
@@ -137,6 +145,7 @@ export async function createApiKey({
         secretHash: hashApiKeySecret(secret),
         allowedMailboxIds: allowed,
         createdBy: actor.id,
+        expiresAt,
       },
     });
     await writeAuditEvent(tx, {
@@ -146,7 +155,18 @@ export async function createApiKey({
       target: { type: "api_key", id: row.id },
       outcome: "success",
       request: request,
-      metadata: { name: keyName, prefix, allowedMailboxIds: allowed },
+      metadata: {
+        name: keyName,
+        prefix,
+        allowedMailboxIds: allowed,
+        expiresAt: expiresAt?.toISOString() ?? null,
+      },
+    });
+    await queueNotification(tx, {
+      orgId,
+      kind: "api_key_created",
+      title: `API key created: ${keyName}`,
+      body: `${actor.label ?? "A member"} created the API key "${keyName}" (mwk_${prefix}_…). If nobody you know did, revoke it on the API keys page.`,
     });
     return row;
   });
@@ -205,6 +225,12 @@ export async function revokeApiKey({
       request: request,
       metadata: { name: row.name, prefix: row.prefix },
     });
+    await queueNotification(tx, {
+      orgId,
+      kind: "api_key_revoked",
+      title: `API key revoked: ${row.name}`,
+      body: `${actor.label ?? "A member"} revoked the API key "${row.name}" (mwk_${row.prefix}_…). Requests with it are refused from now on.`,
+    });
     return row;
   });
 }
@@ -223,7 +249,7 @@ export async function verifyApiKey(token: string): Promise<VerifiedApiKey | null
   const [, prefix = "", secret = ""] = match;
   const db = await getDb();
   const row = await getApiKeyHashByPrefix({ db, prefix });
-  if (!row || row.revokedAt !== null) return null;
+  if (!row || !isKeyUsable(row)) return null;
   const given = Buffer.from(hashApiKeySecret(secret), "hex");
   const stored = Buffer.from(row.secretHash, "hex");
   if (given.length !== stored.length || !timingSafeEqual(given, stored)) return null;

@@ -3,7 +3,7 @@ import type { Database } from "@/db";
 import type { findMailboxByIdOrAddress } from "@/db/queries/mailboxes";
 import { finishMessageStatement } from "@/db/queries/messages";
 import { writeAuditEventWithChange } from "@/lib/audit/write";
-import type { CallContext } from "@/lib/auth/context";
+import type { SenderContext } from "@/lib/auth/context";
 import {
   MailboxNeedsReconnectError,
   MailboxNotFoundError,
@@ -67,10 +67,13 @@ function transportTarget(mailbox: Mailbox, expiresAt: Date | null): MailboxTrans
  * A token that still has its refresh margin is used by the transport as stored; only a stale
  * one is refreshed here, before any row is written, so a dead grant costs no message row.
  */
-export async function ensureToken(mailbox: Mailbox): Promise<Date | null> {
+export async function ensureToken(
+  mailbox: Mailbox,
+  opts: { isAdminRetry?: boolean } = {},
+): Promise<Date | null> {
   const expiresAt = mailbox.accessTokenExpiresAt;
   if (expiresAt && expiresAt.getTime() - Date.now() > REFRESH_AHEAD_MS + 30_000) return expiresAt;
-  const token = await getAccessToken(mailbox.id);
+  const token = await getAccessToken(mailbox.id, opts);
   return token.expiresAt;
 }
 
@@ -163,10 +166,13 @@ export async function deliver(
 }
 
 /** "Test connection": TLS, AUTH XOAUTH2 and QUIT on a fresh, unpooled connection — no DATA. */
-export async function probeConnection(mailbox: Mailbox): Promise<ConnectionTestOutcome> {
+export async function probeConnection(
+  mailbox: Mailbox,
+  opts: { isAdminRetry?: boolean } = {},
+): Promise<ConnectionTestOutcome> {
   try {
-    const expiresAt = await ensureToken(mailbox);
-    const probe = await createProbeTransport(transportTarget(mailbox, expiresAt));
+    const expiresAt = await ensureToken(mailbox, opts);
+    const probe = await createProbeTransport(transportTarget(mailbox, expiresAt), opts);
     try {
       await probe.verify();
     } finally {
@@ -217,8 +223,8 @@ export function recordUse(mailboxId: string): void {
 export async function recordDelivery(
   db: Database,
   input: {
-    ctx: CallContext;
-    purpose: "api" | "dashboard_test";
+    ctx: SenderContext;
+    purpose: "api" | "dashboard_test" | "notification";
     mailbox: Mailbox;
     messageId: string;
     recipientCount: number;

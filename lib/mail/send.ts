@@ -4,12 +4,14 @@ import { getApiKeyForOrg } from "@/db/queries/api-keys";
 import { findMailboxByIdOrAddress, getMailboxForOrg } from "@/db/queries/mailboxes";
 import { claimMessage, finishMessage, type MessageSender } from "@/db/queries/messages";
 import { writeAuditEvent } from "@/lib/audit/write";
-import type { CallContext } from "@/lib/auth/context";
+import type { SenderContext } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
 import { isSendingPaused } from "@/lib/incidents/switches";
 import { getMailProvider } from "@/lib/oauth/providers";
+import { markMailboxRecovered } from "@/lib/oauth/tokens";
 import { type LimitName, sendLimitNames } from "@/lib/ratelimit";
 import { rateLimits } from "@/lib/ratelimit/runtime";
+import { isKeyUsable } from "./api-key-state";
 import {
   applyToMailbox,
   deliver,
@@ -61,13 +63,18 @@ export type SendBody =
   | { type: "value"; value: unknown };
 
 export type SendMessageInput = {
-  ctx: CallContext;
+  ctx: SenderContext;
   body: SendBody;
   idempotencyKey?: string;
-  purpose: "api" | "dashboard_test";
+  purpose: "api" | "dashboard_test" | "notification";
 };
 
-export type ConnectionTestInput = { ctx: CallContext; mailboxId: string };
+export type ConnectionTestInput = {
+  ctx: SenderContext;
+  mailboxId: string;
+  /** An administrator's "Retry now": a passing test reconnects a mailbox that needed them. */
+  isAdminRetry?: boolean;
+};
 
 type Invalid = Extract<SendOutcome, { kind: "invalid" }>;
 
@@ -75,7 +82,7 @@ type Invalid = Extract<SendOutcome, { kind: "invalid" }>;
 /* The checks, in order                                                                      */
 
 // During an incident, who still tried to send is worth knowing: each refusal is audited.
-async function checkSwitches(db: Database, ctx: CallContext): Promise<RefusalOutcome | null> {
+async function checkSwitches(db: Database, ctx: SenderContext): Promise<RefusalOutcome | null> {
   const pause = await isSendingPaused({ db, orgId: ctx.orgId });
   if (!pause.isPaused) return null;
   await writeAuditEvent(db, {
@@ -94,9 +101,13 @@ async function checkSwitches(db: Database, ctx: CallContext): Promise<RefusalOut
   };
 }
 
-/** A key's revocation is re-checked with the mailbox lookup (one statement, see lookupMailbox). */
-async function checkPermission(db: Database, ctx: CallContext): Promise<RefusalOutcome | null> {
-  if (ctx.actor.type === "api_key") return null;
+/**
+ * A key's revocation is re-checked with the mailbox lookup (one statement, see lookupMailbox).
+ * Mailwarden's own notifications (the system actor) need no role: only server code builds that
+ * context, and every other check below still applies to it.
+ */
+async function checkPermission(db: Database, ctx: SenderContext): Promise<RefusalOutcome | null> {
+  if (ctx.actor.type === "api_key" || ctx.actor.type === "system") return null;
   if (ctx.role !== null && hasPermission(ctx.role, "send")) return null;
   await writeAuditEvent(db, {
     orgId: ctx.orgId,
@@ -110,9 +121,20 @@ async function checkPermission(db: Database, ctx: CallContext): Promise<RefusalO
   return { kind: "forbidden", cause: "Your role does not allow sending messages." };
 }
 
-async function checkActorLimit(ctx: CallContext): Promise<RefusalOutcome | null> {
+/** The sender as message rows and limits name it (the system sends for one organisation). */
+function senderOf(ctx: SenderContext): MessageSender {
+  return ctx.actor.type === "system"
+    ? { type: "system", id: ctx.orgId }
+    : { type: ctx.actor.type, id: ctx.actor.id };
+}
+
+// The system's own volume is bounded by the digest window and the health interval; the
+// mailbox's limits still apply to it.
+async function checkActorLimit(ctx: SenderContext): Promise<RefusalOutcome | null> {
+  if (ctx.actor.type === "system") return null;
   const name: LimitName = ctx.actor.type === "api_key" ? "apiKey" : "testSend";
-  const result = await rateLimits().get(name).limit(`${ctx.actor.type}:${ctx.actor.id}`);
+  const sender = senderOf(ctx);
+  const result = await rateLimits().get(name).limit(`${sender.type}:${sender.id}`);
   if (result.success) return null;
   if (result.unavailable) return storeUnavailable(result.retryAfterSeconds);
   return { kind: "rate_limited", limit: name, retryAfterSeconds: result.retryAfterSeconds };
@@ -150,7 +172,7 @@ function validate(value: unknown): SendRequest | Invalid {
  */
 async function lookupMailbox(
   db: Database,
-  ctx: CallContext,
+  ctx: SenderContext,
   selector: string,
 ): Promise<Mailbox | RefusalOutcome> {
   const apiKeyId = ctx.actor.type === "api_key" ? ctx.actor.id : null;
@@ -163,7 +185,7 @@ async function lookupMailbox(
   if (apiKeyId !== null) {
     const active = mailbox
       ? mailbox.keyActive === true
-      : (await getApiKeyForOrg({ db, orgId: ctx.orgId, keyId: apiKeyId }))?.revokedAt === null;
+      : isKeyUsable(await getApiKeyForOrg({ db, orgId: ctx.orgId, keyId: apiKeyId }));
     if (!active) return { kind: "unauthorized" };
   }
   if (!mailbox) {
@@ -271,7 +293,7 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
   // own limit counts every attempt, refused or not, as it always did for denied calls.
   const body = decode(input.body);
   const selector = "kind" in body ? null : mailboxSelectorOf(body.value);
-  const sender: MessageSender = { type: ctx.actor.type, id: ctx.actor.id };
+  const sender = senderOf(ctx);
   const scope: IdempotencyScope | null =
     input.idempotencyKey === undefined
       ? null
@@ -373,6 +395,7 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
 export async function testConnection({
   ctx,
   mailboxId,
+  isAdminRetry = false,
 }: ConnectionTestInput): Promise<ConnectionTestOutcome> {
   const db = await getDb();
   const paused = await checkSwitches(db, ctx);
@@ -386,9 +409,22 @@ export async function testConnection({
   if (!row) return { kind: "not_found", cause: "No such mailbox in this organisation." };
   const mailbox = await lookupMailbox(db, ctx, row.id);
   if (isRefusal(mailbox)) return mailbox;
-  const unusable = unusableMailbox(mailbox);
+  // "Retry now" tests a mailbox waiting for an administrator; every other state is refused
+  // as for any test.
+  const retrying = isAdminRetry && mailbox.status === "admin_action_required";
+  const unusable = retrying ? null : unusableMailbox(mailbox);
   if (unusable) return unusable;
-  const result = await probeConnection(mailbox);
+  if (isAdminRetry && !retrying) {
+    return {
+      kind: "conflict",
+      mailboxStatus: mailbox.status,
+      cause: "Only a mailbox that needs an administrator can be retried; this one is connected.",
+    };
+  }
+  const result = await probeConnection(mailbox, { isAdminRetry: retrying });
+  if (retrying && result.kind === "connected" && ctx.actor.type === "user") {
+    await markMailboxRecovered(mailbox.id, { actor: ctx.actor, request: ctx.request });
+  }
 
   await writeAuditEvent(db, {
     orgId: ctx.orgId,

@@ -135,7 +135,7 @@ function cacheKey(target: MailboxTransportTarget, endpoint: SmtpEndpoint): strin
 function smtpOptions(
   target: MailboxTransportTarget,
   endpoint: SmtpEndpoint,
-  entry: Pick<Entry, "mailboxId" | "lastToken">,
+  entry: Pick<Entry, "mailboxId" | "lastToken"> & { isAdminRetry?: boolean },
 ): SMTPTransportOptions {
   return {
     host: endpoint.host,
@@ -172,7 +172,7 @@ function smtpOptions(
  * nodemailer calls this on each new connection (renew=false) and once after a 334 challenge
  * (renew=true). `expires` is always passed: without it nodemailer keeps a token forever.
  */
-function provisionFrom(entry: Pick<Entry, "mailboxId" | "lastToken">) {
+function provisionFrom(entry: Pick<Entry, "mailboxId" | "lastToken"> & { isAdminRetry?: boolean }) {
   return function provision(
     this: unknown,
     _user: string,
@@ -183,9 +183,10 @@ function provisionFrom(entry: Pick<Entry, "mailboxId" | "lastToken">) {
     // accessToken is exactly the token the server refused.
     const held = (this as { accessToken?: unknown } | undefined)?.accessToken;
     const rejectedToken = typeof held === "string" ? held : (entry.lastToken ?? undefined);
-    const options = renew
-      ? { forceRefresh: true, ...(rejectedToken ? { rejectedToken } : {}) }
-      : {};
+    const options = {
+      ...(renew ? { forceRefresh: true, ...(rejectedToken ? { rejectedToken } : {}) } : {}),
+      ...(entry.isAdminRetry ? { isAdminRetry: true } : {}),
+    };
     getAccessToken(entry.mailboxId, options).then(
       (token) => {
         entry.lastToken = token.accessToken;
@@ -247,9 +248,12 @@ function retire(entry: Entry): void {
  * A one-off, unpooled transport for "Test connection": TLS, AUTH XOAUTH2, QUIT, no DATA.
  * The caller closes it.
  */
-export async function createProbeTransport(target: MailboxTransportTarget): Promise<Transporter> {
+export async function createProbeTransport(
+  target: MailboxTransportTarget,
+  opts: { isAdminRetry?: boolean } = {},
+): Promise<Transporter> {
   const endpoint = await endpointFor(providerFor(target));
-  const entry = { mailboxId: target.mailboxId, lastToken: null };
+  const entry = { mailboxId: target.mailboxId, lastToken: null, ...opts };
   return nodemailer.createTransport(smtpOptions(target, endpoint, entry));
 }
 

@@ -7,11 +7,13 @@ import { demoInboxDir } from "@/lib/demo";
 import { writePrivateFile } from "@/lib/demo/files";
 import type { StoredMessage } from "@/lib/demo/inbox";
 import { env } from "@/lib/env";
+import { queueNotification } from "@/lib/notifications";
 
 // Telling people about a mailbox: a dashboard notice for the person who connected it and for
-// each owner and admin of the organisation, and an email. Email goes out only in demo mode for
-// now (into the demo inbox, where the demo page shows it); elsewhere it waits for the system
-// mail settings, and the dashboard notice is all there is.
+// each owner and admin of the organisation, and an email. The email goes through the
+// organisation's notification mailbox when it chose one (queued with the notices, sent as a
+// digest by lib/notifications). Without one, demo mode still drops it straight into the demo
+// inbox, and elsewhere the dashboard notice is all there is.
 
 export type MailboxNoticeKind =
   | "mailbox_needs_reconnect"
@@ -53,7 +55,7 @@ function wording(input: MailboxNoticeInput): { title: string; body: string } {
     case "mailbox_recovered":
       return {
         title: `The mailbox ${input.address} is connected again`,
-        body: `${what} was reconnected and can send again.`,
+        body: `${what} works again: Mailwarden can send from it.`,
       };
   }
 }
@@ -84,12 +86,19 @@ export async function notifyMailboxProblem(
     })),
   });
   const emails = [...new Set(recipients.flatMap((r) => (r.email ? [r.email] : [])))];
+  const queued = await queueNotification(db, {
+    orgId: input.orgId,
+    kind: input.kind,
+    title,
+    body,
+    alsoTo: emails,
+  });
   return {
     recipients: emails,
     title,
     body,
     deliver: async () => {
-      if (emails.length === 0 || !env().isDemo) return;
+      if (queued || emails.length === 0 || !env().isDemo) return;
       try {
         await dropIntoDemoInbox(emails, title, body);
       } catch (error) {

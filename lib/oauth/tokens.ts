@@ -8,7 +8,7 @@ import {
   updateMailbox,
 } from "@/db/queries/mailboxes";
 import type { ProviderId } from "@/db/schema";
-import type { Actor } from "@/lib/audit/events";
+import type { Actor, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import {
@@ -41,6 +41,11 @@ export type GetAccessTokenOptions = {
   forceRefresh?: boolean;
   /** The refused token: if the stored one differs, someone already refreshed it; use that. */
   rejectedToken?: string;
+  /**
+   * An administrator's "Retry now" on a mailbox waiting for them: its grant is still whole, so
+   * a token may be used to test whether the provider lets it send again.
+   */
+  isAdminRetry?: boolean;
 };
 
 /** Refresh ahead of expiry, so a token never expires between here and the SMTP AUTH. */
@@ -68,8 +73,9 @@ export function backoffMs(failureCount: number): number {
   return Math.min(2 ** Math.max(0, failureCount - 1) * BACKOFF_BASE_MS, BACKOFF_MAX_MS);
 }
 
-function assertUsable(row: MailboxTokenRow): void {
+function assertUsable(row: MailboxTokenRow, opts: GetAccessTokenOptions = {}): void {
   if (row.status === "connected") return;
+  if (row.status === "admin_action_required" && opts.isAdminRetry) return;
   const cause =
     row.lastErrorCause ??
     (row.status === "paused"
@@ -121,7 +127,7 @@ export async function getAccessToken(
   if (!opts.forceRefresh) {
     const row = await getMailboxWithTokens({ db: await getDb(), mailboxId });
     if (!row) throw new MailboxNotFoundError(mailboxId);
-    assertUsable(row);
+    assertUsable(row, opts);
     const stored = storedToken(row);
     if (stored && isFresh(stored.expiresAt)) return result(row, stored.token, stored.expiresAt);
   }
@@ -143,7 +149,7 @@ async function refreshUnderLock(mailboxId: string, opts: GetAccessTokenOptions) 
   const outcome = await db.transaction(async (tx): Promise<Outcome> => {
     const row = await lockMailboxWithTokens({ db: tx, mailboxId });
     if (!row) throw new MailboxNotFoundError(mailboxId);
-    assertUsable(row);
+    assertUsable(row, opts);
     const provider = getMailProvider(row.provider);
     if (!provider) throw new ProviderNotConfiguredError(row.provider);
 
@@ -362,6 +368,46 @@ export async function markMailboxUnusable(
     });
   });
   await notification?.deliver();
+}
+
+/**
+ * An administrator's "Retry now" passed the connection test: a mailbox that was waiting for an
+ * administrator is connected again, audited as the person who retried, and everyone who was
+ * told of the problem is told it is over. Nothing happens when its state changed meanwhile.
+ */
+export async function markMailboxRecovered(
+  mailboxId: string,
+  by: { actor: Actor; request: RequestInfo },
+): Promise<boolean> {
+  const db = await getDb();
+  const notification = await db.transaction(async (tx) => {
+    const row = await lockMailboxWithTokens({ db: tx, mailboxId });
+    if (row?.status !== "admin_action_required") return null;
+    await updateMailbox({
+      db: tx,
+      mailboxId,
+      set: { status: "connected", lastErrorCode: null, lastErrorCause: null, failureCount: 0 },
+    });
+    await writeAuditEvent(tx, {
+      orgId: row.orgId,
+      actor: by.actor,
+      action: "mailbox.recovered",
+      target: { type: "mailbox", id: mailboxId },
+      outcome: "success",
+      request: by.request,
+      metadata: { provider: row.provider, previousStatus: row.status, via: "retry" },
+    });
+    return notifyMailboxProblem(tx, {
+      kind: "mailbox_recovered",
+      orgId: row.orgId,
+      mailboxId,
+      address: row.address,
+      providerLabel: getMailProvider(row.provider)?.label ?? row.provider,
+      connectedBy: row.connectedBy,
+    });
+  });
+  await notification?.deliver();
+  return notification !== null;
 }
 
 /** The sending layer calls this after a message went out (Google ends grants unused 6 months). */

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
+import { insertOutboxRows } from "@/db/queries/notifications";
 import { auditEvents, dataRequests, memberships, users } from "@/db/schema";
 import { sealPending } from "@/lib/audit/seal";
 import { verifyAllAuditChains } from "@/lib/audit/verify-all";
@@ -157,6 +158,14 @@ describe("erasure", () => {
       messagesSent: 1,
       messagesAddressed: 1,
       account: { accountDeleted: true },
+    });
+
+    // A notification email waiting for them, and one naming them to someone else.
+    await insertOutboxRows({
+      db,
+      orgId: owner.orgId,
+      recipients: [email, owner.user.email ?? ""],
+      event: { kind: "member_added", title: `New member: ${email}`, body: `${email} joined.` },
     });
 
     const result = await eraseSubject(officerOf(owner), request.id);

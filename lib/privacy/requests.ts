@@ -258,6 +258,10 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
       accounts: 0,
       userAccount: false,
     };
+    // Notification emails not yet sent to the person, or naming them, go with the notices.
+    await tx.execute(
+      sql`delete from notification_outbox where org_id = ${orgId} and (lower(recipient) = ${email} or strpos(lower(event::text), ${email}) > 0)`,
+    );
     if (userId) {
       await tx.execute(
         sql`delete from oauth_transactions where org_id = ${orgId} and user_id = ${userId}`,

@@ -9,7 +9,7 @@ import { requirePermission } from "@/lib/auth/session";
 import { env } from "@/lib/env";
 import { listApiKeysForOrg } from "@/lib/mail/api-keys";
 import { formatDateTime } from "@/lib/utils";
-import { CreateApiKeyForm, RevokeApiKeyButton } from "./forms";
+import { CreateApiKeyForm, EditKeyMailboxesForm, RevokeApiKeyButton } from "./forms";
 
 export const metadata = { title: "API keys" };
 
@@ -20,6 +20,8 @@ export default async function ApiKeysPage() {
     listMailboxes({ db: await getDb(), orgId: ctx.orgId }),
   ]);
   const addressOf = new Map(mailboxes.map((m) => [m.id, m.address]));
+  const choices = mailboxes.map((m) => ({ id: m.id, address: m.address }));
+  const now = new Date();
   return (
     <>
       <PageHeader
@@ -28,7 +30,7 @@ export default async function ApiKeysPage() {
       />
       <Card className="mb-6 max-w-2xl">
         <h2 className="mb-3 font-medium">Create a key</h2>
-        <CreateApiKeyForm mailboxes={mailboxes.map((m) => ({ id: m.id, address: m.address }))} />
+        <CreateApiKeyForm mailboxes={choices} />
       </Card>
       <Card>
         <h2 className="mb-3 font-medium">Keys</h2>
@@ -38,7 +40,7 @@ export default async function ApiKeysPage() {
             own.
           </EmptyState>
         ) : (
-          <Table columns={["Name", "Prefix", "Mailboxes", "Last used", "Status", ""]}>
+          <Table columns={["Name", "Prefix", "Mailboxes", "Last used", "Expires", "Status", ""]}>
             {keys.map((k) => (
               <tr key={k.id}>
                 <td>{k.name}</td>
@@ -49,11 +51,22 @@ export default async function ApiKeysPage() {
                     : k.allowedMailboxIds
                         .map((id) => addressOf.get(id) ?? "removed mailbox")
                         .join(", ")}
+                  {!k.revokedAt && (
+                    <EditKeyMailboxesForm
+                      keyId={k.id}
+                      name={k.name}
+                      allowed={k.allowedMailboxIds}
+                      mailboxes={choices}
+                    />
+                  )}
                 </td>
                 <td>{formatDateTime(k.lastUsedAt)}</td>
+                <td>{k.expiresAt ? formatDateTime(k.expiresAt) : "Never"}</td>
                 <td>
                   {k.revokedAt ? (
                     <Badge tone="neutral">Revoked</Badge>
+                  ) : k.expiresAt && k.expiresAt <= now ? (
+                    <Badge tone="neutral">Expired</Badge>
                   ) : (
                     <Badge tone="good">Active</Badge>
                   )}

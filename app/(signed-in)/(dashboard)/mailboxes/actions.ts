@@ -61,6 +61,26 @@ export const testConnectionAction = action(
   },
 );
 
+/**
+ * "Retry now" for a mailbox waiting for an administrator (e.g. SMTP AUTH was disabled): the
+ * connection test; when it passes, the mailbox is connected again (audited, people told).
+ */
+export const retryMailboxAction = action(
+  {
+    permission: "manageMailboxes",
+    name: "mailboxes.retry",
+    schema: z.object({ mailboxId: z.string().min(1).max(64) }),
+  },
+  async ({ mailboxId }, ctx) => {
+    const outcome = await testConnection({ ctx, mailboxId, isAdminRetry: true });
+    revalidatePath("/", "layout");
+    if (outcome.kind === "connected") {
+      return { ok: true, message: `${outcome.address} works again and is connected.` };
+    }
+    return sendOutcomeResult(outcome);
+  },
+);
+
 /** Pauses one mailbox (a reason is required) or resumes it; nothing is sent from it meanwhile. */
 export const pauseMailboxAction = action(
   {

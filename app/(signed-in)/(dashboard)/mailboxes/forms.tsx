@@ -4,7 +4,12 @@ import { useActionState } from "react";
 import { FormMessage } from "@/components/ui/form-message";
 import { SubmitButton } from "@/components/ui/submit-button";
 import type { ActionResult } from "@/lib/auth/action";
-import { revokeMailboxAction, startConnectAction, testConnectionAction } from "./actions";
+import {
+  retryMailboxAction,
+  revokeMailboxAction,
+  startConnectAction,
+  testConnectionAction,
+} from "./actions";
 
 const initial: ActionResult = {};
 
@@ -54,6 +59,19 @@ export function RevokeForm({
           Revoke
         </SubmitButton>
       )}
+      <FormMessage state={state} />
+    </form>
+  );
+}
+
+export function RetryMailboxForm({ mailboxId, address }: { mailboxId: string; address: string }) {
+  const [state, formAction] = useActionState(retryMailboxAction, initial);
+  return (
+    <form action={formAction} className="space-y-1 text-right">
+      <input type="hidden" name="mailboxId" value={mailboxId} />
+      <SubmitButton variant="secondary" pendingText="Retrying…" aria-label={`Retry ${address} now`}>
+        Retry now
+      </SubmitButton>
       <FormMessage state={state} />
     </form>
   );

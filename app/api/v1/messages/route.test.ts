@@ -3,9 +3,11 @@ import path from "node:path";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
-import { auditEvents, messages } from "@/db/schema";
+import { apiKeys, auditEvents, messages } from "@/db/schema";
+import { CLIENT_ADDRESS_HEADER } from "@/lib/auth/client-address";
 import { clearSwitch, setSwitch } from "@/lib/incidents/switches";
 import { revokeApiKey } from "@/lib/mail/api-keys";
+import { sendMessage } from "@/lib/mail/send";
 import {
   connectMailbox,
   makeApiKey,
@@ -18,7 +20,7 @@ import { closeAllMailboxTransports } from "@/lib/mail/transport";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import { openMailboxToken } from "@/lib/oauth/sealed";
 import { type Person, readMailbox, setMailbox } from "@/lib/oauth/testing/fixtures";
-import { memberContext } from "@/lib/testing/context";
+import { keyContext, memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { POST } from "./route";
 
@@ -212,6 +214,45 @@ describe("refusals", () => {
       expect(response.headers.get("www-authenticate")).toMatch(/^Bearer/);
       await problemOf(response);
     }
+  });
+
+  it("401 for an expired key, audited with the reason expired", async () => {
+    const { key, token: expiring } = await makeApiKey(owner);
+    const db = await getDb();
+    await db
+      .update(apiKeys)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(apiKeys.id, key.id));
+    const response = await POST(
+      sendRequest(message(), {
+        token: expiring,
+        headers: { [CLIENT_ADDRESS_HEADER]: "2001:db8::e4:1" },
+      }),
+    );
+    expect(response.status).toBe(401);
+    expect(response.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    const refusals = await db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.targetId, key.id), eq(auditEvents.action, "api_key.refused")));
+    expect(refusals.map((e) => e.metadata)).toEqual([
+      expect.objectContaining({ reason: "expired" }),
+    ]);
+  });
+
+  it("a key that expires after the route verified it is refused by the send path itself", async () => {
+    const { key } = await makeApiKey(owner);
+    const db = await getDb();
+    await db
+      .update(apiKeys)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(apiKeys.id, key.id));
+    const outcome = await sendMessage({
+      ctx: keyContext(owner.orgId, key),
+      body: { type: "value", value: message() },
+      purpose: "api",
+    });
+    expect(outcome.kind).toBe("unauthorized");
   });
 
   it("403 for a key restricted to another mailbox", async () => {

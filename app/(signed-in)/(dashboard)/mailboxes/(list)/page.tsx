@@ -13,7 +13,7 @@ import { requirePermission } from "@/lib/auth/session";
 import { listMailProviders } from "@/lib/oauth/providers";
 import { formatDateTime } from "@/lib/utils";
 import { pauseMailboxAction } from "../actions";
-import { RevokeForm, TestConnectionForm } from "../forms";
+import { RetryMailboxForm, RevokeForm, TestConnectionForm } from "../forms";
 
 export const metadata = { title: "Mailboxes" };
 
@@ -127,6 +127,9 @@ export default async function MailboxesPage({ searchParams }: Props) {
                       <div className="flex flex-wrap items-start gap-2 sm:max-w-xs sm:flex-col sm:items-end">
                         {canSend && m.status === "connected" && (
                           <TestConnectionForm mailboxId={m.id} address={m.address} />
+                        )}
+                        {canManage && m.status === "admin_action_required" && (
+                          <RetryMailboxForm mailboxId={m.id} address={m.address} />
                         )}
                         {canManage && m.status !== "connected" && (
                           <Link
