@@ -7,8 +7,7 @@ import { writeAuditEvent } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
 import { isSendingPaused } from "@/lib/incidents/switches";
-import { getMailProvider } from "@/lib/oauth/providers";
-import { markMailboxRecovered } from "@/lib/oauth/tokens";
+import { markMailboxRecovered } from "@/lib/oauth/recovery";
 import { type LimitName, sendLimitNames } from "@/lib/ratelimit";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import { isKeyUsable } from "./api-key-state";
@@ -30,6 +29,7 @@ import {
   type IdempotencyScope,
   replay,
 } from "./idempotency";
+import { unusableMailbox } from "./mailbox-state";
 import {
   decodeSendRequestText,
   mailboxSelectorOf,
@@ -44,7 +44,6 @@ import {
   type RefusalOutcome,
   type SendOutcome,
 } from "./outcomes";
-import { ADMIN_ACTION_INSTRUCTIONS } from "./smtp-replies";
 
 // THE send chokepoint: every message — API sends, dashboard test messages — and every
 // connection test passes here, judged in this order: incident switches → permission → rate
@@ -195,53 +194,6 @@ async function lookupMailbox(
     return { kind: "forbidden", cause: "This API key is not allowed to send from that mailbox." };
   }
   return mailbox;
-}
-
-function mailboxRefusal(mailbox: Mailbox): RefusalOutcome | null {
-  switch (mailbox.status) {
-    case "connected":
-      return null;
-    case "paused":
-      return {
-        kind: "paused",
-        scope: "mailbox",
-        cause: "This mailbox is paused by an administrator; nothing is sent from it until resumed.",
-      };
-    case "needs_reconnect":
-      return {
-        kind: "conflict",
-        mailboxStatus: mailbox.status,
-        cause:
-          mailbox.lastErrorCause ??
-          "The mailbox's grant no longer works. An owner or admin must reconnect the mailbox.",
-      };
-    case "admin_action_required":
-      return {
-        kind: "conflict",
-        mailboxStatus: mailbox.status,
-        cause: mailbox.lastErrorCause ?? ADMIN_ACTION_INSTRUCTIONS,
-      };
-    case "revoked":
-      return {
-        kind: "conflict",
-        mailboxStatus: mailbox.status,
-        cause: "This mailbox was disconnected. Connect it again to send from it.",
-      };
-  }
-}
-
-/** Why nothing can be sent from this mailbox now, or null when it can. */
-function unusableMailbox(mailbox: Mailbox): RefusalOutcome | null {
-  const refusal = mailboxRefusal(mailbox);
-  if (refusal) return refusal;
-  if (!getMailProvider(mailbox.provider)) {
-    return {
-      kind: "conflict",
-      mailboxStatus: mailbox.status,
-      cause: `The mail provider "${mailbox.provider}" is not configured on this deployment.`,
-    };
-  }
-  return null;
 }
 
 async function checkMailboxLimits(
