@@ -345,54 +345,31 @@ export async function* iterateActivityExport({
   batch?: number;
 }) {
   const conditions = filterConditions(chain, filter, true);
-  let afterSeq = 0;
-  for (;;) {
-    const rows = await db
-      .select(EXPORT_COLUMNS)
-      .from(auditEvents)
-      .where(and(...conditions, isNotNull(auditEvents.seq), gt(auditEvents.seq, afterSeq)))
-      .orderBy(asc(auditEvents.seq))
-      .limit(batch);
-    if (rows.length === 0) break;
-    yield rows;
-    afterSeq = rows[rows.length - 1]?.seq ?? afterSeq;
-    if (rows.length < batch) break;
-  }
-  let afterId = 0;
-  for (;;) {
-    const rows = await db
-      .select(EXPORT_COLUMNS)
-      .from(auditEvents)
-      .where(and(...conditions, isNull(auditEvents.seq), gt(auditEvents.id, afterId)))
-      .orderBy(asc(auditEvents.id))
-      .limit(batch);
-    if (rows.length === 0) break;
-    yield rows;
-    afterId = rows[rows.length - 1]?.id ?? afterId;
-    if (rows.length < batch) break;
+  // Sealed events by seq, then unsealed ones by id: each run is a keyset walk on its own key.
+  const runs = [
+    { where: isNotNull(auditEvents.seq), key: auditEvents.seq, keyOf: (r: ExportRow) => r.seq },
+    { where: isNull(auditEvents.seq), key: auditEvents.id, keyOf: (r: ExportRow) => r.id },
+  ];
+  for (const run of runs) {
+    let after = 0;
+    for (;;) {
+      const rows = await exportBatch(
+        db,
+        and(...conditions, run.where, gt(run.key, after)),
+        asc(run.key),
+        batch,
+      );
+      if (rows.length === 0) break;
+      yield rows;
+      after = run.keyOf(rows[rows.length - 1] as ExportRow) ?? after;
+      if (rows.length < batch) break;
+    }
   }
 }
 
-export type ExportRow = {
-  id: number;
-  chain: string;
-  orgId: string | null;
-  occurredAt: string;
-  actorType: string;
-  actorId: string | null;
-  actorLabel: string | null;
-  action: string;
-  targetType: string | null;
-  targetId: string | null;
-  outcome: string;
-  ip: string | null;
-  userAgent: string | null;
-  metadata: string;
-  personal: string;
-  personalMac: string | null;
-  personalErasedAt: string | null;
-  personalErasedMac: string | null;
-  seq: number | null;
-  prevHash: string | null;
-  hash: string | null;
-};
+function exportBatch(db: DbOrTx, where: SQL | undefined, order: SQL, batch: number) {
+  return db.select(EXPORT_COLUMNS).from(auditEvents).where(where).orderBy(order).limit(batch);
+}
+
+/** One exported event: every stored field as the MAC covers it, with its seal (null: unsealed). */
+export type ExportRow = Awaited<ReturnType<typeof exportBatch>>[number];
