@@ -32,6 +32,7 @@ const publicColumns = {
   lastErrorCause: mailboxes.lastErrorCause,
   failureCount: mailboxes.failureCount,
   retryAfter: mailboxes.retryAfter,
+  limitedUntil: mailboxes.limitedUntil,
   connectedBy: mailboxes.connectedBy,
   createdAt: mailboxes.createdAt,
   updatedAt: mailboxes.updatedAt,

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { demoInboxDir, ensureDemoCertificate, readDemoInbox } from "@/lib/demo";
 import { type AuthOverride, type DemoSmtp, startDemoSmtp } from "@/lib/demo/smtp";
 import { env } from "@/lib/env";
-import { registerMailProvider } from "@/lib/oauth/providers";
+import { registerMailProvider, smtpLimitsFor } from "@/lib/oauth/providers";
 import { type DemoTestbed, startDemoTestbed } from "@/lib/oauth/testing/demo";
 import { connectDemoMailbox, type Person } from "@/lib/oauth/testing/fixtures";
 import { createRateLimits, type LimitOverrides, type RateLimits } from "@/lib/ratelimit";
@@ -47,6 +47,7 @@ export async function startSendTestbed(): Promise<SendTestbed> {
     secure: true,
     requireTLS: false,
     ca: tls.ca,
+    ...smtpLimitsFor("demo"),
   };
   Object.assign(bed, {
     oauth,
