@@ -230,7 +230,10 @@ describe("SMTP replies, each driven through the real SMTP server", () => {
       return { code: 454, message: "4.7.0 Temporary authentication failure" };
     };
     // Pauses of 250 ms and 1 s fit in 3 s; the next one (2 s) would not.
-    const failed = expectKind(await send(box, { deadlineAt: Date.now() + 3_000 }), "provider_failed");
+    const failed = expectKind(
+      await send(box, { deadlineAt: Date.now() + 3_000 }),
+      "provider_failed",
+    );
     expect(failed).toMatchObject({ failure: "transient", code: "smtp_454" });
     expect(authCalls).toBe(3);
     const response = sendOutcomeResponse(failed);
