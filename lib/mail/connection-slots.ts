@@ -86,12 +86,16 @@ export async function releaseSlot(lease: Lease): Promise<void> {
   lease.released = true;
   state.leases.delete(lease);
   if (state.leases.size === 0) stopRenewer();
-  await releaseConnectionSlot({
-    db: await getDb(),
-    mailboxId: lease.mailboxId,
-    slot: lease.slot,
-    holder: state.holder,
-  }).catch(() => {});
+  try {
+    await releaseConnectionSlot({
+      db: await getDb(),
+      mailboxId: lease.mailboxId,
+      slot: lease.slot,
+      holder: state.holder,
+    });
+  } catch {
+    // The row lives out its lease.
+  }
 }
 
 /** One statement for every lease this process holds; a lease it no longer has is closed. */
@@ -146,5 +150,9 @@ export async function releaseAllSlots(): Promise<void> {
   for (const lease of state.leases) lease.released = true;
   state.leases.clear();
   stopRenewer();
-  await releaseAllConnectionSlots({ db: await getDb(), holder: state.holder }).catch(() => {});
+  try {
+    await releaseAllConnectionSlots({ db: await getDb(), holder: state.holder });
+  } catch {
+    // The rows live out their leases.
+  }
 }

@@ -166,7 +166,7 @@ export async function deliver(
             forceRefresh: true,
             ...(rejectedToken ? { rejectedToken } : {}),
           });
-          closeMailboxTransport(mailbox.id);
+          void closeMailboxTransport(mailbox.id);
           target = transportTarget(mailbox, token.expiresAt);
           continue;
         } catch (refreshError) {
@@ -225,7 +225,7 @@ export async function applyToMailbox(mailbox: Mailbox, failure: SmtpFailure) {
     cause: failure.cause.replace("<address>", mailbox.address),
     smtpResponse: failure.smtpResponse,
   });
-  closeMailboxTransport(mailbox.id);
+  void closeMailboxTransport(mailbox.id);
 }
 
 export function recordUse(mailboxId: string): void {
