@@ -142,6 +142,38 @@ describe("connection caps", () => {
     await expireLeasesOf(other);
   });
 
+  it("one 432 4.3.2 costs the message one pause (250 ms) and a connection of this process", async () => {
+    // A server that allows one session: the second of two concurrent sends gets 432 once.
+    const { key, cert } = await ensureDemoCertificate(bed.dataDir);
+    const single = await startDemoSmtp({
+      port: 0,
+      dataDir: bed.dataDir,
+      tls: { key, cert },
+      introspect: bed.oauth.introspect,
+      limits: { maxConnectionsPerMailbox: 1 },
+    });
+    try {
+      bed.useEndpoint({ ...bed.endpoint, port: single.port });
+      const address = `single-${Date.now()}@example.test`;
+      const box = await connectMailbox(owner, address);
+      const timed = async (i: number) => {
+        const started = Date.now();
+        const outcome = await sendMany(box, 1, `Single ${i}`);
+        return { kind: outcome[0]?.kind, ms: Date.now() - started };
+      };
+      const [a, b] = await Promise.all([timed(0), timed(1)]);
+      expect([a?.kind, b?.kind]).toEqual(["sent", "sent"]);
+      expect(single.stats().refusedConcurrent).toBe(1);
+      expect(single.stats().peakByMailbox[address]).toBe(1);
+      console.log(
+        `[connection caps] one 432: the two sends took ${Math.min(a.ms, b.ms)} ms and ${Math.max(a.ms, b.ms)} ms`,
+      );
+    } finally {
+      await closeAllMailboxTransports();
+      await single.close();
+    }
+  });
+
   it("432 4.3.2 from a provider that counts another client's connection is retried inside the send, never shown", async () => {
     // This server allows 2 sessions while Mailwarden's cap is 3: the third AUTH gets 432.
     const { key, cert } = await ensureDemoCertificate(bed.dataDir);
