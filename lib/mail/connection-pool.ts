@@ -184,11 +184,16 @@ export class MailboxConnections {
     this.wakers[0]?.();
   }
 
-  /** The lease was lost (another process holds the slot now): close at once. */
+  /**
+   * The lease was lost or is about to run out unrenewed: close at once, a message on the wire
+   * included (it fails as a dropped connection and is retried on another), since the slot may
+   * be another process's a moment later.
+   */
   private lose(slot: Slot | undefined): void {
     if (!slot) return;
     slot.closing = true;
-    if (!slot.busy) void this.close(slot);
+    if (slot.busy) slot.transporter?.close({ force: true });
+    else void this.close(slot);
   }
 
   private async close(slot: Slot): Promise<void> {

@@ -74,7 +74,7 @@ function audited(limits: RateLimits): RateLimits {
  * The synchronous route's per-mailbox minute limits follow SMTP_PER_MINUTE_<PROVIDER>, the same
  * numbers the queue paces by; an entry in RATE_LIMITS still wins.
  */
-function sendMinuteLimits(e: Env): LimitOverrides {
+export function sendMinuteLimits(e: Env): LimitOverrides {
   return {
     sendMailboxMinuteMicrosoft: { tokens: e.SMTP_PER_MINUTE_MICROSOFT, window: "1 m" },
     sendMailboxMinuteGoogle: { tokens: e.SMTP_PER_MINUTE_GOOGLE, window: "1 m" },
