@@ -9,8 +9,12 @@ import { claimSlot, isLeaseUsable, type Lease, releaseSlot } from "./connection-
 // fewer than the provider's cap are held here, else it waits for a connection of this process
 // to come free or polls for a lease freed by another process, until its deadline.
 
-/** An idle connection gives its lease back after this, so other processes can have it. */
-const IDLE_RELEASE_MS = 2_000;
+/**
+ * An idle connection gives its lease back after this, so other processes can have it. Longer
+ * than the 2 s between messages of a mailbox paced at Microsoft's 30 a minute, so a paced
+ * mailbox keeps its connection.
+ */
+const IDLE_RELEASE_MS = 5_000;
 /** A busy connection is replaced after this long, giving waiting processes a turn at its lease. */
 const MAX_HOLD_MS = 30_000;
 const POLL_MIN_MS = 25;
