@@ -68,7 +68,8 @@ describe.skipIf(!process.env.DATABASE_URL)("connection caps across two processes
         (code) => code !== 0 && reject(new Error(`worker failed (${code}): ${stderr}`)),
       );
     });
-    return { ready, result, go: () => child.stdin.write("go\n") };
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    return { ready, result, exited, go: () => child.stdin.write("go\n") };
   }
 
   it("30 sends here and 30 in another process at once: never more than 3 connections, no 432, all 60 arrive", async () => {
@@ -121,7 +122,8 @@ describe.skipIf(!process.env.DATABASE_URL)("connection caps across two processes
     console.log(
       `[connection caps] two processes, ${2 * count} messages: peak ${stats.peakByMailbox[address]} connections, ${stats.refusedConcurrent} × 432, ${elapsed} ms`,
     );
-    // The worker gave its leases back on the way out; ours go with our connections.
+    // The worker gives its leases back on the way out; ours go with our connections.
+    await worker.exited;
     await closeAllMailboxTransports();
     expect(await countLeasedSlots({ db: await getDb(), mailboxId })).toBe(0);
   }, 120_000);
