@@ -104,7 +104,7 @@ export async function releaseAllConnectionSlots({
   await db.delete(smtpConnectionSlots).where(eq(smtpConnectionSlots.holder, holder));
 }
 
-/** Tests and the mailboxes page: leases running now for a mailbox. */
+/** Tests: leases running now for a mailbox. */
 export async function countLeasedSlots({
   db,
   mailboxId,
