@@ -19,6 +19,8 @@ export async function register() {
   startMailboxHealthCheck();
   const { startNotificationFlusher } = await import("@/lib/notifications");
   startNotificationFlusher();
+  const { startMessageWorkers } = await import("@/lib/mail/queued");
+  await startMessageWorkers();
   const { startQueueInBackground } = await import("@/lib/queue/start");
   startQueueInBackground();
 }

@@ -96,3 +96,42 @@ function formatAddresses(field: AddressObject | AddressObject[] | undefined): st
     }),
   );
 }
+
+/**
+ * Whether the demo server accepted a message with this Message-ID (`<…>` as sent). The queue
+ * asks this of an attempt that was interrupted (lib/mail/send-queued.ts): the demo server's
+ * stored messages are its record of what it accepted.
+ */
+export async function demoInboxHasMessageId(dataDir: string, messageId: string): Promise<boolean> {
+  const dir = demoInboxDir(dataDir);
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((name) => name.endsWith(".json"));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error;
+  }
+  const header = new RegExp(`^message-id:\\s*${escapeRegExp(messageId)}\\s*$`, "im");
+  for (let i = 0; i < names.length; i += 64) {
+    const batch = names.slice(i, i + 64);
+    const found = await Promise.all(
+      batch.map(async (name) => {
+        try {
+          const stored = storedSchema.parse(
+            JSON.parse(await readFile(path.join(dir, name), "utf8")),
+          );
+          const head = stored.raw.split(/\r?\n\r?\n/, 1)[0] ?? "";
+          return header.test(head);
+        } catch {
+          return false;
+        }
+      }),
+    );
+    if (found.includes(true)) return true;
+  }
+  return false;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
