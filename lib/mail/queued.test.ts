@@ -317,10 +317,11 @@ describe("the chokepoint's checks at each queued attempt", () => {
 describe("an attempt interrupted by its process dying", () => {
   // The state a SIGKILL leaves: the claim committed (`sending`, Message-ID fixed), the lease
   // lapsed, with or without the SMTP conversation having happened.
-  async function interrupt(id: string, messageId: string) {
+  async function interrupt(id: string, messageId: string, bodySealed?: string | null) {
     await (await getDb())
       .update(messages)
       .set({
+        ...(bodySealed ? { bodySealed } : {}),
         status: "sending",
         providerMessageId: messageId,
         claimId: randomUUID(),
@@ -348,16 +349,20 @@ describe("an attempt interrupted by its process dying", () => {
   it("demo, killed after the server accepted it: marked sent, not sent again", async () => {
     const { mailboxId, token } = await setup();
     const id = await queue(token, mailboxId);
+    const { bodySealed } = await row(id);
     await drainMailbox(mailboxId);
     const sent = await row(id);
     const messageId = sent.providerMessageId ?? "";
     expect(await acceptedTimes(messageId)).toBe(1);
-    // As if the process died between the server's 250 and the row's final update.
-    await interrupt(id, messageId);
+    // As if the process died between the server's 250 and the row's final update (which is
+    // what deletes the body).
+    await interrupt(id, messageId, bodySealed);
     await settleInterruptedAttempts();
     await drainMailbox(mailboxId);
-    expect((await row(id)).status).toBe("sent");
     expect(await acceptedTimes(messageId)).toBe(1);
+    const settled = await row(id);
+    expect(settled.status).toBe("sent");
+    expect(settled.bodySealed).toBeNull();
   });
 
   it("Gmail or Microsoft: failed with a plain cause, never resent", async () => {
