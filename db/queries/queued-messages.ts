@@ -168,6 +168,29 @@ export async function holdQueuedMessage({
   return rows.length > 0;
 }
 
+/**
+ * Holds every message of the mailbox that is due before `until` (a pause or a limit holds the
+ * mailbox, not one message). Returns how many.
+ */
+export async function holdMailboxMessages({
+  db,
+  mailboxId,
+  until,
+  lastError,
+}: {
+  db: DbOrTx;
+  mailboxId: string;
+  until: Date;
+  lastError: string | null;
+}): Promise<number> {
+  const rows = await db
+    .update(messages)
+    .set({ nextAttemptAt: until, ...(lastError === null ? {} : { lastError }) })
+    .where(and(eq(messages.mailboxId, mailboxId), lte(messages.nextAttemptAt, until)))
+    .returning({ id: messages.id });
+  return rows.length;
+}
+
 /** Mailboxes with a message due now (each gets its worker woken). */
 export async function mailboxesWithDueMessages({
   db,

@@ -41,8 +41,17 @@ const holder = globalThis as typeof globalThis & {
 holder.__mailwardenDrain ??= { draining: new Map() };
 const drainState = holder.__mailwardenDrain;
 
+// A burst of enqueues for one mailbox needs one wake-up: at most one a second from this process
+// (a waiting job is enough, and the sweep catches anything a skipped wake-up would have).
+const WAKE_EVERY_MS = 1_000;
+const wokenAt = new Map<string, number>();
+
 /** Wakes the mailbox's worker (in whichever process fetches the job). */
-export async function wakeMailbox(mailboxId: string): Promise<void> {
+export async function wakeMailbox(mailboxId: string, { force = false } = {}): Promise<void> {
+  const now = Date.now();
+  if (!force && now - (wokenAt.get(mailboxId) ?? 0) < WAKE_EVERY_MS) return;
+  wokenAt.set(mailboxId, now);
+  if (wokenAt.size > 10_000) wokenAt.clear();
   await enqueue<DrainJob>(
     DRAIN_QUEUE,
     { mailboxId },
@@ -144,7 +153,7 @@ export async function drainMailbox(mailboxId: string, sliceMs = DRAIN_SLICE_MS):
   try {
     for (;;) {
       if (Date.now() > stopAt) {
-        await wakeMailbox(mailboxId);
+        await wakeMailbox(mailboxId, { force: true });
         return;
       }
       const result = await attemptNextQueued(mailboxId);

@@ -7,6 +7,7 @@ import { finishMessage } from "@/db/queries/messages";
 import {
   claimQueuedMessage,
   type DueMessage,
+  holdMailboxMessages,
   holdQueuedMessage,
   nextDueMessage,
   takeLapsedClaims,
@@ -14,7 +15,7 @@ import {
 import type { SenderContext } from "@/lib/auth/context";
 import { decryptField } from "@/lib/crypto";
 import { keyring } from "@/lib/crypto/runtime";
-import { demoInboxHasMessageId } from "@/lib/demo/inbox";
+import { demoInboxMessageIds } from "@/lib/demo/inbox";
 import { env } from "@/lib/env";
 import { isSendingPaused } from "@/lib/incidents/switches";
 import { checkMailboxLimits, checkToken, lookupMailbox } from "./checks";
@@ -128,8 +129,13 @@ async function judgeRefusal(
     until = later(Math.max(1, refusal.retryAfterSeconds) * 1000);
   }
   if (refusal.kind === "provider_failed") until = later(retryDelayMs(row.attempts + 1));
-  if (until && (refusal.kind !== "provider_failed" || !pastDeadline(row, until))) {
-    const cause = "cause" in refusal ? refusal.cause : null;
+  const cause = "cause" in refusal ? refusal.cause : null;
+  if (until && refusal.kind !== "provider_failed") {
+    // A pause or a limit holds every waiting message of the mailbox, not only this one.
+    await holdMailboxMessages({ db, mailboxId: mailbox.id, until, lastError: cause });
+    return { kind: "held", until };
+  }
+  if (until && !pastDeadline(row, until)) {
     await holdQueuedMessage({
       db,
       messageId: row.id,
@@ -254,13 +260,24 @@ export async function settleInterruptedAttempts(): Promise<number> {
     claimId,
     leaseSeconds: env().QUEUE_SEND_LEASE_SECONDS,
   });
-  for (const row of rows) {
+  const found = await Promise.all(
+    rows.map(async (row) => ({
+      row,
+      mailbox: row.mailboxId
+        ? await findMailboxByIdOrAddress({ db, orgId: row.orgId, mailbox: row.mailboxId })
+        : null,
+    })),
+  );
+  // One read of the demo server's record for every demo attempt of this sweep.
+  const demoIds = found.flatMap(({ row, mailbox }) =>
+    mailbox?.provider === "demo" && row.providerMessageId ? [row.providerMessageId] : [],
+  );
+  const accepted =
+    demoIds.length > 0 ? await demoInboxMessageIds(demoInboxDataDir(), demoIds) : new Set();
+  for (const { row, mailbox } of found) {
     const ctx = await senderContext(db, row);
-    const mailbox = row.mailboxId
-      ? await findMailboxByIdOrAddress({ db, orgId: row.orgId, mailbox: row.mailboxId })
-      : null;
     if (mailbox?.provider === "demo" && row.providerMessageId) {
-      if (await demoInboxHasMessageId(demoInboxDataDir(), row.providerMessageId)) {
+      if (accepted.has(row.providerMessageId)) {
         await finish(db, ctx, mailbox, row, {
           ok: true,
           messageId: row.providerMessageId,
