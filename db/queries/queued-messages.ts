@@ -58,6 +58,7 @@ const dueColumns = {
   recipientCount: messages.recipientCount,
   attempts: messages.attempts,
   deadlineAt: messages.deadlineAt,
+  bodySealed: messages.bodySealed,
 };
 
 export type DueMessage = {
@@ -70,6 +71,7 @@ export type DueMessage = {
   recipientCount: number;
   attempts: number;
   deadlineAt: Date | null;
+  bodySealed: string | null;
 };
 
 /** The mailbox's message that has waited longest among those due now. */

@@ -5,7 +5,8 @@ import { GET } from "@/app/api/v1/messages/[id]/route";
 import { POST } from "@/app/api/v1/messages/route";
 import { getDb } from "@/db";
 import { mailboxes, messages } from "@/db/schema";
-import { isEncryptedValue } from "@/lib/crypto";
+import { encryptField, isEncryptedValue } from "@/lib/crypto";
+import { generateKeySpec, parseKeyring } from "@/lib/crypto/keyring";
 import { clearSwitch, setSwitch } from "@/lib/incidents/switches";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import type { Person } from "@/lib/oauth/testing/fixtures";
@@ -302,6 +303,24 @@ describe("the chokepoint's checks at each queued attempt", () => {
     const failed = await row(id);
     expect(failed.status).toBe("failed");
     expect(failed.bodySealed).toBeNull();
+  });
+
+  it("fails a message whose body no key can open before claiming it", async () => {
+    const { mailboxId, token } = await setup();
+    const id = await queue(token, mailboxId);
+    const dropped = parseKeyring(generateKeySpec("gone"));
+    const bodySealed = encryptField(dropped, "{}", {
+      table: "messages",
+      column: "body_sealed",
+      rowId: id,
+    });
+    await (await getDb()).update(messages).set({ bodySealed }).where(eq(messages.id, id));
+    await drainMailbox(mailboxId);
+    const failed = await row(id);
+    expect(failed.status).toBe("failed");
+    expect(failed.lastError).toMatch(/could not be decrypted/);
+    expect(failed.providerMessageId).toBeNull();
+    expect(failed.claimExpiresAt).toBeNull();
   });
 
   it("cancels a waiting message: audited, never sent", async () => {

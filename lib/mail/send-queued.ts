@@ -13,7 +13,7 @@ import {
   takeLapsedClaims,
 } from "@/db/queries/queued-messages";
 import type { SenderContext } from "@/lib/auth/context";
-import { decryptField } from "@/lib/crypto";
+import { DecryptionError, decryptField } from "@/lib/crypto";
 import { keyring } from "@/lib/crypto/runtime";
 import { demoInboxMessageIds } from "@/lib/demo/inbox";
 import { env } from "@/lib/env";
@@ -195,6 +195,23 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
   const token = await checkToken(mailbox);
   if (isRefusal(token)) return judgeRefusal(db, ctx, mailbox, row, token);
 
+  // The body is opened before the claim: one that no key can open (its key was dropped from
+  // the keyring) fails now, rather than after a claim it could never complete.
+  let request: SendRequest;
+  try {
+    request = JSON.parse(
+      decryptField(keyring(), row.bodySealed ?? "", { ...BODY_FIELD, rowId: row.id }),
+    ) as SendRequest;
+  } catch (error) {
+    if (!(error instanceof DecryptionError)) throw error;
+    return judgeRefusal(db, ctx, mailbox, row, {
+      kind: "conflict",
+      mailboxStatus: null,
+      cause:
+        "The queued message could not be decrypted (its encryption key is no longer in the keyring); nothing was sent.",
+    });
+  }
+
   const claimId = randomUUID();
   const domain = mailbox.address.split("@")[1] ?? "mailwarden.invalid";
   const claimed = await claimQueuedMessage({
@@ -208,9 +225,6 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
   if (!claimed?.bodySealed) return { kind: "attempted", messageId: row.id };
 
   try {
-    const request = JSON.parse(
-      decryptField(keyring(), claimed.bodySealed, { ...BODY_FIELD, rowId: row.id }),
-    ) as SendRequest;
     const fields = { ...toNodemailerFields(request), messageId: claimed.providerMessageId };
     const delivery = await deliver(mailbox, token.expiresAt, fields);
     if (delivery.ok) {
