@@ -118,8 +118,12 @@ const schema = z.object({
   QUEUE_DEADLINE_HOURS: z.coerce.number().min(0.001).max(720).default(24),
   /** First retry delay of a queued message; doubled on each further attempt, at most 30 min. */
   QUEUE_RETRY_BASE_SECONDS: z.coerce.number().min(0.1).max(3_600).default(30),
-  /** An attempt still `sending` this long after its claim was interrupted (its process died). */
-  QUEUE_SEND_LEASE_SECONDS: z.coerce.number().int().min(5).max(3_600).default(300),
+  /**
+   * An attempt still `sending` this long after its claim was interrupted (its process died).
+   * Longer than the slowest live attempt: 4 tries (2 transient retries, 1 forced token refresh)
+   * of up to 15 + 15 + 60 s of nodemailer timeouts each, 360 s.
+   */
+  QUEUE_SEND_LEASE_SECONDS: z.coerce.number().int().min(5).max(3_600).default(600),
   /** Each provider's pace: messages a minute per mailbox that the queue sends at most. */
   SMTP_PER_MINUTE_MICROSOFT: z.coerce.number().min(0.1).max(100_000).default(30),
   SMTP_PER_MINUTE_GOOGLE: z.coerce.number().min(0.1).max(100_000).default(60),
