@@ -532,7 +532,16 @@ export const apiKeys = pgTable(
   (t) => [uniqueIndex("api_keys_prefix_idx").on(t.prefix)],
 );
 
-export const messageStatusEnum = pgEnum("message_status", ["sending", "sent", "failed"]);
+// `queued`, `retrying` and `cancelled` are API messages sent with `Prefer: respond-async`
+// (lib/mail/queued.ts): they wait in this table, their body sealed, until their final outcome.
+export const messageStatusEnum = pgEnum("message_status", [
+  "sending",
+  "sent",
+  "failed",
+  "queued",
+  "retrying",
+  "cancelled",
+]);
 
 export const messages = pgTable(
   "messages",
@@ -559,6 +568,24 @@ export const messages = pgTable(
     sentAt: timestamp("sent_at", { withTimezone: true }),
     /** When retention emptied the recipients and replaced the subject. */
     personalRemovedAt: timestamp("personal_removed_at", { withTimezone: true }),
+    // ---- Queued messages only (null for synchronous sends) ----
+    /** The validated request, sealed (lib/crypto); deleted at the final outcome. */
+    bodySealed: text("body_sealed"),
+    /** Delivery attempts started (claims). */
+    attempts: integer("attempts").notNull().default(0),
+    /** When the next attempt may start; set only while queued or retrying. */
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }),
+    /** Past this, a transient failure is final. */
+    deadlineAt: timestamp("deadline_at", { withTimezone: true }),
+    /** The current attempt's id, committed (with the Message-ID) before any SMTP traffic. */
+    claimId: text("claim_id"),
+    /**
+     * Set only while an attempt is `sending`: past it, the attempt was interrupted, and the row
+     * is reconciled, never resent blind.
+     */
+    claimExpiresAt: timestamp("claim_expires_at", { withTimezone: true }),
+    /** The plain cause of the last failure (retrying) or of the final one (failed, cancelled). */
+    lastError: text("last_error"),
   },
   (t) => [
     uniqueIndex("messages_idempotency_idx").on(t.senderType, t.senderId, t.idempotencyKey),
@@ -568,8 +595,25 @@ export const messages = pgTable(
       .on(t.orgId, t.createdAt)
       .where(sql`${t.personalRemovedAt} is null`),
     index("messages_mailbox_time_idx").on(t.mailboxId, t.createdAt),
+    // The queue: each mailbox's messages waiting for an attempt, and interrupted attempts.
+    // (Set only while so: the enum's new values cannot appear in the migration that adds them.)
+    index("messages_waiting_idx")
+      .on(t.mailboxId, t.nextAttemptAt)
+      .where(sql`${t.nextAttemptAt} is not null`),
+    index("messages_claims_idx").on(t.claimExpiresAt).where(sql`${t.claimExpiresAt} is not null`),
   ],
 );
+
+/**
+ * Each mailbox's pace across processes (lib/mail/pace.ts): the earliest time the next queued
+ * message may start. Taking a slot moves it on by one interval in one statement.
+ */
+export const mailboxPace = pgTable("mailbox_pace", {
+  mailboxId: text("mailbox_id")
+    .primaryKey()
+    .references(() => mailboxes.id, { onDelete: "cascade" }),
+  nextAt: timestamp("next_at", { withTimezone: true }).notNull(),
+});
 
 // ---- Relations ----
 

@@ -119,6 +119,21 @@ const schema = z.object({
   SMTP_PER_MINUTE_MICROSOFT: z.coerce.number().int().min(1).max(100_000).default(30),
   SMTP_PER_MINUTE_GOOGLE: z.coerce.number().int().min(1).max(100_000).default(60),
   SMTP_PER_MINUTE_DEMO: z.coerce.number().int().min(1).max(100_000).default(600),
+  /** The job queue (lib/queue): pg-boss's own pool on PostgreSQL, and how often idle workers poll. */
+  QUEUE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(4),
+  QUEUE_POLL_SECONDS: z.coerce.number().min(0.5).max(60).default(1),
+  /** Queued messages (lib/mail/queued.ts): mailboxes drained at once in this process. */
+  QUEUE_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(32),
+  /** A queued message still failing transiently this long after it was accepted has failed. */
+  QUEUE_DEADLINE_HOURS: z.coerce.number().min(0.001).max(720).default(24),
+  /** First retry delay of a queued message; doubled on each further attempt, at most 30 min. */
+  QUEUE_RETRY_BASE_SECONDS: z.coerce.number().min(0.1).max(3_600).default(30),
+  /**
+   * An attempt still `sending` this long after its claim was interrupted (its process died).
+   * Longer than the slowest live attempt: 4 tries (2 transient retries, 1 forced token refresh)
+   * of up to 15 + 15 + 60 s of nodemailer timeouts each, 360 s.
+   */
+  QUEUE_SEND_LEASE_SECONDS: z.coerce.number().int().min(5).max(3_600).default(600),
   DEMO_MODE: flag,
   DEMO_OIDC_PORT: port.default(3001),
   DEMO_SMTP_PORT: port.default(2465),

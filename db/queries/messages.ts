@@ -17,15 +17,18 @@ const resultColumns = {
   smtpResponse: messages.smtpResponse,
   providerMessageId: messages.providerMessageId,
   errorCode: messages.errorCode,
+  isQueued: sql<boolean>`${messages.deadlineAt} is not null`,
 };
 
 export type MessageResult = {
   id: string;
-  status: "sending" | "sent" | "failed";
+  status: "sending" | "sent" | "failed" | "queued" | "retrying" | "cancelled";
   requestHash: string | null;
   smtpResponse: string | null;
   providerMessageId: string | null;
   errorCode: string | null;
+  /** Sent with `Prefer: respond-async` (lib/mail/queued.ts). */
+  isQueued: boolean;
 };
 
 /**
@@ -107,12 +110,23 @@ type FinishMessage = {
   smtpResponse: string | null;
   providerMessageId: string | null;
   errorCode: string | null;
+  /** The plain cause of a failure, kept for queued messages (the status route shows it). */
+  lastError?: string | null;
 };
 
-function finishUpdate({ db, orgId, messageId, status, ...result }: FinishMessage) {
+// A queued message's final outcome also deletes its sealed body and ends its wait or claim.
+function finishUpdate({ db, orgId, messageId, status, lastError, ...result }: FinishMessage) {
   return db
     .update(messages)
-    .set({ status, ...result, sentAt: status === "sent" ? new Date() : null })
+    .set({
+      status,
+      ...result,
+      sentAt: status === "sent" ? new Date() : null,
+      bodySealed: null,
+      nextAttemptAt: null,
+      claimExpiresAt: null,
+      ...(lastError === undefined ? {} : { lastError }),
+    })
     .where(and(eq(messages.orgId, orgId), eq(messages.id, messageId)));
 }
 
@@ -145,6 +159,9 @@ export async function listRecentMessages({
       errorCode: messages.errorCode,
       createdAt: messages.createdAt,
       sentAt: messages.sentAt,
+      attempts: messages.attempts,
+      nextAttemptAt: messages.nextAttemptAt,
+      lastError: messages.lastError,
       mailboxId: messages.mailboxId,
       mailboxAddress: mailboxes.address,
       senderType: messages.senderType,

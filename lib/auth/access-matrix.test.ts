@@ -274,6 +274,25 @@ function targetFor(caller: Caller): Target {
       if (!row) throw new Error("data request insert returned nothing");
       return row.id;
     },
+    newQueuedMessage: async () => {
+      const [row] = await (await getDb())
+        .insert(messages)
+        .values({
+          orgId: a.orgId,
+          mailboxId: aMailboxId,
+          senderType: "api_key",
+          senderId: randomUUID(),
+          recipients: { to: ["someone@example.test"], cc: [], bcc: [] },
+          recipientCount: 1,
+          subject: "matrix queued",
+          status: "queued",
+          nextAttemptAt: new Date(Date.now() + 86_400_000),
+          deadlineAt: new Date(Date.now() + 2 * 86_400_000),
+        })
+        .returning({ id: messages.id });
+      if (!row) throw new Error("message insert returned nothing");
+      return row.id;
+    },
   };
 }
 
@@ -296,6 +315,7 @@ function ghostTarget(): Target {
     newEmail: () => `new-${randomUUID().slice(0, 8)}@example.test`,
     newAuditEvent: async () => String(9_000_000_000 + Math.floor(Math.random() * 1_000_000)),
     newDataRequest: id,
+    newQueuedMessage: id,
   };
 }
 

@@ -281,6 +281,29 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     expect: signedIn(AUDITORS, "ok"),
     call: () => ({ method: "GET", path: "/activity/export?format=csv" }),
   },
+  "app/api/v1/messages/[id]/route.ts#GET": {
+    kind: "route",
+    // A message's status, for API keys only; B's key asking for A's message reads "not found".
+    expect: {
+      owner: 401,
+      admin: 401,
+      sender: 401,
+      compliance: 401,
+      signedOut: 401,
+      otherOrg: 401,
+      apiKey: "ok",
+      otherOrgApiKey: 404,
+    },
+    call: async (t) => {
+      const id = await t.newQueuedMessage();
+      return { method: "GET", path: `/api/v1/messages/${id}`, params: { id } };
+    },
+  },
+  "app/(signed-in)/(dashboard)/messages/actions.ts#cancelMessageAction": {
+    kind: "action",
+    expect: signedIn(SENDERS, 404),
+    call: async (t) => ({ messageId: await t.newQueuedMessage() }),
+  },
   "app/api/v1/messages/route.ts#POST": {
     kind: "route",
     // The API answers API keys only; B's key naming A's mailbox finds no such mailbox.

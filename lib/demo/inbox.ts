@@ -96,3 +96,45 @@ function formatAddresses(field: AddressObject | AddressObject[] | undefined): st
     }),
   );
 }
+
+/**
+ * Which of these Message-IDs (`<…>` as sent) the demo server accepted. The queue asks this of
+ * attempts that were interrupted (lib/mail/send-queued.ts): the demo server's stored messages
+ * are its record of what it accepted. Stops reading once every one is found.
+ */
+export async function demoInboxMessageIds(
+  dataDir: string,
+  messageIds: readonly string[],
+): Promise<Set<string>> {
+  const found = new Set<string>();
+  const wanted = new Set(messageIds.map((id) => id.toLowerCase()));
+  const dir = demoInboxDir(dataDir);
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((name) => name.endsWith(".json"));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return found;
+    throw error;
+  }
+  // Newest first: an interrupted attempt is recent.
+  names.sort().reverse();
+  for (let i = 0; i < names.length && found.size < wanted.size; i += 64) {
+    const batch = names.slice(i, i + 64);
+    const ids = await Promise.all(batch.map((name) => storedMessageId(path.join(dir, name))));
+    for (const id of ids) {
+      const original = id === null ? undefined : messageIds.find((m) => m.toLowerCase() === id);
+      if (original !== undefined) found.add(original);
+    }
+  }
+  return found;
+}
+
+async function storedMessageId(file: string): Promise<string | null> {
+  try {
+    const stored = storedSchema.parse(JSON.parse(await readFile(file, "utf8")));
+    const head = stored.raw.split(/\r?\n\r?\n/, 1)[0] ?? "";
+    return /^message-id:[ \t]*(<[^>\r\n]+>)/im.exec(head)?.[1]?.toLowerCase() ?? null;
+  } catch {
+    return null;
+  }
+}

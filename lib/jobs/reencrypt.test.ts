@@ -3,7 +3,7 @@ import { eq, inArray } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { listJobItems } from "@/db/queries/jobs";
-import { auditEvents, mailboxes } from "@/db/schema";
+import { auditEvents, mailboxes, messages } from "@/db/schema";
 import { decryptField, encryptField, keyIdOf } from "@/lib/crypto/envelope";
 import { generateKeySpec, parseKeyring } from "@/lib/crypto/keyring";
 import { keyring } from "@/lib/crypto/runtime";
@@ -47,6 +47,23 @@ describe("key rotation", () => {
       })),
     );
 
+    // A queued message's sealed body (lib/mail/queued.ts) is rotated with the tokens.
+    const messageId = randomUUID();
+    const bodyCtx = { table: "messages", column: "body_sealed", rowId: messageId };
+    await db.insert(messages).values({
+      id: messageId,
+      orgId,
+      mailboxId: ids[0],
+      senderType: "api_key",
+      senderId: randomUUID(),
+      recipients: { to: ["r@example.test"], cc: [], bcc: [] },
+      recipientCount: 1,
+      subject: "queued",
+      status: "queued",
+      nextAttemptAt: new Date(Date.now() + 86_400_000),
+      bodySealed: encryptField(oldRing, '{"text":"queued body"}', bodyCtx),
+    });
+
     const first = await reencryptTokens(db, newRing, { actor: { type: "system" }, maxRows: 1 });
     expect(first.remaining).toBe(true);
     const second = await reencryptTokens(db, newRing, { actor: { type: "system" } });
@@ -63,6 +80,10 @@ describe("key rotation", () => {
         /not in the keyring/,
       );
     }
+    const [queued] = await db.select().from(messages).where(eq(messages.id, messageId));
+    expect(second.messages).toBeGreaterThanOrEqual(1);
+    expect(keyIdOf(queued?.bodySealed ?? "")).toBe("new1");
+    expect(decryptField(newRing, queued?.bodySealed ?? "", bodyCtx)).toBe('{"text":"queued body"}');
     await reencryptTokens(db, parseKeyring(`${runtimeSpec},${newSpec},${oldSpec}`), {
       actor: { type: "system" },
     });

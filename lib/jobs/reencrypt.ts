@@ -2,7 +2,7 @@ import "server-only";
 import { and, eq, isNotNull, or } from "drizzle-orm";
 import { type Database, type DbOrTx, getDb } from "@/db";
 import { latestJob } from "@/db/queries/jobs";
-import { mailboxes, oauthTransactions } from "@/db/schema";
+import { mailboxes, messages, oauthTransactions } from "@/db/schema";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { CallContext } from "@/lib/auth/context";
@@ -14,6 +14,8 @@ import { createJob, registerJobHandler } from "./runner";
 export type RotationResult = {
   mailboxes: number;
   transactions: number;
+  /** Queued messages' sealed bodies (lib/mail/queued.ts). */
+  messages: number;
   /** Cells that no key of the keyring can open (tampered, or the key was dropped too early). */
   unreadable: string[];
   /** The run stopped at maxRows: run it again to finish. */
@@ -108,6 +110,27 @@ export async function reencryptTokens(
     rotatedTransactions++;
   }
 
+  // Queued messages keep their body sealed until sent (at most QUEUE_DEADLINE_HOURS).
+  let rotatedMessages = 0;
+  const queued = await db
+    .select({ id: messages.id, value: messages.bodySealed })
+    .from(messages)
+    .where(isNotNull(messages.bodySealed));
+  for (const { id, value } of queued) {
+    if (remaining || rotatedMailboxes + rotatedTransactions + rotatedMessages >= budget) {
+      remaining = true;
+      break;
+    }
+    const cell = { value, table: "messages", column: "body_sealed", rowId: id };
+    const next = rotateCell(keyring, cell, unreadable);
+    if (next === value || !next) continue;
+    await db
+      .update(messages)
+      .set({ bodySealed: next })
+      .where(and(eq(messages.id, id), eq(messages.bodySealed, value ?? "")));
+    rotatedMessages++;
+  }
+
   await writeAuditEvent(db, {
     orgId: null,
     actor: options.actor,
@@ -117,11 +140,18 @@ export async function reencryptTokens(
       keyId: current,
       mailboxes: rotatedMailboxes,
       transactions: rotatedTransactions,
+      messages: rotatedMessages,
       unreadable,
       remaining,
     },
   });
-  return { mailboxes: rotatedMailboxes, transactions: rotatedTransactions, unreadable, remaining };
+  return {
+    mailboxes: rotatedMailboxes,
+    transactions: rotatedTransactions,
+    messages: rotatedMessages,
+    unreadable,
+    remaining,
+  };
 }
 
 // ---- The same re-encryption as a job, started from the incidents page ----

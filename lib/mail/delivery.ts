@@ -127,7 +127,7 @@ export function tokenFailure(error: unknown): SmtpFailure | RefusalOutcome | nul
 export async function deliver(
   mailbox: Mailbox,
   expiresAt: Date | null,
-  fields: ReturnType<typeof toNodemailerFields>,
+  fields: ReturnType<typeof toNodemailerFields> & { messageId?: string },
   deadlineAt: number = Date.now() + SEND_DEADLINE_MS,
 ): Promise<Delivery> {
   let target = transportTarget(mailbox, expiresAt);
@@ -246,6 +246,8 @@ export async function recordDelivery(
     messageId: string;
     recipientCount: number;
     delivery: Delivery;
+    /** A queued message: keep the failure's plain cause on the row for the status route. */
+    isQueued?: boolean;
   },
 ): Promise<void> {
   const { ctx, mailbox, messageId, delivery } = input;
@@ -261,6 +263,14 @@ export async function recordDelivery(
     smtpResponse,
     providerMessageId: delivery.ok ? delivery.messageId : null,
     errorCode: failureCode,
+    ...(input.isQueued
+      ? {
+          lastError:
+            failure && "cause" in failure && failure.cause
+              ? failure.cause.replace("<address>", mailbox.address)
+              : null,
+        }
+      : {}),
   });
   await writeAuditEventWithChange(
     db,
@@ -275,6 +285,7 @@ export async function recordDelivery(
         mailboxId: mailbox.id,
         provider: mailbox.provider,
         purpose: input.purpose,
+        ...(input.isQueued ? { queued: true } : {}),
         recipientCount: input.recipientCount,
         smtpResponse,
         ...(delivery.ok ? {} : { failure: failureCode }),

@@ -18,6 +18,8 @@ export function sendOutcomeResult(outcome: SendOutcome | ConnectionTestOutcome):
       return { ok: outcome.status === "sent", message: "This message was already sent." };
     case "connected":
       return { ok: true, message: outcome.cause };
+    case "queued":
+      return { ok: true, message: "Queued: it is sent at the mailbox's pace." };
     case "invalid": {
       const fieldErrors: Record<string, string[]> = {};
       for (const problem of outcome.problems) {

@@ -1,5 +1,6 @@
 import "server-only";
 import { sendRequestProblem } from "./message";
+import type { MessageStatusOutcome } from "./message-status";
 import type { ConnectionTestOutcome, SendOutcome } from "./outcomes";
 import { type FieldProblem, PROBLEM_TYPES, problemResponse } from "./problem";
 
@@ -13,6 +14,10 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
   return new Response(JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...headers } });
 }
 
+export function messageLocation(id: string): string {
+  return `/api/v1/messages/${encodeURIComponent(id)}`;
+}
+
 export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome): Response {
   switch (outcome.kind) {
     case "sent":
@@ -24,6 +29,17 @@ export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome
       });
     case "connected":
       return json(200, { status: "connected", address: outcome.address, detail: outcome.cause });
+    case "queued":
+      // RFC 7240: the preference was honoured; RFC 9110 202 with where to look.
+      return json(
+        202,
+        { id: outcome.id, status: "queued", location: messageLocation(outcome.id) },
+        {
+          location: messageLocation(outcome.id),
+          "preference-applied": "respond-async",
+          ...(outcome.isReplay ? { "idempotent-replayed": "true" } : {}),
+        },
+      );
     case "replayed":
       if (outcome.status === "sent") {
         return json(
@@ -161,4 +177,26 @@ export function invalidIdempotencyKeyResponse(): Response {
     [{ field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters" }],
     { type: PROBLEM_TYPES.invalidIdempotencyKey },
   );
+}
+
+/** The API key of `Authorization: Bearer <key>`, or null. */
+export function bearerOf(request: Request): string | null {
+  const header = request.headers.get("authorization");
+  const match = header ? /^Bearer[ ]+(\S+)\s*$/i.exec(header) : null;
+  return match?.[1] ?? null;
+}
+
+/** GET /api/v1/messages/{id}. */
+export function messageStatusResponse(outcome: MessageStatusOutcome): Response {
+  switch (outcome.kind) {
+    case "found":
+      return json(200, outcome.message);
+    case "message_not_found":
+      return problemResponse(404, "Message not found", [], {
+        type: PROBLEM_TYPES.messageNotFound,
+        detail: "No message with this id that this API key may see.",
+      });
+    default:
+      return sendOutcomeResponse(outcome);
+  }
 }

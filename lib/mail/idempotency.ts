@@ -99,6 +99,8 @@ export async function replay(
       };
     }
     if (row.requestHash !== requestHash) return { kind: "idempotency_mismatch" };
+    // A queued message's retry answers like its first request: accepted, see its status.
+    if (row.isQueued) return { kind: "queued", id: row.id, isReplay: true };
     if (row.status !== "sending") return replayOf(row);
     if (Date.now() > deadline) {
       return {

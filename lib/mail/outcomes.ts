@@ -38,6 +38,8 @@ export type RefusalOutcome =
 
 export type SendOutcome =
   | { kind: "sent"; id: string; messageId: string | null; smtpResponse: string | null }
+  /** Accepted for sending later (`Prefer: respond-async`); `isReplay` for an Idempotency-Key retry. */
+  | { kind: "queued"; id: string; isReplay: boolean }
   | {
       kind: "replayed";
       id: string;

@@ -41,6 +41,7 @@ export const PROBLEM_TYPES = {
   temporarilyUnavailable: `${PROBLEM_BASE}temporarily-unavailable`,
   providerFailed: `${PROBLEM_BASE}provider-failed`,
   replayedFailure: `${PROBLEM_BASE}replayed-failure`,
+  messageNotFound: `${PROBLEM_BASE}message-not-found`,
 } as const;
 
 export function problemJson(

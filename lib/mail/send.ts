@@ -1,26 +1,29 @@
 import "server-only";
-import { type Database, getDb } from "@/db";
-import { getApiKeyForOrg } from "@/db/queries/api-keys";
-import { findMailboxByIdOrAddress, getMailboxForOrg } from "@/db/queries/mailboxes";
-import { claimMessage, finishMessage, type MessageSender } from "@/db/queries/messages";
+import { getDb } from "@/db";
+import { getMailboxForOrg } from "@/db/queries/mailboxes";
+import { claimMessage, finishMessage } from "@/db/queries/messages";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
-import { hasPermission } from "@/lib/auth/roles";
-import { isSendingPaused } from "@/lib/incidents/switches";
 import { markMailboxRecovered } from "@/lib/oauth/recovery";
-import { type LimitName, sendLimitNames } from "@/lib/ratelimit";
-import { rateLimits } from "@/lib/ratelimit/runtime";
-import { isKeyUsable } from "./api-key-state";
+import {
+  checkActorLimit,
+  checkMailboxLimits,
+  checkPermission,
+  checkSwitches,
+  checkToken,
+  decode,
+  lookupMailbox,
+  type SendBody,
+  senderOf,
+  validate,
+} from "./checks";
 import {
   applyToMailbox,
   deliver,
-  ensureToken,
-  type Mailbox,
   outcomeOf,
   probeConnection,
   recordDelivery,
   recordUse,
-  tokenFailure,
 } from "./delivery";
 import {
   findEarlierRequest,
@@ -30,20 +33,10 @@ import {
   replay,
 } from "./idempotency";
 import { refusalToSend, unusableMailbox } from "./mailbox-state";
-import {
-  decodeSendRequestText,
-  mailboxSelectorOf,
-  type SendRequest,
-  validateSendRequest,
-} from "./message";
+import { mailboxSelectorOf } from "./message";
 import { toNodemailerFields } from "./nodemailer-fields";
-import {
-  type ConnectionTestOutcome,
-  isRefusal,
-  isSmtpFailure,
-  type RefusalOutcome,
-  type SendOutcome,
-} from "./outcomes";
+import { type ConnectionTestOutcome, isRefusal, isSmtpFailure, type SendOutcome } from "./outcomes";
+import { queueMessage } from "./queued";
 
 // THE send chokepoint: every message — API sends, dashboard test messages — and every
 // connection test passes here, judged in this order: incident switches → permission → rate
@@ -54,12 +47,15 @@ import {
 // caller's rate limit, the mailbox and an earlier request with the Idempotency-Key are asked
 // together at the start; what they say is still judged in this order.
 // Nothing else in the code base creates a transport or calls sendMail (lib/mail/delivery.ts
-// does, for this module only).
+// does, for this module and for send-queued.ts, which runs these checks again for each queued
+// message at its attempt). The checks themselves live in checks.ts.
+//
+// With `respondAsync` (an API request with `Prefer: respond-async`), every check up to and
+// including validation runs as for a synchronous send, then the message is queued
+// (lib/mail/queued.ts) instead of sent: the mailbox's limits and its token are judged at the
+// attempt, where a limit holds the message instead of refusing it.
 
-/** The raw HTTP body (the route), or an already-decoded value (a dashboard form). */
-export type SendBody =
-  | { type: "http"; text: string; contentType: string | null }
-  | { type: "value"; value: unknown };
+export type { SendBody } from "./checks";
 
 export type SendMessageInput = {
   ctx: SenderContext;
@@ -68,6 +64,8 @@ export type SendMessageInput = {
   purpose: "api" | "dashboard_test" | "notification";
   /** Epoch ms: transient replies are retried and a free connection awaited until then. */
   deadlineAt?: number;
+  /** Queue the message and answer at once (API only, `Prefer: respond-async`). */
+  respondAsync?: boolean;
 };
 
 export type ConnectionTestInput = {
@@ -76,164 +74,6 @@ export type ConnectionTestInput = {
   /** An administrator's "Retry now": a passing test reconnects a mailbox that needed them. */
   isAdminRetry?: boolean;
 };
-
-type Invalid = Extract<SendOutcome, { kind: "invalid" }>;
-
-/* ---------------------------------------------------------------------------------------- */
-/* The checks, in order                                                                      */
-
-// During an incident, who still tried to send is worth knowing: each refusal is audited.
-async function checkSwitches(db: Database, ctx: SenderContext): Promise<RefusalOutcome | null> {
-  const pause = await isSendingPaused({ db, orgId: ctx.orgId });
-  if (!pause.isPaused) return null;
-  await writeAuditEvent(db, {
-    orgId: ctx.orgId,
-    actor: ctx.actor,
-    action: "message.refused",
-    outcome: "denied",
-    request: ctx.request,
-    metadata: { reason: "sending_paused", scope: pause.scope },
-  });
-  const who = pause.scope === "global" ? "for every organisation" : "for this organisation";
-  return {
-    kind: "paused",
-    scope: pause.scope,
-    cause: `Sending is paused ${who} by an incident switch: ${pause.reason}`,
-  };
-}
-
-/**
- * A key's revocation is re-checked with the mailbox lookup (one statement, see lookupMailbox).
- * Mailwarden's own notifications (the system actor) need no role: only server code builds that
- * context, and every other check below still applies to it.
- */
-async function checkPermission(db: Database, ctx: SenderContext): Promise<RefusalOutcome | null> {
-  if (ctx.actor.type === "api_key" || ctx.actor.type === "system") return null;
-  if (ctx.role !== null && hasPermission(ctx.role, "send")) return null;
-  await writeAuditEvent(db, {
-    orgId: ctx.orgId,
-    actor: ctx.actor,
-    action: "access.denied",
-    target: { type: "permission", id: "send" },
-    outcome: "denied",
-    request: ctx.request,
-    metadata: { role: ctx.role },
-  });
-  return { kind: "forbidden", cause: "Your role does not allow sending messages." };
-}
-
-/** The sender as message rows and limits name it (the system sends for one organisation). */
-function senderOf(ctx: SenderContext): MessageSender {
-  return ctx.actor.type === "system"
-    ? { type: "system", id: ctx.orgId }
-    : { type: ctx.actor.type, id: ctx.actor.id };
-}
-
-// The system's own volume is bounded by the digest window and the health interval; the
-// mailbox's limits still apply to it.
-async function checkActorLimit(ctx: SenderContext): Promise<RefusalOutcome | null> {
-  if (ctx.actor.type === "system") return null;
-  const name: LimitName = ctx.actor.type === "api_key" ? "apiKey" : "testSend";
-  const sender = senderOf(ctx);
-  const result = await rateLimits().get(name).limit(`${sender.type}:${sender.id}`);
-  if (result.success) return null;
-  if (result.unavailable) return storeUnavailable(result.retryAfterSeconds);
-  return { kind: "rate_limited", limit: name, retryAfterSeconds: result.retryAfterSeconds };
-}
-
-function storeUnavailable(retryAfterSeconds: number): RefusalOutcome {
-  return {
-    kind: "unavailable",
-    retryAfterSeconds,
-    cause: `Sending is temporarily unavailable: the rate-limit store does not answer. Nothing was sent; try again in ${retryAfterSeconds} seconds.`,
-  };
-}
-
-/** The body as a value: JSON decoding only, nothing validated yet. */
-function decode(body: SendBody): { value: unknown } | Invalid {
-  if (body.type === "value") return { value: body.value };
-  const decoded = decodeSendRequestText(body.text, body.contentType);
-  return decoded.ok
-    ? { value: decoded.body }
-    : { kind: "invalid", status: decoded.status, problems: decoded.problems };
-}
-
-/** Full validation, HTML sanitising included: the expensive step. */
-function validate(value: unknown): SendRequest | Invalid {
-  const parsed = validateSendRequest(value);
-  return parsed.ok
-    ? parsed.value
-    : { kind: "invalid", status: parsed.status, problems: parsed.problems };
-}
-
-/**
- * The mailbox in the organisation, if the caller may use it; its state is not judged here.
- * For an API key the same statement says whether the key is still unrevoked, so a key revoked
- * after the route verified it is refused here without a second read of the key.
- */
-async function lookupMailbox(
-  db: Database,
-  ctx: SenderContext,
-  selector: string,
-): Promise<Mailbox | RefusalOutcome> {
-  const apiKeyId = ctx.actor.type === "api_key" ? ctx.actor.id : null;
-  const mailbox = await findMailboxByIdOrAddress({
-    db,
-    orgId: ctx.orgId,
-    mailbox: selector,
-    apiKeyId,
-  });
-  if (apiKeyId !== null) {
-    const active = mailbox
-      ? mailbox.keyActive === true
-      : isKeyUsable(await getApiKeyForOrg({ db, orgId: ctx.orgId, keyId: apiKeyId }));
-    if (!active) return { kind: "unauthorized" };
-  }
-  if (!mailbox) {
-    return { kind: "not_found", cause: "No such mailbox in this organisation." };
-  }
-  if (ctx.allowedMailboxIds !== null && !ctx.allowedMailboxIds.includes(mailbox.id)) {
-    return { kind: "forbidden", cause: "This API key is not allowed to send from that mailbox." };
-  }
-  return mailbox;
-}
-
-async function checkMailboxLimits(
-  mailbox: Mailbox,
-  recipientCount: number,
-): Promise<RefusalOutcome | null> {
-  const names = sendLimitNames(mailbox.provider);
-  const id = `mailbox:${mailbox.id}`;
-  const minute = await rateLimits().get(names.minute).limit(id);
-  if (!minute.success) {
-    if (minute.unavailable) return storeUnavailable(minute.retryAfterSeconds);
-    return {
-      kind: "rate_limited",
-      limit: names.minute,
-      retryAfterSeconds: minute.retryAfterSeconds,
-    };
-  }
-  // The day limit counts recipients (Microsoft: 10,000 recipients a day per mailbox).
-  const day = await rateLimits().get(names.day).limit(id, Math.max(1, recipientCount));
-  if (!day.success) {
-    if (day.unavailable) return storeUnavailable(day.retryAfterSeconds);
-    return { kind: "rate_limited", limit: names.day, retryAfterSeconds: day.retryAfterSeconds };
-  }
-  return null;
-}
-
-/** The token check before any row is written: a dead grant is a refusal, not a message. */
-async function checkToken(mailbox: Mailbox): Promise<{ expiresAt: Date | null } | RefusalOutcome> {
-  try {
-    return { expiresAt: await ensureToken(mailbox) };
-  } catch (error) {
-    const refused = tokenFailure(error);
-    if (!refused) throw error;
-    return isSmtpFailure(refused)
-      ? { kind: "conflict", mailboxStatus: "needs_reconnect", cause: refused.cause }
-      : refused;
-  }
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Entry points                                                                              */
@@ -287,6 +127,19 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
   if ("kind" in request) return request;
   const requestHash = hashSendRequest(request);
   if (scope !== null && first !== null) return replay(db, scope, requestHash, first);
+
+  if (input.respondAsync) {
+    const queued = await queueMessage(db, {
+      ctx,
+      mailbox,
+      sender,
+      request,
+      requestHash,
+      idempotencyKey: scope?.idempotencyKey ?? null,
+    });
+    if (queued) return { kind: "queued", id: queued.id, isReplay: false };
+    return replay(db, scope ?? { orgId: ctx.orgId, sender, idempotencyKey: "" }, requestHash, null);
+  }
 
   const fields = toNodemailerFields(request);
   const recipientCount = request.to.length + request.cc.length + request.bcc.length;

@@ -17,6 +17,7 @@ import { connectDemoMailbox, type Person } from "@/lib/oauth/testing/fixtures";
 import { createRateLimits, type LimitOverrides, type RateLimits } from "@/lib/ratelimit";
 import { memberContext } from "@/lib/testing/context";
 import { createApiKey } from "./api-keys";
+import { useDemoInboxDataDir } from "./send-queued";
 import type { SmtpEndpoint } from "./transport";
 
 export type SendTestbed = {
@@ -76,6 +77,8 @@ export async function startSendTestbed(
     },
   });
   bed.useEndpoint(endpoint);
+  // An interrupted queued attempt is reconciled against this server's record.
+  useDemoInboxDataDir(oauth.dataDir);
   return bed;
 }
 

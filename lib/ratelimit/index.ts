@@ -62,6 +62,7 @@ export const DEFAULT_LIMITS = {
   sendMailboxMinuteDemo: { tokens: 600, window: "1 m" },
   sendMailboxDayDemo: { tokens: 2_000, window: "1 d" },
   apiKey: { tokens: 600, window: "1 m" }, // per API key
+  apiKeyRead: { tokens: 600, window: "1 m" }, // per API key: GET /api/v1/messages/{id}
   testSend: { tokens: 10, window: "1 m" }, // per person
 } as const satisfies Record<string, LimitSpec>;
 

@@ -11,10 +11,18 @@ import { countMessagesPerDay, listRecentMessages } from "@/db/queries/messages";
 import { hasPermission } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
 import { formatDateTime } from "@/lib/utils";
+import { CancelMessageButton } from "./forms";
 
 export const metadata = { title: "Messages" };
 
-const TONE = { sent: "good", failed: "bad", sending: "warn" } as const;
+const TONE = {
+  sent: "good",
+  failed: "bad",
+  sending: "warn",
+  queued: "warn",
+  retrying: "warn",
+  cancelled: "neutral",
+} as const;
 
 export default async function MessagesPage() {
   const ctx = await requirePermission("view", "/messages");
@@ -29,7 +37,7 @@ export default async function MessagesPage() {
     <>
       <PageHeader
         title="Messages"
-        description="Recent sends of this organisation. Message bodies are never kept."
+        description="Recent sends of this organisation. Message bodies are never kept, except sealed while a queued message waits."
       />
       <Card className="mb-6">
         <h2 className="mb-3 font-medium">Sends per day</h2>
@@ -68,6 +76,7 @@ export default async function MessagesPage() {
               "Recipients",
               "Status",
               "Server reply",
+              "",
             ]}
           >
             {messages.map((m) => (
@@ -84,9 +93,19 @@ export default async function MessagesPage() {
                 <td>{m.recipientCount}</td>
                 <td>
                   <Badge tone={TONE[m.status]}>{m.status}</Badge>
+                  {m.status === "retrying" && m.nextAttemptAt && (
+                    <span className="block text-slate-500 text-xs">
+                      next try {formatDateTime(m.nextAttemptAt)}
+                    </span>
+                  )}
                 </td>
                 <td className="max-w-xs py-2 font-mono text-xs break-words">
-                  {m.smtpResponse ?? m.errorCode ?? "—"}
+                  {m.smtpResponse ?? m.lastError ?? m.errorCode ?? "—"}
+                </td>
+                <td>
+                  {canSend && (m.status === "queued" || m.status === "retrying") && (
+                    <CancelMessageButton messageId={m.id} subject={m.subject || "(no subject)"} />
+                  )}
                 </td>
               </tr>
             ))}

@@ -2,6 +2,7 @@ import { auditRefusedApiKey } from "@/lib/audit/refusals";
 import { requestInfoFrom } from "@/lib/auth/request";
 import { apiKeyContext } from "@/lib/mail/api-keys";
 import {
+  bearerOf,
   invalidIdempotencyKeyResponse,
   invalidRequestResponse,
   sendOutcomeResponse,
@@ -11,7 +12,9 @@ import { problemResponse } from "@/lib/mail/problem";
 import { sendMessage } from "@/lib/mail/send";
 
 // POST /api/v1/messages (ARCHITECTURE.md, "The send chokepoint"). This handler only reads the
-// request (key, Idempotency-Key, a size-capped body); every decision is the chokepoint's.
+// request (key, Idempotency-Key, `Prefer: respond-async`, a size-capped body); every decision
+// is the chokepoint's. With `respond-async` a message that passes every check is queued and
+// answered `202 Accepted` with its Location (ARCHITECTURE.md, "Queued messages").
 
 export const dynamic = "force-dynamic";
 export const runtime = "nodejs";
@@ -58,10 +61,13 @@ async function readCappedBody(request: Request): Promise<BodyRead> {
   }
 }
 
-function bearerOf(request: Request): string | null {
-  const header = request.headers.get("authorization");
-  const match = header ? /^Bearer[ ]+(\S+)\s*$/i.exec(header) : null;
-  return match?.[1] ?? null;
+/** RFC 7240: does a `Prefer` header name `respond-async` (any case, with or without values)? */
+function prefersAsync(request: Request): boolean {
+  const header = request.headers.get("prefer");
+  if (!header) return false;
+  return header
+    .split(",")
+    .some((preference) => preference.split(/[=;]/, 1)[0]?.trim().toLowerCase() === "respond-async");
 }
 
 export async function POST(request: Request): Promise<Response> {
@@ -88,6 +94,7 @@ export async function POST(request: Request): Promise<Response> {
       body: { type: "http", text: body.text, contentType: request.headers.get("content-type") },
       ...(idempotencyKey === null ? {} : { idempotencyKey }),
       purpose: "api",
+      respondAsync: prefersAsync(request),
     });
     return sendOutcomeResponse(outcome);
   } catch (error) {

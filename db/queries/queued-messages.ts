@@ -1,0 +1,340 @@
+import "server-only";
+import { and, asc, eq, inArray, isNotNull, lte, sql } from "drizzle-orm";
+import type { DbOrTx } from "@/db";
+import { mailboxes, mailboxPace, messages } from "@/db/schema";
+import type { MessageRecipients, MessageSender } from "./messages";
+
+// Queued messages (`Prefer: respond-async`, lib/mail/queued.ts). The row is the queue's state:
+// `next_attempt_at` is set exactly while a message waits (queued, retrying) and
+// `claim_expires_at` exactly while an attempt is `sending`; the partial indexes hold only those
+// rows. pg-boss jobs only wake the worker of a mailbox.
+
+export async function insertQueuedMessage(input: {
+  db: DbOrTx;
+  id: string;
+  orgId: string;
+  mailboxId: string;
+  sender: MessageSender;
+  recipients: MessageRecipients;
+  subject: string;
+  idempotencyKey: string | null;
+  requestHash: string;
+  bodySealed: string;
+  deadlineAt: Date;
+}): Promise<{ id: string } | null> {
+  const { db, recipients, sender } = input;
+  const [row] = await db
+    .insert(messages)
+    .values({
+      id: input.id,
+      orgId: input.orgId,
+      mailboxId: input.mailboxId,
+      senderType: sender.type,
+      senderId: sender.id,
+      recipients,
+      recipientCount: recipients.to.length + recipients.cc.length + recipients.bcc.length,
+      subject: input.subject,
+      status: "queued",
+      idempotencyKey: input.idempotencyKey,
+      requestHash: input.requestHash,
+      bodySealed: input.bodySealed,
+      nextAttemptAt: sql`now()`,
+      deadlineAt: input.deadlineAt,
+    })
+    .onConflictDoNothing({
+      target: [messages.senderType, messages.senderId, messages.idempotencyKey],
+    })
+    .returning({ id: messages.id });
+  return row ?? null;
+}
+
+const dueColumns = {
+  id: messages.id,
+  orgId: messages.orgId,
+  mailboxId: messages.mailboxId,
+  status: messages.status,
+  senderType: messages.senderType,
+  senderId: messages.senderId,
+  recipientCount: messages.recipientCount,
+  attempts: messages.attempts,
+  deadlineAt: messages.deadlineAt,
+  bodySealed: messages.bodySealed,
+};
+
+export type DueMessage = {
+  id: string;
+  orgId: string;
+  mailboxId: string | null;
+  status: string;
+  senderType: string;
+  senderId: string;
+  recipientCount: number;
+  attempts: number;
+  deadlineAt: Date | null;
+  bodySealed: string | null;
+};
+
+/** The mailbox's message that has waited longest among those due now. */
+export async function nextDueMessage({
+  db,
+  mailboxId,
+}: {
+  db: DbOrTx;
+  mailboxId: string;
+}): Promise<DueMessage | null> {
+  const [row] = await db
+    .select(dueColumns)
+    .from(messages)
+    .where(and(eq(messages.mailboxId, mailboxId), lte(messages.nextAttemptAt, sql`now()`)))
+    .orderBy(asc(messages.nextAttemptAt), asc(messages.createdAt))
+    .limit(1);
+  return row ?? null;
+}
+
+/**
+ * The claim, committed before any SMTP traffic: the row becomes `sending` with this attempt's
+ * id, a lease, and its Message-ID fixed (kept from an earlier attempt). Null when the message
+ * is no longer waiting (cancelled, or claimed by another process).
+ */
+export async function claimQueuedMessage({
+  db,
+  messageId,
+  claimId,
+  leaseSeconds,
+  providerMessageId,
+}: {
+  db: DbOrTx;
+  messageId: string;
+  claimId: string;
+  leaseSeconds: number;
+  providerMessageId: string;
+}): Promise<{ providerMessageId: string; bodySealed: string | null; attempts: number } | null> {
+  const [row] = await db
+    .update(messages)
+    .set({
+      status: "sending",
+      claimId,
+      claimExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
+      nextAttemptAt: null,
+      attempts: sql`${messages.attempts} + 1`,
+      providerMessageId: sql`coalesce(${messages.providerMessageId}, ${providerMessageId})`,
+    })
+    .where(and(eq(messages.id, messageId), isNotNull(messages.nextAttemptAt)))
+    .returning({
+      providerMessageId: messages.providerMessageId,
+      bodySealed: messages.bodySealed,
+      attempts: messages.attempts,
+    });
+  if (!row?.providerMessageId) return null;
+  return { ...row, providerMessageId: row.providerMessageId };
+}
+
+/**
+ * A non-final outcome: the message waits again until `until` (a hold keeps `queued`; a failed
+ * attempt is `retrying`). When `claimId` is given, only that attempt's row is moved; otherwise
+ * only a row still waiting.
+ */
+export async function holdQueuedMessage({
+  db,
+  messageId,
+  claimId,
+  until,
+  status,
+  lastError,
+}: {
+  db: DbOrTx;
+  messageId: string;
+  claimId: string | null;
+  until: Date;
+  status: "queued" | "retrying";
+  lastError: string | null;
+}): Promise<boolean> {
+  const rows = await db
+    .update(messages)
+    .set({
+      status,
+      nextAttemptAt: until,
+      claimId: null,
+      claimExpiresAt: null,
+      ...(lastError === null ? {} : { lastError }),
+    })
+    .where(
+      and(
+        eq(messages.id, messageId),
+        claimId === null
+          ? isNotNull(messages.nextAttemptAt)
+          : and(eq(messages.claimId, claimId), eq(messages.status, "sending")),
+      ),
+    )
+    .returning({ id: messages.id });
+  return rows.length > 0;
+}
+
+/**
+ * Holds every message of the mailbox that is due before `until` (a pause or a limit holds the
+ * mailbox, not one message). Returns how many.
+ */
+export async function holdMailboxMessages({
+  db,
+  mailboxId,
+  until,
+  lastError,
+}: {
+  db: DbOrTx;
+  mailboxId: string;
+  until: Date;
+  lastError: string | null;
+}): Promise<number> {
+  const rows = await db
+    .update(messages)
+    .set({ nextAttemptAt: until, ...(lastError === null ? {} : { lastError }) })
+    .where(and(eq(messages.mailboxId, mailboxId), lte(messages.nextAttemptAt, until)))
+    .returning({ id: messages.id });
+  return rows.length;
+}
+
+/** Mailboxes with a message due now (each gets its worker woken). */
+export async function mailboxesWithDueMessages({
+  db,
+  limit = 500,
+}: {
+  db: DbOrTx;
+  limit?: number;
+}): Promise<string[]> {
+  const rows = await db
+    .selectDistinct({ mailboxId: messages.mailboxId })
+    .from(messages)
+    .where(lte(messages.nextAttemptAt, sql`now()`))
+    .limit(limit);
+  return rows.flatMap((r) => (r.mailboxId ? [r.mailboxId] : []));
+}
+
+/**
+ * Takes over attempts whose lease lapsed (their process died mid-attempt): each gets a new
+ * claim id and lease so that only one reconciler handles it. Returns what it took.
+ */
+export async function takeLapsedClaims({
+  db,
+  claimId,
+  leaseSeconds,
+  limit = 100,
+}: {
+  db: DbOrTx;
+  claimId: string;
+  leaseSeconds: number;
+  limit?: number;
+}) {
+  const result = await db.execute(sql`
+    update ${messages} m set
+      claim_id = ${claimId},
+      claim_expires_at = now() + make_interval(secs => ${leaseSeconds})
+    from (
+      select id from ${messages}
+      where claim_expires_at < now()
+      order by claim_expires_at
+      limit ${limit}
+      for update skip locked) lapsed
+    where m.id = lapsed.id
+    returning m.id, m.org_id as "orgId", m.mailbox_id as "mailboxId",
+      m.provider_message_id as "providerMessageId", m.sender_type as "senderType",
+      m.sender_id as "senderId", m.recipient_count as "recipientCount"`);
+  return (
+    result as unknown as {
+      rows: {
+        id: string;
+        orgId: string;
+        mailboxId: string | null;
+        providerMessageId: string | null;
+        senderType: string;
+        senderId: string;
+        recipientCount: number;
+      }[];
+    }
+  ).rows;
+}
+
+/** Cancels a waiting message of the organisation; null when it is not waiting (or not theirs). */
+export async function cancelQueuedMessage({
+  db,
+  orgId,
+  messageId,
+  cause,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  messageId: string;
+  cause: string;
+}): Promise<{ id: string; mailboxId: string | null } | null> {
+  const [row] = await db
+    .update(messages)
+    .set({ status: "cancelled", nextAttemptAt: null, bodySealed: null, lastError: cause })
+    .where(
+      and(
+        eq(messages.orgId, orgId),
+        eq(messages.id, messageId),
+        isNotNull(messages.nextAttemptAt),
+        inArray(messages.status, ["queued", "retrying"]),
+      ),
+    )
+    .returning({ id: messages.id, mailboxId: messages.mailboxId });
+  return row ?? null;
+}
+
+/** One message of the organisation as the status route shows it. */
+export async function getMessageStatus({
+  db,
+  orgId,
+  messageId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  messageId: string;
+}) {
+  const [row] = await db
+    .select({
+      id: messages.id,
+      status: messages.status,
+      mailboxId: messages.mailboxId,
+      mailboxAddress: mailboxes.address,
+      senderType: messages.senderType,
+      senderId: messages.senderId,
+      createdAt: messages.createdAt,
+      sentAt: messages.sentAt,
+      attempts: messages.attempts,
+      nextAttemptAt: messages.nextAttemptAt,
+      deadlineAt: messages.deadlineAt,
+      providerMessageId: messages.providerMessageId,
+      smtpResponse: messages.smtpResponse,
+      errorCode: messages.errorCode,
+      lastError: messages.lastError,
+    })
+    .from(messages)
+    .leftJoin(mailboxes, eq(mailboxes.id, messages.mailboxId))
+    .where(and(eq(messages.orgId, orgId), eq(messages.id, messageId)))
+    .limit(1);
+  return row ?? null;
+}
+
+/**
+ * Takes the mailbox's next send slot across processes, in one statement: the slot is the later
+ * of the stored time and now, and the stored time moves on by one interval. Returns how many
+ * milliseconds from now the slot is (0 when it is now).
+ */
+export async function takePaceSlot({
+  db,
+  mailboxId,
+  intervalMs,
+}: {
+  db: DbOrTx;
+  mailboxId: string;
+  intervalMs: number;
+}): Promise<number> {
+  const step = sql`make_interval(secs => ${intervalMs / 1000})`;
+  const result = await db.execute(sql`
+    insert into ${mailboxPace} (mailbox_id, next_at) values (${mailboxId}, now() + ${step})
+    on conflict (mailbox_id) do update
+      set next_at = greatest(${mailboxPace.nextAt}, now()) + ${step}
+    returning greatest(0, extract(epoch from (next_at - ${step} - now())) * 1000)::float8 as "waitMs"`);
+  const row = (result as unknown as { rows: { waitMs: number | string }[] }).rows[0];
+  return Number(row?.waitMs ?? 0);
+}

@@ -1,0 +1,341 @@
+import "server-only";
+import { randomUUID } from "node:crypto";
+import { type Database, getDb } from "@/db";
+import { getApiKeyForOrg } from "@/db/queries/api-keys";
+import { findMailboxByIdOrAddress } from "@/db/queries/mailboxes";
+import { finishMessage } from "@/db/queries/messages";
+import {
+  claimQueuedMessage,
+  type DueMessage,
+  holdMailboxMessages,
+  holdQueuedMessage,
+  nextDueMessage,
+  takeLapsedClaims,
+} from "@/db/queries/queued-messages";
+import type { SenderContext } from "@/lib/auth/context";
+import { DecryptionError, decryptField } from "@/lib/crypto";
+import { keyring } from "@/lib/crypto/runtime";
+import { demoInboxMessageIds } from "@/lib/demo/inbox";
+import { env } from "@/lib/env";
+import { isSendingPaused } from "@/lib/incidents/switches";
+import { checkMailboxLimits, checkToken, lookupMailbox } from "./checks";
+import {
+  applyToMailbox,
+  type Delivery,
+  deliver,
+  type Mailbox,
+  recordDelivery,
+  recordUse,
+} from "./delivery";
+import { refusalToSend } from "./mailbox-state";
+import type { SendRequest } from "./message";
+import { toNodemailerFields } from "./nodemailer-fields";
+import { isRefusal, isSmtpFailure, type RefusalOutcome } from "./outcomes";
+import { awaitPaceSlot } from "./pace";
+
+// The send chokepoint for queued messages (ARCHITECTURE.md, "Queued messages"); with send.ts the
+// only caller of delivery.ts. One attempt takes the mailbox's pace slot, then runs every check
+// of a synchronous send again (switches, the key still valid and allowed for the mailbox, the
+// mailbox's state, its limits, the token), then claims the row — status `sending`, a new
+// attempt id, a lease and the Message-ID, committed before any connection — and only then
+// speaks SMTP. A refusal that may pass later (paused, limited) holds the message; one that
+// cannot (key revoked, mailbox needs reconnecting) is its final outcome.
+
+export const BODY_FIELD = { table: "messages", column: "body_sealed" } as const;
+
+/** How often a held message is looked at again while sending is paused. */
+const PAUSE_RECHECK_MS = 15_000;
+const MAX_RETRY_MS = 30 * 60_000;
+
+export type AttemptResult =
+  | { kind: "idle" }
+  | { kind: "held"; until: Date }
+  | { kind: "attempted"; messageId: string };
+
+// Where the demo SMTP server keeps what it accepted: the app's data folder (scripts/run.ts starts
+// it there). Test seam: a test's own demo server keeps its inbox in a temporary folder.
+const inboxHolder = globalThis as typeof globalThis & { __mailwardenDemoInboxDataDir?: string };
+export function useDemoInboxDataDir(dataDir: string | undefined): void {
+  inboxHolder.__mailwardenDemoInboxDataDir = dataDir;
+}
+const demoInboxDataDir = () => inboxHolder.__mailwardenDemoInboxDataDir ?? env().dataDir;
+
+export const INTERRUPTED_CAUSE =
+  "Interrupted during delivery; not resent to avoid a duplicate — check Sent Items.";
+
+/** The sender of a queued message as the chokepoint's checks and the audit log see it. */
+async function senderContext(db: Database, row: DueMessage | QueuedRow): Promise<SenderContext> {
+  const key =
+    row.senderType === "api_key"
+      ? await getApiKeyForOrg({ db, orgId: row.orgId, keyId: row.senderId })
+      : null;
+  if (!key) {
+    return {
+      orgId: row.orgId,
+      actor: { type: "system", label: "message queue" },
+      role: null,
+      request: { ip: null, userAgent: null },
+      allowedMailboxIds: null,
+    };
+  }
+  return {
+    orgId: row.orgId,
+    actor: { type: "api_key", id: key.id, label: key.name },
+    role: null,
+    request: { ip: null, userAgent: null },
+    allowedMailboxIds: key.allowedMailboxIds ?? null,
+  };
+}
+
+type QueuedRow = { id: string; orgId: string; senderType: string; senderId: string };
+
+function retryDelayMs(attempts: number): number {
+  const base = env().QUEUE_RETRY_BASE_SECONDS * 1000;
+  const delay = Math.min(MAX_RETRY_MS, base * 2 ** Math.max(0, attempts - 1));
+  return Math.round(delay * (0.9 + Math.random() * 0.2));
+}
+
+const later = (ms: number) => new Date(Date.now() + ms);
+
+async function finish(
+  db: Database,
+  ctx: SenderContext,
+  mailbox: Mailbox,
+  row: { id: string; recipientCount: number },
+  delivery: Delivery,
+) {
+  await recordDelivery(db, {
+    ctx,
+    purpose: "api",
+    mailbox,
+    messageId: row.id,
+    recipientCount: row.recipientCount,
+    delivery,
+    isQueued: true,
+  });
+}
+
+/** A refusal before the claim: the message waits (paused, limited) or has its final outcome. */
+async function judgeRefusal(
+  db: Database,
+  ctx: SenderContext,
+  mailbox: Mailbox,
+  row: DueMessage,
+  refusal: RefusalOutcome,
+): Promise<AttemptResult> {
+  let until: Date | null = null;
+  if (refusal.kind === "paused") until = later(PAUSE_RECHECK_MS);
+  if (refusal.kind === "rate_limited" || refusal.kind === "unavailable") {
+    until = later(Math.max(1, refusal.retryAfterSeconds) * 1000);
+  }
+  if (refusal.kind === "provider_failed") until = later(retryDelayMs(row.attempts + 1));
+  const cause = ("cause" in refusal ? refusal.cause : null) ?? null;
+  if (until && refusal.kind !== "provider_failed") {
+    // A pause or a limit holds every waiting message of the mailbox, not only this one.
+    await holdMailboxMessages({ db, mailboxId: mailbox.id, until, lastError: cause });
+    return { kind: "held", until };
+  }
+  if (until && !pastDeadline(row, until)) {
+    await holdQueuedMessage({
+      db,
+      messageId: row.id,
+      claimId: null,
+      until,
+      status: row.status === "retrying" ? "retrying" : "queued",
+      lastError: cause,
+    });
+    return { kind: "held", until };
+  }
+  await finish(db, ctx, mailbox, row, { ok: false, failure: refusal });
+  return { kind: "attempted", messageId: row.id };
+}
+
+function pastDeadline(row: { deadlineAt: Date | null }, until: Date): boolean {
+  return row.deadlineAt !== null && until.getTime() > row.deadlineAt.getTime();
+}
+
+/** One attempt at the mailbox's next due message: idle when none is due. */
+export async function attemptNextQueued(mailboxId: string): Promise<AttemptResult> {
+  const db = await getDb();
+  const row = await nextDueMessage({ db, mailboxId });
+  if (!row) return { kind: "idle" };
+  const ctx = await senderContext(db, row);
+  const apiKeyId = ctx.actor.type === "api_key" ? ctx.actor.id : null;
+  const found = await findMailboxByIdOrAddress({
+    db,
+    orgId: row.orgId,
+    mailbox: mailboxId,
+    apiKeyId,
+  });
+  if (!found) return { kind: "idle" };
+  await awaitPaceSlot(db, found);
+
+  // Every check again, after the wait: a switch pulled meanwhile still stops this message.
+  const pause = await isSendingPaused({ db, orgId: row.orgId });
+  if (pause.isPaused) {
+    const cause = `Sending is paused by an incident switch: ${pause.reason}`;
+    return judgeRefusal(db, ctx, found, row, { kind: "paused", scope: pause.scope, cause });
+  }
+  const mailbox = ctx.actor.type === "api_key" ? await lookupMailbox(db, ctx, mailboxId) : found;
+  if (isRefusal(mailbox)) {
+    const refusal: RefusalOutcome =
+      mailbox.kind === "unauthorized"
+        ? {
+            kind: "forbidden",
+            cause:
+              "The API key that queued this message was revoked or expired before it was sent; nothing was sent.",
+          }
+        : mailbox;
+    return judgeRefusal(db, ctx, found, row, refusal);
+  }
+  // A mailbox at its provider's limit (limited_until) is a rate_limited refusal: held, not failed.
+  const unusable = refusalToSend(mailbox);
+  if (unusable) return judgeRefusal(db, ctx, mailbox, row, unusable);
+  const limited = await checkMailboxLimits(mailbox, row.recipientCount);
+  if (limited) return judgeRefusal(db, ctx, mailbox, row, limited);
+  const token = await checkToken(mailbox);
+  if (isRefusal(token)) return judgeRefusal(db, ctx, mailbox, row, token);
+
+  // The body is opened before the claim: one that no key can open (its key was dropped from
+  // the keyring) fails now, rather than after a claim it could never complete.
+  let request: SendRequest;
+  try {
+    request = JSON.parse(
+      decryptField(keyring(), row.bodySealed ?? "", { ...BODY_FIELD, rowId: row.id }),
+    ) as SendRequest;
+  } catch (error) {
+    if (!(error instanceof DecryptionError)) throw error;
+    return judgeRefusal(db, ctx, mailbox, row, {
+      kind: "conflict",
+      mailboxStatus: null,
+      cause:
+        "The queued message could not be decrypted (its encryption key is no longer in the keyring); nothing was sent.",
+    });
+  }
+
+  const claimId = randomUUID();
+  const domain = mailbox.address.split("@")[1] ?? "mailwarden.invalid";
+  const claimed = await claimQueuedMessage({
+    db,
+    messageId: row.id,
+    claimId,
+    leaseSeconds: env().QUEUE_SEND_LEASE_SECONDS,
+    providerMessageId: `<${randomUUID()}@${domain}>`,
+  });
+  // Cancelled, or another process took it meanwhile.
+  if (!claimed?.bodySealed) return { kind: "attempted", messageId: row.id };
+
+  try {
+    const fields = { ...toNodemailerFields(request), messageId: claimed.providerMessageId };
+    const delivery = await deliver(mailbox, token.expiresAt, fields);
+    if (delivery.ok) {
+      await finish(db, ctx, mailbox, row, delivery);
+      recordUse(mailbox.id);
+      return { kind: "attempted", messageId: row.id };
+    }
+    const failure = delivery.failure;
+    if (isSmtpFailure(failure)) await applyToMailbox(mailbox, failure);
+    const retryAt =
+      "retryAt" in failure && failure.retryAt instanceof Date ? failure.retryAt : null;
+    const isTransient =
+      retryAt !== null || failure.kind === "transient" || failure.kind === "provider_failed";
+    const until = retryAt ?? later(retryDelayMs(claimed.attempts));
+    if (isTransient && !pastDeadline(row, until)) {
+      await holdQueuedMessage({
+        db,
+        messageId: row.id,
+        claimId,
+        until,
+        status: "retrying",
+        lastError:
+          "cause" in failure && failure.cause
+            ? failure.cause.replace("<address>", mailbox.address)
+            : null,
+      });
+      return { kind: "attempted", messageId: row.id };
+    }
+    await finish(db, ctx, mailbox, row, delivery);
+    return { kind: "attempted", messageId: row.id };
+  } catch (error) {
+    // Before or after the conversation, unknown: the lease runs out and the attempt is
+    // reconciled like an interrupted one, never blindly resent.
+    console.error(`[mailwarden] queued attempt failed: ${(error as Error)?.name ?? "error"}`);
+    return { kind: "attempted", messageId: row.id };
+  }
+}
+
+/**
+ * Attempts whose process died (their lease lapsed while `sending`). A demo mailbox is
+ * reconciled against the demo server's record of accepted Message-IDs: sent when it is there,
+ * sent again (same Message-ID) when not. For Gmail and Microsoft nobody can tell whether the
+ * provider accepted it, so it fails with INTERRUPTED_CAUSE rather than risk a duplicate.
+ */
+export async function settleInterruptedAttempts(): Promise<number> {
+  const db = await getDb();
+  const claimId = randomUUID();
+  const rows = await takeLapsedClaims({
+    db,
+    claimId,
+    leaseSeconds: env().QUEUE_SEND_LEASE_SECONDS,
+  });
+  const found = await Promise.all(
+    rows.map(async (row) => ({
+      row,
+      mailbox: row.mailboxId
+        ? await findMailboxByIdOrAddress({ db, orgId: row.orgId, mailbox: row.mailboxId })
+        : null,
+    })),
+  );
+  // One read of the demo server's record for every demo attempt of this sweep.
+  const demoIds = found.flatMap(({ row, mailbox }) =>
+    mailbox?.provider === "demo" && row.providerMessageId ? [row.providerMessageId] : [],
+  );
+  const accepted =
+    demoIds.length > 0 ? await demoInboxMessageIds(demoInboxDataDir(), demoIds) : new Set();
+  for (const { row, mailbox } of found) {
+    const ctx = await senderContext(db, row);
+    if (mailbox?.provider === "demo" && row.providerMessageId) {
+      if (accepted.has(row.providerMessageId)) {
+        await finish(db, ctx, mailbox, row, {
+          ok: true,
+          messageId: row.providerMessageId,
+          smtpResponse: "250 Accepted before the attempt was interrupted (demo server's record)",
+        });
+      } else {
+        await holdQueuedMessage({
+          db,
+          messageId: row.id,
+          claimId,
+          until: new Date(),
+          status: "retrying",
+          lastError:
+            "An attempt was interrupted before the demo server accepted the message; it is sent again with the same Message-ID.",
+        });
+      }
+      continue;
+    }
+    const failure: RefusalOutcome = {
+      kind: "provider_failed",
+      id: row.id,
+      failure: "transient",
+      code: "interrupted",
+      smtpResponse: null,
+      cause: INTERRUPTED_CAUSE,
+      retryAfterSeconds: null,
+    };
+    if (mailbox) await finish(db, ctx, mailbox, row, { ok: false, failure });
+    else {
+      await finishMessage({
+        db,
+        orgId: row.orgId,
+        messageId: row.id,
+        status: "failed",
+        smtpResponse: null,
+        providerMessageId: row.providerMessageId,
+        errorCode: "interrupted",
+        lastError: INTERRUPTED_CAUSE,
+      });
+    }
+  }
+  return rows.length;
+}
