@@ -2,7 +2,7 @@
 // Then the background work every instance shares: the audit sealer's interval (this instance
 // also seals what others left pending), the daily audit retention purge, and the job resumer
 // (it finishes long jobs whose process died), this instance's heartbeat, the mailbox health
-// check and the notification digest flusher.
+// check, the notification digest flusher and the webhook sweep (deliveries due and not running).
 export async function register() {
   if (process.env.NEXT_RUNTIME !== "nodejs") return;
   const { checkEnvironmentAtStartup } = await import("@/lib/startup");
@@ -19,4 +19,6 @@ export async function register() {
   startMailboxHealthCheck();
   const { startNotificationFlusher } = await import("@/lib/notifications");
   startNotificationFlusher();
+  const { startWebhookSweeper } = await import("@/lib/webhooks/dispatch");
+  startWebhookSweeper();
 }

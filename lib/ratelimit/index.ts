@@ -61,6 +61,9 @@ export const DEFAULT_LIMITS = {
   sendMailboxDayDemo: { tokens: 2_000, window: "1 d" },
   apiKey: { tokens: 600, window: "1 m" }, // per API key
   testSend: { tokens: 10, window: "1 m" }, // per person
+  // Webhook test deliveries, per person and per organisation: each is a request to a URL of
+  // the caller's choosing.
+  webhookTest: { tokens: 5, window: "1 m" },
 } as const satisfies Record<string, LimitSpec>;
 
 export type LimitName = keyof typeof DEFAULT_LIMITS;
