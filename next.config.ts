@@ -6,6 +6,7 @@ const config: NextConfig = {
   serverExternalPackages: [
     "@electric-sql/pglite",
     "pg",
+    "pg-boss",
     "nodemailer",
     "smtp-server",
     "oidc-provider",

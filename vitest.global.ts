@@ -3,8 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 
-// One data folder per run (PGlite); on PostgreSQL, a clean schema so that migrations are tested
-// from scratch every time.
+// One data folder per run (PGlite); on PostgreSQL, clean schemas (the app's, drizzle's and the
+// job queue's) so that migrations and the queue's own schema creation are tested from scratch.
 export default async function setup() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mailwarden-test-"));
   process.env.MAILWARDEN_DATA_DIR = dir;
@@ -12,7 +12,7 @@ export default async function setup() {
     const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
     await client.connect();
     await client.query(
-      "drop schema if exists public cascade; drop schema if exists drizzle cascade; create schema public;",
+      "drop schema if exists public cascade; drop schema if exists drizzle cascade; drop schema if exists pgboss cascade; create schema public;",
     );
     await client.end();
   }

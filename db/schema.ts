@@ -595,6 +595,8 @@ export const webhookDeliveries = pgTable(
     status: webhookDeliveryStatusEnum("status").notNull().default("pending"),
     attempts: integer("attempts").notNull().default(0),
     nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }),
+    /** When a job for the due attempt was last put on the queue (the sweep's "lost job" test). */
+    enqueuedAt: timestamp("enqueued_at", { withTimezone: true }),
     /** While `sending`: the claim lapses at this time (a process that died mid-attempt). */
     leaseUntil: timestamp("lease_until", { withTimezone: true }),
     deadlineAt: timestamp("deadline_at", { withTimezone: true }).notNull(),

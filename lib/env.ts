@@ -113,6 +113,9 @@ const schema = z.object({
         .optional(),
     )
     .transform((list) => list ?? []),
+  /** The job queue (lib/queue): pg-boss's own pool on PostgreSQL, and how often idle workers poll. */
+  QUEUE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(4),
+  QUEUE_POLL_SECONDS: z.coerce.number().min(0.5).max(60).default(1),
   DEMO_MODE: flag,
   DEMO_OIDC_PORT: port.default(3001),
   DEMO_SMTP_PORT: port.default(2465),

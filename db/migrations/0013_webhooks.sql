@@ -19,6 +19,7 @@ CREATE TABLE "webhook_deliveries" (
 	"status" "webhook_delivery_status" DEFAULT 'pending' NOT NULL,
 	"attempts" integer DEFAULT 0 NOT NULL,
 	"next_attempt_at" timestamp with time zone,
+	"enqueued_at" timestamp with time zone,
 	"lease_until" timestamp with time zone,
 	"deadline_at" timestamp with time zone NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,

@@ -253,18 +253,38 @@ export async function settleAttempt({
   });
 }
 
-/** Deliveries whose attempt is due (or whose claimant died), oldest first. */
-export async function listDueDeliveries({ db, limit }: { db: DbOrTx; limit: number }) {
-  const rows = await db
-    .select({ id: webhookDeliveries.id })
-    .from(webhookDeliveries)
-    .where(
-      sql`(${webhookDeliveries.status} = 'pending' and ${webhookDeliveries.nextAttemptAt} <= now())
-        or (${webhookDeliveries.status} = 'sending' and ${webhookDeliveries.leaseUntil} < now())`,
-    )
-    .orderBy(webhookDeliveries.nextAttemptAt)
-    .limit(limit);
-  return rows.map((r) => r.id);
+export async function markDeliveriesEnqueued({ db, ids }: { db: DbOrTx; ids: string[] }) {
+  await db
+    .update(webhookDeliveries)
+    .set({ enqueuedAt: sql`now()` })
+    .where(inArray(webhookDeliveries.id, ids));
+}
+
+/**
+ * Due deliveries without a live job, marked as enqueued by the same statement (so concurrent
+ * sweeps take each once): never enqueued, enqueued but still due two minutes later (the job was
+ * lost), or `sending` with a lapsed lease (the attempt's process died).
+ */
+export async function sweepDueDeliveries({
+  db,
+  limit,
+}: {
+  db: DbOrTx;
+  limit: number;
+}): Promise<string[]> {
+  const result = await db.execute(sql`
+    update webhook_deliveries set enqueued_at = now()
+    where id in (
+      select id from webhook_deliveries
+      where (status = 'pending' and next_attempt_at <= now()
+          and (enqueued_at is null or next_attempt_at < now() - interval '2 minutes'))
+        or (status = 'sending' and lease_until < now()
+          and (enqueued_at is null or enqueued_at < lease_until))
+      order by next_attempt_at
+      limit ${limit}
+      for update skip locked)
+    returning id`);
+  return (result as unknown as { rows: { id: string }[] }).rows.map((r) => r.id);
 }
 
 /** An endpoint's recent deliveries with every attempt, newest first (scoped by organisation). */

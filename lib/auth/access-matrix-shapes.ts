@@ -41,6 +41,8 @@ export type Target = {
   newAuditEvent(): Promise<string>;
   /** A data request of A about a fresh member of A; completed ones carry a receipt. */
   newDataRequest(kind: "export" | "erasure", options?: { completed?: boolean }): Promise<string>;
+  /** A webhook endpoint of A (on a local port nothing listens on). */
+  newWebhookEndpoint(): Promise<string>;
 };
 
 export type Form = Record<string, string | string[]>;

@@ -55,6 +55,9 @@ export {
   type Target,
 } from "./access-matrix-shapes";
 
+// Loopback port 9 (discard): nothing answers, so a test delivery fails without leaving the host.
+const WEBHOOK_URL = "http://127.0.0.1:9/matrix-hooks";
+
 export const ACCESS_MATRIX: Record<string, Row> = {
   // ---- Members ----
   "app/(signed-in)/(admin)/members/actions.ts#addMemberAction": {
@@ -186,6 +189,45 @@ export const ACCESS_MATRIX: Record<string, Row> = {
       400,
     ),
     call: async (t) => ({ orgId: await t.newOrganizationOfMine() }),
+  },
+
+  // ---- Webhooks ----
+  "app/(signed-in)/(admin)/webhooks/actions.ts#createWebhookEndpointAction": {
+    kind: "action",
+    // Another organisation's owner registers an endpoint of their own organisation: A untouched.
+    expect: signedIn(MANAGERS, "ok"),
+    call: () => ({ url: WEBHOOK_URL, description: "matrix", events: "message.sent" }),
+  },
+  "app/(signed-in)/(admin)/webhooks/actions.ts#updateWebhookEndpointAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({
+      endpointId: await t.newWebhookEndpoint(),
+      url: WEBHOOK_URL,
+      description: "changed",
+      events: ["message.sent", "message.failed"],
+      enabled: "true",
+    }),
+  },
+  "app/(signed-in)/(admin)/webhooks/actions.ts#setWebhookEndpointEnabledAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ endpointId: await t.newWebhookEndpoint(), enabled: "false" }),
+  },
+  "app/(signed-in)/(admin)/webhooks/actions.ts#rotateWebhookSecretAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ endpointId: await t.newWebhookEndpoint() }),
+  },
+  "app/(signed-in)/(admin)/webhooks/actions.ts#sendWebhookTestAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ endpointId: await t.newWebhookEndpoint() }),
+  },
+  "app/(signed-in)/(admin)/webhooks/actions.ts#deleteWebhookEndpointAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ endpointId: await t.newWebhookEndpoint() }),
   },
 
   // ---- Data requests ----

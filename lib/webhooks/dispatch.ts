@@ -1,72 +1,66 @@
 import "server-only";
 import { getDb, openedDb } from "@/db";
-import { listDueDeliveries } from "@/db/queries/webhooks";
-import { type DeliveryResult, deliverWebhook } from "./deliver";
+import { markDeliveriesEnqueued, sweepDueDeliveries } from "@/db/queries/webhooks";
+import { enqueue, registerWorker } from "@/lib/queue";
+import { deliverWebhook } from "./deliver";
 
-// Who runs deliveries. The delivery rows are the durable record (status, next attempt time), so
-// whatever runs them may forget: a delivery handed over right after its event, a retry at its
-// time, and every 15 s in every process a sweep for what is due and nobody ran (a process that
-// died, an event whose hand-over was lost). Claiming is one statement (lib/webhooks/deliver.ts),
-// so a delivery handed to two runners is attempted once.
+// Deliveries run on the job queue (lib/queue, pg-boss): one job is one attempt of one delivery.
+// The delivery rows stay the record (status, attempts, next attempt time); a job only says
+// "attempt this one now". A retry is a new job with `startAfter` = the next attempt time, so a
+// restart loses nothing that was queued. Claiming is one statement (lib/webhooks/deliver.ts),
+// so a delivery with two jobs is still attempted once per due time.
+//
+// The sweep (every 15 s in every process, and 100 ms after an API send wrote events inside its
+// own statement) puts on the queue what is due and has no job: deliveries never enqueued (their
+// ids did not come back), those whose job was lost (due more than two minutes ago), and those
+// whose attempt's process died (lapsed lease). It marks them in the same statement, so two
+// processes sweeping at once enqueue each delivery once.
 
+export const WEBHOOK_QUEUE = "webhook-deliver";
 const SWEEP_EVERY_MS = 15_000;
-const SWEEP_BATCH = 100;
+const SWEEP_BATCH = 200;
 const CONCURRENCY = 4;
 
+type Job = { deliveryId: string };
+
 const holder = globalThis as typeof globalThis & {
-  __mailwardenWebhooks?: {
-    inFlight: Set<string>;
-    waiting: string[];
-    sweeper?: NodeJS.Timeout;
-    kick?: NodeJS.Timeout;
-  };
+  __mailwardenWebhooks?: { sweeper?: NodeJS.Timeout; kick?: NodeJS.Timeout };
 };
-holder.__mailwardenWebhooks ??= { inFlight: new Set(), waiting: [] };
+holder.__mailwardenWebhooks ??= {};
 const state = holder.__mailwardenWebhooks;
 
-function pump() {
-  while (state.inFlight.size < CONCURRENCY && state.waiting.length > 0) {
-    const id = state.waiting.shift();
-    if (!id || state.inFlight.has(id)) continue;
-    state.inFlight.add(id);
-    run(id).finally(() => {
-      state.inFlight.delete(id);
-      pump();
-    });
+async function work({ deliveryId }: Job): Promise<void> {
+  const result = await deliverWebhook(deliveryId);
+  if (result.kind === "retry") {
+    await enqueue<Job>(WEBHOOK_QUEUE, { deliveryId }, { startAfter: result.at });
   }
 }
 
-async function run(id: string): Promise<DeliveryResult | null> {
-  try {
-    const result = await deliverWebhook(id);
-    if (result.kind === "retry") retryAt(id, result.at);
-    return result;
-  } catch (error) {
-    console.error(`[mailwarden] webhook delivery ${id}: ${(error as Error).message}`);
-    return null;
-  }
-}
-
-function retryAt(id: string, at: Date) {
-  const wait = at.getTime() - Date.now();
-  // Long waits are left to the sweep (a timer would not outlive a restart anyway).
-  if (wait > 10 * 60_000) return;
-  setTimeout(() => handOver([id]), Math.max(0, wait) + 50).unref();
-}
-
-function handOver(ids: string[]) {
-  for (const id of ids) if (!state.waiting.includes(id)) state.waiting.push(id);
-  pump();
-}
-
-/** Hands deliveries to a runner; returns at once. Call after their transaction committed. */
+/**
+ * Puts deliveries on the queue; call after the transaction that wrote them committed. Never
+ * throws: the change it follows is done, and a delivery that could not be enqueued is still
+ * due, for the sweep to find.
+ */
 export async function dispatchWebhookDeliveries(ids: string[]): Promise<void> {
-  if (ids.length > 0) handOver(ids);
+  if (ids.length === 0) return;
+  try {
+    for (const deliveryId of ids) await enqueue<Job>(WEBHOOK_QUEUE, { deliveryId });
+    await markDeliveriesEnqueued({ db: await getDb(), ids });
+  } catch (error) {
+    console.error(`[mailwarden] webhook deliveries not enqueued: ${(error as Error).message}`);
+  }
+}
+
+/** Enqueues what is due and has no job; returns how many. */
+export async function sweepWebhookDeliveries(): Promise<number> {
+  const ids = await sweepDueDeliveries({ db: await getDb(), limit: SWEEP_BATCH });
+  for (const deliveryId of ids) await enqueue<Job>(WEBHOOK_QUEUE, { deliveryId });
+  return ids.length;
 }
 
 /**
  * A sweep in a moment, for deliveries written without their ids coming back (inside another
- * statement). Debounced: a burst of sends costs one sweep query per process.
+ * statement). Debounced: a burst of sends costs one sweep per process.
  */
 export function kickWebhookSweep() {
   if (state.kick) return;
@@ -79,22 +73,23 @@ export function kickWebhookSweep() {
   state.kick.unref();
 }
 
-/** Runs every due delivery now; for the sweep and for tests. */
-export async function sweepWebhookDeliveries(): Promise<number> {
-  const ids = await listDueDeliveries({ db: await getDb(), limit: SWEEP_BATCH });
-  handOver(ids);
-  return ids.length;
-}
-
-/** Until every delivery handed over so far has finished its attempt (tests, shutdown). */
-export async function webhookDeliveriesSettled(): Promise<void> {
-  while (state.inFlight.size > 0 || state.waiting.length > 0) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-export function startWebhookSweeper() {
-  if (state.sweeper) return;
+/** Registers the worker (it runs once the queue starts) and the periodic sweep. */
+export async function startWebhooks({
+  pollingIntervalSeconds,
+  sweep = true,
+}: {
+  pollingIntervalSeconds?: number;
+  /** Tests sweep when they choose to. */
+  sweep?: boolean;
+} = {}) {
+  await registerWorker<Job>(WEBHOOK_QUEUE, work, {
+    concurrency: CONCURRENCY,
+    ...(pollingIntervalSeconds ? { pollingIntervalSeconds } : {}),
+    // Our rows hold the schedule: a handler that throws is not retried by pg-boss; the sweep
+    // finds the delivery again when its lease lapses.
+    queue: { retryLimit: 0 },
+  });
+  if (state.sweeper || !sweep) return;
   state.sweeper = setInterval(() => {
     openedDb()
       .then((db) => (db ? sweepWebhookDeliveries() : 0))

@@ -1,8 +1,5 @@
-import { eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { POST } from "@/app/api/v1/messages/route";
-import { getDb } from "@/db";
-import { webhookDeliveries } from "@/db/schema";
 import { testConnection } from "@/lib/mail/send";
 import {
   connectMailbox,
@@ -16,10 +13,11 @@ import { closeAllMailboxTransports } from "@/lib/mail/transport";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
-import { sweepWebhookDeliveries, webhookDeliveriesSettled } from "./dispatch";
+import { sweepWebhookDeliveries } from "./dispatch";
 import { createEndpoint } from "./endpoints";
 import type { WebhookEventType } from "./event-types";
 import { verifyWebhook } from "./signing";
+import { orgDeliveriesOnce, startWebhookWorker } from "./testing/queue";
 import { type Received, type Receiver, startReceiver } from "./testing/receiver";
 
 // The events reach the endpoints from where they happen: a send through the real route and the
@@ -34,10 +32,10 @@ beforeAll(async () => {
   bed = await startSendTestbed();
   receiver = await startReceiver();
   restoreLimits = useRateLimits({ oauthStart: { tokens: 1_000, window: "1 m" } });
+  await startWebhookWorker();
 });
 
 afterAll(async () => {
-  await webhookDeliveriesSettled();
   closeAllMailboxTransports();
   resetMailProviders();
   await restoreLimits?.();
@@ -60,19 +58,11 @@ async function orgWith(events: WebhookEventType[]) {
   return { owner, ctx, secret, path, received };
 }
 
-/** Until every delivery of the organisation has been attempted. */
+/** Every delivery of the organisation once attempted (the sweep enqueues the sends' events). */
 async function settled(orgId: string) {
-  for (let i = 0; i < 100; i++) {
-    await sweepWebhookDeliveries();
-    await webhookDeliveriesSettled();
-    const rows = await (await getDb())
-      .select()
-      .from(webhookDeliveries)
-      .where(eq(webhookDeliveries.orgId, orgId));
-    if (rows.every((r) => r.status === "delivered" || r.status === "failed")) return rows;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error("deliveries did not settle");
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await sweepWebhookDeliveries();
+  return orgDeliveriesOnce(orgId);
 }
 
 function verified(secret: string, r: Received) {

@@ -1,6 +1,7 @@
 import { and, eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
+import { insertDelivery } from "@/db/queries/webhooks";
 import { auditEvents, webhookAttempts, webhookDeliveries, webhookEndpoints } from "@/db/schema";
 import { env } from "@/lib/env";
 import { useRateLimits } from "@/lib/mail/testing";
@@ -9,7 +10,7 @@ import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { isForbiddenAddress, resolveWebhookTarget } from "./address";
 import { deliverWebhook } from "./deliver";
-import { webhookDeliveriesSettled } from "./dispatch";
+import { webhookBody } from "./emit";
 import {
   createEndpoint,
   getEndpoint,
@@ -20,10 +21,12 @@ import {
 } from "./endpoints";
 import { postWebhook } from "./http";
 import { verifyWebhook } from "./signing";
+import { deliveryOnce, startWebhookWorker } from "./testing/queue";
 import { type Received, type Receiver, startReceiver } from "./testing/receiver";
 
 // A real local HTTP server receives the webhooks; the database is the real one (PGlite or
-// PostgreSQL). Demo mode (the test default) lets endpoints be on loopback; the SSRF tests turn
+// PostgreSQL) and so is the queue (pg-boss on it). The retry tests drive one delivery's
+// attempts themselves (deliverWebhook), on a delivery put in the table without a job. Demo mode (the test default) lets endpoints be on loopback; the SSRF tests turn
 // it off on the real settings object for their duration.
 
 let receiver: Receiver;
@@ -32,10 +35,10 @@ let restoreLimits: () => Promise<void>;
 beforeAll(async () => {
   receiver = await startReceiver();
   restoreLimits = useRateLimits({ webhookTest: { tokens: 1_000, window: "1 m" } });
+  await startWebhookWorker();
 });
 
 afterAll(async () => {
-  await webhookDeliveriesSettled();
   await restoreLimits?.();
   await receiver?.close();
 });
@@ -85,6 +88,25 @@ async function deliveryRow(deliveryId: string) {
     .where(eq(webhookDeliveries.id, deliveryId));
   if (!row) throw new Error("no delivery");
   return row;
+}
+
+/** A delivery due now and marked enqueued, so that only the test attempts it. */
+async function newDelivery(orgId: string, endpointId: string) {
+  const id = `msg_${crypto.randomUUID().replaceAll("-", "")}`;
+  await insertDelivery({
+    db: await getDb(),
+    values: {
+      id,
+      orgId,
+      endpointId,
+      eventType: "message.sent",
+      body: webhookBody("message.sent", { id: "m1" }),
+      nextAttemptAt: new Date(),
+      enqueuedAt: new Date(),
+      deadlineAt: new Date(Date.now() + 72 * 3_600_000),
+    },
+  });
+  return id;
 }
 
 /** As if the wait were over: the delivery is due now. */
@@ -166,7 +188,7 @@ describe("signed deliveries", () => {
       events: ["mailbox.recovered"],
     });
     const id = await sendTestDelivery(ctx, endpoint.id);
-    await webhookDeliveriesSettled();
+    await deliveryOnce(id);
     expect(receiver.received).toHaveLength(1);
     const [got] = receiver.received as [Received];
     expect(got.headers["webhook-id"]).toBe(id);
@@ -202,8 +224,7 @@ describe("signed deliveries", () => {
     const { secret: second, previousValidUntil } = await rotateEndpointSecret(ctx, endpoint.id);
     expect(second).not.toBe(first);
     expect(previousValidUntil?.getTime()).toBeGreaterThan(Date.now() + 23 * 3_600_000);
-    await sendTestDelivery(ctx, endpoint.id);
-    await webhookDeliveriesSettled();
+    await deliveryOnce(await sendTestDelivery(ctx, endpoint.id));
     const [got] = receiver.received as [Received];
     expect((got.headers["webhook-signature"] as string).split(" ")).toHaveLength(2);
     expect(verify(second, got)).toBe(true);
@@ -215,8 +236,7 @@ describe("signed deliveries", () => {
       .set({ previousSecretExpiresAt: new Date(Date.now() - 1000) })
       .where(eq(webhookEndpoints.id, endpoint.id));
     receiver.received.length = 0;
-    await sendTestDelivery(ctx, endpoint.id);
-    await webhookDeliveriesSettled();
+    await deliveryOnce(await sendTestDelivery(ctx, endpoint.id));
     const [later] = receiver.received as [Received];
     expect(verify(second, later)).toBe(true);
     expect(verify(first, later)).toBe(false);
@@ -229,83 +249,94 @@ describe("signed deliveries", () => {
 });
 
 describe("retries", () => {
-  it("a 500 is retried with backoff, then delivered; each answer is kept", async () => {
+  it("after a 500 the queue tries again 5 s later, with the same id, and it is delivered", async () => {
     const { ctx } = await owner();
     const { endpoint, secret } = await createEndpoint(ctx, {
       url: receiver.url,
       description: "",
       events: ["message.sent"],
     });
-    receiver.answers.push(
-      { status: 500, body: "database down" },
-      { status: 503, body: "busy", headers: { "retry-after": "900" } },
-    );
+    receiver.answers.push({ status: 500, body: "database down" });
     const id = await sendTestDelivery(ctx, endpoint.id);
-    await webhookDeliveriesSettled();
-    let row = await deliveryRow(id);
-    expect(row.status).toBe("pending");
-    const firstWait = (row.nextAttemptAt?.getTime() ?? 0) - Date.now();
-    expect(firstWait).toBeGreaterThan(3_000);
-    expect(firstWait).toBeLessThan(6_000);
+    const waiting = await deliveryOnce(id);
+    expect(waiting.status).toBe("pending");
+    const wait = (waiting.nextAttemptAt?.getTime() ?? 0) - Date.now();
+    expect(wait).toBeGreaterThan(3_000);
+    expect(wait).toBeLessThan(6_000);
 
-    await makeDue(id);
-    const second = await deliverWebhook(id);
-    expect(second.kind).toBe("retry");
-    // The schedule says 5 minutes; the receiver's Retry-After asked for 15.
-    row = await deliveryRow(id);
-    const secondWait = (row.nextAttemptAt?.getTime() ?? 0) - Date.now();
-    expect(secondWait).toBeGreaterThan(14 * 60_000);
-    expect(secondWait).toBeLessThan(17 * 60_000);
-    // Not due yet: nobody may attempt it early.
-    expect((await deliverWebhook(id)).kind).toBe("skipped");
-
-    await makeDue(id);
-    expect((await deliverWebhook(id)).kind).toBe("delivered");
+    const done = await deliveryOnce(id, (row) => row.status === "delivered");
+    expect(done.attempts).toBe(2);
+    const [first, second] = receiver.received as [Received, Received];
+    expect(second.receivedAt - first.receivedAt).toBeGreaterThanOrEqual(4_900);
+    expect(new Set(receiver.received.map((r) => r.headers["webhook-id"]))).toEqual(new Set([id]));
+    expect(receiver.received.every((r) => verify(secret, r))).toBe(true);
     const attempts = await attemptsOf(id);
     expect(attempts.map((a) => [a.statusCode, a.responseExcerpt])).toEqual([
       [500, "database down"],
-      [503, "busy"],
       [200, "ok"],
     ]);
     expect(attempts[0]?.nextRetryAt).not.toBeNull();
-    expect(attempts[2]?.nextRetryAt).toBeNull();
-    // Every attempt is the same event (same webhook-id), each freshly signed.
-    expect(new Set(receiver.received.map((r) => r.headers["webhook-id"]))).toEqual(new Set([id]));
-    expect(receiver.received.every((r) => verify(secret, r))).toBe(true);
-    expect((await deliveryRow(id)).status).toBe("delivered");
+    expect(attempts[1]?.nextRetryAt).toBeNull();
   });
 
-  it("stops at the deadline: the delivery fails instead of waiting again", async () => {
-    const { ctx } = await owner();
+  it("backs off along the schedule, honours Retry-After, and never attempts early", async () => {
+    const { ctx, orgId } = await owner();
     const { endpoint } = await createEndpoint(ctx, {
       url: receiver.url,
       description: "",
       events: ["message.sent"],
     });
-    receiver.answers.push({ status: 500 }, "hang");
-    const id = await sendTestDelivery(ctx, endpoint.id);
-    await webhookDeliveriesSettled();
+    const id = await newDelivery(orgId, endpoint.id);
+    receiver.answers.push(
+      { status: 500 },
+      { status: 500 },
+      { status: 503, body: "busy", headers: { "retry-after": "7200" } },
+    );
+    for (let i = 0; i < 3; i++) {
+      const result = await deliverWebhook(id);
+      expect(result.kind).toBe("retry");
+      if (i === 0) expect((await deliverWebhook(id)).kind).toBe("skipped");
+      await makeDue(id);
+    }
+    // Each wait counted from its attempt: 5 s, 5 min, then 30 min by the schedule but 2 h by
+    // the receiver's Retry-After (the schedule adds up to 10% jitter).
+    const waits = (await attemptsOf(id)).map(
+      (a) => (a.nextRetryAt?.getTime() ?? 0) - a.attemptedAt.getTime(),
+    );
+    const near = (ms: number, target: number) => ms >= target && ms <= target * 1.1 + 50;
+    expect(near(waits[0] ?? 0, 5_000)).toBe(true);
+    expect(near(waits[1] ?? 0, 300_000)).toBe(true);
+    expect(near(waits[2] ?? 0, 7_200_000)).toBe(true);
+  });
+
+  it("stops at the deadline: the delivery fails instead of waiting again", async () => {
+    const { ctx, orgId } = await owner();
+    const { endpoint } = await createEndpoint(ctx, {
+      url: receiver.url,
+      description: "",
+      events: ["message.sent"],
+    });
+    const id = await newDelivery(orgId, endpoint.id);
     await (await getDb())
       .update(webhookDeliveries)
-      .set({ deadlineAt: new Date(Date.now() + 60_000), nextAttemptAt: new Date(Date.now() - 1) })
+      .set({ deadlineAt: new Date(Date.now() + 3_000) })
       .where(eq(webhookDeliveries.id, id));
-    receiver.answers.length = 0;
     receiver.answers.push({ status: 502 });
-    // The next wait (5 minutes) would pass the deadline.
+    // The next wait (5 s) would pass the deadline.
     expect(await deliverWebhook(id)).toMatchObject({ kind: "failed", statusCode: 502 });
     expect((await deliveryRow(id)).status).toBe("failed");
   });
 
   it("a redirect is not followed; a 410 turns the endpoint off", async () => {
-    const { ctx } = await owner();
+    const { ctx, orgId } = await owner();
     const { endpoint } = await createEndpoint(ctx, {
       url: receiver.url,
       description: "",
       events: ["message.sent"],
     });
+    const id = await newDelivery(orgId, endpoint.id);
     receiver.answers.push({ status: 302, headers: { location: `${receiver.url}/elsewhere` } });
-    const id = await sendTestDelivery(ctx, endpoint.id);
-    await webhookDeliveriesSettled();
+    expect((await deliverWebhook(id)).kind).toBe("retry");
     expect(receiver.received.map((r) => r.path)).toEqual(["/hooks"]);
     expect((await attemptsOf(id))[0]).toMatchObject({
       statusCode: 302,
@@ -364,7 +395,7 @@ describe("where webhooks may go", () => {
       events: ["message.sent"],
     });
     const allowed = await sendTestDelivery(ctx, endpoint.id);
-    await webhookDeliveriesSettled();
+    await deliveryOnce(allowed);
     expect((await deliveryRow(allowed)).status).toBe("delivered");
     expect(receiver.received).toHaveLength(1);
 
@@ -390,7 +421,7 @@ describe("where webhooks may go", () => {
         .set({ url: `https://localhost:${receiver.port}/hooks` })
         .where(eq(webhookEndpoints.id, endpoint.id));
       const id = await sendTestDelivery(ctx, endpoint.id);
-      await webhookDeliveriesSettled();
+      await deliveryOnce(id);
       const [attempt] = await attemptsOf(id);
       expect(attempt).toMatchObject({ statusCode: null, error: "forbidden_address" });
       expect(attempt?.responseExcerpt).toMatch(/127\.0\.0\.1|::1/);
@@ -437,16 +468,17 @@ describe("the test button", () => {
       events: ["message.sent"],
     });
     const restore = useRateLimits({ webhookTest: { tokens: 2, window: "1 m" } });
+    const ids: string[] = [];
     try {
-      await sendTestDelivery(ctx, endpoint.id);
-      await sendTestDelivery(ctx, endpoint.id);
+      ids.push(await sendTestDelivery(ctx, endpoint.id));
+      ids.push(await sendTestDelivery(ctx, endpoint.id));
       const third = await sendTestDelivery(ctx, endpoint.id).catch((e: unknown) => e);
       expect(third).toBeInstanceOf(RateLimitedError);
       expect((third as RateLimitedError).retryAfterSeconds).toBeGreaterThan(0);
     } finally {
-      await webhookDeliveriesSettled();
       await restore();
     }
+    for (const id of ids) await deliveryOnce(id);
     expect(receiver.received).toHaveLength(2);
   });
 });
