@@ -279,7 +279,7 @@ function targetFor(caller: Caller): Target {
     },
     newWebhookEndpoint: async () => {
       const { endpoint } = await createEndpoint(memberContext(a.orgId, a.owner.user, "owner"), {
-        url: `http://127.0.0.1:9/a-hooks-${randomUUID().slice(0, 8)}`,
+        url: `http://127.0.0.1:9/a-${randomUUID().slice(0, 8)}/hooks`,
         description: "A's endpoint",
         events: ["message.sent"],
       });

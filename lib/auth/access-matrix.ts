@@ -56,7 +56,8 @@ export {
 } from "./access-matrix-shapes";
 
 // Loopback port 9 (discard): nothing answers, so a test delivery fails without leaving the host.
-const WEBHOOK_URL = "http://127.0.0.1:9/matrix-hooks";
+// The varying part comes first, so that no organisation's URL is a prefix of another's.
+const webhookUrl = (name: string) => `http://127.0.0.1:9/${name}/hooks`;
 
 export const ACCESS_MATRIX: Record<string, Row> = {
   // ---- Members ----
@@ -196,14 +197,19 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     kind: "action",
     // Another organisation's owner registers an endpoint of their own organisation: A untouched.
     expect: signedIn(MANAGERS, "ok"),
-    call: () => ({ url: WEBHOOK_URL, description: "matrix", events: "message.sent" }),
+    // A URL of its own each time: each organisation's page then shows only its own.
+    call: (t) => ({
+      url: webhookUrl(t.newEmail().split("@")[0] ?? "new"),
+      description: "matrix",
+      events: "message.sent",
+    }),
   },
   "app/(signed-in)/(admin)/webhooks/actions.ts#updateWebhookEndpointAction": {
     kind: "action",
     expect: signedIn(MANAGERS, 404),
     call: async (t) => ({
       endpointId: await t.newWebhookEndpoint(),
-      url: WEBHOOK_URL,
+      url: webhookUrl("changed"),
       description: "changed",
       events: ["message.sent", "message.failed"],
       enabled: "true",
