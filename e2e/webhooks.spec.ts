@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { expect, test } from "@playwright/test";
+import { expectNoAxeViolations } from "./axe";
 import { signInAs, uniqueEmail } from "./helpers";
 
 // A real receiver in the test process; the app (demo mode) may post to loopback over http.
@@ -43,6 +44,12 @@ test("[ADMIN][WEBHOOKS] an endpoint is created, its secret shown once, and a tes
     await page.getByRole("link", { name: "Webhooks" }).first().click();
     await expect(page).toHaveURL(/\/webhooks$/);
     await expect(page.getByText("No endpoint yet")).toBeVisible();
+    await expectNoAxeViolations(page);
+
+    // A refused form names the field.
+    await page.getByRole("button", { name: "Create endpoint" }).click();
+    await expect(page.getByLabel("URL")).toHaveAttribute("aria-invalid", "true");
+    await expectNoAxeViolations(page);
 
     await page.getByLabel("URL").fill(url);
     await page.getByLabel("Description (optional)").fill("e2e receiver");
@@ -51,6 +58,7 @@ test("[ADMIN][WEBHOOKS] an endpoint is created, its secret shown once, and a tes
     const secret = await page.getByLabel("Signing secret of the new endpoint").inputValue();
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
     await expect(page.getByText(/This secret is shown once/)).toBeVisible();
+    await expectNoAxeViolations(page);
 
     // Once: a reload shows the endpoint, never the secret.
     await page.reload();
@@ -69,6 +77,7 @@ test("[ADMIN][WEBHOOKS] an endpoint is created, its secret shown once, and a tes
       await expect(row.getByText("HTTP 200")).toBeVisible({ timeout: 1_000 });
       await expect(row.getByText("thanks from the receiver")).toBeVisible({ timeout: 1_000 });
     }).toPass({ timeout: 30_000 });
+    await expectNoAxeViolations(page);
 
     expect(received).toHaveLength(1);
     const [got] = received as [Got];
