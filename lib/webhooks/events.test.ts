@@ -111,6 +111,34 @@ describe("message events", () => {
     expect(got.body).not.toContain("Webhook me");
   });
 
+  it("an API send the provider refuses emits message.failed with the failure's code", async () => {
+    const { owner, secret, received } = await orgWith(["message.failed", "message.sent"]);
+    const mailbox = await connectMailbox(owner);
+    const { token } = await makeApiKey(owner);
+    bed.authOverride = () => ({
+      code: 535,
+      message: "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled",
+    });
+    let response: Response;
+    try {
+      response = await POST(
+        sendRequest({ mailbox, to: ["rcpt@example.test"], subject: "No", text: "x" }, { token }),
+      );
+    } finally {
+      bed.authOverride = null;
+    }
+    expect(response.status).toBe(502);
+    const { id } = (await response.json()) as { id: string };
+    const rows = await settled(owner.orgId);
+    expect(rows.map((r) => [r.eventType, r.status])).toEqual([["message.failed", "delivered"]]);
+    const [got] = received() as [Received];
+    expect(verified(secret, got)).toBe(true);
+    expect(JSON.parse(got.body)).toMatchObject({
+      type: "message.failed",
+      data: { id, status: "failed", mailboxId: mailbox, error: expect.any(String) },
+    });
+  });
+
   it("a dashboard test send emits nothing (API messages only)", async () => {
     const { owner } = await orgWith(["message.sent", "message.failed"]);
     const mailbox = await connectMailbox(owner);
