@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { relations, sql } from "drizzle-orm";
 import {
   bigserial,
+  boolean,
   date,
   index,
   integer,
@@ -614,6 +615,92 @@ export const mailboxPace = pgTable("mailbox_pace", {
     .references(() => mailboxes.id, { onDelete: "cascade" }),
   nextAt: timestamp("next_at", { withTimezone: true }).notNull(),
 });
+// ---- Signed webhooks (lib/webhooks): endpoints, one delivery per event and endpoint, attempts ----
+
+// The signing secret is sealed (lib/crypto, AAD = table, column, row). After a rotation the
+// previous secret keeps signing beside the new one until `previous_secret_expires_at`.
+export const webhookEndpoints = pgTable(
+  "webhook_endpoints",
+  {
+    id: id(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    url: text("url").notNull(),
+    description: text("description").notNull().default(""),
+    // Event types (lib/webhooks/event-types.ts) this endpoint receives.
+    events: text("events").array().notNull(),
+    enabled: boolean("enabled").notNull().default(true),
+    /** Why it was turned off: "person" or "gone" (the receiver answered 410). */
+    disabledReason: text("disabled_reason"),
+    secret: text("secret").notNull(),
+    previousSecret: text("previous_secret"),
+    previousSecretExpiresAt: timestamp("previous_secret_expires_at", { withTimezone: true }),
+    createdBy: text("created_by").references(() => users.id, { onDelete: "set null" }),
+    createdAt: createdAt(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index("webhook_endpoints_org_idx").on(t.orgId, t.createdAt)],
+);
+
+export const webhookDeliveryStatusEnum = pgEnum("webhook_delivery_status", [
+  "pending",
+  "sending",
+  "delivered",
+  "failed",
+]);
+
+// One event for one endpoint. `id` is the Standard Webhooks `webhook-id` (the same on every
+// attempt); `body` is the exact JSON that is signed and sent.
+export const webhookDeliveries = pgTable(
+  "webhook_deliveries",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    endpointId: text("endpoint_id")
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: "cascade" }),
+    eventType: text("event_type").notNull(),
+    body: text("body").notNull(),
+    status: webhookDeliveryStatusEnum("status").notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }),
+    /** When a job for the due attempt was last put on the queue (the sweep's "lost job" test). */
+    enqueuedAt: timestamp("enqueued_at", { withTimezone: true }),
+    /** While `sending`: the claim lapses at this time (a process that died mid-attempt). */
+    leaseUntil: timestamp("lease_until", { withTimezone: true }),
+    deadlineAt: timestamp("deadline_at", { withTimezone: true }).notNull(),
+    createdAt: createdAt(),
+    finishedAt: timestamp("finished_at", { withTimezone: true }),
+  },
+  (t) => [
+    index("webhook_deliveries_endpoint_idx").on(t.endpointId, t.createdAt),
+    index("webhook_deliveries_due_idx")
+      .on(t.nextAttemptAt)
+      .where(sql`${t.status} in ('pending', 'sending')`),
+  ],
+);
+
+// Each attempt's answer as the receiver gave it (status, a short excerpt) or why none came.
+export const webhookAttempts = pgTable(
+  "webhook_attempts",
+  {
+    id: id(),
+    deliveryId: text("delivery_id")
+      .notNull()
+      .references(() => webhookDeliveries.id, { onDelete: "cascade" }),
+    attemptedAt: timestamp("attempted_at", { withTimezone: true }).notNull().defaultNow(),
+    statusCode: integer("status_code"),
+    /** Why no answer counted: refused_address, timeout, network, redirect, … */
+    error: text("error"),
+    responseExcerpt: text("response_excerpt"),
+    durationMs: integer("duration_ms").notNull(),
+    nextRetryAt: timestamp("next_retry_at", { withTimezone: true }),
+  },
+  (t) => [index("webhook_attempts_delivery_idx").on(t.deliveryId, t.attemptedAt)],
+);
 
 // ---- Relations ----
 
@@ -639,3 +726,5 @@ export type JobStatus = (typeof jobStatusEnum.enumValues)[number];
 export type ApiKey = typeof apiKeys.$inferSelect;
 export type Message = typeof messages.$inferSelect;
 export type DataRequest = typeof dataRequests.$inferSelect;
+export type WebhookEndpoint = typeof webhookEndpoints.$inferSelect;
+export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;

@@ -9,6 +9,7 @@ const PAGES = [
   ["/send", "Send a test message"],
   ["/messages", "Messages"],
   ["/api-keys", "API keys"],
+  ["/webhooks", "Webhooks"],
   ["/members", "Members"],
   ["/activity", "Activity log"],
   ["/security", "Security"],

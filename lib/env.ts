@@ -93,6 +93,10 @@ const schema = z.object({
   MAILBOX_HEALTH_IDLE_SECONDS: z.coerce.number().int().min(60).max(604_800).default(3_600),
   /** Notification events for one person within this many seconds go out as one digest. */
   NOTIFICATION_DIGEST_SECONDS: z.coerce.number().int().min(0).max(3_600).default(120),
+  /** A webhook delivery is retried with backoff until this many hours after its event. */
+  WEBHOOK_DELIVERY_DEADLINE_HOURS: z.coerce.number().int().min(1).max(720).default(72),
+  /** After a secret rotation the previous secret signs beside the new one this many hours. */
+  WEBHOOK_SECRET_OVERLAP_HOURS: z.coerce.number().int().min(0).max(720).default(24),
   // Operators of the deployment (lib/auth/operators.ts): they pull the switches of every
   // organisation and see the events without one (key rotation, global switches, unknown keys).
   OPERATOR_EMAILS: optionalText

@@ -16,6 +16,7 @@ export const NAV: NavItem[] = [
   { href: "/send", label: "Send a test message", permission: "send" },
   { href: "/messages", label: "Messages", permission: "view" },
   { href: "/api-keys", label: "API keys", permission: "manageApiKeys" },
+  { href: "/webhooks", label: "Webhooks", permission: "manageWebhooks" },
   { href: "/demo-inbox", label: "Demo inbox", permission: "view", demoOnly: true },
   { href: "/members", label: "Members", permission: "manageMembers" },
   { href: "/activity", label: "Activity log", permission: "readAudit" },

@@ -71,13 +71,16 @@ export async function insertAuditEventWithChange({
   db,
   values,
   change,
+  also,
 }: {
   db: DbOrTx;
   values: typeof auditEvents.$inferInsert;
   change: SQL;
+  also?: SQL;
 }) {
   const insert = db.insert(auditEvents).values(values).getSQL();
-  await db.execute(sql`with change as (${change}) ${insert}`);
+  const more = also ? sql`, also as (${also})` : sql``;
+  await db.execute(sql`with change as (${change})${more} ${insert}`);
 }
 
 /** Serialises sealing of one chain across processes; released when the transaction ends. */

@@ -51,6 +51,11 @@ export const AUDIT_ACTIONS = [
   "sessions.revoked_all",
   "job.started",
   "job.cancelled",
+  "webhook.endpoint_created",
+  "webhook.endpoint_updated",
+  "webhook.endpoint_deleted",
+  "webhook.secret_rotated",
+  "webhook.test_sent",
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -108,6 +113,11 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   "settings.client_facts_changed": "OAuth client facts changed",
   "settings.notifications_changed": "Notification sender changed",
   "mailbox.recovered": "Mailbox working again",
+  "webhook.endpoint_created": "Webhook endpoint created",
+  "webhook.endpoint_updated": "Webhook endpoint changed",
+  "webhook.endpoint_deleted": "Webhook endpoint deleted",
+  "webhook.secret_rotated": "Webhook signing secret rotated",
+  "webhook.test_sent": "Webhook test sent",
 };
 
 export function actionLabel(action: string): string {

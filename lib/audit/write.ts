@@ -75,10 +75,16 @@ export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
  * UPDATE or INSERT without RETURNING): they commit together like a transaction would make them,
  * in one round trip instead of four (begin, change, insert, commit). Sealed later like any other.
  */
-export async function writeAuditEventWithChange(db: DbOrTx, input: AuditInput, change: SQL) {
+export async function writeAuditEventWithChange(
+  db: DbOrTx,
+  input: AuditInput,
+  change: SQL,
+  /** A further write (INSERT/UPDATE without RETURNING) that must commit with the change. */
+  also?: SQL,
+) {
   if (!isHighVolume(input.action)) {
     throw new Error(`${input.action} is sealed inline: write it with writeAuditEvent instead`);
   }
-  await insertAuditEventWithChange({ db, values: eventValues(input), change });
+  await insertAuditEventWithChange({ db, values: eventValues(input), change, also });
   nudgeAuditSealer();
 }

@@ -107,4 +107,13 @@ export const PAGE_ROWS: Record<string, Row> = {
     kind: "page",
     expect: signedIn(MANAGERS, "ok"),
   },
+  "app/(signed-in)/(admin)/webhooks/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(MANAGERS, "ok"),
+  },
+  "app/(signed-in)/(admin)/webhooks/[endpointId]/page.tsx#default": {
+    kind: "page",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ params: { endpointId: await t.newWebhookEndpoint() } }),
+  },
 };

@@ -43,6 +43,8 @@ export type Target = {
   newDataRequest(kind: "export" | "erasure", options?: { completed?: boolean }): Promise<string>;
   /** A message of A queued from its mailbox (waiting, not due for a day): its id. */
   newQueuedMessage(): Promise<string>;
+  /** A webhook endpoint of A (on a local port nothing listens on). */
+  newWebhookEndpoint(): Promise<string>;
 };
 
 export type Form = Record<string, string | string[]>;

@@ -19,6 +19,7 @@ import {
   sessions,
   switches,
   users,
+  webhookEndpoints,
 } from "@/db/schema";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { demoInboxDir, ensureDemoClients } from "@/lib/demo";
@@ -35,7 +36,9 @@ import { closeAllMailboxTransports } from "@/lib/mail/transport";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import { authorizeInBrowser } from "@/lib/oauth/testing/demo";
 import { type Person, startFor } from "@/lib/oauth/testing/fixtures";
+import { memberContext } from "@/lib/testing/context";
 import { createMember, createOwner } from "@/lib/testing/factories";
+import { createEndpoint } from "@/lib/webhooks/endpoints";
 import {
   ACCESS_MATRIX,
   CALLERS,
@@ -293,6 +296,14 @@ function targetFor(caller: Caller): Target {
       if (!row) throw new Error("message insert returned nothing");
       return row.id;
     },
+    newWebhookEndpoint: async () => {
+      const { endpoint } = await createEndpoint(memberContext(a.orgId, a.owner.user, "owner"), {
+        url: `http://127.0.0.1:9/a-${randomUUID().slice(0, 8)}/hooks`,
+        description: "A's endpoint",
+        events: ["message.sent"],
+      });
+      return endpoint.id;
+    },
   };
 }
 
@@ -316,6 +327,7 @@ function ghostTarget(): Target {
     newAuditEvent: async () => String(9_000_000_000 + Math.floor(Math.random() * 1_000_000)),
     newDataRequest: id,
     newQueuedMessage: id,
+    newWebhookEndpoint: id,
   };
 }
 
@@ -376,6 +388,12 @@ async function snapshot(orgId: string) {
       .from(dataRequests)
       .where(eq(dataRequests.orgId, orgId))
       .orderBy(asc(dataRequests.id)),
+    // Their deliveries are left out: the queue attempts them in the background, between cells.
+    webhookEndpoints: await db
+      .select()
+      .from(webhookEndpoints)
+      .where(eq(webhookEndpoints.orgId, orgId))
+      .orderBy(asc(webhookEndpoints.id)),
   };
 }
 type Snapshot = Awaited<ReturnType<typeof snapshot>>;
@@ -389,6 +407,7 @@ function secretsOf(s: Snapshot): string[] {
     ...s.mailboxes.map((m) => m.address),
     ...s.apiKeys.flatMap((k) => [k.name, k.prefix]),
     ...s.messages.map((m) => m.subject),
+    ...s.webhookEndpoints.map((e) => e.url),
   ];
   return [...new Set(values.filter((v): v is string => typeof v === "string" && v.length >= 8))];
 }

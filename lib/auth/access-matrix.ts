@@ -55,6 +55,10 @@ export {
   type Target,
 } from "./access-matrix-shapes";
 
+// Loopback port 9 (discard): nothing answers, so a test delivery fails without leaving the host.
+// The varying part comes first, so that no organisation's URL is a prefix of another's.
+const webhookUrl = (name: string) => `http://127.0.0.1:9/${name}/hooks`;
+
 export const ACCESS_MATRIX: Record<string, Row> = {
   // ---- Members ----
   "app/(signed-in)/(admin)/members/actions.ts#addMemberAction": {
@@ -186,6 +190,50 @@ export const ACCESS_MATRIX: Record<string, Row> = {
       400,
     ),
     call: async (t) => ({ orgId: await t.newOrganizationOfMine() }),
+  },
+
+  // ---- Webhooks ----
+  "app/(signed-in)/(admin)/webhooks/actions.ts#createWebhookEndpointAction": {
+    kind: "action",
+    // Another organisation's owner registers an endpoint of their own organisation: A untouched.
+    expect: signedIn(MANAGERS, "ok"),
+    // A URL of its own each time: each organisation's page then shows only its own.
+    call: (t) => ({
+      url: webhookUrl(t.newEmail().split("@")[0] ?? "new"),
+      description: "matrix",
+      events: "message.sent",
+    }),
+  },
+  "app/(signed-in)/(admin)/webhooks/actions.ts#updateWebhookEndpointAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({
+      endpointId: await t.newWebhookEndpoint(),
+      url: webhookUrl("changed"),
+      description: "changed",
+      events: ["message.sent", "message.failed"],
+      enabled: "true",
+    }),
+  },
+  "app/(signed-in)/(admin)/webhooks/actions.ts#setWebhookEndpointEnabledAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ endpointId: await t.newWebhookEndpoint(), enabled: "false" }),
+  },
+  "app/(signed-in)/(admin)/webhooks/actions.ts#rotateWebhookSecretAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ endpointId: await t.newWebhookEndpoint() }),
+  },
+  "app/(signed-in)/(admin)/webhooks/actions.ts#sendWebhookTestAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ endpointId: await t.newWebhookEndpoint() }),
+  },
+  "app/(signed-in)/(admin)/webhooks/actions.ts#deleteWebhookEndpointAction": {
+    kind: "action",
+    expect: signedIn(MANAGERS, 404),
+    call: async (t) => ({ endpointId: await t.newWebhookEndpoint() }),
   },
 
   // ---- Data requests ----

@@ -16,6 +16,9 @@ export const CAN = {
   // people and mailboxes but do not read or erase a person's whole record.
   handlePrivacy: ["owner", "compliance"],
   handleIncidents: ["owner", "admin"],
+  // Webhook endpoints send the organisation's mail outcomes to a URL of the caller's choosing and
+  // hold signing secrets: the same people who hold API keys.
+  manageWebhooks: ["owner", "admin"],
   // The Security page: compliance officers read it too (it shows posture, never a secret);
   // changing what it records is manageSettings.
   readSecurity: ["owner", "admin", "compliance"],

@@ -143,3 +143,49 @@ describe("re-encryption as a job", () => {
     await db.delete(mailboxes).where(inArray(mailboxes.id, [current, lost]));
   });
 });
+
+describe("webhook signing secrets", () => {
+  it("are re-encrypted with the tokens and still sign with the same secret", async () => {
+    const { createEndpoint } = await import("@/lib/webhooks/endpoints");
+    const { openWebhookSecret } = await import("@/lib/webhooks/secrets");
+    const { webhookEndpoints } = await import("@/db/schema");
+    const runtimeSpec = [...keyring().byId]
+      .map(([id, key]) => `${id}:${key.toString("base64")}`)
+      .join(",");
+    const newSpec = generateKeySpec("hook2");
+    const db = await getDb();
+    const owner = await createOwner();
+    const { endpoint, secret } = await createEndpoint(
+      memberContext(owner.orgId, owner.user, "owner"),
+      { url: "http://127.0.0.1:9/rotation", description: "", events: ["message.sent"] },
+    );
+    const before = await countCellsByKey(db);
+    const result = await reencryptTokens(db, parseKeyring(`${newSpec},${runtimeSpec}`), {
+      actor: { type: "system" },
+    });
+    expect(result.webhookEndpoints).toBeGreaterThanOrEqual(1);
+    const [row] = await db
+      .select()
+      .from(webhookEndpoints)
+      .where(eq(webhookEndpoints.id, endpoint.id));
+    expect(keyIdOf(row?.secret ?? "")).toBe("hook2");
+    expect(
+      decryptField(parseKeyring(`${newSpec},${runtimeSpec}`), row?.secret ?? "", {
+        table: "webhook_endpoints",
+        column: "secret",
+        rowId: endpoint.id,
+      }),
+    ).toBe(secret);
+    expect((await countCellsByKey(db)).find((c) => c.keyId === "hook2")?.cells).toBeGreaterThan(0);
+    expect(before.find((c) => c.keyId === "hook2")).toBeUndefined();
+    // Back under the process key, for the rest of the suite.
+    await reencryptTokens(db, parseKeyring(`${runtimeSpec},${newSpec}`), {
+      actor: { type: "system" },
+    });
+    const [back] = await db
+      .select()
+      .from(webhookEndpoints)
+      .where(eq(webhookEndpoints.id, endpoint.id));
+    expect(openWebhookSecret(endpoint.id, "secret", back?.secret ?? "")).toBe(secret);
+  });
+});

@@ -9,10 +9,18 @@ import type { CallContext } from "@/lib/auth/context";
 import { DecryptionError, keyIdOf, needsReencryption, reencryptField } from "@/lib/crypto/envelope";
 import type { Keyring } from "@/lib/crypto/keyring";
 import { keyring as runtimeKeyring } from "@/lib/crypto/runtime";
+import {
+  listWebhookEndpointIds,
+  reencryptWebhookEndpointRow,
+  WEBHOOK_ITEM_PREFIX,
+  webhookSecretCells,
+} from "@/lib/webhooks/reencrypt";
 import { createJob, registerJobHandler } from "./runner";
 
 export type RotationResult = {
   mailboxes: number;
+  /** Webhook endpoints whose signing secrets were re-encrypted. */
+  webhookEndpoints: number;
   transactions: number;
   /** Queued messages' sealed bodies (lib/mail/queued.ts). */
   messages: number;
@@ -131,6 +139,18 @@ export async function reencryptTokens(
     rotatedMessages++;
   }
 
+  let rotatedWebhooks = 0;
+  for (const id of await listWebhookEndpointIds(db)) {
+    if (
+      remaining ||
+      rotatedMailboxes + rotatedTransactions + rotatedMessages + rotatedWebhooks >= budget
+    ) {
+      remaining = true;
+      break;
+    }
+    if (await reencryptWebhookEndpointRow(db, keyring, id, unreadable)) rotatedWebhooks++;
+  }
+
   await writeAuditEvent(db, {
     orgId: null,
     actor: options.actor,
@@ -141,6 +161,7 @@ export async function reencryptTokens(
       mailboxes: rotatedMailboxes,
       transactions: rotatedTransactions,
       messages: rotatedMessages,
+      webhookEndpoints: rotatedWebhooks,
       unreadable,
       remaining,
     },
@@ -149,6 +170,7 @@ export async function reencryptTokens(
     mailboxes: rotatedMailboxes,
     transactions: rotatedTransactions,
     messages: rotatedMessages,
+    webhookEndpoints: rotatedWebhooks,
     unreadable,
     remaining,
   };
@@ -163,14 +185,20 @@ registerJobHandler({
   concurrency: 4,
   runItem: async (item) => {
     const unreadable: string[] = [];
-    const changed = await reencryptMailboxRow(
-      await getDb(),
-      runtimeKeyring(),
-      item.itemId,
-      unreadable,
-    );
+    const webhook = item.itemId.startsWith(WEBHOOK_ITEM_PREFIX);
+    const changed = webhook
+      ? await reencryptWebhookEndpointRow(
+          await getDb(),
+          runtimeKeyring(),
+          item.itemId.slice(WEBHOOK_ITEM_PREFIX.length),
+          unreadable,
+        )
+      : await reencryptMailboxRow(await getDb(), runtimeKeyring(), item.itemId, unreadable);
     if (unreadable.length > 0) {
-      return { result: "unreadable", detail: "No key of the keyring opens this token." };
+      return {
+        result: "unreadable",
+        detail: `No key of the keyring opens this ${webhook ? "webhook secret" : "token"}.`,
+      };
     }
     return { result: changed ? "reencrypted" : "unchanged", detail: null };
   },
@@ -188,7 +216,10 @@ registerJobHandler({
   },
 });
 
-/** How many token cells each key id holds (what the page shows before and after a rotation). */
+/**
+ * How many sealed cells (tokens and webhook secrets) each key id holds: what the page shows
+ * before and after a rotation.
+ */
 export async function countCellsByKey(
   db: DbOrTx,
 ): Promise<Array<{ keyId: string; cells: number }>> {
@@ -197,17 +228,16 @@ export async function countCellsByKey(
     .from(mailboxes)
     .where(or(isNotNull(mailboxes.accessTokenEnc), isNotNull(mailboxes.refreshTokenEnc)));
   const counts = new Map<string, number>();
-  for (const row of rows) {
-    for (const value of [row.access, row.refresh]) {
-      if (!value) continue;
-      let id: string;
-      try {
-        id = keyIdOf(value);
-      } catch {
-        id = "(unreadable)";
-      }
-      counts.set(id, (counts.get(id) ?? 0) + 1);
+  const values = [...rows.flatMap((r) => [r.access, r.refresh]), ...(await webhookSecretCells(db))];
+  for (const value of values) {
+    if (!value) continue;
+    let id: string;
+    try {
+      id = keyIdOf(value);
+    } catch {
+      id = "(unreadable)";
     }
+    counts.set(id, (counts.get(id) ?? 0) + 1);
   }
   return [...counts].map(([keyId, cells]) => ({ keyId, cells })).sort((a, b) => b.cells - a.cells);
 }
@@ -236,7 +266,13 @@ export async function startReencryption({
       orgId: null,
       createdBy: actor.type === "user" ? actor.id : null,
       reason: "rotate the token encryption key",
-      items: rows.map((r) => ({ itemId: r.id, label: null })),
+      items: [
+        ...rows.map((r) => ({ itemId: r.id, label: null })),
+        ...(await listWebhookEndpointIds(tx)).map((id) => ({
+          itemId: `${WEBHOOK_ITEM_PREFIX}${id}`,
+          label: null,
+        })),
+      ],
     });
     await writeAuditEvent(tx, {
       orgId: null,

@@ -17,6 +17,8 @@ import {
   REFRESH_AHEAD_MS,
   recordMailboxUse,
 } from "@/lib/oauth/tokens";
+import { kickWebhookSweep } from "@/lib/webhooks/dispatch";
+import { webhookEventStatement } from "@/lib/webhooks/emit";
 import type { toNodemailerFields } from "./nodemailer-fields";
 import {
   type ConnectionTestOutcome,
@@ -292,7 +294,31 @@ export async function recordDelivery(
       },
     },
     change,
+    input.purpose === "api" ? messageWebhook(ctx.orgId, mailbox, messageId, delivery) : undefined,
   );
+  if (input.purpose === "api") kickWebhookSweep();
+}
+
+/**
+ * `message.sent` / `message.failed` for the organisation's webhook endpoints, written by the
+ * same statement as the final update (so it exists exactly when the outcome does). Thin: ids and
+ * the outcome's code; the recipients and the provider's reply stay in Mailwarden.
+ */
+function messageWebhook(orgId: string, mailbox: Mailbox, messageId: string, delivery: Delivery) {
+  const failure = delivery.ok ? null : delivery.failure;
+  return webhookEventStatement({
+    orgId,
+    type: delivery.ok ? "message.sent" : "message.failed",
+    data: {
+      id: messageId,
+      status: delivery.ok ? "sent" : "failed",
+      mailboxId: mailbox.id,
+      mailbox: mailbox.address,
+      ...(delivery.ok
+        ? { providerMessageId: delivery.messageId }
+        : { error: failure && "code" in failure ? failure.code : (failure?.kind ?? null) }),
+    },
+  });
 }
 
 /** What the caller is told about a delivery whose row is `messageId`. */

@@ -8,12 +8,16 @@ import { writePrivateFile } from "@/lib/demo/files";
 import type { StoredMessage } from "@/lib/demo/inbox";
 import { env } from "@/lib/env";
 import { queueNotification } from "@/lib/notifications";
+import { emitWebhookEvent } from "@/lib/webhooks/emit";
+import type { WebhookEventType } from "@/lib/webhooks/event-types";
 
 // Telling people about a mailbox: a dashboard notice for the person who connected it and for
 // each owner and admin of the organisation, and an email. The email goes through the
 // organisation's notification mailbox when it chose one (queued with the notices, sent as a
 // digest by lib/notifications). Without one, demo mode still drops it straight into the demo
-// inbox, and elsewhere the dashboard notice is all there is.
+// inbox, and elsewhere the dashboard notice is all there is. The organisation's webhook endpoints
+// hear of it too (mailbox.needs_reconnect, mailbox.admin_action_required, mailbox.recovered):
+// every change of a mailbox's status that people are told of passes here, in its transaction.
 
 export type MailboxNoticeKind =
   | "mailbox_needs_reconnect"
@@ -38,6 +42,18 @@ export type MailboxNotification = {
   /** Sends the email; call it after the transaction that recorded the notices has committed. */
   deliver(): Promise<void>;
 };
+
+const WEBHOOK_TYPE = {
+  mailbox_needs_reconnect: "mailbox.needs_reconnect",
+  mailbox_admin_action_required: "mailbox.admin_action_required",
+  mailbox_recovered: "mailbox.recovered",
+} as const satisfies Record<MailboxNoticeKind, WebhookEventType>;
+
+const MAILBOX_STATUS = {
+  mailbox_needs_reconnect: "needs_reconnect",
+  mailbox_admin_action_required: "admin_action_required",
+  mailbox_recovered: "connected",
+} as const satisfies Record<MailboxNoticeKind, string>;
 
 function wording(input: MailboxNoticeInput): { title: string; body: string } {
   const what = `${input.address} (${input.providerLabel})`;
@@ -86,6 +102,17 @@ export async function notifyMailboxProblem(
     })),
   });
   const emails = [...new Set(recipients.flatMap((r) => (r.email ? [r.email] : [])))];
+  // The same change for the organisation's webhook endpoints, in the same transaction.
+  const webhooks = await emitWebhookEvent(db, {
+    orgId: input.orgId,
+    type: WEBHOOK_TYPE[input.kind],
+    data: {
+      mailboxId: input.mailboxId,
+      mailbox: input.address,
+      status: MAILBOX_STATUS[input.kind],
+      ...(input.cause ? { cause: input.cause } : {}),
+    },
+  });
   const queued = await queueNotification(db, {
     orgId: input.orgId,
     kind: input.kind,
@@ -98,6 +125,7 @@ export async function notifyMailboxProblem(
     title,
     body,
     deliver: async () => {
+      await webhooks.dispatch();
       if (queued || emails.length === 0 || !env().isDemo) return;
       try {
         await dropIntoDemoInbox(emails, title, body);

@@ -64,6 +64,9 @@ export const DEFAULT_LIMITS = {
   apiKey: { tokens: 600, window: "1 m" }, // per API key
   apiKeyRead: { tokens: 600, window: "1 m" }, // per API key: GET /api/v1/messages/{id}
   testSend: { tokens: 10, window: "1 m" }, // per person
+  // Webhook test deliveries, per person and per organisation: each is a request to a URL of
+  // the caller's choosing.
+  webhookTest: { tokens: 5, window: "1 m" },
 } as const satisfies Record<string, LimitSpec>;
 
 export type LimitName = keyof typeof DEFAULT_LIMITS;

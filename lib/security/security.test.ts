@@ -113,7 +113,7 @@ describe("securityStatus", () => {
     await db.delete(instances).where(like(instances.host, "test-host-%"));
   });
 
-  it("all 20 practices; mailboxes needing action linked; the caller's facts; the key's age", async () => {
+  it("all 21 practices; mailboxes needing action linked; the caller's facts; the key's age", async () => {
     restore = useRateLimits({});
     const a = await createOwner();
     const b = await createOwner();
@@ -138,7 +138,7 @@ describe("securityStatus", () => {
 
     const status = await securityStatus({ db: await getDb(), orgId: a.orgId });
     expect(status.practices.map((p) => p.number)).toEqual(
-      Array.from({ length: 20 }, (_, i) => i + 1),
+      Array.from({ length: 21 }, (_, i) => i + 1),
     );
     const texts = status.attention.map((c) => c.text).join("\n");
     expect(texts).toMatch(/Google client secret expires on .* in 10 days/);

@@ -305,6 +305,20 @@ export async function securityStatus({
         "Everything read from outside is parsed in linear time, and only after the cheap checks have passed.",
       checks: [STATIC],
     },
+    {
+      number: 21,
+      title: "Webhooks are signed and go only where they should",
+      explanation:
+        "Each webhook endpoint has its own signing secret (Standard Webhooks), stored encrypted and shown once; outside demo mode webhooks go only over https to public addresses, checked after DNS at every delivery, without following redirects.",
+      checks: [
+        e.isDemo
+          ? {
+              level: "info",
+              text: "Demo mode: webhooks may go to local addresses over plain http, so that a receiver on this machine works.",
+            }
+          : STATIC,
+      ],
+    },
   ];
 
   const attention = practices.flatMap((p) =>

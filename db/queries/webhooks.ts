@@ -1,0 +1,330 @@
+import "server-only";
+import { and, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { type DbOrTx, inTransaction } from "@/db";
+import { webhookAttempts, webhookDeliveries, webhookEndpoints } from "@/db/schema";
+
+// Webhook endpoints, their deliveries and each delivery's attempts. Every read and change of an
+// endpoint or delivery a person asks for is scoped by organisation; the sealed secrets are
+// selected only by the functions whose name says "secrets".
+
+const endpointColumns = {
+  id: webhookEndpoints.id,
+  orgId: webhookEndpoints.orgId,
+  url: webhookEndpoints.url,
+  description: webhookEndpoints.description,
+  events: webhookEndpoints.events,
+  enabled: webhookEndpoints.enabled,
+  disabledReason: webhookEndpoints.disabledReason,
+  previousSecretExpiresAt: webhookEndpoints.previousSecretExpiresAt,
+  createdAt: webhookEndpoints.createdAt,
+  updatedAt: webhookEndpoints.updatedAt,
+};
+
+export type WebhookEndpointSummary = {
+  id: string;
+  orgId: string;
+  url: string;
+  description: string;
+  events: string[];
+  enabled: boolean;
+  disabledReason: string | null;
+  previousSecretExpiresAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+};
+
+export async function insertWebhookEndpoint({
+  db,
+  values,
+}: {
+  db: DbOrTx;
+  values: typeof webhookEndpoints.$inferInsert & { id: string };
+}) {
+  await db.insert(webhookEndpoints).values(values);
+}
+
+export async function listWebhookEndpoints({
+  db,
+  orgId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+}): Promise<WebhookEndpointSummary[]> {
+  return db
+    .select(endpointColumns)
+    .from(webhookEndpoints)
+    .where(eq(webhookEndpoints.orgId, orgId))
+    .orderBy(desc(webhookEndpoints.createdAt), desc(webhookEndpoints.id));
+}
+
+export async function getWebhookEndpoint({
+  db,
+  orgId,
+  endpointId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  endpointId: string;
+}): Promise<WebhookEndpointSummary | null> {
+  const [row] = await db
+    .select(endpointColumns)
+    .from(webhookEndpoints)
+    .where(and(eq(webhookEndpoints.orgId, orgId), eq(webhookEndpoints.id, endpointId)));
+  return row ?? null;
+}
+
+/** The endpoint with its sealed secrets, for signing (no organisation: the delivery names it). */
+export async function getWebhookEndpointSecrets({
+  db,
+  endpointId,
+}: {
+  db: DbOrTx;
+  endpointId: string;
+}) {
+  const [row] = await db
+    .select({
+      ...endpointColumns,
+      secret: webhookEndpoints.secret,
+      previousSecret: webhookEndpoints.previousSecret,
+    })
+    .from(webhookEndpoints)
+    .where(eq(webhookEndpoints.id, endpointId));
+  return row ?? null;
+}
+
+/** Changes one endpoint of the organisation; the changed row, or null when there is none. */
+export async function updateWebhookEndpoint({
+  db,
+  orgId,
+  endpointId,
+  set,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  endpointId: string;
+  set: Partial<typeof webhookEndpoints.$inferInsert>;
+}): Promise<WebhookEndpointSummary | null> {
+  const [row] = await db
+    .update(webhookEndpoints)
+    .set({ ...set, updatedAt: new Date() })
+    .where(and(eq(webhookEndpoints.orgId, orgId), eq(webhookEndpoints.id, endpointId)))
+    .returning(endpointColumns);
+  return row ?? null;
+}
+
+export async function deleteWebhookEndpoint({
+  db,
+  orgId,
+  endpointId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  endpointId: string;
+}): Promise<WebhookEndpointSummary | null> {
+  const [row] = await db
+    .delete(webhookEndpoints)
+    .where(and(eq(webhookEndpoints.orgId, orgId), eq(webhookEndpoints.id, endpointId)))
+    .returning(endpointColumns);
+  return row ?? null;
+}
+
+/**
+ * One delivery per enabled endpoint of the organisation subscribed to `type`, as one INSERT …
+ * SELECT (it writes nothing when there is none). The id is the Standard Webhooks `webhook-id`.
+ * Without RETURNING it can ride in another statement's data-modifying WITH.
+ */
+export function eventDeliveriesStatement({
+  orgId,
+  type,
+  body,
+  deadlineSeconds,
+}: {
+  orgId: string;
+  type: string;
+  body: string;
+  deadlineSeconds: number;
+}): SQL {
+  return sql`
+    insert into webhook_deliveries
+      (id, org_id, endpoint_id, event_type, body, next_attempt_at, deadline_at)
+    select 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.org_id, e.id, ${type}, ${body},
+      now(), now() + make_interval(secs => ${deadlineSeconds})
+    from webhook_endpoints e
+    where e.org_id = ${orgId} and e.enabled and ${type} = any(e.events)`;
+}
+
+export async function insertEventDeliveries({
+  db,
+  ...input
+}: Parameters<typeof eventDeliveriesStatement>[0] & { db: DbOrTx }): Promise<string[]> {
+  const result = await db.execute(sql`${eventDeliveriesStatement(input)} returning id`);
+  return (result as unknown as { rows: { id: string }[] }).rows.map((r) => r.id);
+}
+
+export async function insertDelivery({
+  db,
+  values,
+}: {
+  db: DbOrTx;
+  values: typeof webhookDeliveries.$inferInsert;
+}) {
+  await db.insert(webhookDeliveries).values(values);
+}
+
+export type ClaimedDelivery = {
+  id: string;
+  orgId: string;
+  endpointId: string;
+  eventType: string;
+  body: string;
+  attempts: number;
+  deadlineAt: Date;
+};
+
+/**
+ * Takes a due delivery for one attempt: pending and due, or `sending` whose claimant's lease
+ * lapsed (it died mid-attempt). One statement, so two workers never both take it.
+ */
+export async function claimDelivery({
+  db,
+  deliveryId,
+  leaseSeconds,
+}: {
+  db: DbOrTx;
+  deliveryId: string;
+  leaseSeconds: number;
+}): Promise<ClaimedDelivery | null> {
+  const [row] = await db
+    .update(webhookDeliveries)
+    .set({
+      status: "sending",
+      attempts: sql`${webhookDeliveries.attempts} + 1`,
+      leaseUntil: sql`now() + make_interval(secs => ${leaseSeconds})`,
+    })
+    .where(
+      and(
+        eq(webhookDeliveries.id, deliveryId),
+        sql`((${webhookDeliveries.status} = 'pending' and ${webhookDeliveries.nextAttemptAt} <= now())
+          or (${webhookDeliveries.status} = 'sending' and ${webhookDeliveries.leaseUntil} < now()))`,
+      ),
+    )
+    .returning({
+      id: webhookDeliveries.id,
+      orgId: webhookDeliveries.orgId,
+      endpointId: webhookDeliveries.endpointId,
+      eventType: webhookDeliveries.eventType,
+      body: webhookDeliveries.body,
+      attempts: webhookDeliveries.attempts,
+      deadlineAt: webhookDeliveries.deadlineAt,
+    });
+  return row ?? null;
+}
+
+/** An attempt's answer and the delivery's next state, together. */
+export async function settleAttempt({
+  db,
+  deliveryId,
+  attempt,
+  next,
+}: {
+  db: DbOrTx;
+  deliveryId: string;
+  attempt: {
+    statusCode: number | null;
+    error: string | null;
+    responseExcerpt: string | null;
+    durationMs: number;
+    attemptedAt: Date;
+  };
+  next: { status: "pending"; at: Date } | { status: "delivered" | "failed" };
+}) {
+  const nextAt = next.status === "pending" ? next.at : null;
+  await inTransaction(db, async (tx) => {
+    await tx.insert(webhookAttempts).values({ deliveryId, ...attempt, nextRetryAt: nextAt });
+    await tx
+      .update(webhookDeliveries)
+      .set({
+        status: next.status,
+        nextAttemptAt: nextAt,
+        leaseUntil: null,
+        finishedAt: next.status === "pending" ? null : new Date(),
+      })
+      .where(eq(webhookDeliveries.id, deliveryId));
+  });
+}
+
+export async function markDeliveriesEnqueued({ db, ids }: { db: DbOrTx; ids: string[] }) {
+  await db
+    .update(webhookDeliveries)
+    .set({ enqueuedAt: sql`now()` })
+    .where(inArray(webhookDeliveries.id, ids));
+}
+
+/**
+ * Due deliveries without a live job, marked as enqueued by the same statement (so concurrent
+ * sweeps take each once): never enqueued, enqueued but still due two minutes later (the job was
+ * lost), or `sending` with a lapsed lease (the attempt's process died).
+ */
+export async function sweepDueDeliveries({
+  db,
+  limit,
+}: {
+  db: DbOrTx;
+  limit: number;
+}): Promise<string[]> {
+  const result = await db.execute(sql`
+    update webhook_deliveries set enqueued_at = now()
+    where id in (
+      select id from webhook_deliveries
+      where (status = 'pending' and next_attempt_at <= now()
+          and (enqueued_at is null or next_attempt_at < now() - interval '2 minutes'))
+        or (status = 'sending' and lease_until < now()
+          and (enqueued_at is null or enqueued_at < lease_until))
+      order by next_attempt_at
+      limit ${limit}
+      for update skip locked)
+    returning id`);
+  return (result as unknown as { rows: { id: string }[] }).rows.map((r) => r.id);
+}
+
+/** An endpoint's recent deliveries with every attempt, newest first (scoped by organisation). */
+export async function listEndpointDeliveries({
+  db,
+  orgId,
+  endpointId,
+  limit = 50,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  endpointId: string;
+  limit?: number;
+}) {
+  const deliveries = await db
+    .select({
+      id: webhookDeliveries.id,
+      eventType: webhookDeliveries.eventType,
+      status: webhookDeliveries.status,
+      attempts: webhookDeliveries.attempts,
+      nextAttemptAt: webhookDeliveries.nextAttemptAt,
+      deadlineAt: webhookDeliveries.deadlineAt,
+      createdAt: webhookDeliveries.createdAt,
+      finishedAt: webhookDeliveries.finishedAt,
+    })
+    .from(webhookDeliveries)
+    .where(and(eq(webhookDeliveries.orgId, orgId), eq(webhookDeliveries.endpointId, endpointId)))
+    .orderBy(desc(webhookDeliveries.createdAt), desc(webhookDeliveries.id))
+    .limit(limit);
+  const ids = deliveries.map((d) => d.id);
+  const attempts =
+    ids.length === 0
+      ? []
+      : await db
+          .select()
+          .from(webhookAttempts)
+          .where(inArray(webhookAttempts.deliveryId, ids))
+          .orderBy(desc(webhookAttempts.attemptedAt));
+  return deliveries.map((d) => ({
+    ...d,
+    attemptList: attempts.filter((a) => a.deliveryId === d.id),
+  }));
+}

@@ -1,0 +1,484 @@
+import { and, eq } from "drizzle-orm";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { getDb } from "@/db";
+import { insertDelivery } from "@/db/queries/webhooks";
+import { auditEvents, webhookAttempts, webhookDeliveries, webhookEndpoints } from "@/db/schema";
+import { env } from "@/lib/env";
+import { useRateLimits } from "@/lib/mail/testing";
+import { RateLimitedError } from "@/lib/ratelimit/runtime";
+import { memberContext } from "@/lib/testing/context";
+import { createOwner } from "@/lib/testing/factories";
+import { isForbiddenAddress, resolveWebhookTarget } from "./address";
+import { deliverWebhook } from "./deliver";
+import { webhookBody } from "./emit";
+import {
+  createEndpoint,
+  getEndpoint,
+  rotateEndpointSecret,
+  sendTestDelivery,
+  WebhookEndpointNotFoundError,
+  WebhookInputError,
+} from "./endpoints";
+import { postWebhook } from "./http";
+import { verifyWebhook } from "./signing";
+import { deliveryOnce, startWebhookWorker } from "./testing/queue";
+import { type Received, type Receiver, startReceiver } from "./testing/receiver";
+
+// A real local HTTP server receives the webhooks; the database is the real one (PGlite or
+// PostgreSQL) and so is the queue (pg-boss on it). The retry tests drive one delivery's
+// attempts themselves (deliverWebhook), on a delivery put in the table without a job. Demo mode (the test default) lets endpoints be on loopback; the SSRF tests turn
+// it off on the real settings object for their duration.
+
+let receiver: Receiver;
+let restoreLimits: () => Promise<void>;
+
+beforeAll(async () => {
+  receiver = await startReceiver();
+  restoreLimits = useRateLimits({ webhookTest: { tokens: 1_000, window: "1 m" } });
+  await startWebhookWorker();
+});
+
+afterAll(async () => {
+  await restoreLimits?.();
+  await receiver?.close();
+});
+
+afterEach(() => {
+  receiver.received.length = 0;
+  receiver.answers.length = 0;
+});
+
+async function owner() {
+  const o = await createOwner("hooks");
+  return { ...o, ctx: memberContext(o.orgId, o.user, "owner") };
+}
+
+function verify(secret: string, r: Received, body = r.body) {
+  const h = (name: string) => (r.headers[name] as string | undefined) ?? null;
+  return verifyWebhook(
+    secret,
+    { id: h("webhook-id"), timestamp: h("webhook-timestamp"), signature: h("webhook-signature") },
+    body,
+  );
+}
+
+async function withoutDemoMode<T>(work: () => Promise<T>): Promise<T> {
+  const settings = env();
+  const was = settings.isDemo;
+  settings.isDemo = false;
+  try {
+    return await work();
+  } finally {
+    settings.isDemo = was;
+  }
+}
+
+async function attemptsOf(deliveryId: string) {
+  return (await getDb())
+    .select()
+    .from(webhookAttempts)
+    .where(eq(webhookAttempts.deliveryId, deliveryId))
+    .orderBy(webhookAttempts.attemptedAt);
+}
+
+async function deliveryRow(deliveryId: string) {
+  const [row] = await (await getDb())
+    .select()
+    .from(webhookDeliveries)
+    .where(eq(webhookDeliveries.id, deliveryId));
+  if (!row) throw new Error("no delivery");
+  return row;
+}
+
+/** A delivery due now and marked enqueued, so that only the test attempts it. */
+async function newDelivery(orgId: string, endpointId: string) {
+  const id = `msg_${crypto.randomUUID().replaceAll("-", "")}`;
+  await insertDelivery({
+    db: await getDb(),
+    values: {
+      id,
+      orgId,
+      endpointId,
+      eventType: "message.sent",
+      body: webhookBody("message.sent", { id: "m1" }),
+      nextAttemptAt: new Date(),
+      enqueuedAt: new Date(),
+      deadlineAt: new Date(Date.now() + 72 * 3_600_000),
+    },
+  });
+  return id;
+}
+
+/** As if the wait were over: the delivery is due now. */
+async function makeDue(deliveryId: string) {
+  await (await getDb())
+    .update(webhookDeliveries)
+    .set({ nextAttemptAt: new Date(Date.now() - 1000) })
+    .where(eq(webhookDeliveries.id, deliveryId));
+}
+
+describe("endpoints and their secret", () => {
+  it("shows the whsec_ secret once, stores it sealed, and audits the creation", async () => {
+    const { ctx, orgId } = await owner();
+    const { endpoint, secret } = await createEndpoint(ctx, {
+      url: receiver.url,
+      description: "orders service",
+      events: ["message.sent", "message.failed"],
+    });
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    expect(Buffer.from(secret.slice(6), "base64")).toHaveLength(32);
+    expect(JSON.stringify(endpoint)).not.toContain(secret.slice(6));
+    expect(JSON.stringify(await getEndpoint(ctx, endpoint.id))).not.toContain(secret.slice(6));
+    const [row] = await (await getDb())
+      .select()
+      .from(webhookEndpoints)
+      .where(eq(webhookEndpoints.id, endpoint.id));
+    expect(row?.secret).toMatch(/^v1\./);
+    expect(row?.secret).not.toContain(secret.slice(6));
+    const events = await (await getDb())
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.orgId, orgId), eq(auditEvents.action, "webhook.endpoint_created")));
+    expect(events).toHaveLength(1);
+    expect(JSON.stringify(events)).not.toContain(secret.slice(6));
+  });
+
+  it("refuses a bad URL and no events with errors naming the field, storing nothing", async () => {
+    const { ctx } = await owner();
+    const attempt = (url: string, events = ["message.sent" as const]) =>
+      createEndpoint(ctx, { url, description: "", events }).catch((e: unknown) => e);
+    for (const url of ["not a url", "ftp://example.com/x", "https://user:pw@example.com/"]) {
+      const error = await attempt(url);
+      expect(error).toBeInstanceOf(WebhookInputError);
+      expect((error as WebhookInputError).field).toBe("url");
+    }
+    const none = await attempt(receiver.url, []);
+    expect((none as WebhookInputError).field).toBe("events");
+    const rows = await (await getDb())
+      .select()
+      .from(webhookEndpoints)
+      .where(eq(webhookEndpoints.orgId, ctx.orgId));
+    expect(rows).toEqual([]);
+  });
+
+  it("another organisation's endpoint reads as one that does not exist", async () => {
+    const a = await owner();
+    const b = await owner();
+    const { endpoint } = await createEndpoint(a.ctx, {
+      url: receiver.url,
+      description: "",
+      events: ["message.sent"],
+    });
+    const foreign = await getEndpoint(b.ctx, endpoint.id).catch((e: Error) => e);
+    const nowhere = await getEndpoint(b.ctx, crypto.randomUUID()).catch((e: Error) => e);
+    expect(foreign).toBeInstanceOf(WebhookEndpointNotFoundError);
+    expect((foreign as Error).message).toBe((nowhere as Error).message);
+    const test = await sendTestDelivery(b.ctx, endpoint.id).catch((e: Error) => e);
+    expect(test).toBeInstanceOf(WebhookEndpointNotFoundError);
+    expect(receiver.received).toEqual([]);
+  });
+});
+
+describe("signed deliveries", () => {
+  it("a test delivery arrives signed per Standard Webhooks; a tampered body fails", async () => {
+    const { ctx, orgId } = await owner();
+    const { endpoint, secret } = await createEndpoint(ctx, {
+      url: receiver.url,
+      description: "",
+      events: ["mailbox.recovered"],
+    });
+    const id = await sendTestDelivery(ctx, endpoint.id);
+    await deliveryOnce(id);
+    expect(receiver.received).toHaveLength(1);
+    const [got] = receiver.received as [Received];
+    expect(got.headers["webhook-id"]).toBe(id);
+    expect(got.headers["webhook-id"]).toMatch(/^msg_[0-9a-f]{32}$/);
+    expect(Math.abs(Number(got.headers["webhook-timestamp"]) - Date.now() / 1000)).toBeLessThan(60);
+    expect(got.headers["webhook-signature"]).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
+    expect(got.headers["content-type"]).toBe("application/json");
+    expect(JSON.parse(got.body)).toMatchObject({
+      type: "webhook.test",
+      data: { endpointId: endpoint.id },
+    });
+    expect(verify(secret, got)).toBe(true);
+    expect(verify(secret, got, got.body.replace("test", "tesT"))).toBe(false);
+    expect(verify(`whsec_${Buffer.alloc(32, 1).toString("base64")}`, got)).toBe(false);
+
+    expect((await deliveryRow(id)).status).toBe("delivered");
+    const [attempt] = await attemptsOf(id);
+    expect(attempt).toMatchObject({ statusCode: 200, responseExcerpt: "ok", nextRetryAt: null });
+    const audited = await (await getDb())
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.orgId, orgId), eq(auditEvents.action, "webhook.test_sent")));
+    expect(audited).toHaveLength(1);
+  });
+
+  it("after a rotation both secrets sign for the overlap; the new one alone verifies too", async () => {
+    const { ctx, orgId } = await owner();
+    const { endpoint, secret: first } = await createEndpoint(ctx, {
+      url: receiver.url,
+      description: "",
+      events: ["message.sent"],
+    });
+    const { secret: second, previousValidUntil } = await rotateEndpointSecret(ctx, endpoint.id);
+    expect(second).not.toBe(first);
+    expect(previousValidUntil?.getTime()).toBeGreaterThan(Date.now() + 23 * 3_600_000);
+    await deliveryOnce(await sendTestDelivery(ctx, endpoint.id));
+    const [got] = receiver.received as [Received];
+    expect((got.headers["webhook-signature"] as string).split(" ")).toHaveLength(2);
+    expect(verify(second, got)).toBe(true);
+    expect(verify(first, got)).toBe(true);
+
+    // Once the overlap is over, only the new secret signs.
+    await (await getDb())
+      .update(webhookEndpoints)
+      .set({ previousSecretExpiresAt: new Date(Date.now() - 1000) })
+      .where(eq(webhookEndpoints.id, endpoint.id));
+    receiver.received.length = 0;
+    await deliveryOnce(await sendTestDelivery(ctx, endpoint.id));
+    const [later] = receiver.received as [Received];
+    expect(verify(second, later)).toBe(true);
+    expect(verify(first, later)).toBe(false);
+    const rotated = await (await getDb())
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.orgId, orgId), eq(auditEvents.action, "webhook.secret_rotated")));
+    expect(rotated).toHaveLength(1);
+  });
+});
+
+describe("retries", () => {
+  it("after a 500 the queue tries again 5 s later, with the same id, and it is delivered", async () => {
+    const { ctx } = await owner();
+    const { endpoint, secret } = await createEndpoint(ctx, {
+      url: receiver.url,
+      description: "",
+      events: ["message.sent"],
+    });
+    receiver.answers.push({ status: 500, body: "database down" });
+    const id = await sendTestDelivery(ctx, endpoint.id);
+    const waiting = await deliveryOnce(id);
+    expect(waiting.status).toBe("pending");
+    const wait = (waiting.nextAttemptAt?.getTime() ?? 0) - Date.now();
+    expect(wait).toBeGreaterThan(3_000);
+    expect(wait).toBeLessThan(6_000);
+
+    const done = await deliveryOnce(id, (row) => row.status === "delivered");
+    expect(done.attempts).toBe(2);
+    const [first, second] = receiver.received as [Received, Received];
+    expect(second.receivedAt - first.receivedAt).toBeGreaterThanOrEqual(4_900);
+    expect(new Set(receiver.received.map((r) => r.headers["webhook-id"]))).toEqual(new Set([id]));
+    expect(receiver.received.every((r) => verify(secret, r))).toBe(true);
+    const attempts = await attemptsOf(id);
+    expect(attempts.map((a) => [a.statusCode, a.responseExcerpt])).toEqual([
+      [500, "database down"],
+      [200, "ok"],
+    ]);
+    expect(attempts[0]?.nextRetryAt).not.toBeNull();
+    expect(attempts[1]?.nextRetryAt).toBeNull();
+  });
+
+  it("backs off along the schedule, honours Retry-After, and never attempts early", async () => {
+    const { ctx, orgId } = await owner();
+    const { endpoint } = await createEndpoint(ctx, {
+      url: receiver.url,
+      description: "",
+      events: ["message.sent"],
+    });
+    const id = await newDelivery(orgId, endpoint.id);
+    receiver.answers.push(
+      { status: 500 },
+      { status: 500 },
+      { status: 503, body: "busy", headers: { "retry-after": "7200" } },
+    );
+    for (let i = 0; i < 3; i++) {
+      const result = await deliverWebhook(id);
+      expect(result.kind).toBe("retry");
+      if (i === 0) expect((await deliverWebhook(id)).kind).toBe("skipped");
+      await makeDue(id);
+    }
+    // Each wait counted from its attempt: 5 s, 5 min, then 30 min by the schedule but 2 h by
+    // the receiver's Retry-After (the schedule adds up to 10% jitter).
+    const waits = (await attemptsOf(id)).map(
+      (a) => (a.nextRetryAt?.getTime() ?? 0) - a.attemptedAt.getTime(),
+    );
+    const near = (ms: number, target: number) => ms >= target && ms <= target * 1.1 + 50;
+    expect(near(waits[0] ?? 0, 5_000)).toBe(true);
+    expect(near(waits[1] ?? 0, 300_000)).toBe(true);
+    expect(near(waits[2] ?? 0, 7_200_000)).toBe(true);
+  });
+
+  it("stops at the deadline: the delivery fails instead of waiting again", async () => {
+    const { ctx, orgId } = await owner();
+    const { endpoint } = await createEndpoint(ctx, {
+      url: receiver.url,
+      description: "",
+      events: ["message.sent"],
+    });
+    const id = await newDelivery(orgId, endpoint.id);
+    await (await getDb())
+      .update(webhookDeliveries)
+      .set({ deadlineAt: new Date(Date.now() + 3_000) })
+      .where(eq(webhookDeliveries.id, id));
+    receiver.answers.push({ status: 502 });
+    // The next wait (5 s) would pass the deadline.
+    expect(await deliverWebhook(id)).toMatchObject({ kind: "failed", statusCode: 502 });
+    expect((await deliveryRow(id)).status).toBe("failed");
+  });
+
+  it("a redirect is not followed; a 410 turns the endpoint off", async () => {
+    const { ctx, orgId } = await owner();
+    const { endpoint } = await createEndpoint(ctx, {
+      url: receiver.url,
+      description: "",
+      events: ["message.sent"],
+    });
+    const id = await newDelivery(orgId, endpoint.id);
+    receiver.answers.push({ status: 302, headers: { location: `${receiver.url}/elsewhere` } });
+    expect((await deliverWebhook(id)).kind).toBe("retry");
+    expect(receiver.received.map((r) => r.path)).toEqual(["/hooks"]);
+    expect((await attemptsOf(id))[0]).toMatchObject({
+      statusCode: 302,
+      error: "redirect_not_followed",
+    });
+
+    receiver.answers.push({ status: 410, body: "gone" });
+    await makeDue(id);
+    expect((await deliverWebhook(id)).kind).toBe("failed");
+    expect(await getEndpoint(ctx, endpoint.id)).toMatchObject({
+      enabled: false,
+      disabledReason: "gone",
+    });
+  });
+});
+
+describe("where webhooks may go", () => {
+  it("refuses loopback, private, link-local, CGNAT, multicast and mapped addresses", () => {
+    for (const bad of [
+      "127.0.0.1",
+      "127.1.2.3",
+      "10.0.0.1",
+      "172.16.5.4",
+      "192.168.1.1",
+      "169.254.169.254",
+      "100.64.0.1",
+      "224.0.0.1",
+      "0.0.0.0",
+      "255.255.255.255",
+      "::1",
+      "::",
+      "fe80::1",
+      "fc00::1",
+      "fd12:3456::1",
+      "ff02::1",
+      "::ffff:127.0.0.1",
+      "::ffff:7f00:1",
+      "::ffff:10.0.0.1",
+      "::ffff:a9fe:a9fe",
+      "64:ff9b::a00:1",
+      "not an address",
+    ]) {
+      expect(isForbiddenAddress(bad), bad).toBe(true);
+    }
+    for (const good of ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"]) {
+      expect(isForbiddenAddress(good), good).toBe(false);
+    }
+  });
+
+  it("outside demo mode a URL resolving to 127.0.0.1 is refused at registration and at delivery", async () => {
+    const { ctx } = await owner();
+    // Registered in demo mode, where loopback is allowed…
+    const { endpoint } = await createEndpoint(ctx, {
+      url: `http://localhost:${receiver.port}/hooks`,
+      description: "",
+      events: ["message.sent"],
+    });
+    const allowed = await sendTestDelivery(ctx, endpoint.id);
+    await deliveryOnce(allowed);
+    expect((await deliveryRow(allowed)).status).toBe("delivered");
+    expect(receiver.received).toHaveLength(1);
+
+    await withoutDemoMode(async () => {
+      // …registration now names the field and the address,
+      const refused = await createEndpoint(ctx, {
+        url: `https://localhost:${receiver.port}/hooks`,
+        description: "",
+        events: ["message.sent"],
+      }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(WebhookInputError);
+      expect((refused as WebhookInputError).field).toBe("url");
+      expect((refused as Error).message).toMatch(/127\.0\.0\.1|::1/);
+      const plain = await createEndpoint(ctx, {
+        url: "http://example.com/hooks",
+        description: "",
+        events: ["message.sent"],
+      }).catch((e: unknown) => e);
+      expect((plain as Error).message).toMatch(/https/);
+      // …and the delivery is refused before any connection (the URL made https, as required).
+      await (await getDb())
+        .update(webhookEndpoints)
+        .set({ url: `https://localhost:${receiver.port}/hooks` })
+        .where(eq(webhookEndpoints.id, endpoint.id));
+      const id = await sendTestDelivery(ctx, endpoint.id);
+      await deliveryOnce(id);
+      const [attempt] = await attemptsOf(id);
+      expect(attempt).toMatchObject({ statusCode: null, error: "forbidden_address" });
+      expect(attempt?.responseExcerpt).toMatch(/127\.0\.0\.1|::1/);
+    });
+    expect(receiver.received).toHaveLength(1);
+  });
+
+  it("connects to the address that was checked, not to a second DNS answer", async () => {
+    // The host name does not resolve at all: reaching the receiver proves that the connection
+    // used the checked address instead of looking the name up again.
+    const target = {
+      url: new URL(`http://rebind.invalid:${receiver.port}/hooks`),
+      address: "127.0.0.1",
+      family: 4 as const,
+    };
+    const result = await postWebhook(target, { "webhook-id": "msg_x" }, "{}");
+    expect(result).toMatchObject({ kind: "answered", statusCode: 200 });
+    expect(receiver.received[0]?.headers.host).toBe(`rebind.invalid:${receiver.port}`);
+    await expect(
+      resolveWebhookTarget(`http://rebind.invalid:${receiver.port}/`, { allowPrivate: true }),
+    ).rejects.toMatchObject({ code: "dns" });
+  });
+
+  it("gives up on a receiver that does not answer in time and caps what it reads", async () => {
+    const target = { url: new URL(receiver.url), address: "127.0.0.1", family: 4 as const };
+    receiver.answers.push("hang");
+    expect(await postWebhook(target, {}, "{}", { timeoutMs: 300 })).toMatchObject({
+      kind: "error",
+      error: "timeout",
+    });
+    receiver.answers.push({ status: 200, body: "x".repeat(2_000_000) });
+    const big = await postWebhook(target, {}, "{}");
+    expect(big).toMatchObject({ kind: "answered", statusCode: 200 });
+    expect(big.kind === "answered" && big.excerpt.length).toBe(300);
+  });
+});
+
+describe("the test button", () => {
+  it("is rate limited per person", async () => {
+    const { ctx } = await owner();
+    const { endpoint } = await createEndpoint(ctx, {
+      url: receiver.url,
+      description: "",
+      events: ["message.sent"],
+    });
+    const restore = useRateLimits({ webhookTest: { tokens: 2, window: "1 m" } });
+    const ids: string[] = [];
+    try {
+      ids.push(await sendTestDelivery(ctx, endpoint.id));
+      ids.push(await sendTestDelivery(ctx, endpoint.id));
+      const third = await sendTestDelivery(ctx, endpoint.id).catch((e: unknown) => e);
+      expect(third).toBeInstanceOf(RateLimitedError);
+      expect((third as RateLimitedError).retryAfterSeconds).toBeGreaterThan(0);
+    } finally {
+      await restore();
+    }
+    for (const id of ids) await deliveryOnce(id);
+    expect(receiver.received).toHaveLength(2);
+  });
+});
