@@ -150,6 +150,15 @@ async function judgeRefusal(
   return { kind: "attempted", messageId: row.id };
 }
 
+// One queued attempt waits for a free connection and retries a transient reply inside itself
+// only briefly: the queue's own backoff (QUEUE_RETRY_BASE_SECONDS) takes over after that.
+const ATTEMPT_MS = 5_000;
+
+function attemptDeadline(row: { deadlineAt: Date | null }): number {
+  const soon = Date.now() + ATTEMPT_MS;
+  return row.deadlineAt === null ? soon : Math.min(soon, row.deadlineAt.getTime());
+}
+
 function pastDeadline(row: { deadlineAt: Date | null }, until: Date): boolean {
   return row.deadlineAt !== null && until.getTime() > row.deadlineAt.getTime();
 }
@@ -227,7 +236,7 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
 
   try {
     const fields = { ...toNodemailerFields(request), messageId: claimed.providerMessageId };
-    const delivery = await deliver(mailbox, token.expiresAt, fields);
+    const delivery = await deliver(mailbox, token.expiresAt, fields, attemptDeadline(row));
     if (delivery.ok) {
       await finish(db, ctx, mailbox, row, delivery);
       recordUse(mailbox.id);
