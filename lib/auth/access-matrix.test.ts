@@ -49,6 +49,7 @@ import {
   type Row,
   type Target,
 } from "./access-matrix";
+import { signedIn } from "./access-matrix-shapes";
 
 // The Next request context is the one thing substituted: next/headers answers with the calling
 // person's cookie (a real Auth.js session row, looked up by the real auth()) or API key, and the
@@ -725,6 +726,64 @@ describe.each(CALLABLE)("%s", (key, row) => {
       const ghost = await runCell(key, row, caller, ghostTarget());
       expect(answer.text.replace(UUID, "<id>")).toBe(ghost.answer.text.replace(UUID, "<id>"));
     }
+  });
+});
+
+// The activity log's system view (events of no organisation) is for the deployment's operators,
+// and none of the matrix's callers is one: asking for it is a 403, recorded, never the caller's
+// own organisation's log instead. The rows above call these without `view`.
+describe("the activity log's system view", () => {
+  const refused = { owner: 403, admin: 403, sender: 403, compliance: 403 } as const;
+  const variants: Array<[string, Exclude<Row, { kind: "inline" }>]> = [
+    [
+      "app/(signed-in)/(admin)/activity/page.tsx#default",
+      {
+        kind: "page",
+        expect: signedIn(refused, 403),
+        call: () => ({ searchParams: { view: "system" } }),
+      },
+    ],
+    [
+      "app/(signed-in)/(admin)/activity/[id]/page.tsx#default",
+      {
+        kind: "page",
+        expect: signedIn(refused, 403),
+        call: async (t) => ({
+          params: { id: await t.newAuditEvent() },
+          searchParams: { view: "system" },
+        }),
+      },
+    ],
+    [
+      "app/(signed-in)/(admin)/activity/export/route.ts#GET",
+      {
+        kind: "route",
+        expect: signedIn(refused, 403),
+        call: () => ({ method: "GET", path: "/activity/export?format=csv&view=system" }),
+      },
+    ],
+  ];
+  it("is shown to an operator", async () => {
+    const [key, row] = variants[0] ?? [];
+    if (!key || !row) throw new Error("no page variant");
+    const list = env().OPERATOR_EMAILS;
+    // The settings are read once per process; A's owner is an operator for this test only.
+    list.push((a.owner.user.email ?? "").toLowerCase());
+    try {
+      const { answer, denied } = await runCell(key, row, "owner", targetFor("owner"));
+      expect(answer.outcome).toBe("ok");
+      expect(answer.text).toContain("System events");
+      expect(denied).toBe(false);
+    } finally {
+      list.pop();
+    }
+  });
+  describe.each(variants)("%s?view=system", (key, row) => {
+    it.each(["owner", "compliance", "otherOrg"] as const)("as %s: 403, audited", async (caller) => {
+      const { answer, denied } = await runCell(key, row, caller, targetFor(caller));
+      expect(answer.outcome, answer.text.slice(0, 400)).toBe(403);
+      expect(denied, "refusal not audited").toBe(true);
+    });
   });
 });
 

@@ -7,6 +7,7 @@ import { getActiveMembership } from "@/db/queries/organizations";
 import type { Role } from "@/db/schema";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { auth, sessionCookieName } from "./config";
+import { isOperator } from "./operators";
 import { requestInfo } from "./request";
 import { hasPermission, type Permission } from "./roles";
 
@@ -38,7 +39,12 @@ export const getSessionContext = cache(async (): Promise<SessionContext | null> 
   };
 });
 
-export async function auditDenied(ctx: SessionContext, resource: string, permission: Permission) {
+/** `operator`: a view only the deployment's operators may have (OPERATOR_EMAILS). */
+export async function auditDenied(
+  ctx: SessionContext,
+  resource: string,
+  permission: Permission | "operator",
+) {
   const info = await requestInfo();
   await writeAuditEvent(await getDb(), {
     orgId: ctx.orgId,
@@ -63,6 +69,23 @@ export async function requirePermission(
     forbidden();
   }
   return ctx;
+}
+
+/**
+ * Which log the activity pages and the export show: the organisation's, or the system events
+ * (those of no organisation) when `view` is "system" and the caller is an operator. A
+ * non-operator asking for the system view is refused, audited (they do not silently get their
+ * own organisation's log instead).
+ */
+export async function activityView(
+  ctx: SessionContext,
+  view: unknown,
+  resource: string,
+): Promise<"organization" | "system" | "refused"> {
+  if (view !== "system") return "organization";
+  if (await isOperator({ db: await getDb(), userId: ctx.user.id })) return "system";
+  await auditDenied(ctx, `${resource}?view=system`, "operator");
+  return "refused";
 }
 
 /** The current request's session token, for changes to this one session (never sent anywhere). */

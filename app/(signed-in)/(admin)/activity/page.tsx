@@ -1,4 +1,5 @@
 import Link from "next/link";
+import { forbidden } from "next/navigation";
 import { PageHeader } from "@/components/page-header";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
@@ -11,7 +12,7 @@ import { formatCursor, parseActivityQuery } from "@/lib/audit/activity-filter";
 import { AUDIT_ACTION_LABELS, AUDIT_ACTIONS } from "@/lib/audit/events";
 import { checkOrganizationChain } from "@/lib/audit/read";
 import { isOperator } from "@/lib/auth/operators";
-import { requirePermission } from "@/lib/auth/session";
+import { activityView, requirePermission } from "@/lib/auth/session";
 import { formatDateTime } from "@/lib/utils";
 
 export const metadata = { title: "Activity log" };
@@ -58,8 +59,12 @@ export default async function ActivityPage({
     );
   }
   const query = parsed.query;
-  const operator = await isOperator({ db: await getDb(), userId: ctx.user.id });
-  const isSystem = query.view === "system" && operator;
+  const view = await activityView(ctx, query.view, "/activity");
+  // The system events are the operators' (app/forbidden.tsx says so).
+  if (view === "refused") forbidden();
+  const isSystem = view === "system";
+  // Whether to offer the other view.
+  const operator = isSystem || (await isOperator({ db: await getDb(), userId: ctx.user.id }));
   const chain = isSystem ? "" : ctx.orgId;
   const db = await getDb();
   const [page, report, choices] = await Promise.all([

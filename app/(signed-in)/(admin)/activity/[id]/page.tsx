@@ -1,5 +1,5 @@
 import Link from "next/link";
-import { notFound } from "next/navigation";
+import { forbidden, notFound } from "next/navigation";
 import { PageHeader } from "@/components/page-header";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
@@ -7,8 +7,7 @@ import { getDb } from "@/db";
 import { getActivityEvent, resolveTargetLabels } from "@/db/queries/activity";
 import { describeTarget } from "@/lib/audit/activity";
 import { actionLabel } from "@/lib/audit/events";
-import { isOperator } from "@/lib/auth/operators";
-import { requirePermission } from "@/lib/auth/session";
+import { activityView, requirePermission } from "@/lib/auth/session";
 import { formatDateTime } from "@/lib/utils";
 
 export const metadata = { title: "Activity event" };
@@ -24,8 +23,9 @@ export default async function ActivityEventPage({
   const { id } = await params;
   const { view } = await searchParams;
   if (!/^\d{1,15}$/.test(id)) notFound();
-  const isSystem =
-    view === "system" && (await isOperator({ db: await getDb(), userId: ctx.user.id }));
+  const scope = await activityView(ctx, view, "/activity/[id]");
+  if (scope === "refused") forbidden();
+  const isSystem = scope === "system";
   const chain = isSystem ? "" : ctx.orgId;
   const db = await getDb();
   const event = await getActivityEvent({ db, chain, id: Number(id) });

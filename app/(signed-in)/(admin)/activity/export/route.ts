@@ -2,10 +2,9 @@ import { getDb } from "@/db";
 import { describeFilter, parseActivityQuery } from "@/lib/audit/activity-filter";
 import { exportStream } from "@/lib/audit/export";
 import { writeAuditEvent } from "@/lib/audit/write";
-import { isOperator } from "@/lib/auth/operators";
 import { requestInfoFrom } from "@/lib/auth/request";
 import { hasPermission } from "@/lib/auth/roles";
-import { auditDenied, getSessionContext } from "@/lib/auth/session";
+import { activityView, auditDenied, getSessionContext } from "@/lib/auth/session";
 
 // GET /activity/export?format=csv|jsonl&<the activity page's filter>: the filtered log,
 // streamed. A route handler gets no page guard, so it checks the session and role itself.
@@ -37,8 +36,14 @@ export async function GET(request: Request): Promise<Response> {
   }
   const { query } = parsed;
   // A page position is not part of an export: it is always the whole filtered log.
-  const isSystem =
-    query.view === "system" && (await isOperator({ db: await getDb(), userId: ctx.user.id }));
+  const view = await activityView(ctx, query.view, "/activity/export");
+  if (view === "refused") {
+    return plain(
+      403,
+      "The system view (events of no organisation) is for the operators of this deployment only. Nothing was exported.",
+    );
+  }
+  const isSystem = view === "system";
   const chain = isSystem ? "" : ctx.orgId;
   const filterParams = describeFilter(query.params);
   const db = await getDb();
