@@ -426,12 +426,41 @@ export const mailboxes = pgTable(
     lastErrorCause: text("last_error_cause"),
     failureCount: integer("failure_count").notNull().default(0),
     retryAfter: timestamp("retry_after", { withTimezone: true }),
+    /**
+     * The provider's daily sending quota was reached (Microsoft 554 5.2.0, Gmail 550 5.4.5):
+     * "limit reached until" this time. The status stays `connected`; sends before it are
+     * refused with 429 and queued messages wait for it (lib/mail/quota.ts).
+     */
+    limitedUntil: timestamp("limited_until", { withTimezone: true }),
     createdAt: createdAt(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
     uniqueIndex("mailboxes_org_provider_address_idx").on(t.orgId, t.provider, t.address),
     uniqueIndex("mailboxes_org_provider_subject_idx").on(t.orgId, t.provider, t.providerSubject),
+  ],
+);
+
+/**
+ * One row per SMTP connection a process holds for a mailbox (ARCHITECTURE.md, "Connection
+ * caps"): `slot` is below the provider's cap, so the primary key bounds the connections of a
+ * mailbox across every process. A row whose lease ran out belongs to nobody (its process died)
+ * and is taken over by the next claim.
+ */
+export const smtpConnectionSlots = pgTable(
+  "smtp_connection_slots",
+  {
+    mailboxId: text("mailbox_id")
+      .notNull()
+      .references(() => mailboxes.id, { onDelete: "cascade" }),
+    slot: integer("slot").notNull(),
+    /** The holding process (a random id per process start). */
+    holder: text("holder").notNull(),
+    leaseUntil: timestamp("lease_until", { withTimezone: true }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.mailboxId, t.slot] }),
+    index("smtp_connection_slots_holder_idx").on(t.holder),
   ],
 );
 

@@ -1,6 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { expect, type Page } from "@playwright/test";
 
+/** The journeys that also run against PostgreSQL and Redis (playwright.postgres.config.ts). */
+export const POSTGRES = { tag: "@postgres" };
+
 /** A fresh address per test: each test makes its own organisation and people. */
 export function uniqueEmail(role: string): string {
   return `${role}-${randomUUID().slice(0, 8)}@example.test`;

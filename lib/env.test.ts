@@ -126,4 +126,23 @@ describe("parseEnv", () => {
     expect(problemsOf({ TRUSTED_PROXY_HOPS: "-1" }).join()).toMatch(/^TRUSTED_PROXY_HOPS/);
     expect(problemsOf({ TRUSTED_PROXY_HOPS: "one" }).join()).toMatch(/^TRUSTED_PROXY_HOPS/);
   });
+
+  it("reads the providers' connection caps and pace: Microsoft 3 connections and 30 a minute by default", () => {
+    const e = parseEnv({});
+    expect([
+      e.SMTP_MAX_CONNECTIONS_MICROSOFT,
+      e.SMTP_MAX_CONNECTIONS_GOOGLE,
+      e.SMTP_MAX_CONNECTIONS_DEMO,
+    ]).toEqual([3, 3, 3]);
+    expect([e.SMTP_PER_MINUTE_MICROSOFT, e.SMTP_PER_MINUTE_GOOGLE, e.SMTP_PER_MINUTE_DEMO]).toEqual(
+      [30, 60, 600],
+    );
+    expect(parseEnv({ SMTP_MAX_CONNECTIONS_GOOGLE: "2" }).SMTP_MAX_CONNECTIONS_GOOGLE).toBe(2);
+    expect(problemsOf({ SMTP_MAX_CONNECTIONS_MICROSOFT: "0" }).join()).toMatch(
+      /^SMTP_MAX_CONNECTIONS_MICROSOFT/,
+    );
+    expect(problemsOf({ SMTP_PER_MINUTE_MICROSOFT: "fast" }).join()).toMatch(
+      /^SMTP_PER_MINUTE_MICROSOFT/,
+    );
+  });
 });

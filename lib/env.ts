@@ -109,6 +109,16 @@ const schema = z.object({
         .optional(),
     )
     .transform((list) => list ?? []),
+  // Concurrent SMTP connections per mailbox, across every process and instance (lease rows
+  // in the database, lib/mail/connection-slots.ts). Microsoft 365 refuses a fourth with 432 4.3.2.
+  SMTP_MAX_CONNECTIONS_MICROSOFT: z.coerce.number().int().min(1).max(50).default(3),
+  SMTP_MAX_CONNECTIONS_GOOGLE: z.coerce.number().int().min(1).max(50).default(3),
+  SMTP_MAX_CONNECTIONS_DEMO: z.coerce.number().int().min(1).max(50).default(3),
+  // Messages a minute per mailbox: the default of the synchronous route's per-mailbox minute
+  // limit (sendMailboxMinute<Provider>, RATE_LIMITS wins) and the pace of queued sends.
+  SMTP_PER_MINUTE_MICROSOFT: z.coerce.number().int().min(1).max(100_000).default(30),
+  SMTP_PER_MINUTE_GOOGLE: z.coerce.number().int().min(1).max(100_000).default(60),
+  SMTP_PER_MINUTE_DEMO: z.coerce.number().int().min(1).max(100_000).default(600),
   DEMO_MODE: flag,
   DEMO_OIDC_PORT: port.default(3001),
   DEMO_SMTP_PORT: port.default(2465),

@@ -1,5 +1,6 @@
 // `npm test`: lint, typecheck, unit + integration tests (PGlite, then PostgreSQL when
-// DATABASE_URL is set), then the Playwright suite in Debian's Chromium.
+// DATABASE_URL is set), then the Playwright suite in Debian's Chromium (and its @postgres
+// journeys on PostgreSQL + Redis when DATABASE_URL is set).
 import { execSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 
@@ -39,4 +40,12 @@ if (process.env.DATABASE_URL) {
 }
 ensureChromium();
 run("e2e (Chromium)", "npx", ["playwright", "test"], { DATABASE_URL: "" });
+if (process.env.DATABASE_URL) {
+  run("e2e journeys on PostgreSQL + Redis (Chromium)", "npx", [
+    "playwright",
+    "test",
+    "--config",
+    "playwright.postgres.config.ts",
+  ]);
+}
 console.info("\n✔ all test stages passed");

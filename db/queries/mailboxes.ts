@@ -32,6 +32,7 @@ const publicColumns = {
   lastErrorCause: mailboxes.lastErrorCause,
   failureCount: mailboxes.failureCount,
   retryAfter: mailboxes.retryAfter,
+  limitedUntil: mailboxes.limitedUntil,
   connectedBy: mailboxes.connectedBy,
   createdAt: mailboxes.createdAt,
   updatedAt: mailboxes.updatedAt,
@@ -451,6 +452,21 @@ export async function countMailboxesByStatus({ db, orgId }: { db: DbOrTx; orgId:
   };
   for (const row of rows) counts[row.status] = Number(row.n);
   return counts;
+}
+
+/** Connected mailboxes at their provider's daily limit now (mailboxes.limited_until ahead). */
+export async function countLimitedMailboxes({ db, orgId }: { db: DbOrTx; orgId: string }) {
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(mailboxes)
+    .where(
+      and(
+        eq(mailboxes.orgId, orgId),
+        eq(mailboxes.status, "connected"),
+        gt(mailboxes.limitedUntil, sql`now()`),
+      ),
+    );
+  return Number(row?.n ?? 0);
 }
 
 /** The organisation's mailboxes that cannot send until a person acts (for links). */

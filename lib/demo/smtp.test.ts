@@ -5,7 +5,13 @@ import tls from "node:tls";
 import nodemailer from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readDemoInbox } from "./inbox";
-import { type AuthOverride, type DemoSmtp, type Introspection, startDemoSmtp } from "./smtp";
+import {
+  type AuthOverride,
+  type DemoBehaviour,
+  type DemoSmtp,
+  type Introspection,
+  startDemoSmtp,
+} from "./smtp";
 import { tempDataDir } from "./testing";
 import { type DemoCertificate, ensureDemoCertificate } from "./tls";
 
@@ -279,3 +285,99 @@ function rawImplicitSession(commands: string[]): Promise<string[]> {
   });
   return converse(socket, commands);
 }
+
+describe("demo SMTP server at a provider's limits", () => {
+  let limited: DemoSmtp;
+  let behaviour: DemoBehaviour | null = null;
+
+  beforeAll(async () => {
+    limited = await startDemoSmtp({
+      port: 0,
+      dataDir,
+      tls: cert,
+      introspect,
+      limits: { maxConnectionsPerMailbox: 3, messagesPerWindow: 2, windowMs: 60_000 },
+      behaviour: (mailbox) => (mailbox === "bob@example.com" ? behaviour : null),
+    });
+  });
+  afterAll(() => limited?.close());
+
+  function pooled(user: string, accessToken: string, maxConnections: number) {
+    return nodemailer.createTransport({
+      host: "localhost",
+      port: limited.port,
+      secure: true,
+      pool: true,
+      maxConnections,
+      tls: { ca: cert.ca, rejectUnauthorized: true, minVersion: "TLSv1.2" },
+      auth: { type: "OAuth2", user, accessToken },
+    });
+  }
+
+  it("answers the fourth concurrent session of one mailbox 432 4.3.2 and counts the peak", async () => {
+    const pool = pooled("alice@example.com", "good-alice", 4);
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) => send(pool, "alice@example.com", `burst ${i}`)),
+      );
+      const refused = results.filter((r) => r.status === "rejected");
+      expect(refused.length).toBeGreaterThan(0);
+      for (const r of refused) {
+        expect((r as PromiseRejectedResult).reason).toMatchObject({
+          responseCode: 432,
+          response: expect.stringContaining("4.3.2 Concurrent connections limit exceeded"),
+        });
+      }
+    } finally {
+      pool.close();
+    }
+    const stats = limited.stats();
+    expect(stats.peakByMailbox["alice@example.com"]).toBe(3);
+    expect(stats.refusedConcurrent).toBeGreaterThan(0);
+  });
+
+  it("accepts messages over the per-window rate but counts them, and counts each Message-ID", async () => {
+    const pool = pooled("bob@example.com", "good-bob", 1);
+    try {
+      const before = limited.stats();
+      const infos = [];
+      for (let i = 0; i < 3; i += 1) infos.push(await send(pool, "bob@example.com", `rate ${i}`));
+      const after = limited.stats();
+      expect(after.acceptedByMailbox["bob@example.com"]).toBe(
+        (before.acceptedByMailbox["bob@example.com"] ?? 0) + 3,
+      );
+      expect(after.overRate).toBe(before.overRate + 1);
+      for (const info of infos) expect(after.acceptedMessageIds.get(info.messageId)).toBe(1);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it.each([
+    [
+      "quota_microsoft",
+      554,
+      "5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException",
+    ],
+    ["quota_gmail", 550, "5.4.5 Daily user sending limit exceeded"],
+    ["mailbox_full", 554, "5.2.2 mailbox full"],
+    ["try_later_gmail", 421, "4.7.0 Try again later"],
+  ] as const)("in mode %s answers %i and stores nothing", async (mode, code, text) => {
+    behaviour = mode;
+    const before = limited.stats().acceptedByMailbox["bob@example.com"] ?? 0;
+    try {
+      const t = nodemailer.createTransport({
+        host: "localhost",
+        port: limited.port,
+        secure: true,
+        tls: { ca: cert.ca, rejectUnauthorized: true, minVersion: "TLSv1.2" },
+        auth: { type: "OAuth2", user: "bob@example.com", accessToken: "good-bob" },
+      });
+      const error = await send(t, "bob@example.com", `mode ${mode}`).catch((e: unknown) => e);
+      expect(error).toMatchObject({ responseCode: code, response: expect.stringContaining(text) });
+    } finally {
+      behaviour = null;
+    }
+    expect(limited.stats().acceptedByMailbox["bob@example.com"] ?? 0).toBe(before);
+  });
+});

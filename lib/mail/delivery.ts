@@ -24,13 +24,14 @@ import {
   type RefusalOutcome,
   type SendOutcome,
 } from "./outcomes";
+import { markMailboxLimited, quotaRetryAfterSeconds } from "./quota";
 import { classifySmtpError, enhancedStatus, type SmtpFailure } from "./smtp-replies";
 import {
   closeMailboxTransport,
-  createProbeTransport,
   getMailboxTransport,
   lastTokenFor,
   type MailboxTransportTarget,
+  withProbeTransport,
 } from "./transport";
 
 // Delivery for the send chokepoint, after every check has passed: the access token, the SMTP
@@ -44,8 +45,17 @@ export type Delivery =
   | { ok: true; messageId: string | null; smtpResponse: string | null }
   | { ok: false; failure: SmtpFailure | RefusalOutcome };
 
-// Transient SMTP failures are tried again inside the send, then reported.
-const RETRY_DELAYS_MS = [250, 1_000];
+// Transient SMTP failures (4xx replies such as 421 4.7.0 and 432 4.3.2, dropped connections,
+// no connection free) are tried again inside the send with growing pauses while its deadline
+// allows, then reported. A synchronous send gives up after SEND_DEADLINE_MS.
+export const SEND_DEADLINE_MS = 20_000;
+const RETRY_DELAYS_MS = [250, 1_000, 2_000, 4_000, 8_000];
+
+function retryDelay(attempt: number): number {
+  const base = RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)] ?? 8_000;
+  // A little later, never earlier: processes that failed together do not retry together.
+  return Math.round(base * (1 + Math.random() * 0.1));
+}
 const USE_RECORD_EVERY_MS = 60_000;
 
 const holder = globalThis as typeof globalThis & { __mailwardenUsedAt?: Map<string, number> };
@@ -110,21 +120,25 @@ export function tokenFailure(error: unknown): SmtpFailure | RefusalOutcome | nul
   return null;
 }
 
-/** One message over the mailbox's pooled transport, with retries and one forced refresh. */
+/**
+ * One message over one of the mailbox's leased connections, with retries until `deadlineAt`
+ * (epoch ms) and one forced refresh.
+ */
 export async function deliver(
   mailbox: Mailbox,
   expiresAt: Date | null,
   fields: ReturnType<typeof toNodemailerFields>,
+  deadlineAt: number = Date.now() + SEND_DEADLINE_MS,
 ): Promise<Delivery> {
   let target = transportTarget(mailbox, expiresAt);
   let hasForcedRefresh = false;
   for (let attempt = 0; ; attempt++) {
     try {
-      const transporter = await getMailboxTransport(target);
-      const info = await transporter.sendMail({
-        from: { name: "", address: mailbox.address },
-        ...fields,
-      });
+      const connections = await getMailboxTransport(target);
+      const info = await connections.sendMail(
+        { from: { name: "", address: mailbox.address }, ...fields },
+        deadlineAt,
+      );
       return {
         ok: true,
         messageId: info.messageId ?? null,
@@ -134,8 +148,9 @@ export async function deliver(
       const fromToken = tokenFailure(error);
       if (fromToken) return { ok: false, failure: fromToken };
       const failure = classifySmtpError(error);
-      if (failure.kind === "transient" && attempt < RETRY_DELAYS_MS.length) {
-        await sleep(RETRY_DELAYS_MS[attempt] ?? 1_000);
+      const delay = retryDelay(attempt);
+      if (failure.kind === "transient" && Date.now() + delay < deadlineAt) {
+        await sleep(delay);
         continue;
       }
       // 535 5.7.3 can also mean a stale token: only after a fresh one is it the admin's problem.
@@ -151,7 +166,7 @@ export async function deliver(
             forceRefresh: true,
             ...(rejectedToken ? { rejectedToken } : {}),
           });
-          closeMailboxTransport(mailbox.id);
+          void closeMailboxTransport(mailbox.id);
           target = transportTarget(mailbox, token.expiresAt);
           continue;
         } catch (refreshError) {
@@ -172,12 +187,7 @@ export async function probeConnection(
 ): Promise<ConnectionTestOutcome> {
   try {
     const expiresAt = await ensureToken(mailbox, opts);
-    const probe = await createProbeTransport(transportTarget(mailbox, expiresAt), opts);
-    try {
-      await probe.verify();
-    } finally {
-      probe.close();
-    }
+    await withProbeTransport(transportTarget(mailbox, expiresAt), opts, (probe) => probe.verify());
     return {
       kind: "connected",
       address: mailbox.address,
@@ -199,8 +209,15 @@ export async function probeConnection(
   }
 }
 
-/** Moves the mailbox out of `connected` when the reply says a person must act. */
+/**
+ * Moves the mailbox out of `connected` when the reply says a person must act; a provider quota
+ * marks it "limit reached until" instead (and says the time in the failure's cause).
+ */
 export async function applyToMailbox(mailbox: Mailbox, failure: SmtpFailure) {
+  if (failure.kind === "quota") {
+    await markMailboxLimited(mailbox, failure);
+    return;
+  }
   if (failure.kind !== "reconnect" && failure.kind !== "admin_action") return;
   await markMailboxUnusable(mailbox.id, {
     status: failure.kind === "reconnect" ? "needs_reconnect" : "admin_action_required",
@@ -208,7 +225,7 @@ export async function applyToMailbox(mailbox: Mailbox, failure: SmtpFailure) {
     cause: failure.cause.replace("<address>", mailbox.address),
     smtpResponse: failure.smtpResponse,
   });
-  closeMailboxTransport(mailbox.id);
+  void closeMailboxTransport(mailbox.id);
 }
 
 export function recordUse(mailboxId: string): void {
@@ -288,6 +305,11 @@ export function outcomeOf(messageId: string, delivery: Delivery): SendOutcome {
     code: failure.code,
     smtpResponse: failure.smtpResponse,
     cause: failure.cause,
-    retryAfterSeconds: failure.kind === "transient" ? 60 : null,
+    retryAfterSeconds:
+      failure.kind === "transient"
+        ? 60
+        : failure.kind === "quota"
+          ? quotaRetryAfterSeconds(failure)
+          : null,
   };
 }

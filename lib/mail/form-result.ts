@@ -33,7 +33,9 @@ export function sendOutcomeResult(outcome: SendOutcome | ConnectionTestOutcome):
     case "unauthorized":
       return { message: "Your session has ended. Sign in again." };
     case "rate_limited":
-      return { message: `Too many messages. Try again in ${outcome.retryAfterSeconds} s.` };
+      return {
+        message: outcome.cause ?? `Too many messages. Try again in ${outcome.retryAfterSeconds} s.`,
+      };
     case "provider_failed":
       return {
         message: `Not sent. ${outcome.cause}${outcome.smtpResponse ? ` The server replied: ${outcome.smtpResponse}` : ""}`,

@@ -103,7 +103,9 @@ export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome
         [],
         {
           type: PROBLEM_TYPES.rateLimited,
-          detail: `Rate limit reached (${outcome.limit}). Try again in ${outcome.retryAfterSeconds} seconds.`,
+          detail:
+            outcome.cause ??
+            `Rate limit reached (${outcome.limit}). Try again in ${outcome.retryAfterSeconds} seconds.`,
           limit: outcome.limit,
         },
         { "retry-after": String(Math.max(1, outcome.retryAfterSeconds)) },
@@ -118,8 +120,11 @@ export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome
       );
     case "provider_failed":
       return problemResponse(
-        502,
-        "The provider did not accept the message",
+        // A provider's daily quota is a limit like ours: 429 with the time it ends.
+        outcome.failure === "quota" ? 429 : 502,
+        outcome.failure === "quota"
+          ? "The mailbox reached its provider's sending limit"
+          : "The provider did not accept the message",
         [],
         {
           type: PROBLEM_TYPES.providerFailed,

@@ -2,6 +2,7 @@ import "server-only";
 import { getMailProvider } from "@/lib/oauth/providers";
 import type { Mailbox } from "./delivery";
 import type { RefusalOutcome } from "./outcomes";
+import { limitRefusal } from "./quota";
 import { ADMIN_ACTION_INSTRUCTIONS } from "./smtp-replies";
 
 // What a mailbox's state means for a send or a connection test: the refusal a caller reads, in
@@ -52,4 +53,12 @@ export function unusableMailbox(mailbox: Mailbox): RefusalOutcome | null {
     };
   }
   return null;
+}
+
+/**
+ * Why no message can be sent from this mailbox now: its state, or its provider's daily limit
+ * (a connection test is still allowed then: the grant works).
+ */
+export function refusalToSend(mailbox: Mailbox): RefusalOutcome | null {
+  return unusableMailbox(mailbox) ?? limitRefusal(mailbox);
 }

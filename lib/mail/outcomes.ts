@@ -15,7 +15,14 @@ export type RefusalOutcome =
   | { kind: "not_found"; cause: string }
   | { kind: "conflict"; cause: string; mailboxStatus: MailboxStatus | null }
   | { kind: "paused"; scope: PauseScope; cause: string }
-  | { kind: "rate_limited"; limit: LimitName; retryAfterSeconds: number }
+  | {
+      kind: "rate_limited";
+      /** `providerQuota`: the mailbox is at its provider's daily limit (lib/mail/quota.ts). */
+      limit: LimitName | "providerQuota";
+      retryAfterSeconds: number;
+      /** Plain words when the limit is not one of ours. */
+      cause?: string;
+    }
   /** The limit store could not answer: refused without counting, not the caller's doing. */
   | { kind: "unavailable"; retryAfterSeconds: number; cause: string }
   | {
@@ -54,6 +61,7 @@ export function isRefusal(value: object): value is RefusalOutcome {
 const SMTP_FAILURE_KINDS: ReadonlySet<string> = new Set<SmtpFailureKind>([
   "reconnect",
   "admin_action",
+  "quota",
   "transient",
   "tls",
   "rejected",

@@ -222,14 +222,18 @@ describe("SMTP replies, each driven through the real SMTP server", () => {
     expect((await readMailbox(box)).status).toBe("connected");
   });
 
-  it("454 every time: reported after the retries, mailbox still connected", async () => {
+  it("454 every time: retried with growing pauses until the send's deadline, then reported; mailbox still connected", async () => {
     const box = await connectMailbox(owner);
     let authCalls = 0;
     bed.authOverride = () => {
       authCalls++;
       return { code: 454, message: "4.7.0 Temporary authentication failure" };
     };
-    const failed = expectKind(await send(box), "provider_failed");
+    // Pauses of 250 ms and 1 s fit in 3 s; the next one (2 s) would not.
+    const failed = expectKind(
+      await send(box, { deadlineAt: Date.now() + 3_000 }),
+      "provider_failed",
+    );
     expect(failed).toMatchObject({ failure: "transient", code: "smtp_454" });
     expect(authCalls).toBe(3);
     const response = sendOutcomeResponse(failed);
@@ -269,6 +273,7 @@ describe("SMTP replies, each driven through the real SMTP server", () => {
     const plain = await startPlainSmtp();
     try {
       bed.useEndpoint({
+        ...bed.endpoint,
         host: "localhost",
         port: plain.port,
         secure: false,
@@ -297,6 +302,7 @@ describe("SMTP replies, each driven through the real SMTP server", () => {
     });
     try {
       bed.useEndpoint({
+        ...bed.endpoint,
         host: "localhost",
         port: starttls.port,
         secure: false,

@@ -29,7 +29,7 @@ import {
   type IdempotencyScope,
   replay,
 } from "./idempotency";
-import { unusableMailbox } from "./mailbox-state";
+import { refusalToSend, unusableMailbox } from "./mailbox-state";
 import {
   decodeSendRequestText,
   mailboxSelectorOf,
@@ -66,6 +66,8 @@ export type SendMessageInput = {
   body: SendBody;
   idempotencyKey?: string;
   purpose: "api" | "dashboard_test" | "notification";
+  /** Epoch ms: transient replies are retried and a free connection awaited until then. */
+  deadlineAt?: number;
 };
 
 export type ConnectionTestInput = {
@@ -277,7 +279,7 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
   if (isRefusal(mailbox)) return mailbox;
   // A replay answers with the first result whatever state the mailbox is in now.
   if (first === null) {
-    const unusable = unusableMailbox(mailbox);
+    const unusable = refusalToSend(mailbox);
     if (unusable) return unusable;
   }
 
@@ -309,7 +311,7 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
 
   const release = holdInFlight(scope);
   try {
-    const delivery = await deliver(mailbox, token.expiresAt, fields);
+    const delivery = await deliver(mailbox, token.expiresAt, fields, input.deadlineAt);
     if (!delivery.ok && isSmtpFailure(delivery.failure)) {
       await applyToMailbox(mailbox, delivery.failure);
     }

@@ -2,7 +2,13 @@
 // Microsoft 365 document for XOAUTH2 (535 5.7.8, 5.7.139, 5.7.3, 454 4.7.0 ...). Pure: the
 // send chokepoint decides what to change (mailbox status, retries) from the kind.
 
-export type SmtpFailureKind = "reconnect" | "admin_action" | "transient" | "tls" | "rejected";
+export type SmtpFailureKind =
+  | "reconnect"
+  | "admin_action"
+  | "quota"
+  | "transient"
+  | "tls"
+  | "rejected";
 
 export type SmtpFailure = {
   kind: SmtpFailureKind;
@@ -12,7 +18,14 @@ export type SmtpFailure = {
   cause: string;
   /** The server's reply line(s), when there was one. Never holds a token. */
   smtpResponse: string | null;
+  /**
+   * `quota`: when sending may work again. Both providers count a rolling 24 hours, so the
+   * classifier says 24 hours from now; lib/mail/quota.ts narrows it with what was sent.
+   */
+  retryAt?: Date;
 };
+
+const DAY_MS = 86_400_000;
 
 type NodemailerError = {
   code?: unknown;
@@ -62,6 +75,32 @@ export const ADMIN_ACTION_INSTRUCTIONS =
   "Online PowerShell (or tick 'Authenticated SMTP' for the mailbox in the Microsoft 365 admin " +
   "center), and make sure Security Defaults are off for the tenant, since they block SMTP AUTH " +
   "for everyone. Reconnecting the mailbox will not help until this is done.";
+
+export const SENT_ITEMS_INSTRUCTIONS =
+  "Microsoft 365 refuses to send because this mailbox is full. Messages sent over SMTP are " +
+  "saved in its Sent Items folder, so a mailbox that sends a lot fills up. An Exchange " +
+  "administrator should set a retention policy that deletes Sent Items after a few days (a " +
+  "retention tag on the Sent Items folder in the Microsoft Purview or Exchange admin center), " +
+  "or empty Sent Items, then press Retry now. Reconnecting the mailbox will not help.";
+
+const QUOTA_CAUSES: Record<"microsoft" | "gmail", string> = {
+  microsoft:
+    "Microsoft 365 refused the message: this mailbox reached its daily sending limit (10,000 " +
+    "recipients in a rolling 24 hours). The mailbox is not broken and needs no reconnecting; " +
+    "nothing was sent.",
+  gmail:
+    "Gmail refused the message: this mailbox reached its daily sending limit (about 2,000 " +
+    "messages a day for Google Workspace, 500 for a personal account, in a rolling 24 hours). " +
+    "The mailbox is not broken and needs no reconnecting; nothing was sent.",
+};
+
+/** The provider's own daily quota (Microsoft 554 5.2.0, Gmail 550 5.4.5), or null. */
+function quotaOf(responseCode: number | null, status: string | null, response: string | null) {
+  if (responseCode === 554 && status === "5.2.0") return "microsoft" as const;
+  if (response && /SubmissionQuotaExceeded/i.test(response)) return "microsoft" as const;
+  if (responseCode === 550 && status === "5.4.5") return "gmail" as const;
+  return null;
+}
 
 function codesOf(error: NodemailerError): string[] {
   const nested = (error.cause ?? {}) as NodemailerError;
@@ -140,6 +179,45 @@ export function classifySmtpError(error: unknown): SmtpFailure {
     };
   }
 
+  const quota = quotaOf(responseCode, status, smtpResponse);
+  if (quota) {
+    return {
+      kind: "quota",
+      code: `smtp_${responseCode}_${status ?? "quota"}`,
+      cause: QUOTA_CAUSES[quota],
+      smtpResponse,
+      retryAt: new Date(Date.now() + DAY_MS),
+    };
+  }
+  if (responseCode === 554 && status === "5.2.2") {
+    return {
+      kind: "admin_action",
+      code: "smtp_554_5.2.2",
+      cause: SENT_ITEMS_INSTRUCTIONS,
+      smtpResponse,
+    };
+  }
+  if (responseCode === 432 && status === "4.3.2") {
+    return {
+      kind: "transient",
+      code: "smtp_432_4.3.2",
+      cause:
+        "The provider refused another connection for this mailbox (432 4.3.2: it allows only a " +
+        "few at a time, Microsoft 365 three), and none came free in time. Nothing was sent; " +
+        "try again in a minute.",
+      smtpResponse,
+    };
+  }
+  if (codes.includes("ESLOTSBUSY")) {
+    return {
+      kind: "transient",
+      code: "connections_busy",
+      cause:
+        "Every SMTP connection the provider allows for this mailbox stayed busy with other " +
+        "messages until this one had to give up. Nothing was sent; try again in a minute.",
+      smtpResponse,
+    };
+  }
   if (responseCode === 535 && (status === "5.7.139" || status === "5.7.3")) {
     return {
       kind: "admin_action",
@@ -164,8 +242,9 @@ export function classifySmtpError(error: unknown): SmtpFailure {
       kind: "transient",
       code: `smtp_${responseCode}`,
       cause:
-        "The provider refused for now (a temporary SMTP error). Nothing was sent; try again in " +
-        "a few minutes.",
+        "The provider refused for now (a temporary SMTP error, such as Gmail's 421 4.7.0 " +
+        '"Try again later"); Mailwarden tried again with growing pauses until the request\'s ' +
+        "time ran out. Nothing was sent; try again in a few minutes.",
       smtpResponse,
     };
   }

@@ -3,9 +3,15 @@
 // route the way an HTTP client would.
 import { randomUUID } from "node:crypto";
 import { demoInboxDir, ensureDemoCertificate, readDemoInbox } from "@/lib/demo";
-import { type AuthOverride, type DemoSmtp, startDemoSmtp } from "@/lib/demo/smtp";
+import {
+  type AuthOverride,
+  type DemoBehaviour,
+  type DemoSmtp,
+  type DemoSmtpLimits,
+  startDemoSmtp,
+} from "@/lib/demo/smtp";
 import { env } from "@/lib/env";
-import { registerMailProvider } from "@/lib/oauth/providers";
+import { registerMailProvider, smtpLimitsFor } from "@/lib/oauth/providers";
 import { type DemoTestbed, startDemoTestbed } from "@/lib/oauth/testing/demo";
 import { connectDemoMailbox, type Person } from "@/lib/oauth/testing/fixtures";
 import { createRateLimits, type LimitOverrides, type RateLimits } from "@/lib/ratelimit";
@@ -22,6 +28,8 @@ export type SendTestbed = {
   endpoint: SmtpEndpoint;
   /** Answer AUTH like Microsoft (535 5.7.139, 454 …) while set. */
   authOverride: AuthOverride | null;
+  /** Answer a mailbox's messages like a provider at its limits (5.2.0, 5.4.5 …) while set. */
+  behaviour: ((mailbox: string) => DemoBehaviour | null) | null;
   inboxCount(): Promise<number>;
   readInbox(): ReturnType<typeof readDemoInbox>;
   /** Point the demo provider at another SMTP endpoint (another server, another CA). */
@@ -29,10 +37,12 @@ export type SendTestbed = {
   close(): Promise<void>;
 };
 
-export async function startSendTestbed(): Promise<SendTestbed> {
+export async function startSendTestbed(
+  options: { limits?: DemoSmtpLimits } = {},
+): Promise<SendTestbed> {
   const oauth = await startDemoTestbed();
   const tls = await ensureDemoCertificate(oauth.dataDir);
-  const bed = { authOverride: null } as SendTestbed;
+  const bed = { authOverride: null, behaviour: null } as SendTestbed;
   const smtp = await startDemoSmtp({
     port: 0,
     dataDir: oauth.dataDir,
@@ -40,6 +50,8 @@ export async function startSendTestbed(): Promise<SendTestbed> {
     mode: "implicit",
     introspect: oauth.introspect,
     authOverride: (ctx) => bed.authOverride?.(ctx) ?? null,
+    behaviour: (mailbox) => bed.behaviour?.(mailbox) ?? null,
+    limits: options.limits,
   });
   const endpoint: SmtpEndpoint = {
     host: "localhost",
@@ -47,6 +59,7 @@ export async function startSendTestbed(): Promise<SendTestbed> {
     secure: true,
     requireTLS: false,
     ca: tls.ca,
+    ...smtpLimitsFor("demo"),
   };
   Object.assign(bed, {
     oauth,

@@ -1,6 +1,5 @@
 import "server-only";
 import { createHash } from "node:crypto";
-import type { SMTPPoolSentMessageInfo } from "nodemailer";
 import nodemailer, {
   type SMTPPoolOptions,
   type SMTPTransportOptions,
@@ -11,11 +10,14 @@ import { env } from "@/lib/env";
 import { ProviderNotConfiguredError } from "@/lib/oauth/errors";
 import { getMailProvider, type MailProvider, type SmtpSettings } from "@/lib/oauth/providers";
 import { getAccessToken } from "@/lib/oauth/tokens";
+import { MailboxConnections } from "./connection-pool";
+import { releaseAllSlots } from "./connection-slots";
 
-// One pooled nodemailer transport per mailbox (a pool authenticates as one identity), cached
-// for the process and closed when idle or when the mailbox changes. Tokens come from the token
-// lifecycle through XOAUTH2's provisionCallback, never from nodemailer's own OAuth2 client
-// (it ignores rotated refresh tokens and sends no scope).
+// The connections of each mailbox (lib/mail/connection-pool.ts: one single-connection nodemailer
+// pool per lease, at most the provider's `maxConnections` across every process), cached for the
+// process and replaced when the mailbox's grant changes. Tokens come from the token lifecycle
+// through XOAUTH2's provisionCallback, never from nodemailer's own OAuth2 client (it ignores
+// rotated refresh tokens and sends no scope).
 //
 // TLS (ARCHITECTURE.md, Security practices 9): implicit TLS or STARTTLS with requireTLS, TLS 1.2 at least, and
 // certificate checks always on. The demo server's self-signed chain is trusted by giving its CA.
@@ -36,12 +38,12 @@ export type MailboxTransportTarget = {
  */
 export type SmtpEndpoint = SmtpSettings & { ca?: string };
 
-export type MailboxTransport = Transporter<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
+export type MailboxTransport = MailboxConnections;
 
 type Entry = {
   key: string;
   mailboxId: string;
-  transporter: MailboxTransport;
+  connections: MailboxConnections;
   lastUsedAt: number;
   /** The token last handed to nodemailer: the one to name as rejected when it asks to renew. */
   lastToken: string | null;
@@ -49,13 +51,12 @@ type Entry = {
 
 const IDLE_CLOSE_MS = 5 * 60_000;
 const SWEEP_EVERY_MS = 60_000;
-// A replaced transport may still have a message on the wire; it is closed after this.
-const RETIRE_AFTER_MS = 65_000;
 // Hand nodemailer a token a minute before it expires so a pooled connection never AUTHs with
 // one that lapses mid-conversation.
 const TOKEN_EXPIRY_MARGIN_MS = 60_000;
-const POOL_CONNECTIONS = 5;
-const MESSAGES_PER_CONNECTION = 100;
+// A connection for a test is one of the mailbox's counted connections: it waits this long at
+// most for a lease.
+const PROBE_LEASE_WAIT_MS = 15_000;
 
 type Holder = {
   entries: Map<string, Entry>;
@@ -72,9 +73,9 @@ function startSweeper(): void {
   state.sweeper = setInterval(() => {
     const cutoff = Date.now() - IDLE_CLOSE_MS;
     for (const [mailboxId, entry] of state.entries) {
-      if (entry.lastUsedAt < cutoff) {
+      if (entry.lastUsedAt < cutoff && entry.connections.size === 0) {
         state.entries.delete(mailboxId);
-        entry.transporter.close();
+        void entry.connections.closeAll();
       }
     }
     if (state.entries.size === 0) stopSweeper();
@@ -207,54 +208,71 @@ function providerFor(target: MailboxTransportTarget): MailProvider {
   return provider;
 }
 
-/** The mailbox's pooled transport, created on first use and replaced when its key changes. */
+/** The mailbox's connections, created on first use and replaced when its key changes. */
 export async function getMailboxTransport(
   target: MailboxTransportTarget,
 ): Promise<MailboxTransport> {
-  const endpoint = await endpointFor(providerFor(target));
+  return (await entryFor(target)).connections;
+}
+
+async function entryFor(target: MailboxTransportTarget): Promise<Entry> {
+  const provider = providerFor(target);
+  const endpoint = await endpointFor(provider);
   const key = cacheKey(target, endpoint);
   const existing = state.entries.get(target.mailboxId);
   if (existing?.key === key) {
     existing.lastUsedAt = Date.now();
-    return existing.transporter;
+    return existing;
   }
-  if (existing) retire(existing);
+  // Idle connections of the old grant close now, busy ones after their message; their leases
+  // still count until then, so the cap holds across the change.
+  if (existing) void existing.connections.closeAll();
 
   const entry: Entry = {
     key,
     mailboxId: target.mailboxId,
     lastUsedAt: Date.now(),
     lastToken: existing?.lastToken ?? null,
-    transporter: undefined as unknown as MailboxTransport,
+    connections: undefined as unknown as MailboxConnections,
   };
-  entry.transporter = nodemailer.createTransport({
-    ...smtpOptions(target, endpoint, entry),
-    pool: true,
-    maxConnections: POOL_CONNECTIONS,
-    maxMessages: MESSAGES_PER_CONNECTION,
+  entry.connections = new MailboxConnections(target.mailboxId, endpoint.maxConnections, () => {
+    const transporter = nodemailer.createTransport({
+      ...smtpOptions(target, endpoint, entry),
+      // One connection per lease, kept open across messages; the lease decides when it closes.
+      pool: true,
+      maxConnections: 1,
+      maxMessages: Number.POSITIVE_INFINITY,
+      idleTimeout: 0,
+    } as SMTPPoolOptions);
+    // Pool-level errors also reach the sendMail callers; this only keeps them from crashing the process.
+    transporter.on("error", () => {});
+    return transporter;
   });
-  // Pool-level errors also reach the sendMail callers; this only keeps them from crashing the process.
-  entry.transporter.on("error", () => {});
   state.entries.set(target.mailboxId, entry);
   startSweeper();
-  return entry.transporter;
-}
-
-function retire(entry: Entry): void {
-  setTimeout(() => entry.transporter.close(), RETIRE_AFTER_MS).unref();
+  return entry;
 }
 
 /**
- * A one-off, unpooled transport for "Test connection": TLS, AUTH XOAUTH2, QUIT, no DATA.
- * The caller closes it.
+ * "Test connection": TLS, AUTH XOAUTH2 and QUIT on a one-off, unpooled connection that holds
+ * one of the mailbox's leases while it lives.
  */
-export async function createProbeTransport(
+export async function withProbeTransport<T>(
   target: MailboxTransportTarget,
-  opts: { isAdminRetry?: boolean } = {},
-): Promise<Transporter> {
+  opts: { isAdminRetry?: boolean },
+  fn: (transporter: Transporter) => Promise<T>,
+): Promise<T> {
+  const entry = await entryFor(target);
   const endpoint = await endpointFor(providerFor(target));
-  const entry = { mailboxId: target.mailboxId, lastToken: null, ...opts };
-  return nodemailer.createTransport(smtpOptions(target, endpoint, entry));
+  const probeEntry = { mailboxId: target.mailboxId, lastToken: null, ...opts };
+  return entry.connections.withLease(Date.now() + PROBE_LEASE_WAIT_MS, async () => {
+    const probe = nodemailer.createTransport(smtpOptions(target, endpoint, probeEntry));
+    try {
+      return await fn(probe);
+    } finally {
+      probe.close();
+    }
+  });
 }
 
 /** The token nodemailer was last given for this mailbox, to name as rejected on a refresh. */
@@ -262,17 +280,20 @@ export function lastTokenFor(mailboxId: string): string | undefined {
   return state.entries.get(mailboxId)?.lastToken ?? undefined;
 }
 
-/** Revoke, reconnect, pause: drop the mailbox's connections now. */
-export function closeMailboxTransport(mailboxId: string): void {
+/** Revoke, reconnect, pause: drop the mailbox's connections now (busy ones after their message). */
+export function closeMailboxTransport(mailboxId: string): Promise<void> {
   const entry = state.entries.get(mailboxId);
-  if (!entry) return;
+  if (!entry) return Promise.resolve();
   state.entries.delete(mailboxId);
-  entry.transporter.close();
+  return entry.connections.closeAll();
 }
 
-/** Shutdown and tests. */
-export function closeAllMailboxTransports(): void {
-  for (const entry of state.entries.values()) entry.transporter.close();
+/** Shutdown and tests: every connection closed and every lease of this process given back. */
+export async function closeAllMailboxTransports(): Promise<void> {
+  const entries = [...state.entries.values()];
   state.entries.clear();
   stopSweeper();
+  await Promise.all(entries.map((entry) => entry.connections.closeAll()));
+  await Promise.all(entries.map((entry) => entry.connections.drained()));
+  await releaseAllSlots();
 }

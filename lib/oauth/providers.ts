@@ -18,7 +18,31 @@ export type SmtpSettings = {
   secure: boolean;
   requireTLS: boolean;
   ca?: string;
+  /** Concurrent SMTP connections per mailbox across every process (Microsoft 365: 3). */
+  maxConnections: number;
+  /** Messages a minute per mailbox: the queue's pace, the synchronous route's minute limit. */
+  messagesPerMinute: number;
 };
+
+/** The per-mailbox connection cap and pace of a provider, from the settings (lib/env.ts). */
+export function smtpLimitsFor(
+  id: ProviderId,
+): Pick<SmtpSettings, "maxConnections" | "messagesPerMinute"> {
+  const e = env();
+  if (id === "microsoft") {
+    return {
+      maxConnections: e.SMTP_MAX_CONNECTIONS_MICROSOFT,
+      messagesPerMinute: e.SMTP_PER_MINUTE_MICROSOFT,
+    };
+  }
+  if (id === "google") {
+    return {
+      maxConnections: e.SMTP_MAX_CONNECTIONS_GOOGLE,
+      messagesPerMinute: e.SMTP_PER_MINUTE_GOOGLE,
+    };
+  }
+  return { maxConnections: e.SMTP_MAX_CONNECTIONS_DEMO, messagesPerMinute: e.SMTP_PER_MINUTE_DEMO };
+}
 
 export type MailProvider = {
   id: ProviderId;
@@ -101,7 +125,13 @@ export function buildGoogleProvider(credentials: Credentials): MailProvider {
     tokenEndpointAuthMethod: "client_secret_post",
     useDiscovery: false,
     requiresIssInResponse: false,
-    smtp: { host: "smtp.gmail.com", port: 465, secure: true, requireTLS: false },
+    smtp: {
+      host: "smtp.gmail.com",
+      port: 465,
+      secure: true,
+      requireTLS: false,
+      ...smtpLimitsFor("google"),
+    },
   };
 }
 
@@ -128,7 +158,13 @@ export function buildMicrosoftProvider(
     tokenEndpointAuthMethod: "client_secret_post",
     useDiscovery: true,
     requiresIssInResponse: false,
-    smtp: { host: "smtp.office365.com", port: 587, secure: false, requireTLS: true },
+    smtp: {
+      host: "smtp.office365.com",
+      port: 587,
+      secure: false,
+      requireTLS: true,
+      ...smtpLimitsFor("microsoft"),
+    },
     tenant: credentials.tenant,
   };
 }
@@ -165,7 +201,13 @@ export function buildDemoProvider(settings: DemoProviderSettings): MailProvider 
     tokenEndpointAuthMethod: "client_secret_basic",
     useDiscovery: false,
     requiresIssInResponse: true,
-    smtp: { host: "localhost", port: settings.smtpPort, secure: true, requireTLS: false },
+    smtp: {
+      host: "localhost",
+      port: settings.smtpPort,
+      secure: true,
+      requireTLS: false,
+      ...smtpLimitsFor("demo"),
+    },
   };
 }
 

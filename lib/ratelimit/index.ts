@@ -56,8 +56,10 @@ export const DEFAULT_LIMITS = {
   // Google publishes no per-minute figure; 60 a minute is our own burst guard.
   sendMailboxMinuteGoogle: { tokens: 60, window: "1 m" },
   sendMailboxDayGoogle: { tokens: 2_000, window: "1 d" },
-  // The local demo provider gets Google's numbers.
-  sendMailboxMinuteDemo: { tokens: 60, window: "1 m" },
+  // The minute limits above are the defaults of SMTP_PER_MINUTE_<PROVIDER> (lib/env.ts), which
+  // the runtime passes in so that the route's limit and the queue's pace are one setting.
+  // The local demo provider gets Google's day limit and a fast minute (SMTP_PER_MINUTE_DEMO).
+  sendMailboxMinuteDemo: { tokens: 600, window: "1 m" },
   sendMailboxDayDemo: { tokens: 2_000, window: "1 d" },
   apiKey: { tokens: 600, window: "1 m" }, // per API key
   testSend: { tokens: 10, window: "1 m" }, // per person

@@ -51,6 +51,24 @@ describe("memory backend", () => {
     await expect(day.limit("mbx", 0)).rejects.toThrow(RangeError);
   });
 
+  it("the route's per-mailbox minute limits and the providers' pace are one setting", async () => {
+    const { parseEnv } = await import("@/lib/env");
+    const { sendMinuteLimits } = await import("./runtime");
+    const { buildMicrosoftProvider } = await import("@/lib/oauth/providers");
+    expect(sendMinuteLimits(parseEnv({ SMTP_PER_MINUTE_MICROSOFT: "12" }))).toEqual({
+      sendMailboxMinuteMicrosoft: { tokens: 12, window: "1 m" },
+      sendMailboxMinuteGoogle: { tokens: 60, window: "1 m" },
+      sendMailboxMinuteDemo: { tokens: 600, window: "1 m" },
+    });
+    const microsoft = buildMicrosoftProvider({
+      clientId: "c",
+      clientSecret: "s",
+      tenant: "common",
+    });
+    expect(microsoft.smtp).toMatchObject({ maxConnections: 3, messagesPerMinute: 30 });
+    expect(DEFAULT_LIMITS.sendMailboxMinuteMicrosoft.tokens).toBe(microsoft.smtp.messagesPerMinute);
+  });
+
   it("uses the defaults and rejects bad overrides", () => {
     expect(DEFAULT_LIMITS.sendMailboxMinuteMicrosoft).toEqual({ tokens: 30, window: "1 m" });
     expect(sendLimitNames("google")).toEqual({

@@ -1,6 +1,6 @@
 import "server-only";
 import { auditRateLimitRefusal } from "@/lib/audit/refusals";
-import { env } from "@/lib/env";
+import { type Env, env } from "@/lib/env";
 import { UserFacingError } from "@/lib/errors";
 import {
   createRateLimits,
@@ -70,6 +70,18 @@ function audited(limits: RateLimits): RateLimits {
   };
 }
 
+/**
+ * The synchronous route's per-mailbox minute limits follow SMTP_PER_MINUTE_<PROVIDER>, the same
+ * numbers the queue paces by; an entry in RATE_LIMITS still wins.
+ */
+export function sendMinuteLimits(e: Env): LimitOverrides {
+  return {
+    sendMailboxMinuteMicrosoft: { tokens: e.SMTP_PER_MINUTE_MICROSOFT, window: "1 m" },
+    sendMailboxMinuteGoogle: { tokens: e.SMTP_PER_MINUTE_GOOGLE, window: "1 m" },
+    sendMailboxMinuteDemo: { tokens: e.SMTP_PER_MINUTE_DEMO, window: "1 m" },
+  };
+}
+
 /** The process's limiters: Upstash, then a self-hosted Redis, else in-memory (one process). */
 export function rateLimits(): RateLimits {
   if (holder.__mailwardenRateLimits) return holder.__mailwardenRateLimits;
@@ -81,7 +93,10 @@ export function rateLimits(): RateLimits {
           ? { url: e.UPSTASH_REDIS_REST_URL, token: e.UPSTASH_REDIS_REST_TOKEN }
           : undefined,
       redisUrl: e.REDIS_URL,
-      overrides: e.RATE_LIMITS as LimitOverrides | undefined,
+      overrides: {
+        ...sendMinuteLimits(e),
+        ...(e.RATE_LIMITS as LimitOverrides | undefined),
+      },
     }),
   );
   return holder.__mailwardenRateLimits;

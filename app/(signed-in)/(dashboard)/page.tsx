@@ -3,7 +3,7 @@ import type { ReactNode } from "react";
 import { PageHeader } from "@/components/page-header";
 import { Card } from "@/components/ui/card";
 import { getDb } from "@/db";
-import { countMailboxesByStatus } from "@/db/queries/mailboxes";
+import { countLimitedMailboxes, countMailboxesByStatus } from "@/db/queries/mailboxes";
 import { countSendsSince } from "@/db/queries/messages";
 import { countUnreadNotices } from "@/db/queries/notices";
 import { countOverdueDataRequests } from "@/db/queries/privacy";
@@ -81,20 +81,22 @@ export default async function OverviewPage() {
   const now = Date.now();
   const can = (permission: Permission) => hasPermission(ctx.role, permission);
   const steps = STEPS.filter((step) => can(step.permission));
-  const [overdue, mailboxes, sends, unread, switchesOn, health, security] = await Promise.all([
-    can("handlePrivacy") ? countOverdueDataRequests({ db, orgId: ctx.orgId }) : 0,
-    countMailboxesByStatus({ db, orgId: ctx.orgId }),
-    countSendsSince({
-      db,
-      orgId: ctx.orgId,
-      day: new Date(now - DAY_MS),
-      fortnight: new Date(now - 14 * DAY_MS),
-    }),
-    countUnreadNotices({ db, orgId: ctx.orgId, userId: ctx.user.id }),
-    activeSwitches({ db, orgId: ctx.orgId }),
-    checkHealth(),
-    can("readSecurity") ? securityStatus({ db, orgId: ctx.orgId }) : null,
-  ]);
+  const [overdue, mailboxes, limited, sends, unread, switchesOn, health, security] =
+    await Promise.all([
+      can("handlePrivacy") ? countOverdueDataRequests({ db, orgId: ctx.orgId }) : 0,
+      countMailboxesByStatus({ db, orgId: ctx.orgId }),
+      countLimitedMailboxes({ db, orgId: ctx.orgId }),
+      countSendsSince({
+        db,
+        orgId: ctx.orgId,
+        day: new Date(now - DAY_MS),
+        fortnight: new Date(now - 14 * DAY_MS),
+      }),
+      countUnreadNotices({ db, orgId: ctx.orgId, userId: ctx.user.id }),
+      activeSwitches({ db, orgId: ctx.orgId }),
+      checkHealth(),
+      can("readSecurity") ? securityStatus({ db, orgId: ctx.orgId }) : null,
+    ]);
   const down = health.dependencies.filter((d) => !d.ok);
   return (
     <>
@@ -150,6 +152,15 @@ export default async function OverviewPage() {
               );
             })}
           </ul>
+          {limited > 0 && (
+            <p className="mt-3 text-sm">
+              <Link className="text-brand-600 underline" href="/mailboxes?status=limited">
+                {limited} connected {limited === 1 ? "mailbox has" : "mailboxes have"} reached the
+                provider's daily sending limit
+              </Link>{" "}
+              and will send again when the limit ends.
+            </p>
+          )}
         </Card>
         <Card>
           <h2 className="font-medium">Sending</h2>

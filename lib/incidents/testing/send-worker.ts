@@ -7,7 +7,7 @@ import { createInterface } from "node:readline";
 import { closeDb, getDb } from "@/db";
 import { stopAuditSealer } from "@/lib/audit/sealer";
 import { sendMessage } from "@/lib/mail/send";
-import { closeAllMailboxTransports } from "@/lib/mail/transport";
+import { closeAllMailboxTransports, type SmtpEndpoint } from "@/lib/mail/transport";
 import { buildDemoProvider, registerMailProvider } from "@/lib/oauth/providers";
 import { memberContext } from "@/lib/testing/context";
 
@@ -16,7 +16,7 @@ type Settings = {
   clientId: string;
   clientSecret: string;
   tokenEndpoint: string;
-  smtp: { host: string; port: number; secure: boolean; requireTLS: boolean; ca: string };
+  smtp: SmtpEndpoint;
   orgId: string;
   userId: string;
   mailboxId: string;
@@ -66,7 +66,7 @@ async function main() {
     await sleep(5);
   }
   lines.close();
-  closeAllMailboxTransports();
+  await closeAllMailboxTransports();
   await stopAuditSealer();
   await closeDb();
   process.exit(0);

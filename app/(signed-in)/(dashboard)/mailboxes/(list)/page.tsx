@@ -10,6 +10,7 @@ import { listMailboxes } from "@/db/queries/mailboxes";
 import type { MailboxStatus } from "@/db/schema";
 import { hasPermission } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
+import { limitSentence, mailboxLimitedUntil } from "@/lib/mail/quota";
 import { listMailProviders } from "@/lib/oauth/providers";
 import { formatDateTime } from "@/lib/utils";
 import { pauseMailboxAction } from "../actions";
@@ -31,13 +32,22 @@ type Props = { searchParams: Promise<{ connected?: string; status?: string }> };
 const isStatus = (value: string | undefined): value is MailboxStatus =>
   value !== undefined && Object.hasOwn(STATUS, value);
 
+/** `?status=limited`: connected mailboxes at their provider's daily limit (the overview links it). */
+const LIMITED = "limited";
+
 export default async function MailboxesPage({ searchParams }: Props) {
   const ctx = await requirePermission("view", "/mailboxes");
   const { connected, status: statusFilter } = await searchParams;
   const all = await listMailboxes({ db: await getDb(), orgId: ctx.orgId });
   // The overview's counts link here filtered by status; an unknown value shows every mailbox.
+  const now = Date.now();
+  const limitedFilter = statusFilter === LIMITED;
   const filter = isStatus(statusFilter) ? statusFilter : null;
-  const mailboxes = filter ? all.filter((m) => m.status === filter) : all;
+  const mailboxes = limitedFilter
+    ? all.filter((m) => m.status === "connected" && mailboxLimitedUntil(m, now))
+    : filter
+      ? all.filter((m) => m.status === filter)
+      : all;
   const canManage = hasPermission(ctx.role, "manageMailboxes");
   const canSend = hasPermission(ctx.role, "send");
   const providers = listMailProviders();
@@ -68,10 +78,10 @@ export default async function MailboxesPage({ searchParams }: Props) {
           {justConnected.address} is connected. Mailwarden can now send from it.
         </p>
       )}
-      {filter && (
+      {(filter || limitedFilter) && (
         <p className="mb-4 text-sm">
-          Showing {mailboxes.length} of {all.length} mailboxes: {STATUS[filter].label.toLowerCase()}
-          .{" "}
+          Showing {mailboxes.length} of {all.length} mailboxes:{" "}
+          {filter ? STATUS[filter].label.toLowerCase() : "at the provider's sending limit"}.{" "}
           <Link className="text-brand-600 underline" href="/mailboxes">
             Show all
           </Link>
@@ -95,6 +105,7 @@ export default async function MailboxesPage({ searchParams }: Props) {
         <ul className="space-y-3">
           {mailboxes.map((m) => {
             const status = STATUS[m.status];
+            const limitedUntil = m.status === "connected" ? mailboxLimitedUntil(m, now) : null;
             return (
               <li key={m.id} id={`mailbox-${m.id}`}>
                 <Card>
@@ -111,7 +122,17 @@ export default async function MailboxesPage({ searchParams }: Props) {
                         {m.lastErrorCause && m.status !== "connected" && (
                           <span className="text-slate-700 text-sm">{m.lastErrorCause}</span>
                         )}
+                        {limitedUntil && (
+                          <Badge tone="warn">
+                            Limit reached until {formatDateTime(limitedUntil)}
+                          </Badge>
+                        )}
                       </div>
+                      {limitedUntil && (
+                        <p className="mt-1 text-slate-700 text-sm" data-testid="limit-reached">
+                          {limitSentence(limitedUntil)}
+                        </p>
+                      )}
                       <dl className="mt-3 grid grid-cols-[auto_minmax(0,1fr)] gap-x-4 gap-y-1 text-sm">
                         <dt className="text-slate-500">Granted scopes</dt>
                         <dd className="font-mono text-xs break-all" data-testid="granted-scopes">

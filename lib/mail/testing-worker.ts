@@ -1,0 +1,78 @@
+// Test-only child process for connection-caps-processes.test.ts: another app process on the
+// same PostgreSQL. It registers the parent's demo provider and SMTP server through the test
+// seam, waits for "go" on stdin, sends `count` messages at once through the send chokepoint and
+// prints their outcomes as one JSON line. Run with `tsx --conditions=react-server`.
+import { createInterface } from "node:readline";
+import { closeDb, getDb } from "@/db";
+import { stopAuditSealer } from "@/lib/audit/sealer";
+import { buildDemoProvider, registerMailProvider } from "@/lib/oauth/providers";
+import { memberContext } from "@/lib/testing/context";
+import { sendMessage } from "./send";
+import { closeAllMailboxTransports, type SmtpEndpoint } from "./transport";
+
+type Settings = {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  tokenEndpoint: string;
+  smtp: SmtpEndpoint;
+  orgId: string;
+  userId: string;
+  mailboxId: string;
+  count: number;
+};
+
+async function main() {
+  const s = JSON.parse(process.env.MAILWARDEN_CAP_WORKER ?? "{}") as Settings;
+  registerMailProvider({
+    ...buildDemoProvider({
+      issuer: s.issuer,
+      clientId: s.clientId,
+      clientSecret: s.clientSecret,
+      smtpPort: s.smtp.port,
+      tokenEndpoint: s.tokenEndpoint,
+    }),
+    smtp: s.smtp,
+  });
+  await getDb();
+  const lines = createInterface({ input: process.stdin });
+  process.stdout.write("ready\n");
+  for await (const line of lines) {
+    if (line.trim() === "go") break;
+  }
+  lines.close();
+  const ctx = memberContext(s.orgId, { id: s.userId, email: "worker" }, "owner", {
+    ip: "203.0.113.8",
+    userAgent: "cap-worker",
+  });
+  const outcomes = await Promise.all(
+    Array.from({ length: s.count }, (_, i) =>
+      sendMessage({
+        ctx,
+        purpose: "dashboard_test",
+        body: {
+          type: "value",
+          value: {
+            mailbox: s.mailboxId,
+            to: ["rcpt@example.test"],
+            subject: `Other process ${i}`,
+            text: "Hi",
+          },
+        },
+      }),
+    ),
+  );
+  const kinds = outcomes.map((o) =>
+    o.kind === "provider_failed" ? `${o.kind}:${o.code}` : o.kind,
+  );
+  process.stdout.write(`${JSON.stringify({ kinds })}\n`);
+  await closeAllMailboxTransports();
+  await stopAuditSealer();
+  await closeDb();
+  process.exit(0);
+}
+
+main().catch((error) => {
+  process.stderr.write(`${(error as Error).stack ?? error}\n`);
+  process.exit(1);
+});
