@@ -34,6 +34,7 @@ export default defineConfig({
     },
   },
   webServer: {
+    // npx and npm start run the Node that npm ci installed (node_modules/.bin/node).
     command: `rm -rf ${E2E_DATA_DIR} && npx next build && npm start`,
     url: `http://localhost:${PORT}/api/health`,
     timeout: 480_000,

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { HANDOFF_ENV, lockDataFolder, pgliteFolder } from "@/db/lock";
 import { type DemoServices, ensureDemoClients, startDemoServices } from "@/lib/demo";
 import { EnvError, parseEnv } from "@/lib/env";
+import { nodeSupport, runningNode } from "@/lib/node-version";
 
 const command = process.argv[2] === "start" ? "start" : "dev";
 
@@ -25,6 +26,13 @@ const AFTER_FIRST_PAGES = ["/api/auth/session"];
 const LISTEN_TIMEOUT_MS = 120_000;
 
 async function main() {
+  // Before anything starts: the server spawned below runs on this same Node (process.execPath);
+  // its instrumentation would refuse it too, but only once Next has loaded.
+  const support = nodeSupport(runningNode());
+  if (!support.ok) {
+    console.error(`[mailwarden] ${support.message}`);
+    process.exit(1);
+  }
   // Validate as the Next.js child will see it: `next start` runs with NODE_ENV=production.
   const e = parseEnv({
     ...process.env,

@@ -29,6 +29,9 @@ function ensureChromium() {
   });
 }
 
+// npm puts node_modules/.bin first on this script's PATH, so each `npx` below runs on the Node
+// that `npm ci` installed there (Linux x64), as this script does.
+console.info(`Node ${process.version} (${process.execPath})`);
 run("lint", "npx", ["biome", "check", "."]);
 run("typecheck", "npx", ["tsc", "--noEmit"]);
 run("unit + integration (PGlite)", "npx", ["vitest", "run"], { DATABASE_URL: "" });
