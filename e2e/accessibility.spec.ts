@@ -6,7 +6,7 @@ import { uniqueEmail } from "./helpers";
 test("[A11Y] every page an owner sees, and the demo provider's own pages, pass axe (WCAG 2.1 AA)", async ({
   page,
 }) => {
-  test.setTimeout(120_000);
+  test.setTimeout(300_000);
   const owner = uniqueEmail("owner");
 
   await page.goto("/sign-in");
