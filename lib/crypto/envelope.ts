@@ -109,6 +109,25 @@ export function reencryptField(keyring: Keyring, value: string, ctx: FieldContex
   return needsReencryption(keyring, value) ? encryptField(keyring, plaintext, ctx) : value;
 }
 
+/**
+ * One stored cell under the current key, for a key rotation: unchanged when empty or already
+ * current; when no key opens it, unchanged and named in `unreadable` (never silently dropped).
+ */
+export function rotateCell(
+  keyring: Keyring,
+  cell: FieldContext & { value: string | null },
+  unreadable: string[],
+): string | null {
+  if (!cell.value || !needsReencryption(keyring, cell.value)) return cell.value;
+  try {
+    return reencryptField(keyring, cell.value, cell);
+  } catch (error) {
+    if (!(error instanceof DecryptionError)) throw error;
+    unreadable.push(`${cell.table}.${cell.column}:${cell.rowId}`);
+    return cell.value;
+  }
+}
+
 function parse(value: string): Parsed {
   // Nothing from the value is quoted unless it has passed a strict pattern: a malformed value
   // is quite possibly a plaintext token written by mistake.

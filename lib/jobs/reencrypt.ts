@@ -6,7 +6,7 @@ import { mailboxes, messages, oauthTransactions } from "@/db/schema";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { CallContext } from "@/lib/auth/context";
-import { DecryptionError, keyIdOf, needsReencryption, reencryptField } from "@/lib/crypto/envelope";
+import { keyIdOf, rotateCell } from "@/lib/crypto/envelope";
 import type { Keyring } from "@/lib/crypto/keyring";
 import { keyring as runtimeKeyring } from "@/lib/crypto/runtime";
 import {
@@ -29,19 +29,6 @@ export type RotationResult = {
   /** The run stopped at maxRows: run it again to finish. */
   remaining: boolean;
 };
-
-type Cell = { value: string | null; table: string; column: string; rowId: string };
-
-function rotateCell(keyring: Keyring, cell: Cell, unreadable: string[]): string | null {
-  if (!cell.value || !needsReencryption(keyring, cell.value)) return cell.value;
-  try {
-    return reencryptField(keyring, cell.value, cell);
-  } catch (error) {
-    if (!(error instanceof DecryptionError)) throw error;
-    unreadable.push(`${cell.table}.${cell.column}:${cell.rowId}`);
-    return cell.value;
-  }
-}
 
 /** Re-encrypts one mailbox's token cells with the row locked; false when nothing changed. */
 export async function reencryptMailboxRow(
@@ -84,96 +71,76 @@ export async function reencryptTokens(
   const current = keyring.current.id;
   const budget = options.maxRows ?? Number.POSITIVE_INFINITY;
   const unreadable: string[] = [];
-  let rotatedMailboxes = 0;
-  let rotatedTransactions = 0;
+  const counts = { mailboxes: 0, transactions: 0, messages: 0, webhookEndpoints: 0 };
   let remaining = false;
+
+  // Re-encrypts each row with `step` (true when it changed something) until the budget of
+  // changed rows, shared by every kind, is spent.
+  async function each<T>(rows: T[], kind: keyof typeof counts, step: (row: T) => Promise<boolean>) {
+    for (const row of rows) {
+      const spent = Object.values(counts).reduce((sum, n) => sum + n, 0);
+      if (remaining || spent >= budget) {
+        remaining = true;
+        return;
+      }
+      if (await step(row)) counts[kind]++;
+    }
+  }
+  // A single sealed cell, written back only if nobody changed it meanwhile (`write`'s WHERE).
+  async function rotateOne(
+    cell: Parameters<typeof rotateCell>[1],
+    write: (next: string) => Promise<unknown>,
+  ): Promise<boolean> {
+    const next = rotateCell(keyring, cell, unreadable);
+    if (next === cell.value || !next) return false;
+    await write(next);
+    return true;
+  }
 
   const withTokens = await db
     .select({ id: mailboxes.id })
     .from(mailboxes)
     .where(or(isNotNull(mailboxes.accessTokenEnc), isNotNull(mailboxes.refreshTokenEnc)));
-  for (const { id } of withTokens) {
-    if (rotatedMailboxes + rotatedTransactions >= budget) {
-      remaining = true;
-      break;
-    }
-    if (await reencryptMailboxRow(db, keyring, id, unreadable)) rotatedMailboxes++;
-  }
+  await each(withTokens, "mailboxes", ({ id }) => reencryptMailboxRow(db, keyring, id, unreadable));
 
   const transactions = await db
     .select({ id: oauthTransactions.id, value: oauthTransactions.codeVerifierEnc })
     .from(oauthTransactions);
-  for (const { id, value } of transactions) {
-    if (remaining || rotatedMailboxes + rotatedTransactions >= budget) {
-      remaining = true;
-      break;
-    }
-    const cell = { value, table: "oauth_transactions", column: "code_verifier", rowId: id };
-    const next = rotateCell(keyring, cell, unreadable);
-    if (next === value || !next) continue;
-    await db
-      .update(oauthTransactions)
-      .set({ codeVerifierEnc: next })
-      .where(and(eq(oauthTransactions.id, id), eq(oauthTransactions.codeVerifierEnc, value)));
-    rotatedTransactions++;
-  }
+  await each(transactions, "transactions", ({ id, value }) =>
+    rotateOne({ value, table: "oauth_transactions", column: "code_verifier", rowId: id }, (next) =>
+      db
+        .update(oauthTransactions)
+        .set({ codeVerifierEnc: next })
+        .where(and(eq(oauthTransactions.id, id), eq(oauthTransactions.codeVerifierEnc, value))),
+    ),
+  );
 
   // Queued messages keep their body sealed until sent (at most QUEUE_DEADLINE_HOURS).
-  let rotatedMessages = 0;
   const queued = await db
     .select({ id: messages.id, value: messages.bodySealed })
     .from(messages)
     .where(isNotNull(messages.bodySealed));
-  for (const { id, value } of queued) {
-    if (remaining || rotatedMailboxes + rotatedTransactions + rotatedMessages >= budget) {
-      remaining = true;
-      break;
-    }
-    const cell = { value, table: "messages", column: "body_sealed", rowId: id };
-    const next = rotateCell(keyring, cell, unreadable);
-    if (next === value || !next) continue;
-    await db
-      .update(messages)
-      .set({ bodySealed: next })
-      .where(and(eq(messages.id, id), eq(messages.bodySealed, value ?? "")));
-    rotatedMessages++;
-  }
+  await each(queued, "messages", ({ id, value }) =>
+    rotateOne({ value, table: "messages", column: "body_sealed", rowId: id }, (next) =>
+      db
+        .update(messages)
+        .set({ bodySealed: next })
+        .where(and(eq(messages.id, id), eq(messages.bodySealed, value ?? ""))),
+    ),
+  );
 
-  let rotatedWebhooks = 0;
-  for (const id of await listWebhookEndpointIds(db)) {
-    if (
-      remaining ||
-      rotatedMailboxes + rotatedTransactions + rotatedMessages + rotatedWebhooks >= budget
-    ) {
-      remaining = true;
-      break;
-    }
-    if (await reencryptWebhookEndpointRow(db, keyring, id, unreadable)) rotatedWebhooks++;
-  }
+  await each(await listWebhookEndpointIds(db), "webhookEndpoints", (id) =>
+    reencryptWebhookEndpointRow(db, keyring, id, unreadable),
+  );
 
   await writeAuditEvent(db, {
     orgId: null,
     actor: options.actor,
     action: "keys.rotated",
     outcome: remaining || unreadable.length > 0 ? "failure" : "success",
-    metadata: {
-      keyId: current,
-      mailboxes: rotatedMailboxes,
-      transactions: rotatedTransactions,
-      messages: rotatedMessages,
-      webhookEndpoints: rotatedWebhooks,
-      unreadable,
-      remaining,
-    },
+    metadata: { keyId: current, ...counts, unreadable, remaining },
   });
-  return {
-    mailboxes: rotatedMailboxes,
-    transactions: rotatedTransactions,
-    messages: rotatedMessages,
-    webhookEndpoints: rotatedWebhooks,
-    unreadable,
-    remaining,
-  };
+  return { ...counts, unreadable, remaining };
 }
 
 // ---- The same re-encryption as a job, started from the incidents page ----

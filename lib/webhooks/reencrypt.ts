@@ -2,7 +2,7 @@ import "server-only";
 import { eq } from "drizzle-orm";
 import type { Database, DbOrTx } from "@/db";
 import { webhookEndpoints } from "@/db/schema";
-import { DecryptionError, needsReencryption, reencryptField } from "@/lib/crypto/envelope";
+import { rotateCell } from "@/lib/crypto/envelope";
 import type { Keyring } from "@/lib/crypto/keyring";
 
 // Webhook signing secrets are sealed under the token keyring too, so a key rotation
@@ -26,16 +26,8 @@ export async function reencryptWebhookEndpointRow(
       .where(eq(webhookEndpoints.id, id))
       .for("update");
     if (!row) return false;
-    const rotate = (column: string, value: string | null) => {
-      if (!value || !needsReencryption(keyring, value)) return value;
-      try {
-        return reencryptField(keyring, value, { table: "webhook_endpoints", column, rowId: id });
-      } catch (error) {
-        if (!(error instanceof DecryptionError)) throw error;
-        unreadable.push(`webhook_endpoints.${column}:${id}`);
-        return value;
-      }
-    };
+    const rotate = (column: string, value: string | null) =>
+      rotateCell(keyring, { value, table: "webhook_endpoints", column, rowId: id }, unreadable);
     const secret = rotate("secret", row.secret) ?? row.secret;
     const previous = rotate("previous_secret", row.previous);
     if (secret === row.secret && previous === row.previous) return false;
