@@ -1,6 +1,4 @@
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { connectMailbox, type SendTestbed, startSendTestbed } from "@/lib/mail/testing";
@@ -8,6 +6,7 @@ import { closeAllMailboxTransports } from "@/lib/mail/transport";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
+import { type SendWorkerSettings, spawnSendWorker } from "@/lib/testing/send-worker";
 import { clearSwitch, setSwitch } from "./switches";
 
 type Attempt = { startedAt: number; answeredAt: number; kind: string };
@@ -26,35 +25,13 @@ describe.skipIf(!process.env.DATABASE_URL)("pausing all sending across processes
     await bed?.close();
   });
 
-  function startWorker(settings: Record<string, unknown>) {
-    const child = spawn(
-      "npx",
-      [
-        "tsx",
-        "--conditions=react-server",
-        path.join("lib", "incidents", "testing", "send-worker.ts"),
-      ],
-      {
-        env: {
-          ...process.env,
-          MAILWARDEN_PAUSE_WORKER: JSON.stringify(settings),
-          // Limits are not the subject: the worker sends as fast as it is answered.
-          RATE_LIMITS: JSON.stringify({
-            testSend: { tokens: 100_000, window: "1 m" },
-            sendMailboxMinuteDemo: { tokens: 100_000, window: "1 m" },
-            sendMailboxDayDemo: { tokens: 100_000, window: "1 d" },
-          }),
-        },
-        stdio: ["pipe", "pipe", "pipe"],
-      },
-    ) as ChildProcessWithoutNullStreams;
-    let stderr = "";
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-    });
+  function startWorker(settings: SendWorkerSettings) {
+    const { child, lines, stderr } = spawnSendWorker(
+      path.join("lib", "incidents", "testing", "send-worker.ts"),
+      settings,
+    );
     const attempts: Attempt[] = [];
     const waiters: Array<{ test: (a: Attempt) => boolean; resolve: (a: Attempt) => void }> = [];
-    const lines = createInterface({ input: child.stdout });
     const ready = new Promise<void>((resolve, reject) => {
       lines.on("line", (line) => {
         if (line === "ready") return resolve();
@@ -68,14 +45,14 @@ describe.skipIf(!process.env.DATABASE_URL)("pausing all sending across processes
           }
         }
       });
-      child.once("exit", (code) => reject(new Error(`worker exited (${code}): ${stderr}`)));
+      child.once("exit", (code) => reject(new Error(`worker exited (${code}): ${stderr()}`)));
     });
     const next = (test: (a: Attempt) => boolean, timeoutMs = 15_000) =>
       new Promise<Attempt>((resolve, reject) => {
         const found = attempts.find(test);
         if (found) return resolve(found);
         const timer = setTimeout(
-          () => reject(new Error(`no such attempt; worker said: ${stderr.slice(-2000)}`)),
+          () => reject(new Error(`no such attempt; worker said: ${stderr().slice(-2000)}`)),
           timeoutMs,
         );
         waiters.push({

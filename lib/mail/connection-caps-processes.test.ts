@@ -1,12 +1,11 @@
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { countLeasedSlots } from "@/db/queries/connection-slots";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
+import { type SendWorkerSettings, spawnSendWorker } from "@/lib/testing/send-worker";
 import { sendMessage } from "./send";
 import { connectMailbox, type SendTestbed, startSendTestbed, useRateLimits } from "./testing";
 import { closeAllMailboxTransports } from "./transport";
@@ -35,37 +34,20 @@ describe.skipIf(!process.env.DATABASE_URL)("connection caps across two processes
     await bed?.close();
   });
 
-  function startWorker(settings: Record<string, unknown>) {
-    const child = spawn(
-      "npx",
-      ["tsx", "--conditions=react-server", path.join("lib", "mail", "testing-worker.ts")],
-      {
-        env: {
-          ...process.env,
-          MAILWARDEN_CAP_WORKER: JSON.stringify(settings),
-          RATE_LIMITS: JSON.stringify({
-            testSend: { tokens: 100_000, window: "1 m" },
-            sendMailboxMinuteDemo: { tokens: 100_000, window: "1 m" },
-            sendMailboxDayDemo: { tokens: 100_000, window: "1 d" },
-          }),
-        },
-        stdio: ["pipe", "pipe", "pipe"],
-      },
-    ) as ChildProcessWithoutNullStreams;
-    let stderr = "";
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    const lines = createInterface({ input: child.stdout });
+  function startWorker(settings: SendWorkerSettings & { count: number }) {
+    const { child, lines, stderr } = spawnSendWorker(
+      path.join("lib", "mail", "testing-worker.ts"),
+      settings,
+    );
     const ready = new Promise<void>((resolve, reject) => {
       lines.on("line", (line) => line === "ready" && resolve());
-      child.once("exit", (code) => reject(new Error(`worker exited (${code}): ${stderr}`)));
+      child.once("exit", (code) => reject(new Error(`worker exited (${code}): ${stderr()}`)));
     });
     const result = new Promise<{ kinds: string[] }>((resolve, reject) => {
       lines.on("line", (line) => line.startsWith("{") && resolve(JSON.parse(line)));
       child.once(
         "exit",
-        (code) => code !== 0 && reject(new Error(`worker failed (${code}): ${stderr}`)),
+        (code) => code !== 0 && reject(new Error(`worker failed (${code}): ${stderr()}`)),
       );
     });
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

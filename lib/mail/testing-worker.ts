@@ -3,38 +3,17 @@
 // seam, waits for "go" on stdin, sends `count` messages at once through the send chokepoint and
 // prints their outcomes as one JSON line. Run with `tsx --conditions=react-server`.
 import { createInterface } from "node:readline";
-import { closeDb, getDb } from "@/db";
-import { stopAuditSealer } from "@/lib/audit/sealer";
-import { buildDemoProvider, registerMailProvider } from "@/lib/oauth/providers";
 import { memberContext } from "@/lib/testing/context";
+import {
+  endSendWorker,
+  runSendWorker,
+  type SendWorkerSettings,
+  startSendWorker,
+} from "@/lib/testing/send-worker";
 import { sendMessage } from "./send";
-import { closeAllMailboxTransports, type SmtpEndpoint } from "./transport";
 
-type Settings = {
-  issuer: string;
-  clientId: string;
-  clientSecret: string;
-  tokenEndpoint: string;
-  smtp: SmtpEndpoint;
-  orgId: string;
-  userId: string;
-  mailboxId: string;
-  count: number;
-};
-
-async function main() {
-  const s = JSON.parse(process.env.MAILWARDEN_CAP_WORKER ?? "{}") as Settings;
-  registerMailProvider({
-    ...buildDemoProvider({
-      issuer: s.issuer,
-      clientId: s.clientId,
-      clientSecret: s.clientSecret,
-      smtpPort: s.smtp.port,
-      tokenEndpoint: s.tokenEndpoint,
-    }),
-    smtp: s.smtp,
-  });
-  await getDb();
+runSendWorker(async () => {
+  const s = await startSendWorker<SendWorkerSettings & { count: number }>();
   const lines = createInterface({ input: process.stdin });
   process.stdout.write("ready\n");
   for await (const line of lines) {
@@ -66,13 +45,5 @@ async function main() {
     o.kind === "provider_failed" ? `${o.kind}:${o.code}` : o.kind,
   );
   process.stdout.write(`${JSON.stringify({ kinds })}\n`);
-  await closeAllMailboxTransports();
-  await stopAuditSealer();
-  await closeDb();
-  process.exit(0);
-}
-
-main().catch((error) => {
-  process.stderr.write(`${(error as Error).stack ?? error}\n`);
-  process.exit(1);
+  await endSendWorker();
 });

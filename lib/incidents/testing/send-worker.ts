@@ -4,39 +4,14 @@
 // stdin says "stop". Run with `tsx --conditions=react-server`.
 
 import { createInterface } from "node:readline";
-import { closeDb, getDb } from "@/db";
-import { stopAuditSealer } from "@/lib/audit/sealer";
 import { sendMessage } from "@/lib/mail/send";
-import { closeAllMailboxTransports, type SmtpEndpoint } from "@/lib/mail/transport";
-import { buildDemoProvider, registerMailProvider } from "@/lib/oauth/providers";
 import { memberContext } from "@/lib/testing/context";
-
-type Settings = {
-  issuer: string;
-  clientId: string;
-  clientSecret: string;
-  tokenEndpoint: string;
-  smtp: SmtpEndpoint;
-  orgId: string;
-  userId: string;
-  mailboxId: string;
-};
+import { endSendWorker, runSendWorker, startSendWorker } from "@/lib/testing/send-worker";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function main() {
-  const s = JSON.parse(process.env.MAILWARDEN_PAUSE_WORKER ?? "{}") as Settings;
-  registerMailProvider({
-    ...buildDemoProvider({
-      issuer: s.issuer,
-      clientId: s.clientId,
-      clientSecret: s.clientSecret,
-      smtpPort: s.smtp.port,
-      tokenEndpoint: s.tokenEndpoint,
-    }),
-    smtp: s.smtp,
-  });
-  await getDb();
+runSendWorker(async () => {
+  const s = await startSendWorker();
   let stopping = false;
   const lines = createInterface({ input: process.stdin });
   lines.on("line", (line) => {
@@ -66,13 +41,5 @@ async function main() {
     await sleep(5);
   }
   lines.close();
-  await closeAllMailboxTransports();
-  await stopAuditSealer();
-  await closeDb();
-  process.exit(0);
-}
-
-main().catch((error) => {
-  process.stderr.write(`${(error as Error).stack ?? error}\n`);
-  process.exit(1);
+  await endSendWorker();
 });
