@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GET } from "@/app/api/health/route";
-import { type SendTestbed, startSendTestbed, useRateLimits } from "@/lib/mail/testing";
+import {
+  clearOfMinuteTurn,
+  type SendTestbed,
+  startSendTestbed,
+  useRateLimits,
+} from "@/lib/mail/testing";
 import { createRateLimits } from "@/lib/ratelimit";
 import {
   enforceRateLimit,
@@ -44,6 +49,7 @@ describe("the limiter with its store unreachable", () => {
   });
 
   it("a real refusal is still RateLimitedError", async () => {
+    await clearOfMinuteTurn();
     const restore = useRateLimits({ signIn: { tokens: 1, window: "1 m" } });
     try {
       await enforceRateLimit("signIn", ["ip:198.51.100.9"]);

@@ -17,6 +17,7 @@ import { restrictApiKey, revokeApiKey } from "./api-keys";
 import { cancelMessage, drainMailbox } from "./queued";
 import { INTERRUPTED_CAUSE, settleInterruptedAttempts } from "./send-queued";
 import {
+  clearOfMinuteTurn,
   connectMailbox,
   makeApiKey,
   type SendTestbed,
@@ -267,6 +268,7 @@ describe("the chokepoint's checks at each queued attempt", () => {
 
   it("holds a message over the mailbox's rate limit instead of failing it", async () => {
     const { mailboxId, token } = await setup();
+    await clearOfMinuteTurn();
     const restore = useRateLimits({ sendMailboxMinuteDemo: { tokens: 1, window: "1 m" } });
     try {
       const first = await queue(token, mailboxId);

@@ -132,6 +132,17 @@ export function sendRequest(body: unknown, opts: PostOptions = {}): Request {
   });
 }
 
+/**
+ * Waits, when less than `needMs` is left of the current minute, for the next one. Redis-backed
+ * limits (Upstash's sliding window) turn over on the clock's minute, and just after a turn the
+ * last window's count is weighted below the limit, so one more request passes: a test that
+ * counts refusals must not straddle a turn.
+ */
+export async function clearOfMinuteTurn(needMs = 10_000): Promise<void> {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < needMs) await new Promise((resolve) => setTimeout(resolve, left + 50));
+}
+
 // Seam over lib/ratelimit/runtime.ts's process-wide holder: the same backend the environment
 // picks (Redis when REDIS_URL is set), with other numbers, until the returned function runs.
 const limitsHolder = globalThis as typeof globalThis & { __mailwardenRateLimits?: RateLimits };

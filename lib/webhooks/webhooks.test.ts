@@ -4,7 +4,7 @@ import { getDb } from "@/db";
 import { insertDelivery } from "@/db/queries/webhooks";
 import { auditEvents, webhookAttempts, webhookDeliveries, webhookEndpoints } from "@/db/schema";
 import { env } from "@/lib/env";
-import { useRateLimits } from "@/lib/mail/testing";
+import { clearOfMinuteTurn, useRateLimits } from "@/lib/mail/testing";
 import { RateLimitedError } from "@/lib/ratelimit/runtime";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
@@ -467,6 +467,7 @@ describe("the test button", () => {
       description: "",
       events: ["message.sent"],
     });
+    await clearOfMinuteTurn();
     const restore = useRateLimits({ webhookTest: { tokens: 2, window: "1 m" } });
     const ids: string[] = [];
     try {

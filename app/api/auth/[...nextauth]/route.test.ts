@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CLIENT_ADDRESS_HEADER } from "@/lib/auth/client-address";
 import { ensureDemoClients } from "@/lib/demo";
 import { env } from "@/lib/env";
-import { useRateLimits } from "@/lib/mail/testing";
+import { clearOfMinuteTurn, useRateLimits } from "@/lib/mail/testing";
 import { GET, POST } from "./route";
 
 // Auth.js reads the request's cookies through next/headers in places: here, none.
@@ -42,6 +42,7 @@ const testAddress = () => `198.51.100.${randomInt(1, 255)}`;
 
 describe("Auth.js endpoints", () => {
   it("limits sign-in POSTs per socket address: 50 X-Forwarded-For values do not help", async () => {
+    await clearOfMinuteTurn();
     const socket = testAddress();
     const statuses: number[] = [];
     for (let i = 0; i < 50; i++) {
@@ -58,6 +59,7 @@ describe("Auth.js endpoints", () => {
 
   it("limits provider callbacks per socket address and sends the browser to the sign-in page", async () => {
     // One callback reaches Auth.js (and fails there: no provider is listening); the rest do not.
+    await clearOfMinuteTurn();
     const restore = useRateLimits({ signInCallback: { tokens: 1, window: "1 m" } });
     const socket = testAddress();
     const responses: Response[] = [];

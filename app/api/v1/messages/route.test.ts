@@ -9,6 +9,7 @@ import { clearSwitch, setSwitch } from "@/lib/incidents/switches";
 import { revokeApiKey } from "@/lib/mail/api-keys";
 import { sendMessage } from "@/lib/mail/send";
 import {
+  clearOfMinuteTurn,
   connectMailbox,
   makeApiKey,
   type SendTestbed,
@@ -316,6 +317,7 @@ describe("refusals", () => {
   });
 
   it("429 with Retry-After past the per-key limit, and past the per-mailbox minute limit", async () => {
+    await clearOfMinuteTurn();
     const restore = useRateLimits({
       apiKey: { tokens: 2, window: "1 m" },
       sendMailboxMinuteDemo: { tokens: 3, window: "1 m" },
