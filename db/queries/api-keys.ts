@@ -1,6 +1,7 @@
 import "server-only";
-import { and, asc, eq, inArray, isNull, lt, or } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
+import { preparedOnce } from "@/db/prepared";
 import { apiKeys, mailboxes, users } from "@/db/schema";
 
 // API keys. The secret's SHA-256 is selected only by the function whose name says "hash";
@@ -55,11 +56,14 @@ export async function insertApiKey({
 
 /** Bearer verification only: the one read that includes the hash. */
 export async function getApiKeyHashByPrefix({ db, prefix }: { db: DbOrTx; prefix: string }) {
-  const [row] = await db
-    .select({ ...publicColumns, secretHash: apiKeys.secretHash })
-    .from(apiKeys)
-    .where(eq(apiKeys.prefix, prefix))
-    .limit(1);
+  const [row] = await preparedOnce(db, "api_key_by_prefix", (handle, name) =>
+    handle
+      .select({ ...publicColumns, secretHash: apiKeys.secretHash })
+      .from(apiKeys)
+      .where(eq(apiKeys.prefix, sql.placeholder("prefix")))
+      .limit(1)
+      .prepare(name),
+  ).execute({ prefix });
   return row ?? null;
 }
 

@@ -2,6 +2,7 @@ import "server-only";
 import { and, asc, desc, eq, gt, isNotNull, isNull, lte, type SQL, sql } from "drizzle-orm";
 import type { AnyPgColumn } from "drizzle-orm/pg-core";
 import type { DbOrTx } from "@/db";
+import { preparedSql, type StatementPart } from "@/db/prepared";
 import { auditChainAnchors, auditChainHeads, auditCheckpoints, auditEvents } from "@/db/schema";
 
 /** A timestamp as text to the microsecond, UTC: what the audit MACs cover. */
@@ -69,18 +70,34 @@ export async function insertAuditEvent({
  */
 export async function insertAuditEventWithChange({
   db,
+  name,
   values,
   change,
   also,
 }: {
   db: DbOrTx;
+  /** One name per combination of parts: the statement is prepared under it (db/prepared.ts). */
+  name: string;
   values: typeof auditEvents.$inferInsert;
-  change: SQL;
-  also?: SQL;
+  change: StatementPart;
+  also?: StatementPart;
 }) {
-  const insert = db.insert(auditEvents).values(values).getSQL();
-  const more = also ? sql`, also as (${also})` : sql``;
-  await db.execute(sql`with change as (${change})${more} ${insert}`);
+  // Every event carries the same columns (lib/audit/write.ts), so the text is one per name.
+  const columns = Object.keys(values) as Array<keyof typeof values>;
+  const statement = preparedSql(db, name, () => {
+    const placeholders = Object.fromEntries(columns.map((c) => [c, sql.placeholder(`audit_${c}`)]));
+    const insert = db
+      .insert(auditEvents)
+      .values(placeholders as unknown as typeof values)
+      .getSQL();
+    const more = also ? sql`, also as (${also.build(db)})` : sql``;
+    return sql`with change as (${change.build(db)})${more} ${insert}`;
+  });
+  await statement.execute({
+    ...change.params,
+    ...also?.params,
+    ...Object.fromEntries(columns.map((c) => [`audit_${c}`, values[c]])),
+  });
 }
 
 /** Serialises sealing of one chain across processes; released when the transaction ends. */

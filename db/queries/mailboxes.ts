@@ -1,6 +1,7 @@
 import "server-only";
 import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
+import { preparedOnce } from "@/db/prepared";
 import {
   apiKeys,
   mailboxes,
@@ -143,23 +144,29 @@ export async function findMailboxByIdOrAddress({
   mailbox: string;
   apiKeyId?: string | null;
 }) {
-  const keyActive =
-    apiKeyId === null
-      ? sql<boolean | null>`null`
-      : sql<
+  // Null without a key: the subquery finds no row.
+  const [row] = await preparedOnce(db, "mailbox_for_send", (handle, name) =>
+    handle
+      .select({
+        ...publicColumns,
+        keyActive: sql<
           boolean | null
-        >`(select ${apiKeys.revokedAt} is null and (${apiKeys.expiresAt} is null or ${apiKeys.expiresAt} > now()) from ${apiKeys} where ${apiKeys.id} = ${apiKeyId} and ${apiKeys.orgId} = ${orgId})`;
-  const [row] = await db
-    .select({ ...publicColumns, keyActive })
-    .from(mailboxes)
-    .where(
-      and(
-        eq(mailboxes.orgId, orgId),
-        or(eq(mailboxes.id, mailbox), eq(mailboxes.address, mailbox.toLowerCase())),
-      ),
-    )
-    .orderBy(asc(mailboxes.createdAt))
-    .limit(1);
+        >`(select ${apiKeys.revokedAt} is null and (${apiKeys.expiresAt} is null or ${apiKeys.expiresAt} > now()) from ${apiKeys} where ${apiKeys.id} = ${sql.placeholder("apiKeyId")} and ${apiKeys.orgId} = ${sql.placeholder("orgId")})`,
+      })
+      .from(mailboxes)
+      .where(
+        and(
+          eq(mailboxes.orgId, sql.placeholder("orgId")),
+          or(
+            eq(mailboxes.id, sql.placeholder("mailbox")),
+            eq(mailboxes.address, sql.placeholder("address")),
+          ),
+        ),
+      )
+      .orderBy(asc(mailboxes.createdAt))
+      .limit(1)
+      .prepare(name),
+  ).execute({ orgId, mailbox, address: mailbox.toLowerCase(), apiKeyId });
   return row ?? null;
 }
 

@@ -1,6 +1,8 @@
 import "server-only";
-import { and, desc, eq, gte, inArray, type SQL, sql } from "drizzle-orm";
+import { randomUUID } from "node:crypto";
+import { and, desc, eq, gte, inArray, type Placeholder, type SQL, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
+import { preparedOnce } from "@/db/prepared";
 import { apiKeys, mailboxes, messages, users } from "@/db/schema";
 
 // Sent and attempted messages. Bodies are never stored: recipients and subject are what a
@@ -54,24 +56,41 @@ export async function claimMessage({
   idempotencyKey: string | null;
   requestHash: string;
 }): Promise<{ id: string } | null> {
-  const [row] = await db
-    .insert(messages)
-    .values({
-      orgId,
-      mailboxId,
-      senderType: sender.type,
-      senderId: sender.id,
-      recipients,
-      recipientCount: recipients.to.length + recipients.cc.length + recipients.bcc.length,
-      subject,
-      status: "sending",
-      idempotencyKey,
-      requestHash,
-    })
-    .onConflictDoNothing({
-      target: [messages.senderType, messages.senderId, messages.idempotencyKey],
-    })
-    .returning({ id: messages.id });
+  const p = (name: string) => sql.placeholder(name);
+  const [row] = await preparedOnce(db, "claim_message", (handle, name) =>
+    handle
+      .insert(messages)
+      .values({
+        // Every column with a default made in JS is given: a prepared insert would freeze it.
+        id: p("id"),
+        orgId: p("orgId"),
+        mailboxId: p("mailboxId"),
+        senderType: p("senderType"),
+        senderId: p("senderId"),
+        recipients: p("recipients"),
+        recipientCount: p("recipientCount"),
+        subject: p("subject"),
+        status: "sending",
+        idempotencyKey: p("idempotencyKey"),
+        requestHash: p("requestHash"),
+      })
+      .onConflictDoNothing({
+        target: [messages.senderType, messages.senderId, messages.idempotencyKey],
+      })
+      .returning({ id: messages.id })
+      .prepare(name),
+  ).execute({
+    id: randomUUID(),
+    orgId,
+    mailboxId,
+    senderType: sender.type,
+    senderId: sender.id,
+    recipients,
+    recipientCount: recipients.to.length + recipients.cc.length + recipients.bcc.length,
+    subject,
+    idempotencyKey,
+    requestHash,
+  });
   return row ?? null;
 }
 
@@ -115,28 +134,83 @@ type FinishMessage = {
 };
 
 // A queued message's final outcome also deletes its sealed body and ends its wait or claim.
-function finishUpdate({ db, orgId, messageId, status, lastError, ...result }: FinishMessage) {
-  return db
-    .update(messages)
-    .set({
-      status,
-      ...result,
-      sentAt: status === "sent" ? new Date() : null,
-      bodySealed: null,
-      nextAttemptAt: null,
-      claimExpiresAt: null,
-      ...(lastError === undefined ? {} : { lastError }),
-    })
-    .where(and(eq(messages.orgId, orgId), eq(messages.id, messageId)));
+type FinishColumns = {
+  status: FinishMessage["status"];
+  smtpResponse: string | null;
+  providerMessageId: string | null;
+  errorCode: string | null;
+  sentAt: Date | null;
+  lastError?: string | null;
+};
+
+function finishUpdate(
+  db: DbOrTx,
+  where: { orgId: string | Placeholder; messageId: string | Placeholder },
+  set: { [K in keyof FinishColumns]: FinishColumns[K] | Placeholder | SQL },
+) {
+  return (
+    db
+      .update(messages)
+      // A placeholder in `set` becomes a parameter like any value (drizzle's types omit it).
+      .set({
+        ...(set as FinishColumns),
+        bodySealed: null,
+        nextAttemptAt: null,
+        claimExpiresAt: null,
+      })
+      .where(and(eq(messages.orgId, where.orgId), eq(messages.id, where.messageId)))
+  );
+}
+
+function finishColumns({ status, smtpResponse, providerMessageId, errorCode }: FinishMessage) {
+  return {
+    status,
+    smtpResponse,
+    providerMessageId,
+    errorCode,
+    sentAt: status === "sent" ? new Date() : null,
+  };
 }
 
 export async function finishMessage(input: FinishMessage) {
-  await finishUpdate(input);
+  const { lastError } = input;
+  await finishUpdate(input.db, input, {
+    ...finishColumns(input),
+    ...(lastError === undefined ? {} : { lastError }),
+  });
 }
 
-/** The same update as a statement for another to carry (lib/audit/write.ts, ...WithChange). */
-export function finishMessageStatement(input: FinishMessage): SQL {
-  return finishUpdate(input).getSQL();
+const FINISH_PLACEHOLDERS = {
+  status: sql.placeholder("status"),
+  smtpResponse: sql.placeholder("smtpResponse"),
+  providerMessageId: sql.placeholder("providerMessageId"),
+  errorCode: sql.placeholder("errorCode"),
+  // Given as text: drizzle's timestamp encoder cannot take the null of a failure.
+  sentAt: sql`${sql.placeholder("sentAt")}::timestamptz`,
+  lastError: sql.placeholder("lastError"),
+};
+
+/**
+ * The same update as a statement with placeholders, for another statement to carry (the send's
+ * outcome with its audit event: lib/audit/write.ts); `finishMessageParams` gives their values.
+ * It always sets `last_error`: null for a synchronous send, whose row never had one.
+ */
+export function finishMessageTemplate(db: DbOrTx): SQL {
+  return finishUpdate(
+    db,
+    { orgId: sql.placeholder("orgId"), messageId: sql.placeholder("messageId") },
+    FINISH_PLACEHOLDERS,
+  ).getSQL();
+}
+
+export function finishMessageParams(input: Omit<FinishMessage, "db">): Record<string, unknown> {
+  return {
+    orgId: input.orgId,
+    messageId: input.messageId,
+    ...finishColumns({ ...input, db: undefined as never }),
+    sentAt: input.status === "sent" ? new Date().toISOString() : null,
+    lastError: input.lastError ?? null,
+  };
 }
 
 /** The messages page: recent sends with the mailbox, who sent and what the server said. */

@@ -1,29 +1,41 @@
 import "server-only";
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
+import { preparedOnce } from "@/db/prepared";
 import { switches } from "@/db/schema";
 
 // Incident switches: one row per (kind, scope) while the switch is on; off is no row.
 // scope_key is "global" or the organisation's id.
 
-export async function listSwitchesForScopes({
+export const GLOBAL_SWITCH_SCOPE = "global";
+
+/** The switch of this kind that is on globally or for the organisation (read on every send). */
+export async function listSwitchesForOrg({
   db,
   kind,
-  scopeKeys,
+  orgId,
 }: {
   db: DbOrTx;
   kind: string;
-  scopeKeys: string[];
+  orgId: string;
 }) {
-  return db
-    .select({
-      kind: switches.kind,
-      scopeKey: switches.scopeKey,
-      reason: switches.reason,
-      setAt: switches.setAt,
-    })
-    .from(switches)
-    .where(and(eq(switches.kind, kind), inArray(switches.scopeKey, scopeKeys)));
+  return preparedOnce(db, "switches_for_org", (handle, name) =>
+    handle
+      .select({
+        kind: switches.kind,
+        scopeKey: switches.scopeKey,
+        reason: switches.reason,
+        setAt: switches.setAt,
+      })
+      .from(switches)
+      .where(
+        and(
+          eq(switches.kind, sql.placeholder("kind")),
+          inArray(switches.scopeKey, [GLOBAL_SWITCH_SCOPE, sql.placeholder("orgId")]),
+        ),
+      )
+      .prepare(name),
+  ).execute({ kind, orgId });
 }
 
 /** Null when the switch was already on (the first reason and author are kept). */

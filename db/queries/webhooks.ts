@@ -1,5 +1,5 @@
 import "server-only";
-import { and, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, type Placeholder, type SQL, sql } from "drizzle-orm";
 import { type DbOrTx, inTransaction } from "@/db";
 import { webhookAttempts, webhookDeliveries, webhookEndpoints } from "@/db/schema";
 
@@ -139,10 +139,10 @@ export function eventDeliveriesStatement({
   body,
   deadlineSeconds,
 }: {
-  orgId: string;
-  type: string;
-  body: string;
-  deadlineSeconds: number;
+  orgId: string | Placeholder;
+  type: string | Placeholder;
+  body: string | Placeholder;
+  deadlineSeconds: number | Placeholder;
 }): SQL {
   return sql`
     insert into webhook_deliveries

@@ -1,6 +1,6 @@
 import "server-only";
-import type { SQL } from "drizzle-orm";
 import { type DbOrTx, inTransaction } from "@/db";
+import type { StatementPart } from "@/db/prepared";
 import { insertAuditEvent, insertAuditEventWithChange } from "@/db/queries/audit";
 import { type AuditInput, isHighVolume, PERSONAL_METADATA_KEYS } from "./events";
 import { SEAL_BATCH, sealChainInTransaction } from "./seal";
@@ -78,13 +78,18 @@ export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
 export async function writeAuditEventWithChange(
   db: DbOrTx,
   input: AuditInput,
-  change: SQL,
-  /** A further write (INSERT/UPDATE without RETURNING) that must commit with the change. */
-  also?: SQL,
+  statement: {
+    /** One name per combination of parts (see db/prepared.ts). */
+    name: string;
+    /** An UPDATE or INSERT without RETURNING. */
+    change: StatementPart;
+    /** A further write (INSERT/UPDATE without RETURNING) that must commit with the change. */
+    also?: StatementPart;
+  },
 ) {
   if (!isHighVolume(input.action)) {
     throw new Error(`${input.action} is sealed inline: write it with writeAuditEvent instead`);
   }
-  await insertAuditEventWithChange({ db, values: eventValues(input), change, also });
+  await insertAuditEventWithChange({ db, values: eventValues(input), ...statement });
   nudgeAuditSealer();
 }

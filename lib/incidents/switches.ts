@@ -1,6 +1,11 @@
 import "server-only";
 import { type DbOrTx, inTransaction } from "@/db";
-import { deleteSwitch, insertSwitch, listSwitchesForScopes } from "@/db/queries/switches";
+import {
+  deleteSwitch,
+  GLOBAL_SWITCH_SCOPE,
+  insertSwitch,
+  listSwitchesForOrg,
+} from "@/db/queries/switches";
 import type { Actor, AuditAction, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { MemberContext } from "@/lib/auth/context";
@@ -20,7 +25,7 @@ export type SendingPause =
   | { isPaused: false }
   | { isPaused: true; scope: "global" | "organization"; reason: string; since: Date };
 
-export const GLOBAL_SCOPE_KEY = "global";
+export const GLOBAL_SCOPE_KEY = GLOBAL_SWITCH_SCOPE;
 
 function scopeKey(scope: SwitchScope): string {
   return scope.type === "global" ? GLOBAL_SCOPE_KEY : scope.orgId;
@@ -34,11 +39,7 @@ export async function isSendingPaused({
   db: DbOrTx;
   orgId: string;
 }): Promise<SendingPause> {
-  const rows = await listSwitchesForScopes({
-    db,
-    kind: "pause_sending",
-    scopeKeys: [GLOBAL_SCOPE_KEY, orgId],
-  });
+  const rows = await listSwitchesForOrg({ db, kind: "pause_sending", orgId });
   const row = rows.find((r) => r.scopeKey === GLOBAL_SCOPE_KEY) ?? rows[0];
   if (!row) return { isPaused: false };
   return {
@@ -104,11 +105,7 @@ export async function connectionsBlock({
   db: DbOrTx;
   orgId: string;
 }): Promise<{ scope: "global" | "organization"; since: Date } | null> {
-  const rows = await listSwitchesForScopes({
-    db,
-    kind: "block_connections",
-    scopeKeys: [GLOBAL_SCOPE_KEY, orgId],
-  });
+  const rows = await listSwitchesForOrg({ db, kind: "block_connections", orgId });
   const row = rows.find((r) => r.scopeKey === GLOBAL_SCOPE_KEY) ?? rows[0];
   if (!row) return null;
   return { scope: row.scopeKey === GLOBAL_SCOPE_KEY ? "global" : "organization", since: row.setAt };

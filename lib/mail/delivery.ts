@@ -1,7 +1,7 @@
 import "server-only";
 import type { Database } from "@/db";
 import type { findMailboxByIdOrAddress } from "@/db/queries/mailboxes";
-import { finishMessageStatement } from "@/db/queries/messages";
+import { finishMessageParams, finishMessageTemplate } from "@/db/queries/messages";
 import { writeAuditEventWithChange } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
 import {
@@ -18,7 +18,7 @@ import {
   recordMailboxUse,
 } from "@/lib/oauth/tokens";
 import { kickWebhookSweep } from "@/lib/webhooks/dispatch";
-import { webhookEventStatement } from "@/lib/webhooks/emit";
+import { webhookEventPart } from "@/lib/webhooks/emit";
 import type { toNodemailerFields } from "./nodemailer-fields";
 import {
   type ConnectionTestOutcome,
@@ -257,8 +257,7 @@ export async function recordDelivery(
   const smtpFailure = failure && isSmtpFailure(failure) ? failure : null;
   const failureCode = failure === null ? null : "code" in failure ? failure.code : failure.kind;
   const smtpResponse = delivery.ok ? delivery.smtpResponse : (smtpFailure?.smtpResponse ?? null);
-  const change = finishMessageStatement({
-    db,
+  const change = finishMessageParams({
     orgId: ctx.orgId,
     messageId,
     status: delivery.ok ? "sent" : "failed",
@@ -274,6 +273,8 @@ export async function recordDelivery(
         }
       : {}),
   });
+  const webhook =
+    input.purpose === "api" ? messageWebhook(ctx.orgId, mailbox, messageId, delivery) : undefined;
   await writeAuditEventWithChange(
     db,
     {
@@ -293,8 +294,11 @@ export async function recordDelivery(
         ...(delivery.ok ? {} : { failure: failureCode }),
       },
     },
-    change,
-    input.purpose === "api" ? messageWebhook(ctx.orgId, mailbox, messageId, delivery) : undefined,
+    {
+      name: webhook ? "message_outcome_webhook" : "message_outcome",
+      change: { build: finishMessageTemplate, params: change },
+      ...(webhook ? { also: webhook } : {}),
+    },
   );
   if (input.purpose === "api") kickWebhookSweep();
 }
@@ -306,7 +310,7 @@ export async function recordDelivery(
  */
 function messageWebhook(orgId: string, mailbox: Mailbox, messageId: string, delivery: Delivery) {
   const failure = delivery.ok ? null : delivery.failure;
-  return webhookEventStatement({
+  return webhookEventPart({
     orgId,
     type: delivery.ok ? "message.sent" : "message.failed",
     data: {

@@ -1,6 +1,7 @@
 import "server-only";
-import type { SQL } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
+import type { StatementPart } from "@/db/prepared";
 import { eventDeliveriesStatement, insertEventDeliveries } from "@/db/queries/webhooks";
 import { env } from "@/lib/env";
 import { dispatchWebhookDeliveries } from "./dispatch";
@@ -48,10 +49,25 @@ export async function emitWebhookEvent(db: DbOrTx, event: WebhookEvent): Promise
 }
 
 /**
- * The same event as a statement to put inside another one (the send's final update, a single
+ * The same event as a part of another statement (the send's final update, a single
  * data-modifying WITH: lib/mail/delivery.ts), so that it commits with the change at no extra
  * round trip. Its ids are not returned: call `kickWebhookSweep()` after the statement.
  */
-export function webhookEventStatement(event: WebhookEvent): SQL {
-  return eventDeliveriesStatement(statementInput(event));
+export function webhookEventPart(event: WebhookEvent): StatementPart {
+  const input = statementInput(event);
+  return {
+    build: () =>
+      eventDeliveriesStatement({
+        orgId: sql.placeholder("webhookOrgId"),
+        type: sql.placeholder("webhookType"),
+        body: sql.placeholder("webhookBody"),
+        deadlineSeconds: sql.placeholder("webhookDeadlineSeconds"),
+      }),
+    params: {
+      webhookOrgId: input.orgId,
+      webhookType: input.type,
+      webhookBody: input.body,
+      webhookDeadlineSeconds: input.deadlineSeconds,
+    },
+  };
 }
