@@ -9,8 +9,10 @@ import {
   notices,
   oauthTransactions,
   type ProviderId,
+  switches,
   users,
 } from "@/db/schema";
+import { GLOBAL_SWITCH_SCOPE, type SwitchRow } from "./switches";
 
 // Mailboxes and their OAuth transactions. Whatever a person asks for is scoped by organisation;
 // the token lifecycle (refresh, by mailbox id from the already-authorised send path) is not.
@@ -152,6 +154,8 @@ export async function findMailboxByIdOrAddress({
         keyActive: sql<
           boolean | null
         >`(select ${apiKeys.revokedAt} is null and (${apiKeys.expiresAt} is null or ${apiKeys.expiresAt} > now()) from ${apiKeys} where ${apiKeys.id} = ${sql.placeholder("apiKeyId")} and ${apiKeys.orgId} = ${sql.placeholder("orgId")})`,
+        // The send's incident switch in the same statement: the global one first.
+        sendingPause: sql<SwitchRow | null>`(select json_build_object('scopeKey', ${switches.scopeKey}, 'reason', ${switches.reason}, 'setAt', ${switches.setAt}) from ${switches} where ${switches.kind} = 'pause_sending' and ${switches.scopeKey} in (${GLOBAL_SWITCH_SCOPE}, ${sql.placeholder("orgId")}) order by ${switches.scopeKey} = ${GLOBAL_SWITCH_SCOPE} desc limit 1)`,
       })
       .from(mailboxes)
       .where(

@@ -9,6 +9,9 @@ import { switches } from "@/db/schema";
 
 export const GLOBAL_SWITCH_SCOPE = "global";
 
+/** A switch that is on, as the send path reads it (`setAt` as JSON text where it comes as JSON). */
+export type SwitchRow = { scopeKey: string; reason: string; setAt: Date | string };
+
 /** The switch of this kind that is on globally or for the organisation (read on every send). */
 export async function listSwitchesForOrg({
   db,

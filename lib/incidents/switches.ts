@@ -5,6 +5,7 @@ import {
   GLOBAL_SWITCH_SCOPE,
   insertSwitch,
   listSwitchesForOrg,
+  type SwitchRow,
 } from "@/db/queries/switches";
 import type { Actor, AuditAction, RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
@@ -40,13 +41,17 @@ export async function isSendingPaused({
   orgId: string;
 }): Promise<SendingPause> {
   const rows = await listSwitchesForOrg({ db, kind: "pause_sending", orgId });
-  const row = rows.find((r) => r.scopeKey === GLOBAL_SCOPE_KEY) ?? rows[0];
+  return sendingPauseOf(rows.find((r) => r.scopeKey === GLOBAL_SCOPE_KEY) ?? rows[0] ?? null);
+}
+
+/** What the pause switch that wins (or none) means; the mailbox lookup reads it too. */
+export function sendingPauseOf(row: SwitchRow | null): SendingPause {
   if (!row) return { isPaused: false };
   return {
     isPaused: true,
     scope: row.scopeKey === GLOBAL_SCOPE_KEY ? "global" : "organization",
     reason: row.reason,
-    since: row.setAt,
+    since: new Date(row.setAt),
   };
 }
 

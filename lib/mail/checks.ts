@@ -6,7 +6,7 @@ import type { MessageSender } from "@/db/queries/messages";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
-import { isSendingPaused } from "@/lib/incidents/switches";
+import { isSendingPaused, type SendingPause } from "@/lib/incidents/switches";
 import { type LimitName, sendLimitNames } from "@/lib/ratelimit";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import { isKeyUsable } from "./api-key-state";
@@ -29,8 +29,10 @@ export type Invalid = Extract<SendOutcome, { kind: "invalid" }>;
 export async function checkSwitches(
   db: Database,
   ctx: SenderContext,
+  /** The pause as the mailbox lookup read it, when it found the mailbox; else read here. */
+  known?: SendingPause,
 ): Promise<RefusalOutcome | null> {
-  const pause = await isSendingPaused({ db, orgId: ctx.orgId });
+  const pause = known ?? (await isSendingPaused({ db, orgId: ctx.orgId }));
   if (!pause.isPaused) return null;
   await writeAuditEvent(db, {
     orgId: ctx.orgId,

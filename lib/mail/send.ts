@@ -4,6 +4,7 @@ import { getMailboxForOrg } from "@/db/queries/mailboxes";
 import { claimMessage, finishMessage } from "@/db/queries/messages";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
+import { sendingPauseOf } from "@/lib/incidents/switches";
 import { markMailboxRecovered } from "@/lib/oauth/recovery";
 import {
   checkActorLimit,
@@ -43,9 +44,10 @@ import { queueMessage } from "./queued";
 // limits → JSON body → mailbox (organisation, key still unrevoked, key's scope, status) →
 // validation and HTML sanitising → mailbox rate limits → access token → message row →
 // SMTP → row update and audit event. The cheap refusals come before validation because
-// sanitising is the one step whose cost the caller controls. The switches, the permission, the
-// caller's rate limit, the mailbox and an earlier request with the Idempotency-Key are asked
-// together at the start; what they say is still judged in this order.
+// sanitising is the one step whose cost the caller controls. The mailbox (read with the
+// switches, in one statement), the permission, the caller's rate limit and an earlier request
+// with the Idempotency-Key are asked together at the start; what they say is still judged in
+// this order.
 // Nothing else in the code base creates a transport or calls sendMail (lib/mail/delivery.ts
 // does, for this module and for send-queued.ts, which runs these checks again for each queued
 // message at its attempt). The checks themselves live in checks.ts.
@@ -92,13 +94,15 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
     input.idempotencyKey === undefined
       ? null
       : { orgId: ctx.orgId, sender, idempotencyKey: input.idempotencyKey };
-  const [paused, refused, limited, found, first] = await Promise.all([
-    checkSwitches(db, ctx),
+  const [found, refused, limited, first] = await Promise.all([
+    selector === null ? null : lookupMailbox(db, ctx, selector),
     checkPermission(db, ctx),
     checkActorLimit(ctx),
-    selector === null ? null : lookupMailbox(db, ctx, selector),
     scope === null ? null : findEarlierRequest(db, scope),
   ]);
+  // The lookup read the switches with the mailbox; without a mailbox they are read now.
+  const known = found === null || isRefusal(found) ? undefined : sendingPauseOf(found.sendingPause);
+  const paused = await checkSwitches(db, ctx, known);
   if (paused) return paused;
   if (refused) return refused;
   if (limited) return limited;
