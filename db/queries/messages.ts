@@ -162,22 +162,16 @@ function finishUpdate(
   );
 }
 
-function finishColumns({ status, smtpResponse, providerMessageId, errorCode }: FinishMessage) {
-  return {
-    status,
-    smtpResponse,
-    providerMessageId,
-    errorCode,
-    sentAt: status === "sent" ? new Date() : null,
-  };
-}
-
-export async function finishMessage(input: FinishMessage) {
-  const { lastError } = input;
-  await finishUpdate(input.db, input, {
-    ...finishColumns(input),
-    ...(lastError === undefined ? {} : { lastError }),
-  });
+export async function finishMessage({ db, orgId, messageId, lastError, ...result }: FinishMessage) {
+  await finishUpdate(
+    db,
+    { orgId, messageId },
+    {
+      ...result,
+      sentAt: result.status === "sent" ? new Date() : null,
+      ...(lastError === undefined ? {} : { lastError }),
+    },
+  );
 }
 
 const FINISH_PLACEHOLDERS = {
@@ -203,13 +197,14 @@ export function finishMessageTemplate(db: DbOrTx): SQL {
   ).getSQL();
 }
 
-export function finishMessageParams(input: Omit<FinishMessage, "db">): Record<string, unknown> {
+export function finishMessageParams({
+  lastError,
+  ...input
+}: Omit<FinishMessage, "db">): Record<string, unknown> {
   return {
-    orgId: input.orgId,
-    messageId: input.messageId,
-    ...finishColumns({ ...input, db: undefined as never }),
+    ...input,
     sentAt: input.status === "sent" ? new Date().toISOString() : null,
-    lastError: input.lastError ?? null,
+    lastError: lastError ?? null,
   };
 }
 

@@ -290,6 +290,32 @@ describe("refusals", () => {
     expect(await bed.inboxCount()).toBe(before);
   });
 
+  it("423 names the global pause when both are on, and a pause wins over an unknown mailbox", async () => {
+    // The switches are read by the mailbox lookup's statement; without a mailbox, on their own.
+    const db = await getDb();
+    const ctx = memberContext(owner.orgId, owner.user, "owner");
+    const scopes = [
+      { type: "organization" as const, orgId: owner.orgId },
+      { type: "global" as const },
+    ];
+    for (const scope of scopes) {
+      await setSwitch({ db, kind: "pause_sending", scope, reason: `incident ${scope.type}`, ctx });
+    }
+    try {
+      const before = await bed.inboxCount();
+      const both = await POST(sendRequest(message(), { token }));
+      expect(both.status).toBe(423);
+      expect(await problemOf(both)).toMatchObject({ scope: "global" });
+      const unknown = await POST(
+        sendRequest(message({ mailbox: "nobody@example.test" }), { token }),
+      );
+      expect(unknown.status).toBe(423);
+      expect(await bed.inboxCount()).toBe(before);
+    } finally {
+      for (const scope of scopes) await clearSwitch({ db, kind: "pause_sending", scope, ctx });
+    }
+  });
+
   it("423 while a global or organisation pause is on, and 423 for a paused mailbox", async () => {
     const db = await getDb();
     const ctx = memberContext(owner.orgId, owner.user, "owner");
