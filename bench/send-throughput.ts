@@ -12,6 +12,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import { sql } from "drizzle-orm";
 import nodemailer from "nodemailer";
 import pg from "pg";
@@ -41,6 +42,8 @@ type RunResult = {
   ratio: number;
   /** CPU time of the bench process per message (SMTP server included), bare and route. */
   cpuMs: { bare: number; route: number };
+  /** Event-loop utilisation of the bench process during the rounds (1: never idle). */
+  eventLoop?: { bare: number; route: number };
   /** Statements sent to PostgreSQL per message through the route (null on PGlite). */
   statementsPerMessage: number | null;
   runAt: string;
@@ -137,24 +140,31 @@ async function main() {
     await drive(WARMUP, concurrency, viaBare);
     // Rounds of bare and route, interleaved, so that a burst of other work on the shared
     // machine weighs on both; the median round of each is reported.
-    const bareRounds: Array<Throughput & { cpuMs: number }> = [];
-    const routeRounds: Array<Throughput & { cpuMs: number }> = [];
+    const bareRounds: Array<Throughput & { cpuMs: number; elu: number }> = [];
+    const routeRounds: Array<Throughput & { cpuMs: number; elu: number }> = [];
     const ratios: number[] = [];
     const loadBefore = os.loadavg()[0] ?? 0;
     let routeStatements = 0;
     for (let round = 0; round < rounds; round++) {
       const cpu0 = process.cpuUsage();
+      const elu0 = performance.eventLoopUtilization();
       const bareRound = await drive(messages, concurrency, viaBare);
       const cpuBare = process.cpuUsage(cpu0);
-      bareRounds.push({ ...bareRound, cpuMs: (cpuBare.user + cpuBare.system) / 1000 / messages });
+      bareRounds.push({
+        ...bareRound,
+        cpuMs: (cpuBare.user + cpuBare.system) / 1000 / messages,
+        elu: performance.eventLoopUtilization(elu0).utilization,
+      });
       console.info(`round ${round + 1} bare nodemailer: ${fmt(bareRound)}`);
       const before = statements;
       const cpu1 = process.cpuUsage();
+      const elu1 = performance.eventLoopUtilization();
       const routeRound = await drive(messages, concurrency, viaRoute);
       const cpuRoute = process.cpuUsage(cpu1);
       routeRounds.push({
         ...routeRound,
         cpuMs: (cpuRoute.user + cpuRoute.system) / 1000 / messages,
+        elu: performance.eventLoopUtilization(elu1).utilization,
       });
       // The sealer's work for these messages belongs to them too: wait until it is done.
       await waitForSealing(db, owner.orgId);
@@ -170,6 +180,13 @@ async function main() {
     const routeCpuMs = median(routeRounds.map((r) => r.cpuMs));
     console.info(
       `CPU of this process per message: bare ${bareCpuMs.toFixed(2)} ms, route ${routeCpuMs.toFixed(2)} ms`,
+    );
+    const eventLoop = {
+      bare: median(bareRounds.map((r) => r.elu)),
+      route: median(routeRounds.map((r) => r.elu)),
+    };
+    console.info(
+      `event-loop utilisation: bare ${eventLoop.bare.toFixed(2)}, route ${eventLoop.route.toFixed(2)}`,
     );
     const statementsPerMessage = process.env.DATABASE_URL
       ? routeStatements / (messages * rounds)
@@ -194,6 +211,7 @@ async function main() {
       ratio,
       statementsPerMessage,
       cpuMs: { bare: bareCpuMs, route: routeCpuMs },
+      eventLoop,
       rounds,
       ratios,
       loadAverage: [loadBefore, loadAfter],
@@ -234,7 +252,7 @@ function renderReadme(stored: Record<string, RunResult>) {
   ]);
   const runs = Object.values(stored).map(
     (r) =>
-      `- ${r.database}: ${r.rounds ? `${r.rounds} interleaved rounds of ${r.messages} messages per path, median round shown (ratio per round: ${(r.ratios ?? []).map((x) => x.toFixed(2)).join(", ")})` : `${r.messages} messages each`}, concurrency ${r.concurrency}; CPU of the bench process per message ${r.cpuMs ? `${r.cpuMs.bare.toFixed(2)} ms bare, ${r.cpuMs.route.toFixed(2)} ms through the route` : "not measured"}; ${r.loadAverage ? `1-minute load average ${r.loadAverage[0].toFixed(1)} before, ${r.loadAverage[1].toFixed(1)} after; ` : ""}${r.machine}, run ${r.runAt}`,
+      `- ${r.database}: ${r.rounds ? `${r.rounds} interleaved rounds of ${r.messages} messages per path, median round shown (ratio per round: ${(r.ratios ?? []).map((x) => x.toFixed(2)).join(", ")})` : `${r.messages} messages each`}, concurrency ${r.concurrency}; CPU of the bench process per message ${r.cpuMs ? `${r.cpuMs.bare.toFixed(2)} ms bare, ${r.cpuMs.route.toFixed(2)} ms through the route` : "not measured"}; ${r.eventLoop ? `event-loop utilisation ${r.eventLoop.bare.toFixed(2)} bare, ${r.eventLoop.route.toFixed(2)} through the route; ` : ""}${r.loadAverage ? `1-minute load average ${r.loadAverage[0].toFixed(1)} before, ${r.loadAverage[1].toFixed(1)} after; ` : ""}${r.machine}, run ${r.runAt}`,
   );
   writeReadmeSection(
     SCRIPT,
