@@ -12,7 +12,17 @@ export const GLOBAL_SWITCH_SCOPE = "global";
 /** A switch that is on, as the send path reads it (`setAt` as JSON text where it comes as JSON). */
 export type SwitchRow = { scopeKey: string; reason: string; setAt: Date | string };
 
-/** The switch of this kind that is on globally or for the organisation (read on every send). */
+const switchColumns = {
+  kind: switches.kind,
+  scopeKey: switches.scopeKey,
+  reason: switches.reason,
+  setAt: switches.setAt,
+};
+
+/**
+ * The switches of this kind that are on globally or for the organisation. A send reads the
+ * pause with its mailbox lookup instead (db/queries/mailboxes.ts), and this only without one.
+ */
 export async function listSwitchesForOrg({
   db,
   kind,
@@ -24,12 +34,7 @@ export async function listSwitchesForOrg({
 }) {
   return preparedOnce(db, "switches_for_org", (handle, name) =>
     handle
-      .select({
-        kind: switches.kind,
-        scopeKey: switches.scopeKey,
-        reason: switches.reason,
-        setAt: switches.setAt,
-      })
+      .select(switchColumns)
       .from(switches)
       .where(
         and(
@@ -83,13 +88,5 @@ export async function deleteSwitch({
 
 /** Every switch that is on for these scopes (the banner shows them all). */
 export async function listActiveSwitches({ db, scopeKeys }: { db: DbOrTx; scopeKeys: string[] }) {
-  return db
-    .select({
-      kind: switches.kind,
-      scopeKey: switches.scopeKey,
-      reason: switches.reason,
-      setAt: switches.setAt,
-    })
-    .from(switches)
-    .where(inArray(switches.scopeKey, scopeKeys));
+  return db.select(switchColumns).from(switches).where(inArray(switches.scopeKey, scopeKeys));
 }
