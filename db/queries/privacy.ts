@@ -1,5 +1,5 @@
 import "server-only";
-import { and, asc, desc, eq, gt, inArray, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, isNotNull, or, type SQL, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import {
   accounts,
@@ -14,6 +14,7 @@ import {
   organizations,
   sessions,
   users,
+  webhookDeliveries,
 } from "@/db/schema";
 
 // A data subject as one organisation holds them: an account (by email), or only an address that
@@ -23,6 +24,24 @@ import {
 /** Recipient entries are `address` or `Name <address>`: an entry names the person exactly so. */
 function namesAddress(entry: SQL, email: string): SQL<boolean> {
   return sql<boolean>`(lower(${entry}) = ${email} or right(lower(${entry}), ${email.length + 2}) = ${`<${email}>`})`;
+}
+
+/** Queued messages of the organisation that would still be sent to the address. */
+function queuedTo(orgId: string, email: string) {
+  return and(
+    eq(messages.orgId, orgId),
+    isNotNull(messages.nextAttemptAt),
+    inArray(messages.status, ["queued", "retrying"]),
+    isRecipient(email),
+  );
+}
+
+/** Webhook deliveries of the organisation whose body names the address (a mailbox's, say). */
+function deliveriesNaming(orgId: string, email: string) {
+  return and(
+    eq(webhookDeliveries.orgId, orgId),
+    sql`strpos(lower(${webhookDeliveries.body}), ${email}) > 0`,
+  );
 }
 
 function isRecipient(email: string): SQL<boolean> {
@@ -294,33 +313,39 @@ export async function countSubjectData({
   userId: string | null;
   email: string;
 }) {
-  const [mailboxRows, keyRows, sent, addressed, events, invites] = await Promise.all([
-    db
-      .select({ n: sql<number>`count(*)::int` })
-      .from(mailboxes)
-      .where(mailboxesOf(orgId, userId, email)),
-    userId === null
-      ? Promise.resolve([{ n: 0 }])
-      : db
-          .select({ n: sql<number>`count(*)::int` })
-          .from(apiKeys)
-          .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.createdBy, userId))),
-    userId === null
-      ? Promise.resolve([{ n: 0 }])
-      : db.select({ n: sql<number>`count(*)::int` }).from(messages).where(sentBy(orgId, userId)),
-    db
-      .select({ n: sql<number>`count(*)::int` })
-      .from(messages)
-      .where(and(eq(messages.orgId, orgId), isRecipient(email))),
-    db
-      .select({ n: sql<number>`count(*)::int` })
-      .from(auditEvents)
-      .where(auditNaming(orgId, userId, email)),
-    db
-      .select({ n: sql<number>`count(*)::int` })
-      .from(invitations)
-      .where(and(eq(invitations.orgId, orgId), sql`lower(${invitations.email}) = ${email}`)),
-  ]);
+  const [mailboxRows, keyRows, sent, addressed, events, invites, queued, deliveries] =
+    await Promise.all([
+      db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(mailboxes)
+        .where(mailboxesOf(orgId, userId, email)),
+      userId === null
+        ? Promise.resolve([{ n: 0 }])
+        : db
+            .select({ n: sql<number>`count(*)::int` })
+            .from(apiKeys)
+            .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.createdBy, userId))),
+      userId === null
+        ? Promise.resolve([{ n: 0 }])
+        : db.select({ n: sql<number>`count(*)::int` }).from(messages).where(sentBy(orgId, userId)),
+      db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(messages)
+        .where(and(eq(messages.orgId, orgId), isRecipient(email))),
+      db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(auditEvents)
+        .where(auditNaming(orgId, userId, email)),
+      db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(invitations)
+        .where(and(eq(invitations.orgId, orgId), sql`lower(${invitations.email}) = ${email}`)),
+      db.select({ n: sql<number>`count(*)::int` }).from(messages).where(queuedTo(orgId, email)),
+      db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(webhookDeliveries)
+        .where(deliveriesNaming(orgId, email)),
+    ]);
   return {
     mailboxes: mailboxRows[0]?.n ?? 0,
     apiKeys: keyRows[0]?.n ?? 0,
@@ -328,6 +353,8 @@ export async function countSubjectData({
     messagesAddressed: addressed[0]?.n ?? 0,
     auditEvents: events[0]?.n ?? 0,
     invitations: invites[0]?.n ?? 0,
+    queuedAddressed: queued[0]?.n ?? 0,
+    webhookDeliveries: deliveries[0]?.n ?? 0,
   };
 }
 
@@ -434,6 +461,50 @@ export async function deleteNoticesNaming({
       ),
     )
     .returning({ id: notices.id });
+  return rows.length;
+}
+
+/**
+ * Cancels the organisation's queued messages addressed to the person and deletes their sealed
+ * bodies, so that nothing goes to them after the erasure. A message being sent right now
+ * finishes; its row loses the address with the others.
+ */
+export async function cancelQueuedMessagesTo({
+  db,
+  orgId,
+  email,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+}) {
+  const rows = await db
+    .update(messages)
+    .set({
+      status: "cancelled",
+      nextAttemptAt: null,
+      bodySealed: null,
+      lastError: "Cancelled: a recipient's personal data was erased.",
+    })
+    .where(queuedTo(orgId, email))
+    .returning({ id: messages.id });
+  return rows.length;
+}
+
+/** Deletes the organisation's webhook deliveries, sent or not, whose body names the address. */
+export async function deleteWebhookDeliveriesNaming({
+  db,
+  orgId,
+  email,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+}) {
+  const rows = await db
+    .delete(webhookDeliveries)
+    .where(deliveriesNaming(orgId, email))
+    .returning({ id: webhookDeliveries.id });
   return rows.length;
 }
 

@@ -1,5 +1,5 @@
 import "server-only";
-import { and, desc, eq, inArray, type Placeholder, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, lt, type Placeholder, type SQL, sql } from "drizzle-orm";
 import { type DbOrTx, inTransaction } from "@/db";
 import { webhookAttempts, webhookDeliveries, webhookEndpoints } from "@/db/schema";
 
@@ -327,4 +327,30 @@ export async function listEndpointDeliveries({
     ...d,
     attemptList: attempts.filter((a) => a.deliveryId === d.id),
   }));
+}
+
+/**
+ * Retention: deletes the organisation's finished webhook deliveries (delivered or failed) that
+ * finished before `before`, with their attempts; pending ones wait for their outcome.
+ */
+export async function deleteFinishedWebhookDeliveries({
+  db,
+  orgId,
+  before,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  before: Date;
+}) {
+  const rows = await db
+    .delete(webhookDeliveries)
+    .where(
+      and(
+        eq(webhookDeliveries.orgId, orgId),
+        inArray(webhookDeliveries.status, ["delivered", "failed"]),
+        lt(webhookDeliveries.finishedAt, before),
+      ),
+    )
+    .returning({ id: webhookDeliveries.id });
+  return rows.length;
 }

@@ -3,7 +3,14 @@ import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { insertOutboxRows } from "@/db/queries/notifications";
-import { auditEvents, dataRequests, memberships, users } from "@/db/schema";
+import {
+  auditEvents,
+  dataRequests,
+  memberships,
+  messages,
+  users,
+  webhookDeliveries,
+} from "@/db/schema";
 import { sealPending } from "@/lib/audit/seal";
 import { verifyAllAuditChains } from "@/lib/audit/verify-all";
 import { writeAuditEvent } from "@/lib/audit/write";
@@ -18,7 +25,12 @@ import {
 import { openMailboxToken } from "@/lib/oauth/sealed";
 import { readMailbox } from "@/lib/oauth/testing/fixtures";
 import { memberContext } from "@/lib/testing/context";
-import { createOwner, createUser, joinOrganization } from "@/lib/testing/factories";
+import {
+  createOwner,
+  createUser,
+  insertWebhookDeliveries,
+  joinOrganization,
+} from "@/lib/testing/factories";
 import { subjectExport } from "./export";
 import {
   describeSubject,
@@ -275,6 +287,67 @@ describe("erasure", () => {
       kind: "erased",
       receipt: { messages: { recipientRemovedFrom: 1 }, chainVerification: { intact: true } },
     });
+    expect(await scanDatabase(outsider)).toEqual([]);
+  }, 60_000);
+
+  it("erases someone a queued message and a webhook delivery still carry: the message is cancelled, the delivery deleted", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const outsider = `queued-${randomUUID().slice(0, 8)}@example.test`;
+    // A queued message as the queue leaves it (sealed body, next attempt in an hour).
+    const [queued] = await db
+      .insert(messages)
+      .values({
+        orgId: owner.orgId,
+        senderType: "user",
+        senderId: owner.user.id,
+        recipients: { to: [outsider], cc: [], bcc: [] },
+        recipientCount: 1,
+        subject: "Waiting",
+        status: "queued",
+        bodySealed: "v1.sealed-body",
+        nextAttemptAt: new Date(Date.now() + 3_600_000),
+        deadlineAt: new Date(Date.now() + 86_400_000),
+      })
+      .returning({ id: messages.id });
+    const [naming, other] = await insertWebhookDeliveries(owner.orgId, [
+      {
+        body: JSON.stringify({ type: "message.sent", data: { mailbox: outsider } }),
+        status: "pending",
+      },
+      {
+        body: JSON.stringify({ type: "message.sent", data: { mailbox: "x@example.test" } }),
+        status: "delivered",
+      },
+    ]);
+    const summary = await describeSubject(db, owner.orgId, outsider);
+    expect(summary).toMatchObject({ queuedAddressed: 1, webhookDeliveries: 1 });
+
+    const request = await recordDataRequest(officerOf(owner), {
+      kind: "erasure",
+      email: outsider,
+      receivedAt: new Date(),
+    });
+    const result = await eraseSubject(officerOf(owner), request.id);
+    expect(result).toMatchObject({
+      kind: "erased",
+      receipt: {
+        deleted: { webhookDeliveries: 1 },
+        messages: { queuedCancelled: 1, recipientRemovedFrom: 1 },
+        chainVerification: { intact: true },
+      },
+    });
+    const [row] = await db
+      .select()
+      .from(messages)
+      .where(eq(messages.id, queued?.id as string));
+    expect(row).toMatchObject({ status: "cancelled", bodySealed: null, nextAttemptAt: null });
+    const left = await db
+      .select({ id: webhookDeliveries.id })
+      .from(webhookDeliveries)
+      .where(eq(webhookDeliveries.orgId, owner.orgId));
+    expect(left.map((r) => r.id)).toEqual([other]);
+    expect(naming).toBeDefined();
     expect(await scanDatabase(outsider)).toEqual([]);
   }, 60_000);
 

@@ -3,6 +3,7 @@ import { sql } from "drizzle-orm";
 import { type DbOrTx, getDb } from "@/db";
 import { lockMemberships } from "@/db/queries/organizations";
 import {
+  cancelQueuedMessagesTo,
   completeDataRequest,
   countAccountRows,
   countSubjectData,
@@ -11,6 +12,7 @@ import {
   deleteSubjectApiKeys,
   deleteSubjectInvitations,
   deleteSubjectMailboxes,
+  deleteWebhookDeliveriesNaming,
   findUserByEmail,
   getDataRequest,
   insertDataRequest,
@@ -253,6 +255,7 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
       apiKeys: userId ? await deleteSubjectApiKeys({ db: tx, orgId, userId }) : 0,
       invitations: await deleteSubjectInvitations({ db: tx, orgId, email }),
       notices: await deleteNoticesNaming({ db: tx, orgId, userId, email }),
+      webhookDeliveries: await deleteWebhookDeliveriesNaming({ db: tx, orgId, email }),
       memberships: 0,
       sessions: 0,
       accounts: 0,
@@ -279,6 +282,8 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
         }
       }
     }
+    // Before the address leaves the recipients: what is still queued for them is not sent.
+    const queuedCancelled = await cancelQueuedMessagesTo({ db: tx, orgId, email });
     const messages = await removeRecipientFromMessages({
       db: tx,
       orgId,
@@ -302,6 +307,7 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
       mailboxesRevokedAtProvider: revocations,
       deleted,
       messages: {
+        queuedCancelled,
         recipientRemovedFrom: messages.recipientRows,
         subjectOrReplyRewritten: messages.rewrittenRows,
       },
@@ -325,6 +331,8 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
         apiKeys: deleted.apiKeys,
         userAccount: deleted.userAccount,
         messages: messages.recipientRows,
+        queuedCancelled,
+        webhookDeliveries: deleted.webhookDeliveries,
         auditEvents,
       },
     });

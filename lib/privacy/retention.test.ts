@@ -2,12 +2,12 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb, withRunLock } from "@/db";
 import { setRetentionSettings } from "@/db/queries/organization-settings";
-import { auditChainHeads, auditEvents, messages } from "@/db/schema";
+import { auditChainHeads, auditEvents, messages, webhookDeliveries } from "@/db/schema";
 import { sealPending } from "@/lib/audit/seal";
 import { verifyAuditChain } from "@/lib/audit/verify";
 import { verifyAllAuditChains } from "@/lib/audit/verify-all";
 import { auditEventsOf } from "@/lib/testing/audit";
-import { createOwner } from "@/lib/testing/factories";
+import { createOwner, insertWebhookDeliveries } from "@/lib/testing/factories";
 import { applyPersonalDataRetention, RETENTION_BATCH } from "./retention";
 
 const DAY_MS = 86_400_000;
@@ -85,6 +85,35 @@ async function verifiesFromGenesis(chain: string) {
 }
 
 describe("personal data retention", () => {
+  it("deletes finished webhook deliveries past the messages' period; pending and newer ones stay", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const body = (n: number) =>
+      JSON.stringify({ type: "message.sent", data: { mailbox: `m${n}@example.test` } });
+    const [oldDelivered, oldFailed, oldPending, recent] = await insertWebhookDeliveries(
+      owner.orgId,
+      [
+        { body: body(1), status: "delivered", finishedAt: daysAgo(95) },
+        { body: body(2), status: "failed", finishedAt: daysAgo(91) },
+        { body: body(3), status: "pending" },
+        { body: body(4), status: "delivered", finishedAt: daysAgo(80) },
+      ],
+    );
+    const runs = await applyPersonalDataRetention({ db });
+    expect(runs?.find((r) => r.orgId === owner.orgId)).toMatchObject({
+      webhookDeliveries: 2,
+      failed: false,
+    });
+    const left = await db
+      .select({ id: webhookDeliveries.id })
+      .from(webhookDeliveries)
+      .where(eq(webhookDeliveries.orgId, owner.orgId));
+    expect(left.map((r) => r.id).sort()).toEqual([oldPending, recent].sort());
+    expect([oldDelivered, oldFailed].some((id) => left.some((r) => r.id === id))).toBe(false);
+    const [event] = await auditEventsOf(owner.orgId, { action: "privacy.retention_applied" });
+    expect(event?.metadata).toMatchObject({ webhookDeliveries: 2 });
+  });
+
   it("empties messages older than the default 90 days and keeps newer ones; the run is audited", async () => {
     const db = await getDb();
     const owner = await createOwner();
@@ -100,6 +129,7 @@ describe("personal data retention", () => {
     expect(runs?.find((r) => r.orgId === owner.orgId)).toEqual({
       orgId: owner.orgId,
       messages: 1,
+      webhookDeliveries: 0,
       auditEvents: 0,
       failed: false,
     });
@@ -190,6 +220,7 @@ describe("personal data retention", () => {
     expect(runs?.find((r) => r.orgId === owner.orgId)).toEqual({
       orgId: owner.orgId,
       messages: 0,
+      webhookDeliveries: 0,
       auditEvents: RETENTION_BATCH + 6,
       failed: false,
     });
@@ -255,6 +286,7 @@ describe("personal data retention", () => {
     expect(runs?.find((r) => r.orgId === broken.orgId)).toEqual({
       orgId: broken.orgId,
       messages: 1,
+      webhookDeliveries: 0,
       auditEvents: 0,
       failed: true,
     });

@@ -3,13 +3,15 @@ import { type Database, withRunLock } from "@/db";
 import { listAuditEventsWithNetworkFields, lockAuditChain } from "@/db/queries/audit";
 import { removeMessagePersonalFields } from "@/db/queries/messages";
 import { listPersonalRetentionSettings } from "@/db/queries/organization-settings";
+import { deleteFinishedWebhookDeliveries } from "@/db/queries/webhooks";
 import { replacePersonalFields } from "@/lib/audit/redact";
 import { SEAL_BATCH, sealChainInTransaction } from "@/lib/audit/seal";
 import { writeAuditEvent } from "@/lib/audit/write";
 
 // Retention of personal data in kept rows: after each organisation's periods, messages lose their
-// recipients and subject, and audit events their IP address and user agent (through the erasure
-// path, so the chain still verifies). Each batch is its own transaction, so a large backlog
+// recipients and subject, finished webhook deliveries (whose bodies name mailbox addresses) are
+// deleted with the messages' period, and audit events lose their IP address and user agent
+// (through the erasure path, so the chain still verifies). Each batch is its own transaction, so a large backlog
 // holds its row and chain locks for one batch at a time.
 
 const DAY_MS = 86_400_000;
@@ -81,6 +83,7 @@ export async function removeOldAuditNetworkFields(
 export type RetentionRun = {
   orgId: string;
   messages: number;
+  webhookDeliveries: number;
   auditEvents: number;
   failed: boolean;
 };
@@ -124,13 +127,18 @@ export async function applyPersonalDataRetention({
               before: messagesBefore,
             }),
       );
+      const deliveries = await attempt("webhook deliveries", async () =>
+        messagesBefore === null
+          ? 0
+          : deleteFinishedWebhookDeliveries({ db, orgId, before: messagesBefore }),
+      );
       const events = await attempt("audit events", async () =>
         eventsBefore === null
           ? 0
           : removeOldAuditNetworkFields(db, { chain: orgId, before: eventsBefore }),
       );
-      const failed = messages.failed || events.failed;
-      if (messages.changed === 0 && events.changed === 0 && !failed) continue;
+      const failed = messages.failed || deliveries.failed || events.failed;
+      if (messages.changed + deliveries.changed + events.changed === 0 && !failed) continue;
       // A chain the sealer refuses cannot take the event: logged, and the other
       // organisations carry on.
       await attempt("its audit event", async () => {
@@ -143,21 +151,30 @@ export async function applyPersonalDataRetention({
             messages: messages.changed,
             messageDays,
             messagesBefore: messagesBefore?.toISOString() ?? null,
+            webhookDeliveries: deliveries.changed,
             auditEvents: events.changed,
             networkDays,
             auditEventsBefore: eventsBefore?.toISOString() ?? null,
             ...(failed
               ? {
-                  failedParts: [messages.failed && "messages", events.failed && "audit"].filter(
-                    Boolean,
-                  ),
+                  failedParts: [
+                    messages.failed && "messages",
+                    deliveries.failed && "webhook deliveries",
+                    events.failed && "audit",
+                  ].filter(Boolean),
                 }
               : {}),
           },
         });
         return 1;
       });
-      runs.push({ orgId, messages: messages.changed, auditEvents: events.changed, failed });
+      runs.push({
+        orgId,
+        messages: messages.changed,
+        webhookDeliveries: deliveries.changed,
+        auditEvents: events.changed,
+        failed,
+      });
     }
     return runs;
   });

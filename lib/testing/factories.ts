@@ -3,7 +3,7 @@ import { and, eq } from "drizzle-orm";
 import { getDb } from "@/db";
 import { getActiveMembership, insertMembership } from "@/db/queries/organizations";
 import { recordEmailVerification } from "@/db/queries/users";
-import { invitations, type Role, users } from "@/db/schema";
+import { invitations, type Role, users, webhookDeliveries, webhookEndpoints } from "@/db/schema";
 import { tokenlessAdapter } from "@/lib/auth/adapter";
 import { inviteMember, settleMemberships } from "@/lib/auth/members";
 import { acceptInvitation } from "@/lib/auth/organizations";
@@ -77,4 +77,40 @@ export async function joinOrganization({
     invite.id,
   );
   if (!answer.ok) throw new Error(`invitation not accepted: ${answer.reason}`);
+}
+
+/**
+ * Rows as the webhook code leaves them: an endpoint of the organisation (no receiver behind it)
+ * and one delivery per entry, with the body, state and finish time given. Returns their ids.
+ */
+export async function insertWebhookDeliveries(
+  orgId: string,
+  deliveries: Array<{
+    body: string;
+    status: "pending" | "delivered" | "failed";
+    finishedAt?: Date;
+  }>,
+): Promise<string[]> {
+  const db = await getDb();
+  const [endpoint] = await db
+    .insert(webhookEndpoints)
+    .values({ orgId, url: "https://hooks.example.test/in", events: ["message.sent"], secret: "x" })
+    .returning({ id: webhookEndpoints.id });
+  const rows = await db
+    .insert(webhookDeliveries)
+    .values(
+      deliveries.map((d) => ({
+        id: `msg_${randomUUID().replaceAll("-", "")}`,
+        orgId,
+        endpointId: endpoint?.id as string,
+        eventType: "message.sent",
+        body: d.body,
+        status: d.status,
+        nextAttemptAt: d.status === "pending" ? new Date() : null,
+        deadlineAt: new Date(Date.now() + 86_400_000),
+        finishedAt: d.finishedAt ?? (d.status === "pending" ? null : new Date()),
+      })),
+    )
+    .returning({ id: webhookDeliveries.id });
+  return rows.map((r) => r.id);
 }

@@ -34,7 +34,7 @@ export function RetentionForm({ settings }: { settings: Settings }) {
         name="messageDays"
         inputMode="numeric"
         defaultValue={asField(settings.messageDays)}
-        hint="Older messages keep their status, mailbox and recipient count; their recipients are emptied and their subject replaced. Empty keeps them."
+        hint="Older messages keep their status, mailbox and recipient count; their recipients are emptied and their subject replaced. Webhook deliveries that finished before then are deleted. Empty keeps them."
         errors={state.fieldErrors?.messageDays}
       />
       <TextField

@@ -121,6 +121,11 @@ export default async function DataRequestPage({
                   {plural(summary.messagesSent, "message")} they sent stay as the
                   organisation&apos;s record, without their name;
                 </li>
+                {(summary.queuedAddressed > 0 || summary.webhookDeliveries > 0) && (
+                  <li>
+                    {`cancel ${plural(summary.queuedAddressed, "queued message")} addressed to them and delete ${plural(summary.webhookDeliveries, "webhook delivery", "webhook deliveries")} that name their address;`}
+                  </li>
+                )}
                 <li>
                   replace them with a pseudonym in{" "}
                   {plural(summary.auditEvents, "activity log event")} (IP address and browser
