@@ -1,5 +1,6 @@
 import "server-only";
 import { and, asc, desc, eq, gt, inArray, isNotNull, or, type SQL, sql } from "drizzle-orm";
+import type { PgTable } from "drizzle-orm/pg-core";
 import type { DbOrTx } from "@/db";
 import {
   accounts,
@@ -42,6 +43,12 @@ function deliveriesNaming(orgId: string, email: string) {
     eq(webhookDeliveries.orgId, orgId),
     sql`strpos(lower(${webhookDeliveries.body}), ${email}) > 0`,
   );
+}
+
+/** Deletes the rows of `table` that `where` picks; returns how many went. */
+async function deleteCounted(db: DbOrTx, table: PgTable, where: SQL | undefined) {
+  const rows = await db.delete(table).where(where).returning({ one: sql`1` });
+  return rows.length;
 }
 
 function isRecipient(email: string): SQL<boolean> {
@@ -398,11 +405,7 @@ export async function deleteSubjectMailboxes({
   userId: string | null;
   email: string;
 }) {
-  const rows = await db
-    .delete(mailboxes)
-    .where(mailboxesOf(orgId, userId, email))
-    .returning({ id: mailboxes.id });
-  return rows.length;
+  return deleteCounted(db, mailboxes, mailboxesOf(orgId, userId, email));
 }
 
 export async function deleteSubjectApiKeys({
@@ -414,11 +417,7 @@ export async function deleteSubjectApiKeys({
   orgId: string;
   userId: string;
 }) {
-  const rows = await db
-    .delete(apiKeys)
-    .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.createdBy, userId)))
-    .returning({ id: apiKeys.id });
-  return rows.length;
+  return deleteCounted(db, apiKeys, and(eq(apiKeys.orgId, orgId), eq(apiKeys.createdBy, userId)));
 }
 
 export async function deleteSubjectInvitations({
@@ -430,11 +429,11 @@ export async function deleteSubjectInvitations({
   orgId: string;
   email: string;
 }) {
-  const rows = await db
-    .delete(invitations)
-    .where(and(eq(invitations.orgId, orgId), sql`lower(${invitations.email}) = ${email}`))
-    .returning({ id: invitations.id });
-  return rows.length;
+  return deleteCounted(
+    db,
+    invitations,
+    and(eq(invitations.orgId, orgId), sql`lower(${invitations.email}) = ${email}`),
+  );
 }
 
 /** Notices of the organisation that name the address (a mailbox problem, say). */
@@ -449,19 +448,17 @@ export async function deleteNoticesNaming({
   userId: string | null;
   email: string;
 }) {
-  const rows = await db
-    .delete(notices)
-    .where(
-      and(
-        eq(notices.orgId, orgId),
-        or(
-          userId === null ? undefined : eq(notices.userId, userId),
-          sql`strpos(lower(${notices.title} || ' ' || ${notices.body}), ${email}) > 0`,
-        ),
+  return deleteCounted(
+    db,
+    notices,
+    and(
+      eq(notices.orgId, orgId),
+      or(
+        userId === null ? undefined : eq(notices.userId, userId),
+        sql`strpos(lower(${notices.title} || ' ' || ${notices.body}), ${email}) > 0`,
       ),
-    )
-    .returning({ id: notices.id });
-  return rows.length;
+    ),
+  );
 }
 
 /**
@@ -501,11 +498,7 @@ export async function deleteWebhookDeliveriesNaming({
   orgId: string;
   email: string;
 }) {
-  const rows = await db
-    .delete(webhookDeliveries)
-    .where(deliveriesNaming(orgId, email))
-    .returning({ id: webhookDeliveries.id });
-  return rows.length;
+  return deleteCounted(db, webhookDeliveries, deliveriesNaming(orgId, email));
 }
 
 /**

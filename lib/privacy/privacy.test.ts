@@ -81,6 +81,16 @@ async function sendAs(
   return outcome.id;
 }
 
+/** An erasure request for `email`, recorded and carried out at once by the owner. */
+async function eraseNow(owner: Parameters<typeof officerOf>[0], email: string) {
+  const request = await recordDataRequest(officerOf(owner), {
+    kind: "erasure",
+    email,
+    receivedAt: new Date(),
+  });
+  return eraseSubject(officerOf(owner), request.id);
+}
+
 /** Every text, varchar and jsonb column of every table: the rows where `needle` appears. */
 async function scanDatabase(needle: string) {
   const db = await getDb();
@@ -277,12 +287,7 @@ describe("erasure", () => {
     expect(exportBefore.organizations[0]?.messagesAddressed).toHaveLength(1);
     expect(exportBefore.organizations[0]?.auditEvents).toHaveLength(1);
 
-    const request = await recordDataRequest(officerOf(owner), {
-      kind: "erasure",
-      email: outsider,
-      receivedAt: new Date(),
-    });
-    const result = await eraseSubject(officerOf(owner), request.id);
+    const result = await eraseNow(owner, outsider);
     expect(result).toMatchObject({
       kind: "erased",
       receipt: { messages: { recipientRemovedFrom: 1 }, chainVerification: { intact: true } },
@@ -323,12 +328,7 @@ describe("erasure", () => {
     const summary = await describeSubject(db, owner.orgId, outsider);
     expect(summary).toMatchObject({ queuedAddressed: 1, webhookDeliveries: 1 });
 
-    const request = await recordDataRequest(officerOf(owner), {
-      kind: "erasure",
-      email: outsider,
-      receivedAt: new Date(),
-    });
-    const result = await eraseSubject(officerOf(owner), request.id);
+    const result = await eraseNow(owner, outsider);
     expect(result).toMatchObject({
       kind: "erased",
       receipt: {
