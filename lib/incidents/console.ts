@@ -3,11 +3,11 @@ import { type Database, type DbOrTx, inTransaction } from "@/db";
 import { cancelJobRow } from "@/db/queries/jobs";
 import { setMailboxPaused } from "@/db/queries/mailboxes";
 import { deleteSessionsOfOrgMembers } from "@/db/queries/sessions";
-import { listActiveSwitches } from "@/db/queries/switches";
+import { GLOBAL_SWITCH_SCOPE, listActiveSwitches } from "@/db/queries/switches";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { MemberContext } from "@/lib/auth/context";
 import { closeMailboxTransport } from "@/lib/mail/transport";
-import { GLOBAL_SCOPE_KEY, type SwitchKind } from "./switches";
+import type { SwitchKind } from "./switches";
 
 // What the incidents page does besides the two switches: pause one mailbox, sign everyone out,
 // cancel a long job, and who may act for every organisation. Each change is audited in its
@@ -123,10 +123,10 @@ export async function activeSwitches({
   db: DbOrTx;
   orgId: string;
 }): Promise<ActiveSwitch[]> {
-  const rows = await listActiveSwitches({ db, scopeKeys: [GLOBAL_SCOPE_KEY, orgId] });
+  const rows = await listActiveSwitches({ db, scopeKeys: [GLOBAL_SWITCH_SCOPE, orgId] });
   return rows.map((r) => ({
     kind: r.kind as SwitchKind,
-    scope: r.scopeKey === GLOBAL_SCOPE_KEY ? "global" : "organization",
+    scope: r.scopeKey === GLOBAL_SWITCH_SCOPE ? "global" : "organization",
     reason: r.reason,
     since: r.setAt,
   }));

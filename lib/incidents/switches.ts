@@ -26,10 +26,8 @@ export type SendingPause =
   | { isPaused: false }
   | { isPaused: true; scope: "global" | "organization"; reason: string; since: Date };
 
-export const GLOBAL_SCOPE_KEY = GLOBAL_SWITCH_SCOPE;
-
 function scopeKey(scope: SwitchScope): string {
-  return scope.type === "global" ? GLOBAL_SCOPE_KEY : scope.orgId;
+  return scope.type === "global" ? GLOBAL_SWITCH_SCOPE : scope.orgId;
 }
 
 /** One query for both scopes; a global pause wins over an organisation's own. */
@@ -41,7 +39,7 @@ export async function isSendingPaused({
   orgId: string;
 }): Promise<SendingPause> {
   const rows = await listSwitchesForOrg({ db, kind: "pause_sending", orgId });
-  return sendingPauseOf(rows.find((r) => r.scopeKey === GLOBAL_SCOPE_KEY) ?? rows[0] ?? null);
+  return sendingPauseOf(rows.find((r) => r.scopeKey === GLOBAL_SWITCH_SCOPE) ?? rows[0] ?? null);
 }
 
 /** What the pause switch that wins (or none) means; the mailbox lookup reads it too. */
@@ -49,7 +47,7 @@ export function sendingPauseOf(row: SwitchRow | null): SendingPause {
   if (!row) return { isPaused: false };
   return {
     isPaused: true,
-    scope: row.scopeKey === GLOBAL_SCOPE_KEY ? "global" : "organization",
+    scope: row.scopeKey === GLOBAL_SWITCH_SCOPE ? "global" : "organization",
     reason: row.reason,
     since: new Date(row.setAt),
   };
@@ -111,9 +109,12 @@ export async function connectionsBlock({
   orgId: string;
 }): Promise<{ scope: "global" | "organization"; since: Date } | null> {
   const rows = await listSwitchesForOrg({ db, kind: "block_connections", orgId });
-  const row = rows.find((r) => r.scopeKey === GLOBAL_SCOPE_KEY) ?? rows[0];
+  const row = rows.find((r) => r.scopeKey === GLOBAL_SWITCH_SCOPE) ?? rows[0];
   if (!row) return null;
-  return { scope: row.scopeKey === GLOBAL_SCOPE_KEY ? "global" : "organization", since: row.setAt };
+  return {
+    scope: row.scopeKey === GLOBAL_SWITCH_SCOPE ? "global" : "organization",
+    since: row.setAt,
+  };
 }
 
 /** `scope` is the switch's own (a global one has no organisation); `ctx` says who flips it. */
