@@ -25,6 +25,8 @@ export type MessageStatusView = {
   smtpResponse: string | null;
   /** failed, cancelled, or the last failed attempt of a retrying message. */
   error: { code: string | null; cause: string | null } | null;
+  /** queued: why its last attempt was put off (a pause, the mailbox's limit), if one was. */
+  heldBecause: string | null;
 };
 
 export type MessageStatusOutcome =
@@ -84,6 +86,8 @@ export async function readMessageStatus(
       messageId: row.status === "sent" ? row.providerMessageId : null,
       smtpResponse: row.smtpResponse,
       error: hasError ? { code: row.errorCode, cause: row.lastError } : null,
+      // A queued message's only cause is a hold's (lib/mail/send-queued.ts).
+      heldBecause: row.status === "queued" ? row.lastError : null,
     },
   };
 }

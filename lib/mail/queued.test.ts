@@ -202,6 +202,10 @@ describe("the chokepoint's checks at each queued attempt", () => {
         expect(held.status).toBe("queued");
         expect(held.nextAttemptAt?.getTime()).toBeGreaterThan(Date.now());
         expect(held.providerMessageId).toBeNull();
+        // The caller can see why it waits.
+        const { body } = await status(token, id);
+        expect(body).toMatchObject({ status: "queued", error: null });
+        expect(body.heldBecause).toBe("Sending is paused by an incident switch: queue drill");
       }
     } finally {
       await clearSwitch({ db, kind: "pause_sending", scope, ctx });
@@ -212,6 +216,10 @@ describe("the chokepoint's checks at each queued attempt", () => {
       .where(eq(messages.mailboxId, mailboxId));
     await drainMailbox(mailboxId);
     for (const id of ids) expect((await row(id)).status).toBe("sent");
+    expect((await status(token, ids[0] as string)).body).toMatchObject({
+      status: "sent",
+      heldBecause: null,
+    });
   });
 
   it("holds messages of a paused mailbox", async () => {
@@ -278,6 +286,9 @@ describe("the chokepoint's checks at each queued attempt", () => {
       const held = await row(second);
       expect(held.status).toBe("queued");
       expect(held.nextAttemptAt?.getTime()).toBeGreaterThan(Date.now());
+      expect((await status(token, second)).body.heldBecause).toBe(
+        "The mailbox's rate limit (sendMailboxMinuteDemo) is reached; it is sent once the limit allows.",
+      );
     } finally {
       await restore();
     }

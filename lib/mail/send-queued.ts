@@ -129,7 +129,11 @@ async function judgeRefusal(
     until = later(Math.max(1, refusal.retryAfterSeconds) * 1000);
   }
   if (refusal.kind === "provider_failed") until = later(retryDelayMs(row.attempts + 1));
-  const cause = ("cause" in refusal ? refusal.cause : null) ?? null;
+  const cause =
+    ("cause" in refusal ? refusal.cause : null) ??
+    (refusal.kind === "rate_limited"
+      ? `The mailbox's rate limit (${refusal.limit}) is reached; it is sent once the limit allows.`
+      : null);
   if (until && refusal.kind !== "provider_failed") {
     // A pause or a limit holds every waiting message of the mailbox, not only this one.
     await holdMailboxMessages({ db, mailboxId: mailbox.id, until, lastError: cause });
