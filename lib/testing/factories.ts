@@ -7,6 +7,8 @@ import { invitations, type Role, users, webhookDeliveries, webhookEndpoints } fr
 import { tokenlessAdapter } from "@/lib/auth/adapter";
 import { inviteMember, settleMemberships } from "@/lib/auth/members";
 import { acceptInvitation } from "@/lib/auth/organizations";
+import { sealWebhookSecret } from "@/lib/webhooks/secrets";
+import { generateWebhookSecret } from "@/lib/webhooks/signing";
 import { memberContext } from "./context";
 
 // Test factories: every test makes its own people and organisation on the shared database.
@@ -92,17 +94,22 @@ export async function insertWebhookDeliveries(
   }>,
 ): Promise<string[]> {
   const db = await getDb();
-  const [endpoint] = await db
-    .insert(webhookEndpoints)
-    .values({ orgId, url: "https://hooks.example.test/in", events: ["message.sent"], secret: "x" })
-    .returning({ id: webhookEndpoints.id });
+  // Sealed like a real one: key rotation, in any test file after this one, opens every secret.
+  const endpointId = randomUUID();
+  await db.insert(webhookEndpoints).values({
+    id: endpointId,
+    orgId,
+    url: "https://hooks.example.test/in",
+    events: ["message.sent"],
+    secret: sealWebhookSecret(endpointId, "secret", generateWebhookSecret()),
+  });
   const rows = await db
     .insert(webhookDeliveries)
     .values(
       deliveries.map((d) => ({
         id: `msg_${randomUUID().replaceAll("-", "")}`,
         orgId,
-        endpointId: endpoint?.id as string,
+        endpointId,
         eventType: "message.sent",
         body: d.body,
         status: d.status,
