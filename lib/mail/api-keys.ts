@@ -11,8 +11,10 @@ import {
   setApiKeyMailboxes,
   touchApiKeyLastUsed,
 } from "@/db/queries/api-keys";
+import { auditRefusedApiKey } from "@/lib/audit/refusals";
 import { writeAuditEvent } from "@/lib/audit/write";
-import type { CallContext, RequestInfo } from "@/lib/auth/context";
+import type { CallContext } from "@/lib/auth/context";
+import { requestInfoFrom } from "@/lib/auth/request";
 import { hasPermission } from "@/lib/auth/roles";
 import { UserFacingError } from "@/lib/errors";
 import { queueNotification } from "@/lib/notifications";
@@ -272,18 +274,30 @@ export async function verifyApiKey(token: string): Promise<VerifiedApiKey | null
   };
 }
 
-/** The caller's context for a bearer token: the API-key counterpart of the action wrapper's. */
-export async function apiKeyContext(
-  token: string,
-  request: RequestInfo,
-): Promise<CallContext | null> {
-  const key = await verifyApiKey(token);
-  if (!key) return null;
+/** The API key of `Authorization: Bearer <key>`, or null. */
+function bearerOf(request: Request): string | null {
+  const header = request.headers.get("authorization");
+  const match = header ? /^Bearer[ ]+(\S+)\s*$/i.exec(header) : null;
+  return match?.[1] ?? null;
+}
+
+/**
+ * The caller's context for a request's bearer token: the API-key counterpart of the action
+ * wrapper's. Null when there is no usable key; the refusal is audited (sampled) first.
+ */
+export async function apiKeyContext(request: Request): Promise<CallContext | null> {
+  const token = bearerOf(request);
+  const info = requestInfoFrom(request.headers);
+  const key = token ? await verifyApiKey(token) : null;
+  if (!key) {
+    await auditRefusedApiKey(token, info);
+    return null;
+  }
   return {
     orgId: key.orgId,
     actor: { type: "api_key", id: key.id, label: key.name },
     role: null,
-    request,
+    request: info,
     allowedMailboxIds: key.allowedMailboxIds,
   };
 }

@@ -179,13 +179,6 @@ export function invalidIdempotencyKeyResponse(): Response {
   );
 }
 
-/** The API key of `Authorization: Bearer <key>`, or null. */
-export function bearerOf(request: Request): string | null {
-  const header = request.headers.get("authorization");
-  const match = header ? /^Bearer[ ]+(\S+)\s*$/i.exec(header) : null;
-  return match?.[1] ?? null;
-}
-
 /** GET /api/v1/messages/{id}. */
 export function messageStatusResponse(outcome: MessageStatusOutcome): Response {
   switch (outcome.kind) {

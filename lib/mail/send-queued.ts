@@ -17,7 +17,7 @@ import { DecryptionError, decryptField } from "@/lib/crypto";
 import { keyring } from "@/lib/crypto/runtime";
 import { demoInboxMessageIds } from "@/lib/demo/inbox";
 import { env } from "@/lib/env";
-import { isSendingPaused } from "@/lib/incidents/switches";
+import { isSendingPaused, sendingPauseOf } from "@/lib/incidents/switches";
 import { checkMailboxLimits, checkToken, lookupMailbox } from "./checks";
 import {
   applyToMailbox,
@@ -173,23 +173,22 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
   const row = await nextDueMessage({ db, mailboxId });
   if (!row) return { kind: "idle" };
   const ctx = await senderContext(db, row);
-  const apiKeyId = ctx.actor.type === "api_key" ? ctx.actor.id : null;
-  const found = await findMailboxByIdOrAddress({
-    db,
-    orgId: row.orgId,
-    mailbox: mailboxId,
-    apiKeyId,
-  });
+  // The provider's pace first; what the mailbox says is judged after the wait.
+  const found = await findMailboxByIdOrAddress({ db, orgId: row.orgId, mailbox: mailboxId });
   if (!found) return { kind: "idle" };
   await awaitPaceSlot(db, found);
 
-  // Every check again, after the wait: a switch pulled meanwhile still stops this message.
-  const pause = await isSendingPaused({ db, orgId: row.orgId });
+  // Every check again, after the wait, read anew by one statement (the mailbox, the key's
+  // revocation, the pause switch): a switch pulled meanwhile still stops this message.
+  const mailbox = await lookupMailbox(db, ctx, mailboxId);
+  const pause = isRefusal(mailbox)
+    ? await isSendingPaused({ db, orgId: row.orgId })
+    : sendingPauseOf(mailbox.sendingPause);
   if (pause.isPaused) {
     const cause = `Sending is paused by an incident switch: ${pause.reason}`;
-    return judgeRefusal(db, ctx, found, row, { kind: "paused", scope: pause.scope, cause });
+    const held = isRefusal(mailbox) ? found : mailbox;
+    return judgeRefusal(db, ctx, held, row, { kind: "paused", scope: pause.scope, cause });
   }
-  const mailbox = ctx.actor.type === "api_key" ? await lookupMailbox(db, ctx, mailboxId) : found;
   if (isRefusal(mailbox)) {
     const refusal: RefusalOutcome =
       mailbox.kind === "unauthorized"

@@ -1,8 +1,5 @@
-import { auditRefusedApiKey } from "@/lib/audit/refusals";
-import { requestInfoFrom } from "@/lib/auth/request";
 import { apiKeyContext } from "@/lib/mail/api-keys";
 import {
-  bearerOf,
   invalidIdempotencyKeyResponse,
   invalidRequestResponse,
   sendOutcomeResponse,
@@ -72,13 +69,8 @@ function prefersAsync(request: Request): boolean {
 
 export async function POST(request: Request): Promise<Response> {
   try {
-    const token = bearerOf(request);
-    const info = requestInfoFrom(request.headers);
-    const ctx = token ? await apiKeyContext(token, info) : null;
-    if (!ctx) {
-      await auditRefusedApiKey(token, info);
-      return sendOutcomeResponse({ kind: "unauthorized" });
-    }
+    const ctx = await apiKeyContext(request);
+    if (!ctx) return sendOutcomeResponse({ kind: "unauthorized" });
 
     const idempotencyKey = request.headers.get("idempotency-key");
     if (idempotencyKey !== null && !IDEMPOTENCY_KEY.test(idempotencyKey)) {

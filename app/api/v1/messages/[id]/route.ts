@@ -1,7 +1,5 @@
-import { auditRefusedApiKey } from "@/lib/audit/refusals";
-import { requestInfoFrom } from "@/lib/auth/request";
 import { apiKeyContext } from "@/lib/mail/api-keys";
-import { bearerOf, messageStatusResponse, sendOutcomeResponse } from "@/lib/mail/http";
+import { messageStatusResponse, sendOutcomeResponse } from "@/lib/mail/http";
 import { readMessageStatus } from "@/lib/mail/message-status";
 import { problemResponse } from "@/lib/mail/problem";
 
@@ -17,13 +15,8 @@ export async function GET(
   { params }: { params: Promise<{ id: string }> },
 ): Promise<Response> {
   try {
-    const token = bearerOf(request);
-    const info = requestInfoFrom(request.headers);
-    const ctx = token ? await apiKeyContext(token, info) : null;
-    if (!ctx) {
-      await auditRefusedApiKey(token, info);
-      return sendOutcomeResponse({ kind: "unauthorized" });
-    }
+    const ctx = await apiKeyContext(request);
+    if (!ctx) return sendOutcomeResponse({ kind: "unauthorized" });
     const { id } = await params;
     return messageStatusResponse(await readMessageStatus(ctx, id));
   } catch (error) {
