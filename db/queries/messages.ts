@@ -33,21 +33,8 @@ export type MessageResult = {
   isQueued: boolean;
 };
 
-/**
- * Writes the row in status `sending` before any SMTP traffic. With an idempotency key the
- * unique index (sender, key) decides who sends: null means another request holds the key.
- */
-export async function claimMessage({
-  db,
-  orgId,
-  mailboxId,
-  sender,
-  recipients,
-  subject,
-  idempotencyKey,
-  requestHash,
-}: {
-  db: DbOrTx;
+/** A new message row as both the synchronous claim and the queue write it. */
+export type NewMessage = {
   orgId: string;
   mailboxId: string;
   sender: MessageSender;
@@ -55,42 +42,52 @@ export async function claimMessage({
   subject: string;
   idempotencyKey: string | null;
   requestHash: string;
-}): Promise<{ id: string } | null> {
-  const p = (name: string) => sql.placeholder(name);
+};
+
+/**
+ * Its columns, named as the table's fields, always in this order: the claim's prepared text
+ * is built from these keys.
+ */
+export function newMessageColumns(m: NewMessage) {
+  return {
+    orgId: m.orgId,
+    mailboxId: m.mailboxId,
+    senderType: m.sender.type,
+    senderId: m.sender.id,
+    recipients: m.recipients,
+    recipientCount: m.recipients.to.length + m.recipients.cc.length + m.recipients.bcc.length,
+    subject: m.subject,
+    idempotencyKey: m.idempotencyKey,
+    requestHash: m.requestHash,
+  };
+}
+
+/** Conflicts on (sender, Idempotency-Key) leave the first row and insert nothing. */
+export const IDEMPOTENCY_TARGET = [messages.senderType, messages.senderId, messages.idempotencyKey];
+
+/**
+ * Writes the row in status `sending` before any SMTP traffic. With an idempotency key the
+ * unique index (sender, key) decides who sends: null means another request holds the key.
+ */
+export async function claimMessage({
+  db,
+  ...message
+}: NewMessage & { db: DbOrTx }): Promise<{ id: string } | null> {
+  const columns = { id: randomUUID(), ...newMessageColumns(message) };
   const [row] = await preparedOnce(db, "claim_message", (handle, name) =>
     handle
       .insert(messages)
       .values({
         // Every column with a default made in JS is given: a prepared insert would freeze it.
-        id: p("id"),
-        orgId: p("orgId"),
-        mailboxId: p("mailboxId"),
-        senderType: p("senderType"),
-        senderId: p("senderId"),
-        recipients: p("recipients"),
-        recipientCount: p("recipientCount"),
-        subject: p("subject"),
+        ...(Object.fromEntries(
+          Object.keys(columns).map((c) => [c, sql.placeholder(c)]),
+        ) as unknown as typeof columns),
         status: "sending",
-        idempotencyKey: p("idempotencyKey"),
-        requestHash: p("requestHash"),
       })
-      .onConflictDoNothing({
-        target: [messages.senderType, messages.senderId, messages.idempotencyKey],
-      })
+      .onConflictDoNothing({ target: IDEMPOTENCY_TARGET })
       .returning({ id: messages.id })
       .prepare(name),
-  ).execute({
-    id: randomUUID(),
-    orgId,
-    mailboxId,
-    senderType: sender.type,
-    senderId: sender.id,
-    recipients,
-    recipientCount: recipients.to.length + recipients.cc.length + recipients.bcc.length,
-    subject,
-    idempotencyKey,
-    requestHash,
-  });
+  ).execute(columns);
   return row ?? null;
 }
 

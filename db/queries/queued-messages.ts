@@ -2,48 +2,36 @@ import "server-only";
 import { and, asc, eq, inArray, isNotNull, lte, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { mailboxes, mailboxPace, messages } from "@/db/schema";
-import type { MessageRecipients, MessageSender } from "./messages";
+import { IDEMPOTENCY_TARGET, type NewMessage, newMessageColumns } from "./messages";
 
 // Queued messages (`Prefer: respond-async`, lib/mail/queued.ts). The row is the queue's state:
 // `next_attempt_at` is set exactly while a message waits (queued, retrying) and
 // `claim_expires_at` exactly while an attempt is `sending`; the partial indexes hold only those
 // rows. pg-boss jobs only wake the worker of a mailbox.
 
-export async function insertQueuedMessage(input: {
+export async function insertQueuedMessage({
+  db,
+  id,
+  bodySealed,
+  deadlineAt,
+  ...message
+}: NewMessage & {
   db: DbOrTx;
   id: string;
-  orgId: string;
-  mailboxId: string;
-  sender: MessageSender;
-  recipients: MessageRecipients;
-  subject: string;
-  idempotencyKey: string | null;
-  requestHash: string;
   bodySealed: string;
   deadlineAt: Date;
 }): Promise<{ id: string } | null> {
-  const { db, recipients, sender } = input;
   const [row] = await db
     .insert(messages)
     .values({
-      id: input.id,
-      orgId: input.orgId,
-      mailboxId: input.mailboxId,
-      senderType: sender.type,
-      senderId: sender.id,
-      recipients,
-      recipientCount: recipients.to.length + recipients.cc.length + recipients.bcc.length,
-      subject: input.subject,
+      id,
+      ...newMessageColumns(message),
       status: "queued",
-      idempotencyKey: input.idempotencyKey,
-      requestHash: input.requestHash,
-      bodySealed: input.bodySealed,
+      bodySealed,
       nextAttemptAt: sql`now()`,
-      deadlineAt: input.deadlineAt,
+      deadlineAt,
     })
-    .onConflictDoNothing({
-      target: [messages.senderType, messages.senderId, messages.idempotencyKey],
-    })
+    .onConflictDoNothing({ target: IDEMPOTENCY_TARGET })
     .returning({ id: messages.id });
   return row ?? null;
 }
