@@ -6,7 +6,11 @@ import { closeAllMailboxTransports } from "@/lib/mail/transport";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
-import { type SendWorkerSettings, spawnSendWorker } from "@/lib/testing/send-worker";
+import {
+  type SendWorkerSettings,
+  sendWorkerSettings,
+  spawnSendWorker,
+} from "@/lib/testing/send-worker";
 import { clearSwitch, setSwitch } from "./switches";
 
 type Attempt = { startedAt: number; answeredAt: number; kind: string };
@@ -79,16 +83,8 @@ describe.skipIf(!process.env.DATABASE_URL)("pausing all sending across processes
   it("pause-all pulled here refuses the other process's next send within a second; release lets it send", async () => {
     const owner = await createOwner("pause");
     const mailboxId = await connectMailbox(owner, `pause-${Date.now()}@example.test`);
-    const { endpoint, oauth } = bed;
     const worker = startWorker({
-      issuer: oauth.issuer,
-      clientId: oauth.clientId,
-      clientSecret: oauth.clientSecret,
-      tokenEndpoint: oauth.provider.tokenEndpoint,
-      smtp: endpoint,
-      orgId: owner.orgId,
-      userId: owner.user.id,
-      mailboxId,
+      ...sendWorkerSettings(bed, owner, mailboxId),
     });
     try {
       await worker.ready;

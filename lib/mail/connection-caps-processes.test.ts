@@ -5,7 +5,11 @@ import { countLeasedSlots } from "@/db/queries/connection-slots";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
-import { type SendWorkerSettings, spawnSendWorker } from "@/lib/testing/send-worker";
+import {
+  type SendWorkerSettings,
+  sendWorkerSettings,
+  spawnSendWorker,
+} from "@/lib/testing/send-worker";
 import { sendMessage } from "./send";
 import { connectMailbox, type SendTestbed, startSendTestbed, useRateLimits } from "./testing";
 import { closeAllMailboxTransports } from "./transport";
@@ -58,17 +62,9 @@ describe.skipIf(!process.env.DATABASE_URL)("connection caps across two processes
     const owner = await createOwner("caps");
     const address = `two-processes-${Date.now()}@example.test`;
     const mailboxId = await connectMailbox(owner, address);
-    const { oauth, endpoint } = bed;
     const count = 30;
     const worker = startWorker({
-      issuer: oauth.issuer,
-      clientId: oauth.clientId,
-      clientSecret: oauth.clientSecret,
-      tokenEndpoint: oauth.provider.tokenEndpoint,
-      smtp: endpoint,
-      orgId: owner.orgId,
-      userId: owner.user.id,
-      mailboxId,
+      ...sendWorkerSettings(bed, owner, mailboxId),
       count,
     });
     await worker.ready;

@@ -3,14 +3,13 @@
 // seam, waits for "go" on stdin, sends `count` messages at once through the send chokepoint and
 // prints their outcomes as one JSON line. Run with `tsx --conditions=react-server`.
 import { createInterface } from "node:readline";
-import { memberContext } from "@/lib/testing/context";
 import {
   endSendWorker,
   runSendWorker,
   type SendWorkerSettings,
+  sendAsWorker,
   startSendWorker,
 } from "@/lib/testing/send-worker";
-import { sendMessage } from "./send";
 
 runSendWorker(async () => {
   const s = await startSendWorker<SendWorkerSettings & { count: number }>();
@@ -20,26 +19,8 @@ runSendWorker(async () => {
     if (line.trim() === "go") break;
   }
   lines.close();
-  const ctx = memberContext(s.orgId, { id: s.userId, email: "worker" }, "owner", {
-    ip: "203.0.113.8",
-    userAgent: "cap-worker",
-  });
   const outcomes = await Promise.all(
-    Array.from({ length: s.count }, (_, i) =>
-      sendMessage({
-        ctx,
-        purpose: "dashboard_test",
-        body: {
-          type: "value",
-          value: {
-            mailbox: s.mailboxId,
-            to: ["rcpt@example.test"],
-            subject: `Other process ${i}`,
-            text: "Hi",
-          },
-        },
-      }),
-    ),
+    Array.from({ length: s.count }, (_, i) => sendAsWorker(s, `Other process ${i}`, "cap-worker")),
   );
   const kinds = outcomes.map((o) =>
     o.kind === "provider_failed" ? `${o.kind}:${o.code}` : o.kind,

@@ -6,8 +6,11 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { createInterface, type Interface } from "node:readline";
 import { closeDb, getDb } from "@/db";
 import { stopAuditSealer } from "@/lib/audit/sealer";
+import { sendMessage } from "@/lib/mail/send";
 import { closeAllMailboxTransports, type SmtpEndpoint } from "@/lib/mail/transport";
 import { buildDemoProvider, registerMailProvider } from "@/lib/oauth/providers";
+import type { DemoTestbed } from "@/lib/oauth/testing/demo";
+import { memberContext } from "./context";
 
 /** What a worker needs from its parent: the demo provider, the SMTP endpoint, who sends. */
 export type SendWorkerSettings = {
@@ -22,6 +25,39 @@ export type SendWorkerSettings = {
 };
 
 const SETTINGS_ENV = "MAILWARDEN_SEND_WORKER";
+
+/** Parent side: the settings for a worker that sends from `mailboxId` as the owner `owner`. */
+export function sendWorkerSettings(
+  bed: { oauth: DemoTestbed; endpoint: SmtpEndpoint },
+  owner: { orgId: string; user: { id: string } },
+  mailboxId: string,
+): SendWorkerSettings {
+  return {
+    issuer: bed.oauth.issuer,
+    clientId: bed.oauth.clientId,
+    clientSecret: bed.oauth.clientSecret,
+    tokenEndpoint: bed.oauth.provider.tokenEndpoint,
+    smtp: bed.endpoint,
+    orgId: owner.orgId,
+    userId: owner.user.id,
+    mailboxId,
+  };
+}
+
+/** Worker side: one dashboard test message through the real chokepoint, as the parent's owner. */
+export function sendAsWorker(s: SendWorkerSettings, subject: string, userAgent: string) {
+  return sendMessage({
+    ctx: memberContext(s.orgId, { id: s.userId, email: "worker" }, "owner", {
+      ip: "203.0.113.7",
+      userAgent,
+    }),
+    purpose: "dashboard_test",
+    body: {
+      type: "value",
+      value: { mailbox: s.mailboxId, to: ["rcpt@example.test"], subject, text: "Hi" },
+    },
+  });
+}
 
 /** Parent side: starts `script` with `settings`; limits are not the subject of these tests. */
 export function spawnSendWorker(

@@ -4,9 +4,12 @@
 // stdin says "stop". Run with `tsx --conditions=react-server`.
 
 import { createInterface } from "node:readline";
-import { sendMessage } from "@/lib/mail/send";
-import { memberContext } from "@/lib/testing/context";
-import { endSendWorker, runSendWorker, startSendWorker } from "@/lib/testing/send-worker";
+import {
+  endSendWorker,
+  runSendWorker,
+  sendAsWorker,
+  startSendWorker,
+} from "@/lib/testing/send-worker";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -20,22 +23,7 @@ runSendWorker(async () => {
   process.stdout.write("ready\n");
   for (let i = 0; !stopping; i++) {
     const startedAt = Date.now();
-    const outcome = await sendMessage({
-      ctx: memberContext(s.orgId, { id: s.userId, email: "worker" }, "owner", {
-        ip: "203.0.113.7",
-        userAgent: "pause-worker",
-      }),
-      purpose: "dashboard_test",
-      body: {
-        type: "value",
-        value: {
-          mailbox: s.mailboxId,
-          to: ["rcpt@example.test"],
-          subject: `Pause probe ${i}`,
-          text: "probe",
-        },
-      },
-    });
+    const outcome = await sendAsWorker(s, `Pause probe ${i}`, "pause-worker");
     const answeredAt = Date.now();
     process.stdout.write(`${JSON.stringify({ startedAt, answeredAt, kind: outcome.kind })}\n`);
     await sleep(5);
