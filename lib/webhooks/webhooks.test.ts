@@ -53,6 +53,11 @@ async function owner() {
   return { ...o, ctx: memberContext(o.orgId, o.user, "owner") };
 }
 
+/** An endpoint for `message.sent` at the test receiver. */
+function endpointAtReceiver(ctx: Awaited<ReturnType<typeof owner>>["ctx"]) {
+  return createEndpoint(ctx, { url: receiver.url, description: "", events: ["message.sent"] });
+}
+
 function verify(secret: string, r: Received, body = r.body) {
   const h = (name: string) => (r.headers[name] as string | undefined) ?? null;
   return verifyWebhook(
@@ -216,11 +221,7 @@ describe("signed deliveries", () => {
 
   it("after a rotation both secrets sign for the overlap; the new one alone verifies too", async () => {
     const { ctx, orgId } = await owner();
-    const { endpoint, secret: first } = await createEndpoint(ctx, {
-      url: receiver.url,
-      description: "",
-      events: ["message.sent"],
-    });
+    const { endpoint, secret: first } = await endpointAtReceiver(ctx);
     const { secret: second, previousValidUntil } = await rotateEndpointSecret(ctx, endpoint.id);
     expect(second).not.toBe(first);
     expect(previousValidUntil?.getTime()).toBeGreaterThan(Date.now() + 23 * 3_600_000);
@@ -251,11 +252,7 @@ describe("signed deliveries", () => {
 describe("retries", () => {
   it("after a 500 the queue tries again 5 s later, with the same id, and it is delivered", async () => {
     const { ctx } = await owner();
-    const { endpoint, secret } = await createEndpoint(ctx, {
-      url: receiver.url,
-      description: "",
-      events: ["message.sent"],
-    });
+    const { endpoint, secret } = await endpointAtReceiver(ctx);
     receiver.answers.push({ status: 500, body: "database down" });
     const id = await sendTestDelivery(ctx, endpoint.id);
     const waiting = await deliveryOnce(id);
@@ -281,11 +278,7 @@ describe("retries", () => {
 
   it("backs off along the schedule, honours Retry-After, and never attempts early", async () => {
     const { ctx, orgId } = await owner();
-    const { endpoint } = await createEndpoint(ctx, {
-      url: receiver.url,
-      description: "",
-      events: ["message.sent"],
-    });
+    const { endpoint } = await endpointAtReceiver(ctx);
     const id = await newDelivery(orgId, endpoint.id);
     receiver.answers.push(
       { status: 500 },
@@ -311,11 +304,7 @@ describe("retries", () => {
 
   it("stops at the deadline: the delivery fails instead of waiting again", async () => {
     const { ctx, orgId } = await owner();
-    const { endpoint } = await createEndpoint(ctx, {
-      url: receiver.url,
-      description: "",
-      events: ["message.sent"],
-    });
+    const { endpoint } = await endpointAtReceiver(ctx);
     const id = await newDelivery(orgId, endpoint.id);
     await (await getDb())
       .update(webhookDeliveries)
@@ -329,11 +318,7 @@ describe("retries", () => {
 
   it("a redirect is not followed; a 410 turns the endpoint off", async () => {
     const { ctx, orgId } = await owner();
-    const { endpoint } = await createEndpoint(ctx, {
-      url: receiver.url,
-      description: "",
-      events: ["message.sent"],
-    });
+    const { endpoint } = await endpointAtReceiver(ctx);
     const id = await newDelivery(orgId, endpoint.id);
     receiver.answers.push({ status: 302, headers: { location: `${receiver.url}/elsewhere` } });
     expect((await deliverWebhook(id)).kind).toBe("retry");
@@ -462,11 +447,7 @@ describe("where webhooks may go", () => {
 describe("the test button", () => {
   it("is rate limited per person", async () => {
     const { ctx } = await owner();
-    const { endpoint } = await createEndpoint(ctx, {
-      url: receiver.url,
-      description: "",
-      events: ["message.sent"],
-    });
+    const { endpoint } = await endpointAtReceiver(ctx);
     await clearOfMinuteTurn();
     const restore = useRateLimits({ webhookTest: { tokens: 2, window: "1 m" } });
     const ids: string[] = [];
