@@ -7,7 +7,7 @@ import { writeAuditEvent } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
 import { isSendingPaused, type SendingPause } from "@/lib/incidents/switches";
-import { type LimitName, sendLimitNames } from "@/lib/ratelimit";
+import { type LimitName, type RateLimitResult, sendLimitNames } from "@/lib/ratelimit";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import { isKeyUsable } from "./api-key-state";
 import { ensureToken, type Mailbox, tokenFailure } from "./delivery";
@@ -86,18 +86,24 @@ export async function checkActorLimit(ctx: SenderContext): Promise<RefusalOutcom
   if (ctx.actor.type === "system") return null;
   const name: LimitName = ctx.actor.type === "api_key" ? "apiKey" : "testSend";
   const sender = senderOf(ctx);
-  const result = await rateLimits().get(name).limit(`${sender.type}:${sender.id}`);
-  if (result.success) return null;
-  if (result.unavailable) return storeUnavailable(result.retryAfterSeconds);
-  return { kind: "rate_limited", limit: name, retryAfterSeconds: result.retryAfterSeconds };
+  return limitRefusal(name, await rateLimits().get(name).limit(`${sender.type}:${sender.id}`));
 }
 
-export function storeUnavailable(retryAfterSeconds: number): RefusalOutcome {
-  return {
-    kind: "unavailable",
-    retryAfterSeconds,
-    cause: `Sending is temporarily unavailable: the rate-limit store does not answer. Nothing was sent; try again in ${retryAfterSeconds} seconds.`,
-  };
+/** What a limit's answer means for the caller: null when it passed. */
+export function limitRefusal(
+  name: LimitName,
+  result: RateLimitResult,
+  unavailableCause = `Sending is temporarily unavailable: the rate-limit store does not answer. Nothing was sent; try again in ${result.retryAfterSeconds} seconds.`,
+): Extract<RefusalOutcome, { kind: "rate_limited" | "unavailable" }> | null {
+  if (result.success) return null;
+  if (result.unavailable) {
+    return {
+      kind: "unavailable",
+      retryAfterSeconds: result.retryAfterSeconds,
+      cause: unavailableCause,
+    };
+  }
+  return { kind: "rate_limited", limit: name, retryAfterSeconds: result.retryAfterSeconds };
 }
 
 /** The body as a value: JSON decoding only, nothing validated yet. */
@@ -155,22 +161,11 @@ export async function checkMailboxLimits(
 ): Promise<RefusalOutcome | null> {
   const names = sendLimitNames(mailbox.provider);
   const id = `mailbox:${mailbox.id}`;
-  const minute = await rateLimits().get(names.minute).limit(id);
-  if (!minute.success) {
-    if (minute.unavailable) return storeUnavailable(minute.retryAfterSeconds);
-    return {
-      kind: "rate_limited",
-      limit: names.minute,
-      retryAfterSeconds: minute.retryAfterSeconds,
-    };
-  }
+  const minute = limitRefusal(names.minute, await rateLimits().get(names.minute).limit(id));
+  if (minute) return minute;
   // The day limit counts recipients (Microsoft: 10,000 recipients a day per mailbox).
   const day = await rateLimits().get(names.day).limit(id, Math.max(1, recipientCount));
-  if (!day.success) {
-    if (day.unavailable) return storeUnavailable(day.retryAfterSeconds);
-    return { kind: "rate_limited", limit: names.day, retryAfterSeconds: day.retryAfterSeconds };
-  }
-  return null;
+  return limitRefusal(names.day, day);
 }
 
 /** The token check before any row is written: a dead grant is a refusal, not a message. */

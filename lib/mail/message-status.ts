@@ -4,6 +4,7 @@ import { getMessageStatus } from "@/db/queries/queued-messages";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { CallContext } from "@/lib/auth/context";
 import { rateLimits } from "@/lib/ratelimit/runtime";
+import { limitRefusal } from "./checks";
 import type { RefusalOutcome } from "./outcomes";
 
 // GET /api/v1/messages/{id}: a message's status for the API key that asks (ARCHITECTURE.md,
@@ -40,16 +41,12 @@ export async function readMessageStatus(
   ctx: CallContext,
   messageId: string,
 ): Promise<MessageStatusOutcome> {
-  const limit = await rateLimits().get("apiKeyRead").limit(`api_key:${ctx.actor.id}`);
-  if (!limit.success) {
-    return limit.unavailable
-      ? {
-          kind: "unavailable",
-          retryAfterSeconds: limit.retryAfterSeconds,
-          cause: "The rate-limit store does not answer; try again shortly.",
-        }
-      : { kind: "rate_limited", limit: "apiKeyRead", retryAfterSeconds: limit.retryAfterSeconds };
-  }
+  const limited = limitRefusal(
+    "apiKeyRead",
+    await rateLimits().get("apiKeyRead").limit(`api_key:${ctx.actor.id}`),
+    "The rate-limit store does not answer; try again shortly.",
+  );
+  if (limited) return limited;
   const db = await getDb();
   const row = await getMessageStatus({ db, orgId: ctx.orgId, messageId });
   if (!row) return { kind: "message_not_found" };
