@@ -67,6 +67,7 @@ export async function insertAuditEvent({
 /**
  * Inserts an event in the same statement as `change` (an UPDATE or INSERT): both or neither,
  * in one round trip. A data-modifying WITH runs to completion whether or not it is read.
+ * Returns how many rows `also` wrote (0 without it).
  */
 export async function insertAuditEventWithChange({
   db,
@@ -90,14 +91,16 @@ export async function insertAuditEventWithChange({
       .insert(auditEvents)
       .values(placeholders as unknown as typeof values)
       .getSQL();
-    const more = also ? sql`, also as (${also.build(db)})` : sql``;
-    return sql`with change as (${change.build(db)})${more} ${insert}`;
+    if (!also) return sql`with change as (${change.build(db)}) ${insert}`;
+    return sql`with change as (${change.build(db)}), also as (${also.build(db)} returning 1)
+      ${insert} returning (select count(*)::int from also) as "also"`;
   });
-  await statement.execute({
+  const result = (await statement.execute({
     ...change.params,
     ...also?.params,
     ...Object.fromEntries(columns.map((c) => [`audit_${c}`, values[c]])),
-  });
+  })) as { rows?: Array<{ also?: number }> };
+  return result.rows?.[0]?.also ?? 0;
 }
 
 /** Serialises sealing of one chain across processes; released when the transaction ends. */

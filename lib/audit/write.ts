@@ -86,10 +86,15 @@ export async function writeAuditEventWithChange(
     /** A further write (INSERT/UPDATE without RETURNING) that must commit with the change. */
     also?: StatementPart;
   },
-) {
+): Promise<number> {
   if (!isHighVolume(input.action)) {
     throw new Error(`${input.action} is sealed inline: write it with writeAuditEvent instead`);
   }
-  await insertAuditEventWithChange({ db, values: eventValues(input), ...statement });
+  const alsoRows = await insertAuditEventWithChange({
+    db,
+    values: eventValues(input),
+    ...statement,
+  });
   nudgeAuditSealer();
+  return alsoRows;
 }

@@ -275,7 +275,7 @@ export async function recordDelivery(
   });
   const webhook =
     input.purpose === "api" ? messageWebhook(ctx.orgId, mailbox, messageId, delivery) : undefined;
-  await writeAuditEventWithChange(
+  const deliveries = await writeAuditEventWithChange(
     db,
     {
       orgId: ctx.orgId,
@@ -300,7 +300,8 @@ export async function recordDelivery(
       ...(webhook ? { also: webhook } : {}),
     },
   );
-  if (input.purpose === "api") kickWebhookSweep();
+  // Only when the organisation has endpoints for the event: a sweep is a statement of its own.
+  if (deliveries > 0) kickWebhookSweep();
 }
 
 /**

@@ -51,7 +51,7 @@ export async function emitWebhookEvent(db: DbOrTx, event: WebhookEvent): Promise
 /**
  * The same event as a part of another statement (the send's final update, a single
  * data-modifying WITH: lib/mail/delivery.ts), so that it commits with the change at no extra
- * round trip. Its ids are not returned: call `kickWebhookSweep()` after the statement.
+ * round trip. Its ids are not returned: when it wrote any, call `kickWebhookSweep()` after.
  */
 export function webhookEventPart(event: WebhookEvent): StatementPart {
   const input = statementInput(event);

@@ -111,6 +111,24 @@ describe("message events", () => {
     expect(got.body).not.toContain("Webhook me");
   });
 
+  it("the send itself sets the delivery going: it arrives with no sweep but the one the send asks for", {
+    timeout: 60_000,
+  }, async () => {
+    const { owner, received } = await orgWith(["message.sent"]);
+    const mailbox = await connectMailbox(owner);
+    const { token } = await makeApiKey(owner);
+    const response = await POST(
+      sendRequest({ mailbox, to: ["rcpt@example.test"], subject: "Kick", text: "Hi" }, { token }),
+    );
+    expect(response.status).toBe(201);
+    // The periodic sweep is off in these tests (startWebhookWorker): only the send's kick,
+    // made because its statement wrote a delivery, can have enqueued it.
+    for (let i = 0; i < 100 && received().length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(received()).toHaveLength(1);
+  });
+
   it("an API send the provider refuses emits message.failed with the failure's code", async () => {
     const { owner, secret, received } = await orgWith(["message.failed", "message.sent"]);
     const mailbox = await connectMailbox(owner);
