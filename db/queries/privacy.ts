@@ -12,6 +12,7 @@ import {
   memberships,
   messages,
   notices,
+  notificationOutbox,
   organizations,
   sessions,
   users,
@@ -42,6 +43,33 @@ function deliveriesNaming(orgId: string, email: string) {
   return and(
     eq(webhookDeliveries.orgId, orgId),
     sql`strpos(lower(${webhookDeliveries.body}), ${email}) > 0`,
+  );
+}
+
+/** Invitations of the organisation to the address. */
+function invitationsTo(orgId: string, email: string) {
+  return and(eq(invitations.orgId, orgId), sql`lower(${invitations.email}) = ${email}`);
+}
+
+/** Notices of the organisation for the person's account, or whose words name the address. */
+function noticesNaming(orgId: string, userId: string | null, email: string) {
+  return and(
+    eq(notices.orgId, orgId),
+    or(
+      userId === null ? undefined : eq(notices.userId, userId),
+      sql`strpos(lower(${notices.title} || ' ' || ${notices.body}), ${email}) > 0`,
+    ),
+  );
+}
+
+/** Notification emails of the organisation to the address, or whose words name it. */
+function notificationEmailsNaming(orgId: string, email: string) {
+  return and(
+    eq(notificationOutbox.orgId, orgId),
+    or(
+      sql`lower(${notificationOutbox.recipient}) = ${email}`,
+      sql`strpos(lower(${notificationOutbox.event}::text), ${email}) > 0`,
+    ),
   );
 }
 
@@ -252,6 +280,149 @@ export async function listMessagesAddressedTo({
     .limit(limit);
 }
 
+/** Invitations to the address: role and date, never a token. */
+export async function listSubjectInvitations({
+  db,
+  orgId,
+  email,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+}) {
+  return db
+    .select({ id: invitations.id, role: invitations.role, createdAt: invitations.createdAt })
+    .from(invitations)
+    .where(invitationsTo(orgId, email))
+    .orderBy(asc(invitations.createdAt));
+}
+
+/** Keyset pages of the notices for the person or naming them. */
+export async function listNoticesNaming({
+  db,
+  orgId,
+  userId,
+  email,
+  after,
+  limit,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string | null;
+  email: string;
+  after: string;
+  limit: number;
+}) {
+  return db
+    .select({
+      id: notices.id,
+      kind: notices.kind,
+      title: notices.title,
+      body: notices.body,
+      createdAt: notices.createdAt,
+      readAt: notices.readAt,
+    })
+    .from(notices)
+    .where(and(noticesNaming(orgId, userId, email), gt(notices.id, after)))
+    .orderBy(asc(notices.id))
+    .limit(limit);
+}
+
+/** Keyset pages of the notification emails to the person or naming them. */
+export async function listNotificationEmailsNaming({
+  db,
+  orgId,
+  email,
+  after,
+  limit,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+  after: string;
+  limit: number;
+}) {
+  return db
+    .select({
+      id: notificationOutbox.id,
+      recipient: notificationOutbox.recipient,
+      event: notificationOutbox.event,
+      createdAt: notificationOutbox.createdAt,
+      sentAt: notificationOutbox.sentAt,
+      outcome: notificationOutbox.outcome,
+    })
+    .from(notificationOutbox)
+    .where(and(notificationEmailsNaming(orgId, email), gt(notificationOutbox.id, after)))
+    .orderBy(asc(notificationOutbox.id))
+    .limit(limit);
+}
+
+/** Keyset pages of the organisation's export and erasure requests about the address. */
+export async function listDataRequestsAbout({
+  db,
+  orgId,
+  email,
+  after,
+  limit,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+  after: string;
+  limit: number;
+}) {
+  return db
+    .select({
+      id: dataRequests.id,
+      kind: dataRequests.kind,
+      receivedAt: dataRequests.receivedAt,
+      dueAt: dataRequests.dueAt,
+      status: dataRequests.status,
+      completedAt: dataRequests.completedAt,
+    })
+    .from(dataRequests)
+    .where(
+      and(
+        eq(dataRequests.orgId, orgId),
+        sql`lower(${dataRequests.subjectEmail}) = ${email}`,
+        gt(dataRequests.id, after),
+      ),
+    )
+    .orderBy(asc(dataRequests.id))
+    .limit(limit);
+}
+
+/** Keyset pages of the webhook deliveries whose body names the address: the body as sent. */
+export async function listWebhookDeliveriesNaming({
+  db,
+  orgId,
+  email,
+  after,
+  limit,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+  after: string;
+  limit: number;
+}) {
+  return db
+    .select({
+      id: webhookDeliveries.id,
+      endpointId: webhookDeliveries.endpointId,
+      eventType: webhookDeliveries.eventType,
+      status: webhookDeliveries.status,
+      attempts: webhookDeliveries.attempts,
+      createdAt: webhookDeliveries.createdAt,
+      finishedAt: webhookDeliveries.finishedAt,
+      body: webhookDeliveries.body,
+    })
+    .from(webhookDeliveries)
+    .where(and(deliveriesNaming(orgId, email), gt(webhookDeliveries.id, after)))
+    .orderBy(asc(webhookDeliveries.id))
+    .limit(limit);
+}
+
 function auditNaming(orgId: string, userId: string | null, email: string) {
   return and(
     eq(auditEvents.orgId, orgId),
@@ -320,39 +491,57 @@ export async function countSubjectData({
   userId: string | null;
   email: string;
 }) {
-  const [mailboxRows, keyRows, sent, addressed, events, invites, queued, deliveries] =
-    await Promise.all([
-      db
-        .select({ n: sql<number>`count(*)::int` })
-        .from(mailboxes)
-        .where(mailboxesOf(orgId, userId, email)),
-      userId === null
-        ? Promise.resolve([{ n: 0 }])
-        : db
-            .select({ n: sql<number>`count(*)::int` })
-            .from(apiKeys)
-            .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.createdBy, userId))),
-      userId === null
-        ? Promise.resolve([{ n: 0 }])
-        : db.select({ n: sql<number>`count(*)::int` }).from(messages).where(sentBy(orgId, userId)),
-      db
-        .select({ n: sql<number>`count(*)::int` })
-        .from(messages)
-        .where(and(eq(messages.orgId, orgId), isRecipient(email))),
-      db
-        .select({ n: sql<number>`count(*)::int` })
-        .from(auditEvents)
-        .where(auditNaming(orgId, userId, email)),
-      db
-        .select({ n: sql<number>`count(*)::int` })
-        .from(invitations)
-        .where(and(eq(invitations.orgId, orgId), sql`lower(${invitations.email}) = ${email}`)),
-      db.select({ n: sql<number>`count(*)::int` }).from(messages).where(queuedTo(orgId, email)),
-      db
-        .select({ n: sql<number>`count(*)::int` })
-        .from(webhookDeliveries)
-        .where(deliveriesNaming(orgId, email)),
-    ]);
+  const [
+    mailboxRows,
+    keyRows,
+    sent,
+    addressed,
+    events,
+    invites,
+    queued,
+    deliveries,
+    noticeRows,
+    emails,
+  ] = await Promise.all([
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(mailboxes)
+      .where(mailboxesOf(orgId, userId, email)),
+    userId === null
+      ? Promise.resolve([{ n: 0 }])
+      : db
+          .select({ n: sql<number>`count(*)::int` })
+          .from(apiKeys)
+          .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.createdBy, userId))),
+    userId === null
+      ? Promise.resolve([{ n: 0 }])
+      : db.select({ n: sql<number>`count(*)::int` }).from(messages).where(sentBy(orgId, userId)),
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(messages)
+      .where(and(eq(messages.orgId, orgId), isRecipient(email))),
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(auditEvents)
+      .where(auditNaming(orgId, userId, email)),
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(invitations)
+      .where(invitationsTo(orgId, email)),
+    db.select({ n: sql<number>`count(*)::int` }).from(messages).where(queuedTo(orgId, email)),
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(webhookDeliveries)
+      .where(deliveriesNaming(orgId, email)),
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(notices)
+      .where(noticesNaming(orgId, userId, email)),
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(notificationOutbox)
+      .where(notificationEmailsNaming(orgId, email)),
+  ]);
   return {
     mailboxes: mailboxRows[0]?.n ?? 0,
     apiKeys: keyRows[0]?.n ?? 0,
@@ -362,6 +551,8 @@ export async function countSubjectData({
     invitations: invites[0]?.n ?? 0,
     queuedAddressed: queued[0]?.n ?? 0,
     webhookDeliveries: deliveries[0]?.n ?? 0,
+    notices: noticeRows[0]?.n ?? 0,
+    notificationEmails: emails[0]?.n ?? 0,
   };
 }
 
@@ -429,11 +620,7 @@ export async function deleteSubjectInvitations({
   orgId: string;
   email: string;
 }) {
-  return deleteCounted(
-    db,
-    invitations,
-    and(eq(invitations.orgId, orgId), sql`lower(${invitations.email}) = ${email}`),
-  );
+  return deleteCounted(db, invitations, invitationsTo(orgId, email));
 }
 
 /** Notices of the organisation that name the address (a mailbox problem, say). */
@@ -448,17 +635,20 @@ export async function deleteNoticesNaming({
   userId: string | null;
   email: string;
 }) {
-  return deleteCounted(
-    db,
-    notices,
-    and(
-      eq(notices.orgId, orgId),
-      or(
-        userId === null ? undefined : eq(notices.userId, userId),
-        sql`strpos(lower(${notices.title} || ' ' || ${notices.body}), ${email}) > 0`,
-      ),
-    ),
-  );
+  return deleteCounted(db, notices, noticesNaming(orgId, userId, email));
+}
+
+/** Deletes the organisation's notification emails, sent or not, to or naming the address. */
+export async function deleteNotificationEmailsNaming({
+  db,
+  orgId,
+  email,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+}) {
+  return deleteCounted(db, notificationOutbox, notificationEmailsNaming(orgId, email));
 }
 
 /**

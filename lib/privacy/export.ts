@@ -3,13 +3,18 @@ import type { DbOrTx } from "@/db";
 import {
   getUserProfile,
   listAuditEventsOfSubject,
+  listDataRequestsAbout,
   listMembershipsWithOrg,
   listMessagesAddressedTo,
   listMessagesSentBy,
+  listNoticesNaming,
+  listNotificationEmailsNaming,
   listSessionMetadata,
   listSignInAccounts,
   listSubjectApiKeys,
+  listSubjectInvitations,
   listSubjectMailboxes,
+  listWebhookDeliveriesNaming,
 } from "@/db/queries/privacy";
 
 // A data subject's export (access and portability): one JSON document written piece by piece,
@@ -26,7 +31,7 @@ const EXPLANATION = {
     "Your signed-in sessions: when each expires and which organisation it works in. Never the session token.",
   signInAccounts: "Which providers you sign in with. Never a token.",
   organizations:
-    "Per organisation, what it holds about you. mailboxes: mailboxes you connected or whose address is yours (metadata, never tokens). apiKeys: API keys you created (name, prefix, dates; never the secret or its hash). messagesSent: messages you sent, yourself or with your API keys (metadata and recipients; bodies are never stored). messagesAddressed: messages addressed to you (to, cc or bcc). auditEvents: activity log events where you are the actor or the target, or that name your address.",
+    "Per organisation, what it holds about you. mailboxes: mailboxes you connected or whose address is yours (metadata, never tokens). apiKeys: API keys you created (name, prefix, dates; never the secret or its hash). messagesSent: messages you sent, yourself or with your API keys (metadata and recipients; a body is kept, encrypted, only while its message waits in the queue, and is not part of the export). messagesAddressed: messages addressed to you (to, cc or bcc). auditEvents: activity log events where you are the actor or the target, or that name your address. invitations: invitations to your address (role and date). notices: notices on the dashboard for you or naming your address. notificationEmails: notification emails to you or naming your address, sent or waiting. webhookDeliveries: the organisation's webhook calls whose body names your address, with that body. dataRequests: the export and erasure requests the organisation recorded about your address.",
 };
 
 export type ExportScope =
@@ -70,7 +75,8 @@ async function* organizationPart(
   const { userId, email } = subject;
   const mailboxes = await listSubjectMailboxes({ db, orgId, userId, email });
   const apiKeys = userId === null ? [] : await listSubjectApiKeys({ db, orgId, userId });
-  yield `{"orgId":${json(orgId)},"name":${json(org.orgName)},"mailboxes":${json(mailboxes)},"apiKeys":${json(apiKeys)},"messagesSent":`;
+  const invitations = await listSubjectInvitations({ db, orgId, email });
+  yield `{"orgId":${json(orgId)},"name":${json(org.orgName)},"mailboxes":${json(mailboxes)},"apiKeys":${json(apiKeys)},"invitations":${json(invitations)},"messagesSent":`;
   if (userId === null) yield "[]";
   else {
     yield* list<string>(
@@ -97,7 +103,41 @@ async function* organizationPart(
       }),
     (row) => (row as { id: number }).id,
   );
+  const page = { after: "", limit: EXPORT_BATCH };
+  const byId = (row: unknown) => (row as { id: string }).id;
+  yield `,"notices":`;
+  yield* list<string>(
+    (after) => listNoticesNaming({ db, orgId, userId, email, ...page, after: after ?? "" }),
+    byId,
+  );
+  yield `,"notificationEmails":`;
+  yield* list<string>(
+    (after) => listNotificationEmailsNaming({ db, orgId, email, ...page, after: after ?? "" }),
+    byId,
+  );
+  yield `,"webhookDeliveries":`;
+  yield* list<string>(
+    async (after) =>
+      (await listWebhookDeliveriesNaming({ db, orgId, email, ...page, after: after ?? "" })).map(
+        (delivery) => ({ ...delivery, body: parsedBody(delivery.body) }),
+      ),
+    byId,
+  );
+  yield `,"dataRequests":`;
+  yield* list<string>(
+    (after) => listDataRequestsAbout({ db, orgId, email, ...page, after: after ?? "" }),
+    byId,
+  );
   yield "}";
+}
+
+/** A webhook body as the JSON it was sent as (its text, should it not parse). */
+function parsedBody(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return body;
+  }
 }
 
 /** The export as a sequence of JSON text chunks; joined, they are one document. */

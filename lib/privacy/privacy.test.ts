@@ -6,8 +6,10 @@ import { insertOutboxRows } from "@/db/queries/notifications";
 import {
   auditEvents,
   dataRequests,
+  invitations,
   memberships,
   messages,
+  notices,
   users,
   webhookDeliveries,
 } from "@/db/schema";
@@ -465,5 +467,86 @@ describe("export", () => {
     const own = await exportText({ kind: "self", userId: user.id, email: user.email ?? "" });
     expect(own.organizations.map((o) => o.orgId)).toEqual([a.orgId, b.orgId]);
     expect(JSON.stringify(own)).toContain("From B");
+  }, 60_000);
+  it("holds every row that names an address, each in its part, so that what an erasure deletes was exported first", async () => {
+    const db = await getDb();
+    const a = await createOwner();
+    const b = await createOwner();
+    const address = `exported-${randomUUID().slice(0, 8)}@example.test`;
+    const box = await connectMailbox(a);
+    await sendAs(a, box, [address], "Addressed in A");
+    await recordDataRequest(officerOf(a), {
+      kind: "export",
+      email: address,
+      receivedAt: new Date(),
+    });
+    for (const org of [a, b]) {
+      await db.insert(invitations).values({ orgId: org.orgId, email: address, role: "sender" });
+      await db.insert(notices).values({
+        orgId: org.orgId,
+        kind: "mailbox",
+        title: `Notice in ${org === a ? "A" : "B"}`,
+        body: `The mailbox ${address} needs attention.`,
+      });
+    }
+    await insertOutboxRows({
+      db,
+      orgId: a.orgId,
+      recipients: [address],
+      event: { kind: "digest", title: "Your digest", body: "Nothing new." },
+    });
+    await insertWebhookDeliveries(a.orgId, [
+      {
+        body: JSON.stringify({ type: "message.sent", data: { to: [address] } }),
+        status: "pending",
+      },
+      {
+        body: JSON.stringify({ type: "message.sent", data: { to: ["x@example.test"] } }),
+        status: "delivered",
+      },
+    ]);
+
+    const exported = await exportText({
+      kind: "organization",
+      orgId: a.orgId,
+      orgName: "A",
+      email: address,
+      userId: null,
+    });
+    const [org] = exported.organizations;
+    expect(org?.invitations).toMatchObject([{ role: "sender" }]);
+    expect(org?.notices).toMatchObject([{ title: "Notice in A" }]);
+    expect(org?.notificationEmails).toMatchObject([{ recipient: address, sentAt: null }]);
+    // The body as the endpoint received it, as JSON; the other delivery does not name them.
+    expect(org?.webhookDeliveries).toMatchObject([{ body: { data: { to: [address] } } }]);
+    expect(org?.dataRequests).toMatchObject([{ kind: "export", status: "open" }]);
+    expect(org?.messagesAddressed).toMatchObject([{ subject: "Addressed in A" }]);
+    expect(JSON.stringify(exported)).not.toContain("Notice in B");
+
+    // Every table that holds the address has its part in the export (a new table must add one).
+    const partOf: Record<string, string> = {
+      messages: "messagesAddressed",
+      audit_events: "auditEvents",
+      invitations: "invitations",
+      notices: "notices",
+      notification_outbox: "notificationEmails",
+      webhook_deliveries: "webhookDeliveries",
+      data_requests: "dataRequests",
+    };
+    const tables = [...new Set((await scanDatabase(address)).map((c) => c.split(".")[0] ?? ""))];
+    expect(tables.length).toBeGreaterThanOrEqual(7);
+    for (const table of tables) {
+      const part = partOf[table];
+      expect(part, `no export part for ${table}`).toBeDefined();
+      expect(org?.[part as string]?.length, `export part ${part}`).toBeGreaterThan(0);
+    }
+
+    const erased = await eraseNow(a, address);
+    expect(erased).toMatchObject({
+      kind: "erased",
+      receipt: {
+        deleted: { invitations: 1, notices: 1, notificationEmails: 1, webhookDeliveries: 1 },
+      },
+    });
   }, 60_000);
 });

@@ -9,6 +9,7 @@ import {
   countSubjectData,
   deleteAccountIfNoMembership,
   deleteNoticesNaming,
+  deleteNotificationEmailsNaming,
   deleteSubjectApiKeys,
   deleteSubjectInvitations,
   deleteSubjectMailboxes,
@@ -256,15 +257,13 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
       invitations: await deleteSubjectInvitations({ db: tx, orgId, email }),
       notices: await deleteNoticesNaming({ db: tx, orgId, userId, email }),
       webhookDeliveries: await deleteWebhookDeliveriesNaming({ db: tx, orgId, email }),
+      // Notification emails not yet sent to the person, or naming them, go with the notices.
+      notificationEmails: await deleteNotificationEmailsNaming({ db: tx, orgId, email }),
       memberships: 0,
       sessions: 0,
       accounts: 0,
       userAccount: false,
     };
-    // Notification emails not yet sent to the person, or naming them, go with the notices.
-    await tx.execute(
-      sql`delete from notification_outbox where org_id = ${orgId} and (lower(recipient) = ${email} or strpos(lower(event::text), ${email}) > 0)`,
-    );
     if (userId) {
       await tx.execute(
         sql`delete from oauth_transactions where org_id = ${orgId} and user_id = ${userId}`,

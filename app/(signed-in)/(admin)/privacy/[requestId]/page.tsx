@@ -68,6 +68,14 @@ export default async function DataRequestPage({
             <li>{plural(summary.messagesAddressed, "message")} addressed to them</li>
             <li>{plural(summary.auditEvents, "activity log event")} naming them</li>
             <li>{plural(summary.invitations, "invitation")} to their address</li>
+            <li>
+              {plural(summary.notices, "notice")} and{" "}
+              {plural(summary.notificationEmails, "notification email")} for them or naming them
+            </li>
+            <li>
+              {plural(summary.webhookDeliveries, "webhook delivery", "webhook deliveries")} naming
+              their address
+            </li>
           </ul>
         </Card>
       )}
@@ -104,7 +112,7 @@ export default async function DataRequestPage({
                   destroy the tokens and delete the mailboxes;
                 </li>
                 <li>
-                  {`delete ${plural(summary.apiKeys, "API key")} and ${plural(summary.invitations, "invitation")};`}
+                  {`delete ${plural(summary.apiKeys, "API key")}, ${plural(summary.invitations, "invitation")}, ${plural(summary.notices, "notice")} and ${plural(summary.notificationEmails, "notification email")};`}
                 </li>
                 {summary.role && <li>remove their membership of this organisation;</li>}
                 {summary.account?.accountDeleted ? (
