@@ -54,6 +54,9 @@ export default defineConfig({
       }),
       // Notification digests within seconds, so a test sees the email arrive.
       NOTIFICATION_DIGEST_SECONDS: "2",
+      // A queued message outlives a provider's 24-hour limit (default 24 h: it would fail at
+      // once with the reason), so e2e/limits.spec.ts sees it wait and cancels it.
+      QUEUE_DEADLINE_HOURS: "48",
       NEXT_TELEMETRY_DISABLED: "1",
     },
   },

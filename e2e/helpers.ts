@@ -48,6 +48,16 @@ export async function connectDemoMailbox(page: Page) {
   await expect(page.getByRole("status").filter({ hasText: "is connected" })).toBeVisible();
 }
 
+/** Sends a test message from the overview's link, to someone@example.test. */
+export async function sendTestMessage(page: Page, from: string, subject: string) {
+  await page.getByRole("link", { name: "Send a test message" }).click();
+  await page.getByLabel("From mailbox").selectOption({ label: from });
+  await page.getByLabel("To").fill("someone@example.test");
+  await page.getByLabel("Subject").fill(subject);
+  await page.getByLabel("Message").fill("It works.");
+  await page.getByRole("button", { name: "Send test message" }).click();
+}
+
 /** The organisation a person gets at first sign-in is named after them (the demo provider's name). */
 export function ownOrgName(email: string): string {
   return email.split("@")[0] ?? email;

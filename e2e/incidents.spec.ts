@@ -1,15 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { expect, type Page, test } from "@playwright/test";
-import { connectDemoMailbox, POSTGRES, signInAs, uniqueEmail } from "./helpers";
-
-async function sendTestMessage(page: Page, from: string, subject: string) {
-  await page.getByRole("link", { name: "Send a test message" }).click();
-  await page.getByLabel("From mailbox").selectOption({ label: from });
-  await page.getByLabel("To").fill("someone@example.test");
-  await page.getByLabel("Subject").fill(subject);
-  await page.getByLabel("Message").fill("Incident drill.");
-  await page.getByRole("button", { name: "Send test message" }).click();
-}
+import { expect, test } from "@playwright/test";
+import { connectDemoMailbox, POSTGRES, sendTestMessage, signInAs, uniqueEmail } from "./helpers";
 
 test(
   "[ADMIN][INCIDENTS] pausing all sending shows the banner and refuses a test send with the reason; releasing lets it go",

@@ -1,6 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { expect, test } from "@playwright/test";
-import { addMember, connectDemoMailbox, POSTGRES, signInAs, uniqueEmail } from "./helpers";
+import {
+  addMember,
+  connectDemoMailbox,
+  POSTGRES,
+  sendTestMessage,
+  signInAs,
+  uniqueEmail,
+} from "./helpers";
 
 test(
   "[SENDER][SEND] a sender sends a test message through a connected demo mailbox and it arrives in the demo inbox",
@@ -13,12 +20,7 @@ test(
     await connectDemoMailbox(page);
     await addMember(page, sender, "sender");
 
-    await page.getByRole("link", { name: "Send a test message" }).click();
-    await page.getByLabel("From mailbox").selectOption({ label: owner });
-    await page.getByLabel("To").fill("someone@example.test");
-    await page.getByLabel("Subject").fill(subject);
-    await page.getByLabel("Message").fill("It works.");
-    await page.getByRole("button", { name: "Send test message" }).click();
+    await sendTestMessage(page, owner, subject);
     await expect(
       page.getByRole("status").filter({ hasText: "Sent. The server replied: 250" }),
     ).toBeVisible();

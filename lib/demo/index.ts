@@ -69,7 +69,7 @@ export async function startDemoServices(opts: DemoServicesOptions): Promise<Demo
   const tls = await ensureDemoCertificate(opts.dataDir);
   const appUrl = opts.appUrl.replace(/\/+$/, "");
   const issuer = `http://localhost:${opts.oidcPort}`;
-  const [{ startDemoProvider }, { startDemoSmtp }] = await Promise.all([
+  const [{ startDemoProvider }, { startDemoSmtp, behaviourOfTaggedAddress }] = await Promise.all([
     import("./provider"),
     import("./smtp"),
   ]);
@@ -91,6 +91,7 @@ export async function startDemoServices(opts: DemoServicesOptions): Promise<Demo
       tls,
       mode: "implicit",
       introspect: introspectVia(issuer, clients.mailbox),
+      behaviour: behaviourOfTaggedAddress,
     });
     return {
       issuer,

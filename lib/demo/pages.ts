@@ -28,6 +28,7 @@ button{font:inherit;padding:.5rem 1rem;border-radius:.375rem;border:1px solid #1
 button.primary{background:#18181b;color:#fff}
 button.secondary{background:#fff;color:#18181b}
 .error{color:#b91c1c}
+.hint{font-size:.875rem;color:#52525b}
 `;
 
 function layout(title: string, body: string): string {
@@ -60,6 +61,7 @@ export function loginPage(opts: {
     "Sign in",
     `<h1>Sign in to the demo provider</h1>
 <p>Continue to <strong>${escapeHtml(opts.clientId)}</strong>. Any email address works; there is no password.</p>
+<p class="hint">To see a mailbox at a provider's limit, tag its address: <code>name+limit@example.com</code> has reached its daily sending limit, <code>+full</code> is full, <code>+busy</code> asks to try again later.</p>
 ${error}
 <form method="post" action="/interaction/${uid}/login">
 <label for="email">Email</label>

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readDemoInbox } from "./inbox";
 import {
   type AuthOverride,
+  behaviourOfTaggedAddress,
   type DemoBehaviour,
   type DemoSmtp,
   type Introspection,
@@ -379,5 +380,18 @@ describe("demo SMTP server at a provider's limits", () => {
       behaviour = null;
     }
     expect(limited.stats().acceptedByMailbox["bob@example.com"] ?? 0).toBe(before);
+  });
+});
+
+describe("demo address tags", () => {
+  it("map name+limit, +full and +busy to the provider's replies; other addresses behave normally", () => {
+    expect(behaviourOfTaggedAddress("ops+limit@example.com")).toBe("quota_microsoft");
+    expect(behaviourOfTaggedAddress("Ops+FULL@Example.com")).toBe("mailbox_full");
+    expect(behaviourOfTaggedAddress("a+b+busy@example.com")).toBe("try_later_gmail");
+    for (const plain of ["ops@example.com", "ops+news@example.com", "ops+limit.x@example.com"]) {
+      expect(behaviourOfTaggedAddress(plain)).toBeNull();
+    }
+    // Object.prototype's names are no tags.
+    expect(behaviourOfTaggedAddress("ops+constructor@example.com")).toBeNull();
   });
 });

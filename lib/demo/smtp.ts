@@ -71,6 +71,28 @@ export const DEMO_BEHAVIOUR_REPLIES = {
 
 export type DemoBehaviour = keyof typeof DEMO_BEHAVIOUR_REPLIES;
 
+/**
+ * Demo mode: a mailbox whose address carries one of these tags (`name+limit@example.com`)
+ * answers as a provider does at that limit, so that anyone trying Mailwarden can see what
+ * their users will see (the demo provider's sign-in page says so).
+ */
+export const DEMO_ADDRESS_TAGS = {
+  limit: "quota_microsoft",
+  full: "mailbox_full",
+  busy: "try_later_gmail",
+} as const satisfies Record<string, DemoBehaviour>;
+
+/** The behaviour a demo address's tag asks for, if any (the last `+tag` of the local part). */
+export function behaviourOfTaggedAddress(address: string): DemoBehaviour | null {
+  const local = address.toLowerCase().split("@")[0] ?? "";
+  const plus = local.lastIndexOf("+");
+  if (plus < 0) return null;
+  const tag = local.slice(plus + 1);
+  return Object.hasOwn(DEMO_ADDRESS_TAGS, tag)
+    ? DEMO_ADDRESS_TAGS[tag as keyof typeof DEMO_ADDRESS_TAGS]
+    : null;
+}
+
 export const CONCURRENT_LIMIT_REPLY = "4.3.2 Concurrent connections limit exceeded";
 
 export type DemoSmtpStats = {

@@ -294,6 +294,39 @@ describe("the chokepoint's checks at each queued attempt", () => {
     }
   });
 
+  it("meets the provider's daily limit: waits for its end when the deadline allows, else fails at once with the reason", async () => {
+    const { mailboxId, token } = await setup();
+    bed.behaviour = () => "quota_microsoft";
+    const db = await getDb();
+    const waiting = await queue(token, mailboxId);
+    // The limit runs 24 hours from now (nothing sent today); this message may wait 48.
+    await db
+      .update(messages)
+      .set({ deadlineAt: new Date(Date.now() + 48 * 3_600_000) })
+      .where(eq(messages.id, waiting));
+    await drainMailbox(mailboxId);
+    const [box] = await db.select().from(mailboxes).where(eq(mailboxes.id, mailboxId));
+    const held = await row(waiting);
+    expect(held.status).toBe("retrying");
+    expect(held.nextAttemptAt?.getTime()).toBe(box?.limitedUntil?.getTime());
+    expect(held.lastError).toMatch(/Limit reached until/);
+    expect(box?.status).toBe("connected");
+
+    // With the default deadline (24 h) the limit would outlast it: failed now, saying why.
+    await db.update(mailboxes).set({ limitedUntil: null }).where(eq(mailboxes.id, mailboxId));
+    await db
+      .update(messages)
+      .set({ status: "cancelled", nextAttemptAt: null })
+      .where(eq(messages.id, waiting));
+    const doomed = await queue(token, mailboxId);
+    await drainMailbox(mailboxId);
+    const failed = await row(doomed);
+    expect(failed.status).toBe("failed");
+    expect(failed.lastError).toMatch(/daily sending limit/);
+    expect(failed.bodySealed).toBeNull();
+    expect(await acceptedTimes(failed.providerMessageId)).toBe(0);
+  });
+
   it("retries a transient reply with backoff, then fails it past the deadline", async () => {
     const { mailboxId, token } = await setup();
     const id = await queue(token, mailboxId);
