@@ -103,29 +103,29 @@ async function* organizationPart(
       }),
     (row) => (row as { id: number }).id,
   );
-  const page = { after: "", limit: EXPORT_BATCH };
+  const limit = EXPORT_BATCH;
   const byId = (row: unknown) => (row as { id: string }).id;
   yield `,"notices":`;
   yield* list<string>(
-    (after) => listNoticesNaming({ db, orgId, userId, email, ...page, after: after ?? "" }),
+    (after) => listNoticesNaming({ db, orgId, userId, email, after: after ?? "", limit }),
     byId,
   );
   yield `,"notificationEmails":`;
   yield* list<string>(
-    (after) => listNotificationEmailsNaming({ db, orgId, email, ...page, after: after ?? "" }),
+    (after) => listNotificationEmailsNaming({ db, orgId, email, after: after ?? "", limit }),
     byId,
   );
   yield `,"webhookDeliveries":`;
   yield* list<string>(
     async (after) =>
-      (await listWebhookDeliveriesNaming({ db, orgId, email, ...page, after: after ?? "" })).map(
+      (await listWebhookDeliveriesNaming({ db, orgId, email, after: after ?? "", limit })).map(
         (delivery) => ({ ...delivery, body: parsedBody(delivery.body) }),
       ),
     byId,
   );
   yield `,"dataRequests":`;
   yield* list<string>(
-    (after) => listDataRequestsAbout({ db, orgId, email, ...page, after: after ?? "" }),
+    (after) => listDataRequestsAbout({ db, orgId, email, after: after ?? "", limit }),
     byId,
   );
   yield "}";
