@@ -3,7 +3,7 @@ import { eq, inArray } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { listJobItems } from "@/db/queries/jobs";
-import { auditEvents, mailboxes, messages } from "@/db/schema";
+import { auditEvents, mailboxes, messages, oauthTransactions } from "@/db/schema";
 import { decryptField, encryptField, keyIdOf } from "@/lib/crypto/envelope";
 import { generateKeySpec, parseKeyring } from "@/lib/crypto/keyring";
 import { keyring } from "@/lib/crypto/runtime";
@@ -141,6 +141,67 @@ describe("re-encryption as a job", () => {
     const [row] = await db.select().from(mailboxes).where(eq(mailboxes.id, lost));
     expect(row?.refreshTokenEnc && keyIdOf(row.refreshTokenEnc)).toBe("gone1");
     await db.delete(mailboxes).where(inArray(mailboxes.id, [current, lost]));
+  });
+});
+
+describe("re-encryption job's items", () => {
+  it("cover queued message bodies and PKCE verifiers, which the per-key count includes", async () => {
+    const ring = keyring();
+    const stranger = parseKeyring(generateKeySpec("gone2"));
+    const db = await getDb();
+    const { orgId, user } = await createOwner();
+    const [current, lost] = [randomUUID(), randomUUID()];
+    const body = (id: string, sealer: typeof ring) =>
+      encryptField(sealer, "sealed body", { table: "messages", column: "body_sealed", rowId: id });
+    const queued = (id: string, sealer: typeof ring) => ({
+      id,
+      orgId,
+      senderType: "user" as const,
+      senderId: user.id,
+      recipients: { to: ["r@example.test"], cc: [], bcc: [] },
+      recipientCount: 1,
+      subject: "Waiting",
+      status: "queued" as const,
+      bodySealed: body(id, sealer),
+      nextAttemptAt: new Date(Date.now() + 3_600_000),
+    });
+    await db.insert(messages).values([queued(current, ring), queued(lost, stranger)]);
+    const transaction = randomUUID();
+    await db.insert(oauthTransactions).values({
+      id: transaction,
+      state: randomUUID(),
+      codeVerifierEnc: encryptField(stranger, "verifier", {
+        table: "oauth_transactions",
+        column: "code_verifier",
+        rowId: transaction,
+      }),
+      nonce: "n",
+      provider: "demo",
+      requestedScopes: "openid",
+      redirectUri: "http://localhost/callback",
+      userId: user.id,
+      orgId,
+      expiresAt: new Date(Date.now() + 600_000),
+    });
+    try {
+      expect((await countCellsByKey(db)).find((c) => c.keyId === "gone2")?.cells).toBe(2);
+      const job = await startReencryption({
+        db,
+        ctx: memberContext(orgId, user, "owner", { ip: null, userAgent: "vitest" }),
+      });
+      await runJob(db, job.id);
+      const items = await listJobItems({ db, jobId: job.id });
+      const result = (itemId: string) => items.find((i) => i.itemId === itemId)?.result;
+      expect(result(`message:${current}`)).toBe("unchanged");
+      expect(result(`message:${lost}`)).toBe("unreadable");
+      expect(result(`oauth:${transaction}`)).toBe("unreadable");
+      expect(items.find((i) => i.itemId === `oauth:${transaction}`)?.detail).toBe(
+        "No key of the keyring opens this PKCE verifier.",
+      );
+    } finally {
+      await db.delete(messages).where(inArray(messages.id, [current, lost]));
+      await db.delete(oauthTransactions).where(eq(oauthTransactions.id, transaction));
+    }
   });
 });
 

@@ -57,6 +57,77 @@ export async function reencryptMailboxRow(
   });
 }
 
+/** Job item ids of queued messages' bodies and of OAuth transactions' PKCE verifiers. */
+const MESSAGE_ITEM_PREFIX = "message:";
+const TRANSACTION_ITEM_PREFIX = "oauth:";
+
+/**
+ * Re-encrypts one queued message's sealed body, written back only if nobody changed it
+ * meanwhile (the attempt that sends it deletes it); false when nothing changed.
+ */
+export async function reencryptQueuedBody(
+  db: DbOrTx,
+  keyring: Keyring,
+  id: string,
+  unreadable: string[],
+): Promise<boolean> {
+  const [row] = await db
+    .select({ value: messages.bodySealed })
+    .from(messages)
+    .where(eq(messages.id, id));
+  const value = row?.value ?? null;
+  const next = rotateCell(
+    keyring,
+    { value, table: "messages", column: "body_sealed", rowId: id },
+    unreadable,
+  );
+  if (!value || !next || next === value) return false;
+  await db
+    .update(messages)
+    .set({ bodySealed: next })
+    .where(and(eq(messages.id, id), eq(messages.bodySealed, value)));
+  return true;
+}
+
+/** Re-encrypts one OAuth transaction's PKCE verifier, as reencryptQueuedBody does a body. */
+export async function reencryptVerifier(
+  db: DbOrTx,
+  keyring: Keyring,
+  id: string,
+  unreadable: string[],
+): Promise<boolean> {
+  const [row] = await db
+    .select({ value: oauthTransactions.codeVerifierEnc })
+    .from(oauthTransactions)
+    .where(eq(oauthTransactions.id, id));
+  const value = row?.value ?? null;
+  const next = rotateCell(
+    keyring,
+    { value, table: "oauth_transactions", column: "code_verifier", rowId: id },
+    unreadable,
+  );
+  if (!value || !next || next === value) return false;
+  await db
+    .update(oauthTransactions)
+    .set({ codeVerifierEnc: next })
+    .where(and(eq(oauthTransactions.id, id), eq(oauthTransactions.codeVerifierEnc, value)));
+  return true;
+}
+
+/** Queued messages' ids whose body is sealed (kept until sent, QUEUE_DEADLINE_HOURS at most). */
+async function sealedBodyIds(db: DbOrTx): Promise<string[]> {
+  const rows = await db
+    .select({ id: messages.id })
+    .from(messages)
+    .where(isNotNull(messages.bodySealed));
+  return rows.map((r) => r.id);
+}
+
+async function transactionIds(db: DbOrTx): Promise<string[]> {
+  const rows = await db.select({ id: oauthTransactions.id }).from(oauthTransactions);
+  return rows.map((r) => r.id);
+}
+
 /**
  * Re-encrypts every token cell under the keyring's current key, one row per transaction with the
  * row locked (a token refresh may be writing it at the same moment). Resumable: cells already
@@ -86,47 +157,15 @@ export async function reencryptTokens(
       if (await step(row)) counts[kind]++;
     }
   }
-  // A single sealed cell, written back only if nobody changed it meanwhile (`write`'s WHERE).
-  async function rotateOne(
-    cell: Parameters<typeof rotateCell>[1],
-    write: (next: string) => Promise<unknown>,
-  ): Promise<boolean> {
-    const next = rotateCell(keyring, cell, unreadable);
-    if (next === cell.value || !next) return false;
-    await write(next);
-    return true;
-  }
-
-  const withTokens = await db
-    .select({ id: mailboxes.id })
-    .from(mailboxes)
-    .where(or(isNotNull(mailboxes.accessTokenEnc), isNotNull(mailboxes.refreshTokenEnc)));
-  await each(withTokens, "mailboxes", ({ id }) => reencryptMailboxRow(db, keyring, id, unreadable));
-
-  const transactions = await db
-    .select({ id: oauthTransactions.id, value: oauthTransactions.codeVerifierEnc })
-    .from(oauthTransactions);
-  await each(transactions, "transactions", ({ id, value }) =>
-    rotateOne({ value, table: "oauth_transactions", column: "code_verifier", rowId: id }, (next) =>
-      db
-        .update(oauthTransactions)
-        .set({ codeVerifierEnc: next })
-        .where(and(eq(oauthTransactions.id, id), eq(oauthTransactions.codeVerifierEnc, value))),
-    ),
+  await each(await MAILBOX_ITEMS.ids(db), "mailboxes", (id) =>
+    reencryptMailboxRow(db, keyring, id, unreadable),
   );
 
-  // Queued messages keep their body sealed until sent (at most QUEUE_DEADLINE_HOURS).
-  const queued = await db
-    .select({ id: messages.id, value: messages.bodySealed })
-    .from(messages)
-    .where(isNotNull(messages.bodySealed));
-  await each(queued, "messages", ({ id, value }) =>
-    rotateOne({ value, table: "messages", column: "body_sealed", rowId: id }, (next) =>
-      db
-        .update(messages)
-        .set({ bodySealed: next })
-        .where(and(eq(messages.id, id), eq(messages.bodySealed, value ?? ""))),
-    ),
+  await each(await transactionIds(db), "transactions", (id) =>
+    reencryptVerifier(db, keyring, id, unreadable),
+  );
+  await each(await sealedBodyIds(db), "messages", (id) =>
+    reencryptQueuedBody(db, keyring, id, unreadable),
   );
 
   await each(await listWebhookEndpointIds(db), "webhookEndpoints", (id) =>
@@ -147,25 +186,62 @@ export async function reencryptTokens(
 
 export const REENCRYPT = "reencrypt_tokens";
 
+type ItemKind = {
+  prefix: string;
+  what: string;
+  rotate: (db: Database, keyring: Keyring, id: string, unreadable: string[]) => Promise<boolean>;
+  ids: (db: DbOrTx) => Promise<string[]>;
+};
+
+// Every sealed column has its items: a rotation started from the page leaves no cell under
+// the old key (what `npm run keys:rotate` does in one run).
+const MAILBOX_ITEMS: ItemKind = {
+  prefix: "",
+  what: "token",
+  rotate: reencryptMailboxRow,
+  ids: async (db) =>
+    (
+      await db
+        .select({ id: mailboxes.id })
+        .from(mailboxes)
+        .where(or(isNotNull(mailboxes.accessTokenEnc), isNotNull(mailboxes.refreshTokenEnc)))
+    ).map((r) => r.id),
+};
+const ITEM_KINDS: ItemKind[] = [
+  {
+    prefix: WEBHOOK_ITEM_PREFIX,
+    what: "webhook secret",
+    rotate: reencryptWebhookEndpointRow,
+    ids: listWebhookEndpointIds,
+  },
+  {
+    prefix: MESSAGE_ITEM_PREFIX,
+    what: "queued message body",
+    rotate: reencryptQueuedBody,
+    ids: sealedBodyIds,
+  },
+  {
+    prefix: TRANSACTION_ITEM_PREFIX,
+    what: "PKCE verifier",
+    rotate: reencryptVerifier,
+    ids: transactionIds,
+  },
+];
+
 registerJobHandler({
   kind: REENCRYPT,
   concurrency: 4,
   runItem: async (item) => {
     const unreadable: string[] = [];
-    const webhook = item.itemId.startsWith(WEBHOOK_ITEM_PREFIX);
-    const changed = webhook
-      ? await reencryptWebhookEndpointRow(
-          await getDb(),
-          runtimeKeyring(),
-          item.itemId.slice(WEBHOOK_ITEM_PREFIX.length),
-          unreadable,
-        )
-      : await reencryptMailboxRow(await getDb(), runtimeKeyring(), item.itemId, unreadable);
+    const kind = ITEM_KINDS.find((k) => item.itemId.startsWith(k.prefix)) ?? MAILBOX_ITEMS;
+    const changed = await kind.rotate(
+      await getDb(),
+      runtimeKeyring(),
+      item.itemId.slice(kind.prefix.length),
+      unreadable,
+    );
     if (unreadable.length > 0) {
-      return {
-        result: "unreadable",
-        detail: `No key of the keyring opens this ${webhook ? "webhook secret" : "token"}.`,
-      };
+      return { result: "unreadable", detail: `No key of the keyring opens this ${kind.what}.` };
     }
     return { result: changed ? "reencrypted" : "unchanged", detail: null };
   },
@@ -184,7 +260,7 @@ registerJobHandler({
 });
 
 /**
- * How many sealed cells (tokens and webhook secrets) each key id holds: what the page shows
+ * How many sealed cells (tokens, webhook secrets, queued bodies, PKCE verifiers) each key id holds: what the page shows
  * before and after a rotation.
  */
 export async function countCellsByKey(
@@ -195,7 +271,19 @@ export async function countCellsByKey(
     .from(mailboxes)
     .where(or(isNotNull(mailboxes.accessTokenEnc), isNotNull(mailboxes.refreshTokenEnc)));
   const counts = new Map<string, number>();
-  const values = [...rows.flatMap((r) => [r.access, r.refresh]), ...(await webhookSecretCells(db))];
+  const bodies = await db
+    .select({ value: messages.bodySealed })
+    .from(messages)
+    .where(isNotNull(messages.bodySealed));
+  const verifiers = await db
+    .select({ value: oauthTransactions.codeVerifierEnc })
+    .from(oauthTransactions);
+  const values = [
+    ...rows.flatMap((r) => [r.access, r.refresh]),
+    ...(await webhookSecretCells(db)),
+    ...bodies.map((r) => r.value),
+    ...verifiers.map((r) => r.value),
+  ];
   for (const value of values) {
     if (!value) continue;
     let id: string;
@@ -223,23 +311,20 @@ export async function startReencryption({
     const previous = await latestJob({ db: tx, kind: REENCRYPT, orgId: null });
     if (previous && (previous.status === "queued" || previous.status === "running"))
       return previous;
-    const rows = await tx
-      .select({ id: mailboxes.id, address: mailboxes.address })
-      .from(mailboxes)
-      .where(or(isNotNull(mailboxes.accessTokenEnc), isNotNull(mailboxes.refreshTokenEnc)));
+    const items: Array<{ itemId: string; label: null }> = [];
+    let mailboxCount = 0;
+    for (const kind of [MAILBOX_ITEMS, ...ITEM_KINDS]) {
+      const ids = await kind.ids(tx);
+      if (kind === MAILBOX_ITEMS) mailboxCount = ids.length;
+      for (const id of ids) items.push({ itemId: `${kind.prefix}${id}`, label: null });
+    }
     const job = await createJob({
       db: tx,
       kind: REENCRYPT,
       orgId: null,
       createdBy: actor.type === "user" ? actor.id : null,
       reason: "rotate the token encryption key",
-      items: [
-        ...rows.map((r) => ({ itemId: r.id, label: null })),
-        ...(await listWebhookEndpointIds(tx)).map((id) => ({
-          itemId: `${WEBHOOK_ITEM_PREFIX}${id}`,
-          label: null,
-        })),
-      ],
+      items,
     });
     await writeAuditEvent(tx, {
       orgId: null,
@@ -248,7 +333,7 @@ export async function startReencryption({
       target: { type: "job", id: job.id },
       outcome: "success",
       request: request,
-      metadata: { kind: REENCRYPT, mailboxes: rows.length },
+      metadata: { kind: REENCRYPT, mailboxes: mailboxCount, items: items.length },
     });
     return job;
   });
