@@ -28,13 +28,31 @@ function namesAddress(entry: SQL, email: string): SQL<boolean> {
   return sql<boolean>`(lower(${entry}) = ${email} or right(lower(${entry}), ${email.length + 2}) = ${`<${email}>`})`;
 }
 
-/** Queued messages of the organisation that would still be sent to the address. */
-function queuedTo(orgId: string, email: string) {
+/**
+ * Queued messages of the organisation that would still be sent to the address, from one of the
+ * person's mailboxes or with one of their API keys (both are deleted with them).
+ */
+function waitingFor(orgId: string, userId: string | null, email: string) {
   return and(
     eq(messages.orgId, orgId),
     isNotNull(messages.nextAttemptAt),
     inArray(messages.status, ["queued", "retrying"]),
-    isRecipient(email),
+    or(
+      isRecipient(email),
+      inArray(
+        messages.mailboxId,
+        sql`(select ${mailboxes.id} from ${mailboxes} where ${mailboxesOf(orgId, userId, email)})`,
+      ),
+      userId === null
+        ? undefined
+        : and(
+            eq(messages.senderType, "api_key"),
+            inArray(
+              messages.senderId,
+              sql`(select ${apiKeys.id} from ${apiKeys} where ${apiKeys.orgId} = ${orgId} and ${apiKeys.createdBy} = ${userId})`,
+            ),
+          ),
+    ),
   );
 }
 
@@ -528,7 +546,10 @@ export async function countSubjectData({
       .select({ n: sql<number>`count(*)::int` })
       .from(invitations)
       .where(invitationsTo(orgId, email)),
-    db.select({ n: sql<number>`count(*)::int` }).from(messages).where(queuedTo(orgId, email)),
+    db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(messages)
+      .where(waitingFor(orgId, userId, email)),
     db
       .select({ n: sql<number>`count(*)::int` })
       .from(webhookDeliveries)
@@ -549,7 +570,7 @@ export async function countSubjectData({
     messagesAddressed: addressed[0]?.n ?? 0,
     auditEvents: events[0]?.n ?? 0,
     invitations: invites[0]?.n ?? 0,
-    queuedAddressed: queued[0]?.n ?? 0,
+    queuedMessages: queued[0]?.n ?? 0,
     webhookDeliveries: deliveries[0]?.n ?? 0,
     notices: noticeRows[0]?.n ?? 0,
     notificationEmails: emails[0]?.n ?? 0,
@@ -652,17 +673,20 @@ export async function deleteNotificationEmailsNaming({
 }
 
 /**
- * Cancels the organisation's queued messages addressed to the person and deletes their sealed
- * bodies, so that nothing goes to them after the erasure. A message being sent right now
- * finishes; its row loses the address with the others.
+ * Cancels the organisation's queued messages addressed to the person, from their mailboxes or
+ * sent with their API keys, and deletes their sealed bodies: nothing goes to them, or out in
+ * their name, after the erasure. Runs before their mailboxes and keys are deleted. A message
+ * being sent right now finishes; its row loses the address with the others.
  */
-export async function cancelQueuedMessagesTo({
+export async function cancelWaitingMessagesOf({
   db,
   orgId,
+  userId,
   email,
 }: {
   db: DbOrTx;
   orgId: string;
+  userId: string | null;
   email: string;
 }) {
   const rows = await db
@@ -671,9 +695,9 @@ export async function cancelQueuedMessagesTo({
       status: "cancelled",
       nextAttemptAt: null,
       bodySealed: null,
-      lastError: "Cancelled: a recipient's personal data was erased.",
+      lastError: "Cancelled: the personal data of its recipient or sender was erased.",
     })
-    .where(queuedTo(orgId, email))
+    .where(waitingFor(orgId, userId, email))
     .returning({ id: messages.id });
   return rows.length;
 }

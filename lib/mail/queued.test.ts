@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { GET } from "@/app/api/v1/messages/[id]/route";
 import { POST } from "@/app/api/v1/messages/route";
 import { getDb } from "@/db";
-import { mailboxes, messages } from "@/db/schema";
+import { apiKeys, mailboxes, messages } from "@/db/schema";
 import { encryptField, isEncryptedValue } from "@/lib/crypto";
 import { generateKeySpec, parseKeyring } from "@/lib/crypto/keyring";
 import { clearSwitch, setSwitch } from "@/lib/incidents/switches";
@@ -237,6 +237,18 @@ describe("the chokepoint's checks at each queued attempt", () => {
     const { mailboxId, token, key } = await setup();
     const id = await queue(token, mailboxId);
     await revokeApiKey({ ctx: memberContext(owner.orgId, owner.user, "owner"), keyId: key.id });
+    await drainMailbox(mailboxId);
+    const failed = await row(id);
+    expect(failed.status).toBe("failed");
+    expect(failed.lastError).toMatch(/revoked or expired/);
+    expect(failed.bodySealed).toBeNull();
+    expect(await acceptedTimes(failed.providerMessageId)).toBe(0);
+  });
+
+  it("fails a message whose key was deleted after it was queued (its creator erased), sending nothing", async () => {
+    const { mailboxId, token, key } = await setup();
+    const id = await queue(token, mailboxId);
+    await (await getDb()).delete(apiKeys).where(eq(apiKeys.id, key.id));
     await drainMailbox(mailboxId);
     const failed = await row(id);
     expect(failed.status).toBe("failed");

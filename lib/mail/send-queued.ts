@@ -63,27 +63,28 @@ const demoInboxDataDir = () => inboxHolder.__mailwardenDemoInboxDataDir ?? env()
 export const INTERRUPTED_CAUSE =
   "Interrupted during delivery; not resent to avoid a duplicate — check Sent Items.";
 
-/** The sender of a queued message as the chokepoint's checks and the audit log see it. */
+/**
+ * The sender of a queued message as the chokepoint's checks and the audit log see it. A key
+ * deleted since (its creator's data was erased) is still the sender: the mailbox lookup finds
+ * no such key and the message gets a revoked key's final outcome, never the system's rights.
+ */
 async function senderContext(db: Database, row: DueMessage | QueuedRow): Promise<SenderContext> {
-  const key =
-    row.senderType === "api_key"
-      ? await getApiKeyForOrg({ db, orgId: row.orgId, keyId: row.senderId })
-      : null;
-  if (!key) {
+  if (row.senderType === "api_key") {
+    const key = await getApiKeyForOrg({ db, orgId: row.orgId, keyId: row.senderId });
     return {
       orgId: row.orgId,
-      actor: { type: "system", label: "message queue" },
+      actor: { type: "api_key", id: row.senderId, label: key?.name ?? "deleted API key" },
       role: null,
       request: { ip: null, userAgent: null },
-      allowedMailboxIds: null,
+      allowedMailboxIds: key ? (key.allowedMailboxIds ?? null) : [],
     };
   }
   return {
     orgId: row.orgId,
-    actor: { type: "api_key", id: key.id, label: key.name },
+    actor: { type: "system", label: "message queue" },
     role: null,
     request: { ip: null, userAgent: null },
-    allowedMailboxIds: key.allowedMailboxIds ?? null,
+    allowedMailboxIds: null,
   };
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { eq, sql } from "drizzle-orm";
+import { eq, inArray, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { insertOutboxRows } from "@/db/queries/notifications";
@@ -328,7 +328,7 @@ describe("erasure", () => {
       },
     ]);
     const summary = await describeSubject(db, owner.orgId, outsider);
-    expect(summary).toMatchObject({ queuedAddressed: 1, webhookDeliveries: 1 });
+    expect(summary).toMatchObject({ queuedMessages: 1, webhookDeliveries: 1 });
 
     const result = await eraseNow(owner, outsider);
     expect(result).toMatchObject({
@@ -350,6 +350,61 @@ describe("erasure", () => {
       .where(eq(webhookDeliveries.orgId, owner.orgId));
     expect(left.map((r) => r.id)).toEqual([other]);
     expect(await scanDatabase(outsider)).toEqual([]);
+  }, 60_000);
+
+  it("cancels what still waits to go out from the person's mailboxes or with their API keys, before both are deleted", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const user = await createUser("leaving");
+    await joinOrganization({ orgId: owner.orgId, inviterId: owner.user.id, user, role: "admin" });
+    const person = { user, orgId: owner.orgId };
+    const theirBox = await connectMailbox(person);
+    const ownerBox = await connectMailbox(owner);
+    const { key } = await makeApiKey(person);
+    const waiting = (values: {
+      mailboxId: string;
+      senderType: "user" | "api_key";
+      senderId: string;
+    }) => ({
+      ...values,
+      orgId: owner.orgId,
+      recipients: { to: ["customer@example.test"], cc: [], bcc: [] },
+      recipientCount: 1,
+      subject: "Waiting",
+      status: "queued" as const,
+      bodySealed: "v1.sealed-body",
+      nextAttemptAt: new Date(Date.now() + 3_600_000),
+      deadlineAt: new Date(Date.now() + 86_400_000),
+    });
+    const rows = await db
+      .insert(messages)
+      .values([
+        // With their key, from the owner's mailbox; from their mailbox, by the owner.
+        waiting({ mailboxId: ownerBox, senderType: "api_key", senderId: key.id }),
+        waiting({ mailboxId: theirBox, senderType: "user", senderId: owner.user.id }),
+        // The owner's own message stays queued.
+        waiting({ mailboxId: ownerBox, senderType: "user", senderId: owner.user.id }),
+      ])
+      .returning({ id: messages.id });
+    expect(await describeSubject(db, owner.orgId, user.email ?? "")).toMatchObject({
+      queuedMessages: 2,
+    });
+
+    const result = await eraseNow(owner, user.email ?? "");
+    expect(result).toMatchObject({ kind: "erased", receipt: { messages: { queuedCancelled: 2 } } });
+    const after = await db
+      .select({ id: messages.id, status: messages.status, body: messages.bodySealed })
+      .from(messages)
+      .where(
+        inArray(
+          messages.id,
+          rows.map((r) => r.id),
+        ),
+      );
+    const byId = new Map(after.map((r) => [r.id, r]));
+    expect(byId.get(rows[0]?.id ?? "")).toMatchObject({ status: "cancelled", body: null });
+    expect(byId.get(rows[1]?.id ?? "")).toMatchObject({ status: "cancelled", body: null });
+    expect(byId.get(rows[2]?.id ?? "")).toMatchObject({ status: "queued" });
   }, 60_000);
 
   it("refuses to erase the organisation's last owner, and erases nothing", async () => {

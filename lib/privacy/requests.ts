@@ -3,7 +3,7 @@ import { sql } from "drizzle-orm";
 import { type DbOrTx, getDb } from "@/db";
 import { lockMemberships } from "@/db/queries/organizations";
 import {
-  cancelQueuedMessagesTo,
+  cancelWaitingMessagesOf,
   completeDataRequest,
   countAccountRows,
   countSubjectData,
@@ -251,6 +251,9 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
     const role = members.find((m) => m.userId === userId)?.role ?? null;
     if (role === "owner" && members.filter((m) => m.role === "owner").length <= 1) return "refused";
 
+    // Before their mailboxes and keys go and the address leaves the recipients: what still
+    // waits for them, or to go out from their mailboxes or with their keys, is not sent.
+    const queuedCancelled = await cancelWaitingMessagesOf({ db: tx, orgId, userId, email });
     const deleted = {
       mailboxes: await deleteSubjectMailboxes({ db: tx, orgId, userId, email }),
       apiKeys: userId ? await deleteSubjectApiKeys({ db: tx, orgId, userId }) : 0,
@@ -281,8 +284,6 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
         }
       }
     }
-    // Before the address leaves the recipients: what is still queued for them is not sent.
-    const queuedCancelled = await cancelQueuedMessagesTo({ db: tx, orgId, email });
     const messages = await removeRecipientFromMessages({
       db: tx,
       orgId,

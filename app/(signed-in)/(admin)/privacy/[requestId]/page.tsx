@@ -129,9 +129,9 @@ export default async function DataRequestPage({
                   {plural(summary.messagesSent, "message")} they sent stay as the
                   organisation&apos;s record, without their name;
                 </li>
-                {(summary.queuedAddressed > 0 || summary.webhookDeliveries > 0) && (
+                {(summary.queuedMessages > 0 || summary.webhookDeliveries > 0) && (
                   <li>
-                    {`cancel ${plural(summary.queuedAddressed, "queued message")} addressed to them and delete ${plural(summary.webhookDeliveries, "webhook delivery", "webhook deliveries")} that name their address;`}
+                    {`cancel ${plural(summary.queuedMessages, "queued message")} addressed to them or waiting to go out from their mailboxes or with their keys, and delete ${plural(summary.webhookDeliveries, "webhook delivery", "webhook deliveries")} that name their address;`}
                   </li>
                 )}
                 <li>
