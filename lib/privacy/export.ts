@@ -25,6 +25,8 @@ export const EXPORT_SCHEMA_VERSION = 1;
 export const EXPORT_BATCH = 1000;
 
 const EXPLANATION = {
+  subject:
+    "The address the export is about. hasAccount is true when the account is shown (your own export, or a member's), and null otherwise: an organisation is not told whether a non-member has an account.",
   profile: "Your account: name, email address, when it was created and verified.",
   memberships: "The organisations you belong to and your role in each.",
   sessions:
@@ -179,8 +181,10 @@ export async function* subjectExport(db: DbOrTx, scope: ExportScope): AsyncGener
         },
   )}`;
   yield `,"explanation":${json(EXPLANATION)}`;
-  yield `,"subject":${json({ email, hasAccount: profile !== null })}`;
-  yield `,"profile":${json(scope.kind === "organization" && !isMember ? null : profile)}`;
+  // Whether a stranger's address has an account is not this organisation's to learn.
+  const shownProfile = scope.kind === "organization" && !isMember ? null : profile;
+  yield `,"subject":${json({ email, hasAccount: shownProfile === null ? null : true })}`;
+  yield `,"profile":${json(shownProfile)}`;
   yield `,"memberships":${json(memberships)}`;
   yield `,"sessions":${json(sessions)}`;
   yield `,"signInAccounts":${json(signInAccounts)}`;

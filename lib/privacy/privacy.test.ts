@@ -407,6 +407,37 @@ describe("erasure", () => {
     expect(byId.get(rows[2]?.id ?? "")).toMatchObject({ status: "queued" });
   }, 60_000);
 
+  it("a stranger's organisation learns nothing of an address's account, and can never delete it", async () => {
+    const db = await getDb();
+    const stranger = await createOwner();
+    const person = await createOwner();
+    const email = person.user.email ?? "";
+    // No membership left anywhere (they were removed from their only organisation).
+    await db.delete(memberships).where(eq(memberships.userId, person.user.id));
+
+    const summary = await describeSubject(db, stranger.orgId, email);
+    expect(summary).toMatchObject({ user: null, role: null, account: null });
+    const exported = await exportText({
+      kind: "organization",
+      orgId: stranger.orgId,
+      orgName: "S",
+      email,
+      userId: person.user.id,
+    });
+    expect(exported).toMatchObject({ subject: { email, hasAccount: null }, profile: null });
+
+    const result = await eraseNow(stranger, email);
+    expect(result).toMatchObject({
+      kind: "erased",
+      receipt: { deleted: { userAccount: false, memberships: 0 }, kept: null },
+    });
+    const [still] = await db
+      .select({ id: users.id })
+      .from(users)
+      .where(eq(users.id, person.user.id));
+    expect(still?.id).toBe(person.user.id);
+  }, 60_000);
+
   it("refuses to erase the organisation's last owner, and erases nothing", async () => {
     const db = await getDb();
     const owner = await createOwner();

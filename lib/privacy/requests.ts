@@ -83,22 +83,37 @@ export async function recordDataRequest(
   });
 }
 
-/** What the organisation holds about the request's subject: the confirmation's counts. */
+/**
+ * What the organisation holds about the request's subject: the confirmation's counts. The
+ * account's id scopes this organisation's own rows (a former member's keys, mailboxes and
+ * messages); whether the address has an account at all, its name and its other memberships are
+ * the organisation's business only while the person is a member of it. Sign-up is open, so
+ * any stranger can record a request about any address.
+ */
 export async function describeSubject(db: DbOrTx, orgId: string, email: string) {
   const lower = email.toLowerCase();
-  const user = await findUserByEmail({ db, email: lower });
-  const held = await countSubjectData({ db, orgId, userId: user?.id ?? null, email: lower });
-  if (!user) return { user: null, role: null, ownerCount: 0, account: null, ...held };
+  const found = await findUserByEmail({ db, email: lower });
+  const userId = found?.id ?? null;
+  const held = await countSubjectData({ db, orgId, userId, email: lower });
   const members = await db.execute(
     sql`select user_id, role from memberships where org_id = ${orgId}`,
   );
   const rows = (members as unknown as { rows: { user_id: string; role: string }[] }).rows;
-  const role = rows.find((r) => r.user_id === user.id)?.role ?? null;
+  const role = (userId && rows.find((r) => r.user_id === userId)?.role) || null;
   const ownerCount = rows.filter((r) => r.role === "owner").length;
-  const account = await countAccountRows({ db, userId: user.id });
+  if (!found || !role)
+    return { user: null, userId, role: null, ownerCount, account: null, ...held };
+  const account = await countAccountRows({ db, userId: found.id });
   // The account itself goes only when this organisation's membership is its last.
-  const accountDeleted = account.memberships - (role ? 1 : 0) === 0;
-  return { user, role, ownerCount, account: { ...account, accountDeleted }, ...held };
+  const accountDeleted = account.memberships === 1;
+  return {
+    user: found,
+    userId,
+    role,
+    ownerCount,
+    account: { ...account, accountDeleted },
+    ...held,
+  };
 }
 
 export type SubjectSummary = Awaited<ReturnType<typeof describeSubject>>;
@@ -226,7 +241,7 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
     return { kind: "refused", reason: refusal };
   }
   const user = before.user;
-  const userId = user?.id ?? null;
+  const userId = before.userId;
 
   const revocations: { mailboxId: string; result: string }[] = [];
   for (const mailboxId of await listSubjectMailboxIds({ db, orgId, userId, email })) {
@@ -275,8 +290,9 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
         sql`delete from memberships where org_id = ${orgId} and user_id = ${userId} returning user_id`,
       );
       deleted.memberships = (membership as unknown as { rows: unknown[] }).rows.length;
+      // Only a member's account, and only with their last membership: never a stranger's.
       const account = await countAccountRows({ db: tx, userId });
-      if (account.memberships === 0) {
+      if (deleted.memberships > 0 && account.memberships === 0) {
         deleted.userAccount = await deleteAccountIfNoMembership({ db: tx, userId });
         if (deleted.userAccount) {
           deleted.sessions = account.sessions;
@@ -313,7 +329,7 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
       },
       auditEventsPseudonymised: auditEvents,
       kept:
-        userId && !deleted.userAccount
+        deleted.memberships > 0 && !deleted.userAccount
           ? "The person's account remains: they belong to another organisation, whose data this organisation cannot erase."
           : null,
     };

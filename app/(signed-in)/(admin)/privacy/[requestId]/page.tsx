@@ -55,9 +55,7 @@ export default async function DataRequestPage({
             <li>
               {summary.role
                 ? `A member (${summary.role}) with an account.`
-                : summary.user
-                  ? "An account, but not a member of this organisation."
-                  : "No account: the address appears only in mail and the activity log."}
+                : "Not a member of this organisation: below is what it holds about the address."}
             </li>
             <li>
               {plural(summary.mailboxes, "mailbox", "mailboxes")} they connected or with their
@@ -121,7 +119,7 @@ export default async function DataRequestPage({
                     {plural(summary.account.accounts, "sign-in link")} (this is their last
                     organisation);
                   </li>
-                ) : summary.user ? (
+                ) : summary.role ? (
                   <li>keep their account: they belong to another organisation;</li>
                 ) : null}
                 <li>
