@@ -1,8 +1,10 @@
 import "server-only";
 import { eq } from "drizzle-orm";
+import type { DbOrTx } from "@/db";
 import { getDb } from "@/db";
 import { apiKeys, mailboxes } from "@/db/schema";
 import type { RequestInfo } from "@/lib/auth/request";
+import type { AuditInput } from "./events";
 import { writeAuditEvent } from "./write";
 
 // Refusals anyone can cause at will (a made-up API key, a flood of requests) are audited, but
@@ -16,9 +18,10 @@ const TOKEN_PREFIX = /^mwk_([0-9a-f]{12})_/;
 type Tracker = Map<string, { until: number; suppressed: number }>;
 
 const holder = globalThis as typeof globalThis & {
-  __mailwardenRefusals?: { keys: Tracker; limits: Tracker };
+  __mailwardenRefusals?: { keys: Tracker; limits: Tracker; callers: Tracker };
 };
-holder.__mailwardenRefusals ??= { keys: new Map(), limits: new Map() };
+holder.__mailwardenRefusals ??= { keys: new Map(), limits: new Map(), callers: new Map() };
+holder.__mailwardenRefusals.callers ??= new Map();
 const trackers = holder.__mailwardenRefusals;
 
 /**
@@ -151,4 +154,24 @@ export async function auditRateLimitRefusal(
   } catch (error) {
     console.error(`[mailwarden] audit of a rate-limit refusal failed: ${(error as Error).name}`);
   }
+}
+
+const CALLER_WINDOW_MS = 60_000;
+
+/**
+ * A refusal an API key can repeat at will (sending while paused, probing mailboxes it may not
+ * use): audited once per key, action and reason per minute, with the refusals it stands for.
+ */
+export async function auditCallerRefusal(db: DbOrTx, input: AuditInput) {
+  const key = `${input.actor.type}:${input.actor.id ?? ""}|${input.action}|${String(input.metadata?.reason ?? "")}`;
+  const sample = sampleRefusal(trackers.callers, key, CALLER_WINDOW_MS);
+  if (!sample) return;
+  await writeAuditEvent(db, {
+    ...input,
+    metadata: {
+      ...input.metadata,
+      sampledPerKeySeconds: CALLER_WINDOW_MS / 1000,
+      suppressedBefore: sample.suppressedBefore,
+    },
+  });
 }

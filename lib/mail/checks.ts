@@ -3,6 +3,7 @@ import type { Database } from "@/db";
 import { getApiKeyForOrg } from "@/db/queries/api-keys";
 import { findMailboxByIdOrAddress } from "@/db/queries/mailboxes";
 import type { MessageSender } from "@/db/queries/messages";
+import { auditCallerRefusal } from "@/lib/audit/refusals";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
@@ -34,7 +35,8 @@ export async function checkSwitches(
 ): Promise<RefusalOutcome | null> {
   const pause = known ?? (await isSendingPaused({ db, orgId: ctx.orgId }));
   if (!pause.isPaused) return null;
-  await writeAuditEvent(db, {
+  // An API key can retry at will during the pause: its refusals are sampled.
+  await (ctx.actor.type === "api_key" ? auditCallerRefusal : writeAuditEvent)(db, {
     orgId: ctx.orgId,
     actor: ctx.actor,
     action: "message.refused",
@@ -144,15 +146,43 @@ export async function lookupMailbox(
     const active = mailbox
       ? mailbox.keyActive === true
       : isKeyUsable(await getApiKeyForOrg({ db, orgId: ctx.orgId, keyId: apiKeyId }));
-    if (!active) return { kind: "unauthorized" };
+    if (!active) return denied(db, ctx, "key_revoked", null, { kind: "unauthorized" });
   }
   if (!mailbox) {
-    return { kind: "not_found", cause: "No such mailbox in this organisation." };
+    return denied(db, ctx, "mailbox_not_found", null, {
+      kind: "not_found",
+      cause: "No such mailbox in this organisation.",
+    });
   }
   if (ctx.allowedMailboxIds !== null && !ctx.allowedMailboxIds.includes(mailbox.id)) {
-    return { kind: "forbidden", cause: "This API key is not allowed to send from that mailbox." };
+    return denied(db, ctx, "mailbox_not_allowed_for_key", mailbox.id, {
+      kind: "forbidden",
+      cause: "This API key is not allowed to send from that mailbox.",
+    });
   }
   return mailbox;
+}
+
+/** A key's refused mailbox lookup is audited (sampled: a key can probe at will). */
+async function denied(
+  db: Database,
+  ctx: SenderContext,
+  reason: string,
+  mailboxId: string | null,
+  refusal: RefusalOutcome,
+): Promise<RefusalOutcome> {
+  if (ctx.actor.type === "api_key") {
+    await auditCallerRefusal(db, {
+      orgId: ctx.orgId,
+      actor: ctx.actor,
+      action: "access.denied",
+      target: mailboxId ? { type: "mailbox", id: mailboxId } : null,
+      outcome: "denied",
+      request: ctx.request,
+      metadata: { reason },
+    });
+  }
+  return refusal;
 }
 
 export async function checkMailboxLimits(

@@ -427,6 +427,47 @@ describe("dashboard test sends and connection tests go through the same chokepoi
     expect((await send("no-such-mailbox", { ctx, purpose: "api" })).kind).toBe("unauthorized");
   });
 
+  it("audits a key's refused mailbox and its sends while paused, once a minute per key and reason, with the count", async () => {
+    // An organisation of its own: the pause below must not show in other tests' counts.
+    const prober = await createOwner();
+    const proberCtx = memberContext(prober.orgId, prober.user, "owner");
+    const allowed = await connectMailbox(prober);
+    const other = await connectMailbox(prober);
+    const { key } = await makeApiKey(prober);
+    const db = await getDb();
+    const ctx = keyContext(prober.orgId, { ...key, allowedMailboxIds: [allowed] });
+    const events = async (action: "access.denied" | "message.refused") =>
+      db
+        .select({ target: auditEvents.targetId, metadata: auditEvents.metadata })
+        .from(auditEvents)
+        .where(and(eq(auditEvents.actorId, key.id), eq(auditEvents.action, action)));
+    for (let i = 0; i < 5; i++) {
+      expect((await send(other, { ctx, purpose: "api" })).kind).toBe("forbidden");
+    }
+    expect(await events("access.denied")).toEqual([
+      {
+        target: other,
+        metadata: expect.objectContaining({
+          reason: "mailbox_not_allowed_for_key",
+          suppressedBefore: 0,
+        }),
+      },
+    ]);
+
+    const scope = { type: "organization" as const, orgId: prober.orgId };
+    await setSwitch({ db, kind: "pause_sending", scope, reason: "drill", ctx: proberCtx });
+    try {
+      for (let i = 0; i < 5; i++) {
+        expect((await send(allowed, { ctx, purpose: "api" })).kind).toBe("paused");
+      }
+    } finally {
+      await clearSwitch({ db, kind: "pause_sending", scope, ctx: proberCtx });
+    }
+    expect(await events("message.refused")).toEqual([
+      { target: null, metadata: expect.objectContaining({ reason: "sending_paused" }) },
+    ]);
+  });
+
   it("a global pause blocks API sends, dashboard test sends and connection tests alike", async () => {
     const box = await connectMailbox(owner);
     const { key } = await makeApiKey(owner);
