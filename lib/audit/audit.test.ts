@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents } from "@/db/schema";
 import { createOwner } from "@/lib/testing/factories";
+import { withoutAddresses } from "./events";
 import { verifyOrganizationChain } from "./read";
 import { writeAuditEvent } from "./write";
 
@@ -130,5 +131,22 @@ describe("audit hash chain", () => {
       personal: { email: "invitee@example.test" },
     });
     expect(row?.personalMac).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe("withoutAddresses", () => {
+  it("replaces every address-like token of a reply and keeps the codes and words", () => {
+    expect(
+      withoutAddresses('550 5.1.1 <bob@example.test>: Recipient "a.b@x.y" rejected (c@d)'),
+    ).toBe('550 5.1.1 <[address]>: Recipient "[address]" rejected ([address])');
+    expect(withoutAddresses("250 2.0.0 OK 1700000000 q12-abc.1 - gsmtp")).toBe(
+      "250 2.0.0 OK 1700000000 q12-abc.1 - gsmtp",
+    );
+    expect(withoutAddresses(null)).toBeNull();
+  });
+
+  it("handles a long reply without address-like tokens or made of one", () => {
+    const hostile = `${"a".repeat(500_000)} ${"@".repeat(500_000)}`;
+    expect(withoutAddresses(hostile)).toBe(`${"a".repeat(500_000)} [address]`);
   });
 });

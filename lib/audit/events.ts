@@ -167,6 +167,18 @@ export const PERSONAL_METADATA_KEYS: ReadonlySet<string> = new Set([
   "returnedAddress",
 ]);
 
+/**
+ * A provider's reply as the audit log keeps it: every address-like token (`x@y`) becomes
+ * `[address]`. A reply can quote a recipient ("550 5.1.1 <bob@…>: Recipient address rejected")
+ * and chained metadata is out of erasure's reach; the message row keeps the full reply, which
+ * erasure and retention rewrite. Linear: one pass over whitespace-separated tokens.
+ */
+export function withoutAddresses(reply: string | null): string | null {
+  return reply === null
+    ? null
+    : reply.replace(/[^\s<>"'()[\],;]+/g, (token) => (token.includes("@") ? "[address]" : token));
+}
+
 export type AuditInput = {
   orgId: string | null;
   actor: Actor;

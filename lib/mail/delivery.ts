@@ -2,6 +2,7 @@ import "server-only";
 import type { Database } from "@/db";
 import type { findMailboxByIdOrAddress } from "@/db/queries/mailboxes";
 import { finishMessageParams, finishMessageTemplate } from "@/db/queries/messages";
+import { withoutAddresses } from "@/lib/audit/events";
 import { writeAuditEventWithChange } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
 import {
@@ -290,7 +291,7 @@ export async function recordDelivery(
         purpose: input.purpose,
         ...(input.isQueued ? { queued: true } : {}),
         recipientCount: input.recipientCount,
-        smtpResponse,
+        smtpResponse: withoutAddresses(smtpResponse),
         ...(delivery.ok ? {} : { failure: failureCode }),
       },
     },

@@ -144,6 +144,29 @@ describe("SMTP replies, each driven through the real SMTP server", () => {
     expect(events.map((e) => e.action)).toContain("mailbox.needs_reconnect");
   });
 
+  it("a reply quoting an address reaches the audit log without it; the message row keeps it for erasure to rewrite", async () => {
+    const box = await connectMailbox(owner);
+    const quoted = `quoted-${Date.now()}@example.test`;
+    bed.authOverride = () => ({ code: 535, message: `5.7.8 Credentials rejected for <${quoted}>` });
+    const failed = expectKind(await send(box), "provider_failed");
+    const db = await getDb();
+    const [event] = await db
+      .select({ metadata: auditEvents.metadata })
+      .from(auditEvents)
+      .where(
+        and(eq(auditEvents.targetId, failed.id ?? ""), eq(auditEvents.action, "message.failed")),
+      );
+    expect(event?.metadata.smtpResponse).toMatch(
+      /^535 5\.7\.8 Credentials rejected for <\[address\]>/,
+    );
+    expect(JSON.stringify(event)).not.toContain(quoted);
+    const [row] = await db
+      .select()
+      .from(messages)
+      .where(eq(messages.id, failed.id ?? ""));
+    expect(row?.smtpResponse).toContain(quoted);
+  });
+
   it("Microsoft 535 5.7.139: admin_action_required with the Set-CASMailbox instruction, no consent loop", async () => {
     const box = await connectMailbox(owner);
     const address = (await readMailbox(box)).address;

@@ -2,6 +2,7 @@ import "server-only";
 import { getDb } from "@/db";
 import { getMailboxForOrg } from "@/db/queries/mailboxes";
 import { claimMessage, finishMessage } from "@/db/queries/messages";
+import { withoutAddresses } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
 import { sendingPauseOf } from "@/lib/incidents/switches";
@@ -248,7 +249,7 @@ export async function testConnection({
       provider: mailbox.provider,
       result: result.kind,
       ...(result.kind === "provider_failed"
-        ? { code: result.code, smtpResponse: result.smtpResponse }
+        ? { code: result.code, smtpResponse: withoutAddresses(result.smtpResponse) }
         : {}),
     },
   });
