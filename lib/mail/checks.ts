@@ -8,7 +8,7 @@ import { writeAuditEvent } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
 import { isSendingPaused, type SendingPause } from "@/lib/incidents/switches";
-import { type LimitName, type RateLimitResult, sendLimitNames } from "@/lib/ratelimit";
+import { type LimitName, type RateLimitResult, sendDayCost, sendLimitNames } from "@/lib/ratelimit";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import { isKeyUsable } from "./api-key-state";
 import { ensureToken, type Mailbox, tokenFailure } from "./delivery";
@@ -193,8 +193,9 @@ export async function checkMailboxLimits(
   const id = `mailbox:${mailbox.id}`;
   const minute = limitRefusal(names.minute, await rateLimits().get(names.minute).limit(id));
   if (minute) return minute;
-  // The day limit counts recipients (Microsoft: 10,000 recipients a day per mailbox).
-  const day = await rateLimits().get(names.day).limit(id, Math.max(1, recipientCount));
+  // The synchronous route and the queue both charge here, in the provider's unit.
+  const cost = sendDayCost(mailbox.provider, recipientCount);
+  const day = await rateLimits().get(names.day).limit(id, cost);
   return limitRefusal(names.day, day);
 }
 

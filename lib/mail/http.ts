@@ -75,6 +75,15 @@ export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome
           "This Idempotency-Key was first used with a different message. Use a new key for a " +
           "new message.",
       });
+    case "idempotency_in_progress":
+      // draft-ietf-httpapi-idempotency-key-header: 409 while the first request is processed.
+      return problemResponse(
+        409,
+        "A request with this Idempotency-Key is still being processed",
+        [],
+        { type: PROBLEM_TYPES.idempotencyInProgress, detail: outcome.cause },
+        { "retry-after": String(Math.max(1, outcome.retryAfterSeconds)) },
+      );
     case "invalid":
       return problemResponseOf(
         sendRequestProblem({ ok: false, status: outcome.status, problems: outcome.problems }),

@@ -15,6 +15,8 @@ import type { SendOutcome } from "./outcomes";
 
 // A request that finds its Idempotency-Key held waits this long for the holder to finish.
 const REPLAY_WAIT_MS = 90_000;
+// Then it answers 409 with this Retry-After: the first request may settle any moment.
+const IN_PROGRESS_RETRY_AFTER_SECONDS = 2;
 
 const holder = globalThis as typeof globalThis & {
   __mailwardenInFlight?: Map<string, Promise<void>>;
@@ -23,6 +25,21 @@ holder.__mailwardenInFlight ??= new Map();
 const inFlight = holder.__mailwardenInFlight;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Until `settles` settles or `ms` pass, whichever is first. */
+async function waitAtMost(settles: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([settles, timeout]).finally(() => clearTimeout(timer));
+}
+
+// Test seam: a test outlasts a shorter wait rather than 90 s.
+const waitHolder = globalThis as typeof globalThis & { __mailwardenReplayWaitMs?: number };
+export function useReplayWaitMs(ms: number | undefined): void {
+  waitHolder.__mailwardenReplayWaitMs = ms;
+}
 
 export type IdempotencyScope = { orgId: string; sender: MessageSender; idempotencyKey: string };
 
@@ -78,7 +95,8 @@ function replayOf(row: MessageResult): SendOutcome {
 
 /**
  * The key is already taken: the same body gets the first request's result (after waiting for
- * it to finish, possibly in another process), a different body gets a mismatch.
+ * it to finish, possibly in another process; past the wait, "in progress"), a different body
+ * gets a mismatch.
  */
 export async function replay(
   db: Database,
@@ -86,35 +104,37 @@ export async function replay(
   requestHash: string,
   first: MessageResult | null,
 ): Promise<SendOutcome> {
-  const deadline = Date.now() + REPLAY_WAIT_MS;
+  const deadline = Date.now() + (waitHolder.__mailwardenReplayWaitMs ?? REPLAY_WAIT_MS);
   let row = first;
   let delay = 20;
   for (;;) {
     row ??= await findEarlierRequest(db, scope);
-    if (!row) {
-      return {
-        kind: "conflict",
-        mailboxStatus: null,
-        cause: "A request with this Idempotency-Key was just made; retry in a moment.",
-      };
-    }
+    if (!row)
+      return inProgress("A request with this Idempotency-Key was just made; retry in a moment.");
     if (row.requestHash !== requestHash) return { kind: "idempotency_mismatch" };
     // A queued message's retry answers like its first request: accepted, see its status.
     if (row.isQueued) return { kind: "queued", id: row.id, isReplay: true };
     if (row.status !== "sending") return replayOf(row);
-    if (Date.now() > deadline) {
-      return {
-        kind: "conflict",
-        mailboxStatus: null,
-        cause: "The first request with this Idempotency-Key is still being sent; retry later.",
-      };
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      return inProgress(
+        "The first request with this Idempotency-Key is still being sent; retry later.",
+      );
     }
     const inProcess = inFlight.get(flightKey(scope));
-    if (inProcess) await inProcess;
+    if (inProcess) await waitAtMost(inProcess, left);
     else {
       await sleep(delay);
       delay = Math.min(delay * 2, 250);
     }
     row = null;
   }
+}
+
+function inProgress(cause: string): SendOutcome {
+  return {
+    kind: "idempotency_in_progress",
+    retryAfterSeconds: IN_PROGRESS_RETRY_AFTER_SECONDS,
+    cause,
+  };
 }

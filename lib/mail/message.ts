@@ -8,6 +8,7 @@
 
 import * as z from "zod";
 import { formatAddress, parseAddress } from "./address";
+import { capProblems, toFieldProblems, UNKNOWN_FIELD_HINTS } from "./field-problems";
 import { type FieldProblem, PROBLEM_TYPES, type ProblemDetails, problemJson } from "./problem";
 import { sanitizeMessageHtml } from "./sanitize";
 import { codePointLength, hasHeaderControl, utf8Length } from "./text";
@@ -65,19 +66,6 @@ export const MAX_REQUEST_BYTES = 2 * MAX_BODY_BYTES + 1024 * 1024;
  */
 export const MAX_HTML_BYTES = 512 * 1024;
 const HTML_TOO_LARGE = `must be at most ${MAX_HTML_BYTES} bytes (512 KB)`;
-// Reporting is bounded too: a body of a million unknown keys must not yield a 50 MB answer.
-const MAX_PROBLEMS = 100;
-const MAX_FIELD_NAME_LENGTH = 64;
-
-const UNKNOWN_FIELD_HINTS = new Map<string, string>([
-  ["from", "is not accepted: messages are always sent from the mailbox"],
-  ["sender", "is not accepted: messages are always sent from the mailbox"],
-  ["headers", "is not accepted: raw headers cannot be set"],
-  ["envelope", "is not accepted: the SMTP envelope is built from to, cc and bcc"],
-  ["attachments", "is not accepted: attachments are not supported"],
-  ["__proto__", "is not accepted"],
-]);
-
 function typeError(expected: string) {
   return {
     error: (issue: { input?: unknown }) =>
@@ -133,6 +121,15 @@ const sendRequestSchema = z.strictObject({
     .optional(),
   text: bodyText.optional(),
   html: bodyText.optional(),
+});
+
+const RECIPIENT_LISTS = ["to", "cc", "bcc"] as const;
+// For a body over the recipient cap: the lists' types are checked, not one of their entries.
+const listType = z.custom<unknown[]>(Array.isArray, typeError("a list of addresses"));
+const listTypesSchema = sendRequestSchema.extend({
+  to: listType,
+  cc: listType.optional(),
+  bcc: listType.optional(),
 });
 
 type Outcome = { problems: FieldProblem[]; isTooLarge: boolean; value?: SendRequest };
@@ -238,10 +235,16 @@ function validate(body: unknown): Outcome {
     problems.push({ field: "__proto__", message: UNKNOWN_FIELD_HINTS.get("__proto__") ?? "" });
   }
 
-  const parsed = sendRequestSchema.safeParse(body);
-  if (!parsed.success) problems.push(...parsed.error.issues.flatMap(toFieldProblems));
+  const recipientCount = countRecipients(body);
+  // Over the cap, refused on the count before any entry is parsed: a body under the byte cap
+  // holds millions of tiny entries, and each would cost a parse and a problem of its own.
+  const parsed = recipientCount > MAX_RECIPIENTS ? undefined : sendRequestSchema.safeParse(body);
+  const fieldProblems =
+    parsed === undefined
+      ? [...problemsBesideEntries(body), recipientCapProblem(recipientCount)]
+      : (parsed.error?.issues.flatMap(toFieldProblems) ?? []);
+  for (const problem of fieldProblems) problems.push(problem);
 
-  problems.push(...recipientCountProblems(body));
   const size = bodySize(body);
   if (size > MAX_BODY_BYTES) {
     problems.push({
@@ -259,7 +262,7 @@ function validate(body: unknown): Outcome {
   if (!Object.hasOwn(body, "text") && !Object.hasOwn(body, "html")) {
     problems.push({ field: "text", message: "give a text or an html body (or both)" });
   }
-  if (problems.length > 0 || !parsed.success) {
+  if (problems.length > 0 || parsed?.success !== true) {
     return { problems: capProblems(problems), isTooLarge };
   }
 
@@ -292,18 +295,34 @@ function validate(body: unknown): Outcome {
   return { problems: [], isTooLarge: false, value };
 }
 
-function recipientCountProblems(body: Record<string, unknown>): FieldProblem[] {
-  const count = ["to", "cc", "bcc"].reduce((total, key) => {
+function countRecipients(body: Record<string, unknown>): number {
+  return RECIPIENT_LISTS.reduce((total, key) => {
     const list = Object.hasOwn(body, key) ? body[key] : undefined;
     return total + (Array.isArray(list) ? list.length : 0);
   }, 0);
-  if (count <= MAX_RECIPIENTS) return [];
-  return [
-    {
-      field: "to",
-      message: `at most ${MAX_RECIPIENTS} recipients are allowed across to, cc and bcc together (got ${count})`,
-    },
-  ];
+}
+
+function recipientCapProblem(count: number): FieldProblem {
+  return {
+    field: "to",
+    message: `at most ${MAX_RECIPIENTS} recipients are allowed across to, cc and bcc together (got ${count})`,
+  };
+}
+
+/**
+ * The problems of a body over the recipient cap, found without parsing one address: every
+ * other field in full, each list's type, and a list's first entry that is not text.
+ */
+function problemsBesideEntries(body: Record<string, unknown>): FieldProblem[] {
+  const issues = [...(listTypesSchema.safeParse(body).error?.issues ?? [])];
+  for (const key of RECIPIENT_LISTS) {
+    const list = Object.hasOwn(body, key) ? body[key] : undefined;
+    if (!Array.isArray(list)) continue;
+    const index = list.findIndex((entry) => typeof entry !== "string");
+    const notText = index === -1 ? [] : (addressEntry.safeParse(list[index]).error?.issues ?? []);
+    for (const issue of notText) issues.push({ ...issue, path: [key, index] });
+  }
+  return issues.flatMap(toFieldProblems);
 }
 
 function bodySize(body: Record<string, unknown>): number {
@@ -313,40 +332,6 @@ function bodySize(body: Record<string, unknown>): number {
     if (typeof value === "string") size += utf8Length(value, MAX_BODY_BYTES + 1);
   }
   return size;
-}
-
-function toFieldProblems(issue: z.core.$ZodIssue): FieldProblem[] {
-  if (issue.code === "unrecognized_keys") {
-    return issue.keys
-      .filter((key) => key !== "__proto__")
-      .map((key) => ({
-        field: fieldName([...issue.path, key]),
-        message: UNKNOWN_FIELD_HINTS.get(key) ?? "is not a field this API accepts",
-      }));
-  }
-  return [{ field: fieldName(issue.path), message: issue.message }];
-}
-
-/** JSON-pointer-style path without the leading slash, escaped as RFC 6901 says. */
-function fieldName(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return "body";
-  return path
-    .map((segment) => {
-      const text = String(segment).replaceAll("~", "~0").replaceAll("/", "~1");
-      // Unknown keys are the caller's text; a bounded echo is enough to find them.
-      return text.length > MAX_FIELD_NAME_LENGTH
-        ? `${text.slice(0, MAX_FIELD_NAME_LENGTH)}…`
-        : text;
-    })
-    .join("/");
-}
-
-function capProblems(problems: FieldProblem[]): FieldProblem[] {
-  if (problems.length <= MAX_PROBLEMS) return problems;
-  return [
-    ...problems.slice(0, MAX_PROBLEMS),
-    { field: "body", message: `${problems.length - MAX_PROBLEMS} more problems not listed` },
-  ];
 }
 
 function safely(run: () => Outcome): Outcome {

@@ -49,6 +49,11 @@ export type SendOutcome =
       errorCode: string | null;
     }
   | { kind: "idempotency_mismatch" }
+  /**
+   * The first request with this Idempotency-Key has not settled within the wait (it is still
+   * being sent, here or in another process): the caller retries later; the mailbox is fine.
+   */
+  | { kind: "idempotency_in_progress"; retryAfterSeconds: number; cause: string }
   | { kind: "invalid"; status: 400 | 413 | 415; problems: FieldProblem[] }
   | RefusalOutcome;
 

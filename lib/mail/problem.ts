@@ -35,6 +35,7 @@ export const PROBLEM_TYPES = {
   mailboxNotFound: `${PROBLEM_BASE}mailbox-not-found`,
   mailboxUnavailable: `${PROBLEM_BASE}mailbox-unavailable`,
   idempotencyMismatch: `${PROBLEM_BASE}idempotency-key-reused`,
+  idempotencyInProgress: `${PROBLEM_BASE}idempotency-key-in-progress`,
   invalidIdempotencyKey: `${PROBLEM_BASE}invalid-idempotency-key`,
   sendingPaused: `${PROBLEM_BASE}sending-paused`,
   rateLimited: `${PROBLEM_BASE}rate-limited`,

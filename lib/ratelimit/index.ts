@@ -47,9 +47,9 @@ export const DEFAULT_LIMITS = {
   // bounds how fast a stranger can grow the audit log.
   oauthCallbackAnonymous: { tokens: 10, window: "1 m" },
   tokenRefresh: { tokens: 30, window: "1 m" }, // per mailbox
-  // Sends, per mailbox, at the providers' published limits:
-  // Microsoft 365: 30 messages a minute and 10,000 recipients a day per mailbox
-  // (charge the day limit with cost = number of recipients).
+  // Sends, per mailbox, at the providers' published limits, each day limit in its provider's
+  // unit (sendDayCost below):
+  // Microsoft 365: 30 messages a minute and 10,000 recipients a day per mailbox.
   sendMailboxMinuteMicrosoft: { tokens: 30, window: "1 m" },
   sendMailboxDayMicrosoft: { tokens: 10_000, window: "1 d" },
   // Gmail: about 2,000 messages a day for Workspace (500 for consumer accounts: override).
@@ -58,7 +58,8 @@ export const DEFAULT_LIMITS = {
   sendMailboxDayGoogle: { tokens: 2_000, window: "1 d" },
   // The minute limits above are the defaults of SMTP_PER_MINUTE_<PROVIDER> (lib/env.ts), which
   // the runtime passes in so that the route's limit and the queue's pace are one setting.
-  // The local demo provider gets Google's day limit and a fast minute (SMTP_PER_MINUTE_DEMO).
+  // The local demo provider gets Google's day limit (in messages) and a fast minute
+  // (SMTP_PER_MINUTE_DEMO).
   sendMailboxMinuteDemo: { tokens: 600, window: "1 m" },
   sendMailboxDayDemo: { tokens: 2_000, window: "1 d" },
   apiKey: { tokens: 600, window: "1 m" }, // per API key
@@ -76,6 +77,15 @@ export type LimitOverrides = Partial<Record<LimitName, LimitSpec>>;
 export function sendLimitNames(provider: ProviderId): { minute: LimitName; day: LimitName } {
   const suffix = provider === "microsoft" ? "Microsoft" : provider === "google" ? "Google" : "Demo";
   return { minute: `sendMailboxMinute${suffix}`, day: `sendMailboxDay${suffix}` };
+}
+
+/**
+ * What one message costs against its mailbox's day limit, in the provider's unit: Microsoft
+ * counts recipients (10,000 a day), Gmail messages (about 2,000 a day, whatever their
+ * recipients); the demo provider plays Gmail's limit.
+ */
+export function sendDayCost(provider: ProviderId, recipientCount: number): number {
+  return provider === "microsoft" ? Math.max(1, recipientCount) : 1;
 }
 
 export type RateLimitsConfig = {

@@ -7,6 +7,7 @@ import { apiKeys, auditEvents, messages } from "@/db/schema";
 import { CLIENT_ADDRESS_HEADER } from "@/lib/auth/client-address";
 import { clearSwitch, setSwitch } from "@/lib/incidents/switches";
 import { revokeApiKey } from "@/lib/mail/api-keys";
+import { useReplayWaitMs } from "@/lib/mail/idempotency";
 import { sendMessage } from "@/lib/mail/send";
 import {
   clearOfMinuteTurn,
@@ -532,6 +533,44 @@ describe("Idempotency-Key", () => {
     const db = await getDb();
     const rows = await db.select().from(messages).where(eq(messages.idempotencyKey, key));
     expect(rows).toHaveLength(1);
+  });
+});
+
+describe("Idempotency-Key: a first request still being sent", () => {
+  it("a concurrent retry gets 409 idempotency-key-in-progress with Retry-After, not mailbox-unavailable; a later retry gets the first result", async () => {
+    const key = `slow-${Date.now()}`;
+    const subject = `Slow ${key}`;
+    // The provider says "try again later" three times: the first request retries for seconds,
+    // longer than the (shortened) wait of a request that finds its key held.
+    let asked = 0;
+    bed.behaviour = (mailbox) => (mailbox === address && ++asked <= 2 ? "try_later_gmail" : null);
+    useReplayWaitMs(100);
+    try {
+      const before = await bed.inboxCount();
+      const responses = await Promise.all([
+        POST(sendRequest(message({ subject }), { token, idempotencyKey: key })),
+        POST(sendRequest(message({ subject }), { token, idempotencyKey: key })),
+      ]);
+      expect(responses.map((r) => r.status).sort()).toEqual([201, 409]);
+      const sent = responses.find((r) => r.status === 201);
+      const held = responses.find((r) => r.status === 409);
+      if (!sent || !held) throw new Error("expected one 201 and one 409");
+      expect(held.headers.get("retry-after")).toBe("2");
+      const problem = await problemOf(held);
+      expect(problem.type).toBe("https://mailwarden.dev/problems/idempotency-key-in-progress");
+      expect(problem).not.toHaveProperty("mailboxStatus");
+      expect(problem.detail).toMatch(/still being sent; retry later/);
+
+      const first = await sent.json();
+      const retry = await POST(sendRequest(message({ subject }), { token, idempotencyKey: key }));
+      expect(retry.status).toBe(200);
+      expect((await retry.json()).id).toBe(first.id);
+      expect(await bed.inboxCount()).toBe(before + 1);
+      expect((await bed.readInbox()).filter((m) => m.subject === subject)).toHaveLength(1);
+    } finally {
+      bed.behaviour = null;
+      useReplayWaitMs(undefined);
+    }
   });
 });
 
