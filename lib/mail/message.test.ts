@@ -253,9 +253,7 @@ describe("valid messages", () => {
     const raw = JSON.stringify(baseBody({ to: many.slice(0, 100_000), cc: many.slice(100_000) }));
     expect(raw.length).toBeLessThan(MAX_REQUEST_BYTES);
 
-    const started = performance.now();
     const result = parseSendRequestText(raw, JSON_TYPE);
-    const elapsed = performance.now() - started;
 
     expect(result).toEqual({
       ok: false,
@@ -267,8 +265,8 @@ describe("valid messages", () => {
         },
       ],
     });
-    // About 70 ms here, where parsing every entry took 5 to 8 s.
-    expect(elapsed).toBeLessThan(1000);
+    // Measured, not asserted (house rule): about 70 ms here, where parsing every entry took
+    // 5 to 8 s and then failed with "body: could not be read".
   });
 
   it("still names every other problem of a request over the recipient cap", () => {
