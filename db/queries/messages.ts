@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { and, desc, eq, gte, inArray, type Placeholder, type SQL, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { preparedOnce } from "@/db/prepared";
-import { apiKeys, mailboxes, messages, users } from "@/db/schema";
+import { apiKeys, mailboxes, memberships, messages, users } from "@/db/schema";
 
 // Sent and attempted messages. Bodies are never stored: recipients and subject are what a
 // person needs to recognise a send, and the SMTP reply is what they need to diagnose one.
@@ -231,12 +231,24 @@ export async function listRecentMessages({
       mailboxId: messages.mailboxId,
       mailboxAddress: mailboxes.address,
       senderType: messages.senderType,
-      senderLabel: sql<string | null>`coalesce(${apiKeys.name}, ${users.email}, ${users.name})`,
+      // A person is named only while a member: after they leave or are erased, their account
+      // (which may live on in another organisation) is not this organisation's to show.
+      senderLabel: sql<
+        string | null
+      >`coalesce(${apiKeys.name}, ${users.email}, ${users.name}, case ${messages.senderType} when 'user' then 'former member' when 'api_key' then 'deleted API key' end)`,
     })
     .from(messages)
     .leftJoin(mailboxes, eq(mailboxes.id, messages.mailboxId))
     .leftJoin(apiKeys, and(eq(messages.senderType, "api_key"), eq(apiKeys.id, messages.senderId)))
-    .leftJoin(users, and(eq(messages.senderType, "user"), eq(users.id, messages.senderId)))
+    .leftJoin(
+      memberships,
+      and(
+        eq(messages.senderType, "user"),
+        eq(memberships.orgId, messages.orgId),
+        eq(memberships.userId, messages.senderId),
+      ),
+    )
+    .leftJoin(users, eq(users.id, memberships.userId))
     .where(eq(messages.orgId, orgId))
     .orderBy(desc(messages.createdAt))
     .limit(limit);

@@ -824,22 +824,29 @@ export async function lockOpenDataRequest({
 }
 
 export async function listDataRequests({ db, orgId }: { db: DbOrTx; orgId: string }) {
-  return db
-    .select({
-      id: dataRequests.id,
-      kind: dataRequests.kind,
-      subjectEmail: dataRequests.subjectEmail,
-      requestedBy: users.email,
-      receivedAt: dataRequests.receivedAt,
-      dueAt: dataRequests.dueAt,
-      status: dataRequests.status,
-      completedAt: dataRequests.completedAt,
-      hasReceipt: sql<boolean>`${dataRequests.receipt} is not null`,
-    })
-    .from(dataRequests)
-    .leftJoin(users, eq(users.id, dataRequests.requestedBy))
-    .where(eq(dataRequests.orgId, orgId))
-    .orderBy(desc(dataRequests.receivedAt), desc(dataRequests.createdAt));
+  return (
+    db
+      .select({
+        id: dataRequests.id,
+        kind: dataRequests.kind,
+        subjectEmail: dataRequests.subjectEmail,
+        requestedBy: users.email,
+        receivedAt: dataRequests.receivedAt,
+        dueAt: dataRequests.dueAt,
+        status: dataRequests.status,
+        completedAt: dataRequests.completedAt,
+        hasReceipt: sql<boolean>`${dataRequests.receipt} is not null`,
+      })
+      .from(dataRequests)
+      // Named only while a member (see listRecentMessages): an erased officer's account may live on.
+      .leftJoin(
+        memberships,
+        and(eq(memberships.orgId, orgId), eq(memberships.userId, dataRequests.requestedBy)),
+      )
+      .leftJoin(users, eq(users.id, memberships.userId))
+      .where(eq(dataRequests.orgId, orgId))
+      .orderBy(desc(dataRequests.receivedAt), desc(dataRequests.createdAt))
+  );
 }
 
 export async function countOverdueDataRequests({ db, orgId }: { db: DbOrTx; orgId: string }) {

@@ -2,7 +2,9 @@ import { randomUUID } from "node:crypto";
 import { eq, inArray, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
+import { listRecentMessages } from "@/db/queries/messages";
 import { insertOutboxRows } from "@/db/queries/notifications";
+import { listDataRequests } from "@/db/queries/privacy";
 import {
   auditEvents,
   dataRequests,
@@ -461,6 +463,19 @@ describe("erasure", () => {
     const user = await createUser("two-orgs");
     await joinOrganization({ orgId: a.orgId, inviterId: a.user.id, user, role: "sender" });
     await joinOrganization({ orgId: b.orgId, inviterId: b.user.id, user, role: "sender" });
+    // A message they sent from A's mailbox, and a request they recorded in A.
+    const box = await connectMailbox(a);
+    const sent = await sendAs(
+      { user, orgId: a.orgId },
+      box,
+      ["client@example.test"],
+      "Sent by them",
+    );
+    const theirs = await recordDataRequest(officerOf({ user, orgId: a.orgId }), {
+      kind: "export",
+      email: "client@example.test",
+      receivedAt: new Date(),
+    });
     const request = await recordDataRequest(officerOf(a), {
       kind: "erasure",
       email: user.email ?? "",
@@ -473,6 +488,12 @@ describe("erasure", () => {
     });
     const left = await db.select().from(memberships).where(eq(memberships.userId, user.id));
     expect(left.map((m) => m.orgId)).toEqual([b.orgId]);
+    // A's pages no longer name them, though their account lives on in B.
+    const listed = await listRecentMessages({ db, orgId: a.orgId });
+    expect(listed.find((m) => m.id === sent)?.senderLabel).toBe("former member");
+    const requests = await listDataRequests({ db, orgId: a.orgId });
+    expect(requests.find((r) => r.id === theirs.id)?.requestedBy).toBeNull();
+    expect(JSON.stringify([listed, requests])).not.toContain(user.email);
     // B's record of them is B's: untouched.
     const [inB] = await db
       .select({ n: sql<number>`count(*)::int` })
