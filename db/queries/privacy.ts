@@ -8,6 +8,8 @@ import {
   auditEvents,
   dataRequests,
   invitations,
+  jobItems,
+  jobs,
   mailboxes,
   memberships,
   messages,
@@ -902,6 +904,49 @@ export async function setDataRequestReceipt({
 }
 
 /** Every request of the organisation about the address now names the pseudonym instead. */
+/** Items of the organisation's jobs labelled with the address (a mailbox the revoke-all job took). */
+function jobItemsNaming(orgId: string, email: string) {
+  return sql`lower(${jobItems.label}) = ${email} and ${jobItems.jobId} in (select ${jobs.id} from ${jobs} where ${jobs.orgId} = ${orgId})`;
+}
+
+/** The incident jobs' items that name the address (the export's `jobItems`). */
+export async function listJobItemsNaming({
+  db,
+  orgId,
+  email,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+}) {
+  return db
+    .select({
+      jobId: jobItems.jobId,
+      kind: jobs.kind,
+      result: jobItems.result,
+      finishedAt: jobItems.finishedAt,
+    })
+    .from(jobItems)
+    .innerJoin(jobs, eq(jobs.id, jobItems.jobId))
+    .where(jobItemsNaming(orgId, email))
+    .orderBy(asc(jobItems.finishedAt));
+}
+
+/** The address becomes the pseudonym in the labels of the organisation's job items. */
+export async function pseudonymizeJobItems({
+  db,
+  orgId,
+  email,
+  pseudonym,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  email: string;
+  pseudonym: string;
+}) {
+  await db.update(jobItems).set({ label: pseudonym }).where(jobItemsNaming(orgId, email));
+}
+
 export async function pseudonymizeDataRequests({
   db,
   orgId,

@@ -4,6 +4,7 @@ import {
   getUserProfile,
   listAuditEventsOfSubject,
   listDataRequestsAbout,
+  listJobItemsNaming,
   listMembershipsWithOrg,
   listMessagesAddressedTo,
   listMessagesSentBy,
@@ -33,7 +34,7 @@ const EXPLANATION = {
     "Your signed-in sessions: when each expires and which organisation it works in. Never the session token.",
   signInAccounts: "Which providers you sign in with. Never a token.",
   organizations:
-    "Per organisation, what it holds about you. mailboxes: mailboxes you connected or whose address is yours (metadata, never tokens). apiKeys: API keys you created (name, prefix, dates; never the secret or its hash). messagesSent: messages you sent, yourself or with your API keys (metadata and recipients; a body is kept, encrypted, only while its message waits in the queue, and is not part of the export). messagesAddressed: messages addressed to you (to, cc or bcc). auditEvents: activity log events where you are the actor or the target, or that name your address. invitations: invitations to your address (role and date). notices: notices on the dashboard for you or naming your address. notificationEmails: notification emails to you or naming your address, sent or waiting. webhookDeliveries: the organisation's webhook calls whose body names your address, with that body. dataRequests: the export and erasure requests the organisation recorded about your address.",
+    "Per organisation, what it holds about you. mailboxes: mailboxes you connected or whose address is yours (metadata, never tokens). apiKeys: API keys you created (name, prefix, dates; never the secret or its hash). messagesSent: messages you sent, yourself or with your API keys (metadata and recipients; a body is kept, encrypted, only while its message waits in the queue, and is not part of the export). messagesAddressed: messages addressed to you (to, cc or bcc). auditEvents: activity log events where you are the actor or the target, or that name your address. invitations: invitations to your address (role and date). notices: notices on the dashboard for you or naming your address. notificationEmails: notification emails to you or naming your address, sent or waiting. webhookDeliveries: the organisation's webhook calls whose body names your address, with that body. dataRequests: the export and erasure requests the organisation recorded about your address. jobItems: incident jobs (revoking every mailbox) that took a mailbox with your address, and their result.",
 };
 
 export type ExportScope =
@@ -78,7 +79,8 @@ async function* organizationPart(
   const mailboxes = await listSubjectMailboxes({ db, orgId, userId, email });
   const apiKeys = userId === null ? [] : await listSubjectApiKeys({ db, orgId, userId });
   const invitations = await listSubjectInvitations({ db, orgId, email });
-  yield `{"orgId":${json(orgId)},"name":${json(org.orgName)},"mailboxes":${json(mailboxes)},"apiKeys":${json(apiKeys)},"invitations":${json(invitations)},"messagesSent":`;
+  const jobItems = await listJobItemsNaming({ db, orgId, email });
+  yield `{"orgId":${json(orgId)},"name":${json(org.orgName)},"mailboxes":${json(mailboxes)},"apiKeys":${json(apiKeys)},"invitations":${json(invitations)},"jobItems":${json(jobItems)},"messagesSent":`;
   if (userId === null) yield "[]";
   else {
     yield* list<string>(

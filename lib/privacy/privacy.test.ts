@@ -9,6 +9,8 @@ import {
   auditEvents,
   dataRequests,
   invitations,
+  jobItems,
+  jobs,
   memberships,
   messages,
   notices,
@@ -602,6 +604,18 @@ describe("export", () => {
       recipients: [address],
       event: { kind: "digest", title: "Your digest", body: "Nothing new." },
     });
+    // The revoke-all incident job took a mailbox with their address.
+    const [job] = await db
+      .insert(jobs)
+      .values({ kind: "revoke_all", orgId: a.orgId, status: "done", total: 1, done: 1 })
+      .returning({ id: jobs.id });
+    await db.insert(jobItems).values({
+      jobId: job?.id ?? "",
+      itemId: randomUUID(),
+      label: address,
+      state: "finished",
+      result: "revoked",
+    });
     await insertWebhookDeliveries(a.orgId, [
       {
         body: JSON.stringify({ type: "message.sent", data: { to: [address] } }),
@@ -627,6 +641,7 @@ describe("export", () => {
     // The body as the endpoint received it, as JSON; the other delivery does not name them.
     expect(org?.webhookDeliveries).toMatchObject([{ body: { data: { to: [address] } } }]);
     expect(org?.dataRequests).toMatchObject([{ kind: "export", status: "open" }]);
+    expect(org?.jobItems).toMatchObject([{ kind: "revoke_all", result: "revoked" }]);
     expect(org?.messagesAddressed).toMatchObject([{ subject: "Addressed in A" }]);
     expect(JSON.stringify(exported)).not.toContain("Notice in B");
 
@@ -639,9 +654,10 @@ describe("export", () => {
       notification_outbox: "notificationEmails",
       webhook_deliveries: "webhookDeliveries",
       data_requests: "dataRequests",
+      job_items: "jobItems",
     };
     const tables = [...new Set((await scanDatabase(address)).map((c) => c.split(".")[0] ?? ""))];
-    expect(tables.length).toBeGreaterThanOrEqual(7);
+    expect(tables.length).toBeGreaterThanOrEqual(8);
     for (const table of tables) {
       const part = partOf[table];
       expect(part, `no export part for ${table}`).toBeDefined();
@@ -655,5 +671,7 @@ describe("export", () => {
         deleted: { invitations: 1, notices: 1, notificationEmails: 1, webhookDeliveries: 1 },
       },
     });
+    // What A keeps names them only by pseudonym; B's invitation and notice are B's to erase.
+    expect(await scanDatabase(address)).toEqual(["invitations.email", "notices.body"]);
   }, 60_000);
 });

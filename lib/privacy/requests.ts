@@ -20,6 +20,7 @@ import {
   listSubjectMailboxIds,
   lockOpenDataRequest,
   pseudonymizeDataRequests,
+  pseudonymizeJobItems,
   removeRecipientFromMessages,
   setDataRequestReceipt,
 } from "@/db/queries/privacy";
@@ -314,6 +315,7 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
       auditEvents += await erasePersonFromAuditChain(tx, { chain: "", person, erasedAt });
     }
     await pseudonymizeDataRequests({ db: tx, orgId, email, pseudonym });
+    await pseudonymizeJobItems({ db: tx, orgId, email, pseudonym });
     const receipt = {
       kind: "erasure",
       requestId,
