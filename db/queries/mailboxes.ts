@@ -1,5 +1,18 @@
 import "server-only";
-import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, or, type SQL, sql } from "drizzle-orm";
+import {
+  and,
+  asc,
+  eq,
+  gt,
+  inArray,
+  isNotNull,
+  isNull,
+  lt,
+  ne,
+  or,
+  type SQL,
+  sql,
+} from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { preparedOnce } from "@/db/prepared";
 import {
@@ -128,6 +141,58 @@ export async function isSubjectConnectedAnywhere({
     )
     .limit(1);
   return Boolean(row);
+}
+
+/**
+ * Whether a mailbox row other than this one, in any organisation, still holds a token for the
+ * same account (its stable subject; the address for rows connected before subjects were
+ * recorded). Only a yes/no: where revoking ends every grant of the account (Google), revoking
+ * this row's grant would cut that mailbox off too. Nothing about the other row is returned.
+ */
+export async function isAccountConnectedElsewhere({
+  db,
+  mailbox,
+}: {
+  db: DbOrTx;
+  mailbox: Pick<MailboxTokenRow, "id" | "provider" | "providerSubject" | "address">;
+}) {
+  const sameAccount = mailbox.providerSubject
+    ? or(
+        eq(mailboxes.providerSubject, mailbox.providerSubject),
+        and(isNull(mailboxes.providerSubject), eq(mailboxes.address, mailbox.address)),
+      )
+    : eq(mailboxes.address, mailbox.address);
+  const [row] = await db
+    .select({ id: mailboxes.id })
+    .from(mailboxes)
+    .where(
+      and(
+        eq(mailboxes.provider, mailbox.provider),
+        ne(mailboxes.id, mailbox.id),
+        sameAccount,
+        or(isNotNull(mailboxes.refreshTokenEnc), isNotNull(mailboxes.accessTokenEnc)),
+      ),
+    )
+    .limit(1);
+  return Boolean(row);
+}
+
+/**
+ * Serialises the revocations of one account's grants until the transaction ends, so two rows of
+ * the same account disconnected at once cannot each see the other still connected and both
+ * leave the grant alive at the provider.
+ */
+export async function lockAccountGrants({
+  db,
+  mailbox,
+}: {
+  db: DbOrTx;
+  mailbox: Pick<MailboxTokenRow, "provider" | "providerSubject" | "address">;
+}) {
+  const account = mailbox.providerSubject ?? mailbox.address;
+  await db.execute(
+    sql`select pg_advisory_xact_lock(hashtextextended(${`mailbox-grant:${mailbox.provider}:${account}`}, 0))`,
+  );
 }
 
 /**
