@@ -468,27 +468,39 @@ export async function listMailboxIdsWithTokens({ db, orgId }: { db: DbOrTx; orgI
     .where(orgId ? and(eq(mailboxes.orgId, orgId), holdsToken) : holdsToken);
 }
 
+/** A status a mailbox keeps while paused when the problem behind it is still on record. */
+export type MailboxProblemStatus = "needs_reconnect" | "admin_action_required";
+
 /**
- * Pauses a mailbox of this organisation (from any status but revoked), or resumes a paused one
- * to `resumeTo`. Null when there is no such mailbox here or it was not in a state to change.
+ * Pauses a mailbox of this organisation (from any status but revoked), or resumes a paused one:
+ * to `needs_reconnect` when it holds no token, to `resumeTo` (the status it had before the
+ * pause) while the error that caused that status is still recorded — a reconnect during the
+ * pause clears it — and to `connected` otherwise. Null when there is no such mailbox here or it
+ * was not in a state to change.
  */
 export async function setMailboxPaused({
   db,
   orgId,
   mailboxId,
   paused,
+  resumeTo = null,
 }: {
   db: DbOrTx;
   orgId: string;
   mailboxId: string;
   paused: boolean;
+  resumeTo?: MailboxProblemStatus | null;
 }) {
+  const noToken = sql`${mailboxes.refreshTokenEnc} is null and ${mailboxes.accessTokenEnc} is null`;
+  const problem = resumeTo
+    ? sql`when ${mailboxes.lastErrorCode} is not null then ${resumeTo}::mailbox_status`
+    : sql``;
   const [row] = await db
     .update(mailboxes)
     .set({
       status: paused
         ? "paused"
-        : sql`case when ${mailboxes.refreshTokenEnc} is null and ${mailboxes.accessTokenEnc} is null then 'needs_reconnect'::mailbox_status else 'connected'::mailbox_status end`,
+        : sql`case when ${noToken} then 'needs_reconnect'::mailbox_status ${problem} else 'connected'::mailbox_status end`,
       updatedAt: new Date(),
     })
     .where(
