@@ -103,6 +103,34 @@ export async function insertAuditEventWithChange({
   return result.rows?.[0]?.also ?? 0;
 }
 
+/** The metadata of the newest event of this action about one target of the organisation. */
+export async function getLatestAuditEventMetadata({
+  db,
+  orgId,
+  action,
+  target,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  action: string;
+  target: { type: string; id: string };
+}) {
+  const [row] = await db
+    .select({ metadata: auditEvents.metadata })
+    .from(auditEvents)
+    .where(
+      and(
+        eq(auditEvents.chain, orgId),
+        eq(auditEvents.targetType, target.type),
+        eq(auditEvents.targetId, target.id),
+        eq(auditEvents.action, action),
+      ),
+    )
+    .orderBy(desc(auditEvents.occurredAt), desc(auditEvents.id))
+    .limit(1);
+  return row?.metadata ?? null;
+}
+
 /** Serialises sealing of one chain across processes; released when the transaction ends. */
 export async function lockAuditChain({ db, chain }: { db: DbOrTx; chain: string }) {
   await db.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`audit:${chain}`}, 0))`);

@@ -1,5 +1,18 @@
 import "server-only";
-import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, or, type SQL, sql } from "drizzle-orm";
+import {
+  and,
+  asc,
+  eq,
+  gt,
+  inArray,
+  isNotNull,
+  isNull,
+  lt,
+  ne,
+  or,
+  type SQL,
+  sql,
+} from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { preparedOnce } from "@/db/prepared";
 import {
@@ -128,6 +141,58 @@ export async function isSubjectConnectedAnywhere({
     )
     .limit(1);
   return Boolean(row);
+}
+
+/**
+ * Whether a mailbox row other than this one, in any organisation, still holds a token for the
+ * same account (its stable subject; the address for rows connected before subjects were
+ * recorded). Only a yes/no: where revoking ends every grant of the account (Google), revoking
+ * this row's grant would cut that mailbox off too. Nothing about the other row is returned.
+ */
+export async function isAccountConnectedElsewhere({
+  db,
+  mailbox,
+}: {
+  db: DbOrTx;
+  mailbox: Pick<MailboxTokenRow, "id" | "provider" | "providerSubject" | "address">;
+}) {
+  const sameAccount = mailbox.providerSubject
+    ? or(
+        eq(mailboxes.providerSubject, mailbox.providerSubject),
+        and(isNull(mailboxes.providerSubject), eq(mailboxes.address, mailbox.address)),
+      )
+    : eq(mailboxes.address, mailbox.address);
+  const [row] = await db
+    .select({ id: mailboxes.id })
+    .from(mailboxes)
+    .where(
+      and(
+        eq(mailboxes.provider, mailbox.provider),
+        ne(mailboxes.id, mailbox.id),
+        sameAccount,
+        or(isNotNull(mailboxes.refreshTokenEnc), isNotNull(mailboxes.accessTokenEnc)),
+      ),
+    )
+    .limit(1);
+  return Boolean(row);
+}
+
+/**
+ * Serialises the revocations of one account's grants until the transaction ends, so two rows of
+ * the same account disconnected at once cannot each see the other still connected and both
+ * leave the grant alive at the provider.
+ */
+export async function lockAccountGrants({
+  db,
+  mailbox,
+}: {
+  db: DbOrTx;
+  mailbox: Pick<MailboxTokenRow, "provider" | "providerSubject" | "address">;
+}) {
+  const account = mailbox.providerSubject ?? mailbox.address;
+  await db.execute(
+    sql`select pg_advisory_xact_lock(hashtextextended(${`mailbox-grant:${mailbox.provider}:${account}`}, 0))`,
+  );
 }
 
 /**
@@ -403,27 +468,39 @@ export async function listMailboxIdsWithTokens({ db, orgId }: { db: DbOrTx; orgI
     .where(orgId ? and(eq(mailboxes.orgId, orgId), holdsToken) : holdsToken);
 }
 
+/** A status a mailbox keeps while paused when the problem behind it is still on record. */
+export type MailboxProblemStatus = "needs_reconnect" | "admin_action_required";
+
 /**
- * Pauses a mailbox of this organisation (from any status but revoked), or resumes a paused one
- * to `resumeTo`. Null when there is no such mailbox here or it was not in a state to change.
+ * Pauses a mailbox of this organisation (from any status but revoked), or resumes a paused one:
+ * to `needs_reconnect` when it holds no token, to `resumeTo` (the status it had before the
+ * pause) while the error that caused that status is still recorded — a reconnect during the
+ * pause clears it — and to `connected` otherwise. Null when there is no such mailbox here or it
+ * was not in a state to change.
  */
 export async function setMailboxPaused({
   db,
   orgId,
   mailboxId,
   paused,
+  resumeTo = null,
 }: {
   db: DbOrTx;
   orgId: string;
   mailboxId: string;
   paused: boolean;
+  resumeTo?: MailboxProblemStatus | null;
 }) {
+  const noToken = sql`${mailboxes.refreshTokenEnc} is null and ${mailboxes.accessTokenEnc} is null`;
+  const problem = resumeTo
+    ? sql`when ${mailboxes.lastErrorCode} is not null then ${resumeTo}::mailbox_status`
+    : sql``;
   const [row] = await db
     .update(mailboxes)
     .set({
       status: paused
         ? "paused"
-        : sql`case when ${mailboxes.refreshTokenEnc} is null and ${mailboxes.accessTokenEnc} is null then 'needs_reconnect'::mailbox_status else 'connected'::mailbox_status end`,
+        : sql`case when ${noToken} then 'needs_reconnect'::mailbox_status ${problem} else 'connected'::mailbox_status end`,
       updatedAt: new Date(),
     })
     .where(

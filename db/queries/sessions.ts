@@ -23,6 +23,15 @@ export async function setSessionActiveOrg({
   return rows.length > 0;
 }
 
+/** Deletes one session (signing out) and returns it, so the sign-out can say whose it was. */
+export async function deleteSession({ db, sessionToken }: { db: DbOrTx; sessionToken: string }) {
+  const [row] = await db
+    .delete(sessions)
+    .where(eq(sessions.sessionToken, sessionToken))
+    .returning();
+  return row ?? null;
+}
+
 /**
  * Deletes every session of every member of the organisation but the one kept (the caller's own,
  * or none). Members of other organisations lose those sessions too: a session is a person's.

@@ -187,6 +187,12 @@ export type AuditInput = {
   outcome: "success" | "failure" | "denied";
   /** Where the caller came from (lib/auth/request.ts); none for system events. */
   request?: RequestInfo | null;
+  /**
+   * Never at the top level: `...requestInfo()` spread here compiled (a spread escapes the
+   * excess-property check) and stored no address. Pass it as `request`.
+   */
+  ip?: never;
+  userAgent?: never;
   metadata?: Record<string, unknown>;
   /** Personal values (email addresses) the event names, kept apart from metadata. */
   personal?: Record<string, unknown>;

@@ -3,13 +3,15 @@ import { DrizzleAdapter } from "@auth/drizzle-adapter";
 import type { Adapter } from "next-auth/adapters";
 import type { Database } from "@/db";
 import { getActiveMembership } from "@/db/queries/organizations";
+import { deleteSession } from "@/db/queries/sessions";
 import { accounts, sessions, users, verificationTokens } from "@/db/schema";
 
 /**
  * Auth.js's adapter, except that it never stores the sign-in provider's tokens: Auth.js would
  * keep them in plaintext, and sign-in needs none of them (mailbox grants are ours, encrypted).
  * A new session starts in the person's oldest organisation; a first sign-in has none yet, and
- * then the empty choice reads as the organisation the sign-in creates.
+ * then the empty choice reads as the organisation the sign-in creates. Deleting a session returns
+ * it (the drizzle adapter returns nothing), or Auth.js's signOut event would not know whose it was.
  */
 export function tokenlessAdapter(db: Database): Adapter {
   const base = DrizzleAdapter(db, {
@@ -28,6 +30,7 @@ export function tokenlessAdapter(db: Database): Adapter {
       if (!created) throw new Error("session insert returned nothing");
       return created;
     },
+    deleteSession: async (sessionToken) => deleteSession({ db, sessionToken }),
     linkAccount: (account) =>
       base.linkAccount?.({
         ...account,

@@ -1,4 +1,5 @@
 import "server-only";
+import type { NextRequest } from "next/server";
 import NextAuth, { type NextAuthConfig } from "next-auth";
 import type { Provider } from "next-auth/providers";
 import Google from "next-auth/providers/google";
@@ -10,6 +11,7 @@ import { readDemoClients } from "@/lib/demo";
 import { type Env, env } from "@/lib/env";
 import { tokenlessAdapter } from "./adapter";
 import { settleMemberships } from "./members";
+import { type RequestInfo, requestInfo, requestInfoFrom } from "./request";
 import { authSecret } from "./secret";
 
 declare module "next-auth" {
@@ -72,9 +74,20 @@ export function sessionCookieName(): string {
   return `${isSecure(env()) ? "__Secure-" : ""}authjs.session-token`;
 }
 
-async function authConfig(): Promise<NextAuthConfig> {
+/**
+ * Where the person signing in or out came from. Auth.js hands the request to the configuration
+ * of its route handler (the provider's callback, a sign-out POST); its signOut() called from a
+ * server action (the app's Sign out button) gets none and runs in that action's request, whose
+ * headers next/headers reads.
+ */
+function callerOf(req: NextRequest | undefined): () => Promise<RequestInfo> {
+  return async () => (req ? requestInfoFrom(req.headers) : requestInfo());
+}
+
+async function authConfig(req: NextRequest | undefined): Promise<NextAuthConfig> {
   const db = await getDb();
   const e = env();
+  const caller = callerOf(req);
   return {
     adapter: tokenlessAdapter(db),
     session: { strategy: "database", maxAge: 7 * 24 * 3600, updateAge: 3600 },
@@ -103,6 +116,7 @@ async function authConfig(): Promise<NextAuthConfig> {
           actor: { type: "user", id: user.id, label: user.email },
           action: "auth.sign_in",
           outcome: "success",
+          request: await caller(),
           metadata: { provider: account?.provider },
         });
       },
@@ -120,6 +134,7 @@ async function authConfig(): Promise<NextAuthConfig> {
           actor: { type: "user", id: userId },
           action: "auth.sign_out",
           outcome: "success",
+          request: await caller(),
         });
       },
     },

@@ -1,6 +1,7 @@
 import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
+import { listNoticesForMailbox } from "@/db/queries/mailboxes";
 import { recordEmailVerification } from "@/db/queries/users";
 import { auditEvents, sessions } from "@/db/schema";
 import { isOperator } from "@/lib/auth/operators";
@@ -9,7 +10,7 @@ import { sendMessage } from "@/lib/mail/send";
 import { connectMailbox, type SendTestbed, startSendTestbed } from "@/lib/mail/testing";
 import { closeAllMailboxTransports } from "@/lib/mail/transport";
 import { resetMailProviders } from "@/lib/oauth/providers";
-import { readMailbox } from "@/lib/oauth/testing/fixtures";
+import { connectDemoMailbox, readMailbox, setMailbox } from "@/lib/oauth/testing/fixtures";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner, createSession, createUser, joinOrganization } from "@/lib/testing/factories";
 import { pauseMailbox, signEveryoneOut } from "./console";
@@ -104,6 +105,11 @@ describe("pausing one mailbox", () => {
       reason: "odd sends",
     });
     expect(paused?.status).toBe("paused");
+    const [pausedEvent] = await db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.targetId, mailboxId), eq(auditEvents.action, "mailbox.paused")));
+    expect(pausedEvent?.metadata).toMatchObject({ status: "paused", previousStatus: "connected" });
     const inbox = await bed.inboxCount();
     expect((await send(owner, mailboxId)).kind).toBe("paused");
     expect(await bed.inboxCount()).toBe(inbox);
@@ -128,6 +134,72 @@ describe("pausing one mailbox", () => {
       );
     expect(actions.map((a) => a.action).sort()).toEqual(["mailbox.paused", "mailbox.resumed"]);
   }, 120_000);
+
+  it("resuming a mailbox that needed an administrator leaves it waiting for one: no send tried, nobody told again", async () => {
+    const owner = await createOwner("pause-admin");
+    const mailboxId = await connectMailbox(owner);
+    const db = await getDb();
+    const ctx = memberContext(owner.orgId, owner.user, "owner", REQUEST);
+    let authCalls = 0;
+    // The tenant's administrator has not enabled SMTP AUTH, before or after the pause.
+    bed.authOverride = () => {
+      authCalls++;
+      return {
+        code: 535,
+        message:
+          "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox.",
+      };
+    };
+    try {
+      expect((await send(owner, mailboxId)).kind).toBe("provider_failed");
+      expect((await readMailbox(mailboxId)).status).toBe("admin_action_required");
+      const notices = (await listNoticesForMailbox({ db, orgId: owner.orgId, mailboxId })).length;
+      expect(notices).toBeGreaterThan(0);
+      const calls = authCalls;
+
+      await pauseMailbox({ db, ctx, mailboxId, paused: true, reason: "audit" });
+      const resumed = await pauseMailbox({ db, ctx, mailboxId, paused: false, reason: "" });
+      expect(resumed?.status).toBe("admin_action_required");
+      expect(await readMailbox(mailboxId)).toMatchObject({
+        status: "admin_action_required",
+        lastErrorCode: "smtp_535_5.7.139",
+      });
+      const inbox = await bed.inboxCount();
+      const refused = await send(owner, mailboxId);
+      expect(refused.kind).toBe("conflict");
+      expect(JSON.stringify(refused)).toContain("Set-CASMailbox");
+      expect(authCalls).toBe(calls);
+      expect(await bed.inboxCount()).toBe(inbox);
+      expect((await listNoticesForMailbox({ db, orgId: owner.orgId, mailboxId })).length).toBe(
+        notices,
+      );
+
+      // Reconnected while paused: the recorded problem is gone, so it resumes connected.
+      await pauseMailbox({ db, ctx, mailboxId, paused: true, reason: "reconnect" });
+      const { address } = await readMailbox(mailboxId);
+      const again = await connectDemoMailbox(owner, { email: address, mailboxId });
+      expect(again.result).toMatchObject({ kind: "connected", mailboxId });
+      expect((await pauseMailbox({ db, ctx, mailboxId, paused: false, reason: "" }))?.status).toBe(
+        "connected",
+      );
+    } finally {
+      bed.authOverride = null;
+    }
+  }, 120_000);
+
+  it("resumes connected when the pause recorded no earlier status (events from before it did)", async () => {
+    const owner = await createOwner("pause-legacy");
+    const mailboxId = await connectMailbox(owner);
+    await setMailbox(mailboxId, { status: "paused" });
+    const resumed = await pauseMailbox({
+      db: await getDb(),
+      ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
+      mailboxId,
+      paused: false,
+      reason: "",
+    });
+    expect(resumed?.status).toBe("connected");
+  });
 });
 
 describe("operators", () => {

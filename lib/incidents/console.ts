@@ -1,7 +1,12 @@
 import "server-only";
 import { type Database, type DbOrTx, inTransaction } from "@/db";
+import { getLatestAuditEventMetadata } from "@/db/queries/audit";
 import { cancelJobRow } from "@/db/queries/jobs";
-import { setMailboxPaused } from "@/db/queries/mailboxes";
+import {
+  getMailboxForOrg,
+  type MailboxProblemStatus,
+  setMailboxPaused,
+} from "@/db/queries/mailboxes";
 import { deleteSessionsOfOrgMembers } from "@/db/queries/sessions";
 import { GLOBAL_SWITCH_SCOPE, listActiveSwitches } from "@/db/queries/switches";
 import { writeAuditEvent } from "@/lib/audit/write";
@@ -16,6 +21,34 @@ import type { SwitchKind } from "./switches";
 /** The reason every switch asks for: required, one paragraph at most. */
 export const REASON_MAX = 500;
 
+const PROBLEM_STATUSES: readonly string[] = ["needs_reconnect", "admin_action_required"];
+
+/**
+ * The problem status the mailbox had when it was last paused, as its `mailbox.paused` event
+ * recorded it; null for any other status, and for events from before the status was recorded.
+ */
+async function statusBeforePause(
+  tx: DbOrTx,
+  orgId: string,
+  mailboxId: string,
+): Promise<MailboxProblemStatus | null> {
+  const metadata = await getLatestAuditEventMetadata({
+    db: tx,
+    orgId,
+    action: "mailbox.paused",
+    target: { type: "mailbox", id: mailboxId },
+  });
+  const previous = metadata?.previousStatus;
+  return typeof previous === "string" && PROBLEM_STATUSES.includes(previous)
+    ? (previous as MailboxProblemStatus)
+    : null;
+}
+
+/**
+ * Pauses a mailbox, or resumes it to the state it was in before: one waiting for an
+ * administrator or a reconnect still waits (and says so) instead of looking connected until its
+ * next send fails and everyone is told again.
+ */
 export async function pauseMailbox(input: {
   db: DbOrTx;
   ctx: MemberContext;
@@ -25,11 +58,19 @@ export async function pauseMailbox(input: {
 }) {
   const { ctx } = input;
   const changed = await inTransaction(input.db, async (tx) => {
+    const before = await getMailboxForOrg({
+      db: tx,
+      orgId: ctx.orgId,
+      mailboxId: input.mailboxId,
+      forUpdate: true,
+    });
+    if (!before) return null;
     const row = await setMailboxPaused({
       db: tx,
       orgId: ctx.orgId,
       mailboxId: input.mailboxId,
       paused: input.paused,
+      resumeTo: input.paused ? null : await statusBeforePause(tx, ctx.orgId, input.mailboxId),
     });
     if (!row) return null;
     await writeAuditEvent(tx, {
@@ -39,7 +80,12 @@ export async function pauseMailbox(input: {
       target: { type: "mailbox", id: row.id },
       outcome: "success",
       request: ctx.request,
-      metadata: { address: row.address, status: row.status, reason: input.reason },
+      metadata: {
+        address: row.address,
+        status: row.status,
+        previousStatus: before.status,
+        reason: input.reason,
+      },
     });
     return row;
   });

@@ -21,12 +21,15 @@ export const REVOKE_RESULTS: Record<ProviderRevocationResult, string> = {
   revoked: "revoked",
   failed: "provider_refused",
   not_supported: "no_endpoint",
+  kept_in_use: "kept_in_use",
 };
 
 export const REVOKE_RESULT_LABELS: Record<string, string> = {
   revoked: "Revoked at the provider",
   provider_refused: "Provider refused or did not answer; tokens destroyed here",
   no_endpoint: "Provider has no revocation endpoint; tokens destroyed here",
+  kept_in_use:
+    "Not revoked at the provider: another connected mailbox uses the same account; tokens destroyed here",
   gone: "Mailbox no longer exists",
   error: "Error",
 };

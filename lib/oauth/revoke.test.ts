@@ -1,5 +1,5 @@
 import { and, eq } from "drizzle-orm";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents } from "@/db/schema";
 import { freePort } from "@/lib/demo/testing";
@@ -11,6 +11,7 @@ import { revokeMailbox } from "./revoke";
 import { openMailboxToken } from "./sealed";
 import {
   connectDemoMailbox,
+  expireAccessToken,
   insertMailboxRow,
   type Person,
   REQUEST,
@@ -155,5 +156,61 @@ describe("revokeMailbox", () => {
     const row = await readMailbox(id);
     expect(row.status).toBe("connected");
     expect(row.refreshTokenEnc).not.toBeNull();
+  });
+});
+
+describe("revokeMailbox: where revoking ends every grant of the account (Google)", () => {
+  beforeEach(() => {
+    registerMailProvider({ ...beds.demo.provider, revocationEndsAccountGrants: true });
+  });
+  afterEach(() => {
+    registerMailProvider(beds.demo.provider);
+  });
+
+  it("one organisation's disconnect leaves another's mailbox of the account working; the last one revokes", async () => {
+    const ownerA = await createOwner("org-a");
+    const ownerB = await createOwner("org-b");
+    const address = email();
+    const boxA = await connected(ownerA, address);
+    const boxB = await connected(ownerB, address);
+    const subjectOf = async (id: string) => (await readMailbox(id)).providerSubject;
+    expect(await subjectOf(boxA.id)).toBeTruthy();
+    expect(await subjectOf(boxA.id)).toBe(await subjectOf(boxB.id));
+
+    const calls = beds.demo.proxy.revocationCalls;
+    const result = await revoke(ownerA, boxA.id);
+    expect(result.providerResult).toBe("kept_in_use");
+    expect(result.detail).toMatch(/another mailbox connected to Mailwarden/);
+    expect(result.detail).toMatch(/deleted its copy/);
+    // Google would have ended organisation B's grant with this call.
+    expect(beds.demo.proxy.revocationCalls).toBe(calls);
+    expect(await readMailbox(boxA.id)).toMatchObject({
+      status: "revoked",
+      accessTokenEnc: null,
+      refreshTokenEnc: null,
+    });
+    const event = await revokedEvent(boxA.id);
+    expect(event).toMatchObject({ outcome: "success", orgId: ownerA.orgId });
+    expect(event?.metadata).toMatchObject({
+      providerResult: "kept_in_use",
+      localCopyDeleted: true,
+    });
+    await expect(getAccessToken(boxA.id)).rejects.toBeInstanceOf(MailboxUnavailableError);
+
+    // Organisation B's mailbox still refreshes and stays connected.
+    expect(await beds.demo.introspect(boxB.refreshToken)).toMatchObject({ active: true });
+    await expireAccessToken(boxB.id);
+    const fresh = await getAccessToken(boxB.id);
+    expect(await beds.demo.introspect(fresh.accessToken)).toMatchObject({ active: true });
+    expect(await readMailbox(boxB.id)).toMatchObject({ status: "connected" });
+
+    // No other row holds a token of the account any more: the grant ends at the provider.
+    const rowB = await readMailbox(boxB.id);
+    const refreshB = openMailboxToken(rowB.id, "refresh_token", rowB.refreshTokenEnc ?? "");
+    const last = await revoke(ownerB, boxB.id);
+    expect(last.providerResult).toBe("revoked");
+    expect(beds.demo.proxy.revocationCalls).toBe(calls + 1);
+    expect(await beds.demo.introspect(refreshB)).toMatchObject({ active: false });
+    expect((await revokedEvent(boxB.id))?.metadata).toMatchObject({ providerResult: "revoked" });
   });
 });

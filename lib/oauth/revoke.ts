@@ -1,6 +1,12 @@
 import "server-only";
 import { type DbOrTx, getDb } from "@/db";
-import { lockMailboxWithTokens, type MailboxTokenRow, updateMailbox } from "@/db/queries/mailboxes";
+import {
+  isAccountConnectedElsewhere,
+  lockAccountGrants,
+  lockMailboxWithTokens,
+  type MailboxTokenRow,
+  updateMailbox,
+} from "@/db/queries/mailboxes";
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { CallContext } from "@/lib/auth/context";
@@ -23,7 +29,11 @@ export type RevokeMailboxInput = {
   alsoInTransaction?: (tx: DbOrTx, result: RevokeMailboxResult) => Promise<void>;
 };
 
-export type ProviderRevocationResult = "revoked" | "not_supported" | "failed";
+/**
+ * `kept_in_use`: not asked to revoke, because revoking there ends every grant of the account
+ * (Google) and another mailbox row still holds a token of the same account.
+ */
+export type ProviderRevocationResult = "revoked" | "not_supported" | "failed" | "kept_in_use";
 
 export type RevokeMailboxResult = {
   providerResult: ProviderRevocationResult;
@@ -74,7 +84,26 @@ function heldToken(row: MailboxTokenRow) {
   return null;
 }
 
+function keptInUse(provider: MailProvider): ProviderAnswer {
+  const where = MANAGE_ACCESS[provider.id];
+  const removal = where
+    ? `removing Mailwarden's access at ${where}`
+    : "removing Mailwarden's access in the account's security settings";
+  return {
+    providerResult: "kept_in_use",
+    detail:
+      `Mailwarden deleted its copy of this mailbox's tokens, so it can no longer send from it. ` +
+      `It did not ask ${provider.label} to revoke the permission: ${provider.label} ends every ` +
+      "grant of the account at once, and another mailbox connected to Mailwarden (here or in " +
+      "another organisation) still uses this account. The permission ends when the last of " +
+      `them is disconnected; ${removal} ends it now, for all of them.`,
+    httpStatus: null,
+    error: null,
+  };
+}
+
 async function revokeAtProvider(
+  tx: DbOrTx,
   row: MailboxTokenRow,
   mayBeRevokedAlready = false,
 ): Promise<ProviderAnswer> {
@@ -90,6 +119,10 @@ async function revokeAtProvider(
   const label = provider?.label ?? row.provider;
   if (!provider)
     return failed(null, `${label} is not configured here, so it could not be told.`, null, null);
+  if (provider.revocationEndsAccountGrants) {
+    await lockAccountGrants({ db: tx, mailbox: row });
+    if (await isAccountConnectedElsewhere({ db: tx, mailbox: row })) return keptInUse(provider);
+  }
 
   // The refresh token stands for the whole grant: revoking it ends its access tokens too.
   let held: ReturnType<typeof heldToken>;
@@ -140,7 +173,9 @@ async function revokeAtProvider(
 
 /**
  * Disconnects a mailbox: revokes the grant at the provider where it can, then deletes the
- * tokens here whatever the provider answered. The mailbox can be connected again later.
+ * tokens here whatever the provider answered. The mailbox can be connected again later. Where
+ * revoking would end the grants of the account's other mailboxes too (Google), and another row
+ * still holds a token of the account, only the tokens here are deleted (`kept_in_use`).
  */
 export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMailboxResult> {
   const db = await getDb();
@@ -152,7 +187,7 @@ export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMa
       orgId: input.ctx.orgId,
     });
     if (!row) throw new MailboxNotFoundError(input.mailboxId);
-    const answer = await revokeAtProvider(row, input.mayBeRevokedAlready);
+    const answer = await revokeAtProvider(tx, row, input.mayBeRevokedAlready);
     await updateMailbox({
       db: tx,
       mailboxId: row.id,

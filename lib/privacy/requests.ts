@@ -244,16 +244,16 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
   const user = before.user;
   const userId = before.userId;
 
-  const revocations: { mailboxId: string; result: string }[] = [];
+  const revocations: { mailboxId: string; result: string; detail: string | null }[] = [];
   for (const mailboxId of await listSubjectMailboxIds({ db, orgId, userId, email })) {
     try {
       const answer = await revokeMailbox({
         ctx: officer,
         mailboxId,
       });
-      revocations.push({ mailboxId, result: answer.providerResult });
+      revocations.push({ mailboxId, result: answer.providerResult, detail: answer.detail });
     } catch {
-      revocations.push({ mailboxId, result: "failed" });
+      revocations.push({ mailboxId, result: "failed", detail: null });
     }
   }
 

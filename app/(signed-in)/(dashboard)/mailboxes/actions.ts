@@ -81,6 +81,17 @@ export const retryMailboxAction = action(
   },
 );
 
+const STILL_WAITING: Partial<Record<string, string>> = {
+  admin_action_required: "it still needs an administrator, as before the pause",
+  needs_reconnect: "it still needs to be reconnected, as before the pause",
+};
+
+function pauseMessage(address: string, paused: boolean, status: string) {
+  if (paused) return `${address} is paused: nothing is sent from it until it is resumed.`;
+  const waiting = STILL_WAITING[status];
+  return waiting ? `${address} is resumed, but ${waiting}.` : `${address} is resumed.`;
+}
+
 /** Pauses one mailbox (a reason is required) or resumes it; nothing is sent from it meanwhile. */
 export const pauseMailboxAction = action(
   {
@@ -115,12 +126,7 @@ export const pauseMailboxAction = action(
     });
     revalidatePath("/", "layout");
     if (row) {
-      return {
-        ok: true,
-        message: paused
-          ? `${row.address} is paused: nothing is sent from it until it is resumed.`
-          : `${row.address} is resumed.`,
-      };
+      return { ok: true, message: pauseMessage(row.address, paused, row.status) };
     }
     const existing = await getMailboxForOrg({ db, orgId: ctx.orgId, mailboxId: input.mailboxId });
     if (!existing) return { message: new MailboxNotFoundError(input.mailboxId).message };

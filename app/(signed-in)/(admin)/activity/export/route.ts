@@ -60,7 +60,7 @@ export async function GET(request: Request): Promise<Response> {
         actor: { type: "user", id: ctx.user.id, label: ctx.user.email },
         action: "audit.exported",
         outcome: complete ? "success" : "failure",
-        ...info,
+        request: info,
         metadata: { complete, manifest },
       });
     },

@@ -23,7 +23,7 @@ export async function GET(
     action: "privacy.receipt_downloaded",
     target: { type: "data_request", id: request.id },
     outcome: "success",
-    ...(await requestInfo()),
+    request: await requestInfo(),
     metadata: { kind: request.kind },
   });
   const body = {

@@ -1,0 +1,114 @@
+import { randomInt } from "node:crypto";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { getDb } from "@/db";
+import { dataRequests } from "@/db/schema";
+import { CLIENT_ADDRESS_HEADER } from "@/lib/auth/client-address";
+import { ensureDemoClients } from "@/lib/demo";
+import { env } from "@/lib/env";
+import { auditEventsOf } from "@/lib/testing/audit";
+import { createOwner, createSession } from "@/lib/testing/factories";
+
+// The activity log's IP address and user agent of events a person's request causes, where the
+// call site once spread them beside `request` (stored as null) or left them out (sign-out).
+// The Next request context is the one thing substituted: next/headers answers with the session
+// cookie of a real session row and the address our server stamps. Files share one module
+// cache, so this file starts from an empty one (a module loaded with the real next/headers
+// keeps it).
+const request = vi.hoisted(() => {
+  vi.resetModules();
+  return { headers: {} as Record<string, string> };
+});
+vi.mock("next/headers", () => ({
+  headers: async () => new Headers(request.headers),
+  cookies: async () => {
+    const [name = "", value = ""] = (request.headers.cookie ?? "").split("=");
+    const jar = new Map(request.headers.cookie ? [[name, { name, value }]] : []);
+    return { get: (n: string) => jar.get(n), getAll: () => [...jar.values()], set: () => {} };
+  },
+}));
+vi.mock("next/cache", () => ({ revalidatePath: () => {}, revalidateTag: () => {} }));
+
+const { GET: exportActivity } = await import("./(admin)/activity/export/route");
+const { GET: downloadReceipt } = await import("./(admin)/privacy/[requestId]/receipt/route");
+const { signOut } = await import("@/lib/auth/config");
+
+/** A person's browser behind our server: session cookie, stamped socket address, user agent. */
+async function browserOf(userId: string) {
+  const ip = `198.51.100.${randomInt(1, 255)}`;
+  const userAgent = `vitest-browser-${randomInt(1_000_000)}`;
+  request.headers = {
+    cookie: `authjs.session-token=${await createSession(userId)}`,
+    [CLIENT_ADDRESS_HEADER]: ip,
+    "user-agent": userAgent,
+    host: "localhost:3000",
+  };
+  return { ip, userAgent, headers: request.headers };
+}
+
+// Auth.js's configuration names the demo sign-in provider, whose client it reads from disk.
+beforeAll(() => ensureDemoClients(env().dataDir));
+
+afterEach(() => {
+  request.headers = {};
+});
+
+describe("events of a person's request record where it came from", () => {
+  it("exporting the activity log", async () => {
+    const owner = await createOwner("export-ip");
+    const browser = await browserOf(owner.user.id);
+    const response = await exportActivity(
+      new Request(new URL("/activity/export?format=jsonl", env().APP_URL), {
+        headers: browser.headers,
+      }),
+    );
+    expect(response.status).toBe(200);
+    await response.text();
+    const [event] = await auditEventsOf(owner.orgId, { action: "audit.exported" });
+    expect(event).toMatchObject({ ip: browser.ip, userAgent: browser.userAgent });
+  });
+
+  it("downloading a data request's receipt", async () => {
+    const owner = await createOwner("receipt-ip");
+    const now = new Date();
+    const [row] = await (await getDb())
+      .insert(dataRequests)
+      .values({
+        orgId: owner.orgId,
+        kind: "export",
+        subjectEmail: "subject@example.test",
+        requestedBy: owner.user.id,
+        receivedAt: now,
+        dueAt: new Date(now.getTime() + 30 * 86_400_000),
+        status: "completed",
+        completedAt: now,
+        receipt: { kind: "export" },
+      })
+      .returning({ id: dataRequests.id });
+    if (!row) throw new Error("data request insert returned nothing");
+    const browser = await browserOf(owner.user.id);
+    const response = await downloadReceipt(
+      new Request(new URL(`/privacy/${row.id}/receipt`, env().APP_URL), {
+        headers: browser.headers,
+      }),
+      { params: Promise.resolve({ requestId: row.id }) },
+    );
+    expect(response.status).toBe(200);
+    const [event] = await auditEventsOf(owner.orgId, {
+      action: "privacy.receipt_downloaded",
+      targetId: row.id,
+    });
+    expect(event).toMatchObject({ ip: browser.ip, userAgent: browser.userAgent });
+  });
+
+  it("signing out with the app's Sign out button (Auth.js signOut in a server action)", async () => {
+    const owner = await createOwner("signout-ip");
+    const browser = await browserOf(owner.user.id);
+    await signOut({ redirect: false });
+    const [event] = await auditEventsOf(owner.orgId, { action: "auth.sign_out" });
+    expect(event).toMatchObject({
+      actorId: owner.user.id,
+      ip: browser.ip,
+      userAgent: browser.userAgent,
+    });
+  });
+});
