@@ -228,19 +228,20 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
   }
   const email = request.subjectEmail.toLowerCase();
   const before = await describeSubject(db, orgId, email);
-  const refusal = erasureRefusal(before);
-  if (refusal) {
+  const refuse = async (reason: string) => {
     await writeAuditEvent(db, {
       orgId,
       actor: officer.actor,
       action: "privacy.erasure_refused",
-      target: { type: "data_request", id: request.id },
+      target: { type: "data_request", id: requestId },
       outcome: "denied",
       request: officer.request,
       metadata: { reason: "last_owner" },
     });
-    return { kind: "refused", reason: refusal };
-  }
+    return { kind: "refused", reason } as const;
+  };
+  const refusal = erasureRefusal(before);
+  if (refusal) return refuse(refusal);
   const user = before.user;
   const userId = before.userId;
 
@@ -357,9 +358,8 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
     return receipt;
   });
   if (receipt === null) return { kind: "not_found" };
-  if (receipt === "refused") {
-    return { kind: "refused", reason: "This person is the organisation's last owner." };
-  }
+  // Decided again under the membership lock: someone else's ownership may have moved meanwhile.
+  if (receipt === "refused") return refuse("This person is the organisation's last owner.");
   const chain = await verifyOrganizationChain(db, orgId);
   const global = receipt.deleted.userAccount
     ? await verifyAuditChain({ db, chain: "", mode: "full" })
