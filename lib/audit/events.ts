@@ -2,6 +2,7 @@
 export const AUDIT_ACTIONS = [
   "auth.sign_in",
   "auth.sign_out",
+  "auth.account_linked",
   "org.created",
   "member.invited",
   "member.joined",
@@ -64,6 +65,7 @@ export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   "auth.sign_in": "Signed in",
   "auth.sign_out": "Signed out",
+  "auth.account_linked": "Sign-in account linked",
   "org.created": "Organisation created",
   "member.invited": "Member invited",
   "member.joined": "Member joined",

@@ -10,7 +10,7 @@ import { writeAuditEvent } from "@/lib/audit/write";
 import { readDemoClients } from "@/lib/demo";
 import { type Env, env } from "@/lib/env";
 import { tokenlessAdapter } from "./adapter";
-import { settleMemberships } from "./members";
+import { confirmsAccountAddress, settleMemberships } from "./members";
 import { type RequestInfo, requestInfo, requestInfoFrom } from "./request";
 import { authSecret } from "./secret";
 
@@ -108,7 +108,7 @@ async function authConfig(req: NextRequest | undefined): Promise<NextAuthConfig>
     events: {
       signIn: async ({ user, account, profile }) => {
         if (!user.id) return;
-        const isEmailVerified = account?.provider === "demo" || profile?.email_verified === true;
+        const isEmailVerified = confirmsAccountAddress(user.email, account?.provider, profile);
         await settleMemberships(db, { ...user, id: user.id }, { isEmailVerified });
         const membership = await getActiveMembership({ db, userId: user.id });
         await writeAuditEvent(db, {
@@ -118,6 +118,19 @@ async function authConfig(req: NextRequest | undefined): Promise<NextAuthConfig>
           outcome: "success",
           request: await caller(),
           metadata: { provider: account?.provider },
+        });
+      },
+      // Signing in with another provider while signed in links it to this account.
+      linkAccount: async ({ user, account }) => {
+        if (!user.id) return;
+        const membership = await getActiveMembership({ db, userId: user.id });
+        await writeAuditEvent(db, {
+          orgId: membership?.orgId ?? null,
+          actor: { type: "user", id: user.id, label: user.email },
+          action: "auth.account_linked",
+          outcome: "success",
+          request: await caller(),
+          metadata: { provider: account.provider },
         });
       },
       signOut: async (message) => {

@@ -8,6 +8,7 @@ import { memberContext } from "@/lib/testing/context";
 import { createOwner, createUser, joinOrganization } from "@/lib/testing/factories";
 import {
   changeMemberRole,
+  confirmsAccountAddress,
   inviteMember,
   LastOwnerError,
   removeMember,
@@ -95,5 +96,34 @@ describe("memberships", () => {
       from: "sender",
       to: "compliance",
     });
+  });
+});
+
+describe("a sign-in confirms the account's address", () => {
+  it("only when the provider vouches for the very address the account has", () => {
+    const verified = { email: "Ana@Example.test", email_verified: true };
+    expect(confirmsAccountAddress("ana@example.test", "google", verified)).toBe(true);
+    expect(confirmsAccountAddress("ana@example.test", "demo", { email: "ana@example.test" })).toBe(
+      true,
+    );
+    // A Gmail linked to an account created with someone else's unverified address.
+    expect(
+      confirmsAccountAddress("victim@corp.test", "google", {
+        email: "attacker@gmail.test",
+        email_verified: true,
+      }),
+    ).toBe(false);
+    // Microsoft's `email` claim is not verified; neither is a missing or false claim.
+    expect(
+      confirmsAccountAddress("ana@example.test", "microsoft", { email: "ana@example.test" }),
+    ).toBe(false);
+    expect(
+      confirmsAccountAddress("ana@example.test", "google", {
+        email: "ana@example.test",
+        email_verified: false,
+      }),
+    ).toBe(false);
+    expect(confirmsAccountAddress(null, "google", verified)).toBe(false);
+    expect(confirmsAccountAddress("ana@example.test", "google", undefined)).toBe(false);
   });
 });

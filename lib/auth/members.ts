@@ -61,6 +61,23 @@ function refusalError(reason: Refusal, options: { field?: string; fieldMessage?:
 type SignedInUser = { id: string; email?: string | null; name?: string | null };
 
 /**
+ * Whether a sign-in confirms the account's own address: the provider vouches for the address it
+ * names (`email_verified`, or the demo provider) and that address is the account's. A provider
+ * account linked to an existing account names its own address, which says nothing about the
+ * account's: an unverified Microsoft `email` claim for someone else's address, then a linked
+ * Gmail, would otherwise mark that address confirmed and open its invitations.
+ */
+export function confirmsAccountAddress(
+  accountEmail: string | null | undefined,
+  provider: string | undefined,
+  profile: { email?: unknown; email_verified?: unknown } | null | undefined,
+): boolean {
+  const named = typeof profile?.email === "string" ? profile.email.trim().toLowerCase() : null;
+  const vouched = provider === "demo" || profile?.email_verified === true;
+  return vouched && named !== null && named === (accountEmail ?? "").trim().toLowerCase();
+}
+
+/**
  * Runs on every sign-in: records whether the provider confirmed the address, and gives a person
  * with no organisation at all one of their own. Invitations are left waiting for the person's
  * click on the invitations page.
