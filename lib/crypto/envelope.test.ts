@@ -9,6 +9,7 @@ import {
   keyIdOf,
   needsReencryption,
   reencryptField,
+  rotateCell,
 } from "./envelope";
 import { generateKeySpec, type Keyring, parseKeyring } from "./keyring";
 
@@ -264,5 +265,21 @@ describe("rotation", () => {
     expect(decryptField(parseKeyring(newSpec), moved, ctx)).toBe(SECRET);
     expect(reencryptField(during, moved, ctx)).toBe(moved);
     expect(() => reencryptField(during, oldValue, { ...ctx, rowId: "x" })).toThrow(DecryptionError);
+  });
+
+  it("rotateCell names a cell no key opens, or one that is no sealed value, and goes on", () => {
+    const unreadable: string[] = [];
+    const stranger = encryptField(parseKeyring(generateKeySpec("gone")), SECRET, ctx);
+    expect(rotateCell(during, { ...ctx, value: stranger }, unreadable)).toBe(stranger);
+    expect(rotateCell(during, { ...ctx, value: "v1.not-sealed" }, unreadable)).toBe(
+      "v1.not-sealed",
+    );
+    expect(unreadable).toHaveLength(2);
+    const moved = rotateCell(
+      during,
+      { ...ctx, value: encryptField(before, SECRET, ctx) },
+      unreadable,
+    );
+    expect(keyIdOf(moved ?? "")).toBe("new");
   });
 });

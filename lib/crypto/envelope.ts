@@ -111,15 +111,17 @@ export function reencryptField(keyring: Keyring, value: string, ctx: FieldContex
 
 /**
  * One stored cell under the current key, for a key rotation: unchanged when empty or already
- * current; when no key opens it, unchanged and named in `unreadable` (never silently dropped).
+ * current; when no key opens it, or it is no sealed value at all, unchanged and named in
+ * `unreadable` (never silently dropped, and one bad cell does not stop the rotation).
  */
 export function rotateCell(
   keyring: Keyring,
   cell: FieldContext & { value: string | null },
   unreadable: string[],
 ): string | null {
-  if (!cell.value || !needsReencryption(keyring, cell.value)) return cell.value;
+  if (!cell.value) return cell.value;
   try {
+    if (!needsReencryption(keyring, cell.value)) return cell.value;
     return reencryptField(keyring, cell.value, cell);
   } catch (error) {
     if (!(error instanceof DecryptionError)) throw error;

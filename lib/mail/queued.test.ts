@@ -38,7 +38,9 @@ let owner: Person;
 beforeAll(async () => {
   bed = await startSendTestbed();
   restoreLimits = useRateLimits({
+    // Every test connects a mailbox of its own, all from one address within a minute or so.
     oauthStart: { tokens: 1_000, window: "1 m" },
+    oauthCallback: { tokens: 1_000, window: "1 m" },
     sendMailboxMinuteDemo: { tokens: 1_000, window: "1 m" },
   });
   owner = await createOwner();

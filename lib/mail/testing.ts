@@ -94,7 +94,10 @@ async function readInboxNames(dataDir: string): Promise<string[]> {
 export async function connectMailbox(person: Person, email?: string): Promise<string> {
   const address = email ?? `box-${randomUUID().slice(0, 8)}@example.test`;
   const { result } = await connectDemoMailbox(person, { email: address });
-  if (result.kind !== "connected") throw new Error(`mailbox not connected: ${result.kind}`);
+  if (result.kind !== "connected") {
+    const reason = "reason" in result ? ` (${String(result.reason)})` : "";
+    throw new Error(`mailbox not connected: ${result.kind}${reason}`);
+  }
   return result.mailboxId;
 }
 
