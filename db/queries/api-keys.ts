@@ -113,6 +113,25 @@ export async function revokeApiKeyRow({
   return row ?? null;
 }
 
+/** Revokes every key a person created in the organisation (they leave it); the revoked rows. */
+export async function revokeApiKeysCreatedBy({
+  db,
+  orgId,
+  userId,
+  now,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  userId: string;
+  now: Date;
+}) {
+  return db
+    .update(apiKeys)
+    .set({ revokedAt: now })
+    .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.createdBy, userId), isNull(apiKeys.revokedAt)))
+    .returning(publicColumns);
+}
+
 export async function setApiKeyMailboxes({
   db,
   orgId,

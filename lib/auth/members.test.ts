@@ -1,8 +1,10 @@
 import { and, eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { POST } from "@/app/api/v1/messages/route";
 import { getDb } from "@/db";
 import { getActiveMembership, listMembers } from "@/db/queries/organizations";
 import { auditEvents, invitations } from "@/db/schema";
+import { makeApiKey, sendRequest } from "@/lib/mail/testing";
 import { auditEventsOf } from "@/lib/testing/audit";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner, createUser, joinOrganization } from "@/lib/testing/factories";
@@ -76,6 +78,30 @@ describe("memberships", () => {
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     const owners = (await listMembers({ db, orgId })).filter((m) => m.role === "owner");
     expect(owners).toHaveLength(1);
+  });
+
+  it("a removed member's API keys are revoked with them: the route refuses them", async () => {
+    const db = await getDb();
+    const { user: owner, orgId } = await createOwner();
+    const member = await createUser("leaver");
+    await joinOrganization({ orgId, inviterId: owner.id, user: member, role: "admin" });
+    const { token, key } = await makeApiKey({ user: member, orgId });
+    const ownersKey = await makeApiKey({ user: owner, orgId });
+    const probe = async (bearer: string) =>
+      (
+        await POST(
+          sendRequest({ mailbox: "x", to: ["a@example.test"], text: "hi" }, { token: bearer }),
+        )
+      ).status;
+    expect(await probe(token)).not.toBe(401);
+
+    await removeMember(db, ctxOf(orgId, owner.id), member.id);
+    expect(await probe(token)).toBe(401);
+    expect(await probe(ownersKey.token)).not.toBe(401);
+    const [revoked] = await auditEventsOf(orgId, { action: "api_key.revoked", targetId: key.id });
+    expect(revoked?.metadata).toMatchObject({ reason: "creator_removed" });
+    const [removed] = await auditEventsOf(orgId, { action: "member.removed", targetId: member.id });
+    expect(removed?.metadata).toMatchObject({ apiKeysRevoked: 1 });
   });
 
   it("changes roles and removes members with one audit event each", async () => {

@@ -1,5 +1,6 @@
 import "server-only";
 import type { Database, Tx } from "@/db";
+import { revokeApiKeysCreatedBy } from "@/db/queries/api-keys";
 import {
   countMemberships,
   deleteInvitation,
@@ -276,6 +277,19 @@ export async function removeMember(db: Database, ctx: CallContext, userId: strin
       });
       if (refusal) throw refusalError(refusal);
       await deleteMembership({ db: tx, orgId, userId });
+      // Their keys leave with them: they saw each secret once and could send with it forever.
+      const keys = await revokeApiKeysCreatedBy({ db: tx, orgId, userId, now: new Date() });
+      for (const key of keys) {
+        await writeAuditEvent(tx, {
+          orgId,
+          actor,
+          action: "api_key.revoked",
+          target: { type: "api_key", id: key.id },
+          outcome: "success",
+          request,
+          metadata: { name: key.name, prefix: key.prefix, reason: "creator_removed" },
+        });
+      }
       await writeAuditEvent(tx, {
         orgId,
         actor,
@@ -283,7 +297,7 @@ export async function removeMember(db: Database, ctx: CallContext, userId: strin
         target: { type: "user", id: userId },
         outcome: "success",
         request,
-        metadata: { role: target.role },
+        metadata: { role: target.role, apiKeysRevoked: keys.length },
       });
     }),
   );

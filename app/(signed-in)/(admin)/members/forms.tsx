@@ -96,8 +96,8 @@ export function MemberRowActions({
           action={removeAction}
           onSubmit={(event) => {
             const question = isSelf
-              ? "Leave this organisation? You lose access to it at once."
-              : `Remove ${email} from this organisation?`;
+              ? "Leave this organisation? You lose access to it at once, and the API keys you created are revoked."
+              : `Remove ${email} from this organisation? The API keys they created are revoked.`;
             if (!window.confirm(question)) event.preventDefault();
           }}
         >
