@@ -30,6 +30,7 @@ import {
 } from "@/lib/mail/testing";
 import { openMailboxToken } from "@/lib/oauth/sealed";
 import { readMailbox } from "@/lib/oauth/testing/fixtures";
+import { auditEventsOf } from "@/lib/testing/audit";
 import { memberContext } from "@/lib/testing/context";
 import {
   createOwner,
@@ -64,10 +65,14 @@ afterAll(async () => {
 
 const REQUEST = { ip: "198.51.100.23", userAgent: "privacy-test-agent" };
 
-function officerOf(owner: { user: { id: string; email: string | null }; orgId: string }) {
+function officerOf(
+  owner: { user: { id: string; email: string | null }; orgId: string },
+  role: "owner" | "compliance" = "owner",
+) {
   return {
     orgId: owner.orgId,
     actor: { type: "user" as const, id: owner.user.id, label: owner.user.email },
+    role,
     request: REQUEST,
   };
 }
@@ -442,6 +447,44 @@ describe("erasure", () => {
       .from(users)
       .where(eq(users.id, person.user.id));
     expect(still?.id).toBe(person.user.id);
+  }, 60_000);
+
+  it("a compliance officer may not erase an owner or an administrator (it removes them); an owner may", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const officer = await createUser("officer");
+    const admin = await createUser("admin");
+    await joinOrganization({
+      orgId: owner.orgId,
+      inviterId: owner.user.id,
+      user: officer,
+      role: "compliance",
+    });
+    await joinOrganization({
+      orgId: owner.orgId,
+      inviterId: owner.user.id,
+      user: admin,
+      role: "admin",
+    });
+    const asOfficer = officerOf({ user: officer, orgId: owner.orgId }, "compliance");
+    const request = await recordDataRequest(asOfficer, {
+      kind: "erasure",
+      email: admin.email ?? "",
+      receivedAt: new Date(),
+    });
+    expect(await eraseSubject(asOfficer, request.id)).toMatchObject({
+      kind: "refused",
+      reason: expect.stringMatching(/only an owner removes an owner or an administrator/),
+    });
+    const still = await db.select().from(memberships).where(eq(memberships.userId, admin.id));
+    expect(still).toHaveLength(1);
+    const [refusal] = await auditEventsOf(owner.orgId, {
+      action: "privacy.erasure_refused",
+      targetId: request.id,
+    });
+    expect(refusal?.metadata).toMatchObject({ reason: "owner_only" });
+
+    expect(await eraseSubject(officerOf(owner), request.id)).toMatchObject({ kind: "erased" });
   }, 60_000);
 
   it("refuses to erase the organisation's last owner, and erases nothing", async () => {

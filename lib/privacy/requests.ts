@@ -24,7 +24,7 @@ import {
   removeRecipientFromMessages,
   setDataRequestReceipt,
 } from "@/db/queries/privacy";
-import type { DataRequest } from "@/db/schema";
+import type { DataRequest, Role } from "@/db/schema";
 import { verifyOrganizationChain } from "@/lib/audit/read";
 import { erasePersonFromAuditChain, pseudonymOf } from "@/lib/audit/redact";
 import { verifyAuditChain } from "@/lib/audit/verify";
@@ -119,11 +119,25 @@ export async function describeSubject(db: DbOrTx, orgId: string, email: string) 
 
 export type SubjectSummary = Awaited<ReturnType<typeof describeSubject>>;
 
-export function erasureRefusal(summary: SubjectSummary): string | null {
-  if (summary.role === "owner" && summary.ownerCount <= 1) {
-    return "This person is the organisation's last owner. Make someone else an owner first, then erase.";
-  }
-  return null;
+const ERASURE_REFUSALS = {
+  last_owner:
+    "This person is the organisation's last owner. Make someone else an owner first, then erase.",
+  owner_only:
+    "Erasing removes this person's membership, and only an owner removes an owner or an administrator. Ask an owner to erase them.",
+} as const;
+
+/** Why this officer may not erase the subject now, as a code and in words; null when they may. */
+export function erasureRefusal(
+  summary: SubjectSummary,
+  officerRole: Role | null,
+): { code: keyof typeof ERASURE_REFUSALS; message: string } | null {
+  const code =
+    summary.role === "owner" && summary.ownerCount <= 1
+      ? "last_owner"
+      : (summary.role === "owner" || summary.role === "admin") && officerRole !== "owner"
+        ? "owner_only"
+        : null;
+  return code ? { code, message: ERASURE_REFUSALS[code] } : null;
 }
 
 export async function getRequest(orgId: string, requestId: string) {
@@ -219,7 +233,10 @@ export type ErasureResult =
  * everything else and completes the request; then the chain is verified and the result added to
  * the receipt.
  */
-export async function eraseSubject(officer: Officer, requestId: string): Promise<ErasureResult> {
+export async function eraseSubject(
+  officer: Officer & Pick<MemberContext, "role">,
+  requestId: string,
+): Promise<ErasureResult> {
   const db = await getDb();
   const { orgId } = officer;
   const request = await getDataRequest({ db, orgId, requestId });
@@ -228,7 +245,7 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
   }
   const email = request.subjectEmail.toLowerCase();
   const before = await describeSubject(db, orgId, email);
-  const refuse = async (reason: string) => {
+  const refuse = async (refusal: NonNullable<ReturnType<typeof erasureRefusal>>) => {
     await writeAuditEvent(db, {
       orgId,
       actor: officer.actor,
@@ -236,11 +253,11 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
       target: { type: "data_request", id: requestId },
       outcome: "denied",
       request: officer.request,
-      metadata: { reason: "last_owner" },
+      metadata: { reason: refusal.code },
     });
-    return { kind: "refused", reason } as const;
+    return { kind: "refused", reason: refusal.message } as const;
   };
-  const refusal = erasureRefusal(before);
+  const refusal = erasureRefusal(before, officer.role);
   if (refusal) return refuse(refusal);
   const user = before.user;
   const userId = before.userId;
@@ -359,7 +376,9 @@ export async function eraseSubject(officer: Officer, requestId: string): Promise
   });
   if (receipt === null) return { kind: "not_found" };
   // Decided again under the membership lock: someone else's ownership may have moved meanwhile.
-  if (receipt === "refused") return refuse("This person is the organisation's last owner.");
+  if (receipt === "refused") {
+    return refuse({ code: "last_owner", message: ERASURE_REFUSALS.last_owner });
+  }
   const chain = await verifyOrganizationChain(db, orgId);
   const global = receipt.deleted.userAccount
     ? await verifyAuditChain({ db, chain: "", mode: "full" })

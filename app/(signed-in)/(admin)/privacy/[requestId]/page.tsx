@@ -97,9 +97,9 @@ export default async function DataRequestPage({
       {open && request.kind === "erasure" && summary && (
         <Card>
           <h2 className="mb-2 font-medium">Erase</h2>
-          {erasureRefusal(summary) ? (
+          {erasureRefusal(summary, ctx.role) ? (
             <p role="alert" className="text-red-700 text-sm">
-              {erasureRefusal(summary)}
+              {erasureRefusal(summary, ctx.role)?.message}
             </p>
           ) : (
             <>
