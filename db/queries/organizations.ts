@@ -195,9 +195,39 @@ export async function upsertInvitation({
   const [row] = await db
     .insert(invitations)
     .values({ orgId, email: email.toLowerCase(), role, invitedBy })
-    .onConflictDoUpdate({ target: [invitations.orgId, invitations.email], set: { role } })
+    // The invitee sees who invited them last, with the role they chose.
+    .onConflictDoUpdate({
+      target: [invitations.orgId, invitations.email],
+      set: { role, invitedBy },
+    })
     .returning({ id: invitations.id });
   return row;
+}
+
+/** A waiting invitation of the organisation, by id or by address (its role decides who may change it). */
+export async function findInvitation({
+  db,
+  orgId,
+  id,
+  email,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  id?: string;
+  email?: string;
+}) {
+  const [row] = await db
+    .select({ id: invitations.id, role: invitations.role })
+    .from(invitations)
+    .where(
+      and(
+        eq(invitations.orgId, orgId),
+        id === undefined ? undefined : eq(invitations.id, id),
+        email === undefined ? undefined : eq(invitations.email, email.toLowerCase()),
+      ),
+    )
+    .limit(1);
+  return row ?? null;
 }
 
 export async function deleteInvitation({

@@ -14,6 +14,7 @@ import {
   inviteMember,
   LastOwnerError,
   removeMember,
+  revokeInvitation,
   settleMemberships,
 } from "./members";
 
@@ -102,6 +103,34 @@ describe("memberships", () => {
     expect(revoked?.metadata).toMatchObject({ reason: "creator_removed" });
     const [removed] = await auditEventsOf(orgId, { action: "member.removed", targetId: member.id });
     expect(removed?.metadata).toMatchObject({ apiKeysRevoked: 1 });
+  });
+
+  it("an admin can neither downgrade nor withdraw an owner's invitation to be an owner", async () => {
+    const db = await getDb();
+    const { user: owner, orgId } = await createOwner();
+    const admin = await createUser("admin");
+    await joinOrganization({ orgId, inviterId: owner.id, user: admin, role: "admin" });
+    const asAdmin = memberContext(orgId, admin, "admin");
+    const invitee = `future-owner-${Date.now()}@example.test`;
+    await inviteMember(db, ctxOf(orgId, owner.id), { email: invitee, role: "owner" });
+    await expect(inviteMember(db, asAdmin, { email: invitee, role: "sender" })).rejects.toThrow(
+      /Only an owner/,
+    );
+    const [waiting] = await db.select().from(invitations).where(eq(invitations.email, invitee));
+    expect(waiting).toMatchObject({ role: "owner", invitedBy: owner.id });
+    await expect(revokeInvitation(db, asAdmin, waiting?.id ?? "")).rejects.toThrow(/Only an owner/);
+    expect(await db.select().from(invitations).where(eq(invitations.email, invitee))).toHaveLength(
+      1,
+    );
+    const refusals = await auditEventsOf(orgId, { action: "invitation.revoked" });
+    expect(refusals.map((e) => e.outcome)).toEqual(["denied"]);
+
+    // An admin re-inviting a sender as compliance is recorded with the role it replaced.
+    const other = `someone-${Date.now()}@example.test`;
+    await inviteMember(db, asAdmin, { email: other, role: "sender" });
+    await inviteMember(db, asAdmin, { email: other, role: "compliance" });
+    const invited = await auditEventsOf(orgId, { action: "member.invited" });
+    expect(invited.at(-1)?.metadata).toMatchObject({ role: "compliance", previousRole: "sender" });
   });
 
   it("changes roles and removes members with one audit event each", async () => {

@@ -5,6 +5,7 @@ import {
   countMemberships,
   deleteInvitation,
   deleteMembership,
+  findInvitation,
   findMemberByEmail,
   insertMembership,
   insertOrganization,
@@ -165,7 +166,12 @@ export async function inviteMember(
   return auditingRefusal(db, ctx, refused, () =>
     db.transaction(async (tx) => {
       const { actorRole } = await lockedFacts(tx, orgId, actor);
-      const refusal = refuseInvitation({ actorRole, role });
+      // Re-inviting replaces the waiting invitation's role: an owner's invitation to be an
+      // owner is changed, like the owner role itself, only by an owner.
+      const waiting = await findInvitation({ db: tx, orgId, email });
+      const refusal =
+        refuseInvitation({ actorRole, role }) ??
+        (waiting ? refuseInvitation({ actorRole, role: waiting.role }) : null);
       if (refusal) throw refusalError(refusal, ROLE_FIELD);
       const existing = await findMemberByEmail({ db: tx, orgId, email });
       if (existing) return { alreadyMember: true as const };
@@ -183,32 +189,44 @@ export async function inviteMember(
         target: { type: "invitation", id: invite?.id ?? email },
         outcome: "success",
         request,
-        metadata: { email: email.toLowerCase(), role },
+        metadata: {
+          email: email.toLowerCase(),
+          role,
+          ...(waiting ? { previousRole: waiting.role } : {}),
+        },
       });
       return { alreadyMember: false as const };
     }),
   );
 }
 
-export async function revokeInvitation(
-  db: Database,
-  { orgId, actor, request }: CallContext,
-  id: string,
-) {
-  return db.transaction(async (tx) => {
-    const removed = await deleteInvitation({ db: tx, orgId, id });
-    if (!removed) return false;
-    await writeAuditEvent(tx, {
-      orgId,
-      actor,
-      action: "invitation.revoked",
-      target: { type: "invitation", id },
-      outcome: "success",
-      request,
-      metadata: { email: removed.email },
-    });
-    return true;
-  });
+export async function revokeInvitation(db: Database, ctx: CallContext, id: string) {
+  const { orgId, actor, request } = ctx;
+  const refused = {
+    action: "invitation.revoked" as const,
+    target: { type: "invitation", id },
+    metadata: {},
+  };
+  return auditingRefusal(db, ctx, refused, () =>
+    db.transaction(async (tx) => {
+      const { actorRole } = await lockedFacts(tx, orgId, actor);
+      const waiting = await findInvitation({ db: tx, orgId, id });
+      const refusal = waiting ? refuseInvitation({ actorRole, role: waiting.role }) : null;
+      if (refusal) throw refusalError(refusal);
+      const removed = await deleteInvitation({ db: tx, orgId, id });
+      if (!removed) return false;
+      await writeAuditEvent(tx, {
+        orgId,
+        actor,
+        action: "invitation.revoked",
+        target: { type: "invitation", id },
+        outcome: "success",
+        request,
+        metadata: { email: removed.email },
+      });
+      return true;
+    }),
+  );
 }
 
 export async function changeMemberRole(
