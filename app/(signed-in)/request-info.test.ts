@@ -112,3 +112,28 @@ describe("events of a person's request record where it came from", () => {
     });
   });
 });
+
+describe("downloads that stream a log or a person's data", () => {
+  it("are limited per person: past the limit, 429 with Retry-After and nothing exported", async () => {
+    const { useRateLimits } = await import("@/lib/mail/testing");
+    const restore = useRateLimits({ dataExport: { tokens: 2, window: "1 h" } });
+    try {
+      const owner = await createOwner("export-limit");
+      await browserOf(owner.user.id);
+      const get = () =>
+        exportActivity(new Request(new URL("/activity/export?format=jsonl", env().APP_URL)));
+      for (let i = 0; i < 2; i++) {
+        const response = await get();
+        expect(response.status).toBe(200);
+        await response.text();
+      }
+      const refused = await get();
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect(await refused.text()).toMatch(/Too many exports/);
+      expect(await auditEventsOf(owner.orgId, { action: "audit.exported" })).toHaveLength(2);
+    } finally {
+      await restore();
+    }
+  });
+});

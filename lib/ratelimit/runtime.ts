@@ -126,3 +126,23 @@ export async function limitStoreStatus(): Promise<{
   const limits = rateLimits();
   return { backend: limits.backend, ok: await limits.ping() };
 }
+
+/**
+ * A download that streams a whole activity log or a person's data (`dataExport`, per person):
+ * the plain-text answer to send instead when the limit refuses it, or null.
+ */
+export async function downloadRefusal(userId: string): Promise<Response | null> {
+  const result = await rateLimits().get("dataExport").limit(`user:${userId}`);
+  if (result.success) return null;
+  const text = result.unavailable
+    ? "The rate-limit store does not answer; nothing was exported. Try again shortly."
+    : `Too many exports: at most ${result.limit} an hour. Try again in ${result.retryAfterSeconds} seconds.`;
+  return new Response(`${text}\n`, {
+    status: result.unavailable ? 503 : 429,
+    headers: {
+      "content-type": "text/plain; charset=utf-8",
+      "cache-control": "no-store",
+      "retry-after": String(Math.max(1, result.retryAfterSeconds)),
+    },
+  });
+}

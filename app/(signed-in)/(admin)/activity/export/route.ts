@@ -5,6 +5,7 @@ import { writeAuditEvent } from "@/lib/audit/write";
 import { requestInfoFrom } from "@/lib/auth/request";
 import { hasPermission } from "@/lib/auth/roles";
 import { activityView, auditDenied, getSessionContext } from "@/lib/auth/session";
+import { downloadRefusal } from "@/lib/ratelimit/runtime";
 
 // GET /activity/export?format=csv|jsonl&<the activity page's filter>: the filtered log,
 // streamed. A route handler gets no page guard, so it checks the session and role itself.
@@ -26,6 +27,8 @@ export async function GET(request: Request): Promise<Response> {
     await auditDenied(ctx, "/activity/export", "readAudit");
     return plain(403, "Your role does not allow exporting the activity log.");
   }
+  const limited = await downloadRefusal(ctx.user.id);
+  if (limited) return limited;
   const url = new URL(request.url);
   const format = url.searchParams.get("format") ?? "csv";
   if (format !== "csv" && format !== "jsonl") return plain(400, "format: must be csv or jsonl");

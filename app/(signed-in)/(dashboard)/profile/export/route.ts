@@ -3,6 +3,7 @@ import { getUserProfile, listMembershipsWithOrg } from "@/db/queries/privacy";
 import { exportStream, subjectExport } from "@/lib/privacy/export";
 import { downloadHeaders, routeContext } from "@/lib/privacy/http";
 import { recordOwnExport } from "@/lib/privacy/requests";
+import { downloadRefusal } from "@/lib/ratelimit/runtime";
 
 export const dynamic = "force-dynamic";
 
@@ -13,6 +14,8 @@ export const dynamic = "force-dynamic";
 export async function GET() {
   const { ctx, refused } = await routeContext("view", "/profile/export");
   if (!ctx) return refused;
+  const limited = await downloadRefusal(ctx.user.id);
+  if (limited) return limited;
   const db = await getDb();
   const profile = await getUserProfile({ db, userId: ctx.user.id });
   const email = profile?.email ?? ctx.user.email;

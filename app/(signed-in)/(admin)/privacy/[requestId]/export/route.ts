@@ -3,6 +3,7 @@ import { findUserByEmail } from "@/db/queries/privacy";
 import { exportStream, subjectExport } from "@/lib/privacy/export";
 import { downloadHeaders, routeContext } from "@/lib/privacy/http";
 import { recordExportDownload } from "@/lib/privacy/requests";
+import { downloadRefusal } from "@/lib/ratelimit/runtime";
 
 export const dynamic = "force-dynamic";
 
@@ -13,6 +14,8 @@ export async function GET(
 ) {
   const { ctx, refused } = await routeContext("handlePrivacy", "/privacy/[requestId]/export");
   if (!ctx) return refused;
+  const limited = await downloadRefusal(ctx.user.id);
+  if (limited) return limited;
   const { requestId } = await params;
   const request = await recordExportDownload(ctx, requestId);
   if (!request) return Response.json({ error: "No such export request." }, { status: 404 });
