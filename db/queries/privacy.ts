@@ -25,6 +25,9 @@ import {
 // appears in its mail and audit log. Every query is scoped by organisation, except the account's
 // own rows (profile, sessions, sign-in accounts), which belong to no organisation.
 
+/** A keyset page of the organisation's rows about an address: ids after `after`, `limit` of them. */
+type AddressPage = { db: DbOrTx; orgId: string; email: string; after: string; limit: number };
+
 /** Recipient entries are `address` or `Name <address>`: an entry names the person exactly so. */
 function namesAddress(entry: SQL, email: string): SQL<boolean> {
   return sql<boolean>`(lower(${entry}) = ${email} or right(lower(${entry}), ${email.length + 2}) = ${`<${email}>`})`;
@@ -279,19 +282,7 @@ export async function listMessagesSentBy({
 }
 
 /** Keyset pages of the messages addressed to the person (to, cc or bcc). */
-export async function listMessagesAddressedTo({
-  db,
-  orgId,
-  email,
-  after,
-  limit,
-}: {
-  db: DbOrTx;
-  orgId: string;
-  email: string;
-  after: string;
-  limit: number;
-}) {
+export async function listMessagesAddressedTo({ db, orgId, email, after, limit }: AddressPage) {
   return db
     .select(messageColumns)
     .from(messages)
@@ -325,14 +316,7 @@ export async function listNoticesNaming({
   email,
   after,
   limit,
-}: {
-  db: DbOrTx;
-  orgId: string;
-  userId: string | null;
-  email: string;
-  after: string;
-  limit: number;
-}) {
+}: AddressPage & { userId: string | null }) {
   return db
     .select({
       id: notices.id,
@@ -355,13 +339,7 @@ export async function listNotificationEmailsNaming({
   email,
   after,
   limit,
-}: {
-  db: DbOrTx;
-  orgId: string;
-  email: string;
-  after: string;
-  limit: number;
-}) {
+}: AddressPage) {
   return db
     .select({
       id: notificationOutbox.id,
@@ -378,19 +356,7 @@ export async function listNotificationEmailsNaming({
 }
 
 /** Keyset pages of the organisation's export and erasure requests about the address. */
-export async function listDataRequestsAbout({
-  db,
-  orgId,
-  email,
-  after,
-  limit,
-}: {
-  db: DbOrTx;
-  orgId: string;
-  email: string;
-  after: string;
-  limit: number;
-}) {
+export async function listDataRequestsAbout({ db, orgId, email, after, limit }: AddressPage) {
   return db
     .select({
       id: dataRequests.id,
@@ -413,19 +379,7 @@ export async function listDataRequestsAbout({
 }
 
 /** Keyset pages of the webhook deliveries whose body names the address: the body as sent. */
-export async function listWebhookDeliveriesNaming({
-  db,
-  orgId,
-  email,
-  after,
-  limit,
-}: {
-  db: DbOrTx;
-  orgId: string;
-  email: string;
-  after: string;
-  limit: number;
-}) {
+export async function listWebhookDeliveriesNaming({ db, orgId, email, after, limit }: AddressPage) {
   return db
     .select({
       id: webhookDeliveries.id,

@@ -1,5 +1,5 @@
 import "server-only";
-import { and, eq, isNotNull, or } from "drizzle-orm";
+import { and, eq, isNotNull, or, sql } from "drizzle-orm";
 import { type Database, type DbOrTx, getDb } from "@/db";
 import { latestJob } from "@/db/queries/jobs";
 import { mailboxes, messages, oauthTransactions } from "@/db/schema";
@@ -61,58 +61,54 @@ export async function reencryptMailboxRow(
 const MESSAGE_ITEM_PREFIX = "message:";
 const TRANSACTION_ITEM_PREFIX = "oauth:";
 
-/**
- * Re-encrypts one queued message's sealed body, written back only if nobody changed it
- * meanwhile (the attempt that sends it deletes it); false when nothing changed.
- */
-export async function reencryptQueuedBody(
+// The sealed columns rotated one cell per row, besides mailbox tokens and webhook secrets
+// (which lock their row: a refresh or a secret rotation may write it meanwhile).
+const SINGLE_CELLS = {
+  // Written back only if nobody changed it meanwhile: the attempt that sends it deletes it.
+  body: {
+    table: messages,
+    id: messages.id,
+    cell: messages.bodySealed,
+    set: (next: string) => ({ bodySealed: next }),
+    context: { table: "messages", column: "body_sealed" },
+  },
+  verifier: {
+    table: oauthTransactions,
+    id: oauthTransactions.id,
+    cell: oauthTransactions.codeVerifierEnc,
+    set: (next: string) => ({ codeVerifierEnc: next }),
+    context: { table: "oauth_transactions", column: "code_verifier" },
+  },
+} as const;
+
+/** Re-encrypts one such cell; false when nothing changed (or it is gone, or unreadable). */
+async function reencryptSingleCell(
+  kind: keyof typeof SINGLE_CELLS,
   db: DbOrTx,
   keyring: Keyring,
   id: string,
   unreadable: string[],
 ): Promise<boolean> {
-  const [row] = await db
-    .select({ value: messages.bodySealed })
-    .from(messages)
-    .where(eq(messages.id, id));
+  const c = SINGLE_CELLS[kind] as (typeof SINGLE_CELLS)["body"];
+  const [row] = await db.select({ value: c.cell }).from(c.table).where(eq(c.id, id));
   const value = row?.value ?? null;
-  const next = rotateCell(
-    keyring,
-    { value, table: "messages", column: "body_sealed", rowId: id },
-    unreadable,
-  );
+  const next = rotateCell(keyring, { value, ...c.context, rowId: id }, unreadable);
   if (!value || !next || next === value) return false;
   await db
-    .update(messages)
-    .set({ bodySealed: next })
-    .where(and(eq(messages.id, id), eq(messages.bodySealed, value)));
+    .update(c.table)
+    .set(c.set(next))
+    .where(and(eq(c.id, id), eq(c.cell, value)));
   return true;
 }
 
-/** Re-encrypts one OAuth transaction's PKCE verifier, as reencryptQueuedBody does a body. */
-export async function reencryptVerifier(
+export const reencryptQueuedBody = (
   db: DbOrTx,
   keyring: Keyring,
   id: string,
   unreadable: string[],
-): Promise<boolean> {
-  const [row] = await db
-    .select({ value: oauthTransactions.codeVerifierEnc })
-    .from(oauthTransactions)
-    .where(eq(oauthTransactions.id, id));
-  const value = row?.value ?? null;
-  const next = rotateCell(
-    keyring,
-    { value, table: "oauth_transactions", column: "code_verifier", rowId: id },
-    unreadable,
-  );
-  if (!value || !next || next === value) return false;
-  await db
-    .update(oauthTransactions)
-    .set({ codeVerifierEnc: next })
-    .where(and(eq(oauthTransactions.id, id), eq(oauthTransactions.codeVerifierEnc, value)));
-  return true;
-}
+) => reencryptSingleCell("body", db, keyring, id, unreadable);
+export const reencryptVerifier = (db: DbOrTx, keyring: Keyring, id: string, unreadable: string[]) =>
+  reencryptSingleCell("verifier", db, keyring, id, unreadable);
 
 /** Queued messages' ids whose body is sealed (kept until sent, QUEUE_DEADLINE_HOURS at most). */
 async function sealedBodyIds(db: DbOrTx): Promise<string[]> {
@@ -271,17 +267,23 @@ export async function countCellsByKey(
     .from(mailboxes)
     .where(or(isNotNull(mailboxes.accessTokenEnc), isNotNull(mailboxes.refreshTokenEnc)));
   const counts = new Map<string, number>();
+  // A queued body can be megabytes: only its key id is read, counted by the database. A body
+  // whose envelope does not begin as one counts as unreadable.
   const bodies = await db
-    .select({ value: messages.bodySealed })
+    .select({
+      keyId: sql<string>`case when left(${messages.bodySealed}, 40) ~ '^v1\.[A-Za-z0-9_-]{1,32}\.' then split_part(left(${messages.bodySealed}, 40), '.', 2) else '(unreadable)' end`,
+      cells: sql<number>`count(*)::int`,
+    })
     .from(messages)
-    .where(isNotNull(messages.bodySealed));
+    .where(isNotNull(messages.bodySealed))
+    .groupBy(sql`1`);
+  for (const { keyId, cells } of bodies) counts.set(keyId, (counts.get(keyId) ?? 0) + cells);
   const verifiers = await db
     .select({ value: oauthTransactions.codeVerifierEnc })
     .from(oauthTransactions);
   const values = [
     ...rows.flatMap((r) => [r.access, r.refresh]),
     ...(await webhookSecretCells(db)),
-    ...bodies.map((r) => r.value),
     ...verifiers.map((r) => r.value),
   ];
   for (const value of values) {
