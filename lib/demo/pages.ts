@@ -61,7 +61,7 @@ export function loginPage(opts: {
     "Sign in",
     `<h1>Sign in to the demo provider</h1>
 <p>Continue to <strong>${escapeHtml(opts.clientId)}</strong>. Any email address works; there is no password.</p>
-<p class="hint">To see a mailbox at a provider's limit, tag its address: <code>name+limit@example.com</code> has reached its daily sending limit, <code>+full</code> is full, <code>+busy</code> asks to try again later.</p>
+<p class="hint">To see a mailbox at a provider's limit, tag its address: <code>name+limit@example.com</code> has reached its daily sending limit, <code>+full</code> is full, <code>+busy</code> asks to try again later, <code>+drop</code> takes each message but drops the connection before its reply.</p>
 ${error}
 <form method="post" action="/interaction/${uid}/login">
 <label for="email">Email</label>

@@ -384,10 +384,11 @@ describe("demo SMTP server at a provider's limits", () => {
 });
 
 describe("demo address tags", () => {
-  it("map name+limit, +full and +busy to the provider's replies; other addresses behave normally", () => {
+  it("map name+limit, +full, +busy and +drop to the provider's replies; other addresses behave normally", () => {
     expect(behaviourOfTaggedAddress("ops+limit@example.com")).toBe("quota_microsoft");
     expect(behaviourOfTaggedAddress("Ops+FULL@Example.com")).toBe("mailbox_full");
     expect(behaviourOfTaggedAddress("a+b+busy@example.com")).toBe("try_later_gmail");
+    expect(behaviourOfTaggedAddress("ops+drop@example.com")).toBe("drop_after_data");
     for (const plain of ["ops@example.com", "ops+news@example.com", "ops+limit.x@example.com"]) {
       expect(behaviourOfTaggedAddress(plain)).toBeNull();
     }

@@ -69,7 +69,14 @@ export const DEMO_BEHAVIOUR_REPLIES = {
   try_later_gmail: { at: "mail", code: 421, message: "4.7.0 Try again later, closing connection." },
 } as const;
 
-export type DemoBehaviour = keyof typeof DEMO_BEHAVIOUR_REPLIES;
+/**
+ * Connections that drop instead of answering, as a network or a provider's front end sometimes
+ * does: before the reply to MAIL FROM (nothing was handed over), or after the last byte of DATA,
+ * the message accepted and stored but the reply lost, so the client cannot know it arrived.
+ */
+export const DEMO_DROPS = { drop_before_mail: "mail", drop_after_data: "data" } as const;
+
+export type DemoBehaviour = keyof typeof DEMO_BEHAVIOUR_REPLIES | keyof typeof DEMO_DROPS;
 
 /**
  * Demo mode: a mailbox whose address carries one of these tags (`name+limit@example.com`)
@@ -80,6 +87,7 @@ export const DEMO_ADDRESS_TAGS = {
   limit: "quota_microsoft",
   full: "mailbox_full",
   busy: "try_later_gmail",
+  drop: "drop_after_data",
 } as const satisfies Record<string, DemoBehaviour>;
 
 /** The behaviour a demo address's tag asks for, if any (the last `+tag` of the local part). */
@@ -156,12 +164,18 @@ export async function startDemoSmtp(opts: DemoSmtpOptions): Promise<DemoSmtp> {
         );
     },
     onMailFrom: (address, session, callback) => {
-      callback(checkSender(address.address, session) ?? behaviourReply(opts, session, "mail"));
+      const refused = checkSender(address.address, session);
+      if (refused) return callback(refused);
+      const behaviour = opts.behaviour?.(sessionUser(session)) ?? null;
+      if (dropsAt(behaviour, "mail")) return dropConnection(server, session);
+      callback(behaviourReply(behaviour, "mail"));
     },
     onData: (stream, session, callback) => {
-      storeMessage(opts.dataDir, stream, session, () => behaviourReply(opts, session, "data")).then(
+      const behaviour = opts.behaviour?.(sessionUser(session)) ?? null;
+      storeMessage(opts.dataDir, stream, session, () => behaviourReply(behaviour, "data")).then(
         (messageId) => {
           counters.accepted(sessionUser(session), messageId);
+          if (dropsAt(behaviour, "data")) return dropConnection(server, session);
           callback(null, "Message accepted by the demo server");
         },
         (error: Error) => callback(error),
@@ -258,15 +272,21 @@ function sessionUser(session: SMTPServerSession): string {
   return typeof session.user === "string" ? session.user : "";
 }
 
-function behaviourReply(
-  opts: DemoSmtpOptions,
-  session: SMTPServerSession,
-  at: "mail" | "data",
-): Error | null {
-  const behaviour = opts.behaviour?.(sessionUser(session));
-  if (!behaviour) return null;
-  const reply = DEMO_BEHAVIOUR_REPLIES[behaviour];
+function behaviourReply(behaviour: DemoBehaviour | null, at: "mail" | "data"): Error | null {
+  if (!behaviour || Object.hasOwn(DEMO_DROPS, behaviour)) return null;
+  const reply = DEMO_BEHAVIOUR_REPLIES[behaviour as keyof typeof DEMO_BEHAVIOUR_REPLIES];
   return reply.at === at ? smtpError(reply.code, reply.message) : null;
+}
+
+function dropsAt(behaviour: DemoBehaviour | null, at: "mail" | "data"): boolean {
+  return !!behaviour && DEMO_DROPS[behaviour as keyof typeof DEMO_DROPS] === at;
+}
+
+/** Closes the session's connection without a reply (the command's callback is never called). */
+function dropConnection(server: SMTPServer, session: SMTPServerSession): void {
+  for (const connection of server.connections) {
+    if (connection.id === session.id) connection.close();
+  }
 }
 
 function smtpError(code: number, message: string): Error {

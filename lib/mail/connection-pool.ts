@@ -1,7 +1,9 @@
 import "server-only";
 import type { SentMessageInfo, Transporter } from "nodemailer";
 import type Mail from "nodemailer/lib/mailer";
+import type MailMessage from "nodemailer/lib/mailer/mail-message";
 import { claimSlot, isLeaseUsable, type Lease, releaseSlot } from "./connection-slots";
+import { DELIVERY_UNCERTAIN } from "./smtp-replies";
 
 // The connections of one mailbox in this process, each behind a lease (lib/mail/connection-slots.ts):
 // one single-connection nodemailer pool per lease, so the process never holds more connections
@@ -48,6 +50,51 @@ export class ConnectionsClosedError extends Error {
   }
 }
 
+/**
+ * Raised when a connection failed without a reply after the message's last byte went out: the
+ * provider may have accepted it, so it must not be sent again (ARCHITECTURE.md, "Never twice").
+ */
+export class DeliveryUncertainError extends Error {
+  readonly code = DELIVERY_UNCERTAIN;
+  constructor(
+    readonly original: unknown,
+    /** The Message-ID header the message carried, to look for in Sent Items. */
+    readonly messageId: string | null,
+  ) {
+    super("The connection failed after the message was handed over, before the reply");
+    this.name = "DeliveryUncertainError";
+  }
+}
+
+// The mail option through which the transport's stream plugin reports the end of the body.
+const BODY_PROGRESS = "mailwardenBodyProgress";
+type BodyProgress = { handedOver: boolean; messageId: string | null };
+
+/**
+ * A nodemailer `stream` plugin: marks the message's progress once its whole body has been read
+ * into DATA (what is left is the final dot and the reply). Installed on every pooled transporter.
+ */
+export function trackBodyProgress(mail: MailMessage, done: (error?: Error | null) => void): void {
+  const progress = (mail.data as Record<string, unknown>)[BODY_PROGRESS] as
+    | BodyProgress
+    | undefined;
+  if (progress) {
+    progress.messageId = mail.message.messageId();
+    mail.message.processFunc((body) =>
+      body.once("end", () => {
+        progress.handedOver = true;
+      }),
+    );
+  }
+  done();
+}
+
+/** Did the server answer (an SMTP reply code), or did the connection fail without one? */
+function hasReply(error: unknown): boolean {
+  const e = error as { responseCode?: unknown } | null;
+  return typeof e?.responseCode === "number";
+}
+
 /** 432 4.3.2: the provider counts more connections than the leases say (another client). */
 function isConcurrencyRefusal(error: unknown): boolean {
   const e = error as { responseCode?: unknown; response?: unknown } | null;
@@ -78,13 +125,19 @@ export class MailboxConnections {
   async sendMail(mail: Mail.Options, deadlineAt: number): Promise<SentMessageInfo> {
     const slot = await this.acquire(deadlineAt);
     slot.transporter ??= this.createTransporter();
+    const progress: BodyProgress = { handedOver: false, messageId: null };
     try {
-      return await slot.transporter.sendMail(mail);
+      return await slot.transporter.sendMail({
+        ...mail,
+        [BODY_PROGRESS]: progress,
+      } as Mail.Options);
     } catch (error) {
       // The provider refused a connection our leases allowed: give this lease back, so the
       // connections of this mailbox shrink to what the provider accepts, and let the caller retry.
       if (isConcurrencyRefusal(error)) slot.closing = true;
-      throw error;
+      throw progress.handedOver && !hasReply(error)
+        ? new DeliveryUncertainError(error, progress.messageId)
+        : error;
     } finally {
       this.release(slot);
     }
@@ -191,7 +244,8 @@ export class MailboxConnections {
   /**
    * The lease was lost or is about to run out unrenewed: close at once, a message on the wire
    * included (it fails as a dropped connection and is retried on another), since the slot may
-   * be another process's a moment later.
+   * be another process's a moment later. A message whose body had already gone out fails as
+   * uncertain instead (DeliveryUncertainError) and is not resent.
    */
   private lose(slot: Slot | undefined): void {
     if (!slot) return;

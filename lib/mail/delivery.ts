@@ -20,6 +20,7 @@ import {
 } from "@/lib/oauth/tokens";
 import { kickWebhookSweep } from "@/lib/webhooks/dispatch";
 import { webhookEventPart } from "@/lib/webhooks/emit";
+import { DeliveryUncertainError } from "./connection-pool";
 import type { toNodemailerFields } from "./nodemailer-fields";
 import {
   type ConnectionTestOutcome,
@@ -46,7 +47,12 @@ export type Mailbox = NonNullable<Awaited<ReturnType<typeof findMailboxByIdOrAdd
 
 export type Delivery =
   | { ok: true; messageId: string | null; smtpResponse: string | null }
-  | { ok: false; failure: SmtpFailure | RefusalOutcome };
+  | {
+      ok: false;
+      failure: SmtpFailure | RefusalOutcome;
+      /** The Message-ID of a message that may have arrived (`interrupted`), kept on its row. */
+      messageId?: string | null;
+    };
 
 // Transient SMTP failures (4xx replies such as 421 4.7.0 and 432 4.3.2, dropped connections,
 // no connection free) are tried again inside the send with growing pauses while its deadline
@@ -151,6 +157,10 @@ export async function deliver(
       const fromToken = tokenFailure(error);
       if (fromToken) return { ok: false, failure: fromToken };
       const failure = classifySmtpError(error);
+      // The provider may have it: never tried again (ARCHITECTURE.md, "Never twice").
+      if (error instanceof DeliveryUncertainError) {
+        return { ok: false, failure, messageId: error.messageId };
+      }
       const delay = retryDelay(attempt);
       if (failure.kind === "transient" && Date.now() + delay < deadlineAt) {
         await sleep(delay);
@@ -263,7 +273,7 @@ export async function recordDelivery(
     messageId,
     status: delivery.ok ? "sent" : "failed",
     smtpResponse,
-    providerMessageId: delivery.ok ? delivery.messageId : null,
+    providerMessageId: delivery.messageId ?? null,
     errorCode: failureCode,
     ...(input.isQueued
       ? {

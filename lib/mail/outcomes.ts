@@ -70,6 +70,7 @@ const SMTP_FAILURE_KINDS: ReadonlySet<string> = new Set<SmtpFailureKind>([
   "admin_action",
   "quota",
   "transient",
+  "interrupted",
   "tls",
   "rejected",
 ]);

@@ -228,3 +228,40 @@ describe("Gmail 421 4.7.0 and other 4xx replies: retried with backoff", () => {
     expect(accepted(address)).toBe(0);
   });
 });
+
+describe("a connection that drops instead of answering", () => {
+  it("before the message was handed over: sent again on a new connection, delivered once", async () => {
+    const address = `drop-early-${Date.now()}@example.test`;
+    const box = await connectMailbox(owner, address);
+    let drops = 0;
+    bed.behaviour = (mailbox) => (mailbox === address && drops++ === 0 ? "drop_before_mail" : null);
+    expectKind(await send(box), "sent");
+    expect(accepted(address)).toBe(1);
+  });
+
+  it("after the last byte of DATA: failed as interrupted and never resent, since the provider may have it", async () => {
+    const address = `drop-late-${Date.now()}@example.test`;
+    const box = await connectMailbox(owner, address);
+    bed.behaviour = (mailbox) => (mailbox === address ? "drop_after_data" : null);
+    const failed = expectKind(await send(box), "provider_failed");
+    expect(failed).toMatchObject({ failure: "interrupted", code: "interrupted" });
+    expect(failed.cause).toMatch(/not resent/i);
+    // The server kept the one copy it was handed; nothing was sent a second time.
+    expect(accepted(address)).toBe(1);
+    const response = sendOutcomeResponse(failed);
+    expect(response.status).toBe(502);
+    // Nothing invites a blind retry.
+    expect(response.headers.get("retry-after")).toBeNull();
+    const db = await getDb();
+    const [row] = await db
+      .select()
+      .from(messages)
+      .where(eq(messages.id, failed.id ?? ""));
+    expect(row).toMatchObject({ status: "failed", errorCode: "interrupted" });
+    // Its Message-ID is kept, to look for in Sent Items: the one copy the server has.
+    expect(bed.smtp.stats().acceptedMessageIds.get(row?.providerMessageId ?? "")).toBe(1);
+    const events = await auditOf(failed.id ?? "", "message.failed");
+    expect(events).toHaveLength(1);
+    expect(await readMailbox(box)).toMatchObject({ status: "connected" });
+  });
+});

@@ -365,6 +365,22 @@ describe("the chokepoint's checks at each queued attempt", () => {
     expect(failed.bodySealed).toBeNull();
   });
 
+  it("fails a message whose connection dropped after its last byte, never resending it", async () => {
+    const { mailboxId, token } = await setup();
+    const id = await queue(token, mailboxId);
+    bed.behaviour = () => "drop_after_data";
+    await drainMailbox(mailboxId);
+    await drainMailbox(mailboxId);
+    const failed = await row(id);
+    expect(failed).toMatchObject({ status: "failed", errorCode: "interrupted", bodySealed: null });
+    expect(failed.lastError).toMatch(/may have accepted it\. Not resent/);
+    // The server stored the one copy it was handed (its reply was lost), and no other; the row
+    // keeps its Message-ID, to look for in Sent Items.
+    expect(await acceptedTimes(failed.providerMessageId)).toBe(1);
+    const shown = await status(token, id);
+    expect(shown.body).toMatchObject({ status: "failed" });
+  });
+
   it("fails a message whose body no key can open before claiming it", async () => {
     const { mailboxId, token } = await setup();
     const id = await queue(token, mailboxId);

@@ -7,6 +7,8 @@ export type SmtpFailureKind =
   | "admin_action"
   | "quota"
   | "transient"
+  /** The connection ended after the whole message was handed over and before the reply. */
+  | "interrupted"
   | "tls"
   | "rejected";
 
@@ -26,6 +28,12 @@ export type SmtpFailure = {
 };
 
 const DAY_MS = 86_400_000;
+
+/**
+ * The code of an error raised when a connection failed without a reply after the last byte of
+ * DATA (lib/mail/connection-pool.ts): whether the provider accepted the message is unknown.
+ */
+export const DELIVERY_UNCERTAIN = "EDELIVERYUNCERTAIN";
 
 type NodemailerError = {
   code?: unknown;
@@ -205,6 +213,17 @@ export function classifySmtpError(error: unknown): SmtpFailure {
         "The provider refused another connection for this mailbox (432 4.3.2: it allows only a " +
         "few at a time, Microsoft 365 three), and none came free in time. Nothing was sent; " +
         "try again in a minute.",
+      smtpResponse,
+    };
+  }
+  if (codes.includes(DELIVERY_UNCERTAIN)) {
+    return {
+      kind: "interrupted",
+      code: "interrupted",
+      cause:
+        "The connection ended after the whole message was handed to the provider and before it " +
+        "answered, so the provider may have accepted it. Not resent, to avoid a duplicate — " +
+        "check Sent Items before sending it again.",
       smtpResponse,
     };
   }

@@ -10,7 +10,7 @@ import { env } from "@/lib/env";
 import { ProviderNotConfiguredError } from "@/lib/oauth/errors";
 import { getMailProvider, type MailProvider, type SmtpSettings } from "@/lib/oauth/providers";
 import { getAccessToken } from "@/lib/oauth/tokens";
-import { MailboxConnections } from "./connection-pool";
+import { MailboxConnections, trackBodyProgress } from "./connection-pool";
 import { releaseAllSlots } from "./connection-slots";
 
 // The connections of each mailbox (lib/mail/connection-pool.ts: one single-connection nodemailer
@@ -243,7 +243,11 @@ async function entryFor(target: MailboxTransportTarget): Promise<Entry> {
       maxConnections: 1,
       maxMessages: Number.POSITIVE_INFINITY,
       idleTimeout: 0,
+      // nodemailer would send a message again by itself when its connection closes mid-send,
+      // even after the last byte of DATA (a duplicate): the caller decides (lib/mail/delivery.ts).
+      maxRequeues: 0,
     } as SMTPPoolOptions);
+    transporter.use("stream", trackBodyProgress);
     // Pool-level errors also reach the sendMail callers; this only keeps them from crashing the process.
     transporter.on("error", () => {});
     return transporter;
