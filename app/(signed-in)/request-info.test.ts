@@ -30,6 +30,7 @@ vi.mock("next/cache", () => ({ revalidatePath: () => {}, revalidateTag: () => {}
 
 const { GET: exportActivity } = await import("./(admin)/activity/export/route");
 const { GET: downloadReceipt } = await import("./(admin)/privacy/[requestId]/receipt/route");
+const { GET: exportOwnData } = await import("./(dashboard)/profile/export/route");
 const { signOut } = await import("@/lib/auth/config");
 
 /** A person's browser behind our server: session cookie, stamped socket address, user agent. */
@@ -135,5 +136,40 @@ describe("downloads that stream a log or a person's data", () => {
     } finally {
       await restore();
     }
+  });
+});
+
+describe("downloads started from another site's page", () => {
+  it("are refused with 403 and audited; nothing is exported or recorded; our own pages still work", async () => {
+    const owner = await createOwner("cross-site");
+    const browser = await browserOf(owner.user.id);
+    const activity = () =>
+      exportActivity(new Request(new URL("/activity/export?format=csv", env().APP_URL)));
+
+    for (const site of ["cross-site", "same-site"]) {
+      request.headers = { ...browser.headers, "sec-fetch-site": site };
+      const refusedLog = await activity();
+      expect(refusedLog.status).toBe(403);
+      expect(await refusedLog.text()).toMatch(/Mailwarden's own pages/);
+      const refusedOwn = await exportOwnData();
+      expect(refusedOwn.status).toBe(403);
+    }
+    expect(await auditEventsOf(owner.orgId, { action: "audit.exported" })).toHaveLength(0);
+    const db = await getDb();
+    const recorded = await db.select().from(dataRequests);
+    expect(recorded.filter((r) => r.requestedBy === owner.user.id)).toHaveLength(0);
+    const denied = await auditEventsOf(owner.orgId, { action: "access.denied" });
+    expect(denied).toHaveLength(4);
+    expect(denied.every((e) => (e.metadata as { reason?: string }).reason === "cross_site")).toBe(
+      true,
+    );
+
+    for (const site of ["same-origin", "none"]) {
+      request.headers = { ...browser.headers, "sec-fetch-site": site };
+      const response = await activity();
+      expect(response.status).toBe(200);
+      await response.text();
+    }
+    expect(await auditEventsOf(owner.orgId, { action: "audit.exported" })).toHaveLength(2);
   });
 });

@@ -1,5 +1,5 @@
 import "server-only";
-import { cookies } from "next/headers";
+import { cookies, headers } from "next/headers";
 import { forbidden, redirect } from "next/navigation";
 import { cache } from "react";
 import { getDb } from "@/db";
@@ -44,6 +44,7 @@ export async function auditDenied(
   ctx: SessionContext,
   resource: string,
   permission: Permission | "operator",
+  reason?: "cross_site",
 ) {
   const info = await requestInfo();
   await writeAuditEvent(await getDb(), {
@@ -53,8 +54,32 @@ export async function auditDenied(
     target: { type: "route", id: resource },
     outcome: "denied",
     request: info,
-    metadata: { role: ctx.role, permission },
+    metadata: { role: ctx.role, permission, ...(reason ? { reason } : {}) },
   });
+}
+
+/**
+ * Downloads that record or count something (exports, receipts) are GET links, and the session
+ * cookie (SameSite=Lax) rides along on a top-level GET from another site: a link there could
+ * start an export in the person's name, adding requests to the log and spending their export
+ * limit. So they answer only what the browser says came from our own pages or was typed in
+ * (`Sec-Fetch-Site` same-origin or none; clients that send no such header are let through).
+ */
+export async function crossSiteRefusal(
+  ctx: SessionContext,
+  resource: string,
+  permission: Permission,
+): Promise<Response | null> {
+  const site = (await headers()).get("sec-fetch-site");
+  if (site === null || site === "same-origin" || site === "none") return null;
+  await auditDenied(ctx, resource, permission, "cross_site");
+  return new Response(
+    "Start downloads from Mailwarden's own pages: open the page and use its link.\n",
+    {
+      status: 403,
+      headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
+    },
+  );
 }
 
 /** For pages: sends the signed-out to sign-in and answers 403 to a role without the permission. */

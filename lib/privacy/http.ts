@@ -1,9 +1,12 @@
 import "server-only";
 import { type ActionContext, memberContextOf } from "@/lib/auth/action";
 import { hasPermission, type Permission } from "@/lib/auth/roles";
-import { auditDenied, getSessionContext } from "@/lib/auth/session";
+import { auditDenied, crossSiteRefusal, getSessionContext } from "@/lib/auth/session";
 
-/** A route handler's session check: the context, or the answer to send instead (audited 403). */
+/**
+ * A download route's session check: the context, or the answer to send instead (audited 403,
+ * a request from another site's page included: lib/auth/session.ts, crossSiteRefusal).
+ */
 export async function routeContext(
   permission: Permission,
   resource: string,
@@ -17,6 +20,8 @@ export async function routeContext(
     const refused = Response.json({ error: "Your role does not allow this." }, { status: 403 });
     return { ctx: null, refused };
   }
+  const crossSite = await crossSiteRefusal(session, resource, permission);
+  if (crossSite) return { ctx: null, refused: crossSite };
   return { ctx: await memberContextOf(session), refused: null };
 }
 

@@ -4,7 +4,7 @@ import { exportStream } from "@/lib/audit/export";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { requestInfoFrom } from "@/lib/auth/request";
 import { hasPermission } from "@/lib/auth/roles";
-import { activityView, auditDenied, getSessionContext } from "@/lib/auth/session";
+import { activityView, auditDenied, crossSiteRefusal, getSessionContext } from "@/lib/auth/session";
 import { downloadRefusal } from "@/lib/ratelimit/runtime";
 
 // GET /activity/export?format=csv|jsonl&<the activity page's filter>: the filtered log,
@@ -27,6 +27,8 @@ export async function GET(request: Request): Promise<Response> {
     await auditDenied(ctx, "/activity/export", "readAudit");
     return plain(403, "Your role does not allow exporting the activity log.");
   }
+  const crossSite = await crossSiteRefusal(ctx, "/activity/export", "readAudit");
+  if (crossSite) return crossSite;
   const limited = await downloadRefusal(ctx.user.id);
   if (limited) return limited;
   const url = new URL(request.url);
