@@ -133,7 +133,8 @@ const schema = z.object({
   /** First retry delay of a queued message; doubled on each further attempt, at most 30 min. */
   QUEUE_RETRY_BASE_SECONDS: z.coerce.number().min(0.1).max(3_600).default(30),
   /**
-   * An attempt still `sending` this long after its claim was interrupted (its process died).
+   * An attempt (queued, or a synchronous send) still `sending` this long after its claim was
+   * interrupted (its process died).
    * Longer than the slowest live attempt: 4 tries (2 transient retries, 1 forced token refresh)
    * of up to 15 + 15 + 60 s of nodemailer timeouts each, 360 s.
    */

@@ -71,8 +71,9 @@ export const IDEMPOTENCY_TARGET = [messages.senderType, messages.senderId, messa
  */
 export async function claimMessage({
   db,
+  leaseSeconds,
   ...message
-}: NewMessage & { db: DbOrTx }): Promise<{ id: string } | null> {
+}: NewMessage & { db: DbOrTx; leaseSeconds: number }): Promise<{ id: string } | null> {
   const columns = { id: randomUUID(), ...newMessageColumns(message) };
   const [row] = await preparedOnce(db, "claim_message", (handle, name) =>
     handle
@@ -83,11 +84,14 @@ export async function claimMessage({
           Object.keys(columns).map((c) => [c, sql.placeholder(c)]),
         ) as unknown as typeof columns),
         status: "sending",
+        // Past this the process that sends it died: the sweep settles the row (interrupted),
+        // so it never stays `sending`, nor a retry with its Idempotency-Key in progress, for ever.
+        claimExpiresAt: sql`now() + make_interval(secs => ${sql.placeholder("leaseSeconds")})`,
       })
       .onConflictDoNothing({ target: IDEMPOTENCY_TARGET })
       .returning({ id: messages.id })
       .prepare(name),
-  ).execute(columns);
+  ).execute({ ...columns, leaseSeconds });
   return row ?? null;
 }
 

@@ -225,7 +225,8 @@ export async function takeLapsedClaims({
     where m.id = lapsed.id
     returning m.id, m.org_id as "orgId", m.mailbox_id as "mailboxId",
       m.provider_message_id as "providerMessageId", m.sender_type as "senderType",
-      m.sender_id as "senderId", m.recipient_count as "recipientCount"`);
+      m.sender_id as "senderId", m.recipient_count as "recipientCount",
+      m.deadline_at is not null as "isQueued"`);
   return (
     result as unknown as {
       rows: {
@@ -236,6 +237,8 @@ export async function takeLapsedClaims({
         senderType: string;
         senderId: string;
         recipientCount: number;
+        /** False for a synchronous send: no body is kept, so it is never sent again. */
+        isQueued: boolean;
       }[];
     }
   ).rows;

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { GET } from "@/app/api/v1/messages/[id]/route";
 import { POST } from "@/app/api/v1/messages/route";
@@ -14,6 +14,8 @@ import { auditEventsOf } from "@/lib/testing/audit";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { restrictApiKey, revokeApiKey } from "./api-keys";
+import { hashSendRequest } from "./idempotency";
+import type { SendRequest } from "./message";
 import { cancelMessage, drainMailbox } from "./queued";
 import { INTERRUPTED_CAUSE, settleInterruptedAttempts } from "./send-queued";
 import {
@@ -464,6 +466,53 @@ describe("an attempt interrupted by its process dying", () => {
     const settled = await row(id);
     expect(settled.status).toBe("sent");
     expect(settled.bodySealed).toBeNull();
+  });
+
+  it("a synchronous send whose process died: failed as interrupted once its lease lapses, and a retry with its Idempotency-Key gets that answer instead of 409 for ever", async () => {
+    const { mailboxId, token, key } = await setup();
+    const idempotencyKey = `sync-${randomUUID()}`;
+    const body = message(mailboxId);
+    // The row exactly as the route's claim writes it before any SMTP traffic; the process
+    // "dies" there (no final update).
+    const { claimMessage } = await import("@/db/queries/messages");
+    const db = await getDb();
+    const claimed = await claimMessage({
+      db,
+      orgId: owner.orgId,
+      mailboxId,
+      sender: { type: "api_key", id: key.id },
+      recipients: { to: body.to, cc: [], bcc: [] },
+      subject: body.subject,
+      idempotencyKey,
+      requestHash: hashSendRequest({ ...body, cc: [], bcc: [] } as SendRequest),
+      leaseSeconds: 600,
+    });
+    if (!claimed) throw new Error("not claimed");
+    // Ten minutes later (only a lease the claim wrote can lapse).
+    await db.execute(
+      sql`update messages set claim_expires_at = claim_expires_at - interval '601 seconds' where id = ${claimed.id}`,
+    );
+    await settleInterruptedAttempts();
+    const failed = await row(claimed.id);
+    expect(failed).toMatchObject({
+      status: "failed",
+      errorCode: "interrupted",
+      claimExpiresAt: null,
+    });
+    const events = await auditEventsOf(owner.orgId, {
+      action: "message.failed",
+      targetId: claimed.id,
+    });
+    expect(events).toHaveLength(1);
+    expect(events[0]?.metadata).not.toHaveProperty("queued");
+    const replay = await post(token, body, { "idempotency-key": idempotencyKey });
+    expect(replay.status).toBe(502);
+    expect(await replay.json()).toMatchObject({ id: claimed.id, code: "interrupted" });
+    // A send that finishes leaves no lease behind for the sweep.
+    const done = await post(token, message(mailboxId), {});
+    expect(done.status).toBe(201);
+    const { id } = (await done.json()) as { id: string };
+    expect((await row(id)).claimExpiresAt).toBeNull();
   });
 
   it("Gmail or Microsoft: failed with a plain cause, never resent", async () => {

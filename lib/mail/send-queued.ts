@@ -88,6 +88,13 @@ async function senderContext(db: Database, row: DueMessage | QueuedRow): Promise
   };
 }
 
+/** What a synchronous send was for, by who sent it (lib/mail/checks.ts, senderOf). */
+const PURPOSE_OF_SENDER: Record<string, "api" | "dashboard_test" | "notification"> = {
+  api_key: "api",
+  user: "dashboard_test",
+  system: "notification",
+};
+
 type QueuedRow = { id: string; orgId: string; senderType: string; senderId: string };
 
 function retryDelayMs(attempts: number): number {
@@ -300,14 +307,17 @@ export async function settleInterruptedAttempts(): Promise<number> {
     })),
   );
   // One read of the demo server's record for every demo attempt of this sweep.
+  // A synchronous send's row (no body kept) can only fail as interrupted.
+  const isDemoQueued = (row: (typeof rows)[number], mailbox: Mailbox | null) =>
+    mailbox?.provider === "demo" && row.isQueued && row.providerMessageId !== null;
   const demoIds = found.flatMap(({ row, mailbox }) =>
-    mailbox?.provider === "demo" && row.providerMessageId ? [row.providerMessageId] : [],
+    isDemoQueued(row, mailbox) && row.providerMessageId ? [row.providerMessageId] : [],
   );
   const accepted =
     demoIds.length > 0 ? await demoInboxMessageIds(demoInboxDataDir(), demoIds) : new Set();
   for (const { row, mailbox } of found) {
     const ctx = await senderContext(db, row);
-    if (mailbox?.provider === "demo" && row.providerMessageId) {
+    if (mailbox && isDemoQueued(row, mailbox) && row.providerMessageId) {
       if (accepted.has(row.providerMessageId)) {
         await finish(db, ctx, mailbox, row, {
           ok: true,
@@ -336,7 +346,16 @@ export async function settleInterruptedAttempts(): Promise<number> {
       cause: INTERRUPTED_CAUSE,
       retryAfterSeconds: null,
     };
-    if (mailbox) await finish(db, ctx, mailbox, row, { ok: false, failure });
+    if (mailbox && !row.isQueued) {
+      await recordDelivery(db, {
+        ctx,
+        purpose: PURPOSE_OF_SENDER[row.senderType] ?? "api",
+        mailbox,
+        messageId: row.id,
+        recipientCount: row.recipientCount,
+        delivery: { ok: false, failure },
+      });
+    } else if (mailbox) await finish(db, ctx, mailbox, row, { ok: false, failure });
     else {
       await finishMessage({
         db,

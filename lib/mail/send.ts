@@ -5,6 +5,7 @@ import { claimMessage, finishMessage } from "@/db/queries/messages";
 import { withoutAddresses } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
+import { env } from "@/lib/env";
 import { sendingPauseOf } from "@/lib/incidents/switches";
 import { markMailboxRecovered } from "@/lib/oauth/recovery";
 import {
@@ -162,6 +163,7 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
     subject: request.subject,
     idempotencyKey: scope?.idempotencyKey ?? null,
     requestHash,
+    leaseSeconds: env().QUEUE_SEND_LEASE_SECONDS,
   });
   // Lost the race for this Idempotency-Key to a request that arrived at the same time.
   if (!claimed)
