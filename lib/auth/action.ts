@@ -2,6 +2,7 @@ import "server-only";
 import { z } from "zod";
 import { UserFacingError } from "@/lib/errors";
 import type { MemberContext } from "./context";
+import { PAGE_ORG_FIELD } from "./page-org";
 import { requestInfo } from "./request";
 import { hasPermission, type Permission } from "./roles";
 import { auditDenied, getSessionContext, type SessionContext } from "./session";
@@ -19,7 +20,7 @@ export type ActionResult = {
 function formToObject(formData: FormData): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const key of new Set(formData.keys())) {
-    if (key.startsWith("$ACTION")) continue;
+    if (key.startsWith("$ACTION") || key === PAGE_ORG_FIELD) continue;
     const values = formData.getAll(key).filter((v): v is string => typeof v === "string");
     out[key] = values.length > 1 ? values : (values[0] ?? "");
   }
