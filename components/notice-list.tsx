@@ -1,4 +1,5 @@
 import { formatDateTime } from "@/lib/utils";
+import { PageOrgField } from "./page-org";
 
 type Notice = { id: string; title: string; body: string; createdAt: Date };
 
@@ -26,6 +27,7 @@ export function NoticeList({
             </div>
             <form action={dismiss}>
               <input type="hidden" name="noticeId" value={n.id} />
+              <PageOrgField />
               <button type="submit" className="text-amber-900 text-xs underline">
                 Dismiss
               </button>

@@ -1,8 +1,10 @@
 "use client";
 
 import { useFormStatus } from "react-dom";
+import { PageOrgField } from "@/components/page-org";
 import { Button, type ButtonProps } from "./button";
 
+/** A form's submit button; it also sends the page's organisation (components/page-org.tsx). */
 export function SubmitButton({
   children,
   pendingText,
@@ -10,8 +12,11 @@ export function SubmitButton({
 }: ButtonProps & { pendingText?: string }) {
   const { pending } = useFormStatus();
   return (
-    <Button type="submit" disabled={pending} aria-disabled={pending} {...props}>
-      {pending ? (pendingText ?? "Working…") : children}
-    </Button>
+    <>
+      <PageOrgField />
+      <Button type="submit" disabled={pending} aria-disabled={pending} {...props}>
+        {pending ? (pendingText ?? "Working…") : children}
+      </Button>
+    </>
   );
 }

@@ -50,6 +50,7 @@ import {
   type Target,
 } from "./access-matrix";
 import { signedIn } from "./access-matrix-shapes";
+import { PAGE_ORG_FIELD } from "./page-org";
 
 // The Next request context is the one thing substituted: next/headers answers with the calling
 // person's cookie (a real Auth.js session row, looked up by the real auth()) or API key, and the
@@ -553,7 +554,9 @@ async function prepare(
   t: Target,
 ): Promise<() => Promise<Called>> {
   if (row.kind === "action") {
-    const form = await row.call(t);
+    // Sent from a page of the caller's own organisation, as every form is (components/page-org).
+    const own = orgOf(caller);
+    const form = { ...(own ? { [PAGE_ORG_FIELD]: own } : {}), ...(await row.call(t)) };
     return () => callAction(file, name, form);
   }
   if (row.kind === "route") {

@@ -2,6 +2,7 @@ import "server-only";
 import { z } from "zod";
 import { UserFacingError } from "@/lib/errors";
 import type { MemberContext } from "./context";
+import { PAGE_ORG_FIELD } from "./page-org";
 import { requestInfo } from "./request";
 import { hasPermission, type Permission } from "./roles";
 import { auditDenied, getSessionContext, type SessionContext } from "./session";
@@ -19,11 +20,28 @@ export type ActionResult = {
 function formToObject(formData: FormData): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const key of new Set(formData.keys())) {
-    if (key.startsWith("$ACTION")) continue;
+    if (key.startsWith("$ACTION") || key === PAGE_ORG_FIELD) continue;
     const values = formData.getAll(key).filter((v): v is string => typeof v === "string");
     out[key] = values.length > 1 ? values : (values[0] ?? "");
   }
   return out;
+}
+
+/**
+ * Why an organisation's action is refused for the page it came from, or null. Every form sends
+ * the organisation its page was rendered for (components/page-org.tsx); the session's may have
+ * changed since, in another tab, and a form without a row id (an incident switch) would then act
+ * on the other organisation. A form without the field is refused too: every form sends it.
+ */
+function pageOrgRefusal(formData: FormData, orgId: string): string | null {
+  const sent = formData.getAll(PAGE_ORG_FIELD);
+  if (sent.length === 0) {
+    return "This form did not say which organisation it belongs to. Reload the page and try again.";
+  }
+  if (sent.some((value) => value !== orgId)) {
+    return "This page belongs to another organisation: you switched organisation in another tab. Reload the page and try again.";
+  }
+  return null;
 }
 
 /** The session's view of the caller plus the one context lib/ functions take. */
@@ -46,6 +64,9 @@ export async function memberContextOf(session: SessionContext): Promise<ActionCo
  * the form's message or field error; anything else propagates.
  * `"signedIn"` is for what a person does for themselves rather than in the active organisation
  * (answering an invitation, switching organisation): any signed-in member may call it.
+ * Any other action first checks the form's page organisation (`pageOrgRefusal`) and changes
+ * nothing when it is not the session's. `"signedIn"` ones do not: the org switcher must work from
+ * a page of the organisation being left, and an invitation is the person's own.
  */
 export function action<S extends z.ZodType>(
   options: {
@@ -60,6 +81,10 @@ export function action<S extends z.ZodType>(
   return async (_previous: ActionResult, formData: FormData): Promise<ActionResult> => {
     const session = await getSessionContext();
     if (!session) return { message: "Your session has ended. Sign in again." };
+    if (options.permission !== "signedIn") {
+      const refusal = pageOrgRefusal(formData, session.orgId);
+      if (refusal) return { message: refusal };
+    }
     if (options.permission !== "signedIn" && !hasPermission(session.role, options.permission)) {
       await auditDenied(session, `action:${options.name}`, options.permission);
       return { message: "Your role does not allow this." };

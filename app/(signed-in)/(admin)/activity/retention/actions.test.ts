@@ -1,6 +1,7 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { getDb } from "@/db";
 import { getRetentionSettings } from "@/db/queries/organization-settings";
+import { PAGE_ORG_FIELD } from "@/lib/auth/page-org";
 import { ensureDemoClients } from "@/lib/demo";
 import { env } from "@/lib/env";
 import { auditEventsOf } from "@/lib/testing/audit";
@@ -11,7 +12,7 @@ import { createMember, createOwner, createSession } from "@/lib/testing/factorie
 // so this file starts from an empty one (a module loaded with the real next/headers keeps it).
 const request = vi.hoisted(() => {
   vi.resetModules();
-  return { cookie: "" };
+  return { cookie: "", orgId: "" };
 });
 vi.mock("next/headers", () => ({
   headers: async () =>
@@ -26,12 +27,15 @@ vi.mock("next/cache", () => ({ revalidatePath: () => {}, revalidateTag: () => {}
 
 const { setRetentionAction } = await import("./actions");
 
-async function signIn(userId: string) {
+/** Signed in with `orgId` current, the organisation every form's page was rendered for. */
+async function signIn(userId: string, orgId: string) {
   request.cookie = `authjs.session-token=${await createSession(userId)}`;
+  request.orgId = orgId;
 }
 
 function form(fields: Record<string, string>) {
   const data = new FormData();
+  data.set(PAGE_ORG_FIELD, request.orgId);
   for (const [name, value] of Object.entries(fields)) data.set(name, value);
   return data;
 }
@@ -41,6 +45,7 @@ beforeAll(() => ensureDemoClients(env().dataDir));
 
 afterEach(() => {
   request.cookie = "";
+  request.orgId = "";
 });
 
 describe("the data retention settings", () => {
@@ -52,7 +57,7 @@ describe("the data retention settings", () => {
       messageDays: 90,
       networkDays: 30,
     });
-    await signIn(owner.user.id);
+    await signIn(owner.user.id, owner.orgId);
     const result = await setRetentionAction(
       {},
       form({ auditDays: "400", messageDays: " 14 ", networkDays: "" }),
@@ -79,7 +84,7 @@ describe("the data retention settings", () => {
   it("name each bad field and store nothing", async () => {
     const owner = await createOwner();
     const db = await getDb();
-    await signIn(owner.user.id);
+    await signIn(owner.user.id, owner.orgId);
     const result = await setRetentionAction(
       {},
       form({ auditDays: "30", messageDays: "0", networkDays: "ninety" }),
@@ -110,7 +115,7 @@ describe("the data retention settings", () => {
   it("refuse a sender and leave the settings as they were", async () => {
     const owner = await createOwner();
     const sender = await createMember(owner.orgId, "sender");
-    await signIn(sender.id);
+    await signIn(sender.id, owner.orgId);
     const result = await setRetentionAction(
       {},
       form({ auditDays: "", messageDays: "", networkDays: "" }),
