@@ -74,4 +74,27 @@ test("[OWNER][INVITATIONS] accepting joins with the invited role and the switche
   await page.getByRole("button", { name: "Switch" }).click();
   await expect(page.getByTestId("current-org")).toHaveText(orgA);
   await expect(page.getByTestId("current-role")).toHaveText("Admin");
+
+  // A second tab keeps A's members page open; the first switches to B. The form left open for A
+  // is refused instead of inviting into B, and a form on a page of B then works.
+  const stale = await page.context().newPage();
+  await stale.goto("/members");
+  await expect(stale.getByTestId("current-org")).toHaveText(orgA);
+  await page.getByLabel("Switch organisation").selectOption({ label: `${orgB} (Owner)` });
+  await page.getByRole("button", { name: "Switch" }).click();
+  await expect(page.getByTestId("current-org")).toHaveText(orgB);
+  const newcomer = uniqueEmail("stale-tab");
+  await stale.getByLabel("Email", { exact: true }).fill(newcomer);
+  await stale.getByLabel("Role", { exact: true }).selectOption("sender");
+  await stale.getByRole("button", { name: "Add person" }).click();
+  await expect(stale.getByText(/belongs to another organisation/)).toBeVisible();
+  await stale.reload();
+  await expect(stale.getByRole("row").filter({ hasText: newcomer })).toHaveCount(0);
+  await stale.close();
+  // In the tab that switched, without a reload: the page's organisation moved with the switch.
+  await page.getByRole("navigation").getByRole("link", { name: "Members", exact: true }).click();
+  await page.getByLabel("Email", { exact: true }).fill(newcomer);
+  await page.getByLabel("Role", { exact: true }).selectOption("sender");
+  await page.getByRole("button", { name: "Add person" }).click();
+  await expect(page.getByText(`${newcomer} is invited as sender`)).toBeVisible();
 });
