@@ -66,8 +66,13 @@ export type EndpointInput = { url: string; description: string; events: WebhookE
 /** `dns` is for tests: where and how long the URL's host is resolved (lib/webhooks/address.ts). */
 export type SaveOptions = { dns?: DnsOptions };
 
-/** The URL checked as a delivery will check it (resolved, every address judged). */
-async function checkUrl(url: string, { dns }: SaveOptions): Promise<string> {
+/**
+ * The URL checked as a delivery will check it (resolved, every address judged). Each check asks
+ * DNS about a host of the caller's choosing, so saves are rate limited (`webhookEndpointSave`,
+ * per person and per organisation) before it; a refusal is audited as every limit's is.
+ */
+async function checkUrl(ctx: CallContext, url: string, { dns }: SaveOptions): Promise<string> {
+  await enforceRateLimit("webhookEndpointSave", [`user:${ctx.actor.id}`, `org:${ctx.orgId}`]);
   try {
     const target = await resolveWebhookTarget(url.trim(), { allowPrivate: env().isDemo, dns });
     return target.url.toString();
@@ -104,7 +109,7 @@ export async function createEndpoint(
 ): Promise<{ endpoint: WebhookEndpointSummary; secret: string }> {
   assertManager(ctx);
   const events = checkEvents(input.events);
-  const url = await checkUrl(input.url, options);
+  const url = await checkUrl(ctx, input.url, options);
   const id = randomUUID();
   const secret = generateWebhookSecret();
   const db = await getDb();
@@ -143,7 +148,7 @@ export async function updateEndpoint(
   assertManager(ctx);
   await getEndpoint(ctx, endpointId);
   const events = checkEvents(input.events);
-  const url = await checkUrl(input.url, options);
+  const url = await checkUrl(ctx, input.url, options);
   return audited(ctx, endpointId, "webhook.endpoint_updated", {
     url,
     description: input.description,

@@ -17,6 +17,7 @@ import {
   getEndpoint,
   rotateEndpointSecret,
   sendTestDelivery,
+  updateEndpoint,
   WebhookEndpointNotFoundError,
   WebhookInputError,
 } from "./endpoints";
@@ -531,5 +532,52 @@ describe("the test button", () => {
     }
     for (const id of ids) await deliveryOnce(id);
     expect(receiver.received).toHaveLength(2);
+  });
+});
+
+describe("saving an endpoint", () => {
+  it("is rate limited per person and organisation: past the limit nothing is stored, and the refusal is audited", async () => {
+    const { ctx, orgId } = await owner();
+    const restore = useRateLimits(
+      {
+        webhookTest: { tokens: 1_000, window: "1 m" },
+        webhookEndpointSave: { tokens: 2, window: "1 h" },
+      },
+      { audited: true },
+    );
+    try {
+      const { endpoint } = await endpointAtReceiver(ctx);
+      await endpointAtReceiver(ctx);
+      const third = await endpointAtReceiver(ctx).catch((e: unknown) => e);
+      expect(third).toBeInstanceOf(RateLimitedError);
+      expect((third as RateLimitedError).limit).toBe("webhookEndpointSave");
+      expect((third as Error).message).toMatch(/^Too many requests\. Try again in \d+ seconds\.$/);
+      // A change resolves the host again: it counts against the same limit.
+      const change = await updateEndpoint(ctx, endpoint.id, {
+        url: receiver.url,
+        description: "changed",
+        events: ["message.sent"],
+        enabled: true,
+      }).catch((e: unknown) => e);
+      expect(change).toBeInstanceOf(RateLimitedError);
+      const rows = await endpointRowsOf(orgId);
+      expect(rows).toHaveLength(2);
+      expect(rows.map((r) => r.description)).toEqual(["", ""]);
+
+      const refusals = () =>
+        getDb().then((db) =>
+          db
+            .select()
+            .from(auditEvents)
+            .where(and(eq(auditEvents.chain, orgId), eq(auditEvents.action, "rate_limit.refused"))),
+        );
+      await expect.poll(async () => (await refusals()).length, { timeout: 10_000 }).toBe(1);
+      expect((await refusals())[0]?.metadata).toMatchObject({
+        limit: "webhookEndpointSave",
+        scope: `org:${orgId}`,
+      });
+    } finally {
+      await restore();
+    }
   });
 });
