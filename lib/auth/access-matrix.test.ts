@@ -629,6 +629,7 @@ beforeAll(async () => {
     testSend: plenty,
     apiKey: plenty,
     sendMailboxMinuteDemo: plenty,
+    webhookEndpointSave: plenty,
   });
   // Unique organisation names: each is a secret of its own organisation in the checks below.
   const ownerA = await createOwner(`alpha-${randomUUID().slice(0, 8)}`);

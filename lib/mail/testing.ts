@@ -15,6 +15,7 @@ import { registerMailProvider, smtpLimitsFor } from "@/lib/oauth/providers";
 import { type DemoTestbed, startDemoTestbed } from "@/lib/oauth/testing/demo";
 import { connectDemoMailbox, type Person } from "@/lib/oauth/testing/fixtures";
 import { createRateLimits, type LimitOverrides, type RateLimits } from "@/lib/ratelimit";
+import { withRefusalAudit } from "@/lib/ratelimit/runtime";
 import { memberContext } from "@/lib/testing/context";
 import { createApiKey } from "./api-keys";
 import { useDemoInboxDataDir } from "./send-queued";
@@ -148,11 +149,13 @@ export async function clearOfMinuteTurn(needMs = 10_000): Promise<void> {
 
 // Seam over lib/ratelimit/runtime.ts's process-wide holder: the same backend the environment
 // picks (Redis when REDIS_URL is set), with other numbers, until the returned function runs.
+// Refusals are not audited unless `audited` (as rateLimits() audits them outside tests): a test
+// about a refusal's audit event opts in.
 const limitsHolder = globalThis as typeof globalThis & { __mailwardenRateLimits?: RateLimits };
 
 export function useRateLimits(
   overrides: LimitOverrides,
-  options: { redisUrl?: string } = {},
+  options: { redisUrl?: string; audited?: boolean } = {},
 ): () => Promise<void> {
   const previous = limitsHolder.__mailwardenRateLimits;
   const replacement = createRateLimits({
@@ -160,7 +163,9 @@ export function useRateLimits(
     overrides,
     prefix: `mailwarden:test:${randomUUID().slice(0, 8)}`,
   });
-  limitsHolder.__mailwardenRateLimits = replacement;
+  limitsHolder.__mailwardenRateLimits = options.audited
+    ? withRefusalAudit(replacement)
+    : replacement;
   return async () => {
     limitsHolder.__mailwardenRateLimits = previous;
     await replacement.close();

@@ -68,6 +68,9 @@ export const DEFAULT_LIMITS = {
   // Webhook test deliveries, per person and per organisation: each is a request to a URL of
   // the caller's choosing.
   webhookTest: { tokens: 5, window: "1 m" },
+  // Webhook endpoint creations and changes, per person and per organisation: each resolves a
+  // host of the caller's choosing (lib/webhooks/address.ts).
+  webhookEndpointSave: { tokens: 30, window: "1 h" },
   // Downloads that stream a whole activity log or a person's data, per person.
   dataExport: { tokens: 20, window: "1 h" },
 } as const satisfies Record<string, LimitSpec>;

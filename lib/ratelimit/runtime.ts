@@ -46,7 +46,7 @@ const holder = globalThis as typeof globalThis & { __mailwardenRateLimits?: Rate
  * Every refusal of every limiter is audited (sampled: one event per limiter key per window),
  * wherever the 429 or the form message is then made.
  */
-function audited(limits: RateLimits): RateLimits {
+export function withRefusalAudit(limits: RateLimits): RateLimits {
   return {
     ...limits,
     backend: limits.backend,
@@ -86,7 +86,7 @@ export function sendMinuteLimits(e: Env): LimitOverrides {
 export function rateLimits(): RateLimits {
   if (holder.__mailwardenRateLimits) return holder.__mailwardenRateLimits;
   const e = env();
-  holder.__mailwardenRateLimits = audited(
+  holder.__mailwardenRateLimits = withRefusalAudit(
     createRateLimits({
       upstash:
         e.UPSTASH_REDIS_REST_URL && e.UPSTASH_REDIS_REST_TOKEN

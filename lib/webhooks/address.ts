@@ -1,5 +1,5 @@
 import "server-only";
-import { lookup } from "node:dns/promises";
+import { Resolver } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
 
 // Where a webhook may go (ARCHITECTURE.md, Webhooks). Outside demo mode an endpoint must be
@@ -8,6 +8,14 @@ import { BlockList, isIP } from "node:net";
 // The check runs after DNS resolution at each delivery, and the connection is then made to
 // the very address that was checked (lib/webhooks/http.ts), so a DNS answer that changes
 // between the check and the connect (rebinding) cannot redirect it.
+//
+// Names are resolved with c-ares (dns.promises.Resolver, A and AAAA), not dns.lookup():
+// lookup() runs getaddrinfo on libuv's threadpool (4 threads) with no timeout of its own, so a
+// few hosts whose DNS never answers, registered by anyone who may manage webhooks, would hold
+// every thread that file I/O, crypto and other lookups need. c-ares runs on the event loop; each
+// resolution has its own channel, a deadline (WEBHOOK_DNS_TIMEOUT_MS), and is cancelled at it.
+// /etc/hosts is not read: "localhost" and names under it are loopback (RFC 6761), other names
+// go to DNS.
 
 const blocked = new BlockList();
 for (const [net, prefix] of [
@@ -73,7 +81,13 @@ export type ResolvedTarget = { url: URL; address: string; family: 4 | 6 };
 /** A webhook URL refused before any connection; `reason` is said to the person. */
 export class WebhookTargetError extends Error {
   constructor(
-    readonly code: "invalid_url" | "scheme" | "https_required" | "forbidden_address" | "dns",
+    readonly code:
+      | "invalid_url"
+      | "scheme"
+      | "https_required"
+      | "forbidden_address"
+      | "dns"
+      | "dns_timeout",
     message: string,
   ) {
     super(message);
@@ -111,6 +125,67 @@ export function parseWebhookUrl(text: string, { allowPrivate }: { allowPrivate: 
   return url;
 }
 
+/** How long a host's A and AAAA answers may take, together, before it is refused. */
+export const WEBHOOK_DNS_TIMEOUT_MS = 5_000;
+
+/**
+ * Where and how long to ask. `servers` (ip or ip:port, as Resolver.setServers takes) defaults to
+ * the system's (/etc/resolv.conf); tests point it at a server that never answers.
+ */
+export type DnsOptions = { servers?: readonly string[]; timeoutMs?: number };
+
+type Resolved = { address: string; family: 4 | 6 };
+
+const LOOPBACK: Resolved[] = [
+  { address: "127.0.0.1", family: 4 },
+  { address: "::1", family: 6 },
+];
+
+// An answer that there is no such name or no address of that family; anything else (SERVFAIL,
+// refused, no answer) leaves the host unresolved.
+const NO_RECORDS = new Set(["ENODATA", "ENOTFOUND"]);
+
+/** A and AAAA of `host`, within the deadline; throws WebhookTargetError ("dns", "dns_timeout"). */
+async function resolveHost(host: string, dns: DnsOptions): Promise<Resolved[]> {
+  const name = host.toLowerCase().replace(/\.$/, "");
+  if (name === "localhost" || name.endsWith(".localhost")) return LOOPBACK;
+  const timeoutMs = dns.timeoutMs ?? WEBHOOK_DNS_TIMEOUT_MS;
+  // c-ares's own retries fit in the deadline (its defaults, 5 s and 4 tries, take over a minute).
+  const resolver = new Resolver({ timeout: Math.max(100, Math.floor(timeoutMs / 3)), tries: 2 });
+  if (dns.servers) resolver.setServers(dns.servers);
+  const settled = (family: 4 | 6, query: Promise<string[]>) =>
+    query.then(
+      (addresses) => ({ addresses: addresses.map((address) => ({ address, family })) }),
+      (error: NodeJS.ErrnoException) => ({ error: error.code ?? "unknown" }),
+    );
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const answers = await Promise.race([
+      Promise.all([settled(4, resolver.resolve4(name)), settled(6, resolver.resolve6(name))]),
+      new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), timeoutMs);
+      }),
+    ]);
+    const failures = answers?.flatMap((a) => ("error" in a ? [a.error] : [])) ?? ["ETIMEOUT"];
+    if (failures.includes("ETIMEOUT")) {
+      throw new WebhookTargetError(
+        "dns_timeout",
+        `No DNS answer for ${host} within ${timeoutMs / 1000} s: check the host name, or try again later.`,
+      );
+    }
+    // Both families must have answered (records or none); IPv4 first, as the one connected to.
+    const addresses = answers?.flatMap((a) => ("addresses" in a ? a.addresses : [])) ?? [];
+    if (addresses.length === 0 || failures.some((code) => !NO_RECORDS.has(code))) {
+      throw new WebhookTargetError("dns", `The host ${host} could not be resolved.`);
+    }
+    return addresses;
+  } finally {
+    clearTimeout(timer);
+    // Queries still out (the deadline passed) end now instead of holding the channel.
+    resolver.cancel();
+  }
+}
+
 /**
  * Resolves the URL's host and checks every address it resolves to; returns the address to
  * connect to. Refuses the whole host when any of its addresses is forbidden (an attacker's DNS
@@ -118,23 +193,13 @@ export function parseWebhookUrl(text: string, { allowPrivate }: { allowPrivate: 
  */
 export async function resolveWebhookTarget(
   text: string,
-  { allowPrivate }: { allowPrivate: boolean },
+  { allowPrivate, dns = {} }: { allowPrivate: boolean; dns?: DnsOptions },
 ): Promise<ResolvedTarget> {
   const url = parseWebhookUrl(text, { allowPrivate });
   const host = url.hostname.replace(/^\[|\]$/g, "");
-  let addresses: { address: string; family: number }[];
-  if (isIP(host)) {
-    addresses = [{ address: host, family: isIP(host) }];
-  } else {
-    try {
-      addresses = await lookup(host, { all: true, verbatim: true });
-    } catch {
-      throw new WebhookTargetError("dns", `The host ${host} could not be resolved.`);
-    }
-  }
-  if (addresses.length === 0) {
-    throw new WebhookTargetError("dns", `The host ${host} could not be resolved.`);
-  }
+  const family = isIP(host);
+  const addresses: Resolved[] =
+    family === 4 || family === 6 ? [{ address: host, family }] : await resolveHost(host, dns);
   if (!allowPrivate) {
     const bad = addresses.find((a) => isForbiddenAddress(a.address));
     if (bad) {
@@ -144,6 +209,6 @@ export async function resolveWebhookTarget(
       );
     }
   }
-  const [first] = addresses as [{ address: string; family: number }];
-  return { url, address: first.address, family: first.family === 6 ? 6 : 4 };
+  const [first] = addresses as [Resolved];
+  return { url, address: first.address, family: first.family };
 }

@@ -7,7 +7,7 @@ import {
   updateWebhookEndpoint,
 } from "@/db/queries/webhooks";
 import { env } from "@/lib/env";
-import { resolveWebhookTarget, WebhookTargetError } from "./address";
+import { type DnsOptions, resolveWebhookTarget, WebhookTargetError } from "./address";
 import { postWebhook, WEBHOOK_TIMEOUT_MS } from "./http";
 import { openWebhookSecret } from "./secrets";
 import { webhookHeaders } from "./signing";
@@ -57,9 +57,12 @@ function nextAttemptAt(
 
 /**
  * Attempts delivery `deliveryId` once, if it is due, and says what happens next; whoever runs it
- * (lib/webhooks/dispatch.ts) schedules the retry.
+ * (lib/webhooks/dispatch.ts) schedules the retry. `dns` is for tests (lib/webhooks/address.ts).
  */
-export async function deliverWebhook(deliveryId: string): Promise<DeliveryResult> {
+export async function deliverWebhook(
+  deliveryId: string,
+  { dns }: { dns?: DnsOptions } = {},
+): Promise<DeliveryResult> {
   const db = await getDb();
   const delivery = await claimDelivery({ db, deliveryId, leaseSeconds: LEASE_SECONDS });
   if (!delivery) return { kind: "skipped" };
@@ -110,11 +113,12 @@ export async function deliverWebhook(deliveryId: string): Promise<DeliveryResult
   }
   let target: Awaited<ReturnType<typeof resolveWebhookTarget>>;
   try {
-    target = await resolveWebhookTarget(endpoint.url, { allowPrivate: env().isDemo });
+    target = await resolveWebhookTarget(endpoint.url, { allowPrivate: env().isDemo, dns });
   } catch (error) {
     if (!(error instanceof WebhookTargetError)) throw error;
-    // DNS may answer differently later; a URL that is wrong in itself will not get better.
-    const retryable = error.code === "dns" || error.code === "forbidden_address";
+    // DNS may answer (or answer differently) later; a URL wrong in itself will not get better.
+    const retryable =
+      error.code === "dns" || error.code === "dns_timeout" || error.code === "forbidden_address";
     return settle({ statusCode: null, error: error.code, excerpt: error.message }, { retryable });
   }
 

@@ -17,7 +17,7 @@ import { hasPermission } from "@/lib/auth/roles";
 import { env } from "@/lib/env";
 import { UserFacingError } from "@/lib/errors";
 import { enforceRateLimit } from "@/lib/ratelimit/runtime";
-import { resolveWebhookTarget, WebhookTargetError } from "./address";
+import { type DnsOptions, resolveWebhookTarget, WebhookTargetError } from "./address";
 import { dispatchWebhookDeliveries } from "./dispatch";
 import { webhookBody } from "./emit";
 import { WEBHOOK_TEST_EVENT, type WebhookEventType } from "./event-types";
@@ -63,10 +63,18 @@ function assertManager(ctx: CallContext): void {
 
 export type EndpointInput = { url: string; description: string; events: WebhookEventType[] };
 
-/** The URL checked as a delivery will check it (resolved, every address judged). */
-async function checkUrl(url: string): Promise<string> {
+/** `dns` is for tests: where and how long the URL's host is resolved (lib/webhooks/address.ts). */
+export type SaveOptions = { dns?: DnsOptions };
+
+/**
+ * The URL checked as a delivery will check it (resolved, every address judged). Each check asks
+ * DNS about a host of the caller's choosing, so saves are rate limited (`webhookEndpointSave`,
+ * per person and per organisation) before it; a refusal is audited as every limit's is.
+ */
+async function checkUrl(ctx: CallContext, url: string, { dns }: SaveOptions): Promise<string> {
+  await enforceRateLimit("webhookEndpointSave", [`user:${ctx.actor.id}`, `org:${ctx.orgId}`]);
   try {
-    const target = await resolveWebhookTarget(url.trim(), { allowPrivate: env().isDemo });
+    const target = await resolveWebhookTarget(url.trim(), { allowPrivate: env().isDemo, dns });
     return target.url.toString();
   } catch (error) {
     if (error instanceof WebhookTargetError) throw new WebhookInputError("url", error.message);
@@ -97,10 +105,11 @@ export async function getEndpoint(ctx: CallContext, endpointId: string) {
 export async function createEndpoint(
   ctx: CallContext,
   input: EndpointInput,
+  options: SaveOptions = {},
 ): Promise<{ endpoint: WebhookEndpointSummary; secret: string }> {
   assertManager(ctx);
   const events = checkEvents(input.events);
-  const url = await checkUrl(input.url);
+  const url = await checkUrl(ctx, input.url, options);
   const id = randomUUID();
   const secret = generateWebhookSecret();
   const db = await getDb();
@@ -134,11 +143,12 @@ export async function updateEndpoint(
   ctx: CallContext,
   endpointId: string,
   input: EndpointInput & { enabled: boolean },
+  options: SaveOptions = {},
 ): Promise<WebhookEndpointSummary> {
   assertManager(ctx);
   await getEndpoint(ctx, endpointId);
   const events = checkEvents(input.events);
-  const url = await checkUrl(input.url);
+  const url = await checkUrl(ctx, input.url, options);
   return audited(ctx, endpointId, "webhook.endpoint_updated", {
     url,
     description: input.description,

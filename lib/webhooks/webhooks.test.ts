@@ -1,3 +1,4 @@
+import dgram from "node:dgram";
 import { and, eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
@@ -16,6 +17,7 @@ import {
   getEndpoint,
   rotateEndpointSecret,
   sendTestDelivery,
+  updateEndpoint,
   WebhookEndpointNotFoundError,
   WebhookInputError,
 } from "./endpoints";
@@ -112,6 +114,25 @@ async function newDelivery(orgId: string, endpointId: string) {
     },
   });
   return id;
+}
+
+/** A DNS server on a local UDP port that reads every query and never answers one. */
+async function silentDnsServer() {
+  const socket = dgram.createSocket("udp4");
+  let queries = 0;
+  socket.on("message", () => {
+    queries++;
+  });
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  return {
+    servers: [`127.0.0.1:${socket.address().port}`],
+    queries: () => queries,
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+}
+
+async function endpointRowsOf(orgId: string) {
+  return (await getDb()).select().from(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId));
 }
 
 /** As if the wait were over: the delivery is due now. */
@@ -430,6 +451,55 @@ describe("where webhooks may go", () => {
     ).rejects.toMatchObject({ code: "dns" });
   });
 
+  it("a host whose DNS never answers is refused within the bound, naming the URL field", async () => {
+    const { ctx } = await owner();
+    const dns = await silentDnsServer();
+    try {
+      const started = Date.now();
+      const refused = await createEndpoint(
+        ctx,
+        { url: "https://hangs.example/hooks", description: "", events: ["message.sent"] },
+        { dns: { servers: dns.servers } },
+      ).catch((e: unknown) => e);
+      // The default bound (5 s), far below the resolver's own give-up time (20 s and more).
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(dns.queries()).toBeGreaterThan(0);
+      expect(refused).toBeInstanceOf(WebhookInputError);
+      expect((refused as WebhookInputError).field).toBe("url");
+      expect((refused as Error).message).toBe(
+        "No DNS answer for hangs.example within 5 s: check the host name, or try again later.",
+      );
+      expect(await endpointRowsOf(ctx.orgId)).toEqual([]);
+    } finally {
+      await dns.close();
+    }
+  });
+
+  it("a delivery whose host's DNS never answers is a failed attempt, retried later", async () => {
+    const { ctx, orgId } = await owner();
+    const { endpoint } = await endpointAtReceiver(ctx);
+    await (await getDb())
+      .update(webhookEndpoints)
+      .set({ url: `http://hangs.example:${receiver.port}/hooks` })
+      .where(eq(webhookEndpoints.id, endpoint.id));
+    const id = await newDelivery(orgId, endpoint.id);
+    const dns = await silentDnsServer();
+    try {
+      const started = Date.now();
+      const result = await deliverWebhook(id, { dns: { servers: dns.servers, timeoutMs: 1_000 } });
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(result).toMatchObject({ kind: "retry", statusCode: null, error: "dns_timeout" });
+    } finally {
+      await dns.close();
+    }
+    expect(dns.queries()).toBeGreaterThan(0);
+    expect((await deliveryRow(id)).status).toBe("pending");
+    const [attempt] = await attemptsOf(id);
+    expect(attempt?.responseExcerpt).toMatch(/^No DNS answer for hangs\.example within 1 s/);
+    expect(attempt?.nextRetryAt).not.toBeNull();
+    expect(receiver.received).toEqual([]);
+  });
+
   it("gives up on a receiver that does not answer in time and caps what it reads", async () => {
     const target = { url: new URL(receiver.url), address: "127.0.0.1", family: 4 as const };
     receiver.answers.push("hang");
@@ -462,5 +532,52 @@ describe("the test button", () => {
     }
     for (const id of ids) await deliveryOnce(id);
     expect(receiver.received).toHaveLength(2);
+  });
+});
+
+describe("saving an endpoint", () => {
+  it("is rate limited per person and organisation: past the limit nothing is stored, and the refusal is audited", async () => {
+    const { ctx, orgId } = await owner();
+    const restore = useRateLimits(
+      {
+        webhookTest: { tokens: 1_000, window: "1 m" },
+        webhookEndpointSave: { tokens: 2, window: "1 h" },
+      },
+      { audited: true },
+    );
+    try {
+      const { endpoint } = await endpointAtReceiver(ctx);
+      await endpointAtReceiver(ctx);
+      const third = await endpointAtReceiver(ctx).catch((e: unknown) => e);
+      expect(third).toBeInstanceOf(RateLimitedError);
+      expect((third as RateLimitedError).limit).toBe("webhookEndpointSave");
+      expect((third as Error).message).toMatch(/^Too many requests\. Try again in \d+ seconds\.$/);
+      // A change resolves the host again: it counts against the same limit.
+      const change = await updateEndpoint(ctx, endpoint.id, {
+        url: receiver.url,
+        description: "changed",
+        events: ["message.sent"],
+        enabled: true,
+      }).catch((e: unknown) => e);
+      expect(change).toBeInstanceOf(RateLimitedError);
+      const rows = await endpointRowsOf(orgId);
+      expect(rows).toHaveLength(2);
+      expect(rows.map((r) => r.description)).toEqual(["", ""]);
+
+      const refusals = () =>
+        getDb().then((db) =>
+          db
+            .select()
+            .from(auditEvents)
+            .where(and(eq(auditEvents.chain, orgId), eq(auditEvents.action, "rate_limit.refused"))),
+        );
+      await expect.poll(async () => (await refusals()).length, { timeout: 10_000 }).toBe(1);
+      expect((await refusals())[0]?.metadata).toMatchObject({
+        limit: "webhookEndpointSave",
+        scope: `org:${orgId}`,
+      });
+    } finally {
+      await restore();
+    }
   });
 });
