@@ -455,14 +455,13 @@ describe("where webhooks may go", () => {
     const { ctx } = await owner();
     const dns = await silentDnsServer();
     try {
-      const started = Date.now();
       const refused = await createEndpoint(
         ctx,
         { url: "https://hangs.example/hooks", description: "", events: ["message.sent"] },
         { dns: { servers: dns.servers } },
       ).catch((e: unknown) => e);
-      // The default bound (5 s), far below the resolver's own give-up time (20 s and more).
-      expect(Date.now() - started).toBeLessThan(15_000);
+      // The default bound (5 s) in the message: the resolver's own give-up (20 s and more) ends
+      // with another code.
       expect(dns.queries()).toBeGreaterThan(0);
       expect(refused).toBeInstanceOf(WebhookInputError);
       expect((refused as WebhookInputError).field).toBe("url");
@@ -485,9 +484,7 @@ describe("where webhooks may go", () => {
     const id = await newDelivery(orgId, endpoint.id);
     const dns = await silentDnsServer();
     try {
-      const started = Date.now();
       const result = await deliverWebhook(id, { dns: { servers: dns.servers, timeoutMs: 1_000 } });
-      expect(Date.now() - started).toBeLessThan(10_000);
       expect(result).toMatchObject({ kind: "retry", statusCode: null, error: "dns_timeout" });
     } finally {
       await dns.close();
