@@ -60,8 +60,12 @@ export function sendOutcomeResponse(outcome: SendOutcome | ConnectionTestOutcome
         {
           type: PROBLEM_TYPES.replayedFailure,
           detail:
-            "This is the stored result of the first request; nothing was sent again. Fix the " +
-            "cause and send with a new Idempotency-Key.",
+            outcome.errorCode === "interrupted"
+              ? "This is the stored result of the first request; nothing was sent again. Its " +
+                "connection ended after the whole message was handed over, so the provider may " +
+                "have it: check Sent Items before sending it with a new Idempotency-Key."
+              : "This is the stored result of the first request; nothing was sent again. Fix " +
+                "the cause and send with a new Idempotency-Key.",
           id: outcome.id,
           code: outcome.errorCode,
           smtpResponse: outcome.smtpResponse,

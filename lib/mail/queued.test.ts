@@ -507,7 +507,9 @@ describe("an attempt interrupted by its process dying", () => {
     expect(events[0]?.metadata).not.toHaveProperty("queued");
     const replay = await post(token, body, { "idempotency-key": idempotencyKey });
     expect(replay.status).toBe(502);
-    expect(await replay.json()).toMatchObject({ id: claimed.id, code: "interrupted" });
+    const replayed = (await replay.json()) as { id: string; code: string; detail: string };
+    expect(replayed).toMatchObject({ id: claimed.id, code: "interrupted" });
+    expect(replayed.detail).toMatch(/may have it: check Sent Items/);
     // A send that finishes leaves no lease behind for the sweep.
     const done = await post(token, message(mailboxId), {});
     expect(done.status).toBe(201);

@@ -95,7 +95,9 @@ export async function POST(request: Request): Promise<Response> {
       `[send] unexpected ${(error as Error)?.name ?? "error"} in POST /api/v1/messages`,
     );
     return problemResponse(500, "Internal error", [], {
-      detail: "The message may not have been sent. Retry with the same Idempotency-Key.",
+      detail:
+        "The message may not have been sent. A retry with the same Idempotency-Key answers " +
+        "with what was recorded for it instead of sending it twice.",
     });
   }
 }
