@@ -128,7 +128,10 @@ const schema = z.object({
   QUEUE_POLL_SECONDS: z.coerce.number().min(0.5).max(60).default(1),
   /** Queued messages (lib/mail/queued.ts): mailboxes drained at once in this process. */
   QUEUE_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(32),
-  /** A queued message still failing transiently this long after it was accepted has failed. */
+  /**
+   * A queued message not sent this long after it was accepted has failed: still failing
+   * transiently, or held by a pause or a limit (it is never sent late).
+   */
   QUEUE_DEADLINE_HOURS: z.coerce.number().min(0.001).max(720).default(24),
   /** First retry delay of a queued message; doubled on each further attempt, at most 30 min. */
   QUEUE_RETRY_BASE_SECONDS: z.coerce.number().min(0.1).max(3_600).default(30),

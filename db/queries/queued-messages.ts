@@ -47,6 +47,7 @@ const dueColumns = {
   attempts: messages.attempts,
   deadlineAt: messages.deadlineAt,
   bodySealed: messages.bodySealed,
+  lastError: messages.lastError,
 };
 
 export type DueMessage = {
@@ -60,6 +61,8 @@ export type DueMessage = {
   attempts: number;
   deadlineAt: Date | null;
   bodySealed: string | null;
+  /** Why it waited last (a pause, a limit, a transient failure). */
+  lastError: string | null;
 };
 
 /** The mailbox's message that has waited longest among those due now. */

@@ -226,6 +226,39 @@ describe("the chokepoint's checks at each queued attempt", () => {
     });
   });
 
+  it("fails, never sends, what a pause held past its deadline once sending is released", async () => {
+    const { mailboxId, token } = await setup();
+    const id = await queue(token, mailboxId);
+    const db = await getDb();
+    const ctx = memberContext(owner.orgId, owner.user, "owner");
+    const scope = { type: "organization" as const, orgId: owner.orgId };
+    await setSwitch({ db, kind: "pause_sending", scope, reason: "leaked key", ctx });
+    try {
+      await drainMailbox(mailboxId);
+      expect((await row(id)).status).toBe("queued");
+    } finally {
+      await clearSwitch({ db, kind: "pause_sending", scope, ctx });
+    }
+    // Days later the deadline (QUEUE_DEADLINE_HOURS) has passed; then sending is released.
+    await db
+      .update(messages)
+      .set({ nextAttemptAt: new Date(), deadlineAt: new Date(Date.now() - 1_000) })
+      .where(eq(messages.id, id));
+    await drainMailbox(mailboxId);
+    const failed = await row(id);
+    expect(failed).toMatchObject({
+      status: "failed",
+      errorCode: "deadline_passed",
+      bodySealed: null,
+    });
+    expect(failed.lastError).toMatch(
+      /never sent late\. It waited because: Sending is paused by an incident switch: leaked key/,
+    );
+    expect(failed.providerMessageId).toBeNull();
+    const events = await auditEventsOf(owner.orgId, { action: "message.failed", targetId: id });
+    expect(events).toHaveLength(1);
+  });
+
   it("holds messages of a paused mailbox", async () => {
     const { mailboxId, token } = await setup();
     const id = await queue(token, mailboxId);

@@ -171,6 +171,19 @@ function attemptDeadline(row: { deadlineAt: Date | null }): number {
   return row.deadlineAt === null ? soon : Math.min(soon, row.deadlineAt.getTime());
 }
 
+function deadlineFailure(row: DueMessage): RefusalOutcome {
+  const waited = row.lastError ? ` It waited because: ${row.lastError}` : "";
+  return {
+    kind: "provider_failed",
+    id: row.id,
+    failure: "transient",
+    code: "deadline_passed",
+    smtpResponse: null,
+    cause: `Not sent: its deadline passed while it waited, and a message is never sent late.${waited}`,
+    retryAfterSeconds: null,
+  };
+}
+
 function pastDeadline(row: { deadlineAt: Date | null }, until: Date): boolean {
   return row.deadlineAt !== null && until.getTime() > row.deadlineAt.getTime();
 }
@@ -184,6 +197,12 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
   // The provider's pace first; what the mailbox says is judged after the wait.
   const found = await findMailboxByIdOrAddress({ db, orgId: row.orgId, mailbox: mailboxId });
   if (!found) return { kind: "idle" };
+  // Past its deadline a message is never sent, whatever held it: a backlog held by a pause or a
+  // limit and released days later would otherwise go out stale (one-time codes, resets).
+  if (row.deadlineAt !== null && row.deadlineAt.getTime() <= Date.now()) {
+    await finish(db, ctx, found, row, { ok: false, failure: deadlineFailure(row) });
+    return { kind: "attempted", messageId: row.id };
+  }
   await awaitPaceSlot(db, found);
 
   // Every check again, after the wait, read anew by one statement (the mailbox, the key's

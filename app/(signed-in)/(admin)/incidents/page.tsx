@@ -43,8 +43,9 @@ const SWITCHES: Array<{
     on: "Pause all sending",
     off: "Release sending",
     onText:
-      "Every send stops at once, API and test sends alike: the API answers 423, the dashboard says sending is paused. Nothing is queued; senders retry later.",
-    offText: "Sending resumes on the next request.",
+      "Every send stops at once, API and test sends alike: the API answers 423, the dashboard says sending is paused, and nothing new is queued. Messages already queued wait; if the key that queued them leaked, revoke it too.",
+    offText:
+      "Sending resumes on the next request. Queued messages go out, except those whose deadline passed while they waited: they fail instead of going out late.",
   },
   {
     kind: "block_connections",
