@@ -392,4 +392,36 @@ describe("callback: the block_connections switch", () => {
       }),
     ]);
   });
+  it("a block turned on while the code is being redeemed: refused and the issued grant revoked", async () => {
+    const owner = await createOwner();
+    const url = await startFor(owner, "demo");
+    const flow = await authorizeInBrowser(url.toString(), { email: email() });
+    const issuedBefore = beds.demo.proxy.issued.length;
+    const db = await getDb();
+    const ctx = memberContext(owner.orgId, owner.user, "owner");
+    const scope = { type: "organization" as const, orgId: owner.orgId };
+    beds.demo.proxy.afterCodeExchange = async () => {
+      await setSwitch({ db, kind: "block_connections", scope, reason: "intruder", ctx });
+    };
+    try {
+      expect(await callbackFor(owner, flow.callbackUrl)).toMatchObject({
+        kind: "refused",
+        reason: "connections_blocked",
+      });
+    } finally {
+      await clearSwitch({ db, kind: "block_connections", scope, ctx });
+    }
+    expect(await mailboxesOf(owner.orgId)).toEqual([]);
+    await expectIssuedTokensDead(issuedBefore);
+    const [event] = await callbackEvents(owner.orgId);
+    expect(event).toMatchObject({
+      outcome: "denied",
+      metadata: expect.objectContaining({
+        reason: "connections_blocked",
+        scope: "organization",
+        codeRedeemed: true,
+        grantWithdrawn: "revoked",
+      }),
+    });
+  });
 });

@@ -12,6 +12,7 @@ import { lockMembershipRole } from "@/db/queries/organizations";
 import type { OAuthTransaction } from "@/db/schema";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { hasPermission } from "@/lib/auth/roles";
+import { connectionsBlock } from "@/lib/incidents/switches";
 import type { CallbackResult, Context } from "./callback-outcomes";
 import { sealGrant } from "./grant-columns";
 import type { Grant } from "./grant-exchange";
@@ -36,7 +37,7 @@ export type Stored =
   | { kind: "missing_scope"; missing: string[] }
   | {
       kind: "refused";
-      reason: "not_permitted" | "other_account" | "address_in_use";
+      reason: "not_permitted" | "other_account" | "address_in_use" | "connections_blocked";
       mailboxId?: string;
       metadata?: Record<string, unknown>;
     };
@@ -114,6 +115,10 @@ export async function storeMailbox(
   // Checked again under a lock: the role may have changed while the code was being redeemed.
   if (!(await mayManageMailboxes(tx, transaction)))
     return { kind: "refused", reason: "not_permitted" };
+  // And the switch: "Block new connections" pulled during the exchange stops this one too.
+  const block = await connectionsBlock({ db: tx, orgId });
+  if (block)
+    return { kind: "refused", reason: "connections_blocked", metadata: { scope: block.scope } };
   const found = await mailboxToRenew(tx, provider, transaction, grant);
   if ("kind" in found) return found;
   const { existing } = found;
