@@ -4,6 +4,7 @@ import type { AnyPgColumn } from "drizzle-orm/pg-core";
 import type { DbOrTx } from "@/db";
 import { preparedSql, type StatementPart } from "@/db/prepared";
 import { auditChainAnchors, auditChainHeads, auditCheckpoints, auditEvents } from "@/db/schema";
+import { mentionsAddress } from "./address-match";
 
 /** A timestamp as text to the microsecond, UTC: what the audit MACs cover. */
 function exactTime(column: AnyPgColumn): SQL<string> {
@@ -454,7 +455,6 @@ export async function listAuditEventsNaming({
   afterId: number;
   limit: number;
 }) {
-  const needle = email.toLowerCase();
   return db
     .select({
       id: auditEvents.id,
@@ -471,8 +471,8 @@ export async function listAuditEventsNaming({
         gt(auditEvents.id, afterId),
         isNotNull(auditEvents.seq),
         sql`(${userId === null ? sql`false` : sql`${auditEvents.actorId} = ${userId}`}
-          or strpos(lower(coalesce(${auditEvents.actorLabel}, '')), ${needle}) > 0
-          or strpos(lower(${auditEvents.personal}::text), ${needle}) > 0)`,
+          or ${mentionsAddress(sql`${auditEvents.actorLabel}`, email)}
+          or ${mentionsAddress(sql`${auditEvents.personal}::text`, email)})`,
       ),
     )
     .orderBy(asc(auditEvents.id))

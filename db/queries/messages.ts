@@ -312,7 +312,8 @@ export async function filterOwnMessageIds({
 
 /**
  * Empties the recipients and replaces the subject of up to `limit` of the organisation's oldest
- * messages created before `before` that still hold them; any address in the SMTP reply goes too.
+ * messages created before `before` that still hold them; any address in the SMTP reply or the
+ * failure cause (a cancel names the member, a failure the mailbox) goes too.
  * Rows another transaction holds are left for the next batch. Returns how many changed.
  */
 export async function removeMessagePersonalFields({
@@ -335,6 +336,7 @@ export async function removeMessagePersonalFields({
       recipients = '{"to":[],"cc":[],"bcc":[]}'::jsonb,
       subject = ${subject},
       smtp_response = regexp_replace(smtp_response, '[^[:space:]<>@"'']+@[^[:space:]<>@"'']+', '[removed]', 'g'),
+      last_error = regexp_replace(last_error, '[^[:space:]<>@"'']+@[^[:space:]<>@"'']+', '[removed]', 'g'),
       personal_removed_at = ${removedAt}
     where id in (
       select id from ${messages}

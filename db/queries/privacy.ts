@@ -20,6 +20,13 @@ import {
   users,
   webhookDeliveries,
 } from "@/db/schema";
+import {
+  matchesPattern,
+  mentionsAddress,
+  personPattern,
+  replaceMatches,
+  wholeAddressPattern,
+} from "./address-match";
 
 // A data subject as one organisation holds them: an account (by email), or only an address that
 // appears in its mail and audit log. Every query is scoped by organisation, except the account's
@@ -65,7 +72,7 @@ function waitingFor(orgId: string, userId: string | null, email: string) {
 function deliveriesNaming(orgId: string, email: string) {
   return and(
     eq(webhookDeliveries.orgId, orgId),
-    sql`strpos(lower(${webhookDeliveries.body}), ${email}) > 0`,
+    mentionsAddress(sql`${webhookDeliveries.body}`, email),
   );
 }
 
@@ -80,7 +87,7 @@ function noticesNaming(orgId: string, userId: string | null, email: string) {
     eq(notices.orgId, orgId),
     or(
       userId === null ? undefined : eq(notices.userId, userId),
-      sql`strpos(lower(${notices.title} || ' ' || ${notices.body}), ${email}) > 0`,
+      mentionsAddress(sql`${notices.title} || ' ' || ${notices.body}`, email),
     ),
   );
 }
@@ -91,7 +98,7 @@ function notificationEmailsNaming(orgId: string, email: string) {
     eq(notificationOutbox.orgId, orgId),
     or(
       sql`lower(${notificationOutbox.recipient}) = ${email}`,
-      sql`strpos(lower(${notificationOutbox.event}::text), ${email}) > 0`,
+      mentionsAddress(sql`${notificationOutbox.event}::text`, email),
     ),
   );
 }
@@ -403,8 +410,8 @@ function auditNaming(orgId: string, userId: string | null, email: string) {
     or(
       userId === null ? undefined : eq(auditEvents.actorId, userId),
       userId === null ? undefined : eq(auditEvents.targetId, userId),
-      sql`strpos(lower(coalesce(${auditEvents.actorLabel}, '')), ${email}) > 0`,
-      sql`strpos(lower(${auditEvents.personal}::text), ${email}) > 0`,
+      mentionsAddress(sql`${auditEvents.actorLabel}`, email),
+      mentionsAddress(sql`${auditEvents.personal}::text`, email),
     ),
   );
 }
@@ -673,7 +680,8 @@ export async function deleteWebhookDeliveriesNaming({
 
 /**
  * Removes the person's entries from the recipients of the organisation's kept messages, and
- * replaces the address (and name) wherever a subject or SMTP reply repeats it.
+ * replaces the address (and name) wherever a subject, SMTP reply or failure cause repeats it (a
+ * cancel names the member who cancelled, a failure the mailbox).
  */
 export async function removeRecipientFromMessages({
   db,
@@ -697,14 +705,16 @@ export async function removeRecipientFromMessages({
     })
     .where(and(eq(messages.orgId, orgId), isRecipient(email)))
     .returning({ id: messages.id });
-  const needles = [email, name].filter((n): n is string => Boolean(n && n.trim().length >= 3));
-  const pattern = needles.map((n) => n.trim().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
+  const pattern = personPattern(email, name);
+  const rewrite = (column: string) => replaceMatches(sql.raw(column), pattern, pseudonym);
+  const names = (column: string) => matchesPattern(sql.raw(column), pattern);
   const rewritten = await db.execute(sql`
     update messages set
-      subject = regexp_replace(subject, ${pattern}, ${pseudonym}, 'gi'),
-      smtp_response = regexp_replace(smtp_response, ${pattern}, ${pseudonym}, 'gi')
+      subject = ${rewrite("subject")},
+      smtp_response = ${rewrite("smtp_response")},
+      last_error = ${rewrite("last_error")}
     where org_id = ${orgId}
-      and (subject ~* ${pattern} or coalesce(smtp_response, '') ~* ${pattern})
+      and (${names("subject")} or ${names("smtp_response")} or ${names("last_error")})
     returning id`);
   return {
     recipientRows: rows.length,
@@ -916,7 +926,7 @@ export async function pseudonymizeDataRequests({
     update data_requests set
       subject_email = case when lower(subject_email) = ${email} then ${pseudonym} else subject_email end,
       receipt = case when receipt is null then null
-        else replace(receipt::text, ${email}, ${pseudonym})::jsonb end
+        else ${replaceMatches(sql`receipt::text`, wholeAddressPattern(email), pseudonym)}::jsonb end
     where org_id = ${orgId}
-      and (lower(subject_email) = ${email} or strpos(lower(coalesce(receipt::text, '')), ${email}) > 0)`);
+      and (lower(subject_email) = ${email} or ${mentionsAddress(sql`receipt::text`, email)})`);
 }

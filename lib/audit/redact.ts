@@ -1,6 +1,7 @@
 import "server-only";
 import { createHmac } from "node:crypto";
 import type { DbOrTx } from "@/db";
+import { personPattern } from "@/db/queries/address-match";
 import {
   listAuditEventsNaming,
   replaceAuditPersonalFields,
@@ -26,17 +27,13 @@ export function pseudonymOf(email: string): string {
 
 export type Person = { userId: string | null; email: string; name: string | null };
 
-function escapeRegExp(text: string) {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-/** Every occurrence of the person's address (and full name) in a string, case-insensitively. */
+/**
+ * Every occurrence of the person's whole address (not inside a longer one) and full name in a
+ * string, case-insensitively: the same pattern the erasure's queries match with.
+ */
 function replacerFor(person: Person, pseudonym: string) {
-  const needles = [person.email, person.name]
-    .filter((n): n is string => typeof n === "string" && n.trim().length >= 3)
-    .map((n) => escapeRegExp(n.trim()));
-  const pattern = new RegExp(needles.join("|"), "gi");
-  return (text: string) => text.replace(pattern, pseudonym);
+  const pattern = new RegExp(personPattern(person.email, person.name), "gi");
+  return (text: string) => text.replace(pattern, () => pseudonym);
 }
 
 function replaceDeep(value: unknown, replace: (text: string) => string): unknown {

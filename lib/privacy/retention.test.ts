@@ -114,6 +114,25 @@ describe("personal data retention", () => {
     expect(event?.metadata).toMatchObject({ webhookDeliveries: 2 });
   });
 
+  it("removes addresses from an old message's failure cause as from its SMTP reply; a newer one keeps its cause", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const [old] = await insertMessages(owner, 95);
+    const [recent] = await insertMessages(owner, 80);
+    // A cancel names the member who cancelled; a queued failure, the mailbox it went from.
+    const cause = "Cancelled by Dora.Member@Example.test before it was sent.";
+    await db
+      .update(messages)
+      .set({ lastError: cause })
+      .where(inArray(messages.id, [old ?? "", recent ?? ""]));
+
+    const runs = await applyPersonalDataRetention({ db });
+    expect(runs?.find((r) => r.orgId === owner.orgId)).toMatchObject({ messages: 1 });
+    const rows = new Map((await messageRows([old ?? "", recent ?? ""])).map((r) => [r.id, r]));
+    expect(rows.get(old ?? "")?.lastError).toBe("Cancelled by [removed] before it was sent.");
+    expect(rows.get(recent ?? "")?.lastError).toBe(cause);
+  });
+
   it("empties messages older than the default 90 days and keeps newer ones; the run is audited", async () => {
     const db = await getDb();
     const owner = await createOwner();
