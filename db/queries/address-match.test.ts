@@ -1,7 +1,12 @@
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
-import { mentionsAddress, replaceMatches, wholeAddressPattern } from "./address-match";
+import {
+  mentionsAddress,
+  personPattern,
+  replaceMatches,
+  wholeAddressPattern,
+} from "./address-match";
 
 // One pattern, read alike by JavaScript (lib/audit/redact.ts) and PostgreSQL (the queries).
 const CASES: Array<{ address: string; text: string; expected: string }> = [
@@ -56,5 +61,19 @@ describe("wholeAddressPattern", () => {
       sql`select ${replaceMatches(sql`'to bob@example.com'::text`, wholeAddressPattern("bob@example.com"), "a\\1b")} as replaced`,
     )) as unknown as { rows: { replaced: string }[] };
     expect(result.rows[0]?.replaced).toBe("to a\\1b");
+  });
+});
+
+describe("personPattern", () => {
+  it("finds a full name only as whole words, the same in JavaScript and PostgreSQL", async () => {
+    const db = await getDb();
+    const pattern = personPattern("ann@example.com", "Ann");
+    const text = "Ann wrote; ANN again. Annual report for Joanna, ann@example.com";
+    const expected = "X wrote; X again. Annual report for Joanna, X";
+    expect(text.replace(new RegExp(pattern, "gi"), () => "X")).toBe(expected);
+    const result = (await db.execute(
+      sql`select ${replaceMatches(sql`${text}::text`, pattern, "X")} as replaced`,
+    )) as unknown as { rows: { replaced: string }[] };
+    expect(result.rows[0]?.replaced).toBe(expected);
   });
 });

@@ -10,6 +10,8 @@ import { type SQL, sql } from "drizzle-orm";
 
 /** A character that would continue the local part to the left (the common ones). */
 const LOCAL = "[A-Za-z0-9._%+-]";
+/** A character that would continue a word of a name (ASCII, alike in both engines). */
+const WORD = "[A-Za-z0-9]";
 /** A character that would continue the domain to the right; a dot does only if one follows. */
 const DOMAIN = "[A-Za-z0-9-]";
 
@@ -25,13 +27,19 @@ export function wholeAddressPattern(email: string): string {
 
 /**
  * A person in free text: their whole address, or their full name (3 characters or more) as
- * written. Erasure replaces both in messages and in the audit chain (lib/audit/redact.ts).
+ * written, as whole words. Erasure replaces both in messages and in the audit chain (lib/audit/redact.ts).
  */
 export function personPattern(email: string, name: string | null): string {
   const trimmed = name?.trim() ?? "";
-  return [wholeAddressPattern(email), ...(trimmed.length >= 3 ? [escapeRegex(trimmed)] : [])].join(
-    "|",
-  );
+  return [
+    wholeAddressPattern(email),
+    ...(trimmed.length >= 3 ? [wholeNamePattern(trimmed)] : []),
+  ].join("|");
+}
+
+/** A name as whole words: erasing "Ann" leaves "Annual" and "Joanna" as they are. */
+function wholeNamePattern(name: string): string {
+  return `(?<!${WORD})${escapeRegex(name)}(?!${WORD})`;
 }
 
 /** Whether `text` (null counts as empty) has a match of `pattern`, in any case. */
