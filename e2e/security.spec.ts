@@ -150,3 +150,35 @@ test("[SECURITY][RATE LIMIT] sign-in attempts from one socket hit the limit what
   // Another socket, claiming the same forwarded address, is counted on its own.
   expect((await attempt("127.0.0.3", "203.0.113.250")).status).toBe(302);
 });
+
+test("[SECURITY][SESSIONS] a stolen session cannot link the thief's own sign-in account to its person", async ({
+  page,
+  browser,
+  baseURL,
+}) => {
+  const victim = uniqueEmail("victim");
+  const thief = uniqueEmail("thief");
+  await signInAs(page, victim);
+  const session = (await page.context().cookies()).find((c) => c.name.endsWith("session-token"));
+  expect(session).toBeDefined();
+
+  // The thief's browser carries the victim's session and signs in with an account of their own.
+  const stolen = await browser.newContext({ baseURL });
+  const thiefPage = await stolen.newPage();
+  await stolen.addCookies([session as NonNullable<typeof session>]);
+  await thiefPage.goto("/sign-in?error=x");
+  await thiefPage.getByRole("button", { name: "Sign in with Demo provider" }).click();
+  await thiefPage.getByLabel("Email").fill(thief);
+  await thiefPage.getByRole("button", { name: "Sign in" }).click();
+  const allow = thiefPage.getByRole("button", { name: "Allow" });
+  if (await allow.isVisible().catch(() => false)) await allow.click();
+  await expect(thiefPage.getByText("Another sign-in account cannot be added")).toBeVisible();
+  await stolen.close();
+
+  // Signed in on its own, the thief's account is a person of its own, not the victim.
+  const fresh = await browser.newContext({ baseURL });
+  const freshPage = await fresh.newPage();
+  await signInAs(freshPage, thief);
+  await expect(freshPage.getByTestId("current-org")).toHaveText(thief.split("@")[0] ?? thief);
+  await fresh.close();
+});

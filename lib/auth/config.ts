@@ -1,4 +1,5 @@
 import "server-only";
+import { cookies } from "next/headers";
 import type { NextRequest } from "next/server";
 import NextAuth, { type NextAuthConfig } from "next-auth";
 import type { Provider } from "next-auth/providers";
@@ -84,12 +85,19 @@ function callerOf(req: NextRequest | undefined): () => Promise<RequestInfo> {
   return async () => (req ? requestInfoFrom(req.headers) : requestInfo());
 }
 
+/** The session cookie of the request Auth.js is handling (or of the server action calling it). */
+async function sessionTokenOf(req: NextRequest | undefined): Promise<string | undefined> {
+  if (req) return req.cookies.get(sessionCookieName())?.value;
+  return (await cookies()).get(sessionCookieName())?.value;
+}
+
 async function authConfig(req: NextRequest | undefined): Promise<NextAuthConfig> {
   const db = await getDb();
   const e = env();
   const caller = callerOf(req);
+  const adapter = tokenlessAdapter(db);
   return {
-    adapter: tokenlessAdapter(db),
+    adapter,
     session: { strategy: "database", maxAge: 7 * 24 * 3600, updateAge: 3600 },
     secret: authSecret(),
     trustHost: true,
@@ -97,6 +105,31 @@ async function authConfig(req: NextRequest | undefined): Promise<NextAuthConfig>
     providers: signInProviders(e),
     pages: { signIn: "/sign-in", error: "/sign-in" },
     callbacks: {
+      // Linking another sign-in account to the person already signed in would give whoever holds
+      // their session a way back in that outlives "Sign everyone out" and a role restored later
+      // (their own Google account, linked to the victim's user): refused and audited. Signing
+      // in again with an account already theirs, or with none while signed out, is unchanged.
+      signIn: async ({ account }) => {
+        if (!account) return true;
+        const token = await sessionTokenOf(req);
+        const current = token ? await adapter.getSessionAndUser?.(token) : null;
+        if (!current) return true;
+        const holder = await adapter.getUserByAccount?.({
+          provider: account.provider,
+          providerAccountId: account.providerAccountId,
+        });
+        if (holder) return true;
+        const membership = await getActiveMembership({ db, userId: current.user.id });
+        await writeAuditEvent(db, {
+          orgId: membership?.orgId ?? null,
+          actor: { type: "user", id: current.user.id, label: current.user.email },
+          action: "auth.account_link_refused",
+          outcome: "denied",
+          request: await caller(),
+          metadata: { provider: account.provider },
+        });
+        return "/sign-in?error=AccountLinkRefused";
+      },
       // What auth() returns is also served to the browser at /api/auth/session: name the fields,
       // so the session token (an httpOnly cookie for a reason) and the user row never go there.
       session: ({ session, user }) => ({
@@ -120,7 +153,8 @@ async function authConfig(req: NextRequest | undefined): Promise<NextAuthConfig>
           metadata: { provider: account?.provider },
         });
       },
-      // Signing in with another provider while signed in links it to this account.
+      // Auth.js links an account at first sign-in of a new person (not while signed in: refused
+      // by the signIn callback above).
       linkAccount: async ({ user, account }) => {
         if (!user.id) return;
         const membership = await getActiveMembership({ db, userId: user.id });

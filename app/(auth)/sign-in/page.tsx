@@ -29,6 +29,8 @@ export const metadata = { title: "Sign in" };
 const ERRORS: Record<string, string> = {
   AccessDenied: "The sign-in was cancelled or refused at the provider.",
   OAuthAccountNotLinked: "This email is already linked to another sign-in method.",
+  AccountLinkRefused:
+    "You are already signed in. Another sign-in account cannot be added to yours: sign out first to sign in with it.",
   Configuration: "Sign-in is not configured correctly. An administrator must check the settings.",
   RateLimited: "Too many sign-in attempts. Wait a minute and try again.",
   Unavailable:
@@ -40,8 +42,9 @@ export default async function SignInPage({
 }: {
   searchParams: Promise<{ error?: string }>;
 }) {
-  if (await getSessionContext()) redirect("/");
   const { error } = await searchParams;
+  // A refused sign-in of someone still signed in shows its reason here instead of the dashboard.
+  if (!error && (await getSessionContext())) redirect("/");
   const providers = signInProviderList();
   const { isDemo } = env();
 

@@ -70,6 +70,11 @@ const PLAYS: Array<{ id: string; title: string; when: string; steps: Step[] }> =
         where: "Incidents › Rotate the token encryption key",
       },
       {
+        text: "Rotate the signing secret of every webhook endpoint: re-encryption keeps each secret as it is, and whoever holds the leaked key and a copy of the database could sign webhooks in your name.",
+        href: "/webhooks",
+        where: "Webhooks › Rotate the secret",
+      },
+      {
         text: "Release sending and reconnect the mailboxes.",
         href: "/incidents",
         where: "Incidents › Release sending",
@@ -102,7 +107,12 @@ const PLAYS: Array<{ id: string; title: string; when: string; steps: Step[] }> =
         where: "API keys",
       },
       {
-        text: "Read the activity log for what the account did: members added, roles changed, keys created, mailboxes connected.",
+        text: "Delete webhook endpoints the intruder added (they receive every message event) and rotate the secrets of the others.",
+        href: "/webhooks",
+        where: "Webhooks",
+      },
+      {
+        text: "Read the activity log for what the account did: members added, roles changed, keys created, webhook endpoints added, mailboxes connected, and refused attempts to link another sign-in account (Mailwarden refuses those, so a stolen session cannot leave a way back in).",
         href: "/activity",
         where: "Activity log",
       },
