@@ -1,7 +1,8 @@
 import { randomInt } from "node:crypto";
+import { sql } from "drizzle-orm";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { getDb } from "@/db";
-import { dataRequests } from "@/db/schema";
+import { auditEvents, dataRequests } from "@/db/schema";
 import { CLIENT_ADDRESS_HEADER } from "@/lib/auth/client-address";
 import { ensureDemoClients } from "@/lib/demo";
 import { env } from "@/lib/env";
@@ -66,6 +67,50 @@ describe("events of a person's request record where it came from", () => {
     await response.text();
     const [event] = await auditEventsOf(owner.orgId, { action: "audit.exported" });
     expect(event).toMatchObject({ ip: browser.ip, userAgent: browser.userAgent });
+  });
+
+  it("exporting the activity log filtered by someone's address: the address stays in the file, never in the log", async () => {
+    const owner = await createOwner("export-filter");
+    const browser = await browserOf(owner.user.id);
+    const address = "alice@example.com";
+    const filters = [
+      `q=${encodeURIComponent(address)}`,
+      `actor=${encodeURIComponent(address)}&target=${encodeURIComponent(`invitation:${address}`)}`,
+    ];
+    for (const filter of filters) {
+      const response = await exportActivity(
+        new Request(new URL(`/activity/export?format=jsonl&${filter}`, env().APP_URL), {
+          headers: browser.headers,
+        }),
+      );
+      expect(response.status).toBe(200);
+      // The downloaded file is the officer's own: its manifest names the filter as typed.
+      const lines = (await response.text()).trim().split("\n");
+      expect(JSON.parse(lines.at(-1) ?? "{}").filter).toMatchObject(
+        filter.startsWith("q=") ? { q: address } : { actor: address },
+      );
+    }
+    const db = await getDb();
+    // No event's metadata (sealed into the chain, never erased) holds the address...
+    const holding = await db
+      .select({ id: auditEvents.id })
+      .from(auditEvents)
+      .where(sql`strpos(lower(${auditEvents.metadata}::text), ${address}) > 0`);
+    expect(holding).toEqual([]);
+    // ...the export's event records that a filter of that length was used.
+    const events = await auditEventsOf(owner.orgId, { action: "audit.exported" });
+    expect(events).toHaveLength(2);
+    expect(events[0]?.metadata).toMatchObject({
+      manifest: { filter: { q: "[17 characters, not recorded]" }, filtered: true },
+    });
+    expect(events[1]?.metadata).toMatchObject({
+      manifest: {
+        filter: {
+          actor: "[17 characters, not recorded]",
+          target: "invitation:[17 characters, not recorded]",
+        },
+      },
+    });
   });
 
   it("downloading a data request's receipt", async () => {

@@ -166,9 +166,29 @@ export function parseActivityQuery(
   };
 }
 
-/** The filter as a short description for manifests and audit metadata. */
+/** The filter as a short description for an export's manifest (in the downloaded file). */
 export function describeFilter(params: Record<string, string>): Record<string, string> {
   return Object.fromEntries(
     Object.entries(params).filter(([key]) => key !== "view" && key !== "size"),
+  );
+}
+
+/** Filter fields whose value is typed by hand, so may be anyone's address or name. */
+const FREE_TEXT_FIELDS: readonly string[] = ["q", "actor", "target"];
+
+/**
+ * The filter as the log may keep it (the `audit.exported` event): an event's metadata is
+ * sealed into the chain and neither erased nor exported for a person, so a hand-typed value
+ * (a search for "alice@…") is recorded only by its length; a target keeps its type, which
+ * the filter's syntax limits to a lowercase word.
+ */
+export function filterForAudit(filter: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(filter).map(([key, value]) => {
+      if (!FREE_TEXT_FIELDS.includes(key)) return [key, value];
+      const colon = key === "target" ? value.indexOf(":") : -1;
+      const kept = colon > 0 ? value.slice(0, colon + 1) : "";
+      return [key, `${kept}[${value.length - kept.length} characters, not recorded]`];
+    }),
   );
 }

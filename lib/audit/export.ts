@@ -12,7 +12,8 @@ import { auditChainKey } from "./key";
 // JSON Lines is the verifiable format: one record per event with every stored field exactly as
 // the MAC covers it, and a last line that is the manifest. CSV is for spreadsheets: its cells
 // are neutralised against formula injection, so it is not byte-exact; its manifest goes into
-// the export's own audit event (audit.exported), shown on the activity page.
+// the export's own audit event (audit.exported), shown on the activity page, with any typed
+// filter text recorded only by its length (filterForAudit in ./activity-filter.ts).
 
 export type ExportFormat = "csv" | "jsonl";
 

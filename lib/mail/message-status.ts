@@ -1,7 +1,7 @@
 import "server-only";
 import { getDb } from "@/db";
 import { getMessageStatus } from "@/db/queries/queued-messages";
-import { writeAuditEvent } from "@/lib/audit/write";
+import { auditCallerRefusal } from "@/lib/audit/refusals";
 import type { CallContext } from "@/lib/auth/context";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import { limitRefusal } from "./checks";
@@ -54,8 +54,9 @@ export async function readMessageStatus(
     ctx.allowedMailboxIds === null ||
     (row.mailboxId !== null && ctx.allowedMailboxIds.includes(row.mailboxId));
   if (!allowed) {
-    // Audited, answered exactly like an unknown id.
-    await writeAuditEvent(db, {
+    // Audited, answered exactly like an unknown id. A key can repeat this at will (polling an
+    // old id of a mailbox it lost), so the event is sampled like its other refusals.
+    await auditCallerRefusal(db, {
       orgId: ctx.orgId,
       actor: ctx.actor,
       action: "access.denied",

@@ -188,6 +188,20 @@ describe("GET /api/v1/messages/{id}", () => {
     const denied = await auditEventsOf(owner.orgId, { action: "access.denied", targetId: id });
     expect(denied).toHaveLength(1);
   });
+
+  it("audits a key polling a message of a mailbox it may no longer use once, not at every poll", async () => {
+    const { mailboxId, token } = await setup();
+    const id = await queue(token, mailboxId);
+    const otherBox = await connectMailbox(owner);
+    const narrow = await makeApiKey(owner, [otherBox]);
+    for (let i = 0; i < 50; i++) {
+      expect((await status(narrow.token, id)).response.status).toBe(404);
+    }
+    const denied = await auditEventsOf(owner.orgId, { action: "access.denied", targetId: id });
+    // Still audited, once for the minute, by the key.
+    expect(denied).toHaveLength(1);
+    expect(denied[0]).toMatchObject({ actorId: narrow.key.id, outcome: "denied" });
+  });
 });
 
 describe("the chokepoint's checks at each queued attempt", () => {

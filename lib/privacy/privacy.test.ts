@@ -33,6 +33,7 @@ import { readMailbox } from "@/lib/oauth/testing/fixtures";
 import { auditEventsOf } from "@/lib/testing/audit";
 import { memberContext } from "@/lib/testing/context";
 import {
+  createMember,
   createOwner,
   createUser,
   insertWebhookDeliveries,
@@ -622,6 +623,64 @@ describe("export", () => {
     expect(own.organizations.map((o) => o.orgId)).toEqual([a.orgId, b.orgId]);
     expect(JSON.stringify(own)).toContain("From B");
   }, 60_000);
+
+  it("shows a person the IP address and user agent of their own events only, never another actor's", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const sender = await createMember(owner.orgId, "sender");
+    const own = { ip: "192.0.2.61", userAgent: "sender-own-browser" };
+    const others = { ip: "203.0.113.62", userAgent: "owner-other-browser" };
+    // The sender acts; the owner acts on the sender; the owner's event names the sender's address.
+    await writeAuditEvent(db, {
+      orgId: owner.orgId,
+      actor: { type: "user", id: sender.id, label: sender.email },
+      action: "api_key.created",
+      target: { type: "api_key", id: randomUUID() },
+      outcome: "success",
+      request: own,
+    });
+    await writeAuditEvent(db, {
+      orgId: owner.orgId,
+      actor: { type: "user", id: owner.user.id, label: owner.user.email },
+      action: "member.role_changed",
+      target: { type: "user", id: sender.id },
+      outcome: "success",
+      request: others,
+      metadata: { role: "sender" },
+    });
+    await writeAuditEvent(db, {
+      orgId: owner.orgId,
+      actor: { type: "user", id: owner.user.id, label: owner.user.email },
+      action: "member.invited",
+      target: { type: "invitation", id: randomUUID() },
+      outcome: "success",
+      request: others,
+      personal: { email: sender.email },
+    });
+
+    const exported = await exportText({
+      kind: "self",
+      userId: sender.id,
+      email: sender.email ?? "",
+    });
+    const events = (exported.organizations[0]?.auditEvents ?? []) as {
+      actorId: string | null;
+      actorLabel: string | null;
+      ip: string | null;
+      userAgent: string | null;
+    }[];
+    const byOthers = events.filter((e) => e.actorId !== sender.id);
+    const byThemselves = events.filter((e) => e.actorId === sender.id);
+    expect(byOthers).toHaveLength(2);
+    for (const event of byOthers) {
+      expect(event).toMatchObject({ ip: null, userAgent: null, actorLabel: owner.user.email });
+    }
+    expect(byThemselves).toEqual([expect.objectContaining(own)]);
+    const text = JSON.stringify(exported);
+    expect(text).not.toContain(others.ip);
+    expect(text).not.toContain(others.userAgent);
+  });
+
   it("holds every row that names an address, each in its part, so that what an erasure deletes was exported first", async () => {
     const db = await getDb();
     const a = await createOwner();

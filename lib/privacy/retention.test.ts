@@ -291,6 +291,46 @@ describe("personal data retention", () => {
     expect(report.problem?.id).toBe(first);
   });
 
+  it("removes IP and user agent from the system chain's old events after the default period", async () => {
+    const db = await getDb();
+    // Events of no organisation: a refused unknown API key, with the caller's address.
+    const systemEvent = (age: number) => ({
+      chain: "",
+      orgId: null,
+      occurredAt: daysAgo(age),
+      actorType: "system",
+      actorLabel: "Unauthenticated API client",
+      action: "api_key.refused",
+      outcome: "denied" as const,
+      ip: "198.51.100.23",
+      userAgent: "curl/8.5.0 (retention test)",
+      metadata: { reason: "unknown" },
+    });
+    const [old, recent] = await db
+      .insert(auditEvents)
+      .values([systemEvent(31), systemEvent(29)])
+      .returning({ id: auditEvents.id });
+
+    const runs = await applyPersonalDataRetention({ db });
+
+    const [stripped] = await eventRows([old?.id ?? 0]);
+    expect(stripped).toMatchObject({
+      ip: null,
+      userAgent: null,
+      actorLabel: "Unauthenticated API client",
+    });
+    const [kept] = await eventRows([recent?.id ?? 0]);
+    expect(kept).toMatchObject({ ip: "198.51.100.23", userAgent: "curl/8.5.0 (retention test)" });
+    // The run reports the system chain as "" and is audited there, and the chain verifies.
+    expect(runs?.find((r) => r.orgId === "")).toMatchObject({ failed: false });
+    const [event] = await db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.chain, ""), eq(auditEvents.action, "privacy.retention_applied")));
+    expect(event?.metadata).toMatchObject({ networkDays: 30 });
+    expect(await verifiesFromGenesis("")).toBe(0);
+  });
+
   it("carries on past an organisation whose chain the sealer refuses", async () => {
     const db = await getDb();
     const broken = await createOwner("broken");

@@ -4,6 +4,7 @@ import { listAuditEventsWithNetworkFields, lockAuditChain } from "@/db/queries/a
 import { removeMessagePersonalFields } from "@/db/queries/messages";
 import { listPersonalRetentionSettings } from "@/db/queries/organization-settings";
 import { deleteFinishedWebhookDeliveries } from "@/db/queries/webhooks";
+import { DEFAULT_AUDIT_NETWORK_RETENTION_DAYS } from "@/db/schema";
 import { replacePersonalFields } from "@/lib/audit/redact";
 import { SEAL_BATCH, sealChainInTransaction } from "@/lib/audit/seal";
 import { writeAuditEvent } from "@/lib/audit/write";
@@ -12,7 +13,9 @@ import { writeAuditEvent } from "@/lib/audit/write";
 // recipients and subject, finished webhook deliveries (whose bodies name mailbox addresses) are
 // deleted with the messages' period, and audit events lose their IP address and user agent
 // (through the erasure path, so the chain still verifies). Each batch is its own transaction, so a large backlog
-// holds its row and chain locks for one batch at a time.
+// holds its row and chain locks for one batch at a time. The system chain ('': refused unknown
+// API keys, anonymous OAuth callbacks, sign-outs without an organisation, all with a stranger's
+// IP address) has no settings of its own and follows the deployment's default network period.
 
 const DAY_MS = 86_400_000;
 export const RETENTION_BATCH = 1_000;
@@ -81,6 +84,7 @@ export async function removeOldAuditNetworkFields(
 }
 
 export type RetentionRun = {
+  /** "" for the system chain (events of no organisation). */
   orgId: string;
   messages: number;
   webhookDeliveries: number;
@@ -99,8 +103,9 @@ async function attempt(part: string, work: () => Promise<number>) {
 }
 
 /**
- * Applies every organisation's periods, one process at a time (a run that finds another
- * running returns null). An organisation where something changed, or failed, gets one
+ * Applies every organisation's periods, then the system chain's (see
+ * applySystemChainRetention), one process at a time (a run that finds another running returns
+ * null). An organisation where something changed, or failed, gets one
  * `privacy.retention_applied` event with the counts; the others get none, so a quiet day adds
  * nothing to the log.
  */
@@ -176,6 +181,44 @@ export async function applyPersonalDataRetention({
         failed,
       });
     }
+    const system = await applySystemChainRetention(db, now);
+    if (system) runs.push(system);
     return runs;
   });
+}
+
+/**
+ * The system chain's events lose their IP address and user agent after the default period an
+ * organisation gets without settings (DEFAULT_AUDIT_NETWORK_RETENTION_DAYS); a run that changed
+ * something, or failed, is audited on that chain. Returns null when there was nothing to do.
+ */
+async function applySystemChainRetention(db: Database, now: Date): Promise<RetentionRun | null> {
+  const networkDays = DEFAULT_AUDIT_NETWORK_RETENTION_DAYS;
+  const before = new Date(now.getTime() - networkDays * DAY_MS);
+  const events = await attempt("system audit events", () =>
+    removeOldAuditNetworkFields(db, { chain: "", before }),
+  );
+  if (events.changed === 0 && !events.failed) return null;
+  await attempt("its audit event", async () => {
+    await writeAuditEvent(db, {
+      orgId: null,
+      actor: { type: "system", label: "Retention" },
+      action: "privacy.retention_applied",
+      outcome: events.failed ? "failure" : "success",
+      metadata: {
+        auditEvents: events.changed,
+        networkDays,
+        auditEventsBefore: before.toISOString(),
+        ...(events.failed ? { failedParts: ["audit"] } : {}),
+      },
+    });
+    return 1;
+  });
+  return {
+    orgId: "",
+    messages: 0,
+    webhookDeliveries: 0,
+    auditEvents: events.changed,
+    failed: events.failed,
+  };
 }

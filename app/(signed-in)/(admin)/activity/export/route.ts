@@ -1,5 +1,5 @@
 import { getDb } from "@/db";
-import { describeFilter, parseActivityQuery } from "@/lib/audit/activity-filter";
+import { describeFilter, filterForAudit, parseActivityQuery } from "@/lib/audit/activity-filter";
 import { exportStream } from "@/lib/audit/export";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { requestInfoFrom } from "@/lib/auth/request";
@@ -66,7 +66,9 @@ export async function GET(request: Request): Promise<Response> {
         action: "audit.exported",
         outcome: complete ? "success" : "failure",
         request: info,
-        metadata: { complete, manifest },
+        // The file's manifest keeps the filter as typed (the officer's own copy); the log keeps
+        // no searched-for text (filterForAudit).
+        metadata: { complete, manifest: { ...manifest, filter: filterForAudit(manifest.filter) } },
       });
     },
   });
