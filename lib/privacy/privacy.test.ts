@@ -20,7 +20,10 @@ import {
 import { sealPending } from "@/lib/audit/seal";
 import { verifyAllAuditChains } from "@/lib/audit/verify-all";
 import { writeAuditEvent } from "@/lib/audit/write";
+import { encryptField } from "@/lib/crypto";
+import { keyring } from "@/lib/crypto/runtime";
 import { sendMessage } from "@/lib/mail/send";
+import { BODY_FIELD } from "@/lib/mail/send-queued";
 import {
   connectMailbox,
   makeApiKey,
@@ -360,6 +363,51 @@ describe("erasure", () => {
       .where(eq(webhookDeliveries.orgId, owner.orgId));
     expect(left.map((r) => r.id)).toEqual([other]);
     expect(await scanDatabase(outsider)).toEqual([]);
+  }, 60_000);
+
+  it("cancels a queued message whose sealed body names the person (Reply-To, text), whoever sends it", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const ownerBox = await connectMailbox(owner);
+    const alice = `alice-${randomUUID().slice(0, 8)}@example.test`;
+    const sealedRow = async (request: Record<string, unknown>) => {
+      const id = randomUUID();
+      await db.insert(messages).values({
+        id,
+        orgId: owner.orgId,
+        mailboxId: ownerBox,
+        senderType: "user",
+        senderId: owner.user.id,
+        recipients: { to: ["carol@example.test"], cc: [], bcc: [] },
+        recipientCount: 1,
+        subject: String(request.subject),
+        status: "queued",
+        bodySealed: encryptField(keyring(), JSON.stringify(request), {
+          ...BODY_FIELD,
+          rowId: id,
+        }),
+        nextAttemptAt: new Date(Date.now() + 3_600_000),
+        deadlineAt: new Date(Date.now() + 86_400_000),
+      });
+      return id;
+    };
+    const base = { mailbox: ownerBox, to: ["carol@example.test"], cc: [], bcc: [] };
+    const naming = await sealedRow({ ...base, subject: "Hi", text: "Ask", replyTo: alice });
+    const inText = await sealedRow({ ...base, subject: "Hi", text: `Write to ${alice}.` });
+    // jimalice@… is someone else: their message stays queued.
+    const other = await sealedRow({ ...base, subject: "Hi", text: `Write to jim${alice}.` });
+
+    const result = await eraseNow(owner, alice);
+    expect(result).toMatchObject({ kind: "erased", receipt: { messages: { queuedCancelled: 2 } } });
+    const after = await db
+      .select({ id: messages.id, status: messages.status, body: messages.bodySealed })
+      .from(messages)
+      .where(inArray(messages.id, [naming, inText, other]));
+    const byId = new Map(after.map((r) => [r.id, r]));
+    expect(byId.get(naming)).toMatchObject({ status: "cancelled", body: null });
+    expect(byId.get(inText)).toMatchObject({ status: "cancelled", body: null });
+    expect(byId.get(other)).toMatchObject({ status: "queued" });
+    await db.delete(messages).where(eq(messages.id, other));
   }, 60_000);
 
   it("cancels what still waits to go out from the person's mailboxes or with their API keys, before both are deleted", async () => {

@@ -31,6 +31,7 @@ import { verifyAuditChain } from "@/lib/audit/verify";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { MemberContext, RequestInfo } from "@/lib/auth/context";
 import { revokeMailbox } from "@/lib/oauth/revoke";
+import { cancelQueuedBodiesNaming } from "./queued-bodies";
 
 // Data subject requests: an officer records one (received on a date, due a month later), then
 // carries it out: an export download, or an erasure after a confirmation listing what it does.
@@ -287,7 +288,9 @@ export async function eraseSubject(
 
     // Before their mailboxes and keys go and the address leaves the recipients: what still
     // waits for them, or to go out from their mailboxes or with their keys, is not sent.
-    const queuedCancelled = await cancelWaitingMessagesOf({ db: tx, orgId, userId, email });
+    const queuedCancelled =
+      (await cancelWaitingMessagesOf({ db: tx, orgId, userId, email })) +
+      (await cancelQueuedBodiesNaming(tx, { orgId, email, name: user?.name ?? null }));
     const deleted = {
       mailboxes: await deleteSubjectMailboxes({ db: tx, orgId, userId, email }),
       apiKeys: userId ? await deleteSubjectApiKeys({ db: tx, orgId, userId }) : 0,
