@@ -67,7 +67,7 @@ export const setGlobalSwitchAction = action(
   { permission: "signedIn", name: "incidents.global_switch", schema: switchSchema },
   async (input, ctx) => {
     if (!(await isOperator({ db: await getDb(), userId: ctx.user.id }))) {
-      await auditDenied(ctx, "action:incidents.global_switch", "handleIncidents");
+      await auditDenied(ctx, "action:incidents.global_switch", "operator");
       return { message: "Your role does not allow this." };
     }
     return flip(input, { type: "global" }, ctx);
@@ -140,7 +140,7 @@ export const reencryptAction = action(
   { permission: "signedIn", name: "incidents.reencrypt", schema: z.object({}) },
   async (_input, ctx) => {
     if (!(await isOperator({ db: await getDb(), userId: ctx.user.id }))) {
-      await auditDenied(ctx, "action:incidents.reencrypt", "handleIncidents");
+      await auditDenied(ctx, "action:incidents.reencrypt", "operator");
       return { message: "Your role does not allow this." };
     }
     const db = await getDb();
