@@ -11,6 +11,7 @@ import { cancelJobAudited, REASON_MAX, signEveryoneOut } from "@/lib/incidents/c
 import { clearSwitch, type SwitchScope, setSwitch } from "@/lib/incidents/switches";
 import { runJob, startJobInBackground } from "@/lib/jobs";
 import { startReencryption } from "@/lib/jobs/reencrypt";
+import { countReencryptionKinds } from "@/lib/jobs/reencrypt-items";
 import { JobAlreadyRunningError, REVOKE_ALL, startRevokeAll } from "@/lib/jobs/revoke-all";
 
 const reason = z
@@ -147,6 +148,11 @@ export const reencryptAction = action(
     const job = await startReencryption({ db, ctx });
     startJobInBackground(db, job.id);
     revalidatePath("/incidents");
-    return { ok: true, message: `Re-encrypting ${job.total} mailboxes under the current key.` };
+    const { mailboxes, others } = await countReencryptionKinds(db, job.id);
+    const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+    return {
+      ok: true,
+      message: `Re-encrypting under the current key: the tokens of ${plural(mailboxes, "mailbox", "mailboxes")} and ${plural(others, "other secret", "other secrets")} (webhook signing secrets, queued message bodies, sign-in verifiers).`,
+    };
   },
 );
