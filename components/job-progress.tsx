@@ -3,6 +3,8 @@ export type JobView = {
   total: number;
   finished: number;
   counts: Array<{ label: string; count: number }>;
+  /** What went wrong, in plain words: items that failed, or an interruption it resumes from. */
+  problem?: string | null;
 };
 
 // Server-rendered progress of a long job; the page re-renders it while the job runs.
@@ -29,6 +31,11 @@ export function JobProgress({ job, label }: { job: JobView; label: string }) {
       <p className="text-slate-600 text-sm">
         {percent}%{job.counts.map((c) => ` · ${c.label}: ${c.count}`).join("")}
       </p>
+      {job.problem && (
+        <p role="status" className="text-red-700 text-sm">
+          {job.problem}
+        </p>
+      )}
     </div>
   );
 }

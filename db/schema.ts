@@ -353,6 +353,8 @@ export const jobs = pgTable(
     createdBy: text("created_by").references(() => users.id, { onDelete: "set null" }),
     reason: text("reason"),
     error: text("error"),
+    // How many times a process took it (lib/jobs/runner.ts): bounds resuming an interrupted job.
+    runs: integer("runs").notNull().default(0),
     // The process running it renews the lease; an expired lease means that process died.
     leaseOwner: text("lease_owner"),
     leaseUntil: timestamp("lease_until", { withTimezone: true }),
@@ -375,6 +377,8 @@ export const jobItems = pgTable(
     state: text("state").notNull().default("pending"),
     result: text("result"),
     detail: text("detail"),
+    // Attempts whose work threw; the item is tried again until MAX_ITEM_ATTEMPTS, then `error`.
+    attempts: integer("attempts").notNull().default(0),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
   },
   (t) => [

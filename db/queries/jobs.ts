@@ -81,6 +81,7 @@ export async function claimJob({
       leaseOwner: owner,
       leaseUntil: sql`now() + make_interval(secs => ${leaseMs / 1000})`,
       startedAt: sql`coalesce(${jobs.startedAt}, now())`,
+      runs: sql`${jobs.runs} + 1`,
     })
     .where(
       and(
@@ -174,6 +175,35 @@ export async function markItemsStarted({
     );
 }
 
+/**
+ * Counts an attempt whose work threw and keeps its error; the item stays unfinished, to be tried
+ * again. The attempts so far, or null when the item is finished (its result committed after all).
+ */
+export async function recordItemFailure({
+  db,
+  jobId,
+  itemId,
+  detail,
+}: {
+  db: DbOrTx;
+  jobId: string;
+  itemId: string;
+  detail: string;
+}) {
+  const [row] = await db
+    .update(jobItems)
+    .set({ attempts: sql`${jobItems.attempts} + 1`, detail })
+    .where(
+      and(
+        eq(jobItems.jobId, jobId),
+        eq(jobItems.itemId, itemId),
+        inArray(jobItems.state, ["pending", "started"]),
+      ),
+    )
+    .returning({ attempts: jobItems.attempts });
+  return row?.attempts ?? null;
+}
+
 /** Records an item's result once; false when it was already finished (never counted twice). */
 export async function finishItem({
   db,
@@ -226,6 +256,29 @@ export async function endJob({
   return row ?? null;
 }
 
+/**
+ * Gives an interrupted job back to the queue, once this process's workers have all stopped: the
+ * next process to look claims it (claimJob), so it never has two runners.
+ */
+export async function requeueJob({
+  db,
+  jobId,
+  owner,
+  error,
+}: {
+  db: DbOrTx;
+  jobId: string;
+  owner: string;
+  error: string;
+}) {
+  const [row] = await db
+    .update(jobs)
+    .set({ status: "queued", error, leaseOwner: null, leaseUntil: null })
+    .where(and(eq(jobs.id, jobId), eq(jobs.leaseOwner, owner), eq(jobs.status, "running")))
+    .returning();
+  return row ?? null;
+}
+
 /** Cancels a job of this organisation that has not ended; items already finished stay. */
 export async function cancelJobRow({
   db,
@@ -272,6 +325,7 @@ export async function listJobItems({ db, jobId }: { db: DbOrTx; jobId: string })
       state: jobItems.state,
       result: jobItems.result,
       detail: jobItems.detail,
+      attempts: jobItems.attempts,
     })
     .from(jobItems)
     .where(eq(jobItems.jobId, jobId))

@@ -1,15 +1,15 @@
 import { randomUUID } from "node:crypto";
-import { eq, inArray } from "drizzle-orm";
+import { and, eq, gte, inArray } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { listJobItems } from "@/db/queries/jobs";
-import { auditEvents, mailboxes, messages, oauthTransactions } from "@/db/schema";
+import { auditEvents, jobs, mailboxes, messages, oauthTransactions } from "@/db/schema";
 import { decryptField, encryptField, keyIdOf } from "@/lib/crypto/envelope";
 import { generateKeySpec, parseKeyring } from "@/lib/crypto/keyring";
 import { keyring } from "@/lib/crypto/runtime";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
-import { countCellsByKey, reencryptTokens, startReencryption } from "./reencrypt";
+import { countCellsByKey, REENCRYPT, reencryptTokens, startReencryption } from "./reencrypt";
 import { runJob } from "./runner";
 
 describe("key rotation", () => {
@@ -248,5 +248,73 @@ describe("webhook signing secrets", () => {
       .from(webhookEndpoints)
       .where(eq(webhookEndpoints.id, endpoint.id));
     expect(openWebhookSecret(endpoint.id, "secret", back?.secret ?? "")).toBe(secret);
+  });
+});
+
+describe("starting a re-encryption", { timeout: 120_000 }, () => {
+  it("twice at once creates one job, and its keys.rotated event counts each kind of item apart", async () => {
+    const { createEndpoint } = await import("@/lib/webhooks/endpoints");
+    const db = await getDb();
+    const owner = await createOwner();
+    const ctx = memberContext(owner.orgId, owner.user, "owner");
+    const mailboxId = randomUUID();
+    const cell = (column: string) => ({ table: "mailboxes", column, rowId: mailboxId });
+    await db.insert(mailboxes).values({
+      id: mailboxId,
+      orgId: owner.orgId,
+      provider: "demo",
+      address: `kinds-${mailboxId.slice(0, 6)}@example.test`,
+      status: "connected" as const,
+      refreshTokenEnc: encryptField(keyring(), "r", cell("refresh_token")),
+    });
+    const { endpoint } = await createEndpoint(ctx, {
+      url: "http://127.0.0.1:9/kinds",
+      description: "",
+      events: ["message.sent"],
+    });
+    try {
+      // Two operators (or one double submit) at the same moment. On PGlite transactions run one
+      // at a time anyway; on PostgreSQL (DATABASE_URL) this is the race the lock closes.
+      const started = await Promise.all(
+        Array.from({ length: 4 }, () => startReencryption({ db, ctx })),
+      );
+      expect(new Set(started.map((j) => j.id)).size).toBe(1);
+      const job = started[0];
+      if (!job) throw new Error("no job");
+      const jobIds = await db
+        .select({ id: jobs.id })
+        .from(jobs)
+        .where(and(eq(jobs.kind, REENCRYPT), gte(jobs.createdAt, job.createdAt)));
+      expect(jobIds.map((j) => j.id)).toEqual([job.id]);
+
+      const done = await runJob(db, job.id);
+      expect(done?.status).toBe("done");
+      const items = await listJobItems({ db, jobId: job.id });
+      expect(items.find((i) => i.itemId === mailboxId)?.result).toBe("unchanged");
+      expect(items.find((i) => i.itemId === `webhook:${endpoint.id}`)?.result).toMatch(
+        /^(unchanged|reencrypted)$/,
+      );
+      // The suite shares one database: other tests' rows are items too, so count what this
+      // job's items say, kind by kind.
+      const ok = (i: (typeof items)[number]) =>
+        i.result === "unchanged" || i.result === "reencrypted";
+      const of = (prefix: string) => items.filter((i) => ok(i) && i.itemId.startsWith(prefix));
+      const [event] = await db
+        .select()
+        .from(auditEvents)
+        .where(and(eq(auditEvents.action, "keys.rotated"), eq(auditEvents.targetId, job.id)));
+      expect(event?.metadata).toMatchObject({
+        mailboxes: items.filter((i) => ok(i) && !i.itemId.includes(":")).length,
+        webhookEndpoints: of("webhook:").length,
+        messages: of("message:").length,
+        transactions: of("oauth:").length,
+        unreadable: items.filter((i) => i.result === "unreadable").length,
+        failed: 0,
+      });
+      expect(event?.metadata.webhookEndpoints).toBeGreaterThanOrEqual(1);
+      expect(event?.metadata.mailboxes).toBeLessThan(job.total);
+    } finally {
+      await db.delete(mailboxes).where(eq(mailboxes.id, mailboxId));
+    }
   });
 });

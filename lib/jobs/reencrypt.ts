@@ -15,6 +15,11 @@ import {
   WEBHOOK_ITEM_PREFIX,
   webhookSecretCells,
 } from "@/lib/webhooks/reencrypt";
+import {
+  countReencryptionItems,
+  MESSAGE_ITEM_PREFIX,
+  TRANSACTION_ITEM_PREFIX,
+} from "./reencrypt-items";
 import { createJob, registerJobHandler } from "./runner";
 
 export type RotationResult = {
@@ -56,10 +61,6 @@ export async function reencryptMailboxRow(
     return true;
   });
 }
-
-/** Job item ids of queued messages' bodies and of OAuth transactions' PKCE verifiers. */
-const MESSAGE_ITEM_PREFIX = "message:";
-const TRANSACTION_ITEM_PREFIX = "oauth:";
 
 // The sealed columns rotated one cell per row, besides mailbox tokens and webhook secrets
 // (which lock their row: a refresh or a secret rotation may write it meanwhile).
@@ -242,7 +243,8 @@ registerJobHandler({
     return { result: changed ? "reencrypted" : "unchanged", detail: null };
   },
   onDone: async (job) => {
-    await writeAuditEvent(await getDb(), {
+    const db = await getDb();
+    await writeAuditEvent(db, {
       orgId: null,
       actor: job.createdBy
         ? { type: "user", id: job.createdBy, label: "re-encryption job" }
@@ -250,7 +252,10 @@ registerJobHandler({
       action: "keys.rotated",
       target: { type: "job", id: job.id },
       outcome: job.failed > 0 ? "failure" : "success",
-      metadata: { keyId: runtimeKeyring().current.id, mailboxes: job.done, unreadable: job.failed },
+      metadata: {
+        keyId: runtimeKeyring().current.id,
+        ...(await countReencryptionItems(db, job.id)),
+      },
     });
   },
 });
@@ -310,6 +315,8 @@ export async function startReencryption({
 }) {
   const { actor, request } = ctx;
   return db.transaction(async (tx) => {
+    // Two operators (or one double submit) would otherwise both find no job under way.
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`${REENCRYPT}:deployment`}))`);
     const previous = await latestJob({ db: tx, kind: REENCRYPT, orgId: null });
     if (previous && (previous.status === "queued" || previous.status === "running"))
       return previous;

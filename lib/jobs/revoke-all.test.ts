@@ -1,4 +1,4 @@
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { finishItem, listJobItems, markItemsStarted } from "@/db/queries/jobs";
@@ -11,7 +11,7 @@ import { revokeToken } from "@/lib/oauth/token-endpoint";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { REVOKE_ALL, startRevokeAll } from "./revoke-all";
-import { runJob } from "./runner";
+import { MAX_ITEM_ATTEMPTS, runJob } from "./runner";
 
 const beds = useProviderTestbeds();
 
@@ -154,5 +154,86 @@ describe("revoke every mailbox", { timeout: 120_000 }, () => {
       }),
     ).toBeNull();
     expect(again.kind).toBe(REVOKE_ALL);
+  });
+
+  it("a mailbox whose revocation fails is tried again; one that keeps failing keeps its tokens and the job ends failed, not done", async () => {
+    const owner = await createOwner("revall-retry");
+    const [once, always, fine] = [
+      await connected(owner),
+      await connected(owner),
+      await connected(owner),
+    ];
+    const db = await getDb();
+    // The database refuses the revocation's write for two mailboxes (their transaction rolls
+    // back, tokens and all): once for one, every time for the other. A sequence is not rolled
+    // back, so it counts the attempts.
+    const tag = owner.orgId.replaceAll("-", "").slice(0, 12);
+    await db.execute(sql.raw(`create sequence revall_once_${tag}`));
+    await db.execute(
+      sql.raw(`create function revall_refuse_${tag}() returns trigger language plpgsql as $$
+        begin
+          if new.id = '${always.id}' or (new.id = '${once.id}' and nextval('revall_once_${tag}') = 1) then
+            raise exception 'injected: the database refused the write';
+          end if;
+          return new;
+        end $$`),
+    );
+    await db.execute(
+      sql.raw(
+        `create trigger revall_refuse_${tag} before update on mailboxes for each row execute function revall_refuse_${tag}()`,
+      ),
+    );
+    const job = await start(owner);
+    const before = new Map(beds.demo.proxy.revokedTokens);
+    let ended: Awaited<ReturnType<typeof runJob>>;
+    try {
+      ended = await runJob(db, job.id);
+    } finally {
+      await db.execute(sql.raw(`drop trigger revall_refuse_${tag} on mailboxes`));
+      await db.execute(sql.raw(`drop function revall_refuse_${tag}()`));
+      await db.execute(sql.raw(`drop sequence revall_once_${tag}`));
+    }
+    expect(ended?.status).toBe("failed");
+    expect(ended?.error).toMatch(/^1 of 3 items failed/);
+    const items = new Map(
+      (await listJobItems({ db, jobId: job.id })).map((i) => [i.itemId, i] as const),
+    );
+    // Tried again: revoked, and the provider asked once (the retry saw the token was dead).
+    expect(items.get(once.id)).toMatchObject({ state: "finished", result: "revoked", attempts: 1 });
+    expect((await readMailbox(once.id)).status).toBe("revoked");
+    expect((await readMailbox(once.id)).refreshTokenEnc).toBeNull();
+    const asked = (token: string) =>
+      (beds.demo.proxy.revokedTokens.get(token) ?? 0) - (before.get(token) ?? 0);
+    expect(asked(once.refreshToken)).toBe(1);
+    expect(items.get(fine.id)?.result).toBe("revoked");
+    // Given up after its attempts, reported as such: still connected, tokens kept.
+    expect(items.get(always.id)).toMatchObject({
+      state: "finished",
+      result: "error",
+      attempts: MAX_ITEM_ATTEMPTS,
+    });
+    expect(items.get(always.id)?.detail).toMatch(/^Failed 3 times\. .*refused the write/);
+    expect((await readMailbox(always.id)).status).toBe("connected");
+    expect((await readMailbox(always.id)).refreshTokenEnc).not.toBeNull();
+
+    // Started again, the mailbox left over is revoked and that job is done.
+    const again = await start(owner);
+    expect(again.total).toBe(1);
+    expect((await runJob(db, again.id))?.status).toBe("done");
+    expect((await readMailbox(always.id)).status).toBe("revoked");
+
+    const events = await db
+      .select()
+      .from(auditEvents)
+      .where(
+        and(
+          eq(auditEvents.orgId, owner.orgId),
+          inArray(auditEvents.action, ["job.completed", "job.failed", "mailbox.revoked"]),
+        ),
+      );
+    const about = (jobId: string) => events.filter((e) => e.targetId === jobId);
+    expect(about(job.id).map((e) => [e.action, e.metadata.failed])).toEqual([["job.failed", 1]]);
+    expect(about(again.id).map((e) => e.action)).toEqual(["job.completed"]);
+    expect(events.filter((e) => e.action === "mailbox.revoked")).toHaveLength(3);
   });
 });

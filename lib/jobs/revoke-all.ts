@@ -31,7 +31,7 @@ export const REVOKE_RESULT_LABELS: Record<string, string> = {
   kept_in_use:
     "Not revoked at the provider: another connected mailbox uses the same account; tokens destroyed here",
   gone: "Mailbox no longer exists",
-  error: "Error",
+  error: "Failed: not revoked, tokens kept, still connected",
 };
 
 const SYSTEM_REQUEST = { ip: null, userAgent: null };

@@ -5,6 +5,7 @@ import type { Database, DbOrTx } from "@/db";
 import {
   cancelJobRow,
   claimJob,
+  countItemResults,
   endJob,
   finishItem,
   getJob,
@@ -12,15 +13,30 @@ import {
   listResumableJobs,
   listUnfinishedItems,
   markItemsStarted,
+  recordItemFailure,
   renewLease,
+  requeueJob,
 } from "@/db/queries/jobs";
 import type { Job } from "@/db/schema";
+import { writeAuditEvent } from "@/lib/audit/write";
 
 // The generic runner of long operations. A job and its items live in the database, so any
 // process can finish what another started: the running process holds a lease it renews; once
 // the lease has expired (that process died), the next process to look takes the job over and
 // works through the items not finished yet. An item's result is recorded once, in the handler's
 // own transaction where the handler has one, so a finished item is never done again.
+//
+// An item whose work throws (its transaction rolled back) stays unfinished and is tried again in
+// the next batch, or by the run that resumes the job, up to MAX_ITEM_ATTEMPTS; then it is
+// finished as `error` and the job ends `failed`, never `done`. An error of the runner itself (the
+// database unavailable) stops every worker before the job is marked: it goes back to the queue
+// for the next process to claim, MAX_JOB_RUNS runs at most, then it ends `failed`. A job's end
+// is audited (job.completed, job.failed) in the transaction that records it.
+
+/** Tries of one item whose work throws, before it is finished as `error`. */
+export const MAX_ITEM_ATTEMPTS = 3;
+/** Runs of one job (claims, resumes included) before an interrupted one is given up. */
+export const MAX_JOB_RUNS = 5;
 
 export type ItemOutcome = { result: string; detail?: string | null };
 
@@ -43,7 +59,7 @@ export type JobHandler = {
     item: { itemId: string; label: string | null },
     ctx: ItemContext,
   ) => Promise<ItemOutcome | undefined>;
-  /** Runs once after the last item, when the job ended as done. */
+  /** Runs once after the last item, when the job ended (done, or failed with items in error). */
   onDone?: (job: Job) => Promise<void>;
 };
 
@@ -109,31 +125,92 @@ export async function runJob(db: Database, jobId: string, options: RunOptions = 
       const queue = [...batch];
       const worker = async () => {
         for (let item = queue.shift(); item && !stopped; item = queue.shift()) {
-          await runOneItem(db, handler, claimed, item);
+          try {
+            await runOneItem(db, handler, claimed, item);
+          } catch (error) {
+            // The others finish the item in hand and take no other.
+            stopped = true;
+            throw error;
+          }
         }
       };
-      await Promise.all(Array.from({ length: handler.concurrency }, worker));
+      const settled = await Promise.allSettled(Array.from({ length: handler.concurrency }, worker));
+      const failure = settled.find((r) => r.status === "rejected");
+      if (failure) throw failure.reason;
       // Cancellation is seen at the next renewal; check once per batch too.
       const now = await getJob({ db, jobId });
       if (now?.status !== "running" || now.leaseOwner !== PROCESS_ID) stopped = true;
     }
     if (stopped) return getJob({ db, jobId });
-    const ended = await endJob({ db, jobId, owner: PROCESS_ID, status: "done" });
+    const errors = (await countItemResults({ db, jobId })).find((c) => c.result === "error");
+    const ended = await endAudited(db, claimed, {
+      status: errors ? "failed" : "done",
+      error: errors
+        ? `${errors.count} of ${claimed.total} item${claimed.total === 1 ? "" : "s"} failed (tried ${MAX_ITEM_ATTEMPTS} times each, or an error without retry); see each item's result.`
+        : null,
+    });
     if (ended) await handler.onDone?.(ended);
     return ended ?? getJob({ db, jobId });
   } catch (error) {
-    await endJob({
-      db,
-      jobId,
-      owner: PROCESS_ID,
-      status: "failed",
-      error: (error as Error).message.slice(0, 500),
+    stopped = true;
+    const message = describeError(error);
+    // Every worker has stopped (allSettled above): marking the job now leaves no runner behind.
+    await (claimed.runs < MAX_JOB_RUNS
+      ? endAudited(db, claimed, { status: "queued", error: `Interrupted: ${message}` })
+      : endAudited(db, claimed, {
+          status: "failed",
+          error: `Interrupted ${claimed.runs} times, given up: ${message}`,
+        })
+    ).catch(() => {
+      // The database is not answering: the lease expires and the next process resumes it.
     });
     throw error;
   } finally {
     clearInterval(heartbeat);
     running.delete(jobId);
   }
+}
+
+/**
+ * Ends the job (or gives it back to the queue) and audits it in one transaction: job.completed,
+ * or job.failed (`resumes` when it went back to the queue). Null when this process no longer
+ * held it (cancelled, or taken over).
+ */
+async function endAudited(
+  db: Database,
+  job: Job,
+  end: { status: "done" | "failed" | "queued"; error: string | null },
+) {
+  return db.transaction(async (tx) => {
+    const row =
+      end.status === "queued"
+        ? await requeueJob({ db: tx, jobId: job.id, owner: PROCESS_ID, error: end.error ?? "" })
+        : await endJob({
+            db: tx,
+            jobId: job.id,
+            owner: PROCESS_ID,
+            status: end.status,
+            error: end.error,
+          });
+    if (!row) return null;
+    await writeAuditEvent(tx, {
+      orgId: job.orgId,
+      actor: job.createdBy
+        ? { type: "user", id: job.createdBy, label: job.kind }
+        : { type: "system", label: job.kind },
+      action: end.status === "done" ? "job.completed" : "job.failed",
+      target: { type: "job", id: job.id },
+      outcome: end.status === "done" ? "success" : "failure",
+      metadata: {
+        kind: job.kind,
+        total: row.total,
+        ...(end.status === "queued" ? {} : { done: row.done, failed: row.failed }),
+        ...(end.error ? { error: end.error } : {}),
+        resumes: end.status === "queued",
+      },
+    });
+    return row;
+  });
 }
 
 async function runOneItem(
@@ -162,9 +239,35 @@ async function runOneItem(
   try {
     outcome = await handler.runItem(item, ctx);
   } catch (error) {
-    outcome = { result: "error", detail: (error as Error).message.slice(0, 500) };
+    // Its transaction rolled back (or its result committed before something else threw).
+    const message = describeError(error);
+    const attempts = await recordItemFailure({
+      db,
+      jobId: job.id,
+      itemId: item.itemId,
+      detail: message,
+    });
+    if (attempts === null || attempts < MAX_ITEM_ATTEMPTS) return;
+    finished = false;
+    outcome = { result: "error", detail: `Failed ${attempts} times. The last error: ${message}` };
   }
   if (!finished && outcome) await ctx.finish(db, outcome);
+}
+
+/**
+ * An error in a few plain words for the job's row, the page and the audit log: a failed query's
+ * own message (the database's), never the statement and its parameters that the driver's
+ * message quotes; no NUL, which PostgreSQL text refuses.
+ */
+function describeError(error: unknown): string {
+  const cause = (error as { cause?: unknown })?.cause;
+  const message =
+    cause instanceof Error && (error as Error).message.startsWith("Failed query")
+      ? cause.message
+      : error instanceof Error
+        ? error.message
+        : String(error);
+  return message.replaceAll("\0", "").slice(0, 500);
 }
 
 /** Starts a job in the background of this process (a page or action does not wait for it). */

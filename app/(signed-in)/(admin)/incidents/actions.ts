@@ -11,6 +11,7 @@ import { cancelJobAudited, REASON_MAX, signEveryoneOut } from "@/lib/incidents/c
 import { clearSwitch, type SwitchScope, setSwitch } from "@/lib/incidents/switches";
 import { runJob, startJobInBackground } from "@/lib/jobs";
 import { startReencryption } from "@/lib/jobs/reencrypt";
+import { countReencryptionKinds } from "@/lib/jobs/reencrypt-items";
 import { JobAlreadyRunningError, REVOKE_ALL, startRevokeAll } from "@/lib/jobs/revoke-all";
 
 const reason = z
@@ -67,7 +68,7 @@ export const setGlobalSwitchAction = action(
   { permission: "signedIn", name: "incidents.global_switch", schema: switchSchema },
   async (input, ctx) => {
     if (!(await isOperator({ db: await getDb(), userId: ctx.user.id }))) {
-      await auditDenied(ctx, "action:incidents.global_switch", "handleIncidents");
+      await auditDenied(ctx, "action:incidents.global_switch", "operator");
       return { message: "Your role does not allow this." };
     }
     return flip(input, { type: "global" }, ctx);
@@ -140,13 +141,18 @@ export const reencryptAction = action(
   { permission: "signedIn", name: "incidents.reencrypt", schema: z.object({}) },
   async (_input, ctx) => {
     if (!(await isOperator({ db: await getDb(), userId: ctx.user.id }))) {
-      await auditDenied(ctx, "action:incidents.reencrypt", "handleIncidents");
+      await auditDenied(ctx, "action:incidents.reencrypt", "operator");
       return { message: "Your role does not allow this." };
     }
     const db = await getDb();
     const job = await startReencryption({ db, ctx });
     startJobInBackground(db, job.id);
     revalidatePath("/incidents");
-    return { ok: true, message: `Re-encrypting ${job.total} mailboxes under the current key.` };
+    const { mailboxes, others } = await countReencryptionKinds(db, job.id);
+    const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+    return {
+      ok: true,
+      message: `Re-encrypting under the current key: the tokens of ${plural(mailboxes, "mailbox", "mailboxes")} and ${plural(others, "other secret", "other secrets")} (webhook signing secrets, queued message bodies, sign-in verifiers).`,
+    };
   },
 );

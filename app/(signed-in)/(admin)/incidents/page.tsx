@@ -18,6 +18,7 @@ import type { SwitchKind } from "@/lib/incidents/switches";
 import { resumeAbandonedJobs } from "@/lib/jobs";
 import { countCellsByKey, REENCRYPT } from "@/lib/jobs/reencrypt";
 import { REVOKE_ALL, REVOKE_RESULT_LABELS } from "@/lib/jobs/revoke-all";
+import { MAX_ITEM_ATTEMPTS } from "@/lib/jobs/runner";
 import { formatDateTime } from "@/lib/utils";
 import {
   cancelRevokeAllAction,
@@ -57,9 +58,21 @@ const SWITCHES: Array<{
   },
 ];
 
-async function jobView(db: Awaited<ReturnType<typeof getDb>>, job: Job) {
+/** Why a job is not simply done, in plain words; `items` names what one item is. */
+function jobProblem(job: Job, errors: number, items: [string, string]) {
+  if (job.status === "queued" && job.error)
+    return `${job.error}. It resumes on its own within a minute.`;
+  if (job.status === "failed" && errors > 0)
+    return `${errors} ${errors === 1 ? items[0] : items[1]} failed after ${MAX_ITEM_ATTEMPTS} attempts each and ${errors === 1 ? "was" : "were"} left as ${errors === 1 ? "it was" : "they were"}. Start it again to retry.`;
+  if (job.status === "failed") return job.error ?? "It stopped with an error.";
+  return null;
+}
+
+async function jobView(db: Awaited<ReturnType<typeof getDb>>, job: Job, items: [string, string]) {
   const counts = await countItemResults({ db, jobId: job.id });
+  const errors = counts.find((c) => c.result === "error")?.count ?? 0;
   return {
+    problem: jobProblem(job, errors, items),
     status: job.status,
     total: job.total,
     finished: counts.reduce((n, c) => n + c.count, 0),
@@ -85,9 +98,10 @@ export default async function IncidentsPage() {
     operator ? latestJob({ db, kind: REENCRYPT, orgId: null }) : null,
     operator ? countCellsByKey(db) : [],
   ]);
-  const revokeView = revokeJob && (await jobView(db, revokeJob));
+  const revokeView = revokeJob && (await jobView(db, revokeJob, ["mailbox", "mailboxes"]));
   const revokeItems = revokeJob ? await listJobItems({ db, jobId: revokeJob.id }) : [];
-  const reencryptView = reencryptJob && (await jobView(db, reencryptJob));
+  const reencryptView =
+    reencryptJob && (await jobView(db, reencryptJob, ["sealed row", "sealed rows"]));
   const polling = isActive(revokeJob) || isActive(reencryptJob);
   const orgSwitch = (kind: SwitchKind) =>
     switchesOn.find((s) => s.kind === kind && s.scope === "organization");
@@ -186,9 +200,14 @@ export default async function IncidentsPage() {
                 <td>
                   {item.state === "finished"
                     ? (REVOKE_RESULT_LABELS[item.result ?? ""] ?? item.result)
-                    : item.state === "started"
-                      ? "Under way"
-                      : "Waiting"}
+                    : item.attempts > 0
+                      ? `Failed ${item.attempts} of ${MAX_ITEM_ATTEMPTS} attempts; trying again`
+                      : item.state === "started"
+                        ? "Under way"
+                        : "Waiting"}
+                  {item.result === "error" && item.detail && (
+                    <span className="block text-slate-600 text-xs">{item.detail}</span>
+                  )}
                 </td>
               </tr>
             ))}
