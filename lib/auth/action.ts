@@ -33,8 +33,9 @@ function formToObject(formData: FormData): Record<string, string | string[]> {
  * changed since, in another tab, and a form without a row id (an incident switch) would then act
  * on the other organisation. A form without the field is refused too: every form sends it.
  */
-function pageOrgRefusal(formData: FormData, orgId: string): string | null {
-  const sent = formData.getAll(PAGE_ORG_FIELD);
+function pageOrgRefusal(formData: unknown, orgId: string): string | null {
+  // A script may post anything as the action's arguments: no form is a form without the field.
+  const sent = formData instanceof FormData ? formData.getAll(PAGE_ORG_FIELD) : [];
   if (sent.length === 0) {
     return "This form did not say which organisation it belongs to. Reload the page and try again.";
   }
