@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, asc, eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { getJob, listJobItems } from "@/db/queries/jobs";
@@ -78,7 +78,9 @@ describe("the job runner", { timeout: 120_000 }, () => {
     const events = await db
       .select()
       .from(auditEvents)
-      .where(and(eq(auditEvents.orgId, orgId), eq(auditEvents.targetId, job.id)));
+      .where(and(eq(auditEvents.orgId, orgId), eq(auditEvents.targetId, job.id)))
+      // In the order they were written (PostgreSQL returns an unordered scan in any order).
+      .orderBy(asc(auditEvents.id));
     expect(events.map((e) => [e.action, e.outcome, e.metadata.resumes])).toEqual([
       ["job.failed", "failure", true],
       ["job.completed", "success", false],
