@@ -298,6 +298,30 @@ export async function listMessagesAddressedTo({ db, orgId, email, after, limit }
     .limit(limit);
 }
 
+/**
+ * Keyset pages of the other messages whose subject, SMTP reply or failure cause names the
+ * address (what an erasure rewrites in messages not addressed to the person).
+ */
+export async function listMessagesNaming({ db, orgId, email, after, limit }: AddressPage) {
+  return db
+    .select(messageColumns)
+    .from(messages)
+    .where(
+      and(
+        eq(messages.orgId, orgId),
+        gt(messages.id, after),
+        sql`not ${isRecipient(email)}`,
+        or(
+          mentionsAddress(sql`${messages.subject}`, email),
+          mentionsAddress(sql`${messages.smtpResponse}`, email),
+          mentionsAddress(sql`${messages.lastError}`, email),
+        ),
+      ),
+    )
+    .orderBy(asc(messages.id))
+    .limit(limit);
+}
+
 /** Invitations to the address: role and date, never a token. */
 export async function listSubjectInvitations({
   db,

@@ -7,6 +7,7 @@ import {
   listJobItemsNaming,
   listMembershipsWithOrg,
   listMessagesAddressedTo,
+  listMessagesNaming,
   listMessagesSentBy,
   listNoticesNaming,
   listNotificationEmailsNaming,
@@ -34,7 +35,7 @@ const EXPLANATION = {
     "Your signed-in sessions: when each expires and which organisation it works in. Never the session token.",
   signInAccounts: "Which providers you sign in with. Never a token.",
   organizations:
-    "Per organisation, what it holds about you. mailboxes: mailboxes you connected or whose address is yours (metadata, never tokens). apiKeys: API keys you created (name, prefix, dates; never the secret or its hash). messagesSent: messages you sent, yourself or with your API keys (metadata and recipients; a body is kept, encrypted, only while its message waits in the queue, and is not part of the export). messagesAddressed: messages addressed to you (to, cc or bcc). auditEvents: activity log events where you are the actor or the target, or that name your address; ip and userAgent are shown only for events you performed yourself, and are null for events performed by someone else (another member, an API key, the system): that address and browser are theirs, not yours, while actorLabel still says who acted on your data. invitations: invitations to your address (role and date). notices: notices on the dashboard for you or naming your address. notificationEmails: notification emails to you or naming your address, sent or waiting. webhookDeliveries: the organisation's webhook calls whose body names your address, with that body. dataRequests: the export and erasure requests the organisation recorded about your address. jobItems: incident jobs (revoking every mailbox) that took a mailbox with your address, and their result.",
+    "Per organisation, what it holds about you. mailboxes: mailboxes you connected or whose address is yours (metadata, never tokens). apiKeys: API keys you created (name, prefix, dates; never the secret or its hash). messagesSent: messages you sent, yourself or with your API keys (metadata and recipients; a body is kept, encrypted, only while its message waits in the queue, and is not part of the export). messagesAddressed: messages addressed to you (to, cc or bcc). messagesNaming: other messages whose subject, provider reply or failure cause names your address. auditEvents: activity log events where you are the actor or the target, or that name your address; ip and userAgent are shown only for events you performed yourself, and are null for events performed by someone else (another member, an API key, the system): that address and browser are theirs, not yours, while actorLabel still says who acted on your data. invitations: invitations to your address (role and date). notices: notices on the dashboard for you or naming your address. notificationEmails: notification emails to you or naming your address, sent or waiting. webhookDeliveries: the organisation's webhook calls whose body names your address, with that body. dataRequests: the export and erasure requests the organisation recorded about your address. jobItems: incident jobs (revoking every mailbox) that took a mailbox with your address, and their result.",
 };
 
 export type ExportScope =
@@ -92,6 +93,11 @@ async function* organizationPart(
   yield* list<string>(
     (after) =>
       listMessagesAddressedTo({ db, orgId, email, after: after ?? "", limit: EXPORT_BATCH }),
+    (row) => (row as { id: string }).id,
+  );
+  yield `,"messagesNaming":`;
+  yield* list<string>(
+    (after) => listMessagesNaming({ db, orgId, email, after: after ?? "", limit: EXPORT_BATCH }),
     (row) => (row as { id: string }).id,
   );
   yield `,"auditEvents":`;

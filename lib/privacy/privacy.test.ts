@@ -736,6 +736,9 @@ describe("export", () => {
     const address = `exported-${randomUUID().slice(0, 8)}@example.test`;
     const box = await connectMailbox(a);
     await sendAs(a, box, [address], "Addressed in A");
+    // Not to them, but naming them: an erasure rewrites its subject.
+    await sendAs(a, box, ["carol@example.test"], `About ${address}`);
+    await sendAs(a, box, ["carol@example.test"], "About someone else");
     await recordDataRequest(officerOf(a), {
       kind: "export",
       email: address,
@@ -795,6 +798,7 @@ describe("export", () => {
     expect(org?.dataRequests).toMatchObject([{ kind: "export", status: "open" }]);
     expect(org?.jobItems).toMatchObject([{ kind: "revoke_all", result: "revoked" }]);
     expect(org?.messagesAddressed).toMatchObject([{ subject: "Addressed in A" }]);
+    expect(org?.messagesNaming).toMatchObject([{ subject: `About ${address}` }]);
     expect(JSON.stringify(exported)).not.toContain("Notice in B");
 
     // Every table that holds the address has its part in the export (a new table must add one).
