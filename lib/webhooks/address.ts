@@ -141,10 +141,6 @@ const LOOPBACK: Resolved[] = [
   { address: "::1", family: 6 },
 ];
 
-// An answer that there is no such name or no address of that family; anything else (SERVFAIL,
-// refused, no answer) leaves the host unresolved.
-const NO_RECORDS = new Set(["ENODATA", "ENOTFOUND"]);
-
 /** A and AAAA of `host`, within the deadline; throws WebhookTargetError ("dns", "dns_timeout"). */
 async function resolveHost(host: string, dns: DnsOptions): Promise<Resolved[]> {
   const name = host.toLowerCase().replace(/\.$/, "");
@@ -167,18 +163,18 @@ async function resolveHost(host: string, dns: DnsOptions): Promise<Resolved[]> {
       }),
     ]);
     const failures = answers?.flatMap((a) => ("error" in a ? [a.error] : [])) ?? ["ETIMEOUT"];
+    // Addresses of one family are enough (IPv4 first, the one connected to): only a checked
+    // address is ever connected to, so the other family failing (a broken AAAA answer, say)
+    // takes nothing away.
+    const found = answers?.flatMap((a) => ("addresses" in a ? a.addresses : [])) ?? [];
+    if (found.length > 0) return found;
     if (failures.includes("ETIMEOUT")) {
       throw new WebhookTargetError(
         "dns_timeout",
         `No DNS answer for ${host} within ${timeoutMs / 1000} s: check the host name, or try again later.`,
       );
     }
-    // Both families must have answered (records or none); IPv4 first, as the one connected to.
-    const addresses = answers?.flatMap((a) => ("addresses" in a ? a.addresses : [])) ?? [];
-    if (addresses.length === 0 || failures.some((code) => !NO_RECORDS.has(code))) {
-      throw new WebhookTargetError("dns", `The host ${host} could not be resolved.`);
-    }
-    return addresses;
+    throw new WebhookTargetError("dns", `The host ${host} could not be resolved.`);
   } finally {
     clearTimeout(timer);
     // Queries still out (the deadline passed) end now instead of holding the channel.

@@ -117,17 +117,50 @@ async function newDelivery(orgId: string, endpointId: string) {
 }
 
 /** A DNS server on a local UDP port that reads every query and never answers one. */
-async function silentDnsServer() {
+/** A local DNS server: `reply` answers a query packet (null: never answers). */
+async function dnsServer(reply: (query: Buffer) => Buffer | null = () => null) {
   const socket = dgram.createSocket("udp4");
   let queries = 0;
-  socket.on("message", () => {
+  socket.on("message", (query, from) => {
     queries++;
+    const answer = reply(query);
+    if (answer) socket.send(answer, from.port, from.address);
   });
   await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
   return {
     servers: [`127.0.0.1:${socket.address().port}`],
     queries: () => queries,
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+}
+
+const silentDnsServer = () => dnsServer();
+
+/**
+ * Answers A queries with `ipv4` and AAAA queries with SERVFAIL, as a DNS server with a broken
+ * IPv6 zone does (RFC 1035 4.1: header, the question echoed, one answer record).
+ */
+function aOnlyWithBrokenAaaa(ipv4: string) {
+  return (query: Buffer): Buffer => {
+    const questionEnd = query.indexOf(0, 12) + 5; // the name's last label, then type and class
+    const question = query.subarray(12, questionEnd);
+    const type = query.readUInt16BE(questionEnd - 4);
+    const header = Buffer.alloc(12);
+    query.copy(header, 0, 0, 2);
+    header.writeUInt16BE(type === 1 ? 0x8180 : 0x8182, 2); // response; rcode 0, or 2 SERVFAIL
+    header.writeUInt16BE(1, 4);
+    header.writeUInt16BE(type === 1 ? 1 : 0, 6);
+    if (type !== 1) return Buffer.concat([header, question]);
+    const record = Buffer.alloc(16);
+    record.writeUInt16BE(0xc00c, 0); // the question's name
+    record.writeUInt16BE(1, 2); // A
+    record.writeUInt16BE(1, 4); // IN
+    record.writeUInt32BE(60, 6); // TTL
+    record.writeUInt16BE(4, 10);
+    ipv4.split(".").forEach((octet, i) => {
+      record[12 + i] = Number(octet);
+    });
+    return Buffer.concat([header, question, record]);
   };
 }
 
@@ -449,6 +482,32 @@ describe("where webhooks may go", () => {
     await expect(
       resolveWebhookTarget(`http://rebind.invalid:${receiver.port}/`, { allowPrivate: true }),
     ).rejects.toMatchObject({ code: "dns" });
+  });
+
+  it("a host whose A answer is fine and whose AAAA answer is broken resolves to its IPv4 address", async () => {
+    const dns = await dnsServer(aOnlyWithBrokenAaaa("93.184.216.34"));
+    try {
+      const target = await resolveWebhookTarget("https://v4only.example/hooks", {
+        allowPrivate: false,
+        dns: { servers: dns.servers },
+      });
+      expect(target).toMatchObject({ address: "93.184.216.34", family: 4 });
+      expect(dns.queries()).toBeGreaterThanOrEqual(2);
+    } finally {
+      await dns.close();
+    }
+    // A private A answer is still refused, whatever AAAA says.
+    const privateDns = await dnsServer(aOnlyWithBrokenAaaa("10.0.0.7"));
+    try {
+      await expect(
+        resolveWebhookTarget("https://inside.example/hooks", {
+          allowPrivate: false,
+          dns: { servers: privateDns.servers },
+        }),
+      ).rejects.toMatchObject({ code: expect.not.stringMatching(/^dns/) });
+    } finally {
+      await privateDns.close();
+    }
   });
 
   it("a host whose DNS never answers is refused within the bound, naming the URL field", async () => {
