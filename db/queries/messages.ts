@@ -310,6 +310,11 @@ export async function filterOwnMessageIds({
   return new Set(rows.flatMap((r) => (r.messageId ? [r.messageId] : [])));
 }
 
+/** `text` with anything shaped like an address (x@y, between spaces, brackets or quotes) removed. */
+function withoutAddressLike(text: SQL): SQL {
+  return sql`regexp_replace(${text}, '[^[:space:]<>@"'']+@[^[:space:]<>@"'']+', '[removed]', 'g')`;
+}
+
 /**
  * Empties the recipients and replaces the subject of up to `limit` of the organisation's oldest
  * messages created before `before` that still hold them; any address in the SMTP reply or the
@@ -335,8 +340,8 @@ export async function removeMessagePersonalFields({
     update ${messages} set
       recipients = '{"to":[],"cc":[],"bcc":[]}'::jsonb,
       subject = ${subject},
-      smtp_response = regexp_replace(smtp_response, '[^[:space:]<>@"'']+@[^[:space:]<>@"'']+', '[removed]', 'g'),
-      last_error = regexp_replace(last_error, '[^[:space:]<>@"'']+@[^[:space:]<>@"'']+', '[removed]', 'g'),
+      smtp_response = ${withoutAddressLike(sql`smtp_response`)},
+      last_error = ${withoutAddressLike(sql`last_error`)},
       personal_removed_at = ${removedAt}
     where id in (
       select id from ${messages}

@@ -105,21 +105,27 @@ function retryDelayMs(attempts: number): number {
 
 const later = (ms: number) => new Date(Date.now() + ms);
 
+/**
+ * The final outcome through the synchronous path's recordDelivery. Rows are queued ones but for
+ * an interrupted synchronous send the sweep settles (`isQueued` false: its purpose is its
+ * sender's, and it keeps no cause of its own).
+ */
 async function finish(
   db: Database,
   ctx: SenderContext,
   mailbox: Mailbox,
-  row: { id: string; recipientCount: number },
+  row: { id: string; recipientCount: number; senderType?: string; isQueued?: boolean },
   delivery: Delivery,
 ) {
+  const isQueued = row.isQueued ?? true;
   await recordDelivery(db, {
     ctx,
-    purpose: "api",
+    purpose: isQueued ? "api" : (PURPOSE_OF_SENDER[row.senderType ?? ""] ?? "api"),
     mailbox,
     messageId: row.id,
     recipientCount: row.recipientCount,
     delivery,
-    isQueued: true,
+    isQueued,
   });
 }
 
@@ -365,16 +371,7 @@ export async function settleInterruptedAttempts(): Promise<number> {
       cause: INTERRUPTED_CAUSE,
       retryAfterSeconds: null,
     };
-    if (mailbox && !row.isQueued) {
-      await recordDelivery(db, {
-        ctx,
-        purpose: PURPOSE_OF_SENDER[row.senderType] ?? "api",
-        mailbox,
-        messageId: row.id,
-        recipientCount: row.recipientCount,
-        delivery: { ok: false, failure },
-      });
-    } else if (mailbox) await finish(db, ctx, mailbox, row, { ok: false, failure });
+    if (mailbox) await finish(db, ctx, mailbox, row, { ok: false, failure });
     else {
       await finishMessage({
         db,

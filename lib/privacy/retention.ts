@@ -103,11 +103,11 @@ async function attempt(part: string, work: () => Promise<number>) {
 }
 
 /**
- * Applies every organisation's periods, then the system chain's (see
- * applySystemChainRetention), one process at a time (a run that finds another running returns
- * null). An organisation where something changed, or failed, gets one
- * `privacy.retention_applied` event with the counts; the others get none, so a quiet day adds
- * nothing to the log.
+ * Applies every organisation's periods, then the system chain's (events of no organisation: no
+ * settings row, so the default network period an organisation without one gets), one process at
+ * a time (a run that finds another running returns null). A chain where something changed, or
+ * failed, gets one `privacy.retention_applied` event with the counts; the others get none, so a
+ * quiet day adds nothing to the log.
  */
 export async function applyPersonalDataRetention({
   db,
@@ -116,109 +116,87 @@ export async function applyPersonalDataRetention({
   db: Database;
   now?: Date;
 }): Promise<RetentionRun[] | null> {
-  const cutoff = (days: number | null) =>
-    days === null ? null : new Date(now.getTime() - days * DAY_MS);
   return withRunLock(db, "retention:personal", async () => {
     const runs: RetentionRun[] = [];
-    for (const { orgId, messageDays, networkDays } of await listPersonalRetentionSettings({ db })) {
-      const messagesBefore = cutoff(messageDays);
-      const eventsBefore = cutoff(networkDays);
-      const messages = await attempt("messages", async () =>
-        messagesBefore === null || messageDays === null
-          ? 0
-          : removeOldMessagePersonalFields(db, {
-              orgId,
-              days: messageDays,
-              before: messagesBefore,
-            }),
-      );
-      const deliveries = await attempt("webhook deliveries", async () =>
-        messagesBefore === null
-          ? 0
-          : deleteFinishedWebhookDeliveries({ db, orgId, before: messagesBefore }),
-      );
-      const events = await attempt("audit events", async () =>
-        eventsBefore === null
-          ? 0
-          : removeOldAuditNetworkFields(db, { chain: orgId, before: eventsBefore }),
-      );
-      const failed = messages.failed || deliveries.failed || events.failed;
-      if (messages.changed + deliveries.changed + events.changed === 0 && !failed) continue;
-      // A chain the sealer refuses cannot take the event: logged, and the other
-      // organisations carry on.
-      await attempt("its audit event", async () => {
-        await writeAuditEvent(db, {
-          orgId,
-          actor: { type: "system", label: "Retention" },
-          action: "privacy.retention_applied",
-          outcome: failed ? "failure" : "success",
-          metadata: {
-            messages: messages.changed,
-            messageDays,
-            messagesBefore: messagesBefore?.toISOString() ?? null,
-            webhookDeliveries: deliveries.changed,
-            auditEvents: events.changed,
-            networkDays,
-            auditEventsBefore: eventsBefore?.toISOString() ?? null,
-            ...(failed
-              ? {
-                  failedParts: [
-                    messages.failed && "messages",
-                    deliveries.failed && "webhook deliveries",
-                    events.failed && "audit",
-                  ].filter(Boolean),
-                }
-              : {}),
-          },
-        });
-        return 1;
-      });
-      runs.push({
-        orgId,
-        messages: messages.changed,
-        webhookDeliveries: deliveries.changed,
-        auditEvents: events.changed,
-        failed,
-      });
+    const chains: ChainPeriods[] = [
+      ...(await listPersonalRetentionSettings({ db })),
+      { orgId: null, messageDays: null, networkDays: DEFAULT_AUDIT_NETWORK_RETENTION_DAYS },
+    ];
+    for (const periods of chains) {
+      const run = await applyChainRetention(db, now, periods);
+      if (run) runs.push(run);
     }
-    const system = await applySystemChainRetention(db, now);
-    if (system) runs.push(system);
     return runs;
   });
 }
 
-/**
- * The system chain's events lose their IP address and user agent after the default period an
- * organisation gets without settings (DEFAULT_AUDIT_NETWORK_RETENTION_DAYS); a run that changed
- * something, or failed, is audited on that chain. Returns null when there was nothing to do.
- */
-async function applySystemChainRetention(db: Database, now: Date): Promise<RetentionRun | null> {
-  const networkDays = DEFAULT_AUDIT_NETWORK_RETENTION_DAYS;
-  const before = new Date(now.getTime() - networkDays * DAY_MS);
-  const events = await attempt("system audit events", () =>
-    removeOldAuditNetworkFields(db, { chain: "", before }),
+/** An organisation's periods (days; null keeps for ever), or the system chain's (orgId null). */
+type ChainPeriods = {
+  orgId: string | null;
+  messageDays: number | null;
+  networkDays: number | null;
+};
+
+/** One chain's retention, audited on it; null when nothing changed or failed. */
+async function applyChainRetention(
+  db: Database,
+  now: Date,
+  { orgId, messageDays, networkDays }: ChainPeriods,
+): Promise<RetentionRun | null> {
+  const cutoff = (days: number | null) =>
+    days === null ? null : new Date(now.getTime() - days * DAY_MS);
+  const messagesBefore = cutoff(messageDays);
+  const eventsBefore = cutoff(networkDays);
+  const messages = await attempt("messages", async () =>
+    messagesBefore === null || messageDays === null || orgId === null
+      ? 0
+      : removeOldMessagePersonalFields(db, { orgId, days: messageDays, before: messagesBefore }),
   );
-  if (events.changed === 0 && !events.failed) return null;
+  const deliveries = await attempt("webhook deliveries", async () =>
+    messagesBefore === null || orgId === null
+      ? 0
+      : deleteFinishedWebhookDeliveries({ db, orgId, before: messagesBefore }),
+  );
+  const events = await attempt("audit events", async () =>
+    eventsBefore === null
+      ? 0
+      : removeOldAuditNetworkFields(db, { chain: orgId ?? "", before: eventsBefore }),
+  );
+  const failed = messages.failed || deliveries.failed || events.failed;
+  if (messages.changed + deliveries.changed + events.changed === 0 && !failed) return null;
+  // A chain the sealer refuses cannot take the event: logged, and the other chains carry on.
   await attempt("its audit event", async () => {
     await writeAuditEvent(db, {
-      orgId: null,
+      orgId,
       actor: { type: "system", label: "Retention" },
       action: "privacy.retention_applied",
-      outcome: events.failed ? "failure" : "success",
+      outcome: failed ? "failure" : "success",
       metadata: {
+        messages: messages.changed,
+        messageDays,
+        messagesBefore: messagesBefore?.toISOString() ?? null,
+        webhookDeliveries: deliveries.changed,
         auditEvents: events.changed,
         networkDays,
-        auditEventsBefore: before.toISOString(),
-        ...(events.failed ? { failedParts: ["audit"] } : {}),
+        auditEventsBefore: eventsBefore?.toISOString() ?? null,
+        ...(failed
+          ? {
+              failedParts: [
+                messages.failed && "messages",
+                deliveries.failed && "webhook deliveries",
+                events.failed && "audit",
+              ].filter(Boolean),
+            }
+          : {}),
       },
     });
     return 1;
   });
   return {
-    orgId: "",
-    messages: 0,
-    webhookDeliveries: 0,
+    orgId: orgId ?? "",
+    messages: messages.changed,
+    webhookDeliveries: deliveries.changed,
     auditEvents: events.changed,
-    failed: events.failed,
+    failed,
   };
 }
