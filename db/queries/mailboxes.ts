@@ -197,8 +197,9 @@ export async function lockAccountGrants({
 
 /**
  * By id or address: what the send API accepts as `mailbox`. With `apiKeyId`, the same statement
- * says whether that key of the organisation is still unrevoked (`keyActive`), so the send path
- * re-checks a key verified moments earlier without a read of its own.
+ * says whether that key of the organisation is still unrevoked (`keyActive`) and which
+ * mailboxes it may use now (`keyAllowedMailboxIds`), so the send path re-checks a key verified
+ * earlier (or remembered: lib/mail/api-keys.ts) without a read of its own.
  */
 export async function findMailboxByIdOrAddress({
   db,
@@ -219,6 +220,9 @@ export async function findMailboxByIdOrAddress({
         keyActive: sql<
           boolean | null
         >`(select ${apiKeys.revokedAt} is null and (${apiKeys.expiresAt} is null or ${apiKeys.expiresAt} > now()) from ${apiKeys} where ${apiKeys.id} = ${sql.placeholder("apiKeyId")} and ${apiKeys.orgId} = ${sql.placeholder("orgId")})`,
+        keyAllowedMailboxIds: sql<
+          string[] | null
+        >`(select ${apiKeys.allowedMailboxIds} from ${apiKeys} where ${apiKeys.id} = ${sql.placeholder("apiKeyId")} and ${apiKeys.orgId} = ${sql.placeholder("orgId")})`,
         // The send's incident switch in the same statement: the global one first.
         sendingPause: sql<SwitchRow | null>`(select json_build_object('scopeKey', ${switches.scopeKey}, 'reason', ${switches.reason}, 'setAt', ${switches.setAt}) from ${switches} where ${switches.kind} = 'pause_sending' and ${switches.scopeKey} in (${GLOBAL_SWITCH_SCOPE}, ${sql.placeholder("orgId")}) order by ${switches.scopeKey} = ${GLOBAL_SWITCH_SCOPE} desc limit 1)`,
       })

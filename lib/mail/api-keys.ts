@@ -65,9 +65,45 @@ const MAX_NAME_LENGTH = 100;
 const LAST_USED_EVERY_MS = 60_000;
 
 // A busy key would otherwise write last_used_at on every send; once a minute is plenty.
-const holder = globalThis as typeof globalThis & { __mailwardenKeyTouched?: Map<string, number> };
+type RememberedKey = NonNullable<Awaited<ReturnType<typeof getApiKeyHashByPrefix>>>;
+const holder = globalThis as typeof globalThis & {
+  __mailwardenKeyTouched?: Map<string, number>;
+  __mailwardenKeysRemembered?: Map<string, { row: RememberedKey; at: number }>;
+};
 holder.__mailwardenKeyTouched ??= new Map();
 const lastTouched = holder.__mailwardenKeyTouched;
+
+// The send route may skip reading a key it verified in the last REMEMBER_MS: the send
+// chokepoint's mailbox lookup reads the key's revocation, expiry and mailboxes in its own
+// statement (lib/mail/checks.ts), so one statement per send serves both. Only keys whose
+// secret matched are remembered (by prefix, with the secret's hash, compared every time), so
+// a stranger cannot fill the map; it is bounded anyway.
+const REMEMBER_MS = 30_000;
+const REMEMBER_MAX = 10_000;
+holder.__mailwardenKeysRemembered ??= new Map();
+const remembered = holder.__mailwardenKeysRemembered;
+
+function keyRow(prefix: string, remember: boolean): Promise<RememberedKey | null> | RememberedKey {
+  const known = remember ? remembered.get(prefix) : undefined;
+  if (known && Date.now() - known.at < REMEMBER_MS) return known.row;
+  return getDb().then((db) => getApiKeyHashByPrefix({ db, prefix }));
+}
+
+function rememberKey(row: RememberedKey): void {
+  const known = remembered.get(row.prefix);
+  if (known && Date.now() - known.at < REMEMBER_MS) return;
+  remembered.delete(row.prefix);
+  if (remembered.size >= REMEMBER_MAX) {
+    const oldest = remembered.keys().next().value;
+    if (oldest !== undefined) remembered.delete(oldest);
+  }
+  remembered.set(row.prefix, { row, at: Date.now() });
+}
+
+/** This process forgets a key it remembered (after a revocation or a change of mailboxes). */
+function forgetKey(prefix: string): void {
+  remembered.delete(prefix);
+}
 
 export function hashApiKeySecret(secret: string): string {
   return createHash("sha256").update(secret, "utf8").digest("hex");
@@ -192,6 +228,7 @@ export async function restrictApiKey({
   return db.transaction(async (tx) => {
     const row = await setApiKeyMailboxes({ db: tx, orgId, keyId, allowedMailboxIds: allowed });
     if (!row) throw new ApiKeyNotFoundError();
+    forgetKey(row.prefix);
     await writeAuditEvent(tx, {
       orgId,
       actor,
@@ -218,6 +255,7 @@ export async function revokeApiKey({
   return db.transaction(async (tx) => {
     const row = await revokeApiKeyRow({ db: tx, orgId, keyId, now: new Date() });
     if (!row) throw new ApiKeyNotFoundError();
+    forgetKey(row.prefix);
     await writeAuditEvent(tx, {
       orgId,
       actor,
@@ -245,22 +283,28 @@ export async function listApiKeysForOrg({ orgId }: { orgId: string }) {
  * The key a bearer token stands for, or null (malformed, unknown, wrong secret, revoked).
  * The hashes are compared in constant time; the prefix lookup itself reveals nothing secret.
  */
-export async function verifyApiKey(token: string): Promise<VerifiedApiKey | null> {
+export async function verifyApiKey(
+  token: string,
+  { remember = false }: { remember?: boolean } = {},
+): Promise<VerifiedApiKey | null> {
   const match = TOKEN_PATTERN.exec(token);
   if (!match) return null;
   const [, prefix = "", secret = ""] = match;
-  const db = await getDb();
-  const row = await getApiKeyHashByPrefix({ db, prefix });
-  if (!row || !isKeyUsable(row)) return null;
+  const row = await keyRow(prefix, remember);
+  if (!row || !isKeyUsable(row)) {
+    forgetKey(prefix);
+    return null;
+  }
   const given = Buffer.from(hashApiKeySecret(secret), "hex");
   const stored = Buffer.from(row.secretHash, "hex");
   if (given.length !== stored.length || !timingSafeEqual(given, stored)) return null;
+  if (remember) rememberKey(row);
 
   const now = Date.now();
   if (now - (lastTouched.get(row.id) ?? 0) > LAST_USED_EVERY_MS) {
     lastTouched.set(row.id, now);
     await touchApiKeyLastUsed({
-      db,
+      db: await getDb(),
       keyId: row.id,
       now: new Date(now),
       olderThan: new Date(now - LAST_USED_EVERY_MS),
@@ -285,10 +329,13 @@ function bearerOf(request: Request): string | null {
  * The caller's context for a request's bearer token: the API-key counterpart of the action
  * wrapper's. Null when there is no usable key; the refusal is audited (sampled) first.
  */
-export async function apiKeyContext(request: Request): Promise<CallContext | null> {
+export async function apiKeyContext(
+  request: Request,
+  options: { remember?: boolean } = {},
+): Promise<CallContext | null> {
   const token = bearerOf(request);
   const info = requestInfoFrom(request.headers);
-  const key = token ? await verifyApiKey(token) : null;
+  const key = token ? await verifyApiKey(token, options) : null;
   if (!key) {
     await auditRefusedApiKey(token, info);
     return null;

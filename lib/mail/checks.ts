@@ -127,8 +127,9 @@ export function validate(value: unknown): SendRequest | Invalid {
 
 /**
  * The mailbox in the organisation, if the caller may use it; its state is not judged here.
- * For an API key the same statement says whether the key is still unrevoked, so a key revoked
- * after the route verified it is refused here without a second read of the key.
+ * For an API key the same statement says whether the key is still unrevoked and which
+ * mailboxes it may use now, so a key revoked or restricted after the route verified it (or
+ * remembered it: lib/mail/api-keys.ts) is refused here without a second read of the key.
  */
 export async function lookupMailbox(
   db: Database,
@@ -143,10 +144,8 @@ export async function lookupMailbox(
     apiKeyId,
   });
   if (apiKeyId !== null) {
-    const active = mailbox
-      ? mailbox.keyActive === true
-      : isKeyUsable(await getApiKeyForOrg({ db, orgId: ctx.orgId, keyId: apiKeyId }));
-    if (!active) return denied(db, ctx, "key_revoked", null, { kind: "unauthorized" });
+    const revoked = mailbox ? mailbox.keyActive !== true : await keyRevocation(db, ctx);
+    if (revoked) return denied(db, ctx, "key_revoked", null, { kind: "unauthorized" });
   }
   if (!mailbox) {
     return denied(db, ctx, "mailbox_not_found", null, {
@@ -154,13 +153,32 @@ export async function lookupMailbox(
       cause: "No such mailbox in this organisation.",
     });
   }
-  if (ctx.allowedMailboxIds !== null && !ctx.allowedMailboxIds.includes(mailbox.id)) {
+  const allowed = apiKeyId === null ? ctx.allowedMailboxIds : mailbox.keyAllowedMailboxIds;
+  if (allowed !== null && !allowed.includes(mailbox.id)) {
     return denied(db, ctx, "mailbox_not_allowed_for_key", mailbox.id, {
       kind: "forbidden",
       cause: "This API key is not allowed to send from that mailbox.",
     });
   }
   return mailbox;
+}
+
+/** Whether the caller's API key has been revoked (or has expired) since it was verified. */
+async function keyRevocation(db: Database, ctx: SenderContext): Promise<boolean> {
+  if (ctx.actor.type !== "api_key") return false;
+  return !isKeyUsable(await getApiKeyForOrg({ db, orgId: ctx.orgId, keyId: ctx.actor.id }));
+}
+
+/**
+ * For a request that is answered without a mailbox lookup (no mailbox named, a body that is
+ * not JSON): the key's fresh state, so that a revoked key is told 401 and nothing else.
+ */
+export async function revokedKeyRefusal(
+  db: Database,
+  ctx: SenderContext,
+): Promise<RefusalOutcome | null> {
+  if (!(await keyRevocation(db, ctx))) return null;
+  return denied(db, ctx, "key_revoked", null, { kind: "unauthorized" });
 }
 
 /** A key's refused mailbox lookup is audited (sampled: a key can probe at will). */

@@ -458,6 +458,10 @@ describe("dashboard test sends and connection tests go through the same chokepoi
     const other = await connectMailbox(prober);
     const { key } = await makeApiKey(prober);
     const db = await getDb();
+    await db
+      .update(apiKeys)
+      .set({ allowedMailboxIds: [allowed] })
+      .where(eq(apiKeys.id, key.id));
     const ctx = keyContext(prober.orgId, { ...key, allowedMailboxIds: [allowed] });
     const events = async (action: "access.denied" | "message.refused") =>
       db

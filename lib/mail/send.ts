@@ -16,6 +16,7 @@ import {
   checkToken,
   decode,
   lookupMailbox,
+  revokedKeyRefusal,
   type SendBody,
   senderOf,
   validate,
@@ -102,6 +103,11 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
     checkActorLimit(ctx),
     scope === null ? null : findEarlierRequest(db, scope),
   ]);
+  // A key revoked since the route verified it is told 401 before anything else; the lookup
+  // said so in its statement, and without a lookup the key is read again (a cold path).
+  const revoked =
+    found === null ? await revokedKeyRefusal(db, ctx) : isRefusal(found) ? found : null;
+  if (revoked?.kind === "unauthorized") return revoked;
   // The lookup read the switches with the mailbox; without a mailbox they are read now.
   const known = found === null || isRefusal(found) ? undefined : sendingPauseOf(found.sendingPause);
   const paused = await checkSwitches(db, ctx, known);

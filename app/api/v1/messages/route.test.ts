@@ -218,6 +218,42 @@ describe("refusals", () => {
     }
   });
 
+  it("a key the route remembers is refused as soon as another instance revokes or restricts it", async () => {
+    // Changed in the database only, as another app process would: this process's memory of
+    // the key is not told, and the send must still be refused (the lookup reads the key).
+    const db = await getDb();
+    const { key, token: remembered } = await makeApiKey(owner);
+    const ok = await POST(sendRequest(message(), { token: remembered }));
+    expect(ok.status).toBe(201);
+    const before = await bed.inboxCount();
+    const otherBox = await connectMailbox(owner);
+    await db
+      .update(apiKeys)
+      .set({ allowedMailboxIds: [otherBox] })
+      .where(eq(apiKeys.id, key.id));
+    const restricted = await POST(sendRequest(message(), { token: remembered }));
+    expect(restricted.status).toBe(403);
+    await db.update(apiKeys).set({ revokedAt: new Date() }).where(eq(apiKeys.id, key.id));
+    // Whatever the body: with the mailbox, without one, not even JSON.
+    for (const request of [
+      sendRequest(message(), { token: remembered }),
+      sendRequest(message({ mailbox: undefined }), { token: remembered }),
+      sendRequest("{not json", { token: remembered }),
+    ]) {
+      const response = await POST(request);
+      expect(response.status).toBe(401);
+      expect(response.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    }
+    expect(await bed.inboxCount()).toBe(before);
+    const refusals = await db
+      .select({ metadata: auditEvents.metadata })
+      .from(auditEvents)
+      .where(and(eq(auditEvents.actorId, key.id), eq(auditEvents.action, "access.denied")));
+    expect(refusals.map((e) => (e.metadata as { reason?: string }).reason)).toContain(
+      "key_revoked",
+    );
+  });
+
   it("401 for an expired key, audited with the reason expired", async () => {
     const { key, token: expiring } = await makeApiKey(owner);
     const db = await getDb();

@@ -69,7 +69,8 @@ function prefersAsync(request: Request): boolean {
 
 export async function POST(request: Request): Promise<Response> {
   try {
-    const ctx = await apiKeyContext(request);
+    // The chokepoint re-reads the key's state with the mailbox, so a remembered key will do.
+    const ctx = await apiKeyContext(request, { remember: true });
     if (!ctx) return sendOutcomeResponse({ kind: "unauthorized" });
 
     const idempotencyKey = request.headers.get("idempotency-key");
