@@ -7,7 +7,7 @@ import { getDb } from "@/db";
 import { auditEvents } from "@/db/schema";
 import { createOwner } from "@/lib/testing/factories";
 import { CHECKPOINT_EVERY } from "./chain";
-import { sealPending } from "./seal";
+import { FAILED_CHAIN_REST_MS, sealPending } from "./seal";
 import { verifyAuditChain } from "./verify";
 import { describeProblem, verifyAllAuditChains } from "./verify-all";
 import { writeAuditEvent } from "./write";
@@ -206,6 +206,44 @@ describe("the sealer", () => {
       ["message.failed", 2],
       ["api_key.created", 3],
     ]);
+  });
+
+  it("leaves a chain that refuses to be sealed alone for a while instead of trying it at every write", async () => {
+    const db = await getDb();
+    const broken = await createOwner();
+    const good = await createOwner();
+    await db.execute(sql`delete from audit_chain_heads where chain = ${broken.orgId}`);
+    const event = (orgId: string, user: { id: string }) =>
+      writeAuditEvent(db, {
+        orgId,
+        actor: { type: "user", id: user.id },
+        action: "message.sent",
+        outcome: "success",
+      });
+    await event(broken.orgId, broken.user);
+    const resting = new Map<string, number>();
+    await expect(sealPending({ db, chain: broken.orgId, resting })).rejects.toThrow(
+      /no head record/,
+    );
+    // The next write's run skips it (no statement, no error) and the others are not held up.
+    expect(await sealPending({ db, chain: broken.orgId, resting })).toEqual({
+      sealed: 0,
+      skipped: [broken.orgId],
+    });
+    await event(good.orgId, good.user);
+    await sealPending({ db, chain: good.orgId, resting });
+    expect((await chainRows(good.orgId)).every((r) => r.seq !== null)).toBe(true);
+    // Once the rest is over it is tried again, and still refused until someone repairs it.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now() + FAILED_CHAIN_REST_MS + 1);
+      await expect(sealPending({ db, chain: broken.orgId, resting })).rejects.toThrow(
+        /no head record/,
+      );
+    } finally {
+      vi.useRealTimers();
+    }
+    expect((await chainRows(broken.orgId)).filter((r) => r.seq === null)).toHaveLength(1);
   });
 
   it("refuses to extend a chain whose head record was deleted", async () => {

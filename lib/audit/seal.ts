@@ -98,34 +98,53 @@ export async function sealChainInTransaction(
 }
 
 /**
+ * How long a process's sealer leaves alone a chain that refused to be sealed (a forged or
+ * missing head, a changed key) before trying it again: it stays refused until someone repairs
+ * it, and trying it at every write would cost statements for nothing. The unsealed alarm on
+ * the activity and security pages shows it meanwhile.
+ */
+export const FAILED_CHAIN_REST_MS = 60_000;
+
+/**
  * Seals every pending event of one chain, or of every chain with pending events, one batch per
  * transaction. Safe to run in any number of processes at once. A chain that cannot be sealed
- * does not hold up the others; its error is thrown once all were tried.
+ * does not hold up the others; its error is thrown once all were tried. With `resting` (the
+ * caller's memory, kept between calls) a chain that failed is skipped for FAILED_CHAIN_REST_MS
+ * and listed in `skipped`.
  */
 export async function sealPending({
   db,
   chain,
   batchSize = SEAL_BATCH,
+  resting,
 }: {
   db: DbOrTx;
   chain?: string;
   batchSize?: number;
-}): Promise<{ sealed: number }> {
+  resting?: Map<string, number>;
+}): Promise<{ sealed: number; skipped: string[] }> {
   const chains = chain === undefined ? await listChainsWithUnsealedEvents({ db }) : [chain];
   let total = 0;
   const failures: string[] = [];
+  const skipped: string[] = [];
   for (const name of chains) {
+    if ((resting?.get(name) ?? 0) > Date.now()) {
+      skipped.push(name);
+      continue;
+    }
     try {
       for (;;) {
         const sealed = await inTransaction(db, (tx) => sealChainInTransaction(tx, name, batchSize));
         total += sealed;
         if (sealed < batchSize) break;
       }
+      resting?.delete(name);
     } catch (error) {
       if (!(error instanceof AuditChainError)) throw error;
       failures.push(error.message);
+      resting?.set(name, Date.now() + FAILED_CHAIN_REST_MS);
     }
   }
   if (failures.length > 0) throw new AuditChainError(failures.join("; "));
-  return { sealed: total };
+  return { sealed: total, skipped };
 }

@@ -18,12 +18,14 @@ type SealerState = {
   running?: Promise<void>;
   isRequested: boolean;
   reported: Set<string>;
+  /** Chains that refused to be sealed, and until when they are left alone (seal.ts). */
+  resting: Map<string, number>;
 };
 
 const holder = globalThis as typeof globalThis & { __mailwardenSealer?: SealerState };
 
 function state(): SealerState {
-  holder.__mailwardenSealer ??= { isRequested: false, reported: new Set() };
+  holder.__mailwardenSealer ??= { isRequested: false, reported: new Set(), resting: new Map() };
   return holder.__mailwardenSealer;
 }
 
@@ -59,7 +61,7 @@ function runSealer(): Promise<void> {
       const db = await openedDb();
       if (!db) return;
       try {
-        await sealPending({ db });
+        await sealPending({ db, resting: s.resting });
       } catch (error) {
         // Once per distinct problem: a chain that refuses to seal would otherwise log every tick.
         const message = (error as Error).message;
