@@ -246,6 +246,28 @@ export async function deleteInvitation({
   return row ?? null;
 }
 
+/** The organisation's waiting invitations, only those `invitedBy` sent when given. */
+export async function listInvitationsSentBy({
+  db,
+  orgId,
+  invitedBy,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  invitedBy?: string;
+}) {
+  return db
+    .select({ id: invitations.id, email: invitations.email, role: invitations.role })
+    .from(invitations)
+    .where(
+      and(
+        eq(invitations.orgId, orgId),
+        invitedBy === undefined ? undefined : eq(invitations.invitedBy, invitedBy),
+      ),
+    )
+    .orderBy(asc(invitations.createdAt), asc(invitations.id));
+}
+
 /** Locks the organisation's membership rows so that "the last owner" is decided once. */
 export async function lockMemberships({ db, orgId }: { db: DbOrTx; orgId: string }) {
   const rows = await db

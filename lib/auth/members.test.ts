@@ -133,6 +133,46 @@ describe("memberships", () => {
     expect(invited.at(-1)?.metadata).toMatchObject({ role: "compliance", previousRole: "sender" });
   });
 
+  it("a removed or demoted member's waiting invitations are withdrawn: they cannot come back by them", async () => {
+    const db = await getDb();
+    const { user: owner, orgId } = await createOwner();
+    const admin = await createUser("inviter");
+    const coOwner = await createUser("co-owner");
+    await joinOrganization({ orgId, inviterId: owner.id, user: admin, role: "admin" });
+    await joinOrganization({ orgId, inviterId: owner.id, user: coOwner, role: "owner" });
+    const stamp = Date.now();
+    const waiting = async (email: string) =>
+      db.select({ id: invitations.id }).from(invitations).where(eq(invitations.email, email));
+    // The admin invites another address of theirs as admin, then is removed.
+    const comeback = `comeback-${stamp}@example.test`;
+    await inviteMember(db, memberContext(orgId, admin, "admin"), {
+      email: comeback,
+      role: "admin",
+    });
+    await removeMember(db, ctxOf(orgId, owner.id), admin.id);
+    expect(await waiting(comeback)).toEqual([]);
+    const [withdrawn] = await auditEventsOf(orgId, { action: "invitation.revoked" });
+    expect(withdrawn?.metadata).toMatchObject({ reason: "inviter_removed" });
+    const [removed] = await auditEventsOf(orgId, { action: "member.removed", targetId: admin.id });
+    expect(removed?.metadata).toMatchObject({ invitationsWithdrawn: 1 });
+
+    // An owner demoted to admin keeps the invitations an admin may send, not the owner one.
+    const asOwner = `as-owner-${stamp}@example.test`;
+    const asSender = `as-sender-${stamp}@example.test`;
+    await inviteMember(db, ctxOf(orgId, coOwner.id), { email: asOwner, role: "owner" });
+    await inviteMember(db, ctxOf(orgId, coOwner.id), { email: asSender, role: "sender" });
+    await changeMemberRole(db, ctxOf(orgId, owner.id), { userId: coOwner.id, role: "admin" });
+    expect(await waiting(asOwner)).toEqual([]);
+    expect(await waiting(asSender)).toHaveLength(1);
+    // Demoted to a role that invites nobody: the rest goes too.
+    await changeMemberRole(db, ctxOf(orgId, owner.id), { userId: coOwner.id, role: "sender" });
+    expect(await waiting(asSender)).toEqual([]);
+    const reasons = (await auditEventsOf(orgId, { action: "invitation.revoked" })).map(
+      (e) => (e.metadata as { reason?: string }).reason,
+    );
+    expect(reasons).toEqual(["inviter_removed", "inviter_role_changed", "inviter_role_changed"]);
+  });
+
   it("changes roles and removes members with one audit event each", async () => {
     const db = await getDb();
     const { user: owner, orgId } = await createOwner();
@@ -150,6 +190,7 @@ describe("memberships", () => {
     expect(rows.find((r) => r.action === "member.role_changed")?.metadata).toEqual({
       from: "sender",
       to: "compliance",
+      invitationsWithdrawn: 0,
     });
   });
 });

@@ -1,5 +1,5 @@
 import "server-only";
-import type { Database, Tx } from "@/db";
+import type { Database, DbOrTx, Tx } from "@/db";
 import { revokeApiKeysCreatedBy } from "@/db/queries/api-keys";
 import {
   countMemberships,
@@ -9,6 +9,7 @@ import {
   findMemberByEmail,
   insertMembership,
   insertOrganization,
+  listInvitationsSentBy,
   lockMemberships,
   updateMemberRole,
   upsertInvitation,
@@ -255,6 +256,12 @@ export async function changeMemberRole(
       if (refusal) throw refusalError(refusal);
       if (target.role === role) return;
       await updateMemberRole({ db: tx, orgId, userId, role });
+      // What they sent and may no longer send is withdrawn, as if they sent it now.
+      const invitationsWithdrawn = await withdrawInvitations(tx, ctx, {
+        invitedBy: userId,
+        role,
+        reason: "inviter_role_changed",
+      });
       await writeAuditEvent(tx, {
         orgId,
         actor,
@@ -262,7 +269,7 @@ export async function changeMemberRole(
         target: { type: "user", id: userId },
         outcome: "success",
         request,
-        metadata: { from: target.role, to: role },
+        metadata: { from: target.role, to: role, invitationsWithdrawn },
       });
       await queueNotification(tx, {
         orgId,
@@ -272,6 +279,39 @@ export async function changeMemberRole(
       });
     }),
   );
+}
+
+/**
+ * Withdraws waiting invitations, each audited as `invitation.revoked` with the reason: all of
+ * the organisation's, or those `invitedBy` sent that `role` could not send (null: all of
+ * theirs). An invitation outlives its sender otherwise: a removed or demoted admin, or whoever
+ * held their session, could invite another address of theirs and come back by accepting it.
+ */
+export async function withdrawInvitations(
+  tx: DbOrTx,
+  ctx: CallContext,
+  { invitedBy, role = null, reason }: { invitedBy?: string; role?: Role | null; reason: string },
+): Promise<number> {
+  const { orgId, actor, request } = ctx;
+  const sent = await listInvitationsSentBy({ db: tx, orgId, invitedBy });
+  let withdrawn = 0;
+  for (const invitation of sent) {
+    if (role !== null && refuseInvitation({ actorRole: role, role: invitation.role }) === null) {
+      continue;
+    }
+    if (!(await deleteInvitation({ db: tx, orgId, id: invitation.id }))) continue;
+    withdrawn++;
+    await writeAuditEvent(tx, {
+      orgId,
+      actor,
+      action: "invitation.revoked",
+      target: { type: "invitation", id: invitation.id },
+      outcome: "success",
+      request,
+      metadata: { email: invitation.email, reason },
+    });
+  }
+  return withdrawn;
 }
 
 /** Removes a member; owners and admins may also remove themselves, except the last owner. */
@@ -308,6 +348,10 @@ export async function removeMember(db: Database, ctx: CallContext, userId: strin
           metadata: { name: key.name, prefix: key.prefix, reason: "creator_removed" },
         });
       }
+      const invitationsWithdrawn = await withdrawInvitations(tx, ctx, {
+        invitedBy: userId,
+        reason: "inviter_removed",
+      });
       await writeAuditEvent(tx, {
         orgId,
         actor,
@@ -315,7 +359,7 @@ export async function removeMember(db: Database, ctx: CallContext, userId: strin
         target: { type: "user", id: userId },
         outcome: "success",
         request,
-        metadata: { role: target.role, apiKeysRevoked: keys.length },
+        metadata: { role: target.role, apiKeysRevoked: keys.length, invitationsWithdrawn },
       });
     }),
   );

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { listNoticesForMailbox } from "@/db/queries/mailboxes";
 import { recordEmailVerification } from "@/db/queries/users";
-import { auditEvents, sessions } from "@/db/schema";
+import { auditEvents, invitations, sessions } from "@/db/schema";
+import { inviteMember } from "@/lib/auth/members";
 import { isOperator } from "@/lib/auth/operators";
 import { env } from "@/lib/env";
 import { sendMessage } from "@/lib/mail/send";
@@ -34,13 +35,26 @@ describe("signing everyone out", () => {
     const outsiderSession = await createSession(outsider.user.id);
     const db = await getDb();
 
+    // Sent from the stolen session: it would let the intruder back in after the sign-out.
+    const planted = `planted-${Date.now()}@example.test`;
+    await inviteMember(db, memberContext(owner.orgId, owner.user, "owner", REQUEST), {
+      email: planted,
+      role: "admin",
+    });
+
     const result = await signEveryoneOut({
       db,
       ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
       keepSessionToken: kept,
       reason: "laptop stolen",
     });
-    expect(result).toEqual({ sessions: 2, people: 2 });
+    expect(result).toEqual({ sessions: 2, people: 2, invitationsWithdrawn: 1 });
+    expect(await db.select().from(invitations).where(eq(invitations.email, planted))).toEqual([]);
+    const [withdrawn] = await db
+      .select({ metadata: auditEvents.metadata })
+      .from(auditEvents)
+      .where(and(eq(auditEvents.orgId, owner.orgId), eq(auditEvents.action, "invitation.revoked")));
+    expect(withdrawn?.metadata).toMatchObject({ reason: "sessions_revoked" });
     const left = await db
       .select({ token: sessions.sessionToken })
       .from(sessions)

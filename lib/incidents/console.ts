@@ -11,6 +11,7 @@ import { deleteSessionsOfOrgMembers } from "@/db/queries/sessions";
 import { GLOBAL_SWITCH_SCOPE, listActiveSwitches } from "@/db/queries/switches";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { MemberContext } from "@/lib/auth/context";
+import { withdrawInvitations } from "@/lib/auth/members";
 import { closeMailboxTransport } from "@/lib/mail/transport";
 import type { SwitchKind } from "./switches";
 
@@ -107,11 +108,14 @@ export async function signEveryoneOut(input: {
 }) {
   const { ctx } = input;
   return inTransaction(input.db, async (tx) => {
-    const result = await deleteSessionsOfOrgMembers({
+    const ended = await deleteSessionsOfOrgMembers({
       db: tx,
       orgId: ctx.orgId,
       keepSessionToken: input.keepSessionToken,
     });
+    // An invitation sent from a stolen session would let its sender back in after this.
+    const invitationsWithdrawn = await withdrawInvitations(tx, ctx, { reason: "sessions_revoked" });
+    const result = { ...ended, invitationsWithdrawn };
     await writeAuditEvent(tx, {
       orgId: ctx.orgId,
       actor: ctx.actor,

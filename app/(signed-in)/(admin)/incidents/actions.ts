@@ -90,7 +90,7 @@ export const signEveryoneOutAction = action(
     });
     return {
       ok: true,
-      message: `${result.sessions} session${result.sessions === 1 ? "" : "s"} of ${result.people} ${result.people === 1 ? "person" : "people"} ended. You are still signed in here.`,
+      message: `${result.sessions} session${result.sessions === 1 ? "" : "s"} of ${result.people} ${result.people === 1 ? "person" : "people"} ended. You are still signed in here.${result.invitationsWithdrawn > 0 ? ` ${result.invitationsWithdrawn} waiting invitation${result.invitationsWithdrawn === 1 ? " was" : "s were"} withdrawn: invite again whom you meant to.` : ""}`,
     };
   },
 );

@@ -150,7 +150,8 @@ export default async function IncidentsPage() {
           <h3 className="font-medium">Sign everyone out</h3>
           <p className="text-slate-700 text-sm">
             Ends every session of every member of this organisation, yours on other devices
-            included. Only this browser stays signed in, so that you can go on.
+            included. Only this browser stays signed in, so that you can go on. Waiting invitations
+            are withdrawn too: one sent from a stolen session would let its sender back in.
             {otherOrgMembers > 0 &&
               ` ${otherOrgMembers} of your members also belong to other organisations: a session is a person's, so they are signed out there too.`}
           </p>

@@ -92,7 +92,7 @@ const PLAYS: Array<{ id: string; title: string; when: string; steps: Step[] }> =
         where: "Incidents › Block new connections",
       },
       {
-        text: "Sign everyone out. Every session of every member ends, the intruder's included; only your own browser stays signed in.",
+        text: "Sign everyone out. Every session of every member ends, the intruder's included; only your own browser stays signed in. Waiting invitations are withdrawn, so one the intruder sent cannot let them back in.",
         href: "/incidents",
         where: "Incidents › Sign everyone out",
       },
