@@ -1,6 +1,7 @@
 import "server-only";
 import type { Database, Tx } from "@/db";
 import type { Actor, RequestInfo } from "@/lib/audit/events";
+import { auditCallerRefusal } from "@/lib/audit/refusals";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { Withdrawal } from "./grant-withdrawal";
 
@@ -101,18 +102,33 @@ export async function auditCallback(db: Database | Tx, ctx: Context, audit: Audi
   });
 }
 
+function auditSampledCallback(ctx: Context, audit: Audit) {
+  return auditCallerRefusal(ctx.db, {
+    orgId: audit.orgId,
+    actor: ctx.actor,
+    action: "oauth.callback",
+    outcome: audit.outcome,
+    request: ctx.input.request,
+    metadata: { provider: ctx.input.providerId, ...audit.metadata },
+  });
+}
+
 export async function refuse(
   ctx: Context,
   reason: RefusalReason,
   orgId: string | null,
   details: { mailboxId?: string; metadata?: Record<string, unknown> } = {},
 ) {
-  const outcome = DENIED_REASONS.has(reason) ? "denied" : "failure";
-  await auditCallback(ctx.db, ctx, {
+  const outcome: Audit["outcome"] = DENIED_REASONS.has(reason) ? "denied" : "failure";
+  const audit: Audit = {
     orgId,
     outcome,
     metadata: { result: "refused", reason, ...details.metadata },
-  });
+  };
+  // Past the limit a caller can repeat this as fast as they like (sign-up is open): one event
+  // per caller and minute, with the count it stands for.
+  if (reason === "rate_limited") await auditSampledCallback(ctx, audit);
+  else await auditCallback(ctx.db, ctx, audit);
   return {
     kind: "refused",
     reason,

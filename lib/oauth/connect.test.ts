@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents, mailboxes, notices, oauthTransactions } from "@/db/schema";
 import { DecryptionError, isEncryptedValue } from "@/lib/crypto";
+import { clearOfMinuteTurn, useRateLimits } from "@/lib/mail/testing";
 import { RateLimitedError } from "@/lib/ratelimit/runtime";
 import { createOwner } from "@/lib/testing/factories";
 import { CLEARED_TOKENS } from "./grant-columns";
@@ -252,6 +253,38 @@ describe("connect: refused callbacks", () => {
       .from(auditEvents)
       .where(and(eq(auditEvents.action, "oauth.callback"), eq(auditEvents.actorId, owner.user.id)));
     expect(events.map((e) => e.metadata.reason)).toContain("unknown_state");
+  });
+
+  it("a signed-in caller past the callback limit writes one sampled event, not one per request", async () => {
+    // Sign-up is open: without sampling, anyone signed in could grow the operators' log (each
+    // event sealed inline under its lock) as fast as they can send requests.
+    await clearOfMinuteTurn(20_000);
+    const restore = useRateLimits({ oauthCallback: { tokens: 5, window: "1 m" } });
+    try {
+      const owner = await createOwner();
+      const { callback } = await started(owner);
+      const reasons: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        const result = await callbackFor(owner, callback({ state: `forged-${i}` }));
+        reasons.push(result.kind === "refused" ? result.reason : result.kind);
+      }
+      expect(reasons.slice(5).every((reason) => reason === "rate_limited")).toBe(true);
+      const db = await getDb();
+      const events = await db
+        .select({ metadata: auditEvents.metadata })
+        .from(auditEvents)
+        .where(
+          and(eq(auditEvents.action, "oauth.callback"), eq(auditEvents.actorId, owner.user.id)),
+        )
+        .orderBy(auditEvents.id);
+      expect(events.map((e) => e.metadata.reason)).toEqual([
+        ...Array(5).fill("unknown_state"),
+        "rate_limited",
+      ]);
+      expect(events.at(-1)?.metadata).toMatchObject({ suppressedBefore: 0 });
+    } finally {
+      await restore();
+    }
   });
 
   it("refuses an expired state", async () => {
