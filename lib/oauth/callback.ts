@@ -155,7 +155,7 @@ async function exchangeAndStore(
   const grant = await exchangeCode(provider, transaction, ctx.input.callbackUrl, iss);
   if ("error" in grant) {
     const grantWithdrawn = grant.issued
-      ? await withdrawGrant(ctx.db, provider, grant.issued, null)
+      ? await withdrawGrant(ctx.db, provider, grant.issued, grant.subject ?? null)
       : null;
     return fail(
       ctx,
