@@ -123,6 +123,7 @@ describe("connect: authorization code + PKCE against the demo provider", () => {
       kind: "missing_scope",
       missing: ["mail.send"],
       granted: expect.not.arrayContaining(["mail.send"]),
+      grantWithdrawn: "revoked",
     });
     const db = await getDb();
     expect(await db.select().from(mailboxes).where(eq(mailboxes.orgId, owner.orgId))).toEqual([]);

@@ -16,6 +16,7 @@ import { CLEARED_TOKENS } from "./grant-columns";
 import { getMailProvider, type MailProvider } from "./providers";
 import { openMailboxToken } from "./sealed";
 import { isTokenActive, revokeToken } from "./token-endpoint";
+import { MANAGE_ACCESS, MICROSOFT_CONSENT_REMOVAL } from "./withdrawal-words";
 
 export type RevokeMailboxInput = {
   /** A person's or key's context; the revoke-all job acts as the system once its starter is gone. */
@@ -50,13 +51,7 @@ export type RevokeMailboxResult = {
 const MICROSOFT_GUIDANCE =
   "Microsoft offers apps no way to revoke their own permission. Mailwarden deleted its copy " +
   "of the tokens, so it can no longer send from this mailbox, but Microsoft keeps the consent " +
-  "until someone removes it: the mailbox's owner at https://myapps.microsoft.com (find " +
-  "Mailwarden, then remove it), or a Microsoft 365 administrator in the Microsoft Entra admin " +
-  "center › Enterprise applications.";
-
-const MANAGE_ACCESS: Partial<Record<string, string>> = {
-  google: "https://myaccount.google.com/permissions",
-};
+  `until someone removes it: ${MICROSOFT_CONSENT_REMOVAL}.`;
 
 type ProviderAnswer = RevokeMailboxResult & { httpStatus: number | null; error: string | null };
 
