@@ -167,3 +167,30 @@ describe("connect page: what it says of a grant it could not withdraw", () => {
     }
   });
 });
+
+describe("connect page: a grant without offline access", () => {
+  it("offline access unticked at the provider: the page names it", async () => {
+    const owner = await createOwner();
+    const url = await startFor(owner, "demo");
+    const flow = await authorizeInBrowser(url.toString(), {
+      email: email("offline"),
+      untick: ["offline_access"],
+    });
+    await signIn(owner);
+    const { query, text } = await landOnPage(flow.callbackUrl);
+    expect(query).toMatchObject({ result: "missing_scope", missing: "offline_access" });
+    expect(text).toContain("Missing: Keep access while you are away (offline access)");
+    expect(text).toContain("leave that box ticked");
+    // The sending permission was granted: the page does not say it was not.
+    expect(text).not.toContain("The permission to send was not granted");
+  });
+
+  it("no refresh token given (Google after an earlier consent): the page names it", async () => {
+    const owner = await createOwner();
+    await signIn(owner);
+    const text = await renderPage("demo", { result: "missing_scope", missing: "refresh_token" });
+    expect(text).toContain("Missing: Keep access while you are away (offline access)");
+    expect(text).toContain("gave Mailwarden no refresh token");
+    expect(text).not.toContain("The permission to send was not granted");
+  });
+});

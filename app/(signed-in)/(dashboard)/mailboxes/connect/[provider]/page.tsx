@@ -32,6 +32,8 @@ const RESULTS: Record<string, string> = {
     "That response from the provider could not be trusted (used twice, expired, started by someone else or sent by the wrong provider). Nothing was stored; start again.",
 };
 
+const OFFLINE_TITLE = explainScopes(["offline_access"])[0]?.title;
+
 type Props = {
   params: Promise<{ provider: string }>;
   searchParams: Promise<{
@@ -58,9 +60,15 @@ export default async function ConnectProviderPage({ params, searchParams }: Prop
   const withdrawal = parseWithdrawal(withdrawn);
   const withdrawalText = withdrawal ? explainWithdrawal(provider, withdrawal) : null;
   const requested = explainScopes(provider.scopesToRequest());
-  const missingScopes = explainScopes(
-    (missing ?? "").split(" ").filter((s) => provider.mailScopes.includes(s)),
-  );
+  // Only what the callback can name is shown: the mail scopes, and offline access (the scope, or
+  // a provider that gave no refresh token); nothing else from the query is reflected.
+  const missingItems = (missing ?? "").split(" ");
+  const missingScopes = explainScopes(missingItems.filter((s) => provider.mailScopes.includes(s)));
+  const missingOffline = missingItems.includes("offline_access")
+    ? "scope"
+    : missingItems.includes("refresh_token")
+      ? "refresh_token"
+      : null;
 
   return (
     <>
@@ -71,14 +79,30 @@ export default async function ConnectProviderPage({ params, searchParams }: Prop
       {result === "missing_scope" && (
         <Card className="mb-4 border-red-300 bg-red-50" role="alert">
           <h2 className="font-medium text-red-900">The mailbox was not connected</h2>
-          <p className="mt-1 text-red-900 text-sm">
-            The permission to send was not granted, so Mailwarden cannot send from this mailbox.
-            Missing:{" "}
-            {missingScopes.map((s) => (
-              <strong key={s.scope}>{s.title} </strong>
-            ))}
-            Try again and leave that box ticked on the provider&apos;s screen.
-          </p>
+          {missingScopes.length > 0 && (
+            <p className="mt-1 text-red-900 text-sm">
+              The permission to send was not granted, so Mailwarden cannot send from this mailbox.
+              Missing:{" "}
+              {missingScopes.map((s) => (
+                <strong key={s.scope}>{s.title} </strong>
+              ))}
+              Try again and leave that box ticked on the provider&apos;s screen.
+            </p>
+          )}
+          {missingOffline && (
+            <p className="mt-1 text-red-900 text-sm">
+              Missing: <strong>{OFFLINE_TITLE}</strong> (offline access).{" "}
+              {missingOffline === "scope"
+                ? `Without it ${provider.label} gives Mailwarden no refresh token, so the mailbox would stop working within an hour and could not send while you are away. Try again and leave that box ticked on the provider's screen.`
+                : `${provider.label} gave Mailwarden no refresh token, so the mailbox would stop working within an hour and could not send while you are away. Try again; if it happens again, remove Mailwarden's access in the account's settings at ${provider.label} first, so that it asks for every permission anew.`}
+            </p>
+          )}
+          {missingScopes.length === 0 && !missingOffline && (
+            <p className="mt-1 text-red-900 text-sm">
+              A permission Mailwarden needs was not granted. Try again and leave every box ticked on
+              the provider&apos;s screen.
+            </p>
+          )}
           {withdrawalText && <p className="mt-1 text-red-900 text-sm">{withdrawalText}</p>}
         </Card>
       )}
