@@ -2,20 +2,29 @@ import { NextRequest } from "next/server";
 import { createElement } from "react";
 import { renderToStaticMarkup } from "react-dom/server";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { getDb } from "@/db";
 import { ensureDemoClients } from "@/lib/demo";
 import { env } from "@/lib/env";
+import { pauseMailbox } from "@/lib/incidents/console";
 import {
   buildMicrosoftProvider,
   registerMailProvider,
   resetMailProviders,
 } from "@/lib/oauth/providers";
 import { authorizeInBrowser } from "@/lib/oauth/testing/demo";
-import { connectDemoMailbox, type Person, startFor } from "@/lib/oauth/testing/fixtures";
+import {
+  connectDemoMailbox,
+  type Person,
+  REQUEST,
+  readMailbox,
+  startFor,
+} from "@/lib/oauth/testing/fixtures";
 import { useProviderTestbeds } from "@/lib/oauth/testing/testbeds";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner, createSession } from "@/lib/testing/factories";
 
-// The connect page after the provider answered: what it tells the person about the permission
-// the provider had just given. The callback route runs for real (signed in through a real
+// The pages a person lands on after the provider answered: the connect page (what it tells them
+// about the permission the provider had just given) and the mailboxes page after a connect. The callback route runs for real (signed in through a real
 // session row, as in app/(signed-in)/page-org.test.ts), and its redirect is rendered as the page.
 const request = vi.hoisted(() => {
   vi.resetModules();
@@ -33,6 +42,7 @@ vi.mock("next/cache", () => ({ revalidatePath: () => {}, revalidateTag: () => {}
 
 const { GET } = await import("@/app/api/oauth/[provider]/callback/route");
 const { default: ConnectProviderPage } = await import("./page");
+const { default: MailboxesPage } = await import("../../(list)/page");
 
 const beds = useProviderTestbeds();
 
@@ -54,12 +64,17 @@ async function signIn(person: Person) {
   request.cookie = `authjs.session-token=${await createSession(person.user.id)}`;
 }
 
-/** The page's visible text. */
+/** The connect page's visible text. */
 async function renderPage(provider: string, query: Record<string, string>) {
-  const element = await ConnectProviderPage({
-    params: Promise.resolve({ provider }),
-    searchParams: Promise.resolve(query),
-  });
+  return visibleText(
+    await ConnectProviderPage({
+      params: Promise.resolve({ provider }),
+      searchParams: Promise.resolve(query),
+    }),
+  );
+}
+
+function visibleText(element: Awaited<ReturnType<typeof ConnectProviderPage>>) {
   return renderToStaticMarkup(createElement(() => element))
     .replace(/<[^>]+>/g, " ")
     .replace(/&#x27;/g, "'")
@@ -192,5 +207,38 @@ describe("connect page: a grant without offline access", () => {
     expect(text).toContain("Missing: Keep access while you are away (offline access)");
     expect(text).toContain("gave Mailwarden no refresh token");
     expect(text).not.toContain("The permission to send was not granted");
+  });
+});
+
+describe("mailboxes page after reconnecting a paused mailbox", () => {
+  it("says it is reconnected but still paused, and how to resume it", async () => {
+    const owner = await createOwner();
+    const address = email("paused");
+    const mailboxId = await connected(owner, address);
+    await pauseMailbox({
+      db: await getDb(),
+      ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
+      mailboxId,
+      paused: true,
+      reason: "phishing wave",
+    });
+    const url = await startFor(owner, "demo", mailboxId);
+    const flow = await authorizeInBrowser(url.toString(), { email: address });
+    await signIn(owner);
+
+    const response = await GET(new NextRequest(flow.callbackUrl), {
+      params: Promise.resolve({ provider: "demo" }),
+    });
+    const location = new URL(response.headers.get("location") ?? "");
+    expect(location.pathname).toBe("/mailboxes");
+    expect(await readMailbox(mailboxId)).toMatchObject({ status: "paused" });
+    const text = visibleText(
+      await MailboxesPage({
+        searchParams: Promise.resolve(Object.fromEntries(location.searchParams)),
+      }),
+    );
+    expect(text).toContain(`${address} is reconnected, but it is still paused`);
+    expect(text).toContain("Resume it with its Resume button below");
+    expect(text).not.toContain("Mailwarden can now send from it");
   });
 });
