@@ -175,3 +175,34 @@ export async function auditCallerRefusal(db: DbOrTx, input: AuditInput) {
     },
   });
 }
+
+const MAILBOX_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A person named a mailbox their organisation does not have (another organisation's id, or one
+ * made up) to reconnect or revoke it: `access.denied` in their own organisation's log, sampled
+ * per person like the other refusals a caller can repeat. Nothing goes to the log of the
+ * organisation the id may belong to, and whether it exists anywhere is not looked up (the log's
+ * readers would learn it). The id is the caller's text: kept only in a mailbox id's shape, else
+ * only its length, bounded.
+ */
+export async function auditUnknownMailbox(
+  ctx: { orgId: string; actor: AuditInput["actor"]; request?: RequestInfo | null },
+  mailboxId: string,
+  operation: "reconnect" | "revoke",
+) {
+  const wellFormed = MAILBOX_ID.test(mailboxId);
+  await auditCallerRefusal(await getDb(), {
+    orgId: ctx.orgId,
+    actor: ctx.actor,
+    action: "access.denied",
+    target: wellFormed ? { type: "mailbox", id: mailboxId.toLowerCase() } : null,
+    outcome: "denied",
+    request: ctx.request ?? null,
+    metadata: {
+      reason: "mailbox_not_in_organization",
+      operation,
+      ...(wellFormed ? {} : { malformedIdLength: Math.min(mailboxId.length, 1000) }),
+    },
+  });
+}

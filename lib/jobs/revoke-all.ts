@@ -53,6 +53,7 @@ registerJobHandler({
         },
         mailboxId: item.itemId,
         mayBeRevokedAlready: ctx.wasStarted,
+        goneIsExpected: true,
         alsoInTransaction: (tx, result) =>
           ctx.finish(tx, { result: REVOKE_RESULTS[result.providerResult], detail: result.detail }),
       });

@@ -29,10 +29,17 @@ export type CallbackResult =
       scopes: string[];
       reconnected: boolean;
     }
-  | { kind: "missing_scope"; missing: string[]; granted: string[] }
+  | { kind: "missing_scope"; missing: string[]; granted: string[]; grantWithdrawn: Withdrawal }
   | { kind: "denied"; message: string }
-  | { kind: "refused"; reason: RefusalReason; message: string; mailboxId?: string }
-  | { kind: "failed"; message: string };
+  | {
+      kind: "refused";
+      reason: RefusalReason;
+      message: string;
+      mailboxId?: string;
+      /** Set when the provider had issued a grant: what became of it. */
+      grantWithdrawn?: Withdrawal;
+    }
+  | { kind: "failed"; message: string; grantWithdrawn?: Withdrawal };
 
 export type CompleteConnectInput = {
   providerId: string;
@@ -117,13 +124,18 @@ export async function refuse(
   ctx: Context,
   reason: RefusalReason,
   orgId: string | null,
-  details: { mailboxId?: string; metadata?: Record<string, unknown> } = {},
+  details: {
+    mailboxId?: string;
+    metadata?: Record<string, unknown>;
+    grantWithdrawn?: Withdrawal;
+  } = {},
 ) {
   const outcome: Audit["outcome"] = DENIED_REASONS.has(reason) ? "denied" : "failure";
+  const withdrawn = details.grantWithdrawn ? { grantWithdrawn: details.grantWithdrawn } : {};
   const audit: Audit = {
     orgId,
     outcome,
-    metadata: { result: "refused", reason, ...details.metadata },
+    metadata: { result: "refused", reason, ...details.metadata, ...withdrawn },
   };
   // Past the limit a caller can repeat this as fast as they like (sign-up is open): one event
   // per caller and minute, with the count it stands for.
@@ -134,6 +146,7 @@ export async function refuse(
     reason,
     message: REFUSAL_MESSAGES[reason],
     ...(details.mailboxId ? { mailboxId: details.mailboxId } : {}),
+    ...withdrawn,
   } as const;
 }
 
@@ -142,14 +155,15 @@ export async function fail(
   orgId: string | null,
   code: string,
   message: string,
-  metadata: Record<string, unknown> = {},
+  grantWithdrawn: Withdrawal | null = null,
 ) {
+  const withdrawn = grantWithdrawn ? { grantWithdrawn } : {};
   await auditCallback(ctx.db, ctx, {
     orgId,
     outcome: "failure",
-    metadata: { result: "failed", code, ...metadata },
+    metadata: { result: "failed", code, ...withdrawn },
   });
-  return { kind: "failed", message } as const;
+  return { kind: "failed", message, ...withdrawn } as const;
 }
 
 export async function missingScope(
@@ -164,5 +178,5 @@ export async function missingScope(
     outcome: "failure",
     metadata: { result: "missing_scope", missing, granted, grantWithdrawn },
   });
-  return { kind: "missing_scope", missing, granted } as const;
+  return { kind: "missing_scope", missing, granted, grantWithdrawn } as const;
 }

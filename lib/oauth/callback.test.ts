@@ -315,6 +315,29 @@ describe("callback: providers whose revocation is broader, or missing", () => {
     expect(await readMailbox(mailbox.mailboxId)).toMatchObject({ status: "connected" });
   });
 
+  it("where revoking ends all the account's grants, an unverified address's fresh grant is revoked", async () => {
+    const owner = await createOwner();
+    const account = email("unverified");
+    beds.demo.directory.set(account, { email_verified: false });
+    registerMailProvider({ ...beds.demo.provider, revocationEndsAccountGrants: true });
+    const issuedBefore = beds.demo.proxy.issued.length;
+    const revocationsBefore = beds.demo.proxy.revocationCalls;
+    const { result } = await connectDemoMailbox(owner, { email: account });
+    expect(result).toMatchObject({ kind: "failed" });
+    // No mailbox anywhere uses this account, so nothing holds the provider back from revoking.
+    expect(beds.demo.proxy.revocationCalls - revocationsBefore).toBe(1);
+    await expectIssuedTokensDead(issuedBefore);
+    const events = await callbackEvents(owner.orgId);
+    expect(events.map((e) => e.metadata)).toEqual([
+      expect.objectContaining({
+        result: "failed",
+        code: "email_not_verified",
+        grantWithdrawn: "revoked",
+      }),
+    ]);
+    expect(await mailboxesOf(owner.orgId)).toEqual([]);
+  });
+
   it("without a revocation endpoint (Microsoft) the grant is dropped and the log says so", async () => {
     const owner = await createOwner();
     registerMailProvider({ ...beds.demo.provider, revocationEndpoint: null });

@@ -155,7 +155,7 @@ async function exchangeAndStore(
   const grant = await exchangeCode(provider, transaction, ctx.input.callbackUrl, iss);
   if ("error" in grant) {
     const grantWithdrawn = grant.issued
-      ? await withdrawGrant(ctx.db, provider, grant.issued, null)
+      ? await withdrawGrant(ctx.db, provider, grant.issued, grant.subject ?? null)
       : null;
     return fail(
       ctx,
@@ -163,7 +163,7 @@ async function exchangeAndStore(
       grant.error,
       EXCHANGE_MESSAGES[grant.error] ??
         `${provider.label} did not complete the connection (${grant.error}). Try again.`,
-      grantWithdrawn ? { grantWithdrawn } : {},
+      grantWithdrawn,
     );
   }
 
@@ -185,7 +185,8 @@ async function exchangeAndStore(
     const grantWithdrawn = await withdrawGrant(ctx.db, provider, grant, grant.subject);
     return refuse(ctx, stored.reason, orgId, {
       ...(stored.mailboxId ? { mailboxId: stored.mailboxId } : {}),
-      metadata: { ...stored.metadata, codeRedeemed: true, grantWithdrawn },
+      metadata: { ...stored.metadata, codeRedeemed: true },
+      grantWithdrawn,
     });
   }
   await stored.notification?.deliver();

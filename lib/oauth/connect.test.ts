@@ -5,7 +5,9 @@ import { auditEvents, mailboxes, notices, oauthTransactions } from "@/db/schema"
 import { DecryptionError, isEncryptedValue } from "@/lib/crypto";
 import { clearOfMinuteTurn, useRateLimits } from "@/lib/mail/testing";
 import { RateLimitedError } from "@/lib/ratelimit/runtime";
+import { auditEventsOf } from "@/lib/testing/audit";
 import { createOwner } from "@/lib/testing/factories";
+import { MailboxNotFoundError } from "./errors";
 import { CLEARED_TOKENS } from "./grant-columns";
 import {
   buildGoogleProvider,
@@ -122,6 +124,7 @@ describe("connect: authorization code + PKCE against the demo provider", () => {
       kind: "missing_scope",
       missing: ["mail.send"],
       granted: expect.not.arrayContaining(["mail.send"]),
+      grantWithdrawn: "revoked",
     });
     const db = await getDb();
     expect(await db.select().from(mailboxes).where(eq(mailboxes.orgId, owner.orgId))).toEqual([]);
@@ -352,6 +355,42 @@ describe("connect: refused callbacks", () => {
     const owner = await createOwner();
     for (let i = 0; i < 10; i++) await startFor(owner, "demo");
     await expect(startFor(owner, "demo")).rejects.toBeInstanceOf(RateLimitedError);
+  });
+});
+
+describe("connect: a reconnect of another organisation's mailbox", () => {
+  it("is refused, audited as access.denied in the attempter's log only, and changes nothing", async () => {
+    const victim = await createOwner("victim");
+    const attacker = await createOwner("attacker");
+    const { result } = await connectDemoMailbox(victim, { email: email() });
+    if (result.kind !== "connected") throw new Error(`not connected: ${result.kind}`);
+    const before = await readMailbox(result.mailboxId);
+    const victimEvents = async () => (await auditEventsOf(victim.orgId)).map((e) => e.id);
+    const victimEventsBefore = await victimEvents();
+
+    await expect(startFor(attacker, "demo", result.mailboxId)).rejects.toBeInstanceOf(
+      MailboxNotFoundError,
+    );
+    expect(await auditEventsOf(attacker.orgId, { action: "access.denied" })).toEqual([
+      expect.objectContaining({
+        outcome: "denied",
+        actorId: attacker.user.id,
+        targetType: "mailbox",
+        targetId: result.mailboxId,
+        metadata: expect.objectContaining({
+          reason: "mailbox_not_in_organization",
+          operation: "reconnect",
+        }),
+      }),
+    ]);
+    expect(await victimEvents()).toEqual(victimEventsBefore);
+    expect(await readMailbox(result.mailboxId)).toEqual(before);
+    const db = await getDb();
+    const started = await db
+      .select()
+      .from(oauthTransactions)
+      .where(eq(oauthTransactions.orgId, attacker.orgId));
+    expect(started).toEqual([]);
   });
 });
 

@@ -8,6 +8,7 @@ import {
   insertOAuthTransaction,
 } from "@/db/queries/mailboxes";
 import type { ProviderId } from "@/db/schema";
+import { auditUnknownMailbox } from "@/lib/audit/refusals";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { MemberContext } from "@/lib/auth/context";
 import { assertConnectionsAllowed } from "@/lib/incidents/switches";
@@ -50,6 +51,8 @@ export async function startConnect(input: StartConnectInput): Promise<{ url: str
     ? await getMailboxForOrg({ db, orgId: ctx.orgId, mailboxId: input.mailboxId })
     : null;
   if (input.mailboxId && (!mailbox || mailbox.provider !== provider.id)) {
+    // Another organisation's id (or a made-up one) is a probe; a provider mismatch is not.
+    if (!mailbox) await auditUnknownMailbox(ctx, input.mailboxId, "reconnect");
     throw new MailboxNotFoundError(input.mailboxId);
   }
 

@@ -17,12 +17,20 @@ export type Grant = IssuedTokens & {
   expiresAt: Date;
 };
 
+/**
+ * A code that could not become a grant. `issued`: tokens the provider handed out anyway, which
+ * the caller withdraws; `subject`: the account they belong to, once the ID token named it (so
+ * that a withdrawal where revoking ends every grant of the account can tell whether a mailbox
+ * still relies on it).
+ */
+export type ExchangeFailure = { error: string; issued?: IssuedTokens; subject?: string };
+
 export async function exchangeCode(
   provider: MailProvider,
   transaction: OAuthTransaction,
   callbackUrl: URL,
   iss: string | null,
-): Promise<Grant | { error: string; issued?: IssuedTokens }> {
+): Promise<Grant | ExchangeFailure> {
   // The redirect URI sent to the token endpoint is the one recorded at the start, never one
   // rebuilt from the incoming request (proxies and hosts rewrite those).
   const currentUrl = new URL(transaction.redirectUri);
@@ -54,9 +62,9 @@ export async function exchangeCode(
       : provider.id === "microsoft" && typeof claims?.preferred_username === "string"
         ? claims.preferred_username
         : null;
-  if (!email?.includes("@")) return { error: "no_email_claim", issued };
+  if (!email?.includes("@")) return { error: "no_email_claim", issued, subject };
   if (provider.id !== "microsoft" && claims?.email_verified === false) {
-    return { error: "email_not_verified", issued };
+    return { error: "email_not_verified", issued, subject };
   }
   const requested = transaction.requestedScopes.split(" ");
   return {

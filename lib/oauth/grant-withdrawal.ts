@@ -4,9 +4,9 @@ import { isSubjectConnectedAnywhere } from "@/db/queries/mailboxes";
 import type { IssuedTokens } from "./grant-exchange";
 import type { MailProvider } from "./providers";
 import { revokeToken } from "./token-endpoint";
+import type { Withdrawal } from "./withdrawal-words";
 
-/** What became of a grant the provider issued that Mailwarden does not keep. */
-export type Withdrawal = "revoked" | "failed" | "not_supported" | "kept_in_use";
+export type { Withdrawal } from "./withdrawal-words";
 
 /**
  * Revokes tokens the provider just issued but that are not stored, so none is left alive. The

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents } from "@/db/schema";
 import { freePort } from "@/lib/demo/testing";
+import { auditEventsOf } from "@/lib/testing/audit";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { MailboxNotFoundError, MailboxUnavailableError } from "./errors";
@@ -148,14 +149,37 @@ describe("revokeMailbox", () => {
     expect((await revokedEvent(id))?.metadata).toMatchObject({ providerResult: "not_supported" });
   });
 
-  it("cannot touch another organisation's mailbox", async () => {
+  it("cannot touch another organisation's mailbox; the attempt is in the attempter's log only", async () => {
     const owner = await createOwner();
     const stranger = await createOwner("stranger");
     const id = await insertMailboxRow({ person: owner, provider: "microsoft" });
+    const before = await readMailbox(id);
+    const ownerEvents = async () => (await auditEventsOf(owner.orgId)).map((e) => e.id);
+    const ownerEventsBefore = await ownerEvents();
     await expect(revoke(stranger, id)).rejects.toBeInstanceOf(MailboxNotFoundError);
-    const row = await readMailbox(id);
-    expect(row.status).toBe("connected");
-    expect(row.refreshTokenEnc).not.toBeNull();
+    expect(await readMailbox(id)).toEqual(before);
+    expect(await auditEventsOf(stranger.orgId, { action: "access.denied" })).toEqual([
+      expect.objectContaining({
+        outcome: "denied",
+        actorId: stranger.user.id,
+        targetType: "mailbox",
+        targetId: id,
+        metadata: expect.objectContaining({
+          reason: "mailbox_not_in_organization",
+          operation: "revoke",
+        }),
+      }),
+    ]);
+    expect(await ownerEvents()).toEqual(ownerEventsBefore);
+  });
+
+  it("a made-up mailbox id is recorded by its length only", async () => {
+    const stranger = await createOwner("stranger");
+    const made = `<script>${"x".repeat(50)}`;
+    await expect(revoke(stranger, made)).rejects.toBeInstanceOf(MailboxNotFoundError);
+    const [event] = await auditEventsOf(stranger.orgId, { action: "access.denied" });
+    expect(event).toMatchObject({ targetId: null, metadata: { malformedIdLength: made.length } });
+    expect(JSON.stringify(event)).not.toContain("script");
   });
 });
 

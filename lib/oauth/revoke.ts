@@ -8,6 +8,7 @@ import {
   updateMailbox,
 } from "@/db/queries/mailboxes";
 import type { Actor } from "@/lib/audit/events";
+import { auditUnknownMailbox } from "@/lib/audit/refusals";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { CallContext } from "@/lib/auth/context";
 import { MailboxNotFoundError } from "./errors";
@@ -15,6 +16,7 @@ import { CLEARED_TOKENS } from "./grant-columns";
 import { getMailProvider, type MailProvider } from "./providers";
 import { openMailboxToken } from "./sealed";
 import { isTokenActive, revokeToken } from "./token-endpoint";
+import { MANAGE_ACCESS, MICROSOFT_CONSENT_REMOVAL } from "./withdrawal-words";
 
 export type RevokeMailboxInput = {
   /** A person's or key's context; the revoke-all job acts as the system once its starter is gone. */
@@ -25,6 +27,11 @@ export type RevokeMailboxInput = {
    * provider can say that the token is already dead, do not ask it to revoke again.
    */
   mayBeRevokedAlready?: boolean;
+  /**
+   * The caller listed the organisation's own mailboxes (a job, an erasure): one missing now was
+   * removed meanwhile, not probed for, so its absence is not audited as a refusal.
+   */
+  goneIsExpected?: boolean;
   /** Runs in the revocation's transaction, so that a record of it commits with it or not at all. */
   alsoInTransaction?: (tx: DbOrTx, result: RevokeMailboxResult) => Promise<void>;
 };
@@ -44,13 +51,7 @@ export type RevokeMailboxResult = {
 const MICROSOFT_GUIDANCE =
   "Microsoft offers apps no way to revoke their own permission. Mailwarden deleted its copy " +
   "of the tokens, so it can no longer send from this mailbox, but Microsoft keeps the consent " +
-  "until someone removes it: the mailbox's owner at https://myapps.microsoft.com (find " +
-  "Mailwarden, then remove it), or a Microsoft 365 administrator in the Microsoft Entra admin " +
-  "center › Enterprise applications.";
-
-const MANAGE_ACCESS: Partial<Record<string, string>> = {
-  google: "https://myaccount.google.com/permissions",
-};
+  `until someone removes it: ${MICROSOFT_CONSENT_REMOVAL}.`;
 
 type ProviderAnswer = RevokeMailboxResult & { httpStatus: number | null; error: string | null };
 
@@ -179,14 +180,14 @@ async function revokeAtProvider(
  */
 export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMailboxResult> {
   const db = await getDb();
-  return db.transaction(async (tx) => {
+  const revoked = await db.transaction(async (tx) => {
     // The lock keeps a refresh from rotating the token between revoking it and deleting it.
     const row = await lockMailboxWithTokens({
       db: tx,
       mailboxId: input.mailboxId,
       orgId: input.ctx.orgId,
     });
-    if (!row) throw new MailboxNotFoundError(input.mailboxId);
+    if (!row) return null;
     const answer = await revokeAtProvider(tx, row, input.mayBeRevokedAlready);
     await updateMailbox({
       db: tx,
@@ -221,4 +222,8 @@ export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMa
     await input.alsoInTransaction?.(tx, result);
     return result;
   });
+  if (revoked) return revoked;
+  // Audited outside the transaction, which wrote nothing: another organisation's id is a probe.
+  if (!input.goneIsExpected) await auditUnknownMailbox(input.ctx, input.mailboxId, "revoke");
+  throw new MailboxNotFoundError(input.mailboxId);
 }

@@ -266,10 +266,7 @@ export async function eraseSubject(
   const revocations: { mailboxId: string; result: string; detail: string | null }[] = [];
   for (const mailboxId of await listSubjectMailboxIds({ db, orgId, userId, email })) {
     try {
-      const answer = await revokeMailbox({
-        ctx: officer,
-        mailboxId,
-      });
+      const answer = await revokeMailbox({ ctx: officer, mailboxId, goneIsExpected: true });
       revocations.push({ mailboxId, result: answer.providerResult, detail: answer.detail });
     } catch {
       revocations.push({ mailboxId, result: "failed", detail: null });

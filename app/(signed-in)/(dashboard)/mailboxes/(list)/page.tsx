@@ -75,7 +75,9 @@ export default async function MailboxesPage({ searchParams }: Props) {
       </PageHeader>
       {justConnected && (
         <p role="status" className="mb-4 rounded-md bg-green-50 p-3 text-green-900 text-sm">
-          {justConnected.address} is connected. Mailwarden can now send from it.
+          {justConnected.status === "paused"
+            ? `${justConnected.address} is reconnected, but it is still paused: nothing is sent from it until it is resumed. ${canManage ? "Resume it with its Resume button below" : "An owner or admin can resume it"} when sending from it should start again.`
+            : `${justConnected.address} is connected. Mailwarden can now send from it.`}
         </p>
       )}
       {(filter || limitedFilter) && (

@@ -63,5 +63,9 @@ export async function GET(
     target.searchParams.set("reason", result.reason);
     if (result.mailboxId) target.searchParams.set("mailbox", result.mailboxId);
   }
+  // What became of a grant the provider issued: the page must not claim it was withdrawn.
+  if ("grantWithdrawn" in result && result.grantWithdrawn) {
+    target.searchParams.set("withdrawn", result.grantWithdrawn);
+  }
   return NextResponse.redirect(target, 303);
 }
