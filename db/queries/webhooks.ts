@@ -33,14 +33,34 @@ export type WebhookEndpointSummary = {
   updatedAt: Date;
 };
 
+/**
+ * Adds an endpoint unless the organisation already has `max`; false when it has. Counted under
+ * a lock on the organisation's endpoints (held to the end of the transaction `db` must be), so
+ * two saves at once cannot both take the last place.
+ */
 export async function insertWebhookEndpoint({
   db,
   values,
+  max,
 }: {
   db: DbOrTx;
   values: typeof webhookEndpoints.$inferInsert & { id: string };
-}) {
+  max: number;
+}): Promise<boolean> {
+  await db.execute(
+    sql`select pg_advisory_xact_lock(hashtextextended(${`webhook-endpoints:${values.orgId}`}, 0))`,
+  );
+  if ((await countWebhookEndpoints({ db, orgId: values.orgId })) >= max) return false;
   await db.insert(webhookEndpoints).values(values);
+  return true;
+}
+
+export async function countWebhookEndpoints({ db, orgId }: { db: DbOrTx; orgId: string }) {
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(webhookEndpoints)
+    .where(eq(webhookEndpoints.orgId, orgId));
+  return row?.n ?? 0;
 }
 
 export async function listWebhookEndpoints({

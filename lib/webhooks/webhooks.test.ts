@@ -15,6 +15,7 @@ import { webhookBody } from "./emit";
 import {
   createEndpoint,
   getEndpoint,
+  MAX_WEBHOOK_ENDPOINTS,
   rotateEndpointSecret,
   sendTestDelivery,
   updateEndpoint,
@@ -634,6 +635,50 @@ describe("saving an endpoint", () => {
       });
     } finally {
       await restore();
+    }
+  });
+});
+
+describe("endpoints per organisation", () => {
+  it(`the ${MAX_WEBHOOK_ENDPOINTS + 1}th endpoint is refused naming the URL field, nothing is stored, and the refusal is audited`, async () => {
+    const { ctx, orgId } = await owner();
+    try {
+      for (let i = 0; i < MAX_WEBHOOK_ENDPOINTS; i++) await endpointAtReceiver(ctx);
+      const refused = await endpointAtReceiver(ctx).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(WebhookInputError);
+      expect((refused as WebhookInputError).field).toBe("url");
+      expect((refused as Error).message).toBe(
+        `This organisation already has ${MAX_WEBHOOK_ENDPOINTS} webhook endpoints, the most it may have: delete one to add another.`,
+      );
+      expect(await endpointRowsOf(orgId)).toHaveLength(MAX_WEBHOOK_ENDPOINTS);
+      const audited = await (await getDb())
+        .select()
+        .from(auditEvents)
+        .where(
+          and(eq(auditEvents.orgId, orgId), eq(auditEvents.action, "webhook.endpoint_refused")),
+        )
+        .orderBy(auditEvents.id);
+      expect(audited).toHaveLength(1);
+      expect(audited[0]).toMatchObject({
+        outcome: "denied",
+        metadata: { reason: "endpoint_limit", limit: MAX_WEBHOOK_ENDPOINTS },
+      });
+    } finally {
+      await (await getDb()).delete(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId));
+    }
+  });
+
+  it("two saves at once for the last place: one is stored, the other refused", async () => {
+    const { ctx, orgId } = await owner();
+    try {
+      for (let i = 0; i < MAX_WEBHOOK_ENDPOINTS - 1; i++) await endpointAtReceiver(ctx);
+      const results = await Promise.allSettled([endpointAtReceiver(ctx), endpointAtReceiver(ctx)]);
+      expect(results.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+      const rejected = results.find((r) => r.status === "rejected");
+      expect(rejected?.reason).toBeInstanceOf(WebhookInputError);
+      expect(await endpointRowsOf(orgId)).toHaveLength(MAX_WEBHOOK_ENDPOINTS);
+    } finally {
+      await (await getDb()).delete(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId));
     }
   });
 });
