@@ -282,8 +282,11 @@ export async function markDeliveriesEnqueued({ db, ids }: { db: DbOrTx; ids: str
 
 /**
  * Due deliveries without a live job, marked as enqueued by the same statement (so concurrent
- * sweeps take each once): never enqueued, enqueued but still due two minutes later (the job was
- * lost), or `sending` with a lapsed lease (the attempt's process died).
+ * sweeps take each once): never enqueued, due and enqueued both more than two minutes ago (the
+ * job was lost), or `sending` with a lapsed lease (the attempt's process died). A delivery
+ * enqueued within two minutes is left to its job even when long due: in a backlog the oldest
+ * due are exactly those still waiting for a worker, and enqueuing them again at every sweep
+ * would only lengthen the queue they wait in.
  */
 export async function sweepDueDeliveries({
   db,
@@ -297,7 +300,9 @@ export async function sweepDueDeliveries({
     where id in (
       select id from webhook_deliveries
       where (status = 'pending' and next_attempt_at <= now()
-          and (enqueued_at is null or next_attempt_at < now() - interval '2 minutes'))
+          and (enqueued_at is null
+            or (next_attempt_at < now() - interval '2 minutes'
+              and enqueued_at < now() - interval '2 minutes')))
         or (status = 'sending' and lease_until < now()
           and (enqueued_at is null or enqueued_at < lease_until))
       order by next_attempt_at

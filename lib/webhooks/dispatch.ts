@@ -12,8 +12,9 @@ import { deliverWebhook } from "./deliver";
 //
 // The sweep (every 15 s in every process, and 100 ms after an API send wrote events inside its
 // own statement) puts on the queue what is due and has no job: deliveries never enqueued (their
-// ids did not come back), those whose job was lost (due more than two minutes ago), and those
-// whose attempt's process died (lapsed lease). It marks them in the same statement, so two
+// ids did not come back), those whose job was lost (due and enqueued both more than two
+// minutes ago: a delivery waiting in a backlog is not enqueued again by every sweep), and
+// those whose attempt's process died (lapsed lease). It marks them in the same statement, so two
 // processes sweeping at once enqueue each delivery once.
 
 export const WEBHOOK_QUEUE = "webhook-deliver";

@@ -11,6 +11,7 @@ import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { isForbiddenAddress, resolveWebhookTarget } from "./address";
 import { deliverWebhook } from "./deliver";
+import { sweepWebhookDeliveries } from "./dispatch";
 import { webhookBody } from "./emit";
 import {
   createEndpoint,
@@ -677,6 +678,40 @@ describe("endpoints per organisation", () => {
       const rejected = results.find((r) => r.status === "rejected");
       expect(rejected?.reason).toBeInstanceOf(WebhookInputError);
       expect(await endpointRowsOf(orgId)).toHaveLength(MAX_WEBHOOK_ENDPOINTS);
+    } finally {
+      await (await getDb()).delete(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId));
+    }
+  });
+});
+
+describe("the sweep", () => {
+  it("leaves a due delivery whose job was enqueued within two minutes to it; one enqueued long ago is enqueued again", async () => {
+    const { ctx, orgId } = await owner();
+    const { endpoint } = await endpointAtReceiver(ctx);
+    try {
+      // Both long due, as in a backlog: first in the sweep's order whatever else is due.
+      const longAgo = new Date("2000-01-01T00:00:00Z");
+      const recentlyEnqueued = new Date(Date.now() - 30_000);
+      const recent = await newDelivery(orgId, endpoint.id);
+      const lost = await newDelivery(orgId, endpoint.id);
+      const db = await getDb();
+      await db
+        .update(webhookDeliveries)
+        .set({ nextAttemptAt: longAgo, enqueuedAt: recentlyEnqueued })
+        .where(eq(webhookDeliveries.id, recent));
+      await db
+        .update(webhookDeliveries)
+        .set({ nextAttemptAt: longAgo, enqueuedAt: new Date(Date.now() - 10 * 60_000) })
+        .where(eq(webhookDeliveries.id, lost));
+
+      await sweepWebhookDeliveries();
+      const left = await deliveryRow(recent);
+      expect(left.enqueuedAt?.getTime()).toBe(recentlyEnqueued.getTime());
+      expect(left.attempts).toBe(0);
+      expect((await deliveryOnce(lost)).status).toBe("delivered");
+      expect((await deliveryRow(recent)).attempts).toBe(0);
+      const ids = receiver.received.map((r) => r.headers["webhook-id"]);
+      expect(ids.filter((id) => id === recent || id === lost)).toEqual([lost]);
     } finally {
       await (await getDb()).delete(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId));
     }
