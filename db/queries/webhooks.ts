@@ -294,7 +294,7 @@ export async function sweepDueDeliveries({
 }: {
   db: DbOrTx;
   limit: number;
-}): Promise<string[]> {
+}): Promise<{ id: string; orgId: string }[]> {
   const result = await db.execute(sql`
     update webhook_deliveries set enqueued_at = now()
     where id in (
@@ -308,8 +308,8 @@ export async function sweepDueDeliveries({
       order by next_attempt_at
       limit ${limit}
       for update skip locked)
-    returning id`);
-  return (result as unknown as { rows: { id: string }[] }).rows.map((r) => r.id);
+    returning id, org_id as "orgId"`);
+  return (result as unknown as { rows: { id: string; orgId: string }[] }).rows;
 }
 
 /** An endpoint's recent deliveries with every attempt, newest first (scoped by organisation). */

@@ -344,6 +344,6 @@ export async function sendTestDelivery(ctx: CallContext, endpointId: string): Pr
       metadata: { host: hostOf(endpoint.url), deliveryId: id },
     });
   });
-  await dispatchWebhookDeliveries([id]);
+  await dispatchWebhookDeliveries(ctx.orgId, [id]);
   return id;
 }
