@@ -33,14 +33,34 @@ export type WebhookEndpointSummary = {
   updatedAt: Date;
 };
 
+/**
+ * Adds an endpoint unless the organisation already has `max`; false when it has. Counted under
+ * a lock on the organisation's endpoints (held to the end of the transaction `db` must be), so
+ * two saves at once cannot both take the last place.
+ */
 export async function insertWebhookEndpoint({
   db,
   values,
+  max,
 }: {
   db: DbOrTx;
   values: typeof webhookEndpoints.$inferInsert & { id: string };
-}) {
+  max: number;
+}): Promise<boolean> {
+  await db.execute(
+    sql`select pg_advisory_xact_lock(hashtextextended(${`webhook-endpoints:${values.orgId}`}, 0))`,
+  );
+  if ((await countWebhookEndpoints({ db, orgId: values.orgId })) >= max) return false;
   await db.insert(webhookEndpoints).values(values);
+  return true;
+}
+
+export async function countWebhookEndpoints({ db, orgId }: { db: DbOrTx; orgId: string }) {
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(webhookEndpoints)
+    .where(eq(webhookEndpoints.orgId, orgId));
+  return row?.n ?? 0;
 }
 
 export async function listWebhookEndpoints({
@@ -262,8 +282,11 @@ export async function markDeliveriesEnqueued({ db, ids }: { db: DbOrTx; ids: str
 
 /**
  * Due deliveries without a live job, marked as enqueued by the same statement (so concurrent
- * sweeps take each once): never enqueued, enqueued but still due two minutes later (the job was
- * lost), or `sending` with a lapsed lease (the attempt's process died).
+ * sweeps take each once): never enqueued, due and enqueued both more than two minutes ago (the
+ * job was lost), or `sending` with a lapsed lease (the attempt's process died). A delivery
+ * enqueued within two minutes is left to its job even when long due: in a backlog the oldest
+ * due are exactly those still waiting for a worker, and enqueuing them again at every sweep
+ * would only lengthen the queue they wait in.
  */
 export async function sweepDueDeliveries({
   db,
@@ -271,20 +294,22 @@ export async function sweepDueDeliveries({
 }: {
   db: DbOrTx;
   limit: number;
-}): Promise<string[]> {
+}): Promise<{ id: string; orgId: string }[]> {
   const result = await db.execute(sql`
     update webhook_deliveries set enqueued_at = now()
     where id in (
       select id from webhook_deliveries
       where (status = 'pending' and next_attempt_at <= now()
-          and (enqueued_at is null or next_attempt_at < now() - interval '2 minutes'))
+          and (enqueued_at is null
+            or (next_attempt_at < now() - interval '2 minutes'
+              and enqueued_at < now() - interval '2 minutes')))
         or (status = 'sending' and lease_until < now()
           and (enqueued_at is null or enqueued_at < lease_until))
       order by next_attempt_at
       limit ${limit}
       for update skip locked)
-    returning id`);
-  return (result as unknown as { rows: { id: string }[] }).rows.map((r) => r.id);
+    returning id, org_id as "orgId"`);
+  return (result as unknown as { rows: { id: string; orgId: string }[] }).rows;
 }
 
 /** An endpoint's recent deliveries with every attempt, newest first (scoped by organisation). */

@@ -60,6 +60,7 @@ export const AUDIT_ACTIONS = [
   "webhook.endpoint_deleted",
   "webhook.secret_rotated",
   "webhook.test_sent",
+  "webhook.endpoint_refused",
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -126,6 +127,7 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   "webhook.endpoint_deleted": "Webhook endpoint deleted",
   "webhook.secret_rotated": "Webhook signing secret rotated",
   "webhook.test_sent": "Webhook test sent",
+  "webhook.endpoint_refused": "Webhook endpoint refused (limit reached)",
 };
 
 export function actionLabel(action: string): string {

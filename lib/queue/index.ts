@@ -22,6 +22,12 @@ export const QUEUE_SCHEMA = "pgboss";
 export type WorkerOptions = {
   /** Handlers running at once in this process (pg-boss `localConcurrency`). */
   concurrency?: number;
+  /**
+   * Handlers of one group (a job's `group.id` when it was sent) running at once in this process
+   * (pg-boss `localGroupConcurrency`): while a group has that many, this process's workers fetch
+   * other groups' jobs. Jobs sent without a group are not limited.
+   */
+  groupConcurrency?: number;
   /** How often an idle worker asks for jobs, in seconds (at least 0.5). */
   pollingIntervalSeconds?: number;
   /** The queue's own settings (created on first use): expiry, retries, policy. */
@@ -116,6 +122,9 @@ async function startWorker(boss: PgBoss, name: string, registration: Registratio
     name,
     {
       localConcurrency: registration.options.concurrency ?? 1,
+      ...(registration.options.groupConcurrency
+        ? { localGroupConcurrency: registration.options.groupConcurrency }
+        : {}),
       pollingIntervalSeconds:
         registration.options.pollingIntervalSeconds ?? env().QUEUE_POLL_SECONDS,
       batchSize: 1,

@@ -309,7 +309,7 @@ export async function securityStatus({
       number: 21,
       title: "Webhooks are signed and go only where they should",
       explanation:
-        "Each webhook endpoint has its own signing secret (Standard Webhooks), stored encrypted and shown once; outside demo mode webhooks go only over https to public addresses, checked after DNS at every delivery, without following redirects.",
+        "Each webhook endpoint has its own signing secret (Standard Webhooks), stored encrypted and shown once; outside demo mode webhooks go only over https to public addresses, checked after DNS at every delivery, without following redirects. An organisation has at most 10 endpoints and at most 2 of each server process's 4 delivery workers at once, so one organisation's receivers that hang cannot hold up every other organisation's webhooks.",
       checks: [
         e.isDemo
           ? {

@@ -38,7 +38,7 @@ const MAX_RETRY_AFTER_SECONDS = 24 * 3600;
 export type DeliveryResult =
   | { kind: "skipped" }
   | { kind: "delivered"; statusCode: number }
-  | { kind: "retry"; at: Date; statusCode: number | null; error: string | null }
+  | { kind: "retry"; at: Date; orgId: string; statusCode: number | null; error: string | null }
   | { kind: "failed"; statusCode: number | null; error: string | null };
 
 function nextAttemptAt(
@@ -101,7 +101,15 @@ export async function deliverWebhook(
           : { status: "failed" },
     });
     if (delivered) return { kind: "delivered", statusCode: answer.statusCode ?? 200 };
-    if (at) return { kind: "retry", at, statusCode: answer.statusCode, error: answer.error };
+    if (at) {
+      return {
+        kind: "retry",
+        at,
+        orgId: delivery.orgId,
+        statusCode: answer.statusCode,
+        error: answer.error,
+      };
+    }
     return { kind: "failed", statusCode: answer.statusCode, error: answer.error };
   };
 

@@ -12,16 +12,35 @@ import { deliverWebhook } from "./deliver";
 //
 // The sweep (every 15 s in every process, and 100 ms after an API send wrote events inside its
 // own statement) puts on the queue what is due and has no job: deliveries never enqueued (their
-// ids did not come back), those whose job was lost (due more than two minutes ago), and those
-// whose attempt's process died (lapsed lease). It marks them in the same statement, so two
+// ids did not come back), those whose job was lost (due and enqueued both more than two
+// minutes ago: a delivery waiting in a backlog is not enqueued again by every sweep), and
+// those whose attempt's process died (lapsed lease). It marks them in the same statement, so two
 // processes sweeping at once enqueue each delivery once.
+//
+// Fairness: every job is sent in its organisation's group (pg-boss `group.id`), and a process
+// runs at most ORG_CONCURRENCY of one organisation's attempts at once; while an organisation
+// has that many, the process's other workers fetch other organisations' jobs, oldest first. So
+// an organisation whose receivers hang (each attempt can hold a worker 5 s in DNS and 10 s in
+// HTTP) holds at most half of each process's workers, and the rest keep delivering everyone
+// else's. The bound is per process (pg-boss counts it in memory: exact, nothing to clean up
+// after a crash): with several processes one organisation holds at most ORG_CONCURRENCY in each.
 
 export const WEBHOOK_QUEUE = "webhook-deliver";
 const SWEEP_EVERY_MS = 15_000;
 const SWEEP_BATCH = 200;
 const CONCURRENCY = 4;
+const ORG_CONCURRENCY = 2;
 
 type Job = { deliveryId: string };
+
+/** One attempt of the delivery, in its organisation's group, now or at `startAfter`. */
+function enqueueAttempt(orgId: string, deliveryId: string, startAfter?: Date) {
+  return enqueue<Job>(
+    WEBHOOK_QUEUE,
+    { deliveryId },
+    { group: { id: orgId }, ...(startAfter ? { startAfter } : {}) },
+  );
+}
 
 const holder = globalThis as typeof globalThis & {
   __mailwardenWebhooks?: { sweeper?: NodeJS.Timeout; kick?: NodeJS.Timeout };
@@ -32,19 +51,19 @@ const state = holder.__mailwardenWebhooks;
 async function work({ deliveryId }: Job): Promise<void> {
   const result = await deliverWebhook(deliveryId);
   if (result.kind === "retry") {
-    await enqueue<Job>(WEBHOOK_QUEUE, { deliveryId }, { startAfter: result.at });
+    await enqueueAttempt(result.orgId, deliveryId, result.at);
   }
 }
 
 /**
- * Puts deliveries on the queue; call after the transaction that wrote them committed. Never
- * throws: the change it follows is done, and a delivery that could not be enqueued is still
- * due, for the sweep to find.
+ * Puts the organisation's deliveries on the queue; call after the transaction that wrote them
+ * committed. Never throws: the change it follows is done, and a delivery that could not be
+ * enqueued is still due, for the sweep to find.
  */
-export async function dispatchWebhookDeliveries(ids: string[]): Promise<void> {
+export async function dispatchWebhookDeliveries(orgId: string, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
   try {
-    for (const deliveryId of ids) await enqueue<Job>(WEBHOOK_QUEUE, { deliveryId });
+    for (const deliveryId of ids) await enqueueAttempt(orgId, deliveryId);
     await markDeliveriesEnqueued({ db: await getDb(), ids });
   } catch (error) {
     console.error(`[mailwarden] webhook deliveries not enqueued: ${(error as Error).message}`);
@@ -53,9 +72,9 @@ export async function dispatchWebhookDeliveries(ids: string[]): Promise<void> {
 
 /** Enqueues what is due and has no job; returns how many. */
 export async function sweepWebhookDeliveries(): Promise<number> {
-  const ids = await sweepDueDeliveries({ db: await getDb(), limit: SWEEP_BATCH });
-  for (const deliveryId of ids) await enqueue<Job>(WEBHOOK_QUEUE, { deliveryId });
-  return ids.length;
+  const due = await sweepDueDeliveries({ db: await getDb(), limit: SWEEP_BATCH });
+  for (const { id, orgId } of due) await enqueueAttempt(orgId, id);
+  return due.length;
 }
 
 /**
@@ -84,6 +103,7 @@ export async function startWebhooks({
 } = {}) {
   await registerWorker<Job>(WEBHOOK_QUEUE, work, {
     concurrency: CONCURRENCY,
+    groupConcurrency: ORG_CONCURRENCY,
     ...(pollingIntervalSeconds ? { pollingIntervalSeconds } : {}),
     // Our rows hold the schedule: a handler that throws is not retried by pg-boss; the sweep
     // finds the delivery again when its lease lapses.

@@ -44,7 +44,7 @@ export async function emitWebhookEvent(db: DbOrTx, event: WebhookEvent): Promise
     deliveryIds,
     // Even if it is never called (the process died after the commit), the sweeper finds the
     // deliveries due (lib/webhooks/dispatch.ts).
-    dispatch: () => dispatchWebhookDeliveries(deliveryIds),
+    dispatch: () => dispatchWebhookDeliveries(event.orgId, deliveryIds),
   };
 }
 

@@ -2,6 +2,7 @@ import "server-only";
 import { randomUUID } from "node:crypto";
 import { type DbOrTx, getDb } from "@/db";
 import {
+  countWebhookEndpoints,
   deleteWebhookEndpoint as deleteEndpointRow,
   getWebhookEndpoint,
   getWebhookEndpointSecrets,
@@ -101,6 +102,32 @@ export async function getEndpoint(ctx: CallContext, endpointId: string) {
   return row;
 }
 
+/**
+ * Endpoints an organisation may have. Every event makes one delivery per endpoint and each
+ * attempt can hold a delivery worker for seconds, so the number bounds what one organisation
+ * (sign-up is open) can put on the shared queue per event.
+ */
+export const MAX_WEBHOOK_ENDPOINTS = 10;
+
+const TOO_MANY_ENDPOINTS = `This organisation already has ${MAX_WEBHOOK_ENDPOINTS} webhook endpoints, the most it may have: delete one to add another.`;
+
+/** Audits the refusal of an endpoint past the limit, with `db` (the save's transaction, if any). */
+async function auditTooMany(ctx: CallContext, db: DbOrTx, url: string | null) {
+  await writeAuditEvent(db, {
+    orgId: ctx.orgId,
+    actor: ctx.actor,
+    action: "webhook.endpoint_refused",
+    target: null,
+    outcome: "denied",
+    request: ctx.request,
+    metadata: {
+      reason: "endpoint_limit",
+      limit: MAX_WEBHOOK_ENDPOINTS,
+      ...(url ? { host: hostOf(url) } : {}),
+    },
+  });
+}
+
 /** Creates an endpoint; `secret` is the only time the signing secret leaves the database. */
 export async function createEndpoint(
   ctx: CallContext,
@@ -109,13 +136,20 @@ export async function createEndpoint(
 ): Promise<{ endpoint: WebhookEndpointSummary; secret: string }> {
   assertManager(ctx);
   const events = checkEvents(input.events);
+  const db = await getDb();
+  // Refused before the URL is resolved when already full; the count that decides is the one
+  // under the lock, at the insert.
+  if ((await countWebhookEndpoints({ db, orgId: ctx.orgId })) >= MAX_WEBHOOK_ENDPOINTS) {
+    await auditTooMany(ctx, db, null);
+    throw new WebhookInputError("url", TOO_MANY_ENDPOINTS);
+  }
   const url = await checkUrl(ctx, input.url, options);
   const id = randomUUID();
   const secret = generateWebhookSecret();
-  const db = await getDb();
-  await db.transaction(async (tx) => {
-    await insertWebhookEndpoint({
+  const added = await db.transaction(async (tx) => {
+    const inserted = await insertWebhookEndpoint({
       db: tx,
+      max: MAX_WEBHOOK_ENDPOINTS,
       values: {
         id,
         orgId: ctx.orgId,
@@ -126,6 +160,10 @@ export async function createEndpoint(
         createdBy: ctx.actor.id,
       },
     });
+    if (!inserted) {
+      await auditTooMany(ctx, tx, url);
+      return false;
+    }
     await writeAuditEvent(tx, {
       orgId: ctx.orgId,
       actor: ctx.actor,
@@ -135,7 +173,9 @@ export async function createEndpoint(
       request: ctx.request,
       metadata: { host: hostOf(url), events },
     });
+    return true;
   });
+  if (!added) throw new WebhookInputError("url", TOO_MANY_ENDPOINTS);
   return { endpoint: await getEndpoint(ctx, id), secret };
 }
 
@@ -304,6 +344,6 @@ export async function sendTestDelivery(ctx: CallContext, endpointId: string): Pr
       metadata: { host: hostOf(endpoint.url), deliveryId: id },
     });
   });
-  await dispatchWebhookDeliveries([id]);
+  await dispatchWebhookDeliveries(ctx.orgId, [id]);
   return id;
 }

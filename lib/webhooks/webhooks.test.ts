@@ -11,10 +11,12 @@ import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { isForbiddenAddress, resolveWebhookTarget } from "./address";
 import { deliverWebhook } from "./deliver";
+import { sweepWebhookDeliveries } from "./dispatch";
 import { webhookBody } from "./emit";
 import {
   createEndpoint,
   getEndpoint,
+  MAX_WEBHOOK_ENDPOINTS,
   rotateEndpointSecret,
   sendTestDelivery,
   updateEndpoint,
@@ -634,6 +636,84 @@ describe("saving an endpoint", () => {
       });
     } finally {
       await restore();
+    }
+  });
+});
+
+describe("endpoints per organisation", () => {
+  it(`the ${MAX_WEBHOOK_ENDPOINTS + 1}th endpoint is refused naming the URL field, nothing is stored, and the refusal is audited`, async () => {
+    const { ctx, orgId } = await owner();
+    try {
+      for (let i = 0; i < MAX_WEBHOOK_ENDPOINTS; i++) await endpointAtReceiver(ctx);
+      const refused = await endpointAtReceiver(ctx).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(WebhookInputError);
+      expect((refused as WebhookInputError).field).toBe("url");
+      expect((refused as Error).message).toBe(
+        `This organisation already has ${MAX_WEBHOOK_ENDPOINTS} webhook endpoints, the most it may have: delete one to add another.`,
+      );
+      expect(await endpointRowsOf(orgId)).toHaveLength(MAX_WEBHOOK_ENDPOINTS);
+      const audited = await (await getDb())
+        .select()
+        .from(auditEvents)
+        .where(
+          and(eq(auditEvents.orgId, orgId), eq(auditEvents.action, "webhook.endpoint_refused")),
+        )
+        .orderBy(auditEvents.id);
+      expect(audited).toHaveLength(1);
+      expect(audited[0]).toMatchObject({
+        outcome: "denied",
+        metadata: { reason: "endpoint_limit", limit: MAX_WEBHOOK_ENDPOINTS },
+      });
+    } finally {
+      await (await getDb()).delete(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId));
+    }
+  });
+
+  it("two saves at once for the last place: one is stored, the other refused", async () => {
+    const { ctx, orgId } = await owner();
+    try {
+      for (let i = 0; i < MAX_WEBHOOK_ENDPOINTS - 1; i++) await endpointAtReceiver(ctx);
+      const results = await Promise.allSettled([endpointAtReceiver(ctx), endpointAtReceiver(ctx)]);
+      expect(results.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+      const rejected = results.find((r) => r.status === "rejected");
+      expect(rejected?.reason).toBeInstanceOf(WebhookInputError);
+      expect(await endpointRowsOf(orgId)).toHaveLength(MAX_WEBHOOK_ENDPOINTS);
+    } finally {
+      await (await getDb()).delete(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId));
+    }
+  });
+});
+
+describe("the sweep", () => {
+  it("leaves a due delivery whose job was enqueued within two minutes to it; one enqueued long ago is enqueued again", async () => {
+    const { ctx, orgId } = await owner();
+    const { endpoint } = await endpointAtReceiver(ctx);
+    try {
+      // Both long due, as in a backlog: first in the sweep's order whatever else is due.
+      const longAgo = new Date("2000-01-01T00:00:00Z");
+      const recentlyEnqueued = new Date(Date.now() - 30_000);
+      const recent = await newDelivery(orgId, endpoint.id);
+      const lost = await newDelivery(orgId, endpoint.id);
+      const db = await getDb();
+      await db
+        .update(webhookDeliveries)
+        .set({ nextAttemptAt: longAgo, enqueuedAt: recentlyEnqueued })
+        .where(eq(webhookDeliveries.id, recent));
+      await db
+        .update(webhookDeliveries)
+        .set({ nextAttemptAt: longAgo, enqueuedAt: new Date(Date.now() - 10 * 60_000) })
+        .where(eq(webhookDeliveries.id, lost));
+
+      await sweepWebhookDeliveries();
+      const left = await deliveryRow(recent);
+      expect(left.enqueuedAt?.getTime()).toBe(recentlyEnqueued.getTime());
+      expect(left.attempts).toBe(0);
+      expect((await deliveryOnce(lost)).status).toBe("delivered");
+      expect((await deliveryRow(recent)).attempts).toBe(0);
+      const ids = receiver.received.map((r) => r.headers["webhook-id"]);
+      expect(ids.filter((id) => id === recent || id === lost)).toEqual([lost]);
+    } finally {
+      await (await getDb()).delete(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId));
     }
   });
 });

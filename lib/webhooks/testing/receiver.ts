@@ -8,6 +8,8 @@ export type Received = {
   headers: http.IncomingHttpHeaders;
   body: string;
   receivedAt: number;
+  /** When the exchange ended (answered, or the caller gave up on a hanging one). */
+  closedAt?: number;
 };
 
 export type Answer = { status: number; body?: string; headers?: Record<string, string> } | "hang";
@@ -18,21 +20,35 @@ export type Receiver = {
   received: Received[];
   /** The next answers, in order; when empty, 200 "ok". */
   answers: Answer[];
+  /** Requests not ended yet, and the most there have been at once. */
+  open(): number;
+  maxOpen(): number;
   close(): Promise<void>;
 };
 
 export async function startReceiver(): Promise<Receiver> {
   const received: Received[] = [];
   const answers: Answer[] = [];
+  let open = 0;
+  let maxOpen = 0;
   const server = http.createServer((req, res) => {
+    open++;
+    maxOpen = Math.max(maxOpen, open);
+    res.on("close", () => {
+      open--;
+    });
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      received.push({
+      const request: Received = {
         path: req.url ?? "",
         headers: req.headers,
         body: Buffer.concat(chunks).toString("utf8"),
         receivedAt: Date.now(),
+      };
+      received.push(request);
+      res.on("close", () => {
+        request.closedAt = Date.now();
       });
       const answer = answers.shift() ?? { status: 200, body: "ok" };
       if (answer === "hang") return;
@@ -47,6 +63,8 @@ export async function startReceiver(): Promise<Receiver> {
     port,
     received,
     answers,
+    open: () => open,
+    maxOpen: () => maxOpen,
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

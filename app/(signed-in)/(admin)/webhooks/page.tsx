@@ -7,7 +7,7 @@ import { Table } from "@/components/ui/table";
 import { memberContextOf } from "@/lib/auth/action";
 import { requirePermission } from "@/lib/auth/session";
 import { formatDateTime } from "@/lib/utils";
-import { listEndpoints } from "@/lib/webhooks/endpoints";
+import { listEndpoints, MAX_WEBHOOK_ENDPOINTS } from "@/lib/webhooks/endpoints";
 import { CreateEndpointForm } from "./forms";
 
 export const metadata = { title: "Webhooks" };
@@ -26,7 +26,12 @@ export default async function WebhooksPage() {
         <CreateEndpointForm />
       </Card>
       <Card>
-        <h2 className="mb-3 font-medium">Endpoints</h2>
+        <h2 className="mb-3 font-medium">
+          Endpoints{" "}
+          <span className="font-normal text-slate-500 text-sm">
+            ({endpoints.length} of at most {MAX_WEBHOOK_ENDPOINTS})
+          </span>
+        </h2>
         {endpoints.length === 0 ? (
           <EmptyState title="No endpoint yet">
             Add the URL of a service that should hear about sent and failed messages or mailbox
