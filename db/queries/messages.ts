@@ -73,8 +73,13 @@ export async function claimMessage({
   db,
   leaseSeconds,
   ...message
-}: NewMessage & { db: DbOrTx; leaseSeconds: number }): Promise<{ id: string } | null> {
-  const columns = { id: randomUUID(), ...newMessageColumns(message) };
+}: NewMessage & { db: DbOrTx; leaseSeconds: number }): Promise<{
+  id: string;
+  /** This send's claim: only it may write the row's outcome (finishMessage, recordDelivery). */
+  claimId: string;
+} | null> {
+  const claimId = randomUUID();
+  const columns = { id: randomUUID(), ...newMessageColumns(message), claimId };
   const [row] = await preparedOnce(db, "claim_message", (handle, name) =>
     handle
       .insert(messages)
@@ -92,7 +97,7 @@ export async function claimMessage({
       .returning({ id: messages.id })
       .prepare(name),
   ).execute({ ...columns, leaseSeconds });
-  return row ?? null;
+  return row ? { id: row.id, claimId } : null;
 }
 
 /** The earlier request made with this key by this sender (keys are scoped per sender). */
@@ -126,6 +131,11 @@ type FinishMessage = {
   db: DbOrTx;
   orgId: string;
   messageId: string;
+  /**
+   * The attempt whose outcome this is: its claim id (a synchronous send's, a queued attempt's,
+   * the sweep's), or null for a queued message refused before any claim.
+   */
+  claimId: string | null;
   status: "sent" | "failed";
   smtpResponse: string | null;
   providerMessageId: string | null;
@@ -144,9 +154,26 @@ type FinishColumns = {
   lastError?: string | null;
 };
 
+/**
+ * Only the row as the finishing worker saw it moves: with a claim, still `sending` under that
+ * claim; without, still waiting (queued or retrying). A stale worker (its row sent, cancelled,
+ * or taken over by another attempt meanwhile) changes nothing, and the audit event and webhook
+ * deliveries of the same statement are written only when this update touched the row.
+ */
+function stillMine(claimId: string | null | Placeholder): SQL {
+  const claim = sql`${claimId}::text`;
+  return sql`((${claim} is null and ${messages.nextAttemptAt} is not null
+      and ${messages.status} in ('queued', 'retrying'))
+    or (${messages.claimId} = ${claim} and ${messages.status} = 'sending'))`;
+}
+
 function finishUpdate(
   db: DbOrTx,
-  where: { orgId: string | Placeholder; messageId: string | Placeholder },
+  where: {
+    orgId: string | Placeholder;
+    messageId: string | Placeholder;
+    claimId: string | null | Placeholder;
+  },
   set: { [K in keyof FinishColumns]: FinishColumns[K] | Placeholder | SQL },
 ) {
   return (
@@ -159,14 +186,27 @@ function finishUpdate(
         nextAttemptAt: null,
         claimExpiresAt: null,
       })
-      .where(and(eq(messages.orgId, where.orgId), eq(messages.id, where.messageId)))
+      .where(
+        and(
+          eq(messages.orgId, where.orgId),
+          eq(messages.id, where.messageId),
+          stillMine(where.claimId),
+        ),
+      )
   );
 }
 
-export async function finishMessage({ db, orgId, messageId, lastError, ...result }: FinishMessage) {
+export async function finishMessage({
+  db,
+  orgId,
+  messageId,
+  claimId,
+  lastError,
+  ...result
+}: FinishMessage) {
   await finishUpdate(
     db,
-    { orgId, messageId },
+    { orgId, messageId, claimId },
     {
       ...result,
       sentAt: result.status === "sent" ? new Date() : null,
@@ -193,7 +233,11 @@ const FINISH_PLACEHOLDERS = {
 export function finishMessageTemplate(db: DbOrTx): SQL {
   return finishUpdate(
     db,
-    { orgId: sql.placeholder("orgId"), messageId: sql.placeholder("messageId") },
+    {
+      orgId: sql.placeholder("orgId"),
+      messageId: sql.placeholder("messageId"),
+      claimId: sql.placeholder("claimId"),
+    },
     FINISH_PLACEHOLDERS,
   ).getSQL();
 }

@@ -60,6 +60,8 @@ export function useDemoInboxDataDir(dataDir: string | undefined): void {
 }
 const demoInboxDataDir = () => inboxHolder.__mailwardenDemoInboxDataDir ?? env().dataDir;
 
+const DEMO_RECORD = "demo server's record";
+
 export const INTERRUPTED_CAUSE =
   "Interrupted during delivery; not resent to avoid a duplicate — check Sent Items.";
 
@@ -108,7 +110,9 @@ const later = (ms: number) => new Date(Date.now() + ms);
 /**
  * The final outcome through the synchronous path's recordDelivery. Rows are queued ones but for
  * an interrupted synchronous send the sweep settles (`isQueued` false: its purpose is its
- * sender's, and it keeps no cause of its own).
+ * sender's, and it keeps no cause of its own). `claimId` is the attempt's claim, or null for a
+ * refusal before the claim: either way only a row still as this worker saw it is finished, so a
+ * stale worker never overwrites another's outcome (nor turns a cancel into a failure).
  */
 async function finish(
   db: Database,
@@ -116,6 +120,7 @@ async function finish(
   mailbox: Mailbox,
   row: { id: string; recipientCount: number; senderType?: string; isQueued?: boolean },
   delivery: Delivery,
+  claimId: string | null,
 ) {
   const isQueued = row.isQueued ?? true;
   await recordDelivery(db, {
@@ -123,6 +128,7 @@ async function finish(
     purpose: isQueued ? "api" : (PURPOSE_OF_SENDER[row.senderType ?? ""] ?? "api"),
     mailbox,
     messageId: row.id,
+    claimId,
     recipientCount: row.recipientCount,
     delivery,
     isQueued,
@@ -164,7 +170,7 @@ async function judgeRefusal(
     });
     return { kind: "held", until };
   }
-  await finish(db, ctx, mailbox, row, { ok: false, failure: refusal });
+  await finish(db, ctx, mailbox, row, { ok: false, failure: refusal }, null);
   return { kind: "attempted", messageId: row.id };
 }
 
@@ -206,7 +212,7 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
   // Past its deadline a message is never sent, whatever held it: a backlog held by a pause or a
   // limit and released days later would otherwise go out stale (one-time codes, resets).
   if (row.deadlineAt !== null && row.deadlineAt.getTime() <= Date.now()) {
-    await finish(db, ctx, found, row, { ok: false, failure: deadlineFailure(row) });
+    await finish(db, ctx, found, row, { ok: false, failure: deadlineFailure(row) }, null);
     return { kind: "attempted", messageId: row.id };
   }
   await awaitPaceSlot(db, found);
@@ -274,7 +280,7 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
     const fields = { ...toNodemailerFields(request), messageId: claimed.providerMessageId };
     const delivery = await deliver(mailbox, token.expiresAt, fields, attemptDeadline(row));
     if (delivery.ok) {
-      await finish(db, ctx, mailbox, row, delivery);
+      await finish(db, ctx, mailbox, row, delivery, claimId);
       recordUse(mailbox.id);
       return { kind: "attempted", messageId: row.id };
     }
@@ -299,7 +305,7 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
       });
       return { kind: "attempted", messageId: row.id };
     }
-    await finish(db, ctx, mailbox, row, delivery);
+    await finish(db, ctx, mailbox, row, delivery, claimId);
     return { kind: "attempted", messageId: row.id };
   } catch (error) {
     // Before or after the conversation, unknown: the lease runs out and the attempt is
@@ -344,11 +350,9 @@ export async function settleInterruptedAttempts(): Promise<number> {
     const ctx = await senderContext(db, row);
     if (mailbox && isDemoQueued(row, mailbox) && row.providerMessageId) {
       if (accepted.has(row.providerMessageId)) {
-        await finish(db, ctx, mailbox, row, {
-          ok: true,
-          messageId: row.providerMessageId,
-          smtpResponse: "250 Accepted before the attempt was interrupted (demo server's record)",
-        });
+        const smtpResponse = `250 Accepted before the attempt was interrupted (${DEMO_RECORD})`;
+        const delivery = { ok: true as const, messageId: row.providerMessageId, smtpResponse };
+        await finish(db, ctx, mailbox, row, delivery, claimId);
       } else {
         await holdQueuedMessage({
           db,
@@ -371,12 +375,13 @@ export async function settleInterruptedAttempts(): Promise<number> {
       cause: INTERRUPTED_CAUSE,
       retryAfterSeconds: null,
     };
-    if (mailbox) await finish(db, ctx, mailbox, row, { ok: false, failure });
+    if (mailbox) await finish(db, ctx, mailbox, row, { ok: false, failure }, claimId);
     else {
       await finishMessage({
         db,
         orgId: row.orgId,
         messageId: row.id,
+        claimId,
         status: "failed",
         smtpResponse: null,
         providerMessageId: row.providerMessageId,
