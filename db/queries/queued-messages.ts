@@ -85,7 +85,7 @@ export async function nextDueMessage({
 /**
  * The claim, committed before any SMTP traffic: the row becomes `sending` with this attempt's
  * id, a lease, and its Message-ID fixed (kept from an earlier attempt). Null when the message
- * is no longer waiting (cancelled, or claimed by another process).
+ * is no longer waiting and due (cancelled, claimed by another process, or put off to later).
  */
 export async function claimQueuedMessage({
   db,
@@ -110,7 +110,9 @@ export async function claimQueuedMessage({
       attempts: sql`${messages.attempts} + 1`,
       providerMessageId: sql`coalesce(${messages.providerMessageId}, ${providerMessageId})`,
     })
-    .where(and(eq(messages.id, messageId), isNotNull(messages.nextAttemptAt)))
+    // Still waiting and due: a worker whose read went stale never claims a message that
+    // another put off meanwhile (a retry in an hour), nor one cancelled or being sent.
+    .where(and(eq(messages.id, messageId), lte(messages.nextAttemptAt, sql`now()`)))
     .returning({
       providerMessageId: messages.providerMessageId,
       bodySealed: messages.bodySealed,

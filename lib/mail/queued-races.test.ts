@@ -3,6 +3,7 @@ import { and, asc, eq, like, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { POST } from "@/app/api/v1/messages/route";
 import { getDb } from "@/db";
+import { holdQueuedMessage } from "@/db/queries/queued-messages";
 import { mailboxPace, messages, webhookDeliveries, webhookEndpoints } from "@/db/schema";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import type { Person } from "@/lib/oauth/testing/fixtures";
@@ -185,5 +186,35 @@ describe("a worker whose message went stale while it waited", () => {
     expect(after.sentAt).toBeNull();
     expect(await outcomeEvents(id)).toEqual(["message.queued", "message.cancelled"]);
     expect(await webhookTypes(id)).toEqual([]);
+  });
+
+  it("does not send a message another worker put off to retry later", async () => {
+    const { mailboxId, token } = await setup();
+    const id = await queue(token, mailboxId);
+    const stale = await staleAttempt(mailboxId);
+    // Another worker's attempt met a transient reply: the message retries in an hour.
+    const later = new Date(Date.now() + 3_600_000);
+    const db = await getDb();
+    expect(
+      await holdQueuedMessage({
+        db,
+        messageId: id,
+        claimId: null,
+        until: later,
+        status: "retrying",
+        lastError: "451 try again later",
+      }),
+    ).toBe(true);
+    const inbox = await bed.inboxCount();
+    stale.assertStillAsleep();
+    await stale.done;
+
+    const after = await row(id);
+    expect(after.status).toBe("retrying");
+    expect(after.nextAttemptAt?.getTime()).toBe(later.getTime());
+    expect(after.attempts).toBe(0);
+    expect(after.providerMessageId).toBeNull();
+    expect(await bed.inboxCount()).toBe(inbox);
+    expect(await outcomeEvents(id)).toEqual(["message.queued"]);
   });
 });
