@@ -218,3 +218,39 @@ describe("a worker whose message went stale while it waited", () => {
     expect(await outcomeEvents(id)).toEqual(["message.queued"]);
   });
 });
+
+describe("queuing a message whose audit event cannot be written", () => {
+  it("answers 500 and keeps no queued message, so nothing is sent later", async () => {
+    const { mailboxId, token } = await setup();
+    const db = await getDb();
+    // The audit store refuses this organisation's message.queued events (a real constraint;
+    // NOT VALID leaves the rows already there alone).
+    const constraint = sql.identifier(`mw_test_no_queued_${randomUUID().slice(0, 8)}`);
+    const orgId = owner.orgId.replace(/[^A-Za-z0-9_-]/g, "");
+    await db.execute(
+      sql`alter table audit_events add constraint ${constraint}
+        check (not (org_id = ${sql.raw(`'${orgId}'`)} and action = 'message.queued')) not valid`,
+    );
+    let response: Response;
+    try {
+      response = await POST(
+        sendRequest(
+          { mailbox: mailboxId, to: ["rcpt@example.test"], subject: "Refused", text: "hi" },
+          { token, headers: { prefer: "respond-async" } },
+        ),
+      );
+    } finally {
+      await db.execute(sql`alter table audit_events drop constraint ${constraint}`);
+    }
+    expect(response.status).toBe(500);
+    const rows = await db
+      .select({ id: messages.id, status: messages.status })
+      .from(messages)
+      .where(eq(messages.mailboxId, mailboxId))
+      .orderBy(asc(messages.createdAt), asc(messages.id));
+    expect(rows).toEqual([]);
+    const inbox = await bed.inboxCount();
+    expect(await attemptNextQueued(mailboxId)).toEqual({ kind: "idle" });
+    expect(await bed.inboxCount()).toBe(inbox);
+  });
+});

@@ -1,6 +1,6 @@
 import "server-only";
 import { randomUUID } from "node:crypto";
-import { type Database, getDb } from "@/db";
+import { type Database, getDb, inTransaction } from "@/db";
 import type { MessageSender } from "@/db/queries/messages";
 import {
   cancelQueuedMessage,
@@ -81,33 +81,40 @@ export async function queueMessage(
   const { ctx, mailbox, request } = input;
   const id = randomUUID();
   const bodySealed = encryptField(keyring(), JSON.stringify(request), { ...BODY_FIELD, rowId: id });
-  const inserted = await insertQueuedMessage({
-    db,
-    id,
-    orgId: ctx.orgId,
-    mailboxId: mailbox.id,
-    sender: input.sender,
-    recipients: { to: request.to, cc: request.cc, bcc: request.bcc },
-    subject: request.subject,
-    idempotencyKey: input.idempotencyKey,
-    requestHash: input.requestHash,
-    bodySealed,
-    deadlineAt: new Date(Date.now() + env().QUEUE_DEADLINE_HOURS * 3_600_000),
+  // The row and its event commit together: a row without its event (the audit write failed,
+  // the caller was told 500 "may not have been sent") would still be sent later, and a retry
+  // without an Idempotency-Key would send it twice.
+  const inserted = await inTransaction(db, async (tx) => {
+    const row = await insertQueuedMessage({
+      db: tx,
+      id,
+      orgId: ctx.orgId,
+      mailboxId: mailbox.id,
+      sender: input.sender,
+      recipients: { to: request.to, cc: request.cc, bcc: request.bcc },
+      subject: request.subject,
+      idempotencyKey: input.idempotencyKey,
+      requestHash: input.requestHash,
+      bodySealed,
+      deadlineAt: new Date(Date.now() + env().QUEUE_DEADLINE_HOURS * 3_600_000),
+    });
+    if (!row) return null;
+    await writeAuditEvent(tx, {
+      orgId: ctx.orgId,
+      actor: ctx.actor,
+      action: "message.queued",
+      target: { type: "message", id },
+      outcome: "success",
+      request: ctx.request,
+      metadata: {
+        mailboxId: mailbox.id,
+        provider: mailbox.provider,
+        recipientCount: request.to.length + request.cc.length + request.bcc.length,
+      },
+    });
+    return row;
   });
   if (!inserted) return null;
-  await writeAuditEvent(db, {
-    orgId: ctx.orgId,
-    actor: ctx.actor,
-    action: "message.queued",
-    target: { type: "message", id },
-    outcome: "success",
-    request: ctx.request,
-    metadata: {
-      mailboxId: mailbox.id,
-      provider: mailbox.provider,
-      recipientCount: request.to.length + request.cc.length + request.bcc.length,
-    },
-  });
   // A lost wake-up is found by the next sweep.
   await wakeMailbox(mailbox.id).catch(() => {});
   return inserted;
