@@ -133,9 +133,9 @@ type FinishMessage = {
   messageId: string;
   /**
    * The attempt whose outcome this is: its claim id (a synchronous send's, a queued attempt's,
-   * the sweep's), or null for a queued message refused before any claim.
+   * also while it only reserved the message, or the sweep's).
    */
-  claimId: string | null;
+  claimId: string;
   status: "sent" | "failed";
   smtpResponse: string | null;
   providerMessageId: string | null;
@@ -155,16 +155,15 @@ type FinishColumns = {
 };
 
 /**
- * Only the row as the finishing worker saw it moves: with a claim, still `sending` under that
- * claim; without, still waiting (queued or retrying). A stale worker (its row sent, cancelled,
- * or taken over by another attempt meanwhile) changes nothing, and the audit event and webhook
- * deliveries of the same statement are written only when this update touched the row.
+ * Only the row as the finishing attempt left it moves: still this attempt's (`claim_id`), and
+ * either `sending` under that claim or, for a queued message refused before its claim, still
+ * waiting under its reservation. A stale worker (its row sent, cancelled, put off or taken over
+ * by another attempt meanwhile) changes nothing, and the audit event and webhook deliveries of
+ * the same statement are written only when this update touched the row.
  */
-function stillMine(claimId: string | null | Placeholder): SQL {
-  const claim = sql`${claimId}::text`;
-  return sql`((${claim} is null and ${messages.nextAttemptAt} is not null
-      and ${messages.status} in ('queued', 'retrying'))
-    or (${messages.claimId} = ${claim} and ${messages.status} = 'sending'))`;
+function stillMine(claimId: string | Placeholder): SQL {
+  return sql`(${messages.claimId} = ${claimId}::text and (${messages.status} = 'sending'
+    or (${messages.nextAttemptAt} is not null and ${messages.status} in ('queued', 'retrying'))))`;
 }
 
 function finishUpdate(
@@ -172,7 +171,7 @@ function finishUpdate(
   where: {
     orgId: string | Placeholder;
     messageId: string | Placeholder;
-    claimId: string | null | Placeholder;
+    claimId: string | Placeholder;
   },
   set: { [K in keyof FinishColumns]: FinishColumns[K] | Placeholder | SQL },
 ) {

@@ -251,9 +251,8 @@ export function recordUse(mailboxId: string): void {
 
 /**
  * The final update of the message row, its audit event and webhook deliveries, in one
- * statement, written only while the row is still this attempt's (`claimId`; without one, still
- * waiting): false when it no longer was (sent, cancelled or taken over meanwhile), and then
- * nothing was written.
+ * statement, written only while the row is still this attempt's (`claimId`): false when it no
+ * longer was (sent, cancelled or taken over meanwhile), and then nothing was written.
  */
 export async function recordDelivery(
   db: Database,
@@ -262,8 +261,8 @@ export async function recordDelivery(
     purpose: "api" | "dashboard_test" | "notification";
     mailbox: Mailbox;
     messageId: string;
-    /** The attempt's claim; null for a queued message refused before its claim. */
-    claimId: string | null;
+    /** The attempt's claim (a queued attempt's id also while it only reserved the message). */
+    claimId: string;
     recipientCount: number;
     delivery: Delivery;
     /** A queued message: keep the failure's plain cause on the row for the status route. */

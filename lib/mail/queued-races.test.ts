@@ -7,6 +7,8 @@ import { holdQueuedMessage } from "@/db/queries/queued-messages";
 import { mailboxPace, messages, webhookDeliveries, webhookEndpoints } from "@/db/schema";
 import { resetMailProviders } from "@/lib/oauth/providers";
 import type { Person } from "@/lib/oauth/testing/fixtures";
+import { sendLimitNames } from "@/lib/ratelimit";
+import { rateLimits } from "@/lib/ratelimit/runtime";
 import { auditEventsOf } from "@/lib/testing/audit";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
@@ -252,5 +254,41 @@ describe("queuing a message whose audit event cannot be written", () => {
     const inbox = await bed.inboxCount();
     expect(await attemptNextQueued(mailboxId)).toEqual({ kind: "idle" });
     expect(await bed.inboxCount()).toBe(inbox);
+  });
+});
+
+describe("two drainers of one mailbox at once (two processes' workers)", () => {
+  it("attempt each message once and charge the mailbox's day limit exactly what was sent", async () => {
+    const { mailboxId, token } = await setup();
+    const day = sendLimitNames("demo").day;
+    const restore = useRateLimits({
+      oauthStart: { tokens: 1_000, window: "1 m" },
+      oauthCallback: { tokens: 1_000, window: "1 m" },
+      sendMailboxMinuteDemo: { tokens: 1_000, window: "1 m" },
+      [day]: { tokens: 100, window: "1 d" },
+    });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push(await queue(token, mailboxId));
+      // Each loop is what one process's drain of the mailbox runs (this process's own guard
+      // against draining a mailbox twice is not involved: another process has its own).
+      const drain = async () => {
+        while ((await attemptNextQueued(mailboxId)).kind === "attempted") {}
+      };
+      await Promise.all([drain(), drain()]);
+
+      const rows = await (await getDb())
+        .select({ id: messages.id, status: messages.status, attempts: messages.attempts })
+        .from(messages)
+        .where(eq(messages.mailboxId, mailboxId))
+        .orderBy(asc(messages.createdAt), asc(messages.id));
+      expect(rows.map((r) => r.id).sort()).toEqual([...ids].sort());
+      expect(rows.map((r) => [r.status, r.attempts])).toEqual(ids.map(() => ["sent", 1]));
+      // Six charged by the sends, one by this look: the limiter's count is what was sent.
+      const left = await rateLimits().get(day).limit(`mailbox:${mailboxId}`);
+      expect(left.remaining).toBe(100 - 6 - 1);
+    } finally {
+      await restore();
+    }
   });
 });

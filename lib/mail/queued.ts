@@ -21,9 +21,12 @@ import { attemptNextQueued, BODY_FIELD, settleInterruptedAttempts } from "./send
 // validated message (body sealed) as a `queued` row and wakes its mailbox's worker. A worker
 // is a pg-boss job `mail.drain` per mailbox (at most one waiting per mailbox: singletonKey,
 // policy `short`) that runs attempts one after another at the mailbox's pace for up to a
-// slice, then hands over to a fresh job. Every process also sweeps every few seconds: it wakes
-// the workers of mailboxes with due messages (a retry's time came, a hold ended, a wake-up was
-// lost with its process) and settles attempts whose process died.
+// slice, then hands over to a fresh job. The policy does not keep another process from draining
+// the same mailbox (an active job does not stop a new one): each attempt reserves its message
+// first (send-queued.ts), so two drainers take different messages and share the pace. Every
+// process also sweeps every few seconds: it wakes the workers of mailboxes with due messages (a
+// retry's time came, a hold ended, a wake-up was lost with its process) and settles attempts
+// whose process died.
 
 export const DRAIN_QUEUE = "mail.drain";
 const DRAIN_SLICE_MS = 60_000;
