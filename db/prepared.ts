@@ -50,6 +50,10 @@ export function preparedSql(db: DbOrTx, name: string, build: () => SQL): Executa
 
 /**
  * A piece of a prepared statement: SQL with placeholders, built once, and the values for them
- * this time. Parts of one statement use distinct placeholder names.
+ * this time. Parts of one statement use distinct placeholder names. `onlyIf`, when given, is a
+ * condition the part adds to its own WHERE (a part written only if another one wrote a row).
  */
-export type StatementPart = { build: (db: DbOrTx) => SQL; params: Record<string, unknown> };
+export type StatementPart = {
+  build: (db: DbOrTx, onlyIf?: SQL) => SQL;
+  params: Record<string, unknown>;
+};

@@ -1,5 +1,5 @@
 import "server-only";
-import { and, asc, desc, eq, gt, isNotNull, isNull, lte, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, isNotNull, isNull, lte, Param, type SQL, sql } from "drizzle-orm";
 import type { AnyPgColumn } from "drizzle-orm/pg-core";
 import type { DbOrTx } from "@/db";
 import { preparedSql, type StatementPart } from "@/db/prepared";
@@ -66,9 +66,11 @@ export async function insertAuditEvent({
 }
 
 /**
- * Inserts an event in the same statement as `change` (an UPDATE or INSERT): both or neither,
- * in one round trip. A data-modifying WITH runs to completion whether or not it is read.
- * Returns how many rows `also` wrote (0 without it).
+ * Inserts an event in the same statement as `change` (an UPDATE or INSERT without RETURNING),
+ * in one round trip, and only when `change` touched a row: a change whose WHERE no longer
+ * matches (a stale worker's outcome) writes neither the event nor `also`, which is given that
+ * condition to add to its own. A data-modifying WITH runs to completion whether or not it is
+ * read. Returns whether the event was written and how many rows `also` wrote.
  */
 export async function insertAuditEventWithChange({
   db,
@@ -83,17 +85,24 @@ export async function insertAuditEventWithChange({
   values: typeof auditEvents.$inferInsert;
   change: StatementPart;
   also?: StatementPart;
-}) {
+}): Promise<{ isWritten: boolean; also: number }> {
   // Every event carries the same columns (lib/audit/write.ts), so the text is one per name.
   const columns = Object.keys(values) as Array<keyof typeof values>;
   const statement = preparedSql(db, name, () => {
-    const placeholders = Object.fromEntries(columns.map((c) => [c, sql.placeholder(`audit_${c}`)]));
-    const insert = db
-      .insert(auditEvents)
-      .values(placeholders as unknown as typeof values)
-      .getSQL();
-    if (!also) return sql`with change as (${change.build(db)}) ${insert}`;
-    return sql`with change as (${change.build(db)}), also as (${also.build(db)} returning 1)
+    // INSERT … SELECT (a VALUES row cannot be conditional): each parameter is encoded as its
+    // column encodes it and takes the column's type from the assignment.
+    const insert = sql`insert into ${auditEvents} (${sql.join(
+      columns.map((c) => sql.identifier(auditEvents[c].name)),
+      sql`, `,
+    )}) select ${sql.join(
+      columns.map((c) => new Param(sql.placeholder(`audit_${c}`), auditEvents[c])),
+      sql`, `,
+    )} where exists (select 1 from change)`;
+    if (!also)
+      return sql`with change as (${change.build(db)} returning 1) ${insert} returning 0 as "also"`;
+    const onlyIf = sql`exists (select 1 from change)`;
+    return sql`with change as (${change.build(db)} returning 1),
+      also as (${also.build(db, onlyIf)} returning 1)
       ${insert} returning (select count(*)::int from also) as "also"`;
   });
   const result = (await statement.execute({
@@ -101,7 +110,8 @@ export async function insertAuditEventWithChange({
     ...also?.params,
     ...Object.fromEntries(columns.map((c) => [`audit_${c}`, values[c]])),
   })) as { rows?: Array<{ also?: number }> };
-  return result.rows?.[0]?.also ?? 0;
+  const row = result.rows?.[0];
+  return { isWritten: row !== undefined, also: Number(row?.also ?? 0) };
 }
 
 /** The metadata of the newest event of this action about one target of the organisation. */

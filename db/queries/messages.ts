@@ -73,8 +73,13 @@ export async function claimMessage({
   db,
   leaseSeconds,
   ...message
-}: NewMessage & { db: DbOrTx; leaseSeconds: number }): Promise<{ id: string } | null> {
-  const columns = { id: randomUUID(), ...newMessageColumns(message) };
+}: NewMessage & { db: DbOrTx; leaseSeconds: number }): Promise<{
+  id: string;
+  /** This send's claim: only it may write the row's outcome (finishMessage, recordDelivery). */
+  claimId: string;
+} | null> {
+  const claimId = randomUUID();
+  const columns = { id: randomUUID(), ...newMessageColumns(message), claimId };
   const [row] = await preparedOnce(db, "claim_message", (handle, name) =>
     handle
       .insert(messages)
@@ -92,7 +97,7 @@ export async function claimMessage({
       .returning({ id: messages.id })
       .prepare(name),
   ).execute({ ...columns, leaseSeconds });
-  return row ?? null;
+  return row ? { id: row.id, claimId } : null;
 }
 
 /** The earlier request made with this key by this sender (keys are scoped per sender). */
@@ -126,6 +131,11 @@ type FinishMessage = {
   db: DbOrTx;
   orgId: string;
   messageId: string;
+  /**
+   * The attempt whose outcome this is: its claim id (a synchronous send's, a queued attempt's,
+   * also while it only reserved the message, or the sweep's).
+   */
+  claimId: string;
   status: "sent" | "failed";
   smtpResponse: string | null;
   providerMessageId: string | null;
@@ -144,9 +154,25 @@ type FinishColumns = {
   lastError?: string | null;
 };
 
+/**
+ * Only the row as the finishing attempt left it moves: still this attempt's (`claim_id`), and
+ * either `sending` under that claim or, for a queued message refused before its claim, still
+ * waiting under its reservation. A stale worker (its row sent, cancelled, put off or taken over
+ * by another attempt meanwhile) changes nothing, and the audit event and webhook deliveries of
+ * the same statement are written only when this update touched the row.
+ */
+function stillMine(claimId: string | Placeholder): SQL {
+  return sql`(${messages.claimId} = ${claimId}::text and (${messages.status} = 'sending'
+    or (${messages.nextAttemptAt} is not null and ${messages.status} in ('queued', 'retrying'))))`;
+}
+
 function finishUpdate(
   db: DbOrTx,
-  where: { orgId: string | Placeholder; messageId: string | Placeholder },
+  where: {
+    orgId: string | Placeholder;
+    messageId: string | Placeholder;
+    claimId: string | Placeholder;
+  },
   set: { [K in keyof FinishColumns]: FinishColumns[K] | Placeholder | SQL },
 ) {
   return (
@@ -159,14 +185,27 @@ function finishUpdate(
         nextAttemptAt: null,
         claimExpiresAt: null,
       })
-      .where(and(eq(messages.orgId, where.orgId), eq(messages.id, where.messageId)))
+      .where(
+        and(
+          eq(messages.orgId, where.orgId),
+          eq(messages.id, where.messageId),
+          stillMine(where.claimId),
+        ),
+      )
   );
 }
 
-export async function finishMessage({ db, orgId, messageId, lastError, ...result }: FinishMessage) {
+export async function finishMessage({
+  db,
+  orgId,
+  messageId,
+  claimId,
+  lastError,
+  ...result
+}: FinishMessage) {
   await finishUpdate(
     db,
-    { orgId, messageId },
+    { orgId, messageId, claimId },
     {
       ...result,
       sentAt: result.status === "sent" ? new Date() : null,
@@ -193,7 +232,11 @@ const FINISH_PLACEHOLDERS = {
 export function finishMessageTemplate(db: DbOrTx): SQL {
   return finishUpdate(
     db,
-    { orgId: sql.placeholder("orgId"), messageId: sql.placeholder("messageId") },
+    {
+      orgId: sql.placeholder("orgId"),
+      messageId: sql.placeholder("messageId"),
+      claimId: sql.placeholder("claimId"),
+    },
     FINISH_PLACEHOLDERS,
   ).getSQL();
 }

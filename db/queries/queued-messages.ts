@@ -1,5 +1,5 @@
 import "server-only";
-import { and, asc, eq, inArray, isNotNull, lte, sql } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, lte, or, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { mailboxes, mailboxPace, messages } from "@/db/schema";
 import { IDEMPOTENCY_TARGET, type NewMessage, newMessageColumns } from "./messages";
@@ -7,7 +7,9 @@ import { IDEMPOTENCY_TARGET, type NewMessage, newMessageColumns } from "./messag
 // Queued messages (`Prefer: respond-async`, lib/mail/queued.ts). The row is the queue's state:
 // `next_attempt_at` is set exactly while a message waits (queued, retrying) and
 // `claim_expires_at` exactly while an attempt is `sending`; the partial indexes hold only those
-// rows. pg-boss jobs only wake the worker of a mailbox.
+// rows. While an attempt prepares (pace wait, checks) its waiting row is reserved for it:
+// `claim_id` is the attempt's id and `next_attempt_at` is put off. pg-boss jobs only wake the
+// worker of a mailbox.
 
 export async function insertQueuedMessage({
   db,
@@ -65,38 +67,64 @@ export type DueMessage = {
   lastError: string | null;
 };
 
-/** The mailbox's message that has waited longest among those due now. */
-export async function nextDueMessage({
+// A message is reserved for its attempt from before the pace wait until the claim: ample for the
+// wait, the checks and a token refresh. Past it (the process died) the message is due again.
+const RESERVATION_SECONDS = 120;
+
+export type ReservedMessage = DueMessage & { attemptId: string };
+
+/**
+ * Reserves the mailbox's message that has waited longest among those due now for one attempt,
+ * before its pace wait and its limit charges: the row gets the attempt's id (`claim_id`) and is
+ * put off by RESERVATION_SECONDS (a lease: an attempt whose process dies lets it fall due again),
+ * so that another drainer of the mailbox, in any process, takes the next message instead of
+ * racing for this one. Rows another transaction is reserving are skipped. Null when none is due.
+ */
+export async function reserveNextDueMessage({
   db,
   mailboxId,
+  attemptId,
 }: {
   db: DbOrTx;
   mailboxId: string;
-}): Promise<DueMessage | null> {
+  attemptId: string;
+}): Promise<ReservedMessage | null> {
   const [row] = await db
-    .select(dueColumns)
-    .from(messages)
-    .where(and(eq(messages.mailboxId, mailboxId), lte(messages.nextAttemptAt, sql`now()`)))
-    .orderBy(asc(messages.nextAttemptAt), asc(messages.createdAt))
-    .limit(1);
-  return row ?? null;
+    .update(messages)
+    .set({
+      claimId: attemptId,
+      nextAttemptAt: sql`now() + make_interval(secs => ${RESERVATION_SECONDS})`,
+    })
+    .where(
+      eq(
+        messages.id,
+        sql`(select ${messages.id} from ${messages}
+          where ${messages.mailboxId} = ${mailboxId} and ${messages.nextAttemptAt} <= now()
+          order by ${messages.nextAttemptAt}, ${messages.createdAt}
+          limit 1 for update skip locked)`,
+      ),
+    )
+    .returning(dueColumns);
+  return row ? { ...row, attemptId } : null;
 }
 
 /**
  * The claim, committed before any SMTP traffic: the row becomes `sending` with this attempt's
- * id, a lease, and its Message-ID fixed (kept from an earlier attempt). Null when the message
- * is no longer waiting (cancelled, or claimed by another process).
+ * id, a lease, and its Message-ID fixed (kept from an earlier attempt). Only the attempt's own
+ * reservation is claimed (reserveNextDueMessage, taken when the message was due): null when the
+ * message is no longer reserved for it (cancelled, put off by a hold, or reserved by another
+ * attempt after this one's reservation lapsed).
  */
 export async function claimQueuedMessage({
   db,
   messageId,
-  claimId,
+  attemptId,
   leaseSeconds,
   providerMessageId,
 }: {
   db: DbOrTx;
   messageId: string;
-  claimId: string;
+  attemptId: string;
   leaseSeconds: number;
   providerMessageId: string;
 }): Promise<{ providerMessageId: string; bodySealed: string | null; attempts: number } | null> {
@@ -104,13 +132,18 @@ export async function claimQueuedMessage({
     .update(messages)
     .set({
       status: "sending",
-      claimId,
       claimExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
       nextAttemptAt: null,
       attempts: sql`${messages.attempts} + 1`,
       providerMessageId: sql`coalesce(${messages.providerMessageId}, ${providerMessageId})`,
     })
-    .where(and(eq(messages.id, messageId), isNotNull(messages.nextAttemptAt)))
+    .where(
+      and(
+        eq(messages.id, messageId),
+        eq(messages.claimId, attemptId),
+        isNotNull(messages.nextAttemptAt),
+      ),
+    )
     .returning({
       providerMessageId: messages.providerMessageId,
       bodySealed: messages.bodySealed,
@@ -122,8 +155,8 @@ export async function claimQueuedMessage({
 
 /**
  * A non-final outcome: the message waits again until `until` (a hold keeps `queued`; a failed
- * attempt is `retrying`). When `claimId` is given, only that attempt's row is moved; otherwise
- * only a row still waiting.
+ * attempt is `retrying`). When `claimId` is given, only that attempt's row is moved (claimed,
+ * or still reserved for it); otherwise only a row still waiting. Either way the reservation ends.
  */
 export async function holdQueuedMessage({
   db,
@@ -154,7 +187,10 @@ export async function holdQueuedMessage({
         eq(messages.id, messageId),
         claimId === null
           ? isNotNull(messages.nextAttemptAt)
-          : and(eq(messages.claimId, claimId), eq(messages.status, "sending")),
+          : and(
+              eq(messages.claimId, claimId),
+              or(eq(messages.status, "sending"), isNotNull(messages.nextAttemptAt)),
+            ),
       ),
     )
     .returning({ id: messages.id });
@@ -163,23 +199,32 @@ export async function holdQueuedMessage({
 
 /**
  * Holds every message of the mailbox that is due before `until` (a pause or a limit holds the
- * mailbox, not one message). Returns how many.
+ * mailbox, not one message), and the one `attemptId` reserved; their reservations end. Returns
+ * how many.
  */
 export async function holdMailboxMessages({
   db,
   mailboxId,
+  attemptId,
   until,
   lastError,
 }: {
   db: DbOrTx;
   mailboxId: string;
+  attemptId: string;
   until: Date;
   lastError: string | null;
 }): Promise<number> {
   const rows = await db
     .update(messages)
-    .set({ nextAttemptAt: until, ...(lastError === null ? {} : { lastError }) })
-    .where(and(eq(messages.mailboxId, mailboxId), lte(messages.nextAttemptAt, until)))
+    .set({ nextAttemptAt: until, claimId: null, ...(lastError === null ? {} : { lastError }) })
+    .where(
+      and(
+        eq(messages.mailboxId, mailboxId),
+        isNotNull(messages.nextAttemptAt),
+        or(lte(messages.nextAttemptAt, until), eq(messages.claimId, attemptId)),
+      ),
+    )
     .returning({ id: messages.id });
   return rows.length;
 }

@@ -158,11 +158,14 @@ export function eventDeliveriesStatement({
   type,
   body,
   deadlineSeconds,
+  onlyIf,
 }: {
   orgId: string | Placeholder;
   type: string | Placeholder;
   body: string | Placeholder;
   deadlineSeconds: number | Placeholder;
+  /** A further condition (the change this event reports touched a row). */
+  onlyIf?: SQL;
 }): SQL {
   return sql`
     insert into webhook_deliveries
@@ -170,7 +173,7 @@ export function eventDeliveriesStatement({
     select 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.org_id, e.id, ${type}, ${body},
       now(), now() + make_interval(secs => ${deadlineSeconds})
     from webhook_endpoints e
-    where e.org_id = ${orgId} and e.enabled and ${type} = any(e.events)`;
+    where e.org_id = ${orgId} and e.enabled and ${type} = any(e.events)${onlyIf ? sql` and ${onlyIf}` : sql``}`;
 }
 
 export async function insertEventDeliveries({

@@ -73,7 +73,9 @@ export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
 /**
  * A high-volume event written by the same statement as the change it records (`change`, an
  * UPDATE or INSERT without RETURNING): they commit together like a transaction would make them,
- * in one round trip instead of four (begin, change, insert, commit). Sealed later like any other.
+ * in one round trip instead of four (begin, change, insert, commit). The event (and `also`) is
+ * written only when the change touched a row: a change that no longer applies records nothing.
+ * Sealed later like any other.
  */
 export async function writeAuditEventWithChange(
   db: DbOrTx,
@@ -86,15 +88,15 @@ export async function writeAuditEventWithChange(
     /** A further write (INSERT/UPDATE without RETURNING) that must commit with the change. */
     also?: StatementPart;
   },
-): Promise<number> {
+): Promise<{ isWritten: boolean; also: number }> {
   if (!isHighVolume(input.action)) {
     throw new Error(`${input.action} is sealed inline: write it with writeAuditEvent instead`);
   }
-  const alsoRows = await insertAuditEventWithChange({
+  const written = await insertAuditEventWithChange({
     db,
     values: eventValues(input),
     ...statement,
   });
-  nudgeAuditSealer();
-  return alsoRows;
+  if (written.isWritten) nudgeAuditSealer();
+  return written;
 }

@@ -249,7 +249,11 @@ export function recordUse(mailboxId: string): void {
   recordMailboxUse(mailboxId).catch(() => usedAt.delete(mailboxId));
 }
 
-/** The final update of the message row and its audit event, in one statement. */
+/**
+ * The final update of the message row, its audit event and webhook deliveries, in one
+ * statement, written only while the row is still this attempt's (`claimId`): false when it no
+ * longer was (sent, cancelled or taken over meanwhile), and then nothing was written.
+ */
 export async function recordDelivery(
   db: Database,
   input: {
@@ -257,12 +261,14 @@ export async function recordDelivery(
     purpose: "api" | "dashboard_test" | "notification";
     mailbox: Mailbox;
     messageId: string;
+    /** The attempt's claim (a queued attempt's id also while it only reserved the message). */
+    claimId: string;
     recipientCount: number;
     delivery: Delivery;
     /** A queued message: keep the failure's plain cause on the row for the status route. */
     isQueued?: boolean;
   },
-): Promise<void> {
+): Promise<boolean> {
   const { ctx, mailbox, messageId, delivery } = input;
   const failure = delivery.ok ? null : delivery.failure;
   const smtpFailure = failure && isSmtpFailure(failure) ? failure : null;
@@ -271,6 +277,7 @@ export async function recordDelivery(
   const change = finishMessageParams({
     orgId: ctx.orgId,
     messageId,
+    claimId: input.claimId,
     status: delivery.ok ? "sent" : "failed",
     smtpResponse,
     providerMessageId: delivery.messageId ?? null,
@@ -286,7 +293,7 @@ export async function recordDelivery(
   });
   const webhook =
     input.purpose === "api" ? messageWebhook(ctx.orgId, mailbox, messageId, delivery) : undefined;
-  const deliveries = await writeAuditEventWithChange(
+  const written = await writeAuditEventWithChange(
     db,
     {
       orgId: ctx.orgId,
@@ -312,7 +319,8 @@ export async function recordDelivery(
     },
   );
   // Only when the organisation has endpoints for the event: a sweep is a statement of its own.
-  if (deliveries > 0) kickWebhookSweep();
+  if (written.also > 0) kickWebhookSweep();
+  return written.isWritten;
 }
 
 /**

@@ -1,6 +1,6 @@
 import "server-only";
 import { randomUUID } from "node:crypto";
-import { type Database, getDb } from "@/db";
+import { type Database, getDb, inTransaction } from "@/db";
 import type { MessageSender } from "@/db/queries/messages";
 import {
   cancelQueuedMessage,
@@ -21,9 +21,12 @@ import { attemptNextQueued, BODY_FIELD, settleInterruptedAttempts } from "./send
 // validated message (body sealed) as a `queued` row and wakes its mailbox's worker. A worker
 // is a pg-boss job `mail.drain` per mailbox (at most one waiting per mailbox: singletonKey,
 // policy `short`) that runs attempts one after another at the mailbox's pace for up to a
-// slice, then hands over to a fresh job. Every process also sweeps every few seconds: it wakes
-// the workers of mailboxes with due messages (a retry's time came, a hold ended, a wake-up was
-// lost with its process) and settles attempts whose process died.
+// slice, then hands over to a fresh job. The policy does not keep another process from draining
+// the same mailbox (an active job does not stop a new one): each attempt reserves its message
+// first (send-queued.ts), so two drainers take different messages and share the pace. Every
+// process also sweeps every few seconds: it wakes the workers of mailboxes with due messages (a
+// retry's time came, a hold ended, a wake-up was lost with its process) and settles attempts
+// whose process died.
 
 export const DRAIN_QUEUE = "mail.drain";
 const DRAIN_SLICE_MS = 60_000;
@@ -81,33 +84,40 @@ export async function queueMessage(
   const { ctx, mailbox, request } = input;
   const id = randomUUID();
   const bodySealed = encryptField(keyring(), JSON.stringify(request), { ...BODY_FIELD, rowId: id });
-  const inserted = await insertQueuedMessage({
-    db,
-    id,
-    orgId: ctx.orgId,
-    mailboxId: mailbox.id,
-    sender: input.sender,
-    recipients: { to: request.to, cc: request.cc, bcc: request.bcc },
-    subject: request.subject,
-    idempotencyKey: input.idempotencyKey,
-    requestHash: input.requestHash,
-    bodySealed,
-    deadlineAt: new Date(Date.now() + env().QUEUE_DEADLINE_HOURS * 3_600_000),
+  // The row and its event commit together: a row without its event (the audit write failed,
+  // the caller was told 500 "may not have been sent") would still be sent later, and a retry
+  // without an Idempotency-Key would send it twice.
+  const inserted = await inTransaction(db, async (tx) => {
+    const row = await insertQueuedMessage({
+      db: tx,
+      id,
+      orgId: ctx.orgId,
+      mailboxId: mailbox.id,
+      sender: input.sender,
+      recipients: { to: request.to, cc: request.cc, bcc: request.bcc },
+      subject: request.subject,
+      idempotencyKey: input.idempotencyKey,
+      requestHash: input.requestHash,
+      bodySealed,
+      deadlineAt: new Date(Date.now() + env().QUEUE_DEADLINE_HOURS * 3_600_000),
+    });
+    if (!row) return null;
+    await writeAuditEvent(tx, {
+      orgId: ctx.orgId,
+      actor: ctx.actor,
+      action: "message.queued",
+      target: { type: "message", id },
+      outcome: "success",
+      request: ctx.request,
+      metadata: {
+        mailboxId: mailbox.id,
+        provider: mailbox.provider,
+        recipientCount: request.to.length + request.cc.length + request.bcc.length,
+      },
+    });
+    return row;
   });
   if (!inserted) return null;
-  await writeAuditEvent(db, {
-    orgId: ctx.orgId,
-    actor: ctx.actor,
-    action: "message.queued",
-    target: { type: "message", id },
-    outcome: "success",
-    request: ctx.request,
-    metadata: {
-      mailboxId: mailbox.id,
-      provider: mailbox.provider,
-      recipientCount: request.to.length + request.cc.length + request.bcc.length,
-    },
-  });
   // A lost wake-up is found by the next sweep.
   await wakeMailbox(mailbox.id).catch(() => {});
   return inserted;

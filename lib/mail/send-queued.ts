@@ -9,7 +9,8 @@ import {
   type DueMessage,
   holdMailboxMessages,
   holdQueuedMessage,
-  nextDueMessage,
+  type ReservedMessage,
+  reserveNextDueMessage,
   takeLapsedClaims,
 } from "@/db/queries/queued-messages";
 import type { SenderContext } from "@/lib/auth/context";
@@ -60,6 +61,8 @@ export function useDemoInboxDataDir(dataDir: string | undefined): void {
 }
 const demoInboxDataDir = () => inboxHolder.__mailwardenDemoInboxDataDir ?? env().dataDir;
 
+const DEMO_RECORD = "demo server's record";
+
 export const INTERRUPTED_CAUSE =
   "Interrupted during delivery; not resent to avoid a duplicate — check Sent Items.";
 
@@ -108,7 +111,9 @@ const later = (ms: number) => new Date(Date.now() + ms);
 /**
  * The final outcome through the synchronous path's recordDelivery. Rows are queued ones but for
  * an interrupted synchronous send the sweep settles (`isQueued` false: its purpose is its
- * sender's, and it keeps no cause of its own).
+ * sender's, and it keeps no cause of its own). `claimId` is the attempt's id (its claim, or its
+ * reservation for a refusal before the claim): only a row still this attempt's is finished, so
+ * a stale worker never overwrites another's outcome (nor turns a cancel into a failure).
  */
 async function finish(
   db: Database,
@@ -116,6 +121,7 @@ async function finish(
   mailbox: Mailbox,
   row: { id: string; recipientCount: number; senderType?: string; isQueued?: boolean },
   delivery: Delivery,
+  claimId: string,
 ) {
   const isQueued = row.isQueued ?? true;
   await recordDelivery(db, {
@@ -123,6 +129,7 @@ async function finish(
     purpose: isQueued ? "api" : (PURPOSE_OF_SENDER[row.senderType ?? ""] ?? "api"),
     mailbox,
     messageId: row.id,
+    claimId,
     recipientCount: row.recipientCount,
     delivery,
     isQueued,
@@ -134,7 +141,7 @@ async function judgeRefusal(
   db: Database,
   ctx: SenderContext,
   mailbox: Mailbox,
-  row: DueMessage,
+  row: ReservedMessage,
   refusal: RefusalOutcome,
 ): Promise<AttemptResult> {
   let until: Date | null = null;
@@ -150,21 +157,22 @@ async function judgeRefusal(
       : null);
   if (until && refusal.kind !== "provider_failed") {
     // A pause or a limit holds every waiting message of the mailbox, not only this one.
-    await holdMailboxMessages({ db, mailboxId: mailbox.id, until, lastError: cause });
+    const { attemptId } = row;
+    await holdMailboxMessages({ db, mailboxId: mailbox.id, attemptId, until, lastError: cause });
     return { kind: "held", until };
   }
   if (until && !pastDeadline(row, until)) {
     await holdQueuedMessage({
       db,
       messageId: row.id,
-      claimId: null,
+      claimId: row.attemptId,
       until,
       status: row.status === "retrying" ? "retrying" : "queued",
       lastError: cause,
     });
     return { kind: "held", until };
   }
-  await finish(db, ctx, mailbox, row, { ok: false, failure: refusal });
+  await finish(db, ctx, mailbox, row, { ok: false, failure: refusal }, row.attemptId);
   return { kind: "attempted", messageId: row.id };
 }
 
@@ -194,10 +202,14 @@ function pastDeadline(row: { deadlineAt: Date | null }, until: Date): boolean {
   return row.deadlineAt !== null && until.getTime() > row.deadlineAt.getTime();
 }
 
-/** One attempt at the mailbox's next due message: idle when none is due. */
+/**
+ * One attempt at the mailbox's next due message, reserved for it before the pace wait and the
+ * limit charges (another drainer of the mailbox takes the next one): idle when none is due.
+ */
 export async function attemptNextQueued(mailboxId: string): Promise<AttemptResult> {
   const db = await getDb();
-  const row = await nextDueMessage({ db, mailboxId });
+  const attemptId = randomUUID();
+  const row = await reserveNextDueMessage({ db, mailboxId, attemptId });
   if (!row) return { kind: "idle" };
   const ctx = await senderContext(db, row);
   // The provider's pace first; what the mailbox says is judged after the wait.
@@ -206,7 +218,7 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
   // Past its deadline a message is never sent, whatever held it: a backlog held by a pause or a
   // limit and released days later would otherwise go out stale (one-time codes, resets).
   if (row.deadlineAt !== null && row.deadlineAt.getTime() <= Date.now()) {
-    await finish(db, ctx, found, row, { ok: false, failure: deadlineFailure(row) });
+    await finish(db, ctx, found, row, { ok: false, failure: deadlineFailure(row) }, attemptId);
     return { kind: "attempted", messageId: row.id };
   }
   await awaitPaceSlot(db, found);
@@ -258,23 +270,22 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
     });
   }
 
-  const claimId = randomUUID();
   const domain = mailbox.address.split("@")[1] ?? "mailwarden.invalid";
   const claimed = await claimQueuedMessage({
     db,
     messageId: row.id,
-    claimId,
+    attemptId,
     leaseSeconds: env().QUEUE_SEND_LEASE_SECONDS,
     providerMessageId: `<${randomUUID()}@${domain}>`,
   });
-  // Cancelled, or another process took it meanwhile.
+  // Cancelled, put off, or reserved by another attempt after this one's reservation lapsed.
   if (!claimed?.bodySealed) return { kind: "attempted", messageId: row.id };
 
   try {
     const fields = { ...toNodemailerFields(request), messageId: claimed.providerMessageId };
     const delivery = await deliver(mailbox, token.expiresAt, fields, attemptDeadline(row));
     if (delivery.ok) {
-      await finish(db, ctx, mailbox, row, delivery);
+      await finish(db, ctx, mailbox, row, delivery, attemptId);
       recordUse(mailbox.id);
       return { kind: "attempted", messageId: row.id };
     }
@@ -289,7 +300,7 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
       await holdQueuedMessage({
         db,
         messageId: row.id,
-        claimId,
+        claimId: attemptId,
         until,
         status: "retrying",
         lastError:
@@ -299,7 +310,7 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
       });
       return { kind: "attempted", messageId: row.id };
     }
-    await finish(db, ctx, mailbox, row, delivery);
+    await finish(db, ctx, mailbox, row, delivery, attemptId);
     return { kind: "attempted", messageId: row.id };
   } catch (error) {
     // Before or after the conversation, unknown: the lease runs out and the attempt is
@@ -344,11 +355,9 @@ export async function settleInterruptedAttempts(): Promise<number> {
     const ctx = await senderContext(db, row);
     if (mailbox && isDemoQueued(row, mailbox) && row.providerMessageId) {
       if (accepted.has(row.providerMessageId)) {
-        await finish(db, ctx, mailbox, row, {
-          ok: true,
-          messageId: row.providerMessageId,
-          smtpResponse: "250 Accepted before the attempt was interrupted (demo server's record)",
-        });
+        const smtpResponse = `250 Accepted before the attempt was interrupted (${DEMO_RECORD})`;
+        const delivery = { ok: true as const, messageId: row.providerMessageId, smtpResponse };
+        await finish(db, ctx, mailbox, row, delivery, claimId);
       } else {
         await holdQueuedMessage({
           db,
@@ -371,12 +380,13 @@ export async function settleInterruptedAttempts(): Promise<number> {
       cause: INTERRUPTED_CAUSE,
       retryAfterSeconds: null,
     };
-    if (mailbox) await finish(db, ctx, mailbox, row, { ok: false, failure });
+    if (mailbox) await finish(db, ctx, mailbox, row, { ok: false, failure }, claimId);
     else {
       await finishMessage({
         db,
         orgId: row.orgId,
         messageId: row.id,
+        claimId,
         status: "failed",
         smtpResponse: null,
         providerMessageId: row.providerMessageId,

@@ -186,6 +186,7 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
       purpose: input.purpose,
       mailbox,
       messageId: claimed.id,
+      claimId: claimed.claimId,
       recipientCount,
       delivery,
     });
@@ -197,6 +198,7 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
       db,
       orgId: ctx.orgId,
       messageId: claimed.id,
+      claimId: claimed.claimId,
       status: "failed",
       smtpResponse: null,
       providerMessageId: null,

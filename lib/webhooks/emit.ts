@@ -56,12 +56,13 @@ export async function emitWebhookEvent(db: DbOrTx, event: WebhookEvent): Promise
 export function webhookEventPart(event: WebhookEvent): StatementPart {
   const input = statementInput(event);
   return {
-    build: () =>
+    build: (_db, onlyIf) =>
       eventDeliveriesStatement({
         orgId: sql.placeholder("webhookOrgId"),
         type: sql.placeholder("webhookType"),
         body: sql.placeholder("webhookBody"),
         deadlineSeconds: sql.placeholder("webhookDeadlineSeconds"),
+        ...(onlyIf ? { onlyIf } : {}),
       }),
     params: {
       webhookOrgId: input.orgId,
