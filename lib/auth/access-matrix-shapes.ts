@@ -45,6 +45,8 @@ export type Target = {
   newQueuedMessage(): Promise<string>;
   /** A webhook endpoint of A (on a local port nothing listens on). */
   newWebhookEndpoint(): Promise<string>;
+  /** Deletes A's webhook endpoints so that one more fits under the cap (10 per organisation). */
+  roomForWebhookEndpoint(): Promise<void>;
 };
 
 export type Form = Record<string, string | string[]>;

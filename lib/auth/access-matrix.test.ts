@@ -298,7 +298,13 @@ function targetFor(caller: Caller): Target {
       if (!row) throw new Error("message insert returned nothing");
       return row.id;
     },
+    roomForWebhookEndpoint: async () => {
+      const db = await getDb();
+      await db.delete(webhookEndpoints).where(eq(webhookEndpoints.orgId, a.orgId));
+    },
     newWebhookEndpoint: async () => {
+      const db = await getDb();
+      await db.delete(webhookEndpoints).where(eq(webhookEndpoints.orgId, a.orgId));
       const { endpoint } = await createEndpoint(memberContext(a.orgId, a.owner.user, "owner"), {
         url: `http://127.0.0.1:9/a-${randomUUID().slice(0, 8)}/hooks`,
         description: "A's endpoint",
@@ -330,6 +336,7 @@ function ghostTarget(): Target {
     newDataRequest: id,
     newQueuedMessage: id,
     newWebhookEndpoint: id,
+    roomForWebhookEndpoint: async () => {},
   };
 }
 

@@ -98,13 +98,14 @@ export const ACCESS_MATRIX: Record<string, Row> = {
   // ---- Mailboxes ----
   "app/(signed-in)/(dashboard)/mailboxes/actions.ts#startConnectAction": {
     kind: "action",
-    // A reconnect of A's mailbox: the owner is sent to the provider.
-    expect: signedIn(REDIRECT_MANAGERS, 404),
+    // A reconnect of A's mailbox: the owner is sent to the provider; another organisation's
+    // person is told there is no such mailbox, and the probe is audited (access.denied).
+    expect: signedIn(REDIRECT_MANAGERS, 403),
     call: async (t) => ({ provider: "demo", mailboxId: await t.newMailbox() }),
   },
   "app/(signed-in)/(dashboard)/mailboxes/actions.ts#revokeMailboxAction": {
     kind: "action",
-    expect: signedIn(MANAGERS, 404),
+    expect: signedIn(MANAGERS, 403),
     call: async (t) => ({ mailboxId: await t.newMailbox() }),
   },
   "app/(signed-in)/(dashboard)/mailboxes/actions.ts#testConnectionAction": {
@@ -197,11 +198,14 @@ export const ACCESS_MATRIX: Record<string, Row> = {
     // Another organisation's owner registers an endpoint of their own organisation: A untouched.
     expect: signedIn(MANAGERS, "ok"),
     // A URL of its own each time: each organisation's page then shows only its own.
-    call: (t) => ({
-      url: webhookUrl(t.newEmail().split("@")[0] ?? "new"),
-      description: "matrix",
-      events: "message.sent",
-    }),
+    call: async (t) => {
+      await t.roomForWebhookEndpoint();
+      return {
+        url: webhookUrl(t.newEmail().split("@")[0] ?? "new"),
+        description: "matrix",
+        events: "message.sent",
+      };
+    },
   },
   "app/(signed-in)/(admin)/webhooks/actions.ts#updateWebhookEndpointAction": {
     kind: "action",

@@ -378,8 +378,7 @@ describe("connect: a reconnect of another organisation's mailbox", () => {
         targetType: "mailbox",
         targetId: result.mailboxId,
         metadata: expect.objectContaining({
-          reason: "mailbox_not_in_organization",
-          operation: "reconnect",
+          reason: "reconnect_mailbox_not_in_organization",
         }),
       }),
     ]);

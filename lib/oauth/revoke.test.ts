@@ -165,8 +165,7 @@ describe("revokeMailbox", () => {
         targetType: "mailbox",
         targetId: id,
         metadata: expect.objectContaining({
-          reason: "mailbox_not_in_organization",
-          operation: "revoke",
+          reason: "revoke_mailbox_not_in_organization",
         }),
       }),
     ]);
