@@ -98,26 +98,19 @@ type Audit = {
   metadata: Record<string, unknown>;
 };
 
-export async function auditCallback(db: Database | Tx, ctx: Context, audit: Audit) {
-  await writeAuditEvent(db, {
+function callbackEvent(ctx: Context, audit: Audit) {
+  return {
     orgId: audit.orgId,
     actor: ctx.actor,
-    action: "oauth.callback",
+    action: "oauth.callback" as const,
     outcome: audit.outcome,
     request: ctx.input.request,
     metadata: { provider: ctx.input.providerId, ...audit.metadata },
-  });
+  };
 }
 
-function auditSampledCallback(ctx: Context, audit: Audit) {
-  return auditCallerRefusal(ctx.db, {
-    orgId: audit.orgId,
-    actor: ctx.actor,
-    action: "oauth.callback",
-    outcome: audit.outcome,
-    request: ctx.input.request,
-    metadata: { provider: ctx.input.providerId, ...audit.metadata },
-  });
+export async function auditCallback(db: Database | Tx, ctx: Context, audit: Audit) {
+  await writeAuditEvent(db, callbackEvent(ctx, audit));
 }
 
 export async function refuse(
@@ -139,7 +132,7 @@ export async function refuse(
   };
   // Past the limit a caller can repeat this as fast as they like (sign-up is open): one event
   // per caller and minute, with the count it stands for.
-  if (reason === "rate_limited") await auditSampledCallback(ctx, audit);
+  if (reason === "rate_limited") await auditCallerRefusal(ctx.db, callbackEvent(ctx, audit));
   else await auditCallback(ctx.db, ctx, audit);
   return {
     kind: "refused",
