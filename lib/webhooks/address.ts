@@ -40,7 +40,10 @@ for (const [net, prefix] of [
   ["::", 128], // unspecified
   ["::1", 128],
   ["64:ff9b::", 96], // NAT64: checked through its embedded IPv4 below, refused if unmappable
+  ["64:ff9b:1::", 48], // local-use NAT64 (RFC 8215): whatever the operator maps it to
   ["100::", 64], // discard
+  ["2001::", 32], // Teredo: an IPv4 tunnel whose other end we cannot check
+  ["2002::", 16], // 6to4: an IPv4 address inside (2002:7f00:1:: is 127.0.0.1's)
   ["2001:db8::", 32], // documentation
   ["fc00::", 7], // unique local
   ["fe80::", 10], // link-local

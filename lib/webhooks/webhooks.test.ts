@@ -418,6 +418,10 @@ describe("where webhooks may go", () => {
       "::ffff:10.0.0.1",
       "::ffff:a9fe:a9fe",
       "64:ff9b::a00:1",
+      // Tunnels that carry IPv4 inside (6to4 of 127.0.0.1, Teredo) and local-use NAT64.
+      "2002:7f00:1::1",
+      "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+      "64:ff9b:1::a00:1",
       "not an address",
     ]) {
       expect(isForbiddenAddress(bad), bad).toBe(true);
