@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents, mailboxes, memberships, oauthTransactions } from "@/db/schema";
@@ -281,6 +281,34 @@ describe("callback: a grant without the mail scope is revoked, not just dropped"
     const [event] = await callbackEvents(owner.orgId);
     expect(event?.metadata).toMatchObject({ result: "missing_scope", grantWithdrawn: "revoked" });
     expect(await mailboxesOf(owner.orgId)).toEqual([]);
+  });
+
+  it("a grant the database fails to store is revoked before the error reaches the caller", async () => {
+    const owner = await createOwner();
+    const address = email();
+    const db = await getDb();
+    // A real failure inside the storing transaction, for this address only.
+    await db.execute(
+      sql.raw(`create or replace function mw_test_refuse_mailbox() returns trigger as $$
+        begin
+          if new.address = '${address}' then raise exception 'disk full (test)'; end if;
+          return new;
+        end $$ language plpgsql`),
+    );
+    await db.execute(
+      sql.raw(
+        "create trigger mw_test_refuse_mailbox before insert on mailboxes for each row execute function mw_test_refuse_mailbox()",
+      ),
+    );
+    try {
+      const issuedBefore = beds.demo.proxy.issued.length;
+      await expect(connectDemoMailbox(owner, { email: address })).rejects.toThrow();
+      await expectIssuedTokensDead(issuedBefore);
+      expect(await mailboxesOf(owner.orgId)).toEqual([]);
+    } finally {
+      await db.execute(sql.raw("drop trigger if exists mw_test_refuse_mailbox on mailboxes"));
+      await db.execute(sql.raw("drop function if exists mw_test_refuse_mailbox()"));
+    }
   });
 
   it("offline access unticked: the lone access token is revoked too", async () => {

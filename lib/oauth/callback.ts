@@ -174,9 +174,14 @@ async function exchangeAndStore(
     return missingScope(ctx, orgId, missing, grant.scopes, grantWithdrawn);
   }
 
-  const stored = await ctx.db.transaction((tx) =>
-    storeMailbox(tx, ctx, provider, transaction, grant),
-  );
+  let stored: Awaited<ReturnType<typeof storeMailbox>>;
+  try {
+    stored = await ctx.db.transaction((tx) => storeMailbox(tx, ctx, provider, transaction, grant));
+  } catch (error) {
+    // Nothing was stored (the database failed): a grant left alive would be nobody's to revoke.
+    await withdrawGrant(ctx.db, provider, grant, grant.subject).catch(() => null);
+    throw error;
+  }
   if (stored.kind === "missing_scope") {
     const grantWithdrawn = await withdrawGrant(ctx.db, provider, grant, grant.subject);
     return missingScope(ctx, orgId, stored.missing, grant.scopes, grantWithdrawn);
