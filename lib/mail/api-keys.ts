@@ -64,12 +64,12 @@ const TOKEN_PATTERN = /^mwk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 const MAX_NAME_LENGTH = 100;
 const LAST_USED_EVERY_MS = 60_000;
 
-// A busy key would otherwise write last_used_at on every send; once a minute is plenty.
 type RememberedKey = NonNullable<Awaited<ReturnType<typeof getApiKeyHashByPrefix>>>;
 const holder = globalThis as typeof globalThis & {
   __mailwardenKeyTouched?: Map<string, number>;
   __mailwardenKeysRemembered?: Map<string, { row: RememberedKey; at: number }>;
 };
+// A busy key would otherwise write last_used_at on every send; once a minute is plenty.
 holder.__mailwardenKeyTouched ??= new Map();
 const lastTouched = holder.__mailwardenKeyTouched;
 
