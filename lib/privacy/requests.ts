@@ -129,7 +129,7 @@ const ERASURE_REFUSALS = {
 
 /** Why this officer may not erase the subject now, as a code and in words; null when they may. */
 export function erasureRefusal(
-  summary: SubjectSummary,
+  summary: { role: string | null; ownerCount: number },
   officerRole: Role | null,
 ): { code: keyof typeof ERASURE_REFUSALS; message: string } | null {
   const code =
@@ -278,10 +278,13 @@ export async function eraseSubject(
   const receipt = await db.transaction(async (tx) => {
     const locked = await lockOpenDataRequest({ db: tx, orgId, requestId });
     if (!locked) return null;
-    // Decided under the membership lock: ownership cannot move away in the meantime.
+    // Decided again under the membership lock, on both people's roles as they are now: the
+    // revocations above take seconds, and roles may have moved meanwhile.
     const members = await lockMemberships({ db: tx, orgId });
-    const role = members.find((m) => m.userId === userId)?.role ?? null;
-    if (role === "owner" && members.filter((m) => m.role === "owner").length <= 1) return "refused";
+    const roleOf = (id: string | null) => members.find((m) => m.userId === id)?.role ?? null;
+    const ownerCount = members.filter((m) => m.role === "owner").length;
+    const now = erasureRefusal({ role: roleOf(userId), ownerCount }, roleOf(officer.actor.id));
+    if (now) return now;
 
     // Before their mailboxes and keys go and the address leaves the recipients: what still
     // waits for them, or to go out from their mailboxes or with their keys, is not sent.
@@ -375,10 +378,7 @@ export async function eraseSubject(
     return receipt;
   });
   if (receipt === null) return { kind: "not_found" };
-  // Decided again under the membership lock: someone else's ownership may have moved meanwhile.
-  if (receipt === "refused") {
-    return refuse({ code: "last_owner", message: ERASURE_REFUSALS.last_owner });
-  }
+  if ("code" in receipt) return refuse(receipt);
   const chain = await verifyOrganizationChain(db, orgId);
   const global = receipt.deleted.userAccount
     ? await verifyAuditChain({ db, chain: "", mode: "full" })

@@ -26,6 +26,8 @@ export type CountingProxy = {
   issued: Array<{ accessToken: string; refreshToken: string | null }>;
   /** Runs after the provider answered a code exchange, before the answer goes back. */
   afterCodeExchange: (() => Promise<void>) | null;
+  /** Runs when a revocation request arrives, before it is forwarded. */
+  beforeRevocation: (() => Promise<void>) | null;
   close(): Promise<void>;
 };
 
@@ -65,6 +67,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     codeExchanges: 0,
     issued: [],
     afterCodeExchange: null,
+    beforeRevocation: null,
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
@@ -84,6 +87,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       proxy.revocationCalls++;
       const token = new URLSearchParams(body.toString()).get("token") ?? "";
       proxy.revokedTokens.set(token, (proxy.revokedTokens.get(token) ?? 0) + 1);
+      await proxy.beforeRevocation?.();
     }
     if (proxy.down) {
       res.writeHead(503, { "content-type": "text/plain" });
