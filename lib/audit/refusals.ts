@@ -181,10 +181,10 @@ const MAILBOX_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 /**
  * A person named a mailbox their organisation does not have (another organisation's id, or one
  * made up) to reconnect or revoke it: `access.denied` in their own organisation's log, sampled
- * per person and operation like the other refusals a caller can repeat. Nothing goes to the log of the
- * organisation the id may belong to, and whether it exists anywhere is not looked up (the log's
- * readers would learn it). The id is the caller's text: kept only in a mailbox id's shape, else
- * only its length, bounded.
+ * per person and operation like the other refusals a caller can repeat. Nothing goes to the log
+ * of the organisation the id may belong to, and whether it exists anywhere is not looked up (the
+ * log's readers would learn it). The id is the caller's text: kept only in a mailbox id's shape,
+ * else only its length, bounded.
  */
 export async function auditUnknownMailbox(
   ctx: { orgId: string; actor: AuditInput["actor"]; request?: RequestInfo | null },
