@@ -1,6 +1,7 @@
 import "server-only";
 import { and, eq, inArray, isNotNull, lte, or, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
+import type { StatementPart } from "@/db/prepared";
 import { mailboxes, mailboxPace, messages } from "@/db/schema";
 import { IDEMPOTENCY_TARGET, type NewMessage, newMessageColumns } from "./messages";
 
@@ -11,31 +12,35 @@ import { IDEMPOTENCY_TARGET, type NewMessage, newMessageColumns } from "./messag
 // `claim_id` is the attempt's id and `next_attempt_at` is put off. pg-boss jobs only wake the
 // worker of a mailbox.
 
-export async function insertQueuedMessage({
-  db,
+/**
+ * The `queued` row as a statement part with placeholders, for the one statement that also writes
+ * its `message.queued` event (writeAuditEventWithChange in lib/audit/write.ts). With an
+ * Idempotency-Key another request may hold already, nothing is inserted (and no event written).
+ */
+export function queuedMessageInsert({
   id,
   bodySealed,
   deadlineAt,
   ...message
-}: NewMessage & {
-  db: DbOrTx;
-  id: string;
-  bodySealed: string;
-  deadlineAt: Date;
-}): Promise<{ id: string } | null> {
-  const [row] = await db
-    .insert(messages)
-    .values({
-      id,
-      ...newMessageColumns(message),
-      status: "queued",
-      bodySealed,
-      nextAttemptAt: sql`now()`,
-      deadlineAt,
-    })
-    .onConflictDoNothing({ target: IDEMPOTENCY_TARGET })
-    .returning({ id: messages.id });
-  return row ?? null;
+}: NewMessage & { id: string; bodySealed: string; deadlineAt: Date }): StatementPart {
+  const columns = { id, ...newMessageColumns(message), bodySealed };
+  return {
+    build: (db) =>
+      db
+        .insert(messages)
+        .values({
+          ...(Object.fromEntries(
+            Object.keys(columns).map((c) => [c, sql.placeholder(c)]),
+          ) as unknown as typeof columns),
+          status: "queued",
+          nextAttemptAt: sql`now()`,
+          // Given as text: a Date through a placeholder skips the column's encoder.
+          deadlineAt: sql`${sql.placeholder("deadlineAt")}::timestamptz`,
+        })
+        .onConflictDoNothing({ target: IDEMPOTENCY_TARGET })
+        .getSQL(),
+    params: { ...columns, deadlineAt: deadlineAt.toISOString() },
+  };
 }
 
 const dueColumns = {

@@ -1,13 +1,13 @@
 import "server-only";
 import { randomUUID } from "node:crypto";
-import { type Database, getDb, inTransaction } from "@/db";
+import { type Database, getDb } from "@/db";
 import type { MessageSender } from "@/db/queries/messages";
 import {
   cancelQueuedMessage,
-  insertQueuedMessage,
   mailboxesWithDueMessages,
+  queuedMessageInsert,
 } from "@/db/queries/queued-messages";
-import { writeAuditEvent } from "@/lib/audit/write";
+import { writeAuditEvent, writeAuditEventWithChange } from "@/lib/audit/write";
 import type { CallContext, SenderContext } from "@/lib/auth/context";
 import { encryptField } from "@/lib/crypto";
 import { keyring } from "@/lib/crypto/runtime";
@@ -84,25 +84,12 @@ export async function queueMessage(
   const { ctx, mailbox, request } = input;
   const id = randomUUID();
   const bodySealed = encryptField(keyring(), JSON.stringify(request), { ...BODY_FIELD, rowId: id });
-  // The row and its event commit together: a row without its event (the audit write failed,
+  // The row and its event are one statement: a row without its event (the audit write failed,
   // the caller was told 500 "may not have been sent") would still be sent later, and a retry
   // without an Idempotency-Key would send it twice.
-  const inserted = await inTransaction(db, async (tx) => {
-    const row = await insertQueuedMessage({
-      db: tx,
-      id,
-      orgId: ctx.orgId,
-      mailboxId: mailbox.id,
-      sender: input.sender,
-      recipients: { to: request.to, cc: request.cc, bcc: request.bcc },
-      subject: request.subject,
-      idempotencyKey: input.idempotencyKey,
-      requestHash: input.requestHash,
-      bodySealed,
-      deadlineAt: new Date(Date.now() + env().QUEUE_DEADLINE_HOURS * 3_600_000),
-    });
-    if (!row) return null;
-    await writeAuditEvent(tx, {
+  const { isWritten } = await writeAuditEventWithChange(
+    db,
+    {
       orgId: ctx.orgId,
       actor: ctx.actor,
       action: "message.queued",
@@ -114,13 +101,27 @@ export async function queueMessage(
         provider: mailbox.provider,
         recipientCount: request.to.length + request.cc.length + request.bcc.length,
       },
-    });
-    return row;
-  });
-  if (!inserted) return null;
+    },
+    {
+      name: "message_queued",
+      change: queuedMessageInsert({
+        id,
+        orgId: ctx.orgId,
+        mailboxId: mailbox.id,
+        sender: input.sender,
+        recipients: { to: request.to, cc: request.cc, bcc: request.bcc },
+        subject: request.subject,
+        idempotencyKey: input.idempotencyKey,
+        requestHash: input.requestHash,
+        bodySealed,
+        deadlineAt: new Date(Date.now() + env().QUEUE_DEADLINE_HOURS * 3_600_000),
+      }),
+    },
+  );
+  if (!isWritten) return null;
   // A lost wake-up is found by the next sweep.
   await wakeMailbox(mailbox.id).catch(() => {});
-  return inserted;
+  return { id };
 }
 
 /** Cancels a queued or retrying message (not one being sent); audited. */
