@@ -584,11 +584,6 @@ export const messages = pgTable(
     deadlineAt: timestamp("deadline_at", { withTimezone: true }),
     /** The current attempt's id, committed (with the Message-ID) before any SMTP traffic. */
     claimId: text("claim_id"),
-    /**
-     * Set only while an attempt is `sending`: past it, the attempt was interrupted, and the row
-     * is reconciled, never resent blind.
-     */
-    claimExpiresAt: timestamp("claim_expires_at", { withTimezone: true }),
     /** The plain cause of the last failure (retrying) or of the final one (failed, cancelled). */
     lastError: text("last_error"),
   },
@@ -605,8 +600,26 @@ export const messages = pgTable(
     index("messages_waiting_idx")
       .on(t.mailboxId, t.nextAttemptAt)
       .where(sql`${t.nextAttemptAt} is not null`),
-    index("messages_claims_idx").on(t.claimExpiresAt).where(sql`${t.claimExpiresAt} is not null`),
   ],
+);
+
+/**
+ * Each attempt's lease, written with the claim that makes a message `sending`: past it while
+ * the message is still `sending`, the attempt was interrupted, and the row is reconciled, never
+ * resent blind. Kept apart from `messages` so that an attempt's final update changes no indexed
+ * column there (PostgreSQL then updates the row in place, without new entries in its seven
+ * indexes: ARCHITECTURE.md, "Queued messages"). A lease outlives its attempt until it lapses,
+ * when the sweep deletes it.
+ */
+export const messageClaims = pgTable(
+  "message_claims",
+  {
+    // No foreign key: its check would cost every claim a lookup, and a lease whose message is
+    // gone (erased) is only deleted by the sweep with the others.
+    messageId: text("message_id").primaryKey(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [index("message_claims_expires_idx").on(t.expiresAt)],
 );
 
 /**

@@ -2,8 +2,8 @@ import "server-only";
 import { randomUUID } from "node:crypto";
 import { and, desc, eq, gte, inArray, type Placeholder, type SQL, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
-import { preparedOnce } from "@/db/prepared";
-import { apiKeys, mailboxes, memberships, messages, users } from "@/db/schema";
+import { preparedSql } from "@/db/prepared";
+import { apiKeys, mailboxes, memberships, messageClaims, messages, users } from "@/db/schema";
 
 // Sent and attempted messages. Bodies are never stored: recipients and subject are what a
 // person needs to recognise a send, and the SMTP reply is what they need to diagnose one.
@@ -62,6 +62,16 @@ export function newMessageColumns(m: NewMessage) {
   };
 }
 
+/**
+ * The lease of the attempt that a statement's `claimed` CTE (with a column `id`) makes
+ * `sending`: a new one, or the lapsed one of an earlier attempt renewed.
+ */
+export function leaseInsert(leaseSeconds: unknown): SQL {
+  return sql`insert into ${messageClaims} (message_id, expires_at)
+    select id, now() + make_interval(secs => ${leaseSeconds}) from claimed
+    on conflict (message_id) do update set expires_at = excluded.expires_at`;
+}
+
 /** Conflicts on (sender, Idempotency-Key) leave the first row and insert nothing. */
 export const IDEMPOTENCY_TARGET = [messages.senderType, messages.senderId, messages.idempotencyKey];
 
@@ -80,8 +90,8 @@ export async function claimMessage({
 } | null> {
   const claimId = randomUUID();
   const columns = { id: randomUUID(), ...newMessageColumns(message), claimId };
-  const [row] = await preparedOnce(db, "claim_message", (handle, name) =>
-    handle
+  const result = (await preparedSql(db, "claim_message", () => {
+    const insert = db
       .insert(messages)
       .values({
         // Every column with a default made in JS is given: a prepared insert would freeze it.
@@ -89,14 +99,15 @@ export async function claimMessage({
           Object.keys(columns).map((c) => [c, sql.placeholder(c)]),
         ) as unknown as typeof columns),
         status: "sending",
-        // Past this the process that sends it died: the sweep settles the row (interrupted),
-        // so it never stays `sending`, nor a retry with its Idempotency-Key in progress, for ever.
-        claimExpiresAt: sql`now() + make_interval(secs => ${sql.placeholder("leaseSeconds")})`,
       })
-      .onConflictDoNothing({ target: IDEMPOTENCY_TARGET })
-      .returning({ id: messages.id })
-      .prepare(name),
-  ).execute({ ...columns, leaseSeconds });
+      .onConflictDoNothing({ target: IDEMPOTENCY_TARGET });
+    // Past its lease the process that sends it died: the sweep settles the row (interrupted),
+    // so it never stays `sending`, nor a retry with its Idempotency-Key in progress, for ever.
+    return sql`with claimed as (${insert.getSQL()} returning ${messages.id})
+      , lease as (${leaseInsert(sql.placeholder("leaseSeconds"))})
+      select id from claimed`;
+  }).execute({ ...columns, leaseSeconds })) as { rows: Array<{ id: string }> };
+  const row = result.rows[0];
   return row ? { id: row.id, claimId } : null;
 }
 
@@ -183,7 +194,6 @@ function finishUpdate(
         ...(set as FinishColumns),
         bodySealed: null,
         nextAttemptAt: null,
-        claimExpiresAt: null,
       })
       .where(
         and(

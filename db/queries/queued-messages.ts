@@ -2,13 +2,13 @@ import "server-only";
 import { and, eq, inArray, isNotNull, lte, or, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import type { StatementPart } from "@/db/prepared";
-import { mailboxes, mailboxPace, messages } from "@/db/schema";
-import { IDEMPOTENCY_TARGET, type NewMessage, newMessageColumns } from "./messages";
+import { mailboxes, mailboxPace, messageClaims, messages } from "@/db/schema";
+import { IDEMPOTENCY_TARGET, leaseInsert, type NewMessage, newMessageColumns } from "./messages";
 
 // Queued messages (`Prefer: respond-async`, lib/mail/queued.ts). The row is the queue's state:
 // `next_attempt_at` is set exactly while a message waits (queued, retrying) and
-// `claim_expires_at` exactly while an attempt is `sending`; the partial indexes hold only those
-// rows. While an attempt prepares (pace wait, checks) its waiting row is reserved for it:
+// an attempt that is `sending` has a lease in `message_claims` (db/schema.ts); the partial
+// index holds only the waiting rows. While an attempt prepares (pace wait, checks) its waiting row is reserved for it:
 // `claim_id` is the attempt's id and `next_attempt_at` is put off. pg-boss jobs only wake the
 // worker of a mailbox.
 
@@ -133,11 +133,10 @@ export async function claimQueuedMessage({
   leaseSeconds: number;
   providerMessageId: string;
 }): Promise<{ providerMessageId: string; bodySealed: string | null; attempts: number } | null> {
-  const [row] = await db
+  const claim = db
     .update(messages)
     .set({
       status: "sending",
-      claimExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`,
       nextAttemptAt: null,
       attempts: sql`${messages.attempts} + 1`,
       providerMessageId: sql`coalesce(${messages.providerMessageId}, ${providerMessageId})`,
@@ -148,12 +147,15 @@ export async function claimQueuedMessage({
         eq(messages.claimId, attemptId),
         isNotNull(messages.nextAttemptAt),
       ),
-    )
-    .returning({
-      providerMessageId: messages.providerMessageId,
-      bodySealed: messages.bodySealed,
-      attempts: messages.attempts,
-    });
+    );
+  const result = (await db.execute(sql`with claimed as (${claim.getSQL()} returning ${messages.id},
+      ${messages.providerMessageId} as "providerMessageId", ${messages.bodySealed} as "bodySealed",
+      ${messages.attempts} as attempts)
+    , lease as (${leaseInsert(leaseSeconds)})
+    select "providerMessageId", "bodySealed", attempts from claimed`)) as unknown as {
+    rows: Array<{ providerMessageId: string | null; bodySealed: string | null; attempts: number }>;
+  };
+  const row = result.rows[0];
   if (!row?.providerMessageId) return null;
   return { ...row, providerMessageId: row.providerMessageId };
 }
@@ -184,7 +186,6 @@ export async function holdQueuedMessage({
       status,
       nextAttemptAt: until,
       claimId: null,
-      claimExpiresAt: null,
       ...(lastError === null ? {} : { lastError }),
     })
     .where(
@@ -265,16 +266,23 @@ export async function takeLapsedClaims({
   leaseSeconds: number;
   limit?: number;
 }) {
+  // Leases of attempts that ended are deleted once they lapse, in the same statement; a lease
+  // renewed meanwhile by a new attempt no longer has lapsed, so it stays.
   const result = await db.execute(sql`
-    update ${messages} m set
-      claim_id = ${claimId},
-      claim_expires_at = now() + make_interval(secs => ${leaseSeconds})
-    from (
-      select id from ${messages}
-      where claim_expires_at < now()
-      order by claim_expires_at
+    with lapsed as (
+      select m.id from ${messageClaims} c join ${messages} m on m.id = c.message_id
+      where c.expires_at < now() and m.status = 'sending'
+      order by c.expires_at
       limit ${limit}
-      for update skip locked) lapsed
+      for update of m skip locked),
+    lease as (
+      update ${messageClaims} c set expires_at = now() + make_interval(secs => ${leaseSeconds})
+      from lapsed where c.message_id = lapsed.id),
+    spent as (
+      delete from ${messageClaims} c where c.expires_at < now() and not exists (
+        select 1 from ${messages} m where m.id = c.message_id and m.status = 'sending'))
+    update ${messages} m set claim_id = ${claimId}
+    from lapsed
     where m.id = lapsed.id
     returning m.id, m.org_id as "orgId", m.mailbox_id as "mailboxId",
       m.provider_message_id as "providerMessageId", m.sender_type as "senderType",

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { GET } from "@/app/api/v1/messages/[id]/route";
 import { POST } from "@/app/api/v1/messages/route";
 import { getDb } from "@/db";
-import { apiKeys, mailboxes, messages } from "@/db/schema";
+import { apiKeys, mailboxes, messageClaims, messages } from "@/db/schema";
 import { encryptField, isEncryptedValue } from "@/lib/crypto";
 import { generateKeySpec, parseKeyring } from "@/lib/crypto/keyring";
 import { clearSwitch, setSwitch } from "@/lib/incidents/switches";
@@ -445,7 +445,6 @@ describe("the chokepoint's checks at each queued attempt", () => {
     expect(failed.status).toBe("failed");
     expect(failed.lastError).toMatch(/could not be decrypted/);
     expect(failed.providerMessageId).toBeNull();
-    expect(failed.claimExpiresAt).toBeNull();
   });
 
   it("cancels a waiting message: audited, never sent", async () => {
@@ -465,21 +464,31 @@ describe("the chokepoint's checks at each queued attempt", () => {
 });
 
 describe("an attempt interrupted by its process dying", () => {
+  /** The attempt's lease as it is once its lease time has passed (written if it had none). */
+  async function lapseLease(id: string) {
+    const expiresAt = new Date(Date.now() - 1_000);
+    await (await getDb())
+      .insert(messageClaims)
+      .values({ messageId: id, expiresAt })
+      .onConflictDoUpdate({ target: messageClaims.messageId, set: { expiresAt } });
+  }
+
   // The state a SIGKILL leaves: the claim committed (`sending`, Message-ID fixed), the lease
   // lapsed, with or without the SMTP conversation having happened.
   async function interrupt(id: string, messageId: string, bodySealed?: string | null) {
-    await (await getDb())
+    const db = await getDb();
+    await db
       .update(messages)
       .set({
         ...(bodySealed ? { bodySealed } : {}),
         status: "sending",
         providerMessageId: messageId,
         claimId: randomUUID(),
-        claimExpiresAt: new Date(Date.now() - 1_000),
         nextAttemptAt: null,
         sentAt: null,
       })
       .where(eq(messages.id, id));
+    await lapseLease(id);
   }
 
   it("demo, killed before the server accepted it: sent again once, with the same Message-ID", async () => {
@@ -536,15 +545,12 @@ describe("an attempt interrupted by its process dying", () => {
     });
     if (!claimed) throw new Error("not claimed");
     // Ten minutes later (only a lease the claim wrote can lapse).
-    await db.execute(
-      sql`update messages set claim_expires_at = claim_expires_at - interval '601 seconds' where id = ${claimed.id}`,
-    );
+    await lapseLease(claimed.id);
     await settleInterruptedAttempts();
     const failed = await row(claimed.id);
     expect(failed).toMatchObject({
       status: "failed",
       errorCode: "interrupted",
-      claimExpiresAt: null,
     });
     const events = await auditEventsOf(owner.orgId, {
       action: "message.failed",
@@ -557,11 +563,19 @@ describe("an attempt interrupted by its process dying", () => {
     const replayed = (await replay.json()) as { id: string; code: string; detail: string };
     expect(replayed).toMatchObject({ id: claimed.id, code: "interrupted" });
     expect(replayed.detail).toMatch(/may have it: check Sent Items/);
-    // A send that finishes leaves no lease behind for the sweep.
+    // A send that finished keeps its lease until it lapses; the sweep then deletes the lease
+    // and leaves the message as it is.
     const done = await post(token, message(mailboxId), {});
     expect(done.status).toBe(201);
     const { id } = (await done.json()) as { id: string };
-    expect((await row(id)).claimExpiresAt).toBeNull();
+    await lapseLease(id);
+    await settleInterruptedAttempts();
+    expect((await row(id)).status).toBe("sent");
+    expect(await auditEventsOf(owner.orgId, { action: "message.failed", targetId: id })).toEqual(
+      [],
+    );
+    const leases = await db.select().from(messageClaims).where(eq(messageClaims.messageId, id));
+    expect(leases).toEqual([]);
   });
 
   it("Gmail or Microsoft: failed with a plain cause, never resent", async () => {
