@@ -20,6 +20,7 @@ import {
 import { sealPending } from "@/lib/audit/seal";
 import { verifyAllAuditChains } from "@/lib/audit/verify-all";
 import { writeAuditEvent } from "@/lib/audit/write";
+import { inviteMember } from "@/lib/auth/members";
 import { encryptField } from "@/lib/crypto";
 import { keyring } from "@/lib/crypto/runtime";
 import { sendMessage } from "@/lib/mail/send";
@@ -728,6 +729,55 @@ describe("export", () => {
     expect(text).not.toContain(others.ip);
     expect(text).not.toContain(others.userAgent);
   });
+
+  it("shows a person their own address in an event's personal fields and target, never another person's", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const admin = await createMember(owner.orgId, "admin");
+    const person = { user: admin, orgId: owner.orgId };
+    const email = admin.email ?? "";
+    const [bob, carol, dave] = ["bob", "carol", "dave"].map(
+      (name) => `${name}-${randomUUID().slice(0, 8)}@example.test`,
+    );
+    // The admin's own acts that name others: an invitation, one refused (its target is the
+    // invitee's address), a request recorded about a third person.
+    const asAdmin = memberContext(owner.orgId, admin, "admin", REQUEST);
+    await inviteMember(db, asAdmin, { email: bob ?? "", role: "sender" });
+    await expect(inviteMember(db, asAdmin, { email: dave ?? "", role: "owner" })).rejects.toThrow();
+    await recordDataRequest(officerOf(person), {
+      kind: "export",
+      email: carol ?? "",
+      receivedAt: new Date(),
+    });
+    // What is theirs: a request about them, and a mailbox they connected.
+    await recordDataRequest(officerOf(owner), { kind: "export", email, receivedAt: new Date() });
+    const box = `their-box-${randomUUID().slice(0, 8)}@example.test`;
+    await connectMailbox(person, box);
+
+    const exported = await exportText({ kind: "self", userId: admin.id, email });
+    const text = JSON.stringify(exported);
+    for (const other of [bob, carol, dave]) expect(text).not.toContain(other);
+    const events = (exported.organizations[0]?.auditEvents ?? []) as {
+      action: string;
+      actorId: string | null;
+      personal: Record<string, unknown>;
+    }[];
+    // The events themselves are still there: only the other people's addresses are withheld.
+    expect(events.filter((e) => e.action === "member.invited")).toHaveLength(2);
+    expect(events).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          action: "privacy.request_recorded",
+          actorId: owner.user.id,
+          personal: { email },
+        }),
+        expect.objectContaining({
+          action: "mailbox.connected",
+          personal: expect.objectContaining({ address: box }),
+        }),
+      ]),
+    );
+  }, 60_000);
 
   it("holds every row that names an address, each in its part, so that what an erasure deletes was exported first", async () => {
     const db = await getDb();
