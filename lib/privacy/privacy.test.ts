@@ -779,6 +779,35 @@ describe("export", () => {
     );
   }, 60_000);
 
+  it("withholds the IP address and user agent of calls made with the person's own API key", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const admin = await createMember(owner.orgId, "admin");
+    const { key } = await makeApiKey({ user: admin, orgId: owner.orgId });
+    const caller = { ip: "203.0.113.77", userAgent: "their-service/1.0" };
+    // An event made with their key that names them.
+    await writeAuditEvent(db, {
+      orgId: owner.orgId,
+      actor: { type: "api_key", id: key.id, label: key.name },
+      action: "message.refused",
+      outcome: "denied",
+      request: caller,
+      metadata: { reason: "validation" },
+      personal: { email: admin.email },
+    });
+
+    const exported = await exportText({ kind: "self", userId: admin.id, email: admin.email ?? "" });
+    const events = (exported.organizations[0]?.auditEvents ?? []) as Record<string, unknown>[];
+    expect(events).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ actorId: key.id, ip: null, userAgent: null }),
+        // Creating the key was their own act: its address is theirs.
+        expect.objectContaining({ action: "api_key.created", ip: "203.0.113.9" }),
+      ]),
+    );
+    expect(JSON.stringify(exported)).not.toContain(caller.userAgent);
+  }, 60_000);
+
   it("holds every row that names an address, each in its part, so that what an erasure deletes was exported first", async () => {
     const db = await getDb();
     const a = await createOwner();
