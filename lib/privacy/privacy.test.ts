@@ -808,6 +808,67 @@ describe("export", () => {
     expect(JSON.stringify(exported)).not.toContain(caller.userAgent);
   }, 60_000);
 
+  it("shows, of a message or notification email, only the person's own place among its recipients", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const address = `subject-${randomUUID().slice(0, 8)}@example.test`;
+    const [to, cc, bcc, naming] = ["to", "cc", "bcc", "naming"].map(
+      (name) => `${name}-${randomUUID().slice(0, 8)}@example.test`,
+    );
+    const sent = {
+      orgId: owner.orgId,
+      senderType: "user",
+      senderId: owner.user.id,
+      status: "sent" as const,
+    };
+    await db.insert(messages).values([
+      {
+        ...sent,
+        recipients: { to: [to ?? ""], cc: [cc ?? ""], bcc: [`Them <${address}>`, bcc ?? ""] },
+        recipientCount: 4,
+        subject: "To them among others",
+      },
+      {
+        ...sent,
+        recipients: { to: [naming ?? ""], cc: [], bcc: [] },
+        recipientCount: 1,
+        subject: `About ${address}`,
+      },
+    ]);
+    await insertOutboxRows({
+      db,
+      orgId: owner.orgId,
+      recipients: [address, owner.user.email ?? ""],
+      event: { kind: "member_added", title: `New member: ${address}`, body: `${address} joined.` },
+    });
+
+    const exported = await exportText({
+      kind: "organization",
+      orgId: owner.orgId,
+      orgName: "A",
+      email: address,
+      userId: null,
+    });
+    const text = JSON.stringify(exported);
+    for (const other of [to, cc, bcc, naming, owner.user.email]) {
+      expect(text).not.toContain(other ?? "never");
+    }
+    const [org] = exported.organizations;
+    expect(org?.messagesAddressed).toMatchObject([
+      {
+        subject: "To them among others",
+        recipients: { to: [], cc: [], bcc: [`Them <${address}>`] },
+      },
+    ]);
+    expect(org?.messagesNaming).toMatchObject([
+      { subject: `About ${address}`, recipients: { to: [], cc: [], bcc: [] } },
+    ]);
+    expect(org?.notificationEmails).toHaveLength(2);
+    expect(org?.notificationEmails).toEqual(
+      expect.arrayContaining([expect.objectContaining({ recipient: address })]),
+    );
+  }, 60_000);
+
   it("holds every row that names an address, each in its part, so that what an erasure deletes was exported first", async () => {
     const db = await getDb();
     const a = await createOwner();
