@@ -288,10 +288,23 @@ export async function listMessagesSentBy({
     .limit(limit);
 }
 
-/** Keyset pages of the messages addressed to the person (to, cc or bcc). */
+/**
+ * A message's recipient entries, per field, that name the address: what a message not sent by
+ * the person shows them. The other recipients (a Bcc they never saw among them) are not theirs.
+ */
+function entriesNaming(email: string) {
+  const field = (name: "to" | "cc" | "bcc") =>
+    sql`(select coalesce(jsonb_agg(r.entry), '[]'::jsonb) from jsonb_array_elements_text(
+      coalesce(${messages.recipients}->${name}::text, '[]')) as r(entry)
+      where ${namesAddress(sql`r.entry`, email)})`;
+  return sql<{ to: string[]; cc: string[]; bcc: string[] }>`jsonb_build_object(
+    'to', ${field("to")}, 'cc', ${field("cc")}, 'bcc', ${field("bcc")})`;
+}
+
+/** Keyset pages of the messages addressed to the person (to, cc or bcc): their own entries only. */
 export async function listMessagesAddressedTo({ db, orgId, email, after, limit }: AddressPage) {
   return db
-    .select(messageColumns)
+    .select({ ...messageColumns, recipients: entriesNaming(email) })
     .from(messages)
     .where(and(eq(messages.orgId, orgId), gt(messages.id, after), isRecipient(email)))
     .orderBy(asc(messages.id))
@@ -300,11 +313,12 @@ export async function listMessagesAddressedTo({ db, orgId, email, after, limit }
 
 /**
  * Keyset pages of the other messages whose subject, SMTP reply or failure cause names the
- * address (what an erasure rewrites in messages not addressed to the person).
+ * address (what an erasure rewrites in messages not addressed to the person): no recipient of
+ * them is the person's, so none is shown.
  */
 export async function listMessagesNaming({ db, orgId, email, after, limit }: AddressPage) {
   return db
-    .select(messageColumns)
+    .select({ ...messageColumns, recipients: entriesNaming(email) })
     .from(messages)
     .where(
       and(
@@ -363,7 +377,10 @@ export async function listNoticesNaming({
     .limit(limit);
 }
 
-/** Keyset pages of the notification emails to the person or naming them. */
+/**
+ * Keyset pages of the notification emails to the person or naming them. An email to someone
+ * else (an owner told of the person's joining) shows no recipient: that address is theirs.
+ */
 export async function listNotificationEmailsNaming({
   db,
   orgId,
@@ -371,10 +388,12 @@ export async function listNotificationEmailsNaming({
   after,
   limit,
 }: AddressPage) {
+  const recipient = sql<string | null>`case when lower(${notificationOutbox.recipient}) = ${email}
+    then ${notificationOutbox.recipient} end`;
   return db
     .select({
       id: notificationOutbox.id,
-      recipient: notificationOutbox.recipient,
+      recipient,
       event: notificationOutbox.event,
       createdAt: notificationOutbox.createdAt,
       sentAt: notificationOutbox.sentAt,

@@ -26,6 +26,9 @@ export const EXPORT_SCHEMA = "mailwarden.subject-export";
 export const EXPORT_SCHEMA_VERSION = 1;
 export const EXPORT_BATCH = 1000;
 
+/** Stands, in an export, for an address that is not the subject's. */
+const WITHHELD = "[another person's address, withheld]";
+
 const EXPLANATION = {
   subject:
     "The address the export is about. hasAccount is true when the account is shown (your own export, or a member's), and null otherwise: an organisation is not told whether a non-member has an account.",
@@ -34,8 +37,7 @@ const EXPLANATION = {
   sessions:
     "Your signed-in sessions: when each expires and which organisation it works in. Never the session token.",
   signInAccounts: "Which providers you sign in with. Never a token.",
-  organizations:
-    "Per organisation, what it holds about you. mailboxes: mailboxes you connected or whose address is yours (metadata, never tokens). apiKeys: API keys you created (name, prefix, dates; never the secret or its hash). messagesSent: messages you sent, yourself or with your API keys (metadata and recipients; a body is kept, encrypted, only while its message waits in the queue, and is not part of the export). messagesAddressed: messages addressed to you (to, cc or bcc). messagesNaming: other messages whose subject, provider reply or failure cause names your address. auditEvents: activity log events where you are the actor or the target, or that name your address; ip and userAgent are shown only for events you performed yourself, and are null for events performed by someone else (another member, an API key, the system): that address and browser are theirs, not yours, while actorLabel still says who acted on your data. invitations: invitations to your address (role and date). notices: notices on the dashboard for you or naming your address. notificationEmails: notification emails to you or naming your address, sent or waiting. webhookDeliveries: the organisation's webhook calls whose body names your address, with that body. dataRequests: the export and erasure requests the organisation recorded about your address. jobItems: incident jobs (revoking every mailbox) that took a mailbox with your address, and their result.",
+  organizations: `Per organisation, what it holds about you. mailboxes: mailboxes you connected or whose address is yours (metadata, never tokens). apiKeys: API keys you created (name, prefix, dates; never the secret or its hash). messagesSent: messages you sent, yourself or with your API keys (metadata and recipients; a body is kept, encrypted, only while its message waits in the queue, and is not part of the export). messagesAddressed: messages addressed to you (to, cc or bcc), with your own entries among the recipients: the others are theirs. messagesNaming: other messages whose subject, provider reply or failure cause names your address, without their recipients (none is you). auditEvents: activity log events where you are the actor or the target, or that name your address; ip and userAgent are shown only for events you performed yourself, and are null for events performed by someone else (another member, an API key, even one you created, since whatever holds a key uses it, the system): that address and browser are theirs, not yours, while actorLabel still says who acted on your data; an address an event names (in personal, or as its targetId) is shown only when it is yours or one of your mailboxes', and any other (someone you invited, say) reads "${WITHHELD}". invitations: invitations to your address (role and date). notices: notices on the dashboard for you or naming your address. notificationEmails: notification emails to you or naming your address, sent or waiting; recipient is null for one sent to someone else. webhookDeliveries: the organisation's webhook calls whose body names your address, with that body. dataRequests: the export and erasure requests the organisation recorded about your address. jobItems: incident jobs (revoking every mailbox) that took a mailbox with your address, and their result.`,
 };
 
 export type ExportScope =
@@ -101,6 +103,8 @@ async function* organizationPart(
     (row) => (row as { id: string }).id,
   );
   yield `,"auditEvents":`;
+  // The addresses that are the subject's: theirs, and the mailboxes this export lists as theirs.
+  const own = new Set([email, ...mailboxes.map((m) => m.address.toLowerCase())]);
   yield* list<number>(
     async (afterId) =>
       (
@@ -112,7 +116,7 @@ async function* organizationPart(
           afterId: afterId ?? 0,
           limit: EXPORT_BATCH,
         })
-      ).map((event) => withoutOthersNetworkFields(event, userId)),
+      ).map((event) => asShownToSubject(event, { userId, own })),
     (row) => (row as { id: number }).id,
   );
   const limit = EXPORT_BATCH;
@@ -144,14 +148,38 @@ async function* organizationPart(
 }
 
 /**
+ * An event as its subject may see it (Art. 15(4): their access must not disclose others' data).
  * An event someone else performed (another member, an API key, the system) keeps who acted, but
- * not their IP address and user agent: those are the actor's personal data, not the subject's.
+ * not their IP address and user agent: those are the actor's. Whoever acted, an address the
+ * event names (in `personal`, or as its target: a refused invitation's target is the invitee's
+ * address) is shown only when it is one of `own`: an admin's invitation of Bob is the admin's
+ * act, but Bob's address is Bob's.
  */
-function withoutOthersNetworkFields<
-  T extends { actorType: string; actorId: string | null; ip: unknown; userAgent: unknown },
->(event: T, userId: string | null): T {
-  const isOwn = userId !== null && event.actorType === "user" && event.actorId === userId;
-  return isOwn ? event : { ...event, ip: null, userAgent: null };
+function asShownToSubject<
+  T extends {
+    actorType: string;
+    actorId: string | null;
+    targetId: string | null;
+    ip: unknown;
+    userAgent: unknown;
+    personal: Record<string, unknown>;
+  },
+>(event: T, subject: { userId: string | null; own: ReadonlySet<string> }): T {
+  const shown = (value: unknown) =>
+    value === null || (typeof value === "string" && subject.own.has(value.toLowerCase()))
+      ? value
+      : WITHHELD;
+  // A call with the subject's own API key is not theirs here: a key acts for whatever holds it (a
+  // service, a colleague, whoever it leaked to), so the caller's address and browser are not
+  // known to be the subject's and may be another person's. actorId still names the key.
+  const isOwn =
+    subject.userId !== null && event.actorType === "user" && event.actorId === subject.userId;
+  return {
+    ...event,
+    ...(isOwn ? {} : { ip: null, userAgent: null }),
+    targetId: event.targetId?.includes("@") ? shown(event.targetId) : event.targetId,
+    personal: Object.fromEntries(Object.entries(event.personal).map(([k, v]) => [k, shown(v)])),
+  };
 }
 
 /** A webhook body as the JSON it was sent as (its text, should it not parse). */

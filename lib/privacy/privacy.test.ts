@@ -20,6 +20,7 @@ import {
 import { sealPending } from "@/lib/audit/seal";
 import { verifyAllAuditChains } from "@/lib/audit/verify-all";
 import { writeAuditEvent } from "@/lib/audit/write";
+import { inviteMember } from "@/lib/auth/members";
 import { encryptField } from "@/lib/crypto";
 import { keyring } from "@/lib/crypto/runtime";
 import { sendMessage } from "@/lib/mail/send";
@@ -728,6 +729,145 @@ describe("export", () => {
     expect(text).not.toContain(others.ip);
     expect(text).not.toContain(others.userAgent);
   });
+
+  it("shows a person their own address in an event's personal fields and target, never another person's", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const admin = await createMember(owner.orgId, "admin");
+    const person = { user: admin, orgId: owner.orgId };
+    const email = admin.email ?? "";
+    const [bob, carol, dave] = ["bob", "carol", "dave"].map(
+      (name) => `${name}-${randomUUID().slice(0, 8)}@example.test`,
+    );
+    // The admin's own acts that name others: an invitation, one refused (its target is the
+    // invitee's address), a request recorded about a third person.
+    const asAdmin = memberContext(owner.orgId, admin, "admin", REQUEST);
+    await inviteMember(db, asAdmin, { email: bob ?? "", role: "sender" });
+    await expect(inviteMember(db, asAdmin, { email: dave ?? "", role: "owner" })).rejects.toThrow();
+    await recordDataRequest(officerOf(person), {
+      kind: "export",
+      email: carol ?? "",
+      receivedAt: new Date(),
+    });
+    // What is theirs: a request about them, and a mailbox they connected.
+    await recordDataRequest(officerOf(owner), { kind: "export", email, receivedAt: new Date() });
+    const box = `their-box-${randomUUID().slice(0, 8)}@example.test`;
+    await connectMailbox(person, box);
+
+    const exported = await exportText({ kind: "self", userId: admin.id, email });
+    const text = JSON.stringify(exported);
+    for (const other of [bob, carol, dave]) expect(text).not.toContain(other);
+    const events = (exported.organizations[0]?.auditEvents ?? []) as {
+      action: string;
+      actorId: string | null;
+      personal: Record<string, unknown>;
+    }[];
+    // The events themselves are still there: only the other people's addresses are withheld.
+    expect(events.filter((e) => e.action === "member.invited")).toHaveLength(2);
+    expect(events).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          action: "privacy.request_recorded",
+          actorId: owner.user.id,
+          personal: { email },
+        }),
+        expect.objectContaining({
+          action: "mailbox.connected",
+          personal: expect.objectContaining({ address: box }),
+        }),
+      ]),
+    );
+  }, 60_000);
+
+  it("withholds the IP address and user agent of calls made with the person's own API key", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const admin = await createMember(owner.orgId, "admin");
+    const { key } = await makeApiKey({ user: admin, orgId: owner.orgId });
+    const caller = { ip: "203.0.113.77", userAgent: "their-service/1.0" };
+    // An event made with their key that names them.
+    await writeAuditEvent(db, {
+      orgId: owner.orgId,
+      actor: { type: "api_key", id: key.id, label: key.name },
+      action: "message.refused",
+      outcome: "denied",
+      request: caller,
+      metadata: { reason: "validation" },
+      personal: { email: admin.email },
+    });
+
+    const exported = await exportText({ kind: "self", userId: admin.id, email: admin.email ?? "" });
+    const events = (exported.organizations[0]?.auditEvents ?? []) as Record<string, unknown>[];
+    expect(events).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ actorId: key.id, ip: null, userAgent: null }),
+        // Creating the key was their own act: its address is theirs.
+        expect.objectContaining({ action: "api_key.created", ip: "203.0.113.9" }),
+      ]),
+    );
+    expect(JSON.stringify(exported)).not.toContain(caller.userAgent);
+  }, 60_000);
+
+  it("shows, of a message or notification email, only the person's own place among its recipients", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const address = `subject-${randomUUID().slice(0, 8)}@example.test`;
+    const [to, cc, bcc, naming] = ["to", "cc", "bcc", "naming"].map(
+      (name) => `${name}-${randomUUID().slice(0, 8)}@example.test`,
+    );
+    const sent = {
+      orgId: owner.orgId,
+      senderType: "user",
+      senderId: owner.user.id,
+      status: "sent" as const,
+    };
+    await db.insert(messages).values([
+      {
+        ...sent,
+        recipients: { to: [to ?? ""], cc: [cc ?? ""], bcc: [`Them <${address}>`, bcc ?? ""] },
+        recipientCount: 4,
+        subject: "To them among others",
+      },
+      {
+        ...sent,
+        recipients: { to: [naming ?? ""], cc: [], bcc: [] },
+        recipientCount: 1,
+        subject: `About ${address}`,
+      },
+    ]);
+    await insertOutboxRows({
+      db,
+      orgId: owner.orgId,
+      recipients: [address, owner.user.email ?? ""],
+      event: { kind: "member_added", title: `New member: ${address}`, body: `${address} joined.` },
+    });
+
+    const exported = await exportText({
+      kind: "organization",
+      orgId: owner.orgId,
+      orgName: "A",
+      email: address,
+      userId: null,
+    });
+    const text = JSON.stringify(exported);
+    for (const other of [to, cc, bcc, naming, owner.user.email]) {
+      expect(text).not.toContain(other ?? "never");
+    }
+    const [org] = exported.organizations;
+    expect(org?.messagesAddressed).toMatchObject([
+      {
+        subject: "To them among others",
+        recipients: { to: [], cc: [], bcc: [`Them <${address}>`] },
+      },
+    ]);
+    expect(org?.messagesNaming).toMatchObject([
+      { subject: `About ${address}`, recipients: { to: [], cc: [], bcc: [] } },
+    ]);
+    expect(org?.notificationEmails).toHaveLength(2);
+    expect(org?.notificationEmails).toEqual(
+      expect.arrayContaining([expect.objectContaining({ recipient: address })]),
+    );
+  }, 60_000);
 
   it("holds every row that names an address, each in its part, so that what an erasure deletes was exported first", async () => {
     const db = await getDb();
