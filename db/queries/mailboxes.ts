@@ -4,6 +4,7 @@ import {
   asc,
   eq,
   gt,
+  gte,
   inArray,
   isNotNull,
   isNull,
@@ -143,10 +144,25 @@ export async function isSubjectConnectedAnywhere({
   return Boolean(row);
 }
 
+type Account = Pick<MailboxTokenRow, "provider" | "providerSubject" | "address">;
+
+/**
+ * Rows of the same account at the provider, in any organisation: its stable subject, or the
+ * address for rows connected before subjects were recorded.
+ */
+function sameAccountAs(account: Account) {
+  const same = account.providerSubject
+    ? or(
+        eq(mailboxes.providerSubject, account.providerSubject),
+        and(isNull(mailboxes.providerSubject), eq(mailboxes.address, account.address)),
+      )
+    : eq(mailboxes.address, account.address);
+  return and(eq(mailboxes.provider, account.provider), same);
+}
+
 /**
  * Whether a mailbox row other than this one, in any organisation, still holds a token for the
- * same account (its stable subject; the address for rows connected before subjects were
- * recorded). Only a yes/no: where revoking ends every grant of the account (Google), revoking
+ * same account. Only a yes/no: where revoking ends every grant of the account (Google), revoking
  * this row's grant would cut that mailbox off too. Nothing about the other row is returned.
  */
 export async function isAccountConnectedElsewhere({
@@ -154,22 +170,15 @@ export async function isAccountConnectedElsewhere({
   mailbox,
 }: {
   db: DbOrTx;
-  mailbox: Pick<MailboxTokenRow, "id" | "provider" | "providerSubject" | "address">;
+  mailbox: Account & Pick<MailboxTokenRow, "id">;
 }) {
-  const sameAccount = mailbox.providerSubject
-    ? or(
-        eq(mailboxes.providerSubject, mailbox.providerSubject),
-        and(isNull(mailboxes.providerSubject), eq(mailboxes.address, mailbox.address)),
-      )
-    : eq(mailboxes.address, mailbox.address);
   const [row] = await db
     .select({ id: mailboxes.id })
     .from(mailboxes)
     .where(
       and(
-        eq(mailboxes.provider, mailbox.provider),
+        sameAccountAs(mailbox),
         ne(mailboxes.id, mailbox.id),
-        sameAccount,
         or(isNotNull(mailboxes.refreshTokenEnc), isNotNull(mailboxes.accessTokenEnc)),
       ),
     )
@@ -178,17 +187,36 @@ export async function isAccountConnectedElsewhere({
 }
 
 /**
- * Serialises the revocations of one account's grants until the transaction ends, so two rows of
- * the same account disconnected at once cannot each see the other still connected and both
- * leave the grant alive at the provider.
+ * Whether a row of the account, in any organisation, was revoked at or after `since`. Where
+ * revoking ends every grant of the account (Google), tokens issued before that revocation
+ * reached the provider may be dead. Read under lockAccountGrants, which the revocation holds.
  */
-export async function lockAccountGrants({
+export async function isAccountRevokedSince({
   db,
-  mailbox,
+  account,
+  since,
 }: {
   db: DbOrTx;
-  mailbox: Pick<MailboxTokenRow, "provider" | "providerSubject" | "address">;
+  account: Account;
+  since: Date;
 }) {
+  const [row] = await db
+    .select({ id: mailboxes.id })
+    .from(mailboxes)
+    .where(
+      and(sameAccountAs(account), eq(mailboxes.status, "revoked"), gte(mailboxes.updatedAt, since)),
+    )
+    .limit(1);
+  return Boolean(row);
+}
+
+/**
+ * Serialises the revocations of one account's grants until the transaction ends, so two rows of
+ * the same account disconnected at once cannot each see the other still connected and both
+ * leave the grant alive at the provider; and a connect's store with them, so that it sees a
+ * revocation that may have ended its fresh grant (isAccountRevokedSince).
+ */
+export async function lockAccountGrants({ db, mailbox }: { db: DbOrTx; mailbox: Account }) {
   const account = mailbox.providerSubject ?? mailbox.address;
   await db.execute(
     sql`select pg_advisory_xact_lock(hashtextextended(${`mailbox-grant:${mailbox.provider}:${account}`}, 0))`,

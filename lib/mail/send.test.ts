@@ -48,6 +48,7 @@ afterEach(() => {
   bed.authOverride = null;
   bed.useEndpoint(bed.endpoint);
   bed.oauth.proxy.down = false;
+  bed.oauth.proxy.refreshScope = null;
 });
 
 afterAll(async () => {
@@ -129,6 +130,30 @@ describe("SMTP replies, each driven through the real SMTP server", () => {
     expect(again.cause).toBe(row.lastErrorCause);
     expect(bed.oauth.proxy.refreshCalls).toBe(refreshes + 1);
     expect(sendOutcomeResponse(again).status).toBe(409);
+  });
+
+  it("a refresh that comes back without the mail scope: refused before AUTH, nothing sent, needs_reconnect naming it", async () => {
+    const box = await connectMailbox(owner);
+    await setMailbox(box, { accessTokenExpiresAt: new Date(Date.now() - 60_000) });
+    // The person took the sending permission back at the provider (Google's granular consent).
+    bed.oauth.proxy.refreshScope = "openid offline_access";
+    let authCalls = 0;
+    bed.authOverride = () => {
+      authCalls++;
+      return null;
+    };
+    const before = await bed.inboxCount();
+
+    // Found before any row is written: a refusal naming the state, not a failed message.
+    const refused = expectKind(await send(box), "conflict");
+    expect(refused.mailboxStatus).toBe("needs_reconnect");
+    expect(refused.cause).toContain("Send email as this demo mailbox");
+    expect(authCalls).toBe(0);
+    expect(await bed.inboxCount()).toBe(before);
+    expect(await readMailbox(box)).toMatchObject({
+      status: "needs_reconnect",
+      lastErrorCode: "missing_scope",
+    });
   });
 
   it("535 5.7.8 after a fresh token (the grant works, SMTP refuses it): needs_reconnect", async () => {

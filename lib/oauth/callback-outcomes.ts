@@ -19,7 +19,8 @@ export type RefusalReason =
   | "not_permitted"
   | "other_account"
   | "address_in_use"
-  | "connections_blocked";
+  | "connections_blocked"
+  | "revoked_meanwhile";
 
 export type CallbackResult =
   | {
@@ -77,6 +78,9 @@ export const REFUSAL_MESSAGES: Record<RefusalReason, string> = {
     "account. Nothing was changed; revoke the other mailbox first if the address really moved.",
   connections_blocked:
     "Connecting mailboxes is blocked by an incident switch. Nothing was connected.",
+  revoked_meanwhile:
+    "A mailbox of this account was disconnected while this connection was being completed, and " +
+    "the provider ended this permission with it. Nothing was stored; connect again.",
 };
 
 /** Refusals of a person or of an account (not a broken or forged response). */

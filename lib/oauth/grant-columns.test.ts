@@ -142,6 +142,31 @@ describe("the token columns through a grant's life", () => {
     expect(row.grantedScopes).toEqual(granted);
   });
 
+  it("refresh without the mail scope: the narrowed grant sealed and kept, so revoke still ends it", async () => {
+    const owner = await createOwner();
+    const box = await connected(owner);
+    await expireAccessToken(box.id);
+    beds.demo.proxy.refreshScope = "openid offline_access";
+    try {
+      await expect(getAccessToken(box.id)).rejects.toBeInstanceOf(MailboxNeedsReconnectError);
+    } finally {
+      beds.demo.proxy.refreshScope = null;
+    }
+    const row = await readMailbox(box.id);
+    expect(row.status).toBe("needs_reconnect");
+    expect(row.grantedScopes).toEqual(["openid", "offline_access"]);
+    const rotated = openMailboxToken(box.id, "refresh_token", row.refreshTokenEnc ?? "");
+    const narrowed = openMailboxToken(box.id, "access_token", row.accessTokenEnc ?? "");
+    expectSealed(row, { accessToken: narrowed, refreshToken: rotated });
+    expect(JSON.stringify(row)).not.toContain(box.refreshToken);
+
+    await revokeMailbox({
+      ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
+      mailboxId: box.id,
+    });
+    expect(await beds.demo.introspect(rotated)).toMatchObject({ active: false });
+  });
+
   it("an SMTP refusal of a fresh token flags the mailbox but leaves its grant to the refresh", async () => {
     const box = await connected(await createOwner());
     const before = await readMailbox(box.id);

@@ -15,6 +15,8 @@ export type Grant = IssuedTokens & {
   tenant: string | null;
   scopes: string[];
   expiresAt: Date;
+  /** When the code was sent to be redeemed: the tokens were issued no earlier. */
+  requestedAt: Date;
 };
 
 /**
@@ -39,6 +41,7 @@ export async function exchangeCode(
   if (iss !== null && iss !== provider.issuer) currentUrl.searchParams.delete("iss");
 
   let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
+  const requestedAt = new Date();
   try {
     tokens = await oidc.authorizationCodeGrant(await clientConfiguration(provider), currentUrl, {
       pkceCodeVerifier: openCodeVerifier(transaction.id, transaction.codeVerifierEnc),
@@ -75,6 +78,7 @@ export async function exchangeCode(
     // RFC 6749 §5.1: no `scope` in the answer means the scopes requested were granted.
     scopes: tokens.scope ? tokens.scope.split(" ").filter(Boolean) : requested,
     expiresAt: new Date(Date.now() + (tokens.expires_in ?? 3600) * 1000),
+    requestedAt,
   };
 }
 

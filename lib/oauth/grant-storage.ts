@@ -6,6 +6,8 @@ import {
   findMailboxBySubject,
   getMailboxForOrg,
   insertMailbox,
+  isAccountRevokedSince,
+  lockAccountGrants,
   updateMailbox,
 } from "@/db/queries/mailboxes";
 import { lockMembershipRole } from "@/db/queries/organizations";
@@ -37,7 +39,12 @@ export type Stored =
   | { kind: "missing_scope"; missing: string[] }
   | {
       kind: "refused";
-      reason: "not_permitted" | "other_account" | "address_in_use" | "connections_blocked";
+      reason:
+        | "not_permitted"
+        | "other_account"
+        | "address_in_use"
+        | "connections_blocked"
+        | "revoked_meanwhile";
       mailboxId?: string;
       metadata?: Record<string, unknown>;
     };
@@ -104,6 +111,21 @@ async function mailboxToRenew(
   return { existing };
 }
 
+/**
+ * Where revoking ends every grant of the account (Google), a revoke of one of the account's
+ * mailboxes that finished after this code was sent to be redeemed may have ended this grant
+ * too. The account lock is taken after the row locks, in the order revoke takes them, so the
+ * two serialise without deadlocking: a revoke still running is waited for and then seen here;
+ * one that starts later sees this row connected (kept_in_use), or is this row's own revoke.
+ */
+async function revokedMeanwhile(tx: Tx, provider: MailProvider, grant: Grant) {
+  const account = { provider: provider.id, providerSubject: grant.subject, address: grant.address };
+  await lockAccountGrants({ db: tx, mailbox: account });
+  // A row from before subjects were recorded is locked by its address when revoked.
+  await lockAccountGrants({ db: tx, mailbox: { ...account, providerSubject: null } });
+  return isAccountRevokedSince({ db: tx, account, since: grant.requestedAt });
+}
+
 export async function storeMailbox(
   tx: Tx,
   ctx: Context,
@@ -122,6 +144,13 @@ export async function storeMailbox(
   const found = await mailboxToRenew(tx, provider, transaction, grant);
   if ("kind" in found) return found;
   const { existing } = found;
+  if (provider.revocationEndsAccountGrants && (await revokedMeanwhile(tx, provider, grant))) {
+    return {
+      kind: "refused",
+      reason: "revoked_meanwhile",
+      ...(existing ? { mailboxId: existing.id, metadata: { mailboxId: existing.id } } : {}),
+    };
+  }
   // Google sends a refresh token only on the first consent: keep the one we hold. Without
   // either, the mailbox would stop working within the hour; say what is missing instead.
   if (!grant.refreshToken && !existing?.hasRefreshToken) {

@@ -5,6 +5,7 @@ import { env } from "@/lib/env";
 
 export {
   classifyTokenError,
+  missingScopeFailure,
   PERMANENT_TOKEN_ERRORS,
   type PermanentTokenError,
   type TokenErrorClassification,
@@ -293,6 +294,29 @@ export function hasScope(provider: MailProvider, granted: string[], scope: strin
 
 export function missingMailScopes(provider: MailProvider, granted: string[]): string[] {
   return provider.mailScopes.filter((scope) => !hasScope(provider, granted, scope));
+}
+
+/**
+ * What a refresh's answer says the grant no longer holds: a mail scope (Google's granular
+ * consent lets a person take one back), or offline access where it is a scope we ask for. Scopes
+ * not named mean unchanged (RFC 6749 §5.1). Microsoft need not echo offline_access while it still
+ * rotates the refresh token, so only an answer with neither counts it as gone.
+ */
+export function scopesLostOnRefresh(
+  provider: MailProvider,
+  answer: { scopes: string[] | null; refreshToken: string | null },
+): string[] {
+  if (!answer.scopes) return [];
+  const missing = missingMailScopes(provider, answer.scopes);
+  const offline = "offline_access";
+  if (
+    provider.scopesToRequest().includes(offline) &&
+    !answer.refreshToken &&
+    !hasScope(provider, answer.scopes, offline)
+  ) {
+    missing.push(offline);
+  }
+  return missing;
 }
 
 /**

@@ -1,17 +1,35 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { describe, expect, it } from "vitest";
+import { eq, sql } from "drizzle-orm";
+import { afterEach, describe, expect, it } from "vitest";
+import { getDb } from "@/db";
+import { mailboxes } from "@/db/schema";
+import { auditEventsOf } from "@/lib/testing/audit";
+import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
+import type { CallbackResult } from "./callback";
+import { registerMailProvider, resetMailProviders } from "./providers";
+import { revokeMailbox } from "./revoke";
 import { openMailboxToken } from "./sealed";
-import { connectDemoMailbox, expireAccessToken, readMailbox } from "./testing/fixtures";
+import { authorizeInBrowser } from "./testing/demo";
+import {
+  callbackFor,
+  connectDemoMailbox,
+  expireAccessToken,
+  type Person,
+  REQUEST,
+  readMailbox,
+  startFor,
+} from "./testing/fixtures";
 import { useProviderTestbeds } from "./testing/testbeds";
+import { revokeToken } from "./token-endpoint";
 import { getAccessToken } from "./tokens";
+
+const beds = useProviderTestbeds();
 
 // PGlite is one process per data folder, so the cross-process race needs PostgreSQL.
 describe.skipIf(!process.env.DATABASE_URL)("getAccessToken across two processes", () => {
-  const beds = useProviderTestbeds();
-
   function startWorker(mailboxId: string, calls: number) {
     const child = spawn(
       "npx",
@@ -87,4 +105,166 @@ describe.skipIf(!process.env.DATABASE_URL)("getAccessToken across two processes"
     expect(newRefresh).not.toBe(oldRefresh);
     expect(await beds.demo.introspect(newRefresh)).toMatchObject({ active: true });
   }, 60_000);
+});
+
+// Google ends every grant of an account when any one of its tokens is revoked. A revoke of the
+// account's mailbox that reaches Google after a concurrent connect's code was redeemed ends the
+// grant that connect is about to store: it must not be stored as connected.
+describe("revoke while a connect of the same account is being completed (Google-like)", () => {
+  afterEach(() => {
+    beds.demo.proxy.afterCodeExchange = null;
+    beds.demo.proxy.beforeRevocation = null;
+    resetMailProviders();
+    registerMailProvider(beds.demo.provider);
+  });
+
+  const email = () => `race-${Math.random().toString(36).slice(2, 10)}@example.test`;
+
+  function useGoogleLikeProvider() {
+    registerMailProvider({ ...beds.demo.provider, revocationEndsAccountGrants: true });
+  }
+
+  function revoke(person: Person, mailboxId: string) {
+    return revokeMailbox({
+      ctx: memberContext(person.orgId, person.user, "owner", REQUEST),
+      mailboxId,
+    });
+  }
+
+  /** Between the code's redemption and the store: the revoke runs, and Google ends the fresh grant with it. */
+  function revokeDuringExchange(person: Person, mailboxId: string) {
+    const revoked: Array<{ providerResult: string }> = [];
+    beds.demo.proxy.afterCodeExchange = async () => {
+      beds.demo.proxy.afterCodeExchange = null;
+      const fresh = beds.demo.proxy.issued.at(-1);
+      revoked.push(await revoke(person, mailboxId));
+      // The demo provider ends only the revoked grant; Google would end this one too.
+      await revokeToken(beds.demo.provider, fresh?.refreshToken ?? "", "refresh_token");
+    };
+    return revoked;
+  }
+
+  /** Until a transaction waits for a lock another holds (at most 2 s: without the lock, none does). */
+  async function untilSomeoneWaitsForALock() {
+    const db = await getDb();
+    for (let i = 0; i < 40; i++) {
+      const result = await db.execute(
+        sql`select count(*)::int as n from pg_locks where not granted`,
+      );
+      if ((result as unknown as { rows: { n: number }[] }).rows[0]?.n) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  async function liveTokensOf(orgId: string) {
+    const db = await getDb();
+    const rows = await db.select().from(mailboxes).where(eq(mailboxes.orgId, orgId));
+    const live: string[] = [];
+    for (const row of rows.filter((r) => r.status === "connected" && r.refreshTokenEnc)) {
+      const token = openMailboxToken(row.id, "refresh_token", row.refreshTokenEnc ?? "");
+      if ((await beds.demo.introspect(token)).active) live.push(row.id);
+    }
+    return { connected: rows.filter((r) => r.status === "connected").map((r) => r.id), live };
+  }
+
+  it("same organisation: the revoked mailbox is not brought back as connected with dead tokens", async () => {
+    const owner = await createOwner();
+    const address = email();
+    const first = await connectDemoMailbox(owner, { email: address });
+    if (first.result.kind !== "connected") throw new Error(first.result.kind);
+    const mailboxId = first.result.mailboxId;
+    useGoogleLikeProvider();
+
+    const url = await startFor(owner, "demo");
+    const flow = await authorizeInBrowser(url.toString(), { email: address });
+    const revoked = revokeDuringExchange(owner, mailboxId);
+    const result = await callbackFor(owner, flow.callbackUrl);
+
+    expect(revoked).toEqual([expect.objectContaining({ providerResult: "revoked" })]);
+    expect(await liveTokensOf(owner.orgId)).toEqual({ connected: [], live: [] });
+    expect(result).toMatchObject({ kind: "refused", reason: "revoked_meanwhile" });
+    expect(await readMailbox(mailboxId)).toMatchObject({
+      status: "revoked",
+      refreshTokenEnc: null,
+    });
+    const events = await auditEventsOf(owner.orgId, { action: "oauth.callback" });
+    expect(events.at(-1)?.metadata).toMatchObject({
+      result: "refused",
+      reason: "revoked_meanwhile",
+    });
+  });
+
+  it("another organisation: its new mailbox is not stored as connected with dead tokens", async () => {
+    const ownerA = await createOwner();
+    const ownerB = await createOwner();
+    const address = email();
+    const first = await connectDemoMailbox(ownerA, { email: address });
+    if (first.result.kind !== "connected") throw new Error(first.result.kind);
+    useGoogleLikeProvider();
+
+    const url = await startFor(ownerB, "demo");
+    const flow = await authorizeInBrowser(url.toString(), { email: address });
+    const revoked = revokeDuringExchange(ownerA, first.result.mailboxId);
+    const result = await callbackFor(ownerB, flow.callbackUrl);
+
+    expect(revoked).toEqual([expect.objectContaining({ providerResult: "revoked" })]);
+    expect(await liveTokensOf(ownerB.orgId)).toEqual({ connected: [], live: [] });
+    expect(result).toMatchObject({ kind: "refused", reason: "revoked_meanwhile" });
+  });
+
+  // PGlite runs one transaction at a time, so a store waiting on a revoke's lock needs PostgreSQL.
+  it.skipIf(!process.env.DATABASE_URL)(
+    "another organisation, the revocation still in flight when the store begins: it waits, then refuses",
+    async () => {
+      const ownerA = await createOwner();
+      const ownerB = await createOwner();
+      const address = email();
+      const first = await connectDemoMailbox(ownerA, { email: address });
+      if (first.result.kind !== "connected") throw new Error(first.result.kind);
+      useGoogleLikeProvider();
+      const url = await startFor(ownerB, "demo");
+      const flow = await authorizeInBrowser(url.toString(), { email: address });
+
+      let connecting: Promise<CallbackResult> | null = null;
+      beds.demo.proxy.beforeRevocation = async () => {
+        beds.demo.proxy.beforeRevocation = null;
+        // The revoke holds its locks, its request not yet at the provider: the connect runs now.
+        const exchanged = new Promise<void>((resolve) => {
+          beds.demo.proxy.afterCodeExchange = async () => resolve();
+        });
+        connecting = callbackFor(ownerB, flow.callbackUrl);
+        await exchanged;
+        await untilSomeoneWaitsForALock();
+      };
+      try {
+        expect(await revoke(ownerA, first.result.mailboxId)).toMatchObject({
+          providerResult: "revoked",
+        });
+      } finally {
+        beds.demo.proxy.beforeRevocation = null;
+      }
+      // The revocation reached the provider after the fresh grant was issued: Google ends it too.
+      const fresh = beds.demo.proxy.issued.at(-1);
+      await revokeToken(beds.demo.provider, fresh?.refreshToken ?? "", "refresh_token");
+
+      expect(await connecting).toMatchObject({ kind: "refused", reason: "revoked_meanwhile" });
+      expect(await liveTokensOf(ownerB.orgId)).toEqual({ connected: [], live: [] });
+    },
+  );
+
+  it("a connect begun after the revoke finished is stored as usual", async () => {
+    const owner = await createOwner();
+    const address = email();
+    const first = await connectDemoMailbox(owner, { email: address });
+    if (first.result.kind !== "connected") throw new Error(first.result.kind);
+    useGoogleLikeProvider();
+    await revoke(owner, first.result.mailboxId);
+
+    const again = await connectDemoMailbox(owner, { email: address });
+    expect(again.result).toMatchObject({ kind: "connected", mailboxId: first.result.mailboxId });
+    expect(await liveTokensOf(owner.orgId)).toEqual({
+      connected: [first.result.mailboxId],
+      live: [first.result.mailboxId],
+    });
+  });
 });

@@ -1,4 +1,5 @@
 import type { ProviderId } from "@/db/schema";
+import { explainScopes } from "./scope-explanations";
 
 // Which token-endpoint answers mean "a person must reconnect" and which mean "try again later".
 // Decided from `error` and Microsoft's `error_codes` only: descriptions are prose that changes
@@ -120,6 +121,27 @@ const TRANSIENT_CAUSES = {
     "secret?). An operator must fix the configuration; reconnecting will not help.",
   unknown: "The provider gave an answer Mailwarden does not recognise. It will try again.",
 } as const;
+
+/**
+ * A refresh that succeeded without a permission sending needs. The code is the one the callback
+ * gives a grant missing a scope at connect time; the permissions are named by their titles on
+ * the consent page.
+ */
+export function missingScopeFailure(
+  providerLabel: string,
+  missing: string[],
+): TokenErrorClassification {
+  const titles = explainScopes(missing).map((s) => `"${s.title}"`);
+  return {
+    kind: "permanent",
+    code: "missing_scope",
+    cause:
+      `${providerLabel} no longer grants Mailwarden the permission ${titles.join(" and ")}: it ` +
+      "was taken back at the provider (on its consent screen or in the account's settings). " +
+      "Mailwarden cannot send from this mailbox until it is reconnected with that permission " +
+      "granted. Reconnect the mailbox and leave that box ticked.",
+  };
+}
 
 type ErrorBody = { error?: unknown; error_codes?: unknown };
 

@@ -30,6 +30,7 @@ const beds = useProviderTestbeds({ microsoft: { timeoutMs: 400 } });
 beforeEach(() => {
   beds.demo.proxy.down = false;
   beds.demo.proxy.refreshDelayMs = 0;
+  beds.demo.proxy.refreshScope = null;
 });
 
 const email = () => `box-${Math.random().toString(36).slice(2, 10)}@example.test`;
@@ -40,10 +41,13 @@ async function connected(person: Person) {
   return result.mailboxId;
 }
 
-async function actionsFor(mailboxId: string) {
+async function eventsFor(mailboxId: string) {
   const db = await getDb();
-  const rows = await db.select().from(auditEvents).where(eq(auditEvents.targetId, mailboxId));
-  return rows.map((r) => r.action);
+  return db.select().from(auditEvents).where(eq(auditEvents.targetId, mailboxId));
+}
+
+async function actionsFor(mailboxId: string) {
+  return (await eventsFor(mailboxId)).map((r) => r.action);
 }
 
 function storedRefreshToken(row: { id: string; refreshTokenEnc: string | null }) {
@@ -173,6 +177,49 @@ describe("getAccessToken against the demo provider (rotation on)", () => {
     expect(beds.demo.proxy.refreshCalls).toBe(calls);
   });
 
+  it("a refresh answered without the mail scope: needs_reconnect naming it, no token handed out", async () => {
+    const owner = await createOwner();
+    const id = await connected(owner);
+    await expireAccessToken(id);
+    // The person took the sending permission back at the provider (Google's granular consent).
+    beds.demo.proxy.refreshScope = "openid offline_access";
+
+    const error = await getAccessToken(id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MailboxNeedsReconnectError);
+    expect(error).toMatchObject({ code: "missing_scope", status: "needs_reconnect" });
+
+    const row = await readMailbox(id);
+    expect(row).toMatchObject({ status: "needs_reconnect", lastErrorCode: "missing_scope" });
+    expect(row.lastErrorCause).toContain("Send email as this demo mailbox");
+    expect(row.lastErrorCause).toMatch(/[Rr]econnect/);
+    expect(row.grantedScopes).not.toContain("mail.send");
+    expect(row.grantedScopes).toContain("offline_access");
+    // The grant still works at the provider: it stays held, so that a disconnect can revoke it.
+    expect(await beds.demo.introspect(storedRefreshToken(row))).toMatchObject({ active: true });
+
+    const events = await eventsFor(id);
+    expect(events.find((e) => e.action === "oauth.refresh_failed")?.metadata).toMatchObject({
+      kind: "permanent",
+      code: "missing_scope",
+      missing: ["mail.send"],
+    });
+    expect(events.map((e) => e.action)).toContain("mailbox.needs_reconnect");
+    const db = await getDb();
+    const rows = await db.select().from(notices).where(eq(notices.mailboxId, id));
+    expect(rows.map((n) => n.userId)).toEqual([owner.user.id]);
+
+    // Nothing is asked of the provider again until someone reconnects.
+    const calls = beds.demo.proxy.refreshCalls;
+    await expect(getAccessToken(id)).rejects.toBeInstanceOf(MailboxNeedsReconnectError);
+    expect(beds.demo.proxy.refreshCalls).toBe(calls);
+
+    // Reconnecting with the permission granted makes it send again.
+    beds.demo.proxy.refreshScope = null;
+    const again = await connectDemoMailbox(owner, { email: row.address, mailboxId: id });
+    expect(again.result).toMatchObject({ kind: "connected", mailboxId: id });
+    expect((await getAccessToken(id)).accessToken).toBeTruthy();
+  });
+
   it("refuses paused and revoked mailboxes with their cause", async () => {
     const owner = await createOwner();
     const id = await connected(owner);
@@ -247,6 +294,48 @@ describe("getAccessToken against Microsoft's documented error bodies (stub)", ()
     expect(request?.get("client_id")).toBe(beds.microsoft.provider.clientId);
     // Microsoft does not revoke the old refresh token: the rotated one must be the one kept.
     expect(storedRefreshToken(await readMailbox(id))).toBe("rt-ms-rotated");
+  });
+
+  it("a refresh answered without SMTP.Send: needs_reconnect naming it", async () => {
+    const owner = await createOwner();
+    const id = await insertMailboxRow({ person: owner, provider: "microsoft" });
+    beds.microsoft.answer = {
+      status: 200,
+      body: {
+        token_type: "Bearer",
+        access_token: "ms-access-narrow",
+        expires_in: 3600,
+        refresh_token: "rt-ms-narrow",
+        scope: "openid email profile offline_access",
+      },
+    };
+    const error = await getAccessToken(id).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "MailboxNeedsReconnectError", code: "missing_scope" });
+    const row = await readMailbox(id);
+    expect(row).toMatchObject({ status: "needs_reconnect", lastErrorCode: "missing_scope" });
+    expect(row.lastErrorCause).toContain("Send email as this Microsoft 365 mailbox");
+    expect(row.grantedScopes).toEqual(["openid", "email", "profile", "offline_access"]);
+    // Microsoft does not revoke the old refresh token: the rotated one is what a reconnect keeps.
+    expect(storedRefreshToken(row)).toBe("rt-ms-narrow");
+  });
+
+  it("a refresh with no refresh token and no offline_access: needs_reconnect naming offline access", async () => {
+    const owner = await createOwner();
+    const id = await insertMailboxRow({ person: owner, provider: "microsoft" });
+    beds.microsoft.answer = {
+      status: 200,
+      body: {
+        token_type: "Bearer",
+        access_token: "ms-access-online",
+        expires_in: 3600,
+        scope: "https://outlook.office.com/SMTP.Send openid email profile",
+      },
+    };
+    const error = await getAccessToken(id).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "MailboxNeedsReconnectError", code: "missing_scope" });
+    const row = await readMailbox(id);
+    expect(row).toMatchObject({ status: "needs_reconnect", lastErrorCode: "missing_scope" });
+    expect(row.lastErrorCause).toContain("Keep access while you are away");
   });
 
   it("HTTP 500: status unchanged, backoff set, and no new request until it passes", async () => {

@@ -24,6 +24,8 @@ import {
   classifyTokenError,
   getMailProvider,
   type MailProvider,
+  missingScopeFailure,
+  scopesLostOnRefresh,
   type TokenErrorClassification,
 } from "./providers";
 import { openMailboxToken } from "./sealed";
@@ -177,7 +179,16 @@ async function refreshUnderLock(mailboxId: string, opts: GetAccessTokenOptions) 
     }
     const refreshToken = openMailboxToken(row.id, "refresh_token", row.refreshTokenEnc);
     const answer = await refreshAccessToken(provider, refreshToken);
-    if (answer.ok) return saveRefreshed(tx, row, answer.value);
+    if (answer.ok) {
+      // A token without the mail scope would only be refused by the SMTP server, opaquely.
+      const missing = scopesLostOnRefresh(provider, answer.value);
+      if (missing.length === 0) return saveRefreshed(tx, row, answer.value);
+      const failure = missingScopeFailure(provider.label, missing);
+      return markNeedsReconnect(tx, row, provider, failure, 200, {
+        tokens: answer.value,
+        missing,
+      });
+    }
     const failure = classifyTokenError(provider.id, answer);
     return failure.kind === "permanent"
       ? markNeedsReconnect(tx, row, provider, failure, answer.status)
@@ -231,6 +242,7 @@ async function markNeedsReconnect(
   provider: MailProvider,
   failure: TokenErrorClassification,
   httpStatus: number | null,
+  narrowed?: { tokens: RefreshedTokens; missing: string[] },
 ): Promise<Outcome> {
   await updateMailbox({
     db: tx,
@@ -238,8 +250,10 @@ async function markNeedsReconnect(
     set: {
       status: "needs_reconnect",
       // A refused grant is dead: keeping its refresh token would make the reconnect skip
-      // prompt=consent, and Google would then send no new refresh token.
-      ...CLEARED_TOKENS,
+      // prompt=consent, and Google would then send no new refresh token. A narrowed grant still
+      // works: it is kept (rotated token and scopes), so a disconnect can revoke it, and at
+      // Google the held refresh token covers what the reconnect's incremental consent adds.
+      ...(narrowed ? sealGrant(row.id, narrowed.tokens) : CLEARED_TOKENS),
       lastErrorCode: failure.code,
       lastErrorCause: failure.cause,
       failureCount: row.failureCount + 1,
@@ -253,7 +267,13 @@ async function markNeedsReconnect(
     action: "oauth.refresh_failed",
     target,
     outcome: "failure",
-    metadata: { provider: row.provider, kind: "permanent", code: failure.code, httpStatus },
+    metadata: {
+      provider: row.provider,
+      kind: "permanent",
+      code: failure.code,
+      httpStatus,
+      ...(narrowed ? { missing: narrowed.missing, scopes: narrowed.tokens.scopes } : {}),
+    },
   });
   await writeAuditEvent(tx, {
     orgId: row.orgId,

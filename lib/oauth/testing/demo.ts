@@ -20,6 +20,11 @@ export type CountingProxy = {
   down: boolean;
   /** Hold each refresh this long before forwarding (widens race windows). */
   refreshDelayMs: number;
+  /**
+   * Sent as each refresh's `scope` (RFC 6749 §6 lets a refresh ask for less): the provider then
+   * answers with only these, as Google does once a person took a permission back.
+   */
+  refreshScope: string | null;
   /** Authorization codes redeemed at the token endpoint. */
   codeExchanges: number;
   /** Tokens the provider issued for redeemed codes, newest last: what a test can introspect. */
@@ -64,6 +69,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     revokedTokens: new Map(),
     down: false,
     refreshDelayMs: 0,
+    refreshScope: null,
     codeExchanges: 0,
     issued: [],
     afterCodeExchange: null,
@@ -75,11 +81,16 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       }),
   };
   async function forward(req: http.IncomingMessage, res: http.ServerResponse) {
-    const body = await readBody(req);
+    let body = await readBody(req);
     const path = req.url ?? "/";
     const grantType =
       path === "/token" ? new URLSearchParams(body.toString()).get("grant_type") : null;
     const isRefresh = grantType === "refresh_token";
+    if (isRefresh && proxy.refreshScope !== null) {
+      const form = new URLSearchParams(body.toString());
+      form.set("scope", proxy.refreshScope);
+      body = Buffer.from(form.toString());
+    }
     const isCode = grantType === "authorization_code";
     if (isRefresh) proxy.refreshCalls++;
     if (isCode) proxy.codeExchanges++;

@@ -23,6 +23,8 @@ const REASONS: Record<string, (address: string | null) => string> = {
     "The provider reports an address for this account that is already connected here for a different account. Nothing was changed. If the address really moved to this account, revoke the other mailbox first.",
   connections_blocked: () =>
     "Connecting mailboxes is blocked by an incident switch, so this connection was refused and nothing was stored.",
+  revoked_meanwhile: () =>
+    "A mailbox of this account was disconnected while this connection was being completed, and the provider ends every permission of the account when one is revoked, so the permission just given ended too. Nothing was stored. Connect again.",
 };
 
 const RESULTS: Record<string, string> = {
