@@ -76,6 +76,33 @@ export function medianRun<T extends { perSecond: number }>(runs: readonly T[]): 
   return middle;
 }
 
+/**
+ * CPU time (ms) used so far by this machine's processes with one of these names (Linux /proc;
+ * the clock tick taken as 100 Hz), or null where /proc cannot tell: a database on another
+ * machine, or another system.
+ */
+export function processCpuMs(names: readonly string[]): number | null {
+  try {
+    let ticks = 0;
+    for (const pid of fs.readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      let stat: string;
+      try {
+        stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      } catch {
+        continue; // ended meanwhile
+      }
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (!names.some((n) => name.startsWith(n))) continue;
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    }
+    return ticks * 10;
+  } catch {
+    return null;
+  }
+}
+
 export function machine(): string {
   const cpu = os.cpus()[0]?.model.trim() ?? "unknown CPU";
   return `nproc ${os.cpus().length} (${cpu}), Node ${process.version}`;

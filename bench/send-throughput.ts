@@ -25,6 +25,7 @@ import {
   machine,
   medianRun,
   percentile,
+  processCpuMs,
   readResults,
   storeResult,
   type Throughput,
@@ -42,6 +43,11 @@ type RunResult = {
   ratio: number;
   /** CPU time of the bench process per message (SMTP server included), bare and route. */
   cpuMs: { bare: number; route: number };
+  /**
+   * CPU per message of the machine's PostgreSQL and Redis processes during the route's rounds
+   * (null where /proc cannot tell, or on PGlite): they share the machine with the route.
+   */
+  servicesCpuMs?: { postgres: number; redis: number } | null;
   /** Event-loop utilisation of the bench process during the rounds (1: never idle). */
   eventLoop?: { bare: number; route: number };
   /** Statements sent to PostgreSQL per message through the route (null on PGlite). */
@@ -144,6 +150,7 @@ async function main() {
     const routeRounds: Array<Throughput & { cpuMs: number; elu: number }> = [];
     const ratios: number[] = [];
     const loadBefore = os.loadavg()[0] ?? 0;
+    const servicesRounds: Array<{ postgres: number; redis: number } | null> = [];
     let routeStatements = 0;
     for (let round = 0; round < rounds; round++) {
       const cpu0 = process.cpuUsage();
@@ -157,10 +164,20 @@ async function main() {
       });
       console.info(`round ${round + 1} bare nodemailer: ${fmt(bareRound)}`);
       const before = statements;
+      const services0 = [processCpuMs(["postgres"]), processCpuMs(["redis-server"])];
       const cpu1 = process.cpuUsage();
       const elu1 = performance.eventLoopUtilization();
       const routeRound = await drive(messages, concurrency, viaRoute);
       const cpuRoute = process.cpuUsage(cpu1);
+      const services1 = [processCpuMs(["postgres"]), processCpuMs(["redis-server"])];
+      servicesRounds.push(
+        services0.every((v) => v !== null) && services1.every((v) => v !== null)
+          ? {
+              postgres: ((services1[0] as number) - (services0[0] as number)) / messages,
+              redis: ((services1[1] as number) - (services0[1] as number)) / messages,
+            }
+          : null,
+      );
       routeRounds.push({
         ...routeRound,
         cpuMs: (cpuRoute.user + cpuRoute.system) / 1000 / messages,
@@ -188,6 +205,19 @@ async function main() {
     console.info(
       `event-loop utilisation: bare ${eventLoop.bare.toFixed(2)}, route ${eventLoop.route.toFixed(2)}`,
     );
+    const measured = servicesRounds.filter((r) => r !== null);
+    const servicesCpuMs =
+      process.env.DATABASE_URL && measured.length === rounds
+        ? {
+            postgres: median(measured.map((r) => r.postgres)),
+            redis: median(measured.map((r) => r.redis)),
+          }
+        : null;
+    if (servicesCpuMs) {
+      console.info(
+        `CPU of this machine's PostgreSQL and Redis per message through the route: ${servicesCpuMs.postgres.toFixed(2)} ms, ${servicesCpuMs.redis.toFixed(2)} ms`,
+      );
+    }
     const statementsPerMessage = process.env.DATABASE_URL
       ? routeStatements / (messages * rounds)
       : null;
@@ -211,6 +241,7 @@ async function main() {
       ratio,
       statementsPerMessage,
       cpuMs: { bare: bareCpuMs, route: routeCpuMs },
+      servicesCpuMs,
       eventLoop,
       rounds,
       ratios,
@@ -252,7 +283,7 @@ function renderReadme(stored: Record<string, RunResult>) {
   ]);
   const runs = Object.values(stored).map(
     (r) =>
-      `- ${r.database}: ${r.rounds ? `${r.rounds} interleaved rounds of ${r.messages} messages per path, median round shown (ratio per round: ${(r.ratios ?? []).map((x) => x.toFixed(2)).join(", ")})` : `${r.messages} messages each`}, concurrency ${r.concurrency}; CPU of the bench process per message ${r.cpuMs ? `${r.cpuMs.bare.toFixed(2)} ms bare, ${r.cpuMs.route.toFixed(2)} ms through the route` : "not measured"}; ${r.eventLoop ? `event-loop utilisation ${r.eventLoop.bare.toFixed(2)} bare, ${r.eventLoop.route.toFixed(2)} through the route; ` : ""}${r.loadAverage ? `1-minute load average ${r.loadAverage[0].toFixed(1)} before, ${r.loadAverage[1].toFixed(1)} after; ` : ""}${r.machine}, run ${r.runAt}`,
+      `- ${r.database}: ${r.rounds ? `${r.rounds} interleaved rounds of ${r.messages} messages per path, median round shown (ratio per round: ${(r.ratios ?? []).map((x) => x.toFixed(2)).join(", ")})` : `${r.messages} messages each`}, concurrency ${r.concurrency}; CPU of the bench process per message ${r.cpuMs ? `${r.cpuMs.bare.toFixed(2)} ms bare, ${r.cpuMs.route.toFixed(2)} ms through the route` : "not measured"}; ${r.servicesCpuMs ? `CPU of the machine's PostgreSQL ${r.servicesCpuMs.postgres.toFixed(2)} ms and Redis ${r.servicesCpuMs.redis.toFixed(2)} ms per message through the route; ` : ""}${r.eventLoop ? `event-loop utilisation ${r.eventLoop.bare.toFixed(2)} bare, ${r.eventLoop.route.toFixed(2)} through the route; ` : ""}${r.loadAverage ? `1-minute load average ${r.loadAverage[0].toFixed(1)} before, ${r.loadAverage[1].toFixed(1)} after; ` : ""}${r.machine}, run ${r.runAt}`,
   );
   writeReadmeSection(
     SCRIPT,
