@@ -244,8 +244,10 @@ export async function claimDelivery({
       body: webhookDeliveries.body,
       attempts: webhookDeliveries.attempts,
       deadlineAt: webhookDeliveries.deadlineAt,
+      // The outer row named in full: drizzle writes a column in RETURNING unqualified, which
+      // inside the subquery would be w's own.
       waiting: sql<number>`(select count(*)::int from (select 1 from webhook_deliveries w
-        where w.endpoint_id = ${webhookDeliveries.endpointId} and w.status in ('pending', 'sending')
+        where w.endpoint_id = webhook_deliveries.endpoint_id and w.status in ('pending', 'sending')
         limit ${countWaitingUpTo}) waiting)`,
     });
   return row ?? null;

@@ -153,7 +153,10 @@ describe("an endpoint with too many deliveries waiting", () => {
     timeout: 60_000,
   }, async () => {
     const { ctx, orgId, endpointId } = await endpointAtReceiver();
+    // Another organisation's endpoint also has deliveries waiting: they are not this one's.
+    const other = await endpointAtReceiver();
     try {
+      await waiting(other.orgId, other.endpointId, 10);
       const due = await waiting(orgId, endpointId, MAX_WAITING_DELIVERIES);
       receiver.answers.push({ status: 500 });
       expect((await deliverWebhook(due)).kind).toBe("retry");
@@ -163,6 +166,7 @@ describe("an endpoint with too many deliveries waiting", () => {
       expect(await disabledEvents(orgId)).toEqual([]);
     } finally {
       await cleanUp(endpointId);
+      await cleanUp(other.endpointId);
     }
   });
 
