@@ -648,7 +648,10 @@ export const webhookEndpoints = pgTable(
     // Event types (lib/webhooks/event-types.ts) this endpoint receives.
     events: text("events").array().notNull(),
     enabled: boolean("enabled").notNull().default(true),
-    /** Why it was turned off: "person" or "gone" (the receiver answered 410). */
+    /**
+     * Why it was turned off: "person", "gone" (the receiver answered 410) or "backlog" (more
+     * deliveries waiting than lib/webhooks/breaker.ts allows).
+     */
     disabledReason: text("disabled_reason"),
     secret: text("secret").notNull(),
     previousSecret: text("previous_secret"),
@@ -660,11 +663,13 @@ export const webhookEndpoints = pgTable(
   (t) => [index("webhook_endpoints_org_idx").on(t.orgId, t.createdAt)],
 );
 
+// `cancelled`: never to be sent, because its endpoint was turned off automatically.
 export const webhookDeliveryStatusEnum = pgEnum("webhook_delivery_status", [
   "pending",
   "sending",
   "delivered",
   "failed",
+  "cancelled",
 ]);
 
 // One event for one endpoint. `id` is the Standard Webhooks `webhook-id` (the same on every
@@ -696,6 +701,11 @@ export const webhookDeliveries = pgTable(
     index("webhook_deliveries_endpoint_idx").on(t.endpointId, t.createdAt),
     index("webhook_deliveries_due_idx")
       .on(t.nextAttemptAt)
+      .where(sql`${t.status} in ('pending', 'sending')`),
+    // An endpoint's waiting deliveries, counted at each claim (lib/webhooks/breaker.ts) without
+    // reading its finished history.
+    index("webhook_deliveries_waiting_idx")
+      .on(t.endpointId)
       .where(sql`${t.status} in ('pending', 'sending')`),
   ],
 );

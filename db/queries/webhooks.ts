@@ -1,5 +1,5 @@
 import "server-only";
-import { and, desc, eq, inArray, lt, type Placeholder, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, lt, or, type Placeholder, type SQL, sql } from "drizzle-orm";
 import { type DbOrTx, inTransaction } from "@/db";
 import { webhookAttempts, webhookDeliveries, webhookEndpoints } from "@/db/schema";
 
@@ -202,20 +202,25 @@ export type ClaimedDelivery = {
   body: string;
   attempts: number;
   deadlineAt: Date;
+  waiting: number;
 };
 
 /**
  * Takes a due delivery for one attempt: pending and due, or `sending` whose claimant's lease
- * lapsed (it died mid-attempt). One statement, so two workers never both take it.
+ * lapsed (it died mid-attempt). One statement, so two workers never both take it. It also says
+ * how many of the endpoint's deliveries wait (pending or sending, this one included), counted
+ * up to `countWaitingUpTo` only: at most that many entries of the waiting index are read.
  */
 export async function claimDelivery({
   db,
   deliveryId,
   leaseSeconds,
+  countWaitingUpTo,
 }: {
   db: DbOrTx;
   deliveryId: string;
   leaseSeconds: number;
+  countWaitingUpTo: number;
 }): Promise<ClaimedDelivery | null> {
   const [row] = await db
     .update(webhookDeliveries)
@@ -239,8 +244,59 @@ export async function claimDelivery({
       body: webhookDeliveries.body,
       attempts: webhookDeliveries.attempts,
       deadlineAt: webhookDeliveries.deadlineAt,
+      // The outer row named in full: drizzle writes a column in RETURNING unqualified, which
+      // inside the subquery would be w's own.
+      waiting: sql<number>`(select count(*)::int from (select 1 from webhook_deliveries w
+        where w.endpoint_id = webhook_deliveries.endpoint_id and w.status in ('pending', 'sending')
+        limit ${countWaitingUpTo}) waiting)`,
     });
   return row ?? null;
+}
+
+/**
+ * Turns the endpoint off unless it is already, and cancels its pending deliveries and
+ * `alsoCancel` (the one being attempted, which is `sending`), in the transaction `db` must be.
+ * Those of an endpoint already off are cancelled too: they could only fail. `turnedOff` is the
+ * endpoint when this call turned it off, else null.
+ */
+export async function turnOffWebhookEndpoint({
+  db,
+  orgId,
+  endpointId,
+  reason,
+  alsoCancel,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  endpointId: string;
+  reason: string;
+  alsoCancel?: string;
+}): Promise<{ turnedOff: WebhookEndpointSummary | null; cancelled: number }> {
+  const [turnedOff] = await db
+    .update(webhookEndpoints)
+    .set({ enabled: false, disabledReason: reason, updatedAt: new Date() })
+    .where(
+      and(
+        eq(webhookEndpoints.orgId, orgId),
+        eq(webhookEndpoints.id, endpointId),
+        eq(webhookEndpoints.enabled, true),
+      ),
+    )
+    .returning(endpointColumns);
+  const cancelled = await db
+    .update(webhookDeliveries)
+    .set({ status: "cancelled", nextAttemptAt: null, leaseUntil: null, finishedAt: new Date() })
+    .where(
+      and(
+        eq(webhookDeliveries.endpointId, endpointId),
+        or(
+          eq(webhookDeliveries.status, "pending"),
+          alsoCancel ? eq(webhookDeliveries.id, alsoCancel) : undefined,
+        ),
+      ),
+    )
+    .returning({ id: webhookDeliveries.id });
+  return { turnedOff: turnedOff ?? null, cancelled: cancelled.length };
 }
 
 /** An attempt's answer and the delivery's next state, together. */
@@ -358,8 +414,9 @@ export async function listEndpointDeliveries({
 }
 
 /**
- * Retention: deletes the organisation's finished webhook deliveries (delivered or failed) that
- * finished before `before`, with their attempts; pending ones wait for their outcome.
+ * Retention: deletes the organisation's finished webhook deliveries (delivered, failed or
+ * cancelled) that finished before `before`, with their attempts; pending ones wait for their
+ * outcome.
  */
 export async function deleteFinishedWebhookDeliveries({
   db,
@@ -375,7 +432,7 @@ export async function deleteFinishedWebhookDeliveries({
     .where(
       and(
         eq(webhookDeliveries.orgId, orgId),
-        inArray(webhookDeliveries.status, ["delivered", "failed"]),
+        inArray(webhookDeliveries.status, ["delivered", "failed", "cancelled"]),
         lt(webhookDeliveries.finishedAt, before),
       ),
     )

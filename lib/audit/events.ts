@@ -61,6 +61,7 @@ export const AUDIT_ACTIONS = [
   "webhook.secret_rotated",
   "webhook.test_sent",
   "webhook.endpoint_refused",
+  "webhook.endpoint_disabled",
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -127,7 +128,8 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   "webhook.endpoint_deleted": "Webhook endpoint deleted",
   "webhook.secret_rotated": "Webhook signing secret rotated",
   "webhook.test_sent": "Webhook test sent",
-  "webhook.endpoint_refused": "Webhook endpoint refused (limit reached)",
+  "webhook.endpoint_refused": "Webhook endpoint refused",
+  "webhook.endpoint_disabled": "Webhook endpoint turned off by Mailwarden",
 };
 
 export function actionLabel(action: string): string {

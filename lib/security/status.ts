@@ -309,12 +309,12 @@ export async function securityStatus({
       number: 21,
       title: "Webhooks are signed and go only where they should",
       explanation:
-        "Each webhook endpoint has its own signing secret (Standard Webhooks), stored encrypted and shown once; outside demo mode webhooks go only over https to public addresses, checked after DNS at every delivery, without following redirects. An organisation has at most 10 endpoints and at most 2 of each server process's 4 delivery workers at once, so one organisation's receivers that hang cannot hold up every other organisation's webhooks.",
+        "Each webhook endpoint has its own signing secret (Standard Webhooks), stored encrypted and shown once; outside demo mode webhooks go only over https, on port 443 or 8443, to public addresses, checked after DNS at every delivery, without following redirects. An organisation has at most 10 endpoints and at most 2 of each server process's 4 delivery workers at once, so one organisation's receivers that hang cannot hold up every other organisation's webhooks; an endpoint with more than 5,000 deliveries waiting is turned off and what waits for it cancelled.",
       checks: [
         e.isDemo
           ? {
               level: "info",
-              text: "Demo mode: webhooks may go to local addresses over plain http, so that a receiver on this machine works.",
+              text: "Demo mode: webhooks may go to local addresses over plain http and to any port, so that a receiver on this machine works.",
             }
           : STATIC,
       ],

@@ -3,8 +3,9 @@ import { Resolver } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
 
 // Where a webhook may go (ARCHITECTURE.md, Webhooks). Outside demo mode an endpoint must be
-// https and every address its host resolves to must be public: not loopback, private,
-// link-local, CGNAT, multicast, unspecified, reserved, or an IPv4-mapped/NAT64 form of those.
+// https on port 443 or 8443, and every address its host resolves to must be public: not
+// loopback, private, link-local, CGNAT, multicast, unspecified, reserved, or an
+// IPv4-mapped/NAT64 form of those.
 // The check runs after DNS resolution at each delivery, and the connection is then made to
 // the very address that was checked (lib/webhooks/http.ts), so a DNS answer that changes
 // between the check and the connect (rebinding) cannot redirect it.
@@ -88,6 +89,7 @@ export class WebhookTargetError extends Error {
       | "invalid_url"
       | "scheme"
       | "https_required"
+      | "port"
       | "forbidden_address"
       | "dns"
       | "dns_timeout",
@@ -99,8 +101,13 @@ export class WebhookTargetError extends Error {
 }
 
 const MAX_URL_LENGTH = 2_000;
+// Besides 443 (the URL's default, so `url.port` is empty): the usual alternative https port.
+const HTTPS_PORTS: ReadonlySet<string> = new Set(["443", "8443"]);
 
-/** Syntax only: an absolute http(s) URL without credentials (https outside demo mode). */
+/**
+ * Syntax only: an absolute http(s) URL without credentials (outside demo mode: https, on port
+ * 443 or 8443).
+ */
 export function parseWebhookUrl(text: string, { allowPrivate }: { allowPrivate: boolean }): URL {
   let url: URL;
   try {
@@ -123,6 +130,15 @@ export function parseWebhookUrl(text: string, { allowPrivate }: { allowPrivate: 
   }
   if (url.username || url.password) {
     throw new WebhookTargetError("invalid_url", "Leave credentials out of the URL.");
+  }
+  // A public host may also run ssh, smtp, a database or a cache: a POST aimed at one of those
+  // ports would make Mailwarden talk to it (or probe which are open) for whoever registers it.
+  // An allow-list, like Stripe's (443 only): a deny-list of such ports is never complete.
+  if (!allowPrivate && url.port !== "" && !HTTPS_PORTS.has(url.port)) {
+    throw new WebhookTargetError(
+      "port",
+      `Port ${url.port} is not allowed: webhooks go only to port 443 (the https default) or 8443.`,
+    );
   }
   url.hash = "";
   return url;

@@ -1,13 +1,9 @@
 import "server-only";
 import { getDb } from "@/db";
-import {
-  claimDelivery,
-  getWebhookEndpointSecrets,
-  settleAttempt,
-  updateWebhookEndpoint,
-} from "@/db/queries/webhooks";
+import { claimDelivery, getWebhookEndpointSecrets, settleAttempt } from "@/db/queries/webhooks";
 import { env } from "@/lib/env";
 import { type DnsOptions, resolveWebhookTarget, WebhookTargetError } from "./address";
+import { MAX_WAITING_DELIVERIES, turnOffEndpoint } from "./breaker";
 import { postWebhook, WEBHOOK_TIMEOUT_MS } from "./http";
 import { openWebhookSecret } from "./secrets";
 import { webhookHeaders } from "./signing";
@@ -37,6 +33,8 @@ const MAX_RETRY_AFTER_SECONDS = 24 * 3600;
 
 export type DeliveryResult =
   | { kind: "skipped" }
+  /** Not attempted: its endpoint had too many waiting and was turned off (./breaker.ts). */
+  | { kind: "cancelled" }
   | { kind: "delivered"; statusCode: number }
   | { kind: "retry"; at: Date; orgId: string; statusCode: number | null; error: string | null }
   | { kind: "failed"; statusCode: number | null; error: string | null };
@@ -64,11 +62,26 @@ export async function deliverWebhook(
   { dns }: { dns?: DnsOptions } = {},
 ): Promise<DeliveryResult> {
   const db = await getDb();
-  const delivery = await claimDelivery({ db, deliveryId, leaseSeconds: LEASE_SECONDS });
+  const delivery = await claimDelivery({
+    db,
+    deliveryId,
+    leaseSeconds: LEASE_SECONDS,
+    countWaitingUpTo: MAX_WAITING_DELIVERIES + 1,
+  });
   if (!delivery) return { kind: "skipped" };
   const started = Date.now();
   const attemptedAt = new Date(started);
   const endpoint = await getWebhookEndpointSecrets({ db, endpointId: delivery.endpointId });
+  if (endpoint?.enabled && delivery.waiting > MAX_WAITING_DELIVERIES) {
+    // Too far behind to be worth a request: the endpoint goes off, this delivery with the rest.
+    await turnOffEndpoint(db, {
+      orgId: delivery.orgId,
+      endpointId: endpoint.id,
+      reason: "backlog",
+      attempting: delivery.id,
+    });
+    return { kind: "cancelled" };
+  }
 
   const settle = async (
     answer: { statusCode: number | null; error: string | null; excerpt: string | null },
@@ -149,12 +162,7 @@ export async function deliverWebhook(
   const { statusCode, excerpt, retryAfterSeconds } = result;
   if (statusCode === 410) {
     // The receiver says it wants no more: the endpoint is turned off, as the spec advises.
-    await updateWebhookEndpoint({
-      db,
-      orgId: delivery.orgId,
-      endpointId: endpoint.id,
-      set: { enabled: false, disabledReason: "gone" },
-    });
+    await turnOffEndpoint(db, { orgId: delivery.orgId, endpointId: endpoint.id, reason: "gone" });
     return settle({ statusCode, error: null, excerpt }, { retryable: false });
   }
   const error = statusCode >= 300 && statusCode < 400 ? "redirect_not_followed" : null;

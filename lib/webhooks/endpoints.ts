@@ -67,6 +67,13 @@ export type EndpointInput = { url: string; description: string; events: WebhookE
 /** `dns` is for tests: where and how long the URL's host is resolved (lib/webhooks/address.ts). */
 export type SaveOptions = { dns?: DnsOptions };
 
+// URLs aimed where a webhook may not go (an internal address, a service's port): recorded, as
+// someone may be probing. A typo or a host without DNS is the person's own business.
+const AUDITED_URL_REFUSALS: ReadonlySet<WebhookTargetError["code"]> = new Set([
+  "forbidden_address",
+  "port",
+]);
+
 /**
  * The URL checked as a delivery will check it (resolved, every address judged). Each check asks
  * DNS about a host of the caller's choosing, so saves are rate limited (`webhookEndpointSave`,
@@ -78,8 +85,11 @@ async function checkUrl(ctx: CallContext, url: string, { dns }: SaveOptions): Pr
     const target = await resolveWebhookTarget(url.trim(), { allowPrivate: env().isDemo, dns });
     return target.url.toString();
   } catch (error) {
-    if (error instanceof WebhookTargetError) throw new WebhookInputError("url", error.message);
-    throw error;
+    if (!(error instanceof WebhookTargetError)) throw error;
+    if (AUDITED_URL_REFUSALS.has(error.code)) {
+      await auditRefused(ctx, await getDb(), { reason: error.code, host: hostOf(url.trim()) });
+    }
+    throw new WebhookInputError("url", error.message);
   }
 }
 
@@ -111,8 +121,8 @@ export const MAX_WEBHOOK_ENDPOINTS = 10;
 
 const TOO_MANY_ENDPOINTS = `This organisation already has ${MAX_WEBHOOK_ENDPOINTS} webhook endpoints, the most it may have: delete one to add another.`;
 
-/** Audits the refusal of an endpoint past the limit, with `db` (the save's transaction, if any). */
-async function auditTooMany(ctx: CallContext, db: DbOrTx, url: string | null) {
+/** Audits a refused save, with `db` (the save's transaction, if any). */
+async function auditRefused(ctx: CallContext, db: DbOrTx, metadata: Record<string, unknown>) {
   await writeAuditEvent(db, {
     orgId: ctx.orgId,
     actor: ctx.actor,
@@ -120,11 +130,16 @@ async function auditTooMany(ctx: CallContext, db: DbOrTx, url: string | null) {
     target: null,
     outcome: "denied",
     request: ctx.request,
-    metadata: {
-      reason: "endpoint_limit",
-      limit: MAX_WEBHOOK_ENDPOINTS,
-      ...(url ? { host: hostOf(url) } : {}),
-    },
+    metadata,
+  });
+}
+
+/** Audits the refusal of an endpoint past the limit. */
+function auditTooMany(ctx: CallContext, db: DbOrTx, url: string | null) {
+  return auditRefused(ctx, db, {
+    reason: "endpoint_limit",
+    limit: MAX_WEBHOOK_ENDPOINTS,
+    ...(url ? { host: hostOf(url) } : {}),
   });
 }
 

@@ -445,25 +445,38 @@ describe("where webhooks may go", () => {
     expect(receiver.received).toHaveLength(1);
 
     await withoutDemoMode(async () => {
-      // …registration now names the field and the address,
+      // …registration now names the field and the address (on port 443: another port is
+      // refused before its address is looked at),
       const refused = await createEndpoint(ctx, {
-        url: `https://localhost:${receiver.port}/hooks`,
+        url: "https://localhost/hooks",
         description: "",
         events: ["message.sent"],
       }).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(WebhookInputError);
       expect((refused as WebhookInputError).field).toBe("url");
       expect((refused as Error).message).toMatch(/127\.0\.0\.1|::1/);
+      // Aimed at an internal address: recorded, as someone may be probing.
+      const [audited] = await (await getDb())
+        .select()
+        .from(auditEvents)
+        .where(
+          and(eq(auditEvents.orgId, ctx.orgId), eq(auditEvents.action, "webhook.endpoint_refused")),
+        );
+      expect(audited).toMatchObject({
+        outcome: "denied",
+        metadata: { reason: "forbidden_address", host: "localhost" },
+      });
       const plain = await createEndpoint(ctx, {
         url: "http://example.com/hooks",
         description: "",
         events: ["message.sent"],
       }).catch((e: unknown) => e);
       expect((plain as Error).message).toMatch(/https/);
-      // …and the delivery is refused before any connection (the URL made https, as required).
+      // …and the delivery is refused before any connection (the URL made https on 443, as
+      // required).
       await (await getDb())
         .update(webhookEndpoints)
-        .set({ url: `https://localhost:${receiver.port}/hooks` })
+        .set({ url: "https://localhost/hooks" })
         .where(eq(webhookEndpoints.id, endpoint.id));
       const id = await sendTestDelivery(ctx, endpoint.id);
       await deliveryOnce(id);
@@ -472,6 +485,70 @@ describe("where webhooks may go", () => {
       expect(attempt?.responseExcerpt).toMatch(/127\.0\.0\.1|::1/);
     });
     expect(receiver.received).toHaveLength(1);
+  });
+
+  it("outside demo mode only ports 443 and 8443: another port is refused naming the URL field and audited, and a delivery to one is not attempted", async () => {
+    const { ctx, orgId } = await owner();
+    const dns = await silentDnsServer();
+    await withoutDemoMode(async () => {
+      // Ports of services a public host may also run (ssh, smtp, http, PostgreSQL, Redis,
+      // memcached, MongoDB, Elasticsearch): refused before DNS is asked about the host.
+      for (const port of [22, 25, 80, 5432, 6379, 11211, 27017, 9200]) {
+        const refused = await createEndpoint(
+          ctx,
+          {
+            url: `https://hooks.example.com:${port}/in`,
+            description: "",
+            events: ["message.sent"],
+          },
+          { dns: { servers: dns.servers } },
+        ).catch((e: unknown) => e);
+        expect(refused, String(port)).toBeInstanceOf(WebhookInputError);
+        expect((refused as WebhookInputError).field).toBe("url");
+        expect((refused as Error).message).toBe(
+          `Port ${port} is not allowed: webhooks go only to port 443 (the https default) or 8443.`,
+        );
+      }
+      expect(dns.queries()).toBe(0);
+      expect(await endpointRowsOf(orgId)).toEqual([]);
+      const audited = await (await getDb())
+        .select()
+        .from(auditEvents)
+        .where(
+          and(eq(auditEvents.orgId, orgId), eq(auditEvents.action, "webhook.endpoint_refused")),
+        )
+        .orderBy(auditEvents.id);
+      expect(audited).toHaveLength(8);
+      expect(audited[4]).toMatchObject({
+        outcome: "denied",
+        metadata: { reason: "port", host: "hooks.example.com:6379" },
+      });
+
+      // 443, written or not, and 8443 are taken (public addresses, so no DNS is asked).
+      for (const url of [
+        "https://93.184.216.34/in",
+        "https://93.184.216.34:443/in",
+        "https://93.184.216.34:8443/in",
+      ]) {
+        const target = await resolveWebhookTarget(url, { allowPrivate: false });
+        expect(target.address, url).toBe("93.184.216.34");
+      }
+    });
+    await dns.close();
+
+    // An endpoint stored on another port (before this rule, or in demo mode) fails at delivery,
+    // without a connection.
+    const { endpoint } = await endpointAtReceiver(ctx);
+    await (await getDb())
+      .update(webhookEndpoints)
+      .set({ url: "https://93.184.216.34:6379/in" })
+      .where(eq(webhookEndpoints.id, endpoint.id));
+    const id = await newDelivery(orgId, endpoint.id);
+    await withoutDemoMode(async () => {
+      expect(await deliverWebhook(id)).toMatchObject({ kind: "failed", error: "port" });
+    });
+    expect((await attemptsOf(id))[0]?.responseExcerpt).toMatch(/^Port 6379 is not allowed/);
+    await (await getDb()).delete(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId));
   });
 
   it("connects to the address that was checked, not to a second DNS answer", async () => {

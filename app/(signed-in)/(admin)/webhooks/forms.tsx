@@ -80,7 +80,7 @@ export function CreateEndpointForm() {
         name="url"
         type="url"
         autoComplete="off"
-        hint="https:// and a public address (plain http and local addresses only in demo mode)."
+        hint="https:// on port 443 or 8443, at a public address (plain http, other ports and local addresses only in demo mode)."
         errors={state.fieldErrors?.url}
       />
       <TextField

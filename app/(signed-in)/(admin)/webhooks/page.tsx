@@ -7,6 +7,7 @@ import { Table } from "@/components/ui/table";
 import { memberContextOf } from "@/lib/auth/action";
 import { requirePermission } from "@/lib/auth/session";
 import { formatDateTime } from "@/lib/utils";
+import { endpointStateLabel } from "@/lib/webhooks/breaker";
 import { listEndpoints, MAX_WEBHOOK_ENDPOINTS } from "@/lib/webhooks/endpoints";
 import { CreateEndpointForm } from "./forms";
 
@@ -49,13 +50,7 @@ export default async function WebhooksPage() {
                 </td>
                 <td className="text-xs">{e.events.join(", ")}</td>
                 <td>
-                  {e.enabled ? (
-                    <Badge tone="good">On</Badge>
-                  ) : (
-                    <Badge tone="neutral">
-                      {e.disabledReason === "gone" ? "Off (receiver answered 410)" : "Off"}
-                    </Badge>
-                  )}
+                  <Badge tone={e.enabled ? "good" : "neutral"}>{endpointStateLabel(e)}</Badge>
                 </td>
                 <td>{formatDateTime(e.createdAt)}</td>
               </tr>

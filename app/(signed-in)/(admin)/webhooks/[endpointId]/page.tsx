@@ -9,6 +9,7 @@ import { getDb } from "@/db";
 import { getWebhookEndpoint, listEndpointDeliveries } from "@/db/queries/webhooks";
 import { requirePermission } from "@/lib/auth/session";
 import { formatDateTime } from "@/lib/utils";
+import { endpointStateLabel, MAX_WAITING_DELIVERIES } from "@/lib/webhooks/breaker";
 import {
   DeleteEndpointButton,
   EditEndpointForm,
@@ -24,6 +25,7 @@ const STATUS_TONE = {
   sending: "warn",
   delivered: "good",
   failed: "bad",
+  cancelled: "neutral",
 } as const;
 
 export default async function WebhookEndpointPage({
@@ -48,14 +50,19 @@ export default async function WebhookEndpointPage({
         <Card className="space-y-4">
           <h2 className="font-medium">Settings</h2>
           <p className="text-sm">
-            {endpoint.enabled ? (
-              <Badge tone="good">On</Badge>
-            ) : (
-              <Badge tone="neutral">
-                {endpoint.disabledReason === "gone" ? "Off: the receiver answered 410 Gone" : "Off"}
-              </Badge>
-            )}
+            <Badge tone={endpoint.enabled ? "good" : "neutral"}>
+              {endpointStateLabel(endpoint)}
+            </Badge>
           </p>
+          {!endpoint.enabled && endpoint.disabledReason === "backlog" && (
+            <p className="text-slate-700 text-sm">
+              Mailwarden turned this endpoint off when more than{" "}
+              {MAX_WAITING_DELIVERIES.toLocaleString("en")} of its deliveries were waiting: its
+              receiver was failing or too slow to keep up. The waiting deliveries were cancelled and
+              are not sent again. Fix the receiver, then turn the endpoint on: new events are
+              delivered from then on.
+            </p>
+          )}
           <EditEndpointForm endpoint={endpoint} />
         </Card>
         <Card className="space-y-4">

@@ -1,0 +1,2 @@
+ALTER TYPE "public"."webhook_delivery_status" ADD VALUE 'cancelled';--> statement-breakpoint
+CREATE INDEX "webhook_deliveries_waiting_idx" ON "webhook_deliveries" USING btree ("endpoint_id") WHERE "webhook_deliveries"."status" in ('pending', 'sending');
