@@ -267,14 +267,17 @@ export async function takeLapsedClaims({
   limit?: number;
 }) {
   // Leases of attempts that ended are deleted once they lapse, in the same statement; a lease
-  // renewed meanwhile by a new attempt no longer has lapsed, so it stays.
+  // renewed meanwhile by a new attempt no longer has lapsed, so it stays. Both rows are locked:
+  // PostgreSQL re-checks a row changed since the statement began at its newest version only
+  // where the statement locks it, so a lease another sweep renewed (and committed) after this
+  // statement began is seen renewed, and its attempt is not taken over twice.
   const result = await db.execute(sql`
     with lapsed as (
       select m.id from ${messageClaims} c join ${messages} m on m.id = c.message_id
       where c.expires_at < now() and m.status = 'sending'
       order by c.expires_at
       limit ${limit}
-      for update of m skip locked),
+      for update of m, c skip locked),
     lease as (
       update ${messageClaims} c set expires_at = now() + make_interval(secs => ${leaseSeconds})
       from lapsed where c.message_id = lapsed.id),
