@@ -437,6 +437,12 @@ export const mailboxes = pgTable(
      * refused with 429 and queued messages wait for it (lib/mail/quota.ts).
      */
     limitedUntil: timestamp("limited_until", { withTimezone: true }),
+    /**
+     * When a revoke of this row last reached the provider and may have ended the grant there
+     * (not `kept_in_use`, not a revoke with no token to send): where that ends every grant of
+     * the account (Google), a connect redeemed before it is refused (isAccountRevokedSince).
+     */
+    providerRevokedAt: timestamp("provider_revoked_at", { withTimezone: true }),
     createdAt: createdAt(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },

@@ -187,9 +187,11 @@ export async function isAccountConnectedElsewhere({
 }
 
 /**
- * Whether a row of the account, in any organisation, was revoked at or after `since`. Where
- * revoking ends every grant of the account (Google), tokens issued before that revocation
- * reached the provider may be dead. Read under lockAccountGrants, which the revocation holds.
+ * Whether a revoke of a row of the account, in any organisation, reached the provider at or
+ * after `since`. Where revoking ends every grant of the account (Google), tokens issued before
+ * that revocation reached the provider may be dead; a revoke that never asked the provider
+ * (kept_in_use, no token held) ended nothing there. Read under lockAccountGrants, which the
+ * revocation holds.
  */
 export async function isAccountRevokedSince({
   db,
@@ -203,9 +205,7 @@ export async function isAccountRevokedSince({
   const [row] = await db
     .select({ id: mailboxes.id })
     .from(mailboxes)
-    .where(
-      and(sameAccountAs(account), eq(mailboxes.status, "revoked"), gte(mailboxes.updatedAt, since)),
-    )
+    .where(and(sameAccountAs(account), gte(mailboxes.providerRevokedAt, since)))
     .limit(1);
   return Boolean(row);
 }

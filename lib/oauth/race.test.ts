@@ -20,6 +20,7 @@ import {
   type Person,
   REQUEST,
   readMailbox,
+  setMailbox,
   startFor,
 } from "./testing/fixtures";
 import { useProviderTestbeds } from "./testing/testbeds";
@@ -251,6 +252,64 @@ describe("revoke while a connect of the same account is being completed (Google-
       expect(await liveTokensOf(ownerB.orgId)).toEqual({ connected: [], live: [] });
     },
   );
+
+  /** The revoke runs between the code's redemption and the store, without reaching the provider. */
+  function revokeLocallyDuringExchange(person: Person, mailboxId: string) {
+    const revoked: Array<{ providerResult: string }> = [];
+    beds.demo.proxy.afterCodeExchange = async () => {
+      beds.demo.proxy.afterCodeExchange = null;
+      revoked.push(await revoke(person, mailboxId));
+    };
+    return revoked;
+  }
+
+  // Google was not asked (the account is still connected elsewhere), so the fresh grant lives.
+  it("a revoke that ends kept_in_use meanwhile does not refuse the connect", async () => {
+    const ownerA = await createOwner();
+    const ownerB = await createOwner();
+    const address = email();
+    const inA = await connectDemoMailbox(ownerA, { email: address });
+    const inB = await connectDemoMailbox(ownerB, { email: address });
+    if (inA.result.kind !== "connected") throw new Error(inA.result.kind);
+    if (inB.result.kind !== "connected") throw new Error(inB.result.kind);
+    useGoogleLikeProvider();
+
+    const url = await startFor(ownerA, "demo");
+    const flow = await authorizeInBrowser(url.toString(), { email: address });
+    const revoked = revokeLocallyDuringExchange(ownerB, inB.result.mailboxId);
+    const result = await callbackFor(ownerA, flow.callbackUrl);
+
+    expect(revoked).toEqual([expect.objectContaining({ providerResult: "kept_in_use" })]);
+    expect(result).toMatchObject({ kind: "connected", mailboxId: inA.result.mailboxId });
+    expect(await liveTokensOf(ownerA.orgId)).toEqual({
+      connected: [inA.result.mailboxId],
+      live: [inA.result.mailboxId],
+    });
+  });
+
+  it("a revoke of a mailbox that held no token meanwhile does not refuse its reconnect", async () => {
+    const owner = await createOwner();
+    const address = email();
+    const first = await connectDemoMailbox(owner, { email: address });
+    if (first.result.kind !== "connected") throw new Error(first.result.kind);
+    const mailboxId = first.result.mailboxId;
+    await setMailbox(mailboxId, {
+      status: "needs_reconnect",
+      refreshTokenEnc: null,
+      accessTokenEnc: null,
+      accessTokenExpiresAt: null,
+    });
+    useGoogleLikeProvider();
+
+    const url = await startFor(owner, "demo", mailboxId);
+    const flow = await authorizeInBrowser(url.toString(), { email: address });
+    const revoked = revokeLocallyDuringExchange(owner, mailboxId);
+    const result = await callbackFor(owner, flow.callbackUrl);
+
+    expect(revoked).toEqual([expect.objectContaining({ providerResult: "failed" })]);
+    expect(result).toMatchObject({ kind: "connected", mailboxId });
+    expect(await liveTokensOf(owner.orgId)).toEqual({ connected: [mailboxId], live: [mailboxId] });
+  });
 
   it("a connect begun after the revoke finished is stored as usual", async () => {
     const owner = await createOwner();

@@ -53,7 +53,12 @@ const MICROSOFT_GUIDANCE =
   "of the tokens, so it can no longer send from this mailbox, but Microsoft keeps the consent " +
   `until someone removes it: ${MICROSOFT_CONSENT_REMOVAL}.`;
 
-type ProviderAnswer = RevokeMailboxResult & { httpStatus: number | null; error: string | null };
+type ProviderAnswer = RevokeMailboxResult & {
+  httpStatus: number | null;
+  error: string | null;
+  /** The request reached (or may have reached) the provider and ended the grant there. */
+  endedAtProvider?: boolean;
+};
 
 function failed(
   provider: MailProvider | null,
@@ -151,6 +156,7 @@ async function revokeAtProvider(
       detail: `${label} confirmed that Mailwarden's permission for this mailbox is revoked.`,
       httpStatus: null,
       error: null,
+      endedAtProvider: true,
     };
   }
   const answer = await revokeToken(provider, held.token, held.hint);
@@ -160,6 +166,7 @@ async function revokeAtProvider(
       detail: `${label} confirmed that Mailwarden's permission for this mailbox is revoked.`,
       httpStatus: answer.status,
       error: null,
+      endedAtProvider: true,
     };
   }
   const bodyError = (answer.body as { error?: unknown } | null)?.error;
@@ -169,7 +176,11 @@ async function revokeAtProvider(
     answer.status === null
       ? `${label} did not answer the revocation request.`
       : `${label} refused the revocation request (HTTP ${answer.status}).`;
-  return failed(provider, why, answer.status, error);
+  // Unanswered, the request may still have arrived and ended the grant.
+  return {
+    ...failed(provider, why, answer.status, error),
+    endedAtProvider: answer.status === null,
+  };
 }
 
 /**
@@ -189,11 +200,14 @@ export async function revokeMailbox(input: RevokeMailboxInput): Promise<RevokeMa
     });
     if (!row) return null;
     const answer = await revokeAtProvider(tx, row, input.mayBeRevokedAlready);
+    // Stamped after the answer, so it is never earlier than the moment the grant ended there.
+    const providerRevokedAt = answer.endedAtProvider ? { providerRevokedAt: new Date() } : {};
     await updateMailbox({
       db: tx,
       mailboxId: row.id,
       set: {
         status: "revoked",
+        ...providerRevokedAt,
         ...CLEARED_TOKENS,
         lastErrorCode: null,
         lastErrorCause: null,

@@ -1,0 +1,1 @@
+ALTER TABLE "mailboxes" ADD COLUMN "provider_revoked_at" timestamp with time zone;
