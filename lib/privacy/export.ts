@@ -37,7 +37,7 @@ const EXPLANATION = {
   sessions:
     "Your signed-in sessions: when each expires and which organisation it works in. Never the session token.",
   signInAccounts: "Which providers you sign in with. Never a token.",
-  organizations: `Per organisation, what it holds about you. mailboxes: mailboxes you connected or whose address is yours (metadata, never tokens). apiKeys: API keys you created (name, prefix, dates; never the secret or its hash). messagesSent: messages you sent, yourself or with your API keys (metadata and recipients; a body is kept, encrypted, only while its message waits in the queue, and is not part of the export). messagesAddressed: messages addressed to you (to, cc or bcc), with your own entries among the recipients: the others are theirs. messagesNaming: other messages whose subject, provider reply or failure cause names your address, without their recipients (none is you). auditEvents: activity log events where you are the actor or the target, or that name your address; ip and userAgent are shown only for events you performed yourself, and are null for events performed by someone else (another member, an API key, even one you created, since whatever holds a key uses it, the system): that address and browser are theirs, not yours, while actorLabel still says who acted on your data; an address an event names (in personal, or as its targetId) is shown only when it is yours or one of your mailboxes', and any other (someone you invited, say) reads "${WITHHELD}". invitations: invitations to your address (role and date). notices: notices on the dashboard for you or naming your address. notificationEmails: notification emails to you or naming your address, sent or waiting; recipient is null for one sent to someone else. webhookDeliveries: the organisation's webhook calls whose body names your address, with that body. dataRequests: the export and erasure requests the organisation recorded about your address. jobItems: incident jobs (revoking every mailbox) that took a mailbox with your address, and their result.`,
+  organizations: `Per organisation, what it holds about you. mailboxes: mailboxes you connected or whose address is yours (metadata, never tokens). apiKeys: API keys you created (name, prefix, dates; never the secret or its hash). messagesSent: messages you sent, yourself or with your API keys (metadata and recipients; a body is kept, encrypted, only while its message waits in the queue, and is not part of the export). messagesAddressed: messages addressed to you (to, cc or bcc), with your own entries among the recipients: the others are theirs. messagesNaming: other messages whose subject, provider reply or failure cause names your address, without their recipients (none is you). auditEvents: activity log events where you are the actor or the target, or that name your address; ip and userAgent are shown only for events you performed yourself, and are null for events performed by someone else (another member, an API key, even one you created, since whatever holds a key uses it, the system): that address and browser are theirs, not yours, while actorLabel still says who acted on your data; an address an event names (in personal, or as its targetId) is shown only when it is yours, one of your mailboxes' or one you connected a mailbox under yourself, and any other (someone you invited, say) reads "${WITHHELD}". invitations: invitations to your address (role and date). notices: notices on the dashboard for you or naming your address. notificationEmails: notification emails to you or naming your address, sent or waiting; recipient is null for one sent to someone else. webhookDeliveries: the organisation's webhook calls whose body names your address, with that body. dataRequests: the export and erasure requests the organisation recorded about your address. jobItems: incident jobs (revoking every mailbox) that took a mailbox with your address, and their result.`,
 };
 
 export type ExportScope =
@@ -116,7 +116,10 @@ async function* organizationPart(
           afterId: afterId ?? 0,
           limit: EXPORT_BATCH,
         })
-      ).map((event) => asShownToSubject(event, { userId, own })),
+      ).map((event) => {
+        addConnectedAddress(event, userId, own);
+        return asShownToSubject(event, { userId, own });
+      }),
     (row) => (row as { id: number }).id,
   );
   const limit = EXPORT_BATCH;
@@ -180,6 +183,24 @@ function asShownToSubject<
     targetId: event.targetId?.includes("@") ? shown(event.targetId) : event.targetId,
     personal: Object.fromEntries(Object.entries(event.personal).map(([k, v]) => [k, shown(v)])),
   };
+}
+
+/**
+ * An address the subject connected a mailbox under, themselves, is theirs as a current
+ * mailbox's is: a reconnect's `previousAddress` names it once the provider reports a new one.
+ * Not "the former address of a mailbox now theirs": an account renamed from Alice's address to
+ * theirs had Alice's. Events come in id order, so a connection precedes what names it later.
+ */
+function addConnectedAddress(
+  event: { action: string; actorType: string; actorId: string | null; personal: object },
+  userId: string | null,
+  own: Set<string>,
+): void {
+  const address = (event.personal as { address?: unknown }).address;
+  const byThem = userId !== null && event.actorType === "user" && event.actorId === userId;
+  if (byThem && event.action === "mailbox.connected" && typeof address === "string") {
+    own.add(address.toLowerCase());
+  }
 }
 
 /** A webhook body as the JSON it was sent as (its text, should it not parse). */

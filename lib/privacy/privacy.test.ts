@@ -33,7 +33,7 @@ import {
   useRateLimits,
 } from "@/lib/mail/testing";
 import { openMailboxToken } from "@/lib/oauth/sealed";
-import { readMailbox } from "@/lib/oauth/testing/fixtures";
+import { connectDemoMailbox, readMailbox } from "@/lib/oauth/testing/fixtures";
 import { auditEventsOf } from "@/lib/testing/audit";
 import { memberContext } from "@/lib/testing/context";
 import {
@@ -777,6 +777,46 @@ describe("export", () => {
         }),
       ]),
     );
+  }, 60_000);
+
+  it("shows a person the former address of a mailbox they connected under it, never one that was someone else's", async () => {
+    const owner = await createOwner();
+    const admin = await createMember(owner.orgId, "admin");
+    const person = { user: admin, orgId: owner.orgId };
+    const email = admin.email ?? "";
+    const [account, before, after, otherAccount, alice] = [
+      "account",
+      "before",
+      "after",
+      "other",
+      "alice",
+    ].map((name) => `${name}-${randomUUID().slice(0, 8)}@example.test`);
+    // Their own mailbox, connected under one address and reconnected after the provider
+    // reported another for the same account.
+    bed.oauth.directory.set(account ?? "", { email: before });
+    await connectDemoMailbox(person, { email: account });
+    bed.oauth.directory.set(account ?? "", { email: after });
+    await connectDemoMailbox(person, { email: account });
+    // Alice's mailbox, connected by the owner, that the provider later gives the admin's
+    // address: they reconnect it, but its former address was never theirs.
+    bed.oauth.directory.set(otherAccount ?? "", { email: alice });
+    await connectDemoMailbox(owner, { email: otherAccount });
+    bed.oauth.directory.set(otherAccount ?? "", { email });
+    await connectDemoMailbox(person, { email: otherAccount });
+
+    const exported = await exportText({ kind: "self", userId: admin.id, email });
+    expect(JSON.stringify(exported)).not.toContain(alice);
+    const events = (exported.organizations[0]?.auditEvents ?? []) as {
+      action: string;
+      personal: Record<string, unknown>;
+    }[];
+    const reconnects = events.filter(
+      (e) => e.action === "mailbox.connected" && "previousAddress" in e.personal,
+    );
+    expect(reconnects.map((e) => e.personal)).toEqual([
+      { address: after, previousAddress: before },
+      { address: email, previousAddress: "[another person's address, withheld]" },
+    ]);
   }, 60_000);
 
   it("withholds the IP address and user agent of calls made with the person's own API key", async () => {
