@@ -6,11 +6,11 @@ import { mailboxes, mailboxPace, messageClaims, messages } from "@/db/schema";
 import { IDEMPOTENCY_TARGET, leaseInsert, type NewMessage, newMessageColumns } from "./messages";
 
 // Queued messages (`Prefer: respond-async`, lib/mail/queued.ts). The row is the queue's state:
-// `next_attempt_at` is set exactly while a message waits (queued, retrying) and
-// an attempt that is `sending` has a lease in `message_claims` (db/schema.ts); the partial
-// index holds only the waiting rows. While an attempt prepares (pace wait, checks) its waiting row is reserved for it:
-// `claim_id` is the attempt's id and `next_attempt_at` is put off. pg-boss jobs only wake the
-// worker of a mailbox.
+// `next_attempt_at` is set exactly while a message waits (queued, retrying; a partial index
+// holds only those rows), and an attempt that is `sending` has a lease in `message_claims`
+// (db/schema.ts). While an attempt prepares (pace wait, checks) its waiting row is reserved for
+// it: `claim_id` is the attempt's id and `next_attempt_at` is put off. pg-boss jobs only wake
+// the worker of a mailbox.
 
 /**
  * The `queued` row as a statement part with placeholders, for the one statement that also writes
