@@ -77,30 +77,33 @@ export function medianRun<T extends { perSecond: number }>(runs: readonly T[]): 
 }
 
 /**
- * CPU time (ms) used so far by this machine's processes with one of these names (Linux /proc;
- * the clock tick taken as 100 Hz), or null where /proc cannot tell: a database on another
- * machine, or another system.
+ * CPU time (ms) used so far by this machine's processes, summed per key of `names` (a process
+ * counts for a key when its name starts with the key's value), read from Linux /proc in one
+ * pass with the clock tick taken as 100 Hz; null where /proc cannot tell (another system).
  */
-export function processCpuMs(names: readonly string[]): number | null {
+export function processCpuMs<K extends string>(names: Record<K, string>): Record<K, number> | null {
+  const keys = Object.keys(names) as K[];
+  const totals = Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+  let pids: string[];
   try {
-    let ticks = 0;
-    for (const pid of fs.readdirSync("/proc")) {
-      if (!/^\d+$/.test(pid)) continue;
-      let stat: string;
-      try {
-        stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-      } catch {
-        continue; // ended meanwhile
-      }
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      if (!names.some((n) => name.startsWith(n))) continue;
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
-    }
-    return ticks * 10;
+    pids = fs.readdirSync("/proc").filter((pid) => /^\d+$/.test(pid));
   } catch {
     return null;
   }
+  for (const pid of pids) {
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue; // ended meanwhile
+    }
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const key = keys.find((k) => name.startsWith(names[k]));
+    if (key === undefined) continue;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    totals[key] += (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in ticks
+  }
+  return totals;
 }
 
 export function machine(): string {

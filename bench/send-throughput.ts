@@ -34,6 +34,8 @@ import {
 
 const SCRIPT = "send-throughput";
 const WARMUP = 100;
+// The machine's database and rate-limit store, by process name (bench/lib.ts processCpuMs).
+const SERVICES = { postgres: "postgres", redis: "redis-server" };
 
 type RunResult = {
   database: string;
@@ -164,17 +166,17 @@ async function main() {
       });
       console.info(`round ${round + 1} bare nodemailer: ${fmt(bareRound)}`);
       const before = statements;
-      const services0 = [processCpuMs(["postgres"]), processCpuMs(["redis-server"])];
+      const services0 = process.env.DATABASE_URL ? processCpuMs(SERVICES) : null;
       const cpu1 = process.cpuUsage();
       const elu1 = performance.eventLoopUtilization();
       const routeRound = await drive(messages, concurrency, viaRoute);
       const cpuRoute = process.cpuUsage(cpu1);
-      const services1 = [processCpuMs(["postgres"]), processCpuMs(["redis-server"])];
+      const services1 = services0 && processCpuMs(SERVICES);
       servicesRounds.push(
-        services0.every((v) => v !== null) && services1.every((v) => v !== null)
+        services0 && services1
           ? {
-              postgres: ((services1[0] as number) - (services0[0] as number)) / messages,
-              redis: ((services1[1] as number) - (services0[1] as number)) / messages,
+              postgres: (services1.postgres - services0.postgres) / messages,
+              redis: (services1.redis - services0.redis) / messages,
             }
           : null,
       );
@@ -207,7 +209,7 @@ async function main() {
     );
     const measured = servicesRounds.filter((r) => r !== null);
     const servicesCpuMs =
-      process.env.DATABASE_URL && measured.length === rounds
+      measured.length === rounds
         ? {
             postgres: median(measured.map((r) => r.postgres)),
             redis: median(measured.map((r) => r.redis)),

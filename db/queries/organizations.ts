@@ -148,7 +148,16 @@ export async function listMembers({ db, orgId }: { db: DbOrTx; orgId: string }) 
     .orderBy(asc(memberships.createdAt));
 }
 
-export async function listInvitations({ db, orgId }: { db: DbOrTx; orgId: string }) {
+/** The organisation's waiting invitations, only those `invitedBy` sent when given. */
+export async function listInvitations({
+  db,
+  orgId,
+  invitedBy,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  invitedBy?: string;
+}) {
   return db
     .select({
       id: invitations.id,
@@ -157,8 +166,13 @@ export async function listInvitations({ db, orgId }: { db: DbOrTx; orgId: string
       createdAt: invitations.createdAt,
     })
     .from(invitations)
-    .where(eq(invitations.orgId, orgId))
-    .orderBy(asc(invitations.createdAt));
+    .where(
+      and(
+        eq(invitations.orgId, orgId),
+        invitedBy === undefined ? undefined : eq(invitations.invitedBy, invitedBy),
+      ),
+    )
+    .orderBy(asc(invitations.createdAt), asc(invitations.id));
 }
 
 export async function findMemberByEmail({
@@ -244,28 +258,6 @@ export async function deleteInvitation({
     .where(and(eq(invitations.orgId, orgId), eq(invitations.id, id)))
     .returning({ email: invitations.email });
   return row ?? null;
-}
-
-/** The organisation's waiting invitations, only those `invitedBy` sent when given. */
-export async function listInvitationsSentBy({
-  db,
-  orgId,
-  invitedBy,
-}: {
-  db: DbOrTx;
-  orgId: string;
-  invitedBy?: string;
-}) {
-  return db
-    .select({ id: invitations.id, email: invitations.email, role: invitations.role })
-    .from(invitations)
-    .where(
-      and(
-        eq(invitations.orgId, orgId),
-        invitedBy === undefined ? undefined : eq(invitations.invitedBy, invitedBy),
-      ),
-    )
-    .orderBy(asc(invitations.createdAt), asc(invitations.id));
 }
 
 /** Locks the organisation's membership rows so that "the last owner" is decided once. */

@@ -318,7 +318,14 @@ export async function listMessagesAddressedTo({ db, orgId, email, after, limit }
  */
 export async function listMessagesNaming({ db, orgId, email, after, limit }: AddressPage) {
   return db
-    .select({ ...messageColumns, recipients: entriesNaming(email) })
+    .select({
+      ...messageColumns,
+      recipients: sql<{
+        to: string[];
+        cc: string[];
+        bcc: string[];
+      }>`'{"to":[],"cc":[],"bcc":[]}'::jsonb`,
+    })
     .from(messages)
     .where(
       and(

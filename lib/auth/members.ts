@@ -9,7 +9,7 @@ import {
   findMemberByEmail,
   insertMembership,
   insertOrganization,
-  listInvitationsSentBy,
+  listInvitations,
   lockMemberships,
   updateMemberRole,
   upsertInvitation,
@@ -293,7 +293,7 @@ export async function withdrawInvitations(
   { invitedBy, role = null, reason }: { invitedBy?: string; role?: Role | null; reason: string },
 ): Promise<number> {
   const { orgId, actor, request } = ctx;
-  const sent = await listInvitationsSentBy({ db: tx, orgId, invitedBy });
+  const sent = await listInvitations({ db: tx, orgId, invitedBy });
   let withdrawn = 0;
   for (const invitation of sent) {
     if (role !== null && refuseInvitation({ actorRole: role, role: invitation.role }) === null) {

@@ -251,8 +251,8 @@ export function recordUse(mailboxId: string): void {
 
 /**
  * The final update of the message row, its audit event and webhook deliveries, in one
- * statement, written only while the row is still this attempt's (`claimId`): false when it no
- * longer was (sent, cancelled or taken over meanwhile), and then nothing was written.
+ * statement, written only while the row is still this attempt's (`claimId`): when it no longer
+ * was (sent, cancelled or taken over meanwhile), nothing is written.
  */
 export async function recordDelivery(
   db: Database,
@@ -268,7 +268,7 @@ export async function recordDelivery(
     /** A queued message: keep the failure's plain cause on the row for the status route. */
     isQueued?: boolean;
   },
-): Promise<boolean> {
+): Promise<void> {
   const { ctx, mailbox, messageId, delivery } = input;
   const failure = delivery.ok ? null : delivery.failure;
   const smtpFailure = failure && isSmtpFailure(failure) ? failure : null;
@@ -320,7 +320,6 @@ export async function recordDelivery(
   );
   // Only when the organisation has endpoints for the event: a sweep is a statement of its own.
   if (written.also > 0) kickWebhookSweep();
-  return written.isWritten;
 }
 
 /**

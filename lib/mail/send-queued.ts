@@ -61,8 +61,6 @@ export function useDemoInboxDataDir(dataDir: string | undefined): void {
 }
 const demoInboxDataDir = () => inboxHolder.__mailwardenDemoInboxDataDir ?? env().dataDir;
 
-const DEMO_RECORD = "demo server's record";
-
 export const INTERRUPTED_CAUSE =
   "Interrupted during delivery; not resent to avoid a duplicate — check Sent Items.";
 
@@ -355,7 +353,8 @@ export async function settleInterruptedAttempts(): Promise<number> {
     const ctx = await senderContext(db, row);
     if (mailbox && isDemoQueued(row, mailbox) && row.providerMessageId) {
       if (accepted.has(row.providerMessageId)) {
-        const smtpResponse = `250 Accepted before the attempt was interrupted (${DEMO_RECORD})`;
+        const smtpResponse =
+          "250 Accepted before the attempt was interrupted (demo server's record)";
         const delivery = { ok: true as const, messageId: row.providerMessageId, smtpResponse };
         await finish(db, ctx, mailbox, row, delivery, claimId);
       } else {

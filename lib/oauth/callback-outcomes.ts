@@ -3,7 +3,7 @@ import type { Database, Tx } from "@/db";
 import type { Actor, RequestInfo } from "@/lib/audit/events";
 import { auditCallerRefusal } from "@/lib/audit/refusals";
 import { writeAuditEvent } from "@/lib/audit/write";
-import type { Withdrawal } from "./grant-withdrawal";
+import type { Withdrawal } from "./withdrawal-words";
 
 // What an OAuth callback answers, and the audit event each answer leaves.
 

@@ -25,7 +25,7 @@ export type Grant = IssuedTokens & {
  * that a withdrawal where revoking ends every grant of the account can tell whether a mailbox
  * still relies on it).
  */
-export type ExchangeFailure = { error: string; issued?: IssuedTokens; subject?: string };
+type ExchangeFailure = { error: string; issued?: IssuedTokens; subject?: string };
 
 export async function exchangeCode(
   provider: MailProvider,

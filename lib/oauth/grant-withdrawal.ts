@@ -6,8 +6,6 @@ import type { MailProvider } from "./providers";
 import { revokeToken } from "./token-endpoint";
 import type { Withdrawal } from "./withdrawal-words";
 
-export type { Withdrawal } from "./withdrawal-words";
-
 /**
  * Revokes tokens the provider just issued but that are not stored, so none is left alive. The
  * refresh token stands for the whole grant. Microsoft has no revocation endpoint: the consent

@@ -16,7 +16,7 @@ import { CLEARED_TOKENS } from "./grant-columns";
 import { getMailProvider, type MailProvider } from "./providers";
 import { openMailboxToken } from "./sealed";
 import { isTokenActive, revokeToken } from "./token-endpoint";
-import { MANAGE_ACCESS, MICROSOFT_CONSENT_REMOVAL } from "./withdrawal-words";
+import { MANAGE_ACCESS, MICROSOFT_CONSENT_REMOVAL, manualRemoval } from "./withdrawal-words";
 
 export type RevokeMailboxInput = {
   /** A person's or key's context; the revoke-all job acts as the system once its starter is gone. */
@@ -66,13 +66,9 @@ function failed(
   httpStatus: number | null,
   error: string | null,
 ) {
-  const where = provider ? MANAGE_ACCESS[provider.id] : undefined;
-  const check = where
-    ? ` To be sure, remove Mailwarden's access at ${where}.`
-    : " To be sure, remove Mailwarden's access in the account's security settings at the provider.";
   return {
     providerResult: "failed",
-    detail: `${why} Mailwarden deleted its copy of the tokens anyway, so it can no longer send from this mailbox.${check}`,
+    detail: `${why} Mailwarden deleted its copy of the tokens anyway, so it can no longer send from this mailbox. To be sure, remove Mailwarden's access ${manualRemoval(provider)}.`,
     httpStatus,
     error,
   } as const;

@@ -21,8 +21,9 @@ export const MANAGE_ACCESS: Partial<Record<string, string>> = {
   google: "https://myaccount.google.com/permissions",
 };
 
-function manualRemoval(provider: { id: string }) {
-  const where = MANAGE_ACCESS[provider.id];
+/** Where an account holder removes Mailwarden's access by hand ("at …" or "in …"). */
+export function manualRemoval(provider: { id: string } | null) {
+  const where = provider ? MANAGE_ACCESS[provider.id] : undefined;
   return where ? `at ${where}` : "in the account's security settings at the provider";
 }
 

@@ -175,11 +175,9 @@ function asShownToSubject<
   // A call with the subject's own API key is not theirs here: a key acts for whatever holds it (a
   // service, a colleague, whoever it leaked to), so the caller's address and browser are not
   // known to be the subject's and may be another person's. actorId still names the key.
-  const isOwn =
-    subject.userId !== null && event.actorType === "user" && event.actorId === subject.userId;
   return {
     ...event,
-    ...(isOwn ? {} : { ip: null, userAgent: null }),
+    ...(isActOf(event, subject.userId) ? {} : { ip: null, userAgent: null }),
     targetId: event.targetId?.includes("@") ? shown(event.targetId) : event.targetId,
     personal: Object.fromEntries(Object.entries(event.personal).map(([k, v]) => [k, shown(v)])),
   };
@@ -197,10 +195,18 @@ function addConnectedAddress(
   own: Set<string>,
 ): void {
   const address = (event.personal as { address?: unknown }).address;
-  const byThem = userId !== null && event.actorType === "user" && event.actorId === userId;
-  if (byThem && event.action === "mailbox.connected" && typeof address === "string") {
+  if (
+    isActOf(event, userId) &&
+    event.action === "mailbox.connected" &&
+    typeof address === "string"
+  ) {
     own.add(address.toLowerCase());
   }
+}
+
+/** Whether the event is the subject's own act, signed in (not through one of their keys). */
+function isActOf(event: { actorType: string; actorId: string | null }, userId: string | null) {
+  return userId !== null && event.actorType === "user" && event.actorId === userId;
 }
 
 /** A webhook body as the JSON it was sent as (its text, should it not parse). */

@@ -13,6 +13,10 @@ import { env } from "@/lib/env";
 import { activeSwitches } from "@/lib/incidents/console";
 import { listMailProviders } from "@/lib/oauth/providers";
 import { limitStoreStatus } from "@/lib/ratelimit/runtime";
+import { HTTPS_PORTS } from "@/lib/webhooks/address";
+import { MAX_WAITING_DELIVERIES } from "@/lib/webhooks/breaker";
+import { CONCURRENCY, ORG_CONCURRENCY } from "@/lib/webhooks/dispatch";
+import { MAX_WEBHOOK_ENDPOINTS } from "@/lib/webhooks/endpoints";
 import {
   type Check,
   credentialChecks,
@@ -308,8 +312,7 @@ export async function securityStatus({
     {
       number: 21,
       title: "Webhooks are signed and go only where they should",
-      explanation:
-        "Each webhook endpoint has its own signing secret (Standard Webhooks), stored encrypted and shown once; outside demo mode webhooks go only over https, on port 443 or 8443, to public addresses, checked after DNS at every delivery, without following redirects. An organisation has at most 10 endpoints and at most 2 of each server process's 4 delivery workers at once, so one organisation's receivers that hang cannot hold up every other organisation's webhooks; an endpoint with more than 5,000 deliveries waiting is turned off and what waits for it cancelled.",
+      explanation: `Each webhook endpoint has its own signing secret (Standard Webhooks), stored encrypted and shown once; outside demo mode webhooks go only over https, on port ${[...HTTPS_PORTS].join(" or ")}, to public addresses, checked after DNS at every delivery, without following redirects. An organisation has at most ${MAX_WEBHOOK_ENDPOINTS} endpoints and at most ${ORG_CONCURRENCY} of each server process's ${CONCURRENCY} delivery workers at once, so one organisation's receivers that hang cannot hold up every other organisation's webhooks; an endpoint with more than ${MAX_WAITING_DELIVERIES.toLocaleString("en")} deliveries waiting is turned off and what waits for it cancelled.`,
       checks: [
         e.isDemo
           ? {

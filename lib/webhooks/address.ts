@@ -102,7 +102,7 @@ export class WebhookTargetError extends Error {
 
 const MAX_URL_LENGTH = 2_000;
 // Besides 443 (the URL's default, so `url.port` is empty): the usual alternative https port.
-const HTTPS_PORTS: ReadonlySet<string> = new Set(["443", "8443"]);
+export const HTTPS_PORTS: ReadonlySet<string> = new Set(["443", "8443"]);
 
 /**
  * Syntax only: an absolute http(s) URL without credentials (outside demo mode: https, on port

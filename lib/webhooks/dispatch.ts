@@ -28,8 +28,8 @@ import { deliverWebhook } from "./deliver";
 export const WEBHOOK_QUEUE = "webhook-deliver";
 const SWEEP_EVERY_MS = 15_000;
 const SWEEP_BATCH = 200;
-const CONCURRENCY = 4;
-const ORG_CONCURRENCY = 2;
+export const CONCURRENCY = 4;
+export const ORG_CONCURRENCY = 2;
 
 type Job = { deliveryId: string };
 

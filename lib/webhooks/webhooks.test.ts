@@ -750,6 +750,8 @@ describe("endpoints per organisation", () => {
     }
   });
 
+  // Proves the lock only on PostgreSQL (CI runs this file there too): PGlite has one connection,
+  // so its two transactions run one after the other with or without it.
   it("two saves at once for the last place: one is stored, the other refused", async () => {
     const { ctx, orgId } = await owner();
     try {
