@@ -16,14 +16,21 @@ export type ActionResult = {
   secret?: string;
 };
 
-/** Form fields as an object; a name given several times (checkboxes) becomes an array. */
-function formToObject(formData: FormData): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const key of new Set(formData.keys())) {
+/**
+ * Form fields as an object; a name given several times (checkboxes) becomes an array. One pass
+ * over the entries: a form is client input, and asking for each name's values in turn costs
+ * names × entries (18,000 empty fields fit in an action's 1 MB and took seconds that way).
+ */
+export function formToObject(formData: FormData): Record<string, string | string[]> {
+  const lists = new Map<string, string[]>();
+  for (const [key, value] of formData.entries()) {
     if (key.startsWith("$ACTION") || key === PAGE_ORG_FIELD) continue;
-    const values = formData.getAll(key).filter((v): v is string => typeof v === "string");
-    out[key] = values.length > 1 ? values : (values[0] ?? "");
+    const list = lists.get(key) ?? [];
+    if (typeof value === "string") list.push(value);
+    lists.set(key, list);
   }
+  const out: Record<string, string | string[]> = {};
+  for (const [key, values] of lists) out[key] = values.length > 1 ? values : (values[0] ?? "");
   return out;
 }
 
