@@ -19,7 +19,7 @@ import {
   refuse,
 } from "./callback-outcomes";
 import { EXCHANGE_MESSAGES, exchangeCode } from "./grant-exchange";
-import { mayManageMailboxes, storeMailbox } from "./grant-storage";
+import { mayManageMailboxes, storeGrant } from "./grant-storage";
 import { withdrawGrant } from "./grant-withdrawal";
 import {
   getMailProvider,
@@ -174,9 +174,9 @@ async function exchangeAndStore(
     return missingScope(ctx, orgId, missing, grant.scopes, grantWithdrawn);
   }
 
-  let stored: Awaited<ReturnType<typeof storeMailbox>>;
+  let stored: Awaited<ReturnType<typeof storeGrant>>;
   try {
-    stored = await ctx.db.transaction((tx) => storeMailbox(tx, ctx, provider, transaction, grant));
+    stored = await storeGrant(ctx.db, ctx, provider, transaction, grant);
   } catch (error) {
     // Nothing was stored (the database failed): a grant left alive would be nobody's to revoke.
     await withdrawGrant(ctx.db, provider, grant, grant.subject).catch(() => null);
