@@ -121,8 +121,6 @@ async function mailboxToRenew(
 async function revokedMeanwhile(tx: Tx, provider: MailProvider, grant: Grant) {
   const account = { provider: provider.id, providerSubject: grant.subject, address: grant.address };
   await lockAccountGrants({ db: tx, mailbox: account });
-  // A row from before subjects were recorded is locked by its address when revoked.
-  await lockAccountGrants({ db: tx, mailbox: { ...account, providerSubject: null } });
   return isAccountRevokedSince({ db: tx, account, since: grant.requestedAt });
 }
 

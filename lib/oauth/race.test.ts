@@ -256,6 +256,58 @@ describe("revoke while a connect of the same account is being completed (Google-
     },
   );
 
+  // A connect refused here withdraws its grant, which at Google ends the account's other grants
+  // too: one another organisation is completing at that moment must not be stored as connected
+  // with it. PGlite runs one transaction at a time, so the connect cannot wait there.
+  it.skipIf(!process.env.DATABASE_URL)(
+    "a refused connect's withdrawal while another organisation's connect of the account completes: that one is refused, not stored with a dead grant",
+    async () => {
+      const ownerA = await createOwner();
+      const ownerB = await createOwner();
+      const address = email();
+      useGoogleLikeProvider();
+      const urlB = await startFor(ownerB, "demo");
+      const flowB = await authorizeInBrowser(urlB.toString(), { email: address });
+      const urlA = await startFor(ownerA, "demo");
+      const flowA = await authorizeInBrowser(urlA.toString(), {
+        email: address,
+        untick: ["mail.send"],
+      });
+
+      let connecting: Promise<CallbackResult> | null = null;
+      beds.demo.proxy.beforeRevocation = async () => {
+        beds.demo.proxy.beforeRevocation = null;
+        // The withdrawal found no mailbox using the account; its request is not at the provider
+        // yet: the other organisation's connect runs now.
+        const exchanged = new Promise<void>((resolve) => {
+          beds.demo.proxy.afterCodeExchange = async () => resolve();
+        });
+        connecting = callbackFor(ownerB, flowB.callbackUrl);
+        await exchanged;
+        await untilSomeoneWaitsForALock();
+      };
+      try {
+        expect(await callbackFor(ownerA, flowA.callbackUrl)).toMatchObject({
+          kind: "missing_scope",
+          grantWithdrawn: "revoked",
+        });
+      } finally {
+        beds.demo.proxy.beforeRevocation = null;
+      }
+      // The withdrawal reached the provider after the other grant was issued: Google ends it too.
+      const fresh = beds.demo.proxy.issued.at(-1);
+      await revokeToken(beds.demo.provider, fresh?.refreshToken ?? "", "refresh_token");
+
+      expect(await connecting).toMatchObject({ kind: "refused", reason: "revoked_meanwhile" });
+      expect(await liveTokensOf(ownerB.orgId)).toEqual({ connected: [], live: [] });
+      const events = await auditEventsOf(ownerA.orgId, { action: "oauth.callback" });
+      expect(events.at(-1)?.metadata).toMatchObject({
+        result: "missing_scope",
+        grantWithdrawn: "revoked",
+      });
+    },
+  );
+
   /** The revoke runs between the code's redemption and the store, without reaching the provider. */
   function revokeLocallyDuringExchange(person: Person, mailboxId: string) {
     const revoked: Array<{ providerResult: string }> = [];
