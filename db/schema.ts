@@ -495,6 +495,14 @@ export const oauthTransactions = pgTable(
       .references(() => organizations.id, { onDelete: "cascade" }),
     expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
     usedAt: timestamp("used_at", { withTimezone: true }),
+    /**
+     * Where revoking ends every grant of the account (Google): when the callback revoked the
+     * grant this transaction's code was redeemed for, because it did not keep it, and the
+     * account's subject. A connect of that account redeemed before then may hold a dead grant
+     * and is refused (isAccountRevokedSince), as after a revoke of one of its mailboxes.
+     */
+    grantRevokedAt: timestamp("grant_revoked_at", { withTimezone: true }),
+    grantSubject: text("grant_subject"),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex("oauth_transactions_state_idx").on(t.state)],

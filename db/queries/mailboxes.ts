@@ -117,33 +117,6 @@ export async function findMailboxBySubject({
   );
 }
 
-/**
- * Whether any organisation holds a token for this account. Only a yes/no for deciding whether
- * revoking a fresh grant would also end grants in use (providers that revoke per account).
- */
-export async function isSubjectConnectedAnywhere({
-  db,
-  provider,
-  subject,
-}: {
-  db: DbOrTx;
-  provider: ProviderId;
-  subject: string;
-}) {
-  const [row] = await db
-    .select({ id: mailboxes.id })
-    .from(mailboxes)
-    .where(
-      and(
-        eq(mailboxes.provider, provider),
-        eq(mailboxes.providerSubject, subject),
-        or(isNotNull(mailboxes.refreshTokenEnc), isNotNull(mailboxes.accessTokenEnc)),
-      ),
-    )
-    .limit(1);
-  return Boolean(row);
-}
-
 type Account = Pick<MailboxTokenRow, "provider" | "providerSubject" | "address">;
 
 /**
@@ -161,16 +134,17 @@ function sameAccountAs(account: Account) {
 }
 
 /**
- * Whether a mailbox row other than this one, in any organisation, still holds a token for the
- * same account. Only a yes/no: where revoking ends every grant of the account (Google), revoking
- * this row's grant would cut that mailbox off too. Nothing about the other row is returned.
+ * Whether a mailbox row other than this one (any, without an id), in any organisation, still
+ * holds a token for the same account. Only a yes/no: where revoking ends every grant of the
+ * account (Google), revoking this grant would cut that mailbox off too. Nothing about the other
+ * row is returned. Read only under lockAccountGrants: isAccountInUseElsewhere.
  */
-export async function isAccountConnectedElsewhere({
+async function isAccountConnectedElsewhere({
   db,
   mailbox,
 }: {
   db: DbOrTx;
-  mailbox: Account & Pick<MailboxTokenRow, "id">;
+  mailbox: Account & { id?: string };
 }) {
   const [row] = await db
     .select({ id: mailboxes.id })
@@ -178,7 +152,7 @@ export async function isAccountConnectedElsewhere({
     .where(
       and(
         sameAccountAs(mailbox),
-        ne(mailboxes.id, mailbox.id),
+        mailbox.id ? ne(mailboxes.id, mailbox.id) : undefined,
         or(isNotNull(mailboxes.refreshTokenEnc), isNotNull(mailboxes.accessTokenEnc)),
       ),
     )
@@ -187,11 +161,12 @@ export async function isAccountConnectedElsewhere({
 }
 
 /**
- * Whether a revoke of a row of the account, in any organisation, reached the provider at or
- * after `since`. Where revoking ends every grant of the account (Google), tokens issued before
- * that revocation reached the provider may be dead; a revoke that never asked the provider
- * (kept_in_use, no token held) ended nothing there. Read under lockAccountGrants, which the
- * revocation holds.
+ * Whether a revocation that may have ended the account's grants reached the provider at or after
+ * `since`: a revoke of a row of the account, in any organisation, or a callback withdrawing a
+ * grant of the account it did not keep (recordGrantRevoked). Where revoking ends every grant of
+ * the account (Google), tokens issued before then may be dead; a revoke that never asked the
+ * provider (kept_in_use, no token held) ended nothing there. Read under lockAccountGrants,
+ * which both hold until their record commits.
  */
 export async function isAccountRevokedSince({
   db,
@@ -207,20 +182,57 @@ export async function isAccountRevokedSince({
     .from(mailboxes)
     .where(and(sameAccountAs(account), gte(mailboxes.providerRevokedAt, since)))
     .limit(1);
-  return Boolean(row);
+  if (row) return true;
+  if (!account.providerSubject) return false;
+  const [withdrawn] = await db
+    .select({ id: oauthTransactions.id })
+    .from(oauthTransactions)
+    .where(
+      and(
+        eq(oauthTransactions.provider, account.provider),
+        eq(oauthTransactions.grantSubject, account.providerSubject),
+        gte(oauthTransactions.grantRevokedAt, since),
+      ),
+    )
+    .limit(1);
+  return Boolean(withdrawn);
 }
 
 /**
  * Serialises the revocations of one account's grants until the transaction ends, so two rows of
  * the same account disconnected at once cannot each see the other still connected and both
- * leave the grant alive at the provider; and a connect's store with them, so that it sees a
- * revocation that may have ended its fresh grant (isAccountRevokedSince).
+ * leave the grant alive at the provider; a connect's store with them, so that it sees a
+ * revocation that may have ended its fresh grant (isAccountRevokedSince); and a callback's
+ * withdrawal of a grant it did not keep. The account is locked by its subject and then by its
+ * address (rows from before subjects were recorded are the account by address), always in that
+ * order. Every caller takes it after any mailbox row lock and takes no row lock after it.
  */
 export async function lockAccountGrants({ db, mailbox }: { db: DbOrTx; mailbox: Account }) {
-  const account = mailbox.providerSubject ?? mailbox.address;
-  await db.execute(
-    sql`select pg_advisory_xact_lock(hashtextextended(${`mailbox-grant:${mailbox.provider}:${account}`}, 0))`,
+  const keys = [mailbox.providerSubject, mailbox.address].filter(
+    (key, i, all): key is string => key !== null && all.indexOf(key) === i,
   );
+  for (const account of keys) {
+    await db.execute(
+      sql`select pg_advisory_xact_lock(hashtextextended(${`mailbox-grant:${mailbox.provider}:${account}`}, 0))`,
+    );
+  }
+}
+
+/**
+ * Takes the account's lock (lockAccountGrants) and says whether another mailbox row still holds
+ * a token of the account (isAccountConnectedElsewhere): the one rule for whether revoking a
+ * grant of an account whose revocation ends all its grants (Google) would cut a mailbox off, for
+ * a disconnect and for a callback withdrawing a grant it does not keep alike.
+ */
+export async function isAccountInUseElsewhere({
+  db,
+  mailbox,
+}: {
+  db: DbOrTx;
+  mailbox: Account & { id?: string };
+}) {
+  await lockAccountGrants({ db, mailbox });
+  return isAccountConnectedElsewhere({ db, mailbox });
 }
 
 /**
@@ -379,6 +391,26 @@ export async function insertOAuthTransaction({
   values: typeof oauthTransactions.$inferInsert & { id: string };
 }) {
   await db.insert(oauthTransactions).values(values);
+}
+
+/**
+ * The callback revoked the grant this transaction's code was redeemed for (it did not keep it):
+ * written under lockAccountGrants, so that a connect of the account waiting for that lock sees
+ * it (isAccountRevokedSince). Kept as long as the transaction is.
+ */
+export async function recordGrantRevoked({
+  db,
+  transactionId,
+  subject,
+}: {
+  db: DbOrTx;
+  transactionId: string;
+  subject: string;
+}) {
+  await db
+    .update(oauthTransactions)
+    .set({ grantRevokedAt: new Date(), grantSubject: subject })
+    .where(eq(oauthTransactions.id, transactionId));
 }
 
 /**

@@ -11,6 +11,7 @@ import {
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import { registerMailProvider, resetMailProviders, subjectFromClaims } from "./providers";
+import { openMailboxToken } from "./sealed";
 import { authorizeInBrowser } from "./testing/demo";
 import {
   callbackFor,
@@ -21,6 +22,7 @@ import {
   startFor,
 } from "./testing/fixtures";
 import { useProviderTestbeds } from "./testing/testbeds";
+import { revokeToken } from "./token-endpoint";
 
 // What the callback re-checks after the person comes back from the provider: their role, the
 // mailbox a reconnect was for, the account's stable subject, the mail scope and the incident
@@ -325,8 +327,54 @@ describe("callback: a grant without the mail scope is revoked, not just dropped"
 
 describe("callback: providers whose revocation is broader, or missing", () => {
   afterEach(() => {
+    beds.demo.proxy.beforeRevocation = null;
     resetMailProviders();
     registerMailProvider(beds.demo.provider);
+  });
+
+  /** The refresh token of a mailbox, as the provider sees it (introspection). */
+  async function isGrantAlive(mailboxId: string) {
+    const row = await readMailbox(mailboxId);
+    const token = openMailboxToken(mailboxId, "refresh_token", row.refreshTokenEnc ?? "");
+    return (await beds.demo.introspect(token)).active;
+  }
+
+  /** As Google does: the first revocation of a token of the account ends these mailboxes' grants. */
+  function revocationEndsGrantsOf(mailboxIds: string[]) {
+    // Straight to the provider, not through the counting proxy.
+    const provider = {
+      ...beds.demo.provider,
+      revocationEndpoint: `${beds.demo.issuer}/token/revocation`,
+    };
+    beds.demo.proxy.beforeRevocation = async () => {
+      beds.demo.proxy.beforeRevocation = null;
+      for (const id of mailboxIds) {
+        const row = await readMailbox(id);
+        const token = openMailboxToken(id, "refresh_token", row.refreshTokenEnc ?? "");
+        await revokeToken(provider, token, "refresh_token");
+      }
+    };
+  }
+
+  it("another organisation's mailbox of the account, stored before subjects were recorded, keeps its grant when a connect here is refused", async () => {
+    const owner = await createOwner();
+    const other = await createOwner();
+    const address = email();
+    const theirs = await connected(other, { email: address });
+    await setMailbox(theirs.mailboxId, { providerSubject: null });
+    registerMailProvider({ ...beds.demo.provider, revocationEndsAccountGrants: true });
+    revocationEndsGrantsOf([theirs.mailboxId]);
+    const revocationsBefore = beds.demo.proxy.revocationCalls;
+
+    const { result } = await connectDemoMailbox(owner, { email: address, untick: ["mail.send"] });
+    expect(await isGrantAlive(theirs.mailboxId)).toBe(true);
+    expect(await readMailbox(theirs.mailboxId)).toMatchObject({ status: "connected" });
+    expect(beds.demo.proxy.revocationCalls).toBe(revocationsBefore);
+    expect(result).toMatchObject({ kind: "missing_scope", grantWithdrawn: "kept_in_use" });
+    const events = await callbackEvents(owner.orgId);
+    expect(events.map((e) => e.metadata)).toEqual([
+      expect.objectContaining({ result: "missing_scope", grantWithdrawn: "kept_in_use" }),
+    ]);
   });
 
   it("where revoking ends all the account's grants (Google), one a mailbox uses is kept", async () => {

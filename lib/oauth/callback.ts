@@ -19,7 +19,7 @@ import {
   refuse,
 } from "./callback-outcomes";
 import { EXCHANGE_MESSAGES, exchangeCode } from "./grant-exchange";
-import { mayManageMailboxes, storeMailbox } from "./grant-storage";
+import { mayManageMailboxes, storeGrant } from "./grant-storage";
 import { withdrawGrant } from "./grant-withdrawal";
 import {
   getMailProvider,
@@ -155,7 +155,7 @@ async function exchangeAndStore(
   const grant = await exchangeCode(provider, transaction, ctx.input.callbackUrl, iss);
   if ("error" in grant) {
     const grantWithdrawn = grant.issued
-      ? await withdrawGrant(ctx.db, provider, grant.issued, grant.subject ?? null)
+      ? await withdrawGrant(ctx.db, provider, transaction, grant.issued, grant)
       : null;
     return fail(
       ctx,
@@ -170,24 +170,24 @@ async function exchangeAndStore(
   // Without the mail scope the grant is useless to us: withdraw it rather than leave it alive.
   const missing = missingMailScopes(provider, grant.scopes);
   if (missing.length > 0) {
-    const grantWithdrawn = await withdrawGrant(ctx.db, provider, grant, grant.subject);
+    const grantWithdrawn = await withdrawGrant(ctx.db, provider, transaction, grant, grant);
     return missingScope(ctx, orgId, missing, grant.scopes, grantWithdrawn);
   }
 
-  let stored: Awaited<ReturnType<typeof storeMailbox>>;
+  let stored: Awaited<ReturnType<typeof storeGrant>>;
   try {
-    stored = await ctx.db.transaction((tx) => storeMailbox(tx, ctx, provider, transaction, grant));
+    stored = await storeGrant(ctx.db, ctx, provider, transaction, grant);
   } catch (error) {
     // Nothing was stored (the database failed): a grant left alive would be nobody's to revoke.
-    await withdrawGrant(ctx.db, provider, grant, grant.subject).catch(() => null);
+    await withdrawGrant(ctx.db, provider, transaction, grant, grant).catch(() => null);
     throw error;
   }
   if (stored.kind === "missing_scope") {
-    const grantWithdrawn = await withdrawGrant(ctx.db, provider, grant, grant.subject);
+    const grantWithdrawn = await withdrawGrant(ctx.db, provider, transaction, grant, grant);
     return missingScope(ctx, orgId, stored.missing, grant.scopes, grantWithdrawn);
   }
   if (stored.kind === "refused") {
-    const grantWithdrawn = await withdrawGrant(ctx.db, provider, grant, grant.subject);
+    const grantWithdrawn = await withdrawGrant(ctx.db, provider, transaction, grant, grant);
     return refuse(ctx, stored.reason, orgId, {
       ...(stored.mailboxId ? { mailboxId: stored.mailboxId } : {}),
       metadata: { ...stored.metadata, codeRedeemed: true },

@@ -21,11 +21,16 @@ export type Grant = IssuedTokens & {
 
 /**
  * A code that could not become a grant. `issued`: tokens the provider handed out anyway, which
- * the caller withdraws; `subject`: the account they belong to, once the ID token named it (so
- * that a withdrawal where revoking ends every grant of the account can tell whether a mailbox
- * still relies on it).
+ * the caller withdraws; `subject` and `address`: the account they belong to, as far as the ID
+ * token named it (so that a withdrawal where revoking ends every grant of the account can tell
+ * whether a mailbox still relies on it).
  */
-type ExchangeFailure = { error: string; issued?: IssuedTokens; subject?: string };
+type ExchangeFailure = {
+  error: string;
+  issued?: IssuedTokens;
+  subject?: string;
+  address?: string;
+};
 
 export async function exchangeCode(
   provider: MailProvider,
@@ -67,7 +72,7 @@ export async function exchangeCode(
         : null;
   if (!email?.includes("@")) return { error: "no_email_claim", issued, subject };
   if (provider.id !== "microsoft" && claims?.email_verified === false) {
-    return { error: "email_not_verified", issued, subject };
+    return { error: "email_not_verified", issued, subject, address: email.toLowerCase() };
   }
   const requested = transaction.requestedScopes.split(" ");
   return {

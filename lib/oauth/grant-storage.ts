@@ -121,18 +121,42 @@ async function mailboxToRenew(
 async function revokedMeanwhile(tx: Tx, provider: MailProvider, grant: Grant) {
   const account = { provider: provider.id, providerSubject: grant.subject, address: grant.address };
   await lockAccountGrants({ db: tx, mailbox: account });
-  // A row from before subjects were recorded is locked by its address when revoked.
-  await lockAccountGrants({ db: tx, mailbox: { ...account, providerSubject: null } });
   return isAccountRevokedSince({ db: tx, account, since: grant.requestedAt });
 }
 
-export async function storeMailbox(
-  tx: Tx,
+/**
+ * Stores the grant in a transaction of its own. An insert that meets a row someone committed a
+ * moment ago is tried again as a reconnect of that row in a new transaction, never in the same
+ * one: that one holds the account lock by then, and locking the row after it would reverse the
+ * order a revoke takes them in (row, then account), so the two could deadlock.
+ */
+export async function storeGrant(
+  db: Database,
   ctx: Context,
   provider: MailProvider,
   transaction: OAuthTransaction,
   grant: Grant,
 ): Promise<Stored> {
+  // A second conflict needs that row deleted and another inserted meanwhile; a third, again.
+  for (let attempt = 1; ; attempt++) {
+    const stored = await db.transaction((tx) =>
+      storeMailbox(tx, ctx, provider, transaction, grant),
+    );
+    if (stored.kind !== "inserted_meanwhile") return stored;
+    if (attempt === 3) throw new Error("The mailbox row kept changing while it was being stored.");
+  }
+}
+
+/** Nothing written yet (locks only): the caller commits and starts again. */
+type InsertedMeanwhile = { kind: "inserted_meanwhile" };
+
+async function storeMailbox(
+  tx: Tx,
+  ctx: Context,
+  provider: MailProvider,
+  transaction: OAuthTransaction,
+  grant: Grant,
+): Promise<Stored | InsertedMeanwhile> {
   const orgId = transaction.orgId;
   // Checked again under a lock: the role may have changed while the code was being redeemed.
   if (!(await mayManageMailboxes(tx, transaction)))
@@ -179,8 +203,8 @@ export async function storeMailbox(
       db: tx,
       values: { id: mailboxId, orgId, provider: provider.id, ...fields },
     });
-    // Someone connected the same address a moment ago: retry as a reconnect of that row.
-    if (!inserted) return storeMailbox(tx, ctx, provider, transaction, grant);
+    // Someone connected the same account or address a moment ago: nothing is written yet.
+    if (!inserted) return { kind: "inserted_meanwhile" };
   }
 
   const target = { type: "mailbox", id: mailboxId };

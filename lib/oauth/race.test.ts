@@ -1,14 +1,17 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { eq, sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
-import { getDb } from "@/db";
+import { getDb, type Tx } from "@/db";
+import { lockAccountGrants } from "@/db/queries/mailboxes";
 import { mailboxes } from "@/db/schema";
 import { auditEventsOf } from "@/lib/testing/audit";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import type { CallbackResult } from "./callback";
+import { sealGrant } from "./grant-columns";
 import { registerMailProvider, resetMailProviders } from "./providers";
 import { revokeMailbox } from "./revoke";
 import { openMailboxToken } from "./sealed";
@@ -253,6 +256,58 @@ describe("revoke while a connect of the same account is being completed (Google-
     },
   );
 
+  // A connect refused here withdraws its grant, which at Google ends the account's other grants
+  // too: one another organisation is completing at that moment must not be stored as connected
+  // with it. PGlite runs one transaction at a time, so the connect cannot wait there.
+  it.skipIf(!process.env.DATABASE_URL)(
+    "a refused connect's withdrawal while another organisation's connect of the account completes: that one is refused, not stored with a dead grant",
+    async () => {
+      const ownerA = await createOwner();
+      const ownerB = await createOwner();
+      const address = email();
+      useGoogleLikeProvider();
+      const urlB = await startFor(ownerB, "demo");
+      const flowB = await authorizeInBrowser(urlB.toString(), { email: address });
+      const urlA = await startFor(ownerA, "demo");
+      const flowA = await authorizeInBrowser(urlA.toString(), {
+        email: address,
+        untick: ["mail.send"],
+      });
+
+      let connecting: Promise<CallbackResult> | null = null;
+      beds.demo.proxy.beforeRevocation = async () => {
+        beds.demo.proxy.beforeRevocation = null;
+        // The withdrawal found no mailbox using the account; its request is not at the provider
+        // yet: the other organisation's connect runs now.
+        const exchanged = new Promise<void>((resolve) => {
+          beds.demo.proxy.afterCodeExchange = async () => resolve();
+        });
+        connecting = callbackFor(ownerB, flowB.callbackUrl);
+        await exchanged;
+        await untilSomeoneWaitsForALock();
+      };
+      try {
+        expect(await callbackFor(ownerA, flowA.callbackUrl)).toMatchObject({
+          kind: "missing_scope",
+          grantWithdrawn: "revoked",
+        });
+      } finally {
+        beds.demo.proxy.beforeRevocation = null;
+      }
+      // The withdrawal reached the provider after the other grant was issued: Google ends it too.
+      const fresh = beds.demo.proxy.issued.at(-1);
+      await revokeToken(beds.demo.provider, fresh?.refreshToken ?? "", "refresh_token");
+
+      expect(await connecting).toMatchObject({ kind: "refused", reason: "revoked_meanwhile" });
+      expect(await liveTokensOf(ownerB.orgId)).toEqual({ connected: [], live: [] });
+      const events = await auditEventsOf(ownerA.orgId, { action: "oauth.callback" });
+      expect(events.at(-1)?.metadata).toMatchObject({
+        result: "missing_scope",
+        grantWithdrawn: "revoked",
+      });
+    },
+  );
+
   /** The revoke runs between the code's redemption and the store, without reaching the provider. */
   function revokeLocallyDuringExchange(person: Person, mailboxId: string) {
     const revoked: Array<{ providerResult: string }> = [];
@@ -326,4 +381,123 @@ describe("revoke while a connect of the same account is being completed (Google-
       live: [first.result.mailboxId],
     });
   });
+
+  /** A transaction on a connection of its own, held open after `work` until released. */
+  function heldTransaction(work: (tx: Tx) => Promise<void>) {
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let pid = 0;
+    const started = new Promise<void>((resolve, reject) => {
+      const run = getDb().then((db) =>
+        db.transaction(async (tx) => {
+          const result = await tx.execute(sql`select pg_backend_pid() as pid`);
+          pid = (result as unknown as { rows: { pid: number }[] }).rows[0]?.pid ?? 0;
+          await work(tx);
+          resolve();
+          await released;
+        }),
+      );
+      run.catch(reject);
+    });
+    return { started, release, pid: () => pid };
+  }
+
+  /** One account key of lockAccountGrants: an account without subject is locked by its address. */
+  function lockKey(tx: Tx, key: string) {
+    return lockAccountGrants({
+      db: tx,
+      mailbox: { provider: "demo", providerSubject: null, address: key },
+    });
+  }
+
+  /** Until `blocked` (an SQL condition on the waiting backend `w`) holds for some waiting lock. */
+  async function untilWaiting(blocked: ReturnType<typeof sql>, what: string) {
+    const db = await getDb();
+    for (let i = 0; i < 200; i++) {
+      const result = await db.execute(
+        sql`select count(*)::int as n from pg_locks w where not w.granted and ${blocked}`,
+      );
+      if ((result as unknown as { rows: { n: number }[] }).rows[0]?.n) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`nobody came to wait: ${what}`);
+  }
+
+  // The callback's store locks the account's rows, then the account; so does a revoke (row, then
+  // account). A store whose insert met a row committed a moment ago must not lock that row while
+  // it still holds the account lock, or it waits for a revoke of that row that waits for it:
+  // PostgreSQL then aborts one of them (40P01), a failed connect or a failed disconnect. The
+  // steps are held apart by locks the test takes: the subject's key, then the address's key.
+  // PGlite runs one transaction at a time and cannot deadlock, so this needs PostgreSQL.
+  it.skipIf(!process.env.DATABASE_URL)(
+    "a store meeting a row inserted meanwhile and a revoke of that row both finish (PostgreSQL only: PGlite cannot deadlock)",
+    async () => {
+      const owner = await createOwner();
+      const account = email();
+      const address = email();
+      beds.demo.directory.set(account, { email: address });
+      useGoogleLikeProvider();
+      const url = await startFor(owner, "demo");
+      const flow = await authorizeInBrowser(url.toString(), { email: account });
+
+      // The address's key, held until the store has met the other row.
+      const addressKey = heldTransaction((tx) => lockKey(tx, address));
+      await addressKey.started;
+      // Another connect of the same account in the same organisation, as its store does: the
+      // account's lock, then its row, not committed yet.
+      const rowId = randomUUID();
+      const other = heldTransaction(async (tx) => {
+        await lockKey(tx, account);
+        await tx.insert(mailboxes).values({
+          id: rowId,
+          orgId: owner.orgId,
+          connectedBy: owner.user.id,
+          provider: "demo",
+          address,
+          providerSubject: account,
+          status: "connected",
+          ...sealGrant(rowId, {
+            accessToken: `at-${rowId}`,
+            refreshToken: `rt-${rowId}`,
+            expiresAt: new Date(Date.now() + 3600_000),
+            scopes: ["openid", "email", "mail.send"],
+          }),
+        });
+      });
+      await other.started;
+
+      // The store finds no row (the other is not committed) and waits for the subject's key.
+      const connecting = callbackFor(owner, flow.callbackUrl);
+      await untilWaiting(sql`${other.pid()} = any(pg_blocking_pids(w.pid))`, "store on subject");
+      // The other row is committed; the store takes the subject's key and waits for the address's.
+      other.release();
+      await untilWaiting(
+        sql`${addressKey.pid()} = any(pg_blocking_pids(w.pid))`,
+        "store on address",
+      );
+      // A revoke of that row locks it, then waits for the account lock the store holds.
+      const revoking = revoke(owner, rowId);
+      await untilWaiting(
+        sql`exists (select 1 from pg_locks s where not s.granted and ${addressKey.pid()} = any(pg_blocking_pids(s.pid)) and s.pid = any(pg_blocking_pids(w.pid)))`,
+        "revoke on the store",
+      );
+      // The store goes on: its insert meets the committed row.
+      addressKey.release();
+
+      // A failure shows as its SQLSTATE (40P01: deadlock detected).
+      const settled = (await Promise.allSettled([connecting, revoking])).map((r) => {
+        if (r.status === "fulfilled") return r.value;
+        const error = r.reason as { code?: string; cause?: { code?: string } };
+        return { failed: error.cause?.code ?? error.code ?? String(r.reason) };
+      });
+      // The revoke reached the provider after this code was redeemed: Google ended the grant.
+      expect(settled).toEqual([
+        expect.objectContaining({ kind: "refused", reason: "revoked_meanwhile", mailboxId: rowId }),
+        expect.objectContaining({ providerResult: "revoked" }),
+      ]);
+      expect(await liveTokensOf(owner.orgId)).toEqual({ connected: [], live: [] });
+    },
+  );
 });

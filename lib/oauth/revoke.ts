@@ -1,8 +1,7 @@
 import "server-only";
 import { type DbOrTx, getDb } from "@/db";
 import {
-  isAccountConnectedElsewhere,
-  lockAccountGrants,
+  isAccountInUseElsewhere,
   lockMailboxWithTokens,
   type MailboxTokenRow,
   updateMailbox,
@@ -121,9 +120,11 @@ async function revokeAtProvider(
   const label = provider?.label ?? row.provider;
   if (!provider)
     return failed(null, `${label} is not configured here, so it could not be told.`, null, null);
-  if (provider.revocationEndsAccountGrants) {
-    await lockAccountGrants({ db: tx, mailbox: row });
-    if (await isAccountConnectedElsewhere({ db: tx, mailbox: row })) return keptInUse(provider);
+  if (
+    provider.revocationEndsAccountGrants &&
+    (await isAccountInUseElsewhere({ db: tx, mailbox: row }))
+  ) {
+    return keptInUse(provider);
   }
 
   // The refresh token stands for the whole grant: revoking it ends its access tokens too.
