@@ -16,6 +16,7 @@ import {
   parseSendRequestText,
   type SendRequest,
   sendRequestProblem,
+  validateSendRequest,
 } from "./message";
 import { toNodemailerFields } from "./nodemailer-fields";
 import { PROBLEM_TYPES, problemJson, problemResponse } from "./problem";
@@ -252,8 +253,15 @@ describe("valid messages", () => {
     const many = Array.from({ length: 200_000 }, (_, i) => (i % 2 === 0 ? "x" : "y@"));
     const raw = JSON.stringify(baseBody({ to: many.slice(0, 100_000), cc: many.slice(100_000) }));
     expect(raw.length).toBeLessThan(MAX_REQUEST_BYTES);
+    // As raw text it is refused before parsing, for its number of values.
+    expect(parseSendRequestText(raw, JSON_TYPE)).toMatchObject({
+      ok: false,
+      status: 400,
+      problems: [{ field: "body", message: expect.stringContaining("at most 1000 JSON values") }],
+    });
 
-    const result = parseSendRequestText(raw, JSON_TYPE);
+    // As a value (a dashboard form), validation counts before it reads.
+    const result = validateSendRequest(JSON.parse(raw));
 
     expect(result).toEqual({
       ok: false,

@@ -618,6 +618,28 @@ describe("the request body", () => {
     await problemOf(response);
   });
 
+  it("400 naming the body for a body of many tiny values, before it is parsed; nothing sent or stored", async () => {
+    // Under the size cap, but each `[]` is a value JSON.parse builds: seconds of CPU at 21 MB.
+    const subject = `values-${Date.now()}`;
+    const hostile = `{"mailbox":"${mailboxId}","to":["rcpt@example.test"],"subject":"${subject}","text":"x","x":[${"[],".repeat(200_000)}[]]}`;
+    const response = await POST(sendRequest(hostile, { token }));
+    expect(response.status).toBe(400);
+    const problem = await problemOf(response);
+    expect(JSON.stringify(problem.errors ?? problem)).toContain("body");
+    expect(JSON.stringify(problem)).toContain("at most 1000 JSON values");
+    const db = await getDb();
+    expect(await db.select().from(messages).where(eq(messages.subject, subject))).toHaveLength(0);
+    expect((await bed.readInbox()).filter((m) => m.subject === subject)).toHaveLength(0);
+  });
+
+  it("a long text full of commas and brackets is not counted as values, and is sent", async () => {
+    const subject = `commas-${Date.now()}`;
+    const text = `${'[],{},"['.repeat(50_000)} done`;
+    const response = await POST(sendRequest(message({ subject, text }), { token }));
+    expect(response.status).toBe(201);
+    expect((await bed.readInbox()).filter((m) => m.subject === subject)).toHaveLength(1);
+  });
+
   it("400 for a body that is not UTF-8", async () => {
     const response = await POST(
       new Request("http://localhost/api/v1/messages", {
