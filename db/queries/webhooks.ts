@@ -254,10 +254,10 @@ export async function claimDelivery({
 }
 
 /**
- * Turns the endpoint off unless it is already, and cancels its pending deliveries and
- * `alsoCancel` (the one being attempted, which is `sending`), in the transaction `db` must be.
- * Those of an endpoint already off are cancelled too: they could only fail. `turnedOff` is the
- * endpoint when this call turned it off, else null.
+ * Turns the organisation's endpoint off unless it is already, and cancels its pending deliveries
+ * and `alsoCancel` (the one being attempted, which is `sending`), in the transaction `db` must
+ * be. Those of an endpoint already off are cancelled too: they could only fail. `turnedOff` is
+ * the endpoint when this call turned it off, else null (off already, or not the organisation's).
  */
 export async function turnOffWebhookEndpoint({
   db,
@@ -288,6 +288,7 @@ export async function turnOffWebhookEndpoint({
     .set({ status: "cancelled", nextAttemptAt: null, leaseUntil: null, finishedAt: new Date() })
     .where(
       and(
+        eq(webhookDeliveries.orgId, orgId),
         eq(webhookDeliveries.endpointId, endpointId),
         or(
           eq(webhookDeliveries.status, "pending"),
