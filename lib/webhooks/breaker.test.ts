@@ -5,7 +5,7 @@ import { listOutboxForOrg, setNotificationMailbox } from "@/db/queries/notificat
 import { auditEvents, notificationOutbox, webhookDeliveries, webhookEndpoints } from "@/db/schema";
 import { insertMailboxRow } from "@/lib/oauth/testing/fixtures";
 import { memberContext } from "@/lib/testing/context";
-import { createOwner } from "@/lib/testing/factories";
+import { createMember, createOwner } from "@/lib/testing/factories";
 import { MAX_WAITING_DELIVERIES } from "./breaker";
 import { deliverWebhook } from "./deliver";
 import { emitWebhookEvent } from "./emit";
@@ -113,7 +113,8 @@ describe("an endpoint with too many deliveries waiting", () => {
   it(`past ${MAX_WAITING_DELIVERIES} waiting, the next attempt turns the endpoint off instead: the waiting deliveries are cancelled, it is audited, new events write nothing for it, and turned on again it receives them`, {
     timeout: 60_000,
   }, async () => {
-    const { ctx, orgId, endpointId } = await endpointAtReceiver();
+    const { ctx, owner, orgId, endpointId } = await endpointAtReceiver();
+    await withNotificationSender(owner);
     try {
       const due = await waiting(orgId, endpointId, MAX_WAITING_DELIVERIES + 1);
 
@@ -140,6 +141,13 @@ describe("an endpoint with too many deliveries waiting", () => {
           cancelled: MAX_WAITING_DELIVERIES + 1,
         },
       });
+      // The owner is told why, by email.
+      const [email, ...others] = await takeOutbox(orgId);
+      expect(others).toEqual([]);
+      expect(email?.recipient).toBe(owner.user.email?.toLowerCase());
+      expect(email?.event.body).toContain(
+        `more than ${MAX_WAITING_DELIVERIES.toLocaleString("en")} of its deliveries were waiting`,
+      );
 
       // The send's statement (the same INSERT … SELECT) writes nothing for a turned-off endpoint.
       const none = await emitWebhookEvent(await getDb(), {
@@ -313,6 +321,46 @@ describe("a person turning an endpoint off", () => {
       expect(await disabledEvents(orgId)).toEqual([]);
     } finally {
       await cleanUp(endpointId);
+    }
+  });
+});
+
+describe("telling the organisation when Mailwarden turns an endpoint off", () => {
+  it("the owners and admins of that organisation only are emailed: which host, why, how to turn it on", async () => {
+    // A path that holds the receiver's own token: the email names the host only.
+    const { owner, orgId, endpointId } = await endpointAtReceiver("/in/tok_s3cr3t?key=k3y");
+    await withNotificationSender(owner);
+    const admin = await createMember(orgId, "admin");
+    await createMember(orgId, "sender");
+    // Another organisation, which also has a sender and an endpoint with deliveries waiting.
+    const other = await endpointAtReceiver();
+    await withNotificationSender(other.owner);
+    try {
+      await waiting(other.orgId, other.endpointId, 2);
+      const due = await waiting(orgId, endpointId, 3);
+      receiver.answers.push({ status: 410, body: "gone" });
+      expect((await deliverWebhook(due)).kind).toBe("failed");
+
+      const queued = await takeOutbox(orgId);
+      expect(queued.map((r) => r.recipient).sort()).toEqual(
+        [owner.user.email, admin.email].map((e) => e?.toLowerCase()).sort(),
+      );
+      const host = new URL(receiver.url).host;
+      for (const { event, sentAt } of queued) {
+        expect(sentAt).toBeNull();
+        expect(event.kind).toBe("webhook_endpoint_disabled");
+        expect(event.title).toBe(`Webhook endpoint turned off: ${host}`);
+        expect(event.body).toContain("410 Gone");
+        expect(event.body).toContain("2 waiting deliveries were cancelled");
+        expect(event.body).toContain(`/webhooks/${endpointId}`);
+        expect(event.body).toMatch(/turn the endpoint on again/);
+        expect(`${event.title} ${event.body}`).not.toMatch(/s3cr3t|k3y|\/in\//);
+      }
+      expect(await takeOutbox(other.orgId)).toEqual([]);
+      expect(await statusesOf(other.endpointId)).toEqual({ pending: 2 });
+    } finally {
+      await cleanUp(endpointId);
+      await cleanUp(other.endpointId);
     }
   });
 });

@@ -4,16 +4,19 @@ import { turnOffWebhookEndpoint, type WebhookEndpointSummary } from "@/db/querie
 import type { Actor } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { RequestInfo } from "@/lib/auth/context";
+import { env } from "@/lib/env";
+import { queueNotification } from "@/lib/notifications";
 
 // Turning an endpoint off, whoever does it (ARCHITECTURE.md, Webhooks): what waits for it is
 // cancelled in the same transaction, so nothing queued before reaches the receiver afterwards,
-// even if the endpoint is turned on again. Mailwarden does it in two cases: the receiver
-// answered 410 Gone, or the endpoint holds too much. That bound: every event makes one delivery
-// per endpoint and a dead or hanging receiver keeps each waiting for days, so an organisation
-// (anyone: sign-up is open) could fill the database and the queue. An endpoint with more than
-// MAX_WAITING_DELIVERIES waiting is turned off when one of them is next taken for an attempt
-// (the claim counts them: lib/webhooks/deliver.ts). The send path is untouched: its INSERT …
-// SELECT already skips endpoints that are off.
+// even if the endpoint is turned on again. Mailwarden does it in two cases, and then emails the
+// organisation's owners and admins (lib/notifications): the receiver answered 410 Gone, or the
+// endpoint holds too much. That bound: every event makes one delivery per endpoint and a dead or
+// hanging receiver keeps each waiting for days, so an organisation (anyone: sign-up is open)
+// could fill the database and the queue. An endpoint with more than MAX_WAITING_DELIVERIES
+// waiting is turned off when one of them is next taken for an attempt (the claim counts them:
+// lib/webhooks/deliver.ts). The send path is untouched: its INSERT … SELECT already skips
+// endpoints that are off.
 
 /** Deliveries one endpoint may have waiting (pending or mid-attempt). */
 export const MAX_WAITING_DELIVERIES = 5_000;
@@ -32,7 +35,7 @@ export function endpointStateLabel(endpoint: { enabled: boolean; disabledReason:
 /**
  * Turns the endpoint off and cancels the deliveries waiting for it, `attempting` (a delivery
  * claimed for an attempt) too when given. `by` is the person who asked (reason "person");
- * without it, Mailwarden itself. Audited, with how many
+ * without it, Mailwarden itself, which also tells the owners and admins. Audited, with how many
  * were cancelled, when this call turned it off; an endpoint already off stays as it is (its
  * reason too). `db` may be a transaction: everything here commits with it.
  */
@@ -77,6 +80,31 @@ export async function turnOffEndpoint(
         ...(reason === "backlog" ? { limit: MAX_WAITING_DELIVERIES } : {}),
       },
     });
+    if (reason !== "person") {
+      await queueNotification(tx, {
+        orgId,
+        kind: "webhook_endpoint_disabled",
+        ...turnedOffWording({ endpointId, host, reason, cancelled }),
+      });
+    }
     return result;
   });
+}
+
+/** The owners' and admins' email: which endpoint (its host only: a path may hold a token), why. */
+function turnedOffWording(input: {
+  endpointId: string;
+  host: string;
+  reason: "gone" | "backlog";
+  cancelled: number;
+}): { title: string; body: string } {
+  const why =
+    input.reason === "gone"
+      ? "its receiver answered 410 Gone, which says it wants no more events"
+      : `more than ${MAX_WAITING_DELIVERIES.toLocaleString("en")} of its deliveries were waiting: its receiver was failing or too slow to keep up`;
+  const cancelled = `${input.cancelled.toLocaleString("en")} waiting ${input.cancelled === 1 ? "delivery was" : "deliveries were"} cancelled and will not be sent.`;
+  return {
+    title: `Webhook endpoint turned off: ${input.host}`,
+    body: `Mailwarden turned off the webhook endpoint at ${input.host} because ${why}. ${cancelled} Until it is turned on again, no events are sent to it. Once the receiver works, turn the endpoint on again on the Webhooks page (${env().APP_URL}/webhooks/${input.endpointId}); new events are delivered from then on.`,
+  };
 }
