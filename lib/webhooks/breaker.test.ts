@@ -271,6 +271,35 @@ describe("a person turning an endpoint off", () => {
     }
   });
 
+  it("an attempt under way when it is turned off is not retried: turned on again, the receiver does not hear of it again", async () => {
+    const { ctx, orgId, endpointId } = await endpointAtReceiver();
+    try {
+      const event = await emitWebhookEvent(await getDb(), {
+        orgId,
+        type: "message.sent",
+        data: { id: "m-under-way" },
+      });
+      let answer = () => {};
+      const answered = new Promise<void>((resolve) => {
+        answer = resolve;
+      });
+      receiver.answers.push({ status: 500, after: answered });
+      const attempt = deliverWebhook(event.deliveryIds[0] as string);
+      await expect.poll(() => receiver.received.length).toBe(1);
+
+      await setEndpointEnabled(ctx, endpointId, false);
+      answer();
+      expect((await attempt).kind).toBe("cancelled");
+      expect(await statusesOf(endpointId)).toEqual({ cancelled: 1 });
+
+      await setEndpointEnabled(ctx, endpointId, true);
+      for (const id of await allDue(endpointId)) await deliverWebhook(id);
+      expect(receiver.received).toHaveLength(1);
+    } finally {
+      await cleanUp(endpointId);
+    }
+  });
+
   it("saving the endpoint's form as off cancels the same way; an endpoint Mailwarden turned off keeps its reason when edited", async () => {
     const { ctx, orgId, endpointId } = await endpointAtReceiver();
     const fields = { url: receiver.url, events: ["message.sent" as const] };
