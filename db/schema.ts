@@ -677,7 +677,7 @@ export const webhookEndpoints = pgTable(
   (t) => [index("webhook_endpoints_org_idx").on(t.orgId, t.createdAt)],
 );
 
-// `cancelled`: never to be sent, because its endpoint was turned off automatically.
+// `cancelled`: never to be sent, because its endpoint was turned off (by a person or Mailwarden).
 export const webhookDeliveryStatusEnum = pgEnum("webhook_delivery_status", [
   "pending",
   "sending",

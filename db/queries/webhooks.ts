@@ -254,10 +254,10 @@ export async function claimDelivery({
 }
 
 /**
- * Turns the endpoint off unless it is already, and cancels its pending deliveries and
- * `alsoCancel` (the one being attempted, which is `sending`), in the transaction `db` must be.
- * Those of an endpoint already off are cancelled too: they could only fail. `turnedOff` is the
- * endpoint when this call turned it off, else null.
+ * Turns the organisation's endpoint off unless it is already, and cancels its pending deliveries
+ * and `alsoCancel` (the one being attempted, which is `sending`), in the transaction `db` must
+ * be. Those of an endpoint already off are cancelled too: they could only fail. `turnedOff` is
+ * the endpoint when this call turned it off, else null (off already, or not the organisation's).
  */
 export async function turnOffWebhookEndpoint({
   db,
@@ -288,6 +288,7 @@ export async function turnOffWebhookEndpoint({
     .set({ status: "cancelled", nextAttemptAt: null, leaseUntil: null, finishedAt: new Date() })
     .where(
       and(
+        eq(webhookDeliveries.orgId, orgId),
         eq(webhookDeliveries.endpointId, endpointId),
         or(
           eq(webhookDeliveries.status, "pending"),
@@ -299,7 +300,13 @@ export async function turnOffWebhookEndpoint({
   return { turnedOff: turnedOff ?? null, cancelled: cancelled.length };
 }
 
-/** An attempt's answer and the delivery's next state, together. */
+/**
+ * An attempt's answer and the delivery's next state, together; returns the state written. A
+ * retry of a delivery whose endpoint was turned off while it was being attempted is `cancelled`
+ * instead (lib/webhooks/breaker.ts): the turn-off cancelled only what was pending. The endpoint
+ * row is read FOR SHARE, so a turn-off committing meanwhile is either seen here or, waiting for
+ * this transaction, finds the delivery pending and cancels it.
+ */
 export async function settleAttempt({
   db,
   deliveryId,
@@ -316,19 +323,30 @@ export async function settleAttempt({
     attemptedAt: Date;
   };
   next: { status: "pending"; at: Date } | { status: "delivered" | "failed" };
-}) {
-  const nextAt = next.status === "pending" ? next.at : null;
-  await inTransaction(db, async (tx) => {
+}): Promise<"pending" | "delivered" | "failed" | "cancelled"> {
+  return inTransaction(db, async (tx) => {
+    let status: "pending" | "delivered" | "failed" | "cancelled" = next.status;
+    if (next.status === "pending") {
+      const result = await tx.execute(sql`
+        select e.enabled from webhook_endpoints e
+        join webhook_deliveries d on d.endpoint_id = e.id
+        where d.id = ${deliveryId}
+        for share of e`);
+      const [row] = (result as unknown as { rows: { enabled: boolean }[] }).rows;
+      if (!row?.enabled) status = "cancelled";
+    }
+    const nextAt = status === "pending" && next.status === "pending" ? next.at : null;
     await tx.insert(webhookAttempts).values({ deliveryId, ...attempt, nextRetryAt: nextAt });
     await tx
       .update(webhookDeliveries)
       .set({
-        status: next.status,
+        status,
         nextAttemptAt: nextAt,
         leaseUntil: null,
-        finishedAt: next.status === "pending" ? null : new Date(),
+        finishedAt: status === "pending" ? null : new Date(),
       })
       .where(eq(webhookDeliveries.id, deliveryId));
+    return status;
   });
 }
 

@@ -129,7 +129,7 @@ export const AUDIT_ACTION_LABELS: Record<AuditAction, string> = {
   "webhook.secret_rotated": "Webhook signing secret rotated",
   "webhook.test_sent": "Webhook test sent",
   "webhook.endpoint_refused": "Webhook endpoint refused",
-  "webhook.endpoint_disabled": "Webhook endpoint turned off by Mailwarden",
+  "webhook.endpoint_disabled": "Webhook endpoint turned off",
 };
 
 export function actionLabel(action: string): string {

@@ -33,7 +33,10 @@ const MAX_RETRY_AFTER_SECONDS = 24 * 3600;
 
 export type DeliveryResult =
   | { kind: "skipped" }
-  /** Not attempted: its endpoint had too many waiting and was turned off (./breaker.ts). */
+  /**
+   * Not attempted: its endpoint had too many waiting and was turned off; or attempted, but its
+   * endpoint was turned off meanwhile, so not retried (./breaker.ts).
+   */
   | { kind: "cancelled" }
   | { kind: "delivered"; statusCode: number }
   | { kind: "retry"; at: Date; orgId: string; statusCode: number | null; error: string | null }
@@ -97,7 +100,7 @@ export async function deliverWebhook(
       : null;
     const delivered =
       answer.statusCode !== null && answer.statusCode >= 200 && answer.statusCode < 300;
-    await settleAttempt({
+    const settled = await settleAttempt({
       db,
       deliveryId,
       attempt: {
@@ -114,6 +117,8 @@ export async function deliverWebhook(
           : { status: "failed" },
     });
     if (delivered) return { kind: "delivered", statusCode: answer.statusCode ?? 200 };
+    // Its endpoint was turned off during the attempt: no retry (./breaker.ts).
+    if (settled === "cancelled") return { kind: "cancelled" };
     if (at) {
       return {
         kind: "retry",

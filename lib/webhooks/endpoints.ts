@@ -19,6 +19,7 @@ import { env } from "@/lib/env";
 import { UserFacingError } from "@/lib/errors";
 import { enforceRateLimit } from "@/lib/ratelimit/runtime";
 import { type DnsOptions, resolveWebhookTarget, WebhookTargetError } from "./address";
+import { turnOffEndpoint } from "./breaker";
 import { dispatchWebhookDeliveries } from "./dispatch";
 import { webhookBody } from "./emit";
 import { WEBHOOK_TEST_EVENT, type WebhookEventType } from "./event-types";
@@ -204,49 +205,78 @@ export async function updateEndpoint(
   await getEndpoint(ctx, endpointId);
   const events = checkEvents(input.events);
   const url = await checkUrl(ctx, input.url, options);
-  return audited(ctx, endpointId, "webhook.endpoint_updated", {
-    url,
-    description: input.description,
-    events,
-    enabled: input.enabled,
-    disabledReason: input.enabled ? null : "person",
-  });
-}
-
-export async function setEndpointEnabled(ctx: CallContext, endpointId: string, enabled: boolean) {
-  assertManager(ctx);
-  return audited(ctx, endpointId, "webhook.endpoint_updated", {
-    enabled,
-    disabledReason: enabled ? null : "person",
-  });
-}
-
-async function audited(
-  ctx: CallContext,
-  endpointId: string,
-  action: "webhook.endpoint_updated",
-  set: Parameters<typeof updateEndpointRow>[0]["set"],
-): Promise<WebhookEndpointSummary> {
   const db = await getDb();
   return db.transaction(async (tx) => {
-    const row = await updateEndpointRow({ db: tx, orgId: ctx.orgId, endpointId, set });
-    if (!row) throw new WebhookEndpointNotFoundError();
-    await writeAuditEvent(tx, {
-      orgId: ctx.orgId,
-      actor: ctx.actor,
-      action,
-      target: { type: "webhook_endpoint", id: endpointId },
-      outcome: "success",
-      request: ctx.request,
-      metadata: {
-        host: hostOf(row.url),
-        events: row.events,
-        enabled: row.enabled,
-        changed: Object.keys(set).sort(),
-      },
+    const row = await audited(tx, ctx, endpointId, {
+      url,
+      description: input.description,
+      events,
+      // Off goes the one way an endpoint is turned off, which cancels what waits for it and
+      // keeps the reason of one that is off already.
+      ...(input.enabled ? { enabled: true, disabledReason: null } : {}),
     });
-    return row;
+    if (input.enabled) return row;
+    const { turnedOff } = await turnOff(tx, ctx, endpointId);
+    return turnedOff ?? row;
   });
+}
+
+/**
+ * On: new events are delivered from now on. Off: what waits for the endpoint is cancelled too,
+ * as when Mailwarden turns it off (./breaker.ts), and turning it on again does not bring those
+ * back. `cancelled` says how many.
+ */
+export async function setEndpointEnabled(
+  ctx: CallContext,
+  endpointId: string,
+  enabled: boolean,
+): Promise<{ endpoint: WebhookEndpointSummary; cancelled: number }> {
+  assertManager(ctx);
+  const db = await getDb();
+  if (enabled) {
+    const endpoint = await db.transaction((tx) =>
+      audited(tx, ctx, endpointId, { enabled: true, disabledReason: null }),
+    );
+    return { endpoint, cancelled: 0 };
+  }
+  const { turnedOff, cancelled } = await turnOff(db, ctx, endpointId);
+  return { endpoint: turnedOff ?? (await getEndpoint(ctx, endpointId)), cancelled };
+}
+
+/** The person's "off", through the breaker's path (audited there, with the count). */
+function turnOff(db: DbOrTx, ctx: CallContext, endpointId: string) {
+  return turnOffEndpoint(db, {
+    orgId: ctx.orgId,
+    endpointId,
+    reason: "person",
+    by: { actor: ctx.actor, request: ctx.request },
+  });
+}
+
+/** Changes the endpoint with `db` (a transaction) and audits the change. */
+async function audited(
+  db: DbOrTx,
+  ctx: CallContext,
+  endpointId: string,
+  set: Parameters<typeof updateEndpointRow>[0]["set"],
+): Promise<WebhookEndpointSummary> {
+  const row = await updateEndpointRow({ db, orgId: ctx.orgId, endpointId, set });
+  if (!row) throw new WebhookEndpointNotFoundError();
+  await writeAuditEvent(db, {
+    orgId: ctx.orgId,
+    actor: ctx.actor,
+    action: "webhook.endpoint_updated",
+    target: { type: "webhook_endpoint", id: endpointId },
+    outcome: "success",
+    request: ctx.request,
+    metadata: {
+      host: hostOf(row.url),
+      events: row.events,
+      enabled: row.enabled,
+      changed: Object.keys(set).sort(),
+    },
+  });
+  return row;
 }
 
 export async function deleteEndpoint(ctx: CallContext, endpointId: string): Promise<void> {

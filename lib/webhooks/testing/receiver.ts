@@ -12,7 +12,15 @@ export type Received = {
   closedAt?: number;
 };
 
-export type Answer = { status: number; body?: string; headers?: Record<string, string> } | "hang";
+export type Answer =
+  | {
+      status: number;
+      body?: string;
+      headers?: Record<string, string>;
+      /** Answered only once this settles (the request has arrived meanwhile). */
+      after?: Promise<unknown>;
+    }
+  | "hang";
 
 export type Receiver = {
   url: string;
@@ -52,8 +60,10 @@ export async function startReceiver(): Promise<Receiver> {
       });
       const answer = answers.shift() ?? { status: 200, body: "ok" };
       if (answer === "hang") return;
-      res.writeHead(answer.status, { "content-type": "text/plain", ...answer.headers });
-      res.end(answer.body ?? "");
+      void Promise.resolve(answer.after).then(() => {
+        res.writeHead(answer.status, { "content-type": "text/plain", ...answer.headers });
+        res.end(answer.body ?? "");
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -22,7 +22,7 @@ export default async function NotificationsPage() {
     <>
       <PageHeader
         title="Notifications"
-        description="Owners and admins are told by email when a mailbox needs reconnecting or an administrator, or works again; when an incident switch changes; when an API key is created or revoked; when a member joins or their role changes. The person who connected a broken mailbox is told too."
+        description="Owners and admins are told by email when a mailbox needs reconnecting or an administrator, or works again; when an incident switch changes; when an API key is created or revoked; when a member joins or their role changes; when Mailwarden turns a webhook endpoint off. The person who connected a broken mailbox is told too."
       />
       <Card className="max-w-2xl space-y-4">
         {sender ? (

@@ -71,11 +71,13 @@ export const setWebhookEndpointEnabledAction = action(
     }),
   },
   async ({ endpointId, enabled }, ctx) => {
-    await setEndpointEnabled(ctx, endpointId, enabled);
+    const { cancelled } = await setEndpointEnabled(ctx, endpointId, enabled);
     revalidatePath(`/webhooks/${endpointId}`);
     return {
       ok: true,
-      message: enabled ? "Turned on: new events are delivered." : "Turned off: no new deliveries.",
+      message: enabled
+        ? "Turned on: new events are delivered."
+        : `Turned off: no new deliveries${cancelled > 0 ? `, and the ${cancelled.toLocaleString("en")} waiting ${cancelled === 1 ? "was" : "were"} cancelled` : ""}.`,
     };
   },
 );
