@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { and, eq } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { POST } from "@/app/api/v1/messages/route";
 import { getDb } from "@/db";
 import { auditEvents } from "@/db/schema";
+import { useRefusedKeyCap } from "@/lib/audit/refusals";
 import { revokeApiKey } from "@/lib/mail/api-keys";
 import { makeApiKey } from "@/lib/mail/testing";
 import { rateLimits } from "@/lib/ratelimit/runtime";
@@ -33,8 +34,9 @@ async function eventsFrom(ip: string, action: string) {
     .where(and(eq(auditEvents.ip, ip), eq(auditEvents.action, action)));
 }
 
-/** A documentation-range IPv6 address no other test uses. */
-const uniqueAddress = () => `2001:db8::${randomUUID().slice(0, 4)}:${randomUUID().slice(0, 4)}`;
+/** A documentation-range IPv6 /64 no other test uses (sampling counts a /64 as one client). */
+const uniquePrefix = () => `2001:db8:${randomUUID().slice(0, 4)}:${randomUUID().slice(0, 4)}`;
+const uniqueAddress = () => `${uniquePrefix()}::1`;
 
 const fakeToken = () => `mwk_${"0".repeat(4)}${randomUUID().slice(0, 8)}_${"A".repeat(43)}`;
 
@@ -50,6 +52,38 @@ describe("refused API keys are audited, sampled per address", () => {
     expect(events[0]?.metadata).toMatchObject({ reason: "unknown" });
     // The secret part never reaches the log.
     expect(JSON.stringify(events[0])).not.toContain("A".repeat(43));
+  });
+
+  it("addresses rotated within one IPv6 /64 are one client: one event for all of them", {
+    timeout: 120_000,
+  }, async () => {
+    const prefix = uniquePrefix();
+    const addresses = Array.from({ length: 20 }, (_, i) => `${prefix}::${(i + 1).toString(16)}`);
+    for (const ip of addresses) expect((await post(fakeToken(), ip)).status).toBe(401);
+    const db = await getDb();
+    const events = await db
+      .select()
+      .from(auditEvents)
+      .where(and(inArray(auditEvents.ip, addresses), eq(auditEvents.action, "api_key.refused")));
+    expect(events).toHaveLength(1);
+  });
+
+  it("past the process's cap, a window's refusals from any address are only counted", {
+    timeout: 120_000,
+  }, async () => {
+    useRefusedKeyCap(2);
+    try {
+      const addresses = Array.from({ length: 4 }, uniqueAddress);
+      for (const ip of addresses) expect((await post(fakeToken(), ip)).status).toBe(401);
+      const db = await getDb();
+      const events = await db
+        .select()
+        .from(auditEvents)
+        .where(and(inArray(auditEvents.ip, addresses), eq(auditEvents.action, "api_key.refused")));
+      expect(events.map((e) => e.ip).sort()).toEqual(addresses.slice(0, 2).sort());
+    } finally {
+      useRefusedKeyCap(undefined);
+    }
   });
 
   it("a revoked key: its organisation's log, naming the key", async () => {

@@ -3,6 +3,7 @@ import { eq } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { getDb } from "@/db";
 import { apiKeys, mailboxes } from "@/db/schema";
+import { addressLimitKey } from "@/lib/auth/client-address";
 import type { RequestInfo } from "@/lib/auth/request";
 import type { AuditInput } from "./events";
 import { writeAuditEvent } from "./write";
@@ -46,13 +47,43 @@ export function sampleRefusal(tracker: Tracker, key: string, windowMs: number, n
 }
 
 /**
+ * At most this many refused-key events per process and window, whatever their addresses: one
+ * client holding many /64s (a /48 holds 65,536 of them) must not fill the log either.
+ */
+let refusedKeyCap = 120;
+const processWindow = { until: 0, written: 0, suppressed: 0 };
+
+/** For tests: a smaller cap, so that reaching it takes a few requests; undefined restores it. */
+export function useRefusedKeyCap(cap: number | undefined) {
+  refusedKeyCap = cap ?? 120;
+  Object.assign(processWindow, { until: 0, written: 0, suppressed: 0 });
+}
+
+/** Null past the cap (the refusal is only counted); else how many the cap held back before. */
+function processCapReached(now = Date.now()): number | null {
+  if (processWindow.until <= now) {
+    Object.assign(processWindow, { until: now + REFUSED_KEY_WINDOW_MS, written: 0 });
+  }
+  if (processWindow.written >= refusedKeyCap) {
+    processWindow.suppressed++;
+    return null;
+  }
+  processWindow.written++;
+  const before = processWindow.suppressed;
+  processWindow.suppressed = 0;
+  return before;
+}
+
+/**
  * Audits a bearer token the send route refused. A revoked key of an organisation goes to that
  * organisation's log; an unknown or malformed one has no organisation: the system log. Never
  * throws: the 401 must not depend on the log.
  */
 export async function auditRefusedApiKey(token: string | null, request: RequestInfo) {
-  const sample = sampleRefusal(trackers.keys, request.ip ?? "unknown", REFUSED_KEY_WINDOW_MS);
+  const sample = sampleRefusal(trackers.keys, addressLimitKey(request.ip), REFUSED_KEY_WINDOW_MS);
   if (!sample) return;
+  const overCap = processCapReached();
+  if (overCap === null) return;
   try {
     const db = await getDb();
     const prefix = token ? TOKEN_PREFIX.exec(token)?.[1] : undefined;
@@ -92,6 +123,7 @@ export async function auditRefusedApiKey(token: string | null, request: RequestI
         ...(prefix ? { prefix } : {}),
         sampledPerAddressSeconds: REFUSED_KEY_WINDOW_MS / 1000,
         suppressedBefore: sample.suppressedBefore,
+        ...(overCap > 0 ? { suppressedByProcessCap: overCap } : {}),
       },
     });
   } catch (error) {

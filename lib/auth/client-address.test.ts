@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CLIENT_ADDRESS_HEADER, clientAddressFrom } from "./client-address";
+import { addressLimitKey, CLIENT_ADDRESS_HEADER, clientAddressFrom } from "./client-address";
 
 function headersOf(socket: string | null, forwarded?: string): Headers {
   const h = new Headers();
@@ -49,5 +49,24 @@ describe("clientAddressFrom", () => {
   it("reads only the tail of a huge X-Forwarded-For", () => {
     const h = headersOf("10.0.0.5", `${"9.9.9.9, ".repeat(200_000)}203.0.113.9`);
     expect(clientAddressFrom(h, 1)).toBe("203.0.113.9");
+  });
+});
+
+describe("addressLimitKey", () => {
+  it("counts an IPv6 client by its /64, however the address is written", () => {
+    const key = "ip:2001:db8:1:2::/64";
+    expect(addressLimitKey("2001:db8:1:2::1")).toBe(key);
+    expect(addressLimitKey("2001:db8:1:2:ffff:ffff:ffff:ffff")).toBe(key);
+    expect(addressLimitKey("2001:0db8:0001:0002:0:0:0:9")).toBe(key);
+    expect(addressLimitKey("2001:db8:1:3::1")).not.toBe(key);
+    expect(addressLimitKey("2001:db8::1")).toBe("ip:2001:db8:0:0::/64");
+    expect(addressLimitKey("::1")).toBe("ip:0:0:0:0::/64");
+    expect(addressLimitKey("fe80::1%eth0")).toBe("ip:fe80:0:0:0::/64");
+    expect(addressLimitKey("64:ff9b::192.0.2.1")).toBe("ip:64:ff9b:0:0::/64");
+  });
+
+  it("keeps an IPv4 address whole, and names an unknown one", () => {
+    expect(addressLimitKey("203.0.113.9")).toBe("ip:203.0.113.9");
+    expect(addressLimitKey(null)).toBe("ip:unknown");
   });
 });

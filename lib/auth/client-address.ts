@@ -32,3 +32,32 @@ export function clientAddressFrom(h: Headers, hops: number): string | null {
   const chain = [...forwarded.map((entry) => entry.trim()).filter(Boolean), socket];
   return normalise(chain[Math.max(0, chain.length - 1 - hops)]);
 }
+
+/** The first four groups of an IPv6 address that isIP accepted, each without leading zeros. */
+function prefix64(address: string): string {
+  const bare = address.split("%")[0] ?? "";
+  const [head = "", tail] = bare.split("::");
+  const groups = (part: string) => (part === "" ? [] : part.split(":"));
+  // A dotted IPv4 tail fills two groups; it is past the first four in any valid address.
+  const width = (list: string[]) => list.reduce((n, g) => n + (g.includes(".") ? 2 : 1), 0);
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const all =
+    tail === undefined
+      ? left
+      : [...left, ...Array(8 - width(left) - width(right)).fill("0"), ...right];
+  return all
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(":");
+}
+
+/**
+ * What a per-address limit or sample counts a client under: an IPv4 address itself, an IPv6
+ * address's /64. One subscriber routinely holds a whole /64 and could rotate through its 2^64
+ * addresses, each a fresh limit, so the /64 is the smallest unit that means one client.
+ */
+export function addressLimitKey(address: string | null | undefined): string {
+  if (!address) return "ip:unknown";
+  return address.includes(":") ? `ip:${prefix64(address)}::/64` : `ip:${address}`;
+}

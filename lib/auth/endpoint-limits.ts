@@ -5,6 +5,7 @@ import {
   LimitStoreUnavailableError,
   RateLimitedError,
 } from "@/lib/ratelimit/runtime";
+import { addressLimitKey } from "./client-address";
 import { signInProviderList } from "./config";
 import { requestInfoFrom } from "./request";
 
@@ -28,9 +29,9 @@ export async function refuseAuthRequest(request: Request): Promise<Response | nu
   if (!signInProviderList().some((p) => p.id === attempt.provider)) {
     return new NextResponse("Unknown sign-in provider.", { status: 404 });
   }
-  const ip = requestInfoFrom(request.headers).ip ?? "unknown";
+  const key = addressLimitKey(requestInfoFrom(request.headers).ip);
   try {
-    await enforceRateLimit(attempt.kind === "signin" ? "signIn" : "signInCallback", [`ip:${ip}`]);
+    await enforceRateLimit(attempt.kind === "signin" ? "signIn" : "signInCallback", [key]);
     return null;
   } catch (error) {
     // The store being down is not the caller's doing: 503 and "temporarily unavailable".

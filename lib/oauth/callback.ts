@@ -3,6 +3,7 @@ import { getDb } from "@/db";
 import { consumeOAuthTransaction, findOAuthTransactionByState } from "@/db/queries/mailboxes";
 import type { OAuthTransaction } from "@/db/schema";
 import type { Actor } from "@/lib/audit/events";
+import { addressLimitKey } from "@/lib/auth/client-address";
 import { assertConnectionsAllowed, ConnectionsBlockedError } from "@/lib/incidents/switches";
 import {
   enforceRateLimit,
@@ -59,7 +60,7 @@ export async function completeConnect(input: CompleteConnectInput): Promise<Call
   const params = input.callbackUrl.searchParams;
 
   try {
-    const key = input.userId ? `user:${input.userId}` : `ip:${input.request.ip ?? "unknown"}`;
+    const key = input.userId ? `user:${input.userId}` : addressLimitKey(input.request.ip);
     await enforceRateLimit("oauthCallback", [key]);
   } catch (error) {
     if (error instanceof RateLimitedError) return refuse(ctx, "rate_limited", null);

@@ -1,6 +1,7 @@
 import { redirect } from "next/navigation";
 import { Button } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
+import { addressLimitKey } from "@/lib/auth/client-address";
 import { signIn, signInProviderList } from "@/lib/auth/config";
 import { requestInfo } from "@/lib/auth/request";
 import { getSessionContext } from "@/lib/auth/session";
@@ -14,7 +15,7 @@ import {
 async function signInWith(providerId: string) {
   "use server";
   try {
-    await enforceRateLimit("signIn", [`ip:${(await requestInfo()).ip ?? "unknown"}`]);
+    await enforceRateLimit("signIn", [addressLimitKey((await requestInfo()).ip)]);
   } catch (error) {
     if (error instanceof RateLimitedError) redirect("/sign-in?error=RateLimited");
     if (error instanceof LimitStoreUnavailableError) redirect("/sign-in?error=Unavailable");

@@ -1,4 +1,5 @@
 import { type NextRequest, NextResponse } from "next/server";
+import { addressLimitKey } from "@/lib/auth/client-address";
 import { requestInfoFrom } from "@/lib/auth/request";
 import { getSessionContext } from "@/lib/auth/session";
 import { completeConnect } from "@/lib/oauth/callback";
@@ -16,9 +17,9 @@ export const dynamic = "force-dynamic";
  * a minute from one address, refuse without doing (or recording) anything.
  */
 async function refuseAnonymousCallback(request: NextRequest, provider: string) {
-  const ip = requestInfoFrom(request.headers).ip ?? "unknown";
+  const ip = requestInfoFrom(request.headers).ip;
   try {
-    await enforceRateLimit("oauthCallbackAnonymous", [`ip:${ip}`]);
+    await enforceRateLimit("oauthCallbackAnonymous", [addressLimitKey(ip)]);
     return null;
   } catch (error) {
     const unavailable = error instanceof LimitStoreUnavailableError;
