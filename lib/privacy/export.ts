@@ -169,8 +169,8 @@ async function* organizationPart(
  * An event as its subject may see it (Art. 15(4): their access must not disclose others' data).
  * An event someone else performed (another member, an API key, the system) keeps who acted, but
  * not their IP address and user agent: those are the actor's. Whoever acted, an address the
- * event names (in `personal`, or as its target: a refused invitation's target is the invitee's
- * address) is shown only when it is one of `own`: an admin's invitation of Bob is the admin's
+ * event names (in `personal`, or as its target: a refused invitation's target was the invitee's
+ * address until such events named it in `personal` only) is shown only when it is one of `own`: an admin's invitation of Bob is the admin's
  * act, but Bob's address is Bob's.
  */
 function asShownToSubject<
