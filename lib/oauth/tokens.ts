@@ -8,7 +8,7 @@ import {
   updateMailbox,
 } from "@/db/queries/mailboxes";
 import type { ProviderId } from "@/db/schema";
-import type { Actor } from "@/lib/audit/events";
+import { type Actor, withoutAddresses } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import {
@@ -374,7 +374,15 @@ export async function markMailboxUnusable(
         status === "needs_reconnect" ? "mailbox.needs_reconnect" : "mailbox.admin_action_required",
       target: { type: "mailbox", id: mailboxId },
       outcome: "success",
-      metadata: { provider: row.provider, code, cause, smtpResponse: problem.smtpResponse ?? null },
+      // The cause names the mailbox's address (Set-CASMailbox -Identity …) and a reply may quote
+      // one: metadata is chained, out of erasure's reach, so both keep [address] (the row keeps
+      // the full text, which erasure deletes with the mailbox).
+      metadata: {
+        provider: row.provider,
+        code,
+        cause: withoutAddresses(cause),
+        smtpResponse: withoutAddresses(problem.smtpResponse ?? null),
+      },
     });
     return notifyMailboxProblem(tx, {
       kind:
