@@ -313,6 +313,32 @@ describe("erasure", () => {
     expect(await scanDatabase(outsider)).toEqual([]);
   }, 60_000);
 
+  it("demo mode: erasure deletes the demo inbox's messages to and from the address, and only those", async () => {
+    const owner = await createOwner();
+    const erased = `inbox-${randomUUID().slice(0, 8)}@example.test`;
+    const other = `kept-${randomUUID().slice(0, 8)}@example.test`;
+    const box = await connectMailbox(owner);
+    const theirs = await connectMailbox(owner, erased);
+    await sendAs(owner, box, [erased], "To the person");
+    await sendAs(owner, theirs, [other], "From the person");
+    await sendAs(owner, box, [other], "Nothing to do with them");
+    const names = (m: { envelopeFrom: string; envelopeTo: string[] }) =>
+      m.envelopeFrom === erased || m.envelopeTo.includes(erased);
+    expect((await bed.readInbox()).filter(names)).toHaveLength(2);
+
+    const result = await eraseNow(owner, erased);
+    const inbox = await bed.readInbox();
+    expect(JSON.stringify(inbox).toLowerCase()).not.toContain(erased);
+    expect(inbox.filter((m) => m.envelopeTo.includes(other)).map((m) => m.subject)).toEqual([
+      "Nothing to do with them",
+    ]);
+    // The receipt counts them.
+    expect(result).toMatchObject({
+      kind: "erased",
+      receipt: { demoInbox: { messagesDeleted: 2 } },
+    });
+  }, 60_000);
+
   it("erases the address of a refused invitation: shown on the activity page and in the export until then, in no column of its event after, the chain intact", async () => {
     const db = await getDb();
     const owner = await createOwner();
