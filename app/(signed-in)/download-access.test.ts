@@ -7,6 +7,7 @@ import { CLIENT_ADDRESS_HEADER } from "@/lib/auth/client-address";
 import { changeMemberRole, removeMember } from "@/lib/auth/members";
 import { ensureDemoClients } from "@/lib/demo";
 import { env } from "@/lib/env";
+import { signEveryoneOut } from "@/lib/incidents/console";
 import { EXPORT_BATCH as SUBJECT_BATCH } from "@/lib/privacy/export";
 import { recordDataRequest } from "@/lib/privacy/requests";
 import { auditEventsOf } from "@/lib/testing/audit";
@@ -216,6 +217,38 @@ describe("a streamed download stops when its caller loses access", () => {
       actorId: person.user.id,
       targetId: "/profile/export",
       metadata: { role: null, permission: "view", reason: "access_lost" },
+    });
+  }, 60_000);
+
+  it("the activity export: everyone signed out mid-stream (an intruder's session too) ends the download", async () => {
+    const owner = await createOwner("dl-owner");
+    const admin = await createMember(owner.orgId, "admin", "dl-intruder");
+    const marker = `row-${randomUUID()}`;
+    const total = 1200;
+    await fillLog(owner.orgId, total, marker);
+    const headers = await signedInAs(admin.id);
+    const response = await exportActivity(
+      new Request(new URL("/activity/export?format=csv", env().APP_URL), { headers }),
+    );
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read(); // the header line
+    await reader.read(); // the first batch
+
+    // The admin is still a member with the same role: only their session ends.
+    await signEveryoneOut({
+      db: await getDb(),
+      ctx: memberContext(owner.orgId, owner.user, "owner"),
+      keepSessionToken: null,
+      reason: "incident",
+    });
+    const rest = await readRest(reader);
+
+    expect(rest.ended).toBe("failed");
+    expect(occurrences(rest.text, marker)).toBeLessThanOrEqual(250);
+    const [stopped] = await auditEventsOf(owner.orgId, { action: "access.denied" });
+    expect(stopped).toMatchObject({
+      actorId: admin.id,
+      metadata: { role: "admin", permission: "readAudit", reason: "session_ended" },
     });
   }, 60_000);
 });

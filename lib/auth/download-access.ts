@@ -1,6 +1,7 @@
 import "server-only";
 import { getDb } from "@/db";
 import { findMembership } from "@/db/queries/organizations";
+import { isSessionLive } from "@/db/queries/sessions";
 import type { RequestInfo } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { isOperator } from "./operators";
@@ -22,12 +23,13 @@ export type DownloadAccessCheck = (orgId?: string) => Promise<void>;
 
 /**
  * A streamed download's re-check, run before each batch it reads from the database: the
- * caller must still be a member of the organisation (`orgId`, else the download's own) with a
- * role that has `permission`, and, for the system log, an operator. A download is checked when
- * it starts and may then stream for minutes; without this a person removed from the
- * organisation, or demoted out of the role, would go on receiving its data. The first failed
- * check is audited (`access.denied`, reason `access_lost`, in that organisation's log) and every
- * check from then on throws DownloadAccessLostError.
+ * caller's session must still be there (not signed out, nor ended by "sign everyone out"), and
+ * the caller a member of the organisation (`orgId`, else the download's own) with a role that
+ * has `permission` and, for the system log, an operator. A download is checked when it starts
+ * and may then stream for minutes; without this a person removed from the organisation, demoted
+ * out of the role or signed out would go on receiving its data. The first failed check is
+ * audited (`access.denied`, reason `access_lost` or `session_ended`, in that organisation's log)
+ * and every check from then on throws DownloadAccessLostError.
  */
 export function downloadAccessCheck(
   caller: { orgId: string; user: { id: string; email: string | null } },
@@ -35,15 +37,26 @@ export function downloadAccessCheck(
     permission,
     resource,
     request,
+    sessionToken,
     operator = false,
-  }: { permission: Permission; resource: string; request: RequestInfo | null; operator?: boolean },
+  }: {
+    permission: Permission;
+    resource: string;
+    request: RequestInfo | null;
+    /** The session the download was started in (null: none to check). */
+    sessionToken: string | null;
+    operator?: boolean;
+  },
 ): DownloadAccessCheck {
   let isLost = false;
   return async (orgId = caller.orgId) => {
     if (isLost) throw new DownloadAccessLostError();
     const db = await getDb();
-    const membership = await findMembership({ db, orgId, userId: caller.user.id });
+    const userId = caller.user.id;
+    const isSignedIn = sessionToken === null || (await isSessionLive({ db, sessionToken, userId }));
+    const membership = await findMembership({ db, orgId, userId });
     const allowed =
+      isSignedIn &&
       membership !== null &&
       hasPermission(membership.role, permission) &&
       (!operator || (await isOperator({ db, userId: caller.user.id })));
@@ -59,7 +72,7 @@ export function downloadAccessCheck(
       metadata: {
         role: membership?.role ?? null,
         permission: operator ? "operator" : permission,
-        reason: "access_lost",
+        reason: isSignedIn ? "access_lost" : "session_ended",
       },
     });
     throw new DownloadAccessLostError();
