@@ -357,6 +357,8 @@ export async function markMailboxUnusable(
     // Already flagged, paused, revoked or waiting for a reconnect: nothing new to say.
     if (row.status !== "connected") return null;
     const { status, code, cause } = problem;
+    // Chained metadata is out of erasure's reach: [address] (the cause names the mailbox's own).
+    const [logCause, logReply] = [cause, problem.smtpResponse ?? null].map(withoutAddresses);
     await updateMailbox({
       db: tx,
       mailboxId,
@@ -374,15 +376,7 @@ export async function markMailboxUnusable(
         status === "needs_reconnect" ? "mailbox.needs_reconnect" : "mailbox.admin_action_required",
       target: { type: "mailbox", id: mailboxId },
       outcome: "success",
-      // The cause names the mailbox's address (Set-CASMailbox -Identity …) and a reply may quote
-      // one: metadata is chained, out of erasure's reach, so both keep [address] (the row keeps
-      // the full text, which erasure deletes with the mailbox).
-      metadata: {
-        provider: row.provider,
-        code,
-        cause: withoutAddresses(cause),
-        smtpResponse: withoutAddresses(problem.smtpResponse ?? null),
-      },
+      metadata: { provider: row.provider, code, cause: logCause, smtpResponse: logReply },
     });
     return notifyMailboxProblem(tx, {
       kind:
