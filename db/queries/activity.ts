@@ -57,6 +57,9 @@ export const TEXT_WINDOW = 50_000;
 
 const exactTime = sql<string>`to_char(${auditEvents.occurredAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
+/** The address an event names in its erasable `personal` fields (an invitation's invitee). */
+const namedEmail = sql<string | null>`${auditEvents.personal}->>'email'`;
+
 const listColumns = {
   id: auditEvents.id,
   seq: auditEvents.seq,
@@ -69,6 +72,7 @@ const listColumns = {
   targetType: auditEvents.targetType,
   targetId: auditEvents.targetId,
   outcome: auditEvents.outcome,
+  namedEmail,
 };
 
 export type ActivityRow = {
@@ -83,6 +87,7 @@ export type ActivityRow = {
   targetType: string | null;
   targetId: string | null;
   outcome: "success" | "failure" | "denied";
+  namedEmail: string | null;
 };
 
 function escapeLike(text: string): string {
@@ -165,7 +170,11 @@ export async function listActivity({
     // matched within it: a rare match never turns into a probe of the whole chain.
     const window = db.$with("w").as(
       db
-        .select({ ...listColumns, at: exactTime.as("at") })
+        .select({
+          ...listColumns,
+          at: exactTime.as("at"),
+          namedEmail: namedEmail.as("named_email"),
+        })
         .from(auditEvents)
         .where(and(...base))
         .orderBy(...order)

@@ -1,5 +1,5 @@
 import "server-only";
-import { and, eq, inArray, ne, sql } from "drizzle-orm";
+import { and, eq, gt, inArray, ne, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { memberships, sessions } from "@/db/schema";
 
@@ -20,6 +20,30 @@ export async function setSessionActiveOrg({
     .set({ activeOrgId: orgId })
     .where(and(eq(sessions.sessionToken, sessionToken), eq(sessions.userId, userId)))
     .returning({ userId: sessions.userId });
+  return rows.length > 0;
+}
+
+/** Whether the session is still there and unexpired (not signed out, nor everyone signed out). */
+export async function isSessionLive({
+  db,
+  sessionToken,
+  userId,
+}: {
+  db: DbOrTx;
+  sessionToken: string;
+  userId: string;
+}) {
+  const rows = await db
+    .select({ userId: sessions.userId })
+    .from(sessions)
+    .where(
+      and(
+        eq(sessions.sessionToken, sessionToken),
+        eq(sessions.userId, userId),
+        gt(sessions.expires, new Date()),
+      ),
+    )
+    .limit(1);
   return rows.length > 0;
 }
 

@@ -29,11 +29,17 @@ const TARGET_KIND: Record<string, string> = {
   switch: "Switch",
 };
 
-/** A target in words: the resolved label when the organisation still has it, else its kind. */
+/**
+ * A target in words: the resolved label when the organisation still has it, else its kind. An
+ * invitation without an id (refused: no row was made) is named by the address in the event's
+ * `personal` fields (`namedEmail`), a pseudonym once erased; one from before that change has the
+ * address as its id.
+ */
 export function describeTarget(
   labels: Map<string, string>,
   type: string | null,
   id: string | null,
+  namedEmail: unknown = null,
 ): string | null {
   if (!type) return null;
   const kind = TARGET_KIND[type] ?? type;
@@ -41,6 +47,9 @@ export function describeTarget(
   if (label) return `${kind} ${label}`;
   // Routes, permissions and switches are named by their id already; uuids are not words.
   if (type === "route" || type === "permission" || type === "switch") return `${kind} ${id}`;
+  if (type === "invitation" && id === null && typeof namedEmail === "string") {
+    return `${kind} ${namedEmail}`;
+  }
   return type === "invitation" && id?.includes("@") ? `${kind} ${id}` : `${kind} (no longer here)`;
 }
 
@@ -76,7 +85,7 @@ export async function loadActivityPage({
     ...r,
     actionLabel: actionLabel(r.action),
     who: r.actorLabel ?? (r.actorType === "system" ? "System" : r.actorType),
-    target: describeTarget(labels, r.targetType, r.targetId),
+    target: describeTarget(labels, r.targetType, r.targetId, r.namedEmail),
   }));
   const firstRow = page.rows[0];
   const lastRow = page.rows[page.rows.length - 1];

@@ -195,7 +195,12 @@ export type AuditInput = {
   orgId: string | null;
   actor: Actor;
   action: AuditAction;
-  target?: { type: string; id: string } | null;
+  /**
+   * What the event is about. The id is chained as it is, out of erasure's reach: never an email
+   * address or other personal value (that goes in `personal`); null when there is no row to name
+   * (a refused invitation: the address it was for is its `personal.email`).
+   */
+  target?: { type: string; id: string | null } | null;
   outcome: "success" | "failure" | "denied";
   /** Where the caller came from (lib/auth/request.ts); none for system events. */
   request?: RequestInfo | null;

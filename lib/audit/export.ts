@@ -101,7 +101,9 @@ export const EXPORT_BATCH: Record<ExportFormat, number> = { csv: 250, jsonl: 100
 
 /**
  * The export as a byte stream. `onDone` is called once with the manifest when the last byte
- * was taken, or with `complete: false` when the client went away first.
+ * was taken, or with `complete: false` when the client went away first or `check` refused.
+ * `check` runs before each batch is read (lib/auth/download-access.ts): when it throws, the
+ * stream errors, so the client's download fails rather than ending without its rest.
  */
 export function exportStream({
   db,
@@ -110,6 +112,7 @@ export function exportStream({
   filterParams,
   format,
   batch = EXPORT_BATCH[format],
+  check,
   onDone,
 }: {
   db: DbOrTx;
@@ -118,6 +121,7 @@ export function exportStream({
   filterParams: Record<string, string>;
   format: ExportFormat;
   batch?: number;
+  check?: () => Promise<void>;
   onDone?: (manifest: ExportManifest, complete: boolean) => Promise<void>;
 }): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
@@ -149,6 +153,14 @@ export function exportStream({
         if (format === "csv" && !isHeaderSent) {
           isHeaderSent = true;
           controller.enqueue(encoder.encode(toCsv([CSV_COLUMNS])));
+          return;
+        }
+        try {
+          await check?.();
+        } catch (error) {
+          await batches.return(undefined);
+          await finish(false);
+          controller.error(error);
           return;
         }
         const next = await batches.next();

@@ -109,7 +109,7 @@ export async function settleMemberships(
 
 type Refused = {
   action: AuditAction;
-  target: { type: string; id: string };
+  target: { type: string; id: string | null };
   metadata: Record<string, unknown>;
 };
 
@@ -159,9 +159,11 @@ export async function inviteMember(
   { email, role }: { email: string; role: Role },
 ) {
   const { orgId, actor, request } = ctx;
+  // A refused invitation has no row: the address is named only in `email`, which the writer
+  // keeps in the event's erasable `personal` fields (a target id is chained, never erased).
   const refused = {
     action: "member.invited" as const,
-    target: { type: "invitation", id: email.toLowerCase() },
+    target: { type: "invitation", id: null },
     metadata: { email: email.toLowerCase(), role },
   };
   return auditingRefusal(db, ctx, refused, () =>
@@ -187,7 +189,7 @@ export async function inviteMember(
         orgId,
         actor,
         action: "member.invited",
-        target: { type: "invitation", id: invite?.id ?? email },
+        target: { type: "invitation", id: invite?.id ?? null },
         outcome: "success",
         request,
         metadata: {

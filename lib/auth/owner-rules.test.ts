@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { auditEvents, invitations, memberships, type Role } from "@/db/schema";
@@ -77,6 +77,25 @@ async function eventsAbout(orgId: string, targetId: string) {
     .select({ action: auditEvents.action, outcome: auditEvents.outcome })
     .from(auditEvents)
     .where(and(eq(auditEvents.orgId, orgId), eq(auditEvents.targetId, targetId)));
+}
+
+/** Invitation events naming `email`: in their erasable `personal` fields, never as target id. */
+async function invitationEventsNaming(orgId: string, email: string) {
+  const db = await getDb();
+  return db
+    .select({
+      outcome: auditEvents.outcome,
+      targetType: auditEvents.targetType,
+      targetId: auditEvents.targetId,
+    })
+    .from(auditEvents)
+    .where(
+      and(
+        eq(auditEvents.orgId, orgId),
+        eq(auditEvents.action, "member.invited"),
+        sql`${auditEvents.personal}->>'email' = ${email}`,
+      ),
+    );
 }
 
 async function expectRefused(work: Promise<unknown>, orgId: string, targetId: string) {
@@ -219,7 +238,10 @@ describe("owner rules: inviting", () => {
           .from(invitations)
           .where(and(eq(invitations.orgId, orgId), eq(invitations.email, email)));
       if (!isAllowed) {
-        await expectRefused(work, orgId, email);
+        await expect(work).rejects.toThrow(MemberRuleError);
+        expect(await invitationEventsNaming(orgId, email)).toEqual([
+          { outcome: "denied", targetType: "invitation", targetId: null },
+        ]);
         expect(await stored()).toEqual([]);
         return;
       }

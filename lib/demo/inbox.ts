@@ -1,4 +1,4 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import type { AddressObject } from "mailparser";
 import { z } from "zod";
@@ -137,4 +137,32 @@ async function storedMessageId(file: string): Promise<string | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * Erasure in demo mode (lib/privacy/requests.ts): deletes every stored message whose file text
+ * (envelope, the account that sent it, headers, body) `names` says names the person, so a message
+ * to or from an erased address is not left readable in the demo inbox. Returns how many.
+ */
+export async function deleteDemoInboxMessages(
+  dataDir: string,
+  names: (text: string) => boolean,
+): Promise<number> {
+  const dir = demoInboxDir(dataDir);
+  let files: string[];
+  try {
+    files = (await readdir(dir)).filter((name) => name.endsWith(".json"));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    throw error;
+  }
+  let deleted = 0;
+  for (let i = 0; i < files.length; i += 64) {
+    const batch = files.slice(i, i + 64).map((name) => path.join(dir, name));
+    const texts = await Promise.all(batch.map((file) => readFile(file, "utf8").catch(() => "")));
+    const naming = batch.filter((_, j) => names(texts[j] ?? ""));
+    await Promise.all(naming.map((file) => rm(file, { force: true })));
+    deleted += naming.length;
+  }
+  return deleted;
 }

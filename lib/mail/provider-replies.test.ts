@@ -12,7 +12,9 @@ import { createOwner } from "@/lib/testing/factories";
 import { sendOutcomeResult } from "./form-result";
 import { sendOutcomeResponse } from "./http";
 import type { SendOutcome } from "./outcomes";
+import { markMailboxLimited } from "./quota";
 import { sendMessage, testConnection } from "./send";
+import { classifySmtpError } from "./smtp-replies";
 import {
   connectMailbox,
   makeApiKey,
@@ -172,6 +174,24 @@ describe("a provider's daily quota: limit reached until a time, not broken", () 
     expect(until).toBeLessThan(Date.now() + DAY_MS + 1_000);
     expect(await auditOf(box, "mailbox.limit_reached")).toHaveLength(1);
     expect(sendOutcomeResponse(expectKind(await send(box), "rate_limited")).status).toBe(429);
+  });
+});
+
+describe("a quota reply that quotes an address", () => {
+  it("keeps the reply in the log with [address]: the event's metadata is chained, out of erasure's reach", async () => {
+    const address = `quota-quoted-${Date.now()}@example.test`;
+    const box = await connectMailbox(owner, address);
+    const failure = classifySmtpError({
+      responseCode: 550,
+      response: `550 5.4.5 Daily user sending limit exceeded for <${address}>.`,
+    });
+    expect(failure.kind).toBe("quota");
+    await markMailboxLimited({ id: box }, failure);
+    const [event] = await auditOf(box, "mailbox.limit_reached");
+    expect(event?.metadata.smtpResponse).toBe(
+      "550 5.4.5 Daily user sending limit exceeded for <[address]>.",
+    );
+    expect(JSON.stringify(event).toLowerCase()).not.toContain(address);
   });
 });
 

@@ -2,6 +2,7 @@ import "server-only";
 import { and, eq, gt, isNull, lte, min, or, sql } from "drizzle-orm";
 import { getDb } from "@/db";
 import { mailboxes, messages } from "@/db/schema";
+import { withoutAddresses } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { formatDateTime } from "@/lib/utils";
 import type { RefusalOutcome } from "./outcomes";
@@ -115,7 +116,8 @@ export async function markMailboxLimited(
         provider: row.provider,
         code: failure.code,
         limitedUntil: until.toISOString(),
-        smtpResponse: failure.smtpResponse,
+        // Chained metadata, out of erasure's reach: no address a reply may quote.
+        smtpResponse: withoutAddresses(failure.smtpResponse),
       },
     });
   });

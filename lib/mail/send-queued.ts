@@ -59,7 +59,7 @@ const inboxHolder = globalThis as typeof globalThis & { __mailwardenDemoInboxDat
 export function useDemoInboxDataDir(dataDir: string | undefined): void {
   inboxHolder.__mailwardenDemoInboxDataDir = dataDir;
 }
-const demoInboxDataDir = () => inboxHolder.__mailwardenDemoInboxDataDir ?? env().dataDir;
+export const demoInboxDataDir = () => inboxHolder.__mailwardenDemoInboxDataDir ?? env().dataDir;
 
 export const INTERRUPTED_CAUSE =
   "Interrupted during delivery; not resent to avoid a duplicate — check Sent Items.";

@@ -217,6 +217,15 @@ describe("SMTP replies, each driven through the real SMTP server", () => {
     expect(row.lastErrorCause).toContain(`Set-CASMailbox -Identity ${address}`);
     expect(row.lastErrorCause).toMatch(/Security Defaults/);
     expect(row.refreshTokenEnc).not.toBeNull();
+    // The event's metadata is chained, out of erasure's reach: the instruction without the address.
+    const [event] = await (await getDb())
+      .select()
+      .from(auditEvents)
+      .where(
+        and(eq(auditEvents.targetId, box), eq(auditEvents.action, "mailbox.admin_action_required")),
+      );
+    expect(event?.metadata.cause).toContain("Set-CASMailbox -Identity [address]");
+    expect(JSON.stringify(event?.metadata).toLowerCase()).not.toContain(address.toLowerCase());
 
     const again = expectKind(await send(box), "conflict");
     expect(again.cause).toContain("Set-CASMailbox");

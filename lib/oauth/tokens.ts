@@ -8,7 +8,7 @@ import {
   updateMailbox,
 } from "@/db/queries/mailboxes";
 import type { ProviderId } from "@/db/schema";
-import type { Actor } from "@/lib/audit/events";
+import { type Actor, withoutAddresses } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import {
@@ -357,6 +357,8 @@ export async function markMailboxUnusable(
     // Already flagged, paused, revoked or waiting for a reconnect: nothing new to say.
     if (row.status !== "connected") return null;
     const { status, code, cause } = problem;
+    // Chained metadata is out of erasure's reach: [address] (the cause names the mailbox's own).
+    const [logCause, logReply] = [cause, problem.smtpResponse ?? null].map(withoutAddresses);
     await updateMailbox({
       db: tx,
       mailboxId,
@@ -374,7 +376,7 @@ export async function markMailboxUnusable(
         status === "needs_reconnect" ? "mailbox.needs_reconnect" : "mailbox.admin_action_required",
       target: { type: "mailbox", id: mailboxId },
       outcome: "success",
-      metadata: { provider: row.provider, code, cause, smtpResponse: problem.smtpResponse ?? null },
+      metadata: { provider: row.provider, code, cause: logCause, smtpResponse: logReply },
     });
     return notifyMailboxProblem(tx, {
       kind:

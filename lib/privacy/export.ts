@@ -52,7 +52,11 @@ function json(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** Runs before each page is read: throws when the caller may no longer have the rest. */
+type PageCheck = () => Promise<void>;
+
 async function* list<T>(
+  check: PageCheck,
   fetchPage: (after: T | undefined) => Promise<unknown[]>,
   cursorOf: (row: unknown) => T,
 ): AsyncGenerator<string> {
@@ -60,6 +64,7 @@ async function* list<T>(
   let after: T | undefined;
   let first = true;
   for (;;) {
+    await check();
     const rows = await fetchPage(after);
     for (const row of rows) {
       yield `${first ? "" : ","}\n${json(row)}`;
@@ -76,9 +81,11 @@ async function* organizationPart(
   db: DbOrTx,
   org: OrgPart,
   subject: { userId: string | null; email: string },
+  check: PageCheck,
 ): AsyncGenerator<string> {
   const { orgId } = org;
   const { userId, email } = subject;
+  await check();
   const mailboxes = await listSubjectMailboxes({ db, orgId, userId, email });
   const apiKeys = userId === null ? [] : await listSubjectApiKeys({ db, orgId, userId });
   const invitations = await listSubjectInvitations({ db, orgId, email });
@@ -87,18 +94,21 @@ async function* organizationPart(
   if (userId === null) yield "[]";
   else {
     yield* list<string>(
+      check,
       (after) => listMessagesSentBy({ db, orgId, userId, after: after ?? "", limit: EXPORT_BATCH }),
       (row) => (row as { id: string }).id,
     );
   }
   yield `,"messagesAddressed":`;
   yield* list<string>(
+    check,
     (after) =>
       listMessagesAddressedTo({ db, orgId, email, after: after ?? "", limit: EXPORT_BATCH }),
     (row) => (row as { id: string }).id,
   );
   yield `,"messagesNaming":`;
   yield* list<string>(
+    check,
     (after) => listMessagesNaming({ db, orgId, email, after: after ?? "", limit: EXPORT_BATCH }),
     (row) => (row as { id: string }).id,
   );
@@ -106,6 +116,7 @@ async function* organizationPart(
   // The addresses that are the subject's: theirs, and the mailboxes this export lists as theirs.
   const own = new Set([email, ...mailboxes.map((m) => m.address.toLowerCase())]);
   yield* list<number>(
+    check,
     async (afterId) =>
       (
         await listAuditEventsOfSubject({
@@ -126,16 +137,19 @@ async function* organizationPart(
   const byId = (row: unknown) => (row as { id: string }).id;
   yield `,"notices":`;
   yield* list<string>(
+    check,
     (after) => listNoticesNaming({ db, orgId, userId, email, after: after ?? "", limit }),
     byId,
   );
   yield `,"notificationEmails":`;
   yield* list<string>(
+    check,
     (after) => listNotificationEmailsNaming({ db, orgId, email, after: after ?? "", limit }),
     byId,
   );
   yield `,"webhookDeliveries":`;
   yield* list<string>(
+    check,
     async (after) =>
       (await listWebhookDeliveriesNaming({ db, orgId, email, after: after ?? "", limit })).map(
         (delivery) => ({ ...delivery, body: parsedBody(delivery.body) }),
@@ -144,6 +158,7 @@ async function* organizationPart(
   );
   yield `,"dataRequests":`;
   yield* list<string>(
+    check,
     (after) => listDataRequestsAbout({ db, orgId, email, after: after ?? "", limit }),
     byId,
   );
@@ -154,8 +169,8 @@ async function* organizationPart(
  * An event as its subject may see it (Art. 15(4): their access must not disclose others' data).
  * An event someone else performed (another member, an API key, the system) keeps who acted, but
  * not their IP address and user agent: those are the actor's. Whoever acted, an address the
- * event names (in `personal`, or as its target: a refused invitation's target is the invitee's
- * address) is shown only when it is one of `own`: an admin's invitation of Bob is the admin's
+ * event names (in `personal`, or as its target: a refused invitation's target was the invitee's
+ * address until such events named it in `personal` only) is shown only when it is one of `own`: an admin's invitation of Bob is the admin's
  * act, but Bob's address is Bob's.
  */
 function asShownToSubject<
@@ -218,8 +233,16 @@ function parsedBody(body: string): unknown {
   }
 }
 
-/** The export as a sequence of JSON text chunks; joined, they are one document. */
-export async function* subjectExport(db: DbOrTx, scope: ExportScope): AsyncGenerator<string> {
+/**
+ * The export as a sequence of JSON text chunks; joined, they are one document. `check` runs
+ * with each organisation's id before every page of it is read (lib/auth/download-access.ts):
+ * when it throws, so does the export, and the download fails instead of completing.
+ */
+export async function* subjectExport(
+  db: DbOrTx,
+  scope: ExportScope,
+  check: (orgId: string) => Promise<void> = async () => {},
+): AsyncGenerator<string> {
   const email = scope.email.toLowerCase();
   const userId = scope.userId;
   const profile = userId === null ? null : await getUserProfile({ db, userId });
@@ -269,7 +292,7 @@ export async function* subjectExport(db: DbOrTx, scope: ExportScope): AsyncGener
   for (const org of orgs) {
     if (!first) yield ",";
     first = false;
-    yield* organizationPart(db, org, { userId, email });
+    yield* organizationPart(db, org, { userId, email }, () => check(org.orgId));
   }
   yield "]}\n";
 }

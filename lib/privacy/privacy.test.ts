@@ -17,6 +17,8 @@ import {
   users,
   webhookDeliveries,
 } from "@/db/schema";
+import { loadActivityPage } from "@/lib/audit/activity";
+import { pseudonymOf } from "@/lib/audit/redact";
 import { sealPending } from "@/lib/audit/seal";
 import { verifyAllAuditChains } from "@/lib/audit/verify-all";
 import { writeAuditEvent } from "@/lib/audit/write";
@@ -309,6 +311,97 @@ describe("erasure", () => {
       receipt: { messages: { recipientRemovedFrom: 1 }, chainVerification: { intact: true } },
     });
     expect(await scanDatabase(outsider)).toEqual([]);
+  }, 60_000);
+
+  it("demo mode: erasure deletes the demo inbox's messages to and from the address, and only those", async () => {
+    const owner = await createOwner();
+    const erased = `inbox-${randomUUID().slice(0, 8)}@example.test`;
+    const other = `kept-${randomUUID().slice(0, 8)}@example.test`;
+    const box = await connectMailbox(owner);
+    const theirs = await connectMailbox(owner, erased);
+    await sendAs(owner, box, [erased], "To the person");
+    await sendAs(owner, theirs, [other], "From the person");
+    await sendAs(owner, box, [other], "Nothing to do with them");
+    const names = (m: { envelopeFrom: string; envelopeTo: string[] }) =>
+      m.envelopeFrom === erased || m.envelopeTo.includes(erased);
+    expect((await bed.readInbox()).filter(names)).toHaveLength(2);
+
+    const result = await eraseNow(owner, erased);
+    const inbox = await bed.readInbox();
+    expect(JSON.stringify(inbox).toLowerCase()).not.toContain(erased);
+    expect(inbox.filter((m) => m.envelopeTo.includes(other)).map((m) => m.subject)).toEqual([
+      "Nothing to do with them",
+    ]);
+    // The receipt counts them.
+    expect(result).toMatchObject({
+      kind: "erased",
+      receipt: { demoInbox: { messagesDeleted: 2 } },
+    });
+  }, 60_000);
+
+  it("erases the address of a refused invitation: shown on the activity page and in the export until then, in no column of its event after, the chain intact", async () => {
+    const db = await getDb();
+    const owner = await createOwner();
+    const admin = await createMember(owner.orgId, "admin");
+    const invitee = `refused-${randomUUID().slice(0, 8)}@example.test`;
+    // An admin may not invite an owner: refused, and audited as denied.
+    await expect(
+      inviteMember(db, memberContext(owner.orgId, admin, "admin"), {
+        email: invitee,
+        role: "owner",
+      }),
+    ).rejects.toThrow(/Only an owner/);
+    const [refused] = await auditEventsOf(owner.orgId, { action: "member.invited" });
+    expect(refused).toMatchObject({ outcome: "denied", targetType: "invitation" });
+    const eventId = refused?.id ?? 0;
+    const activityTarget = async () => {
+      const page = await loadActivityPage({
+        db,
+        chain: owner.orgId,
+        query: {
+          filter: { action: "member.invited" },
+          direction: "older",
+          view: "organization",
+          params: {},
+        },
+      });
+      return page.entries.find((e) => e.id === eventId)?.target;
+    };
+    expect(await activityTarget()).toBe(`Invitation ${invitee}`);
+    const exported = await exportText({
+      kind: "organization",
+      orgId: owner.orgId,
+      orgName: "A",
+      email: invitee,
+      userId: null,
+    });
+    expect(exported.organizations[0]?.auditEvents).toEqual([
+      expect.objectContaining({
+        id: eventId,
+        personal: expect.objectContaining({ email: invitee }),
+      }),
+    ]);
+
+    const result = await eraseNow(owner, invitee);
+    expect(result).toMatchObject({
+      kind: "erased",
+      receipt: { chainVerification: { intact: true } },
+    });
+    // Every stored column of the event, as text: the address is in none.
+    const [row] = (
+      (await db.execute(
+        sql`select to_jsonb(e)::text as row from audit_events e where id = ${eventId}`,
+      )) as unknown as { rows: { row: string }[] }
+    ).rows;
+    expect(row?.row).toBeDefined();
+    expect(row?.row.toLowerCase()).not.toContain(invitee);
+    expect(await scanDatabase(invitee)).toEqual([]);
+    expect(await activityTarget()).toBe(`Invitation ${pseudonymOf(invitee)}`);
+    const out = collect();
+    expect(
+      await verifyAllAuditChains({ db, chain: owner.orgId, out, err: collect() }),
+      out.text(),
+    ).toBe(0);
   }, 60_000);
 
   it("erases someone a queued message and a webhook delivery still carry: the message is cancelled, the delivery deleted", async () => {

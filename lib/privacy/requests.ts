@@ -31,6 +31,7 @@ import { verifyAuditChain } from "@/lib/audit/verify";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { MemberContext, RequestInfo } from "@/lib/auth/context";
 import { revokeMailbox } from "@/lib/oauth/revoke";
+import { eraseFromDemoInbox } from "./demo-inbox";
 import { cancelQueuedBodiesNaming } from "./queued-bodies";
 
 // Data subject requests: an officer records one (received on a date, due a month later), then
@@ -389,7 +390,8 @@ export async function eraseSubject(
     events: chain.count,
     problem: chain.problem?.reason ?? global?.problem?.reason ?? null,
   };
-  const final = { ...receipt, chainVerification: verification };
+  const demoInbox = await eraseFromDemoInbox(email);
+  const final = { ...receipt, chainVerification: verification, ...(demoInbox && { demoInbox }) };
   await setDataRequestReceipt({ db, orgId, requestId, receipt: final });
   return { kind: "erased", receipt: final };
 }

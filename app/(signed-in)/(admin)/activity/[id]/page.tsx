@@ -45,7 +45,7 @@ export default async function ActivityEventPage({
     [
       "Target",
       event.targetType
-        ? `${describeTarget(labels, event.targetType, event.targetId)} (${event.targetType} ${event.targetId})`
+        ? `${describeTarget(labels, event.targetType, event.targetId, event.personalObject.email)} (${event.targetType}${event.targetId === null ? "" : ` ${event.targetId}`})`
         : "—",
     ],
     ["Outcome", event.outcome],

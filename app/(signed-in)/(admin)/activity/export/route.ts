@@ -2,9 +2,16 @@ import { getDb } from "@/db";
 import { describeFilter, filterForAudit, parseActivityQuery } from "@/lib/audit/activity-filter";
 import { exportStream } from "@/lib/audit/export";
 import { writeAuditEvent } from "@/lib/audit/write";
+import { downloadAccessCheck } from "@/lib/auth/download-access";
 import { requestInfoFrom } from "@/lib/auth/request";
 import { hasPermission } from "@/lib/auth/roles";
-import { activityView, auditDenied, crossSiteRefusal, getSessionContext } from "@/lib/auth/session";
+import {
+  activityView,
+  auditDenied,
+  crossSiteRefusal,
+  currentSessionToken,
+  getSessionContext,
+} from "@/lib/auth/session";
 import { downloadRefusal } from "@/lib/ratelimit/runtime";
 
 // GET /activity/export?format=csv|jsonl&<the activity page's filter>: the filtered log,
@@ -59,6 +66,15 @@ export async function GET(request: Request): Promise<Response> {
     filter: query.filter,
     filterParams,
     format,
+    // Signed out, removed from the organisation or no longer a role that reads the log: the rest
+    // is not sent.
+    check: downloadAccessCheck(ctx, {
+      permission: "readAudit",
+      resource: "/activity/export",
+      request: info,
+      sessionToken: await currentSessionToken(),
+      operator: isSystem,
+    }),
     onDone: async (manifest, complete) => {
       await writeAuditEvent(db, {
         orgId: isSystem ? null : ctx.orgId,

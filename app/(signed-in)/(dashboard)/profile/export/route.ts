@@ -1,5 +1,7 @@
 import { getDb } from "@/db";
 import { getUserProfile, listMembershipsWithOrg } from "@/db/queries/privacy";
+import { downloadAccessCheck } from "@/lib/auth/download-access";
+import { currentSessionToken } from "@/lib/auth/session";
 import { exportStream, subjectExport } from "@/lib/privacy/export";
 import { downloadHeaders, routeContext } from "@/lib/privacy/http";
 import { recordOwnExport } from "@/lib/privacy/requests";
@@ -27,7 +29,15 @@ export async function GET() {
     orgs.map((o) => o.orgId),
     ctx.request,
   );
-  const chunks = subjectExport(db, { kind: "self", userId: ctx.user.id, email });
+  // Each organisation's part is read only while the person is still its member and signed in:
+  // an organisation that removes them meanwhile ends the download (failed), audited in its log.
+  const check = downloadAccessCheck(ctx, {
+    permission: "view",
+    resource: "/profile/export",
+    request: ctx.request,
+    sessionToken: await currentSessionToken(),
+  });
+  const chunks = subjectExport(db, { kind: "self", userId: ctx.user.id, email }, check);
   return new Response(exportStream(chunks), {
     headers: downloadHeaders(`mailwarden-my-data-${new Date().toISOString().slice(0, 10)}.json`),
   });

@@ -1,5 +1,7 @@
 import { getDb } from "@/db";
 import { findUserByEmail } from "@/db/queries/privacy";
+import { downloadAccessCheck } from "@/lib/auth/download-access";
+import { currentSessionToken } from "@/lib/auth/session";
 import { exportStream, subjectExport } from "@/lib/privacy/export";
 import { downloadHeaders, routeContext } from "@/lib/privacy/http";
 import { recordExportDownload } from "@/lib/privacy/requests";
@@ -21,13 +23,25 @@ export async function GET(
   if (!request) return Response.json({ error: "No such export request." }, { status: 404 });
   const db = await getDb();
   const user = await findUserByEmail({ db, email: request.subjectEmail });
-  const chunks = subjectExport(db, {
-    kind: "organization",
-    orgId: ctx.orgId,
-    orgName: ctx.orgName,
-    email: request.subjectEmail,
-    userId: user?.id ?? null,
+  // Signed out, removed from the organisation or no longer a role that handles requests: the rest
+  // is not sent.
+  const check = downloadAccessCheck(ctx, {
+    permission: "handlePrivacy",
+    resource: "/privacy/[requestId]/export",
+    request: ctx.request,
+    sessionToken: await currentSessionToken(),
   });
+  const chunks = subjectExport(
+    db,
+    {
+      kind: "organization",
+      orgId: ctx.orgId,
+      orgName: ctx.orgName,
+      email: request.subjectEmail,
+      userId: user?.id ?? null,
+    },
+    check,
+  );
   return new Response(exportStream(chunks), {
     headers: downloadHeaders(`mailwarden-export-${request.id}.json`),
   });
