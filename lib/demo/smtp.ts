@@ -16,7 +16,7 @@ export type Introspection = { active: boolean; scope?: string; sub?: string; ema
 export type AuthOverride = (ctx: {
   username: string;
   token: string;
-}) => null | { code: number; message: string };
+}) => null | { code: number; message: string } | Promise<null | { code: number; message: string }>;
 
 export type DemoSmtpOptions = {
   port: number;
@@ -299,7 +299,7 @@ async function authenticate(
 ): Promise<SMTPServerAuthenticationResponse> {
   const username = (auth.username ?? "").toLowerCase();
   const token = auth.accessToken ?? "";
-  const override = opts.authOverride?.({ username, token });
+  const override = await opts.authOverride?.({ username, token });
   if (override) throw smtpError(override.code, override.message);
 
   let info: Introspection;

@@ -1,13 +1,14 @@
 import "server-only";
 import type { Database } from "@/db";
 import { getApiKeyForOrg } from "@/db/queries/api-keys";
-import { findMailboxByIdOrAddress } from "@/db/queries/mailboxes";
+import { findMailboxByIdOrAddress, getMailboxForOrg } from "@/db/queries/mailboxes";
 import type { MessageSender } from "@/db/queries/messages";
 import { auditCallerRefusal } from "@/lib/audit/refusals";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
 import { hasPermission } from "@/lib/auth/roles";
 import { isSendingPaused, type SendingPause } from "@/lib/incidents/switches";
+import { assertUsable } from "@/lib/oauth/tokens";
 import { type LimitName, type RateLimitResult, sendDayCost, sendLimitNames } from "@/lib/ratelimit";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import { isKeyUsable } from "./api-key-state";
@@ -44,12 +45,46 @@ export async function checkSwitches(
     request: ctx.request,
     metadata: { reason: "sending_paused", scope: pause.scope },
   });
+  return pauseRefusal(pause);
+}
+
+function pauseRefusal(pause: SendingPause): RefusalOutcome | null {
+  if (!pause.isPaused) return null;
   const who = pause.scope === "global" ? "for every organisation" : "for this organisation";
   return {
     kind: "paused",
     scope: pause.scope,
     cause: `Sending is paused ${who} by an incident switch: ${pause.reason}`,
   };
+}
+
+/**
+ * Before a send under way tries SMTP again (a transient refusal, seconds of back-off): a pause
+ * turned on meanwhile, or the mailbox paused or disconnected, stops it there. Its own message
+ * row then records why; the pause was audited when it was turned on.
+ */
+export async function stoppedMeanwhile(
+  db: Database,
+  orgId: string,
+  mailboxId: string,
+): Promise<RefusalOutcome | null> {
+  const [pause, row] = await Promise.all([
+    isSendingPaused({ db, orgId }),
+    getMailboxForOrg({ db, orgId, mailboxId }),
+  ]);
+  const paused = pauseRefusal(pause);
+  if (paused) return paused;
+  if (!row) return { kind: "not_found", cause: "No such mailbox in this organisation." };
+  try {
+    assertUsable(row);
+    return null;
+  } catch (error) {
+    const refused = tokenFailure(error);
+    if (!refused) throw error;
+    return isSmtpFailure(refused)
+      ? { kind: "conflict", mailboxStatus: row.status, cause: refused.cause }
+      : refused;
+  }
 }
 
 /**

@@ -138,6 +138,8 @@ export async function deliver(
   expiresAt: Date | null,
   fields: ReturnType<typeof toNodemailerFields> & { messageId?: string },
   deadlineAt: number = Date.now() + SEND_DEADLINE_MS,
+  /** Asked before each retry: a refusal (a pause turned on meanwhile) ends the send there. */
+  stoppedMeanwhile?: () => Promise<RefusalOutcome | null>,
 ): Promise<Delivery> {
   let target = transportTarget(mailbox, expiresAt);
   let hasForcedRefresh = false;
@@ -164,6 +166,8 @@ export async function deliver(
       const delay = retryDelay(attempt);
       if (failure.kind === "transient" && Date.now() + delay < deadlineAt) {
         await sleep(delay);
+        const stopped = await stoppedMeanwhile?.();
+        if (stopped) return { ok: false, failure: stopped };
         continue;
       }
       // 535 5.7.3 can also mean a stale token: only after a fresh one is it the admin's problem.

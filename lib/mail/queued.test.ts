@@ -240,6 +240,32 @@ describe("the chokepoint's checks at each queued attempt", () => {
     });
   });
 
+  it("holds, never sends, a message whose attempt was waiting to retry a 454 when the pause came", async () => {
+    const { mailboxId, token } = await setup();
+    const id = await queue(token, mailboxId);
+    const db = await getDb();
+    const ctx = memberContext(owner.orgId, owner.user, "owner");
+    const scope = { type: "organization" as const, orgId: owner.orgId };
+    let authCalls = 0;
+    // The attempt is past its checks and claimed when AUTH answers 454 with the pause on.
+    bed.authOverride = async () => {
+      if (++authCalls > 1) return null;
+      await setSwitch({ db, kind: "pause_sending", scope, reason: "mid-retry drill", ctx });
+      return { code: 454, message: "4.7.0 Temporary authentication failure" };
+    };
+    try {
+      await drainMailbox(mailboxId);
+      expect(authCalls).toBe(1);
+      const held = await row(id);
+      expect(held).toMatchObject({ status: "retrying", providerMessageId: expect.any(String) });
+      expect(held.nextAttemptAt?.getTime()).toBeGreaterThan(Date.now());
+      expect(await acceptedTimes(held.providerMessageId)).toBe(0);
+    } finally {
+      bed.authOverride = null;
+      await clearSwitch({ db, kind: "pause_sending", scope, ctx });
+    }
+  });
+
   it("fails, never sends, what a pause held past its deadline once sending is released", async () => {
     const { mailboxId, token } = await setup();
     const id = await queue(token, mailboxId);

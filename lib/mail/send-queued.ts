@@ -19,7 +19,7 @@ import { keyring } from "@/lib/crypto/runtime";
 import { demoInboxMessageIds } from "@/lib/demo/inbox";
 import { env } from "@/lib/env";
 import { isSendingPaused, sendingPauseOf } from "@/lib/incidents/switches";
-import { checkMailboxLimits, checkToken, lookupMailbox } from "./checks";
+import { checkMailboxLimits, checkToken, lookupMailbox, stoppedMeanwhile } from "./checks";
 import {
   applyToMailbox,
   type Delivery,
@@ -281,7 +281,9 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
 
   try {
     const fields = { ...toNodemailerFields(request), messageId: claimed.providerMessageId };
-    const delivery = await deliver(mailbox, token.expiresAt, fields, attemptDeadline(row));
+    const delivery = await deliver(mailbox, token.expiresAt, fields, attemptDeadline(row), () =>
+      stoppedMeanwhile(db, ctx.orgId, mailbox.id),
+    );
     if (delivery.ok) {
       await finish(db, ctx, mailbox, row, delivery, attemptId);
       recordUse(mailbox.id);
@@ -291,9 +293,14 @@ export async function attemptNextQueued(mailboxId: string): Promise<AttemptResul
     if (isSmtpFailure(failure)) await applyToMailbox(mailbox, failure);
     const retryAt =
       "retryAt" in failure && failure.retryAt instanceof Date ? failure.retryAt : null;
+    // A pause turned on while this attempt waited to retry holds it like any other pause.
+    const isPaused = failure.kind === "paused";
     const isTransient =
-      retryAt !== null || failure.kind === "transient" || failure.kind === "provider_failed";
-    const until = retryAt ?? later(retryDelayMs(claimed.attempts));
+      isPaused ||
+      retryAt !== null ||
+      failure.kind === "transient" ||
+      failure.kind === "provider_failed";
+    const until = retryAt ?? later(isPaused ? PAUSE_RECHECK_MS : retryDelayMs(claimed.attempts));
     if (isTransient && !pastDeadline(row, until)) {
       await holdQueuedMessage({
         db,

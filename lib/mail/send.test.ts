@@ -1,5 +1,5 @@
 import type { AddressInfo } from "node:net";
-import { and, eq } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
 import { SMTPServer } from "smtp-server";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
@@ -277,6 +277,35 @@ describe("SMTP replies, each driven through the real SMTP server", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_200);
     expect((await messageRow(sent.id))?.status).toBe("sent");
     expect((await readMailbox(box)).status).toBe("connected");
+  });
+
+  it("a pause turned on while a send waits to retry a 454 stops it: nothing sent, the row says paused", async () => {
+    const box = await connectMailbox(owner);
+    const db = await getDb();
+    const scope = { type: "organization" as const, orgId: owner.orgId };
+    let authCalls = 0;
+    // The first AUTH answers 454 once the pause is committed: the send is past its checks.
+    bed.authOverride = async () => {
+      if (++authCalls > 1) return null;
+      await setSwitch({ db, kind: "pause_sending", scope, reason: "incident 7", ctx: ownerCtx });
+      return { code: 454, message: "4.7.0 Temporary authentication failure" };
+    };
+    const before = await bed.inboxCount();
+    try {
+      const paused = expectKind(await send(box), "paused");
+      expect(paused.cause).toMatch(/incident 7/);
+      expect(authCalls).toBe(1);
+      expect(await bed.inboxCount()).toBe(before);
+      const [row] = await db
+        .select()
+        .from(messages)
+        .where(and(eq(messages.mailboxId, box), eq(messages.orgId, owner.orgId)))
+        .orderBy(desc(messages.createdAt))
+        .limit(1);
+      expect(row).toMatchObject({ status: "failed", errorCode: "paused" });
+    } finally {
+      await clearSwitch({ db, kind: "pause_sending", scope, ctx: ownerCtx });
+    }
   });
 
   it("454 every time: retried with growing pauses until the send's deadline, then reported; mailbox still connected", async () => {

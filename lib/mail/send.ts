@@ -19,6 +19,7 @@ import {
   revokedKeyRefusal,
   type SendBody,
   senderOf,
+  stoppedMeanwhile,
   validate,
 } from "./checks";
 import {
@@ -177,7 +178,9 @@ export async function sendMessage(input: SendMessageInput): Promise<SendOutcome>
 
   const release = holdInFlight(scope);
   try {
-    const delivery = await deliver(mailbox, token.expiresAt, fields, input.deadlineAt);
+    const delivery = await deliver(mailbox, token.expiresAt, fields, input.deadlineAt, () =>
+      stoppedMeanwhile(db, ctx.orgId, mailbox.id),
+    );
     if (!delivery.ok && isSmtpFailure(delivery.failure)) {
       await applyToMailbox(mailbox, delivery.failure);
     }

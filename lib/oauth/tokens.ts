@@ -75,7 +75,9 @@ export function backoffMs(failureCount: number): number {
   return Math.min(2 ** Math.max(0, failureCount - 1) * BACKOFF_BASE_MS, BACKOFF_MAX_MS);
 }
 
-function assertUsable(row: MailboxTokenRow, opts: GetAccessTokenOptions = {}): void {
+type UsableRow = Pick<MailboxTokenRow, "id" | "status" | "lastErrorCause" | "lastErrorCode">;
+
+export function assertUsable(row: UsableRow, opts: GetAccessTokenOptions = {}): void {
   if (row.status === "connected") return;
   if (row.status === "admin_action_required" && opts.isAdminRetry) return;
   const cause =
