@@ -20,6 +20,7 @@ import type { Actor, AuditAction } from "@/lib/audit/events";
 import { writeAuditEvent } from "@/lib/audit/write";
 import { UserFacingError } from "@/lib/errors";
 import { queueNotification } from "@/lib/notifications";
+import { enforceRateLimit } from "@/lib/ratelimit/runtime";
 import type { CallContext } from "./context";
 import {
   REFUSAL_MESSAGES,
@@ -159,6 +160,7 @@ export async function inviteMember(
   { email, role }: { email: string; role: Role },
 ) {
   const { orgId, actor, request } = ctx;
+  await enforceRateLimit("consoleCreate", [`user:${actor.id}`, `org:${orgId}`]);
   // A refused invitation has no row: the address is named only in `email`, which the writer
   // keeps in the event's erasable `personal` fields (a target id is chained, never erased).
   const refused = {

@@ -18,6 +18,7 @@ import { requestInfoFrom } from "@/lib/auth/request";
 import { hasPermission } from "@/lib/auth/roles";
 import { UserFacingError } from "@/lib/errors";
 import { queueNotification } from "@/lib/notifications";
+import { enforceRateLimit } from "@/lib/ratelimit/runtime";
 import { isKeyUsable } from "./api-key-state";
 
 // API keys for the send route (table api_keys in db/schema.ts). The secret is shown once; the database
@@ -165,6 +166,7 @@ export async function createApiKey({
   assertManager(ctx);
   const { orgId, actor, request } = ctx;
   const keyName = checkName(name);
+  await enforceRateLimit("consoleCreate", [`user:${actor.id}`, `org:${orgId}`]);
   if (expiresAt !== null && !(expiresAt.getTime() > Date.now())) {
     throw new ApiKeyInputError("expiresAt", "Choose an expiry date in the future, or none.");
   }

@@ -31,6 +31,7 @@ import { verifyAuditChain } from "@/lib/audit/verify";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { MemberContext, RequestInfo } from "@/lib/auth/context";
 import { revokeMailbox } from "@/lib/oauth/revoke";
+import { enforceRateLimit } from "@/lib/ratelimit/runtime";
 import { eraseFromDemoInbox } from "./demo-inbox";
 import { cancelQueuedBodiesNaming } from "./queued-bodies";
 
@@ -59,6 +60,7 @@ export async function recordDataRequest(
   officer: Officer,
   input: { kind: "export" | "erasure"; email: string; receivedAt: Date },
 ) {
+  await enforceRateLimit("consoleCreate", [`user:${officer.actor.id}`, `org:${officer.orgId}`]);
   const db = await getDb();
   return db.transaction(async (tx) => {
     const row = await insertDataRequest({

@@ -73,6 +73,10 @@ export const DEFAULT_LIMITS = {
   webhookEndpointSave: { tokens: 30, window: "1 h" },
   // Downloads that stream a whole activity log or a person's data, per person.
   dataExport: { tokens: 20, window: "1 h" },
+  // Rows a person creates from the console (API keys, invitations, privacy requests), per
+  // person and per organisation: sign-up is open, so a stranger could otherwise make them
+  // without end, and every page listing them grows with them.
+  consoleCreate: { tokens: 60, window: "1 h" },
 } as const satisfies Record<string, LimitSpec>;
 
 export type LimitName = keyof typeof DEFAULT_LIMITS;
