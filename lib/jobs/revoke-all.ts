@@ -36,9 +36,12 @@ export const REVOKE_RESULT_LABELS: Record<string, string> = {
 
 const SYSTEM_REQUEST = { ip: null, userAgent: null };
 
+/** Mailboxes revoked at once: the most a cancel can find in flight. */
+export const REVOKE_ALL_CONCURRENCY = 8;
+
 registerJobHandler({
   kind: REVOKE_ALL,
-  concurrency: 8,
+  concurrency: REVOKE_ALL_CONCURRENCY,
   runItem: async (item, ctx) => {
     const orgId = ctx.job.orgId;
     if (!orgId) return { result: "error", detail: "job without organisation" };

@@ -126,7 +126,8 @@ export async function runJob(db: Database, jobId: string, options: RunOptions = 
       const worker = async () => {
         for (let item = queue.shift(); item && !stopped; item = queue.shift()) {
           try {
-            await runOneItem(db, handler, claimed, item);
+            // Not started: the job was cancelled or taken over since. Only items in hand finish.
+            if (!(await runOneItem(db, handler, claimed, item))) stopped = true;
           } catch (error) {
             // The others finish the item in hand and take no other.
             stopped = true;
@@ -137,7 +138,8 @@ export async function runJob(db: Database, jobId: string, options: RunOptions = 
       const settled = await Promise.allSettled(Array.from({ length: handler.concurrency }, worker));
       const failure = settled.find((r) => r.status === "rejected");
       if (failure) throw failure.reason;
-      // Cancellation is seen at the next renewal; check once per batch too.
+      // An item starts only while the job is still ours (markItemsStarted); this check ends the
+      // run when the batch happened to finish just as the job was cancelled.
       const now = await getJob({ db, jobId });
       if (now?.status !== "running" || now.leaseOwner !== PROCESS_ID) stopped = true;
     }
@@ -218,8 +220,16 @@ async function runOneItem(
   handler: JobHandler,
   job: Job,
   item: { itemId: string; label: string | null; state: string },
-) {
-  await markItemsStarted({ db, jobId: job.id, itemIds: [item.itemId] });
+): Promise<boolean> {
+  // One statement checks the job is still running under this process and starts the item, so
+  // a cancel committed before it is always seen: nothing reaches the outside world after it.
+  const started = await markItemsStarted({
+    db,
+    jobId: job.id,
+    owner: PROCESS_ID,
+    itemIds: [item.itemId],
+  });
+  if (started.length === 0) return false;
   let finished = false;
   const ctx: ItemContext = {
     job,
@@ -247,11 +257,12 @@ async function runOneItem(
       itemId: item.itemId,
       detail: message,
     });
-    if (attempts === null || attempts < MAX_ITEM_ATTEMPTS) return;
+    if (attempts === null || attempts < MAX_ITEM_ATTEMPTS) return true;
     finished = false;
     outcome = { result: "error", detail: `Failed ${attempts} times. The last error: ${message}` };
   }
   if (!finished && outcome) await ctx.finish(db, outcome);
+  return true;
 }
 
 /**
