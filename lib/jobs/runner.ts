@@ -270,7 +270,7 @@ async function runOneItem(
  * own message (the database's), never the statement and its parameters that the driver's
  * message quotes; no NUL, which PostgreSQL text refuses.
  */
-function describeError(error: unknown): string {
+export function describeError(error: unknown): string {
   const cause = (error as { cause?: unknown })?.cause;
   const message =
     cause instanceof Error && (error as Error).message.startsWith("Failed query")
