@@ -6,13 +6,20 @@ import { auditEvents, jobs } from "@/db/schema";
 import { env } from "@/lib/env";
 import { cancelJobAudited } from "@/lib/incidents/console";
 import { useRateLimits } from "@/lib/mail/testing";
+import { getMailProvider } from "@/lib/oauth/providers";
 import { openMailboxToken } from "@/lib/oauth/sealed";
 import { connectDemoMailbox, type Person, readMailbox } from "@/lib/oauth/testing/fixtures";
 import { useProviderTestbeds } from "@/lib/oauth/testing/testbeds";
 import { revokeToken } from "@/lib/oauth/token-endpoint";
+import { manualRemoval } from "@/lib/oauth/withdrawal-words";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
-import { REVOKE_ALL, REVOKE_ALL_CONCURRENCY, startRevokeAll } from "./revoke-all";
+import {
+  providerRevocationWarning,
+  REVOKE_ALL,
+  REVOKE_ALL_CONCURRENCY,
+  startRevokeAll,
+} from "./revoke-all";
 import { MAX_ITEM_ATTEMPTS, runJob } from "./runner";
 
 const beds = useProviderTestbeds();
@@ -229,6 +236,38 @@ describe("revoke every mailbox", { timeout: 120_000 }, () => {
       .from(auditEvents)
       .where(and(eq(auditEvents.orgId, owner.orgId), eq(auditEvents.action, "mailbox.revoked")));
     expect(events).toHaveLength(revoked.length);
+  });
+
+  it("with the provider down, the job's end and the console say how many mailboxes were not revoked there", async () => {
+    const owner = await createOwner("revall-down");
+    const boxes = [await connected(owner), await connected(owner), await connected(owner)];
+    const db = await getDb();
+    const job = await start(owner);
+    beds.demo.proxy.down = true;
+    let ended: Awaited<ReturnType<typeof runJob>>;
+    try {
+      ended = await runJob(db, job.id);
+    } finally {
+      beds.demo.proxy.down = false;
+    }
+    expect(ended?.status).toBe("done");
+    // The tokens are destroyed all the same (ARCHITECTURE.md), the grants still live there.
+    for (const box of boxes) {
+      expect((await readMailbox(box.id)).refreshTokenEnc).toBeNull();
+      expect((await beds.demo.introspect(box.refreshToken)).active).toBe(true);
+    }
+    const events = await db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.orgId, owner.orgId), eq(auditEvents.action, "job.completed")));
+    expect(events).toHaveLength(1);
+    expect(events[0]?.outcome).toBe("failure");
+    expect(events[0]?.metadata).toMatchObject({ total: 3, notRevokedAtProvider: 3 });
+
+    const warning = await providerRevocationWarning({ db, orgId: owner.orgId, jobId: job.id });
+    expect(warning).toMatch(/^3 mailboxes were not revoked at the provider/);
+    expect(warning).toContain(manualRemoval(getMailProvider("demo")));
+    for (const box of boxes) expect(warning).toContain(box.address);
   });
 
   it("a mailbox whose revocation fails is tried again; one that keeps failing keeps its tokens and the job ends failed, not done", async () => {

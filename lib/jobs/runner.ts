@@ -59,6 +59,14 @@ export type JobHandler = {
     item: { itemId: string; label: string | null },
     ctx: ItemContext,
   ) => Promise<ItemOutcome | undefined>;
+  /**
+   * What the job's end event says beyond the counts: items finished without an error that still
+   * left something undone (`warning`: the event's outcome is failure), in the event's metadata.
+   */
+  report?: (counts: Array<{ result: string; count: number }>) => {
+    warning: boolean;
+    metadata: Record<string, unknown>;
+  };
   /** Runs once after the last item, when the job ended (done, or failed with items in error). */
   onDone?: (job: Job) => Promise<void>;
 };
@@ -144,8 +152,10 @@ export async function runJob(db: Database, jobId: string, options: RunOptions = 
       if (now?.status !== "running" || now.leaseOwner !== PROCESS_ID) stopped = true;
     }
     if (stopped) return getJob({ db, jobId });
-    const errors = (await countItemResults({ db, jobId })).find((c) => c.result === "error");
+    const counts = await countItemResults({ db, jobId });
+    const errors = counts.find((c) => c.result === "error");
     const ended = await endAudited(db, claimed, {
+      report: handler.report?.(counts),
       status: errors ? "failed" : "done",
       error: errors
         ? `${errors.count} of ${claimed.total} item${claimed.total === 1 ? "" : "s"} failed (tried ${MAX_ITEM_ATTEMPTS} times each, or an error without retry); see each item's result.`
@@ -181,7 +191,11 @@ export async function runJob(db: Database, jobId: string, options: RunOptions = 
 async function endAudited(
   db: Database,
   job: Job,
-  end: { status: "done" | "failed" | "queued"; error: string | null },
+  end: {
+    status: "done" | "failed" | "queued";
+    error: string | null;
+    report?: ReturnType<NonNullable<JobHandler["report"]>>;
+  },
 ) {
   return db.transaction(async (tx) => {
     const row =
@@ -202,11 +216,12 @@ async function endAudited(
         : { type: "system", label: job.kind },
       action: end.status === "done" ? "job.completed" : "job.failed",
       target: { type: "job", id: job.id },
-      outcome: end.status === "done" ? "success" : "failure",
+      outcome: end.status === "done" && !end.report?.warning ? "success" : "failure",
       metadata: {
         kind: job.kind,
         total: row.total,
         ...(end.status === "queued" ? {} : { done: row.done, failed: row.failed }),
+        ...end.report?.metadata,
         ...(end.error ? { error: end.error } : {}),
         resumes: end.status === "queued",
       },
