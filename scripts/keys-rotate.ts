@@ -3,7 +3,7 @@
 import { openDatabase } from "@/db";
 import { keyring } from "@/lib/crypto/runtime";
 import { EnvError, env } from "@/lib/env";
-import { reencryptTokens } from "@/lib/jobs/reencrypt";
+import { describeRotation, RotationFailedError, reencryptTokens } from "@/lib/jobs/reencrypt";
 
 async function main() {
   const e = env();
@@ -14,9 +14,7 @@ async function main() {
     const result = await reencryptTokens(handle.db, ring, {
       actor: { type: "system", label: "npm run keys:rotate" },
     });
-    console.info(
-      `done: ${result.mailboxes} mailboxes, ${result.transactions} pending connections re-encrypted`,
-    );
+    console.info(`done: ${describeRotation(result)} re-encrypted`);
     if (result.unreadable.length > 0) {
       console.error(`cells no key can open, left as they are: ${result.unreadable.join(", ")}`);
       process.exitCode = 1;
@@ -27,6 +25,13 @@ async function main() {
 }
 
 main().catch((error) => {
+  if (error instanceof RotationFailedError) {
+    // Audited as keys.rotated with outcome failure; running it again finishes the rest.
+    console.error(
+      `key rotation stopped: ${error.message}\nre-encrypted before it stopped: ${describeRotation(error.result)}; run it again to finish`,
+    );
+    process.exit(1);
+  }
   console.error(
     error instanceof EnvError ? error.message : `key rotation failed: ${(error as Error).message}`,
   );

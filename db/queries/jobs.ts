@@ -1,5 +1,5 @@
 import "server-only";
-import { and, desc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, exists, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { type JobStatus, jobItems, jobs } from "@/db/schema";
 
@@ -153,26 +153,42 @@ export async function listUnfinishedItems({
     .limit(limit);
 }
 
+/**
+ * Marks items `started` for the process that holds the job, in the same statement that checks
+ * it still does: the job `running` under this owner's lease. The ids it marked (an item already
+ * `started`, resumed after a process died, counts too); none once the job was cancelled or taken
+ * over, so no item starts after that, whichever kind of job it is.
+ */
 export async function markItemsStarted({
   db,
   jobId,
+  owner,
   itemIds,
 }: {
   db: DbOrTx;
   jobId: string;
+  owner: string;
   itemIds: string[];
-}) {
-  if (itemIds.length === 0) return;
-  await db
+}): Promise<string[]> {
+  if (itemIds.length === 0) return [];
+  const rows = await db
     .update(jobItems)
     .set({ state: "started" })
     .where(
       and(
         eq(jobItems.jobId, jobId),
         inArray(jobItems.itemId, itemIds),
-        eq(jobItems.state, "pending"),
+        inArray(jobItems.state, ["pending", "started"]),
+        exists(
+          db
+            .select({ one: sql`1` })
+            .from(jobs)
+            .where(and(eq(jobs.id, jobId), eq(jobs.status, "running"), eq(jobs.leaseOwner, owner))),
+        ),
       ),
-    );
+    )
+    .returning({ itemId: jobItems.itemId });
+  return rows.map((r) => r.itemId);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { and, eq, gte, inArray } from "drizzle-orm";
+import { and, eq, gte, inArray, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { listJobItems } from "@/db/queries/jobs";
@@ -9,7 +9,14 @@ import { generateKeySpec, parseKeyring } from "@/lib/crypto/keyring";
 import { keyring } from "@/lib/crypto/runtime";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
-import { countCellsByKey, REENCRYPT, reencryptTokens, startReencryption } from "./reencrypt";
+import {
+  countCellsByKey,
+  describeRotation,
+  REENCRYPT,
+  RotationFailedError,
+  reencryptTokens,
+  startReencryption,
+} from "./reencrypt";
 import { runJob } from "./runner";
 
 describe("key rotation", () => {
@@ -248,6 +255,97 @@ describe("webhook signing secrets", () => {
       .from(webhookEndpoints)
       .where(eq(webhookEndpoints.id, endpoint.id));
     expect(openWebhookSecret(endpoint.id, "secret", back?.secret ?? "")).toBe(secret);
+  });
+});
+
+describe("a rotation that fails midway", () => {
+  it("is audited as a failure with what it re-encrypted, and the summary names every kind", async () => {
+    const { createEndpoint } = await import("@/lib/webhooks/endpoints");
+    const runtimeSpec = [...keyring().byId]
+      .map(([id, key]) => `${id}:${key.toString("base64")}`)
+      .join(",");
+    const newSpec = generateKeySpec("fail3");
+    const newRing = parseKeyring(`${newSpec},${runtimeSpec}`);
+    const db = await getDb();
+    const owner = await createOwner();
+    const mailboxId = randomUUID();
+    await db.insert(mailboxes).values({
+      id: mailboxId,
+      orgId: owner.orgId,
+      provider: "demo",
+      address: `fail-${mailboxId.slice(0, 6)}@example.test`,
+      status: "connected",
+      accessTokenEnc: encryptField(keyring(), "access", {
+        table: "mailboxes",
+        column: "access_token",
+        rowId: mailboxId,
+      }),
+    });
+    const { endpoint } = await createEndpoint(memberContext(owner.orgId, owner.user, "owner"), {
+      url: "http://127.0.0.1:9/rotation-fails",
+      description: "",
+      events: ["message.sent"],
+    });
+    // The last loop (webhook secrets) meets a real database error: a trigger the test installs
+    // refuses the write of this endpoint's row, after the mailboxes were already rewritten.
+    const tag = endpoint.id.replaceAll("-", "").slice(0, 12);
+    await db.execute(
+      sql.raw(`create function rotfail_${tag}() returns trigger language plpgsql as $$
+        begin
+          if new.id = '${endpoint.id}' then raise exception 'injected: the database refused the write'; end if;
+          return new;
+        end $$`),
+    );
+    await db.execute(
+      sql.raw(
+        `create trigger rotfail_${tag} before update on webhook_endpoints for each row execute function rotfail_${tag}()`,
+      ),
+    );
+    let failure: unknown = null;
+    try {
+      await reencryptTokens(db, newRing, { actor: { type: "system", label: "test" } });
+    } catch (error) {
+      failure = error;
+    } finally {
+      await db.execute(sql.raw(`drop trigger rotfail_${tag} on webhook_endpoints`));
+      await db.execute(sql.raw(`drop function rotfail_${tag}()`));
+    }
+    // Back under the process key, for the rest of the suite.
+    await reencryptTokens(db, parseKeyring(`${runtimeSpec},${newSpec}`), {
+      actor: { type: "system" },
+    });
+
+    const events = (
+      await db.select().from(auditEvents).where(eq(auditEvents.action, "keys.rotated"))
+    ).filter((e) => e.metadata.keyId === "fail3");
+    expect(events).toHaveLength(1);
+    expect(failure).toBeInstanceOf(RotationFailedError);
+    const result = (failure as RotationFailedError).result;
+    expect(result.mailboxes).toBeGreaterThanOrEqual(1);
+    expect(result.remaining).toBe(true);
+    const [event] = events;
+    expect(event?.outcome).toBe("failure");
+    expect(event?.metadata).toMatchObject({
+      mailboxes: result.mailboxes,
+      transactions: result.transactions,
+      messages: result.messages,
+      webhookEndpoints: result.webhookEndpoints,
+      remaining: true,
+    });
+    expect(event?.metadata.mailboxes).toBeGreaterThanOrEqual(1);
+    // The database's words, not the statement with the sealed secrets it was writing.
+    expect(event?.metadata.error).toMatch(/^injected: the database refused the write/);
+    expect(String(event?.metadata.error)).not.toMatch(/v1\.|params|update/i);
+
+    const summary = describeRotation(result);
+    for (const [count, words] of [
+      [result.mailboxes, /mailbox/],
+      [result.transactions, /pending connection/],
+      [result.messages, /queued message bod/],
+      [result.webhookEndpoints, /webhook endpoint/],
+    ] as const) {
+      expect(summary).toMatch(new RegExp(`\\b${count} ${words.source}`));
+    }
   });
 });
 

@@ -20,7 +20,7 @@ import {
   MESSAGE_ITEM_PREFIX,
   TRANSACTION_ITEM_PREFIX,
 } from "./reencrypt-items";
-import { createJob, registerJobHandler } from "./runner";
+import { createJob, describeError, registerJobHandler } from "./runner";
 
 export type RotationResult = {
   mailboxes: number;
@@ -154,29 +154,63 @@ export async function reencryptTokens(
       if (await step(row)) counts[kind]++;
     }
   }
-  await each(await MAILBOX_ITEMS.ids(db), "mailboxes", (id) =>
-    reencryptMailboxRow(db, keyring, id, unreadable),
-  );
+  let failure: unknown = null;
+  try {
+    await each(await MAILBOX_ITEMS.ids(db), "mailboxes", (id) =>
+      reencryptMailboxRow(db, keyring, id, unreadable),
+    );
+    await each(await transactionIds(db), "transactions", (id) =>
+      reencryptVerifier(db, keyring, id, unreadable),
+    );
+    await each(await sealedBodyIds(db), "messages", (id) =>
+      reencryptQueuedBody(db, keyring, id, unreadable),
+    );
+    await each(await listWebhookEndpointIds(db), "webhookEndpoints", (id) =>
+      reencryptWebhookEndpointRow(db, keyring, id, unreadable),
+    );
+  } catch (error) {
+    // Rows already rewritten stay rewritten: the event says how many, and that it is unfinished.
+    failure = error;
+    remaining = true;
+  }
+  const result = { ...counts, unreadable, remaining };
+  // The database's own words, never the statement and its parameters (sealed cells).
+  const message = failure === null ? null : describeError(failure);
+  try {
+    await writeAuditEvent(db, {
+      orgId: null,
+      actor: options.actor,
+      action: "keys.rotated",
+      outcome: remaining || unreadable.length > 0 ? "failure" : "success",
+      metadata: { keyId: current, ...result, ...(message === null ? {} : { error: message }) },
+    });
+  } catch (auditError) {
+    if (failure === null) throw auditError;
+  }
+  if (failure !== null) throw new RotationFailedError(message ?? "", result);
+  return result;
+}
 
-  await each(await transactionIds(db), "transactions", (id) =>
-    reencryptVerifier(db, keyring, id, unreadable),
-  );
-  await each(await sealedBodyIds(db), "messages", (id) =>
-    reencryptQueuedBody(db, keyring, id, unreadable),
-  );
+/** A run that stopped on an error; `result` counts what it re-encrypted before. */
+export class RotationFailedError extends Error {
+  constructor(
+    message: string,
+    readonly result: RotationResult,
+  ) {
+    super(message);
+    this.name = "RotationFailedError";
+  }
+}
 
-  await each(await listWebhookEndpointIds(db), "webhookEndpoints", (id) =>
-    reencryptWebhookEndpointRow(db, keyring, id, unreadable),
-  );
-
-  await writeAuditEvent(db, {
-    orgId: null,
-    actor: options.actor,
-    action: "keys.rotated",
-    outcome: remaining || unreadable.length > 0 ? "failure" : "success",
-    metadata: { keyId: current, ...counts, unreadable, remaining },
-  });
-  return { ...counts, unreadable, remaining };
+/** What a run re-encrypted, every kind of cell named (what `npm run keys:rotate` prints). */
+export function describeRotation(result: RotationResult): string {
+  const n = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
+  return [
+    n(result.mailboxes, "mailbox", "mailboxes"),
+    n(result.transactions, "pending connection", "pending connections"),
+    n(result.messages, "queued message body", "queued message bodies"),
+    n(result.webhookEndpoints, "webhook endpoint's secrets", "webhook endpoints' secrets"),
+  ].join(", ");
 }
 
 // ---- The same re-encryption as a job, started from the incidents page ----

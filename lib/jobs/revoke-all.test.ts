@@ -1,19 +1,37 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getDb } from "@/db";
 import { finishItem, listJobItems, markItemsStarted } from "@/db/queries/jobs";
 import { auditEvents, jobs } from "@/db/schema";
+import { env } from "@/lib/env";
 import { cancelJobAudited } from "@/lib/incidents/console";
+import { useRateLimits } from "@/lib/mail/testing";
+import { getMailProvider } from "@/lib/oauth/providers";
 import { openMailboxToken } from "@/lib/oauth/sealed";
 import { connectDemoMailbox, type Person, readMailbox } from "@/lib/oauth/testing/fixtures";
 import { useProviderTestbeds } from "@/lib/oauth/testing/testbeds";
 import { revokeToken } from "@/lib/oauth/token-endpoint";
+import { manualRemoval } from "@/lib/oauth/withdrawal-words";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
-import { REVOKE_ALL, startRevokeAll } from "./revoke-all";
+import {
+  providerRevocationWarning,
+  REVOKE_ALL,
+  REVOKE_ALL_CONCURRENCY,
+  startRevokeAll,
+} from "./revoke-all";
 import { MAX_ITEM_ATTEMPTS, runJob } from "./runner";
 
 const beds = useProviderTestbeds();
+
+// A test connects more mailboxes through the consent flow than a person may start in a minute.
+let restoreLimits: (() => Promise<void>) | undefined;
+beforeAll(() => {
+  restoreLimits = useRateLimits({ oauthStart: { tokens: 1_000, window: "1 m" } });
+});
+afterAll(async () => {
+  await restoreLimits?.();
+});
 
 const REQUEST = { ip: "203.0.113.5", userAgent: "vitest" };
 
@@ -97,7 +115,7 @@ describe("revoke every mailbox", { timeout: 120_000 }, () => {
       })
       .where(eq(jobs.id, job.id));
     await finishItem({ db, jobId: job.id, itemId: finished.id, result: "revoked", detail: null });
-    await markItemsStarted({ db, jobId: job.id, itemIds: [inFlight.id] });
+    await markItemsStarted({ db, jobId: job.id, owner: "dead-process", itemIds: [inFlight.id] });
     expect((await revokeToken(beds.demo.provider, inFlight.refreshToken, "refresh_token")).ok).toBe(
       true,
     );
@@ -154,6 +172,102 @@ describe("revoke every mailbox", { timeout: 120_000 }, () => {
       }),
     ).toBeNull();
     expect(again.kind).toBe(REVOKE_ALL);
+  });
+
+  it("cancelled while it runs, it revokes no mailbox beyond those in flight: the others keep their tokens", async () => {
+    const owner = await createOwner("revall-stop");
+    const boxes: Array<Awaited<ReturnType<typeof connected>>> = [];
+    for (let i = 0; i < 20; i++) boxes.push(await connected(owner));
+    const db = await getDb();
+    const job = await start(owner);
+    // The provider holds every revocation until the test lets them through.
+    let arrived = () => {};
+    const firstArrived = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    beds.demo.proxy.beforeRevocation = async () => {
+      arrived();
+      await released;
+    };
+    let cancelled: Awaited<ReturnType<typeof cancelJobAudited>>;
+    let ended: Awaited<ReturnType<typeof runJob>>;
+    try {
+      const running = runJob(db, job.id);
+      await firstArrived;
+      const cancelling = cancelJobAudited({
+        db,
+        ctx: memberContext(owner.orgId, owner.user, "owner", REQUEST),
+        jobId: job.id,
+      });
+      // PostgreSQL commits the cancel while the revocations in flight wait at the provider.
+      // PGlite has one connection: the cancel waits in line behind the transaction in hand (and
+      // those of the items already started), ahead of anything a worker does once released.
+      if (env().DATABASE_URL) await cancelling;
+      release();
+      cancelled = await cancelling;
+      ended = await running;
+    } finally {
+      beds.demo.proxy.beforeRevocation = null;
+      release();
+    }
+    expect(cancelled?.status).toBe("cancelled");
+    expect(ended?.status).toBe("cancelled");
+
+    const rows = await Promise.all(boxes.map((b) => readMailbox(b.id)));
+    const revoked = boxes.filter((_, i) => rows[i]?.status === "revoked");
+    const kept = boxes.filter((_, i) => rows[i]?.status === "connected");
+    // Every mailbox revoked was in flight when the cancel came: one per worker at most.
+    expect(revoked.length).toBeGreaterThan(0);
+    expect(revoked.length).toBeLessThanOrEqual(REVOKE_ALL_CONCURRENCY);
+    expect(kept.length).toBe(boxes.length - revoked.length);
+    for (const box of kept) {
+      expect((await readMailbox(box.id)).refreshTokenEnc).not.toBeNull();
+      expect((await beds.demo.introspect(box.refreshToken)).active).toBe(true);
+    }
+    const items = await listJobItems({ db, jobId: job.id });
+    expect(items.filter((i) => i.state === "finished")).toHaveLength(revoked.length);
+    expect(items.filter((i) => i.state === "pending")).toHaveLength(kept.length);
+    const events = await db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.orgId, owner.orgId), eq(auditEvents.action, "mailbox.revoked")));
+    expect(events).toHaveLength(revoked.length);
+  });
+
+  it("with the provider down, the job's end and the console say how many mailboxes were not revoked there", async () => {
+    const owner = await createOwner("revall-down");
+    const boxes = [await connected(owner), await connected(owner), await connected(owner)];
+    const db = await getDb();
+    const job = await start(owner);
+    beds.demo.proxy.down = true;
+    let ended: Awaited<ReturnType<typeof runJob>>;
+    try {
+      ended = await runJob(db, job.id);
+    } finally {
+      beds.demo.proxy.down = false;
+    }
+    expect(ended?.status).toBe("done");
+    // The tokens are destroyed all the same (ARCHITECTURE.md), the grants still live there.
+    for (const box of boxes) {
+      expect((await readMailbox(box.id)).refreshTokenEnc).toBeNull();
+      expect((await beds.demo.introspect(box.refreshToken)).active).toBe(true);
+    }
+    const events = await db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.orgId, owner.orgId), eq(auditEvents.action, "job.completed")));
+    expect(events).toHaveLength(1);
+    expect(events[0]?.outcome).toBe("failure");
+    expect(events[0]?.metadata).toMatchObject({ total: 3, notRevokedAtProvider: 3 });
+
+    const warning = await providerRevocationWarning({ db, orgId: owner.orgId, jobId: job.id });
+    expect(warning).toMatch(/^3 mailboxes were not revoked at the provider/);
+    expect(warning).toContain(manualRemoval(getMailProvider("demo")));
+    for (const box of boxes) expect(warning).toContain(box.address);
   });
 
   it("a mailbox whose revocation fails is tried again; one that keeps failing keeps its tokens and the job ends failed, not done", async () => {

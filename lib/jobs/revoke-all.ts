@@ -1,13 +1,15 @@
 import "server-only";
 import { sql } from "drizzle-orm";
-import type { Database } from "@/db";
-import { latestJob } from "@/db/queries/jobs";
-import { listMailboxIdsWithTokens } from "@/db/queries/mailboxes";
+import type { Database, DbOrTx } from "@/db";
+import { latestJob, listJobItems } from "@/db/queries/jobs";
+import { listMailboxes, listMailboxIdsWithTokens } from "@/db/queries/mailboxes";
 import { writeAuditEvent } from "@/lib/audit/write";
 import type { CallContext } from "@/lib/auth/context";
 import { closeMailboxTransport } from "@/lib/mail/transport";
 import { MailboxNotFoundError } from "@/lib/oauth/errors";
+import { getMailProvider } from "@/lib/oauth/providers";
 import { type ProviderRevocationResult, revokeMailbox } from "@/lib/oauth/revoke";
+import { manualRemoval } from "@/lib/oauth/withdrawal-words";
 import { createJob, registerJobHandler } from "./runner";
 
 // "Revoke every mailbox": each mailbox of the organisation that holds a token is revoked at its
@@ -36,9 +38,18 @@ export const REVOKE_RESULT_LABELS: Record<string, string> = {
 
 const SYSTEM_REQUEST = { ip: null, userAgent: null };
 
+/** Mailboxes revoked at once: the most a cancel can find in flight. */
+export const REVOKE_ALL_CONCURRENCY = 8;
+
 registerJobHandler({
   kind: REVOKE_ALL,
-  concurrency: 8,
+  concurrency: REVOKE_ALL_CONCURRENCY,
+  // The tokens are destroyed whatever the provider answered (ARCHITECTURE.md), but a grant the
+  // provider did not confirm ending may still be alive there: the job's end says how many.
+  report: (counts) => {
+    const refused = counts.find((c) => c.result === REVOKE_RESULTS.failed)?.count ?? 0;
+    return { warning: refused > 0, metadata: { notRevokedAtProvider: refused } };
+  },
   runItem: async (item, ctx) => {
     const orgId = ctx.job.orgId;
     if (!orgId) return { result: "error", detail: "job without organisation" };
@@ -111,4 +122,36 @@ export async function startRevokeAll({
     });
     return job;
   });
+}
+
+/**
+ * The console's warning about mailboxes the provider did not confirm revoking (it refused or did
+ * not answer): their tokens are gone here, the grant may live on there until removed by hand.
+ * Null when there are none.
+ */
+export async function providerRevocationWarning({
+  db,
+  orgId,
+  jobId,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  jobId: string;
+}): Promise<string | null> {
+  const refused = (await listJobItems({ db, jobId })).filter(
+    (i) => i.result === REVOKE_RESULTS.failed,
+  );
+  if (refused.length === 0) return null;
+  const ids = new Set(refused.map((i) => i.itemId));
+  const boxes = (await listMailboxes({ db, orgId })).filter((m) => ids.has(m.id));
+  const byProvider = new Map<string, string[]>();
+  for (const box of boxes) {
+    byProvider.set(box.provider, [...(byProvider.get(box.provider) ?? []), box.address]);
+  }
+  const where = [...byProvider].map(
+    ([providerId, addresses]) =>
+      `for ${addresses.join(", ")} ${manualRemoval(getMailProvider(providerId))}`,
+  );
+  const n = refused.length;
+  return `${n} ${n === 1 ? "mailbox was" : "mailboxes were"} not revoked at the provider (it refused or did not answer). Their tokens are destroyed here, but the provider may still hold the permission: remove Mailwarden's access by hand, ${where.join("; ")}.`;
 }

@@ -59,6 +59,14 @@ export type JobHandler = {
     item: { itemId: string; label: string | null },
     ctx: ItemContext,
   ) => Promise<ItemOutcome | undefined>;
+  /**
+   * What the job's end event says beyond the counts: items finished without an error that still
+   * left something undone (`warning`: the event's outcome is failure), in the event's metadata.
+   */
+  report?: (counts: Array<{ result: string; count: number }>) => {
+    warning: boolean;
+    metadata: Record<string, unknown>;
+  };
   /** Runs once after the last item, when the job ended (done, or failed with items in error). */
   onDone?: (job: Job) => Promise<void>;
 };
@@ -126,7 +134,8 @@ export async function runJob(db: Database, jobId: string, options: RunOptions = 
       const worker = async () => {
         for (let item = queue.shift(); item && !stopped; item = queue.shift()) {
           try {
-            await runOneItem(db, handler, claimed, item);
+            // Not started: the job was cancelled or taken over since. Only items in hand finish.
+            if (!(await runOneItem(db, handler, claimed, item))) stopped = true;
           } catch (error) {
             // The others finish the item in hand and take no other.
             stopped = true;
@@ -137,13 +146,16 @@ export async function runJob(db: Database, jobId: string, options: RunOptions = 
       const settled = await Promise.allSettled(Array.from({ length: handler.concurrency }, worker));
       const failure = settled.find((r) => r.status === "rejected");
       if (failure) throw failure.reason;
-      // Cancellation is seen at the next renewal; check once per batch too.
+      // An item starts only while the job is still ours (markItemsStarted); this check ends the
+      // run when the batch happened to finish just as the job was cancelled.
       const now = await getJob({ db, jobId });
       if (now?.status !== "running" || now.leaseOwner !== PROCESS_ID) stopped = true;
     }
     if (stopped) return getJob({ db, jobId });
-    const errors = (await countItemResults({ db, jobId })).find((c) => c.result === "error");
+    const counts = await countItemResults({ db, jobId });
+    const errors = counts.find((c) => c.result === "error");
     const ended = await endAudited(db, claimed, {
+      report: handler.report?.(counts),
       status: errors ? "failed" : "done",
       error: errors
         ? `${errors.count} of ${claimed.total} item${claimed.total === 1 ? "" : "s"} failed (tried ${MAX_ITEM_ATTEMPTS} times each, or an error without retry); see each item's result.`
@@ -179,7 +191,11 @@ export async function runJob(db: Database, jobId: string, options: RunOptions = 
 async function endAudited(
   db: Database,
   job: Job,
-  end: { status: "done" | "failed" | "queued"; error: string | null },
+  end: {
+    status: "done" | "failed" | "queued";
+    error: string | null;
+    report?: ReturnType<NonNullable<JobHandler["report"]>>;
+  },
 ) {
   return db.transaction(async (tx) => {
     const row =
@@ -200,11 +216,12 @@ async function endAudited(
         : { type: "system", label: job.kind },
       action: end.status === "done" ? "job.completed" : "job.failed",
       target: { type: "job", id: job.id },
-      outcome: end.status === "done" ? "success" : "failure",
+      outcome: end.status === "done" && !end.report?.warning ? "success" : "failure",
       metadata: {
         kind: job.kind,
         total: row.total,
         ...(end.status === "queued" ? {} : { done: row.done, failed: row.failed }),
+        ...end.report?.metadata,
         ...(end.error ? { error: end.error } : {}),
         resumes: end.status === "queued",
       },
@@ -218,8 +235,16 @@ async function runOneItem(
   handler: JobHandler,
   job: Job,
   item: { itemId: string; label: string | null; state: string },
-) {
-  await markItemsStarted({ db, jobId: job.id, itemIds: [item.itemId] });
+): Promise<boolean> {
+  // One statement checks the job is still running under this process and starts the item, so
+  // a cancel committed before it is always seen: nothing reaches the outside world after it.
+  const started = await markItemsStarted({
+    db,
+    jobId: job.id,
+    owner: PROCESS_ID,
+    itemIds: [item.itemId],
+  });
+  if (started.length === 0) return false;
   let finished = false;
   const ctx: ItemContext = {
     job,
@@ -247,11 +272,12 @@ async function runOneItem(
       itemId: item.itemId,
       detail: message,
     });
-    if (attempts === null || attempts < MAX_ITEM_ATTEMPTS) return;
+    if (attempts === null || attempts < MAX_ITEM_ATTEMPTS) return true;
     finished = false;
     outcome = { result: "error", detail: `Failed ${attempts} times. The last error: ${message}` };
   }
   if (!finished && outcome) await ctx.finish(db, outcome);
+  return true;
 }
 
 /**
@@ -259,7 +285,7 @@ async function runOneItem(
  * own message (the database's), never the statement and its parameters that the driver's
  * message quotes; no NUL, which PostgreSQL text refuses.
  */
-function describeError(error: unknown): string {
+export function describeError(error: unknown): string {
   const cause = (error as { cause?: unknown })?.cause;
   const message =
     cause instanceof Error && (error as Error).message.startsWith("Failed query")

@@ -17,7 +17,7 @@ import { activeSwitches } from "@/lib/incidents/console";
 import type { SwitchKind } from "@/lib/incidents/switches";
 import { resumeAbandonedJobs } from "@/lib/jobs";
 import { countCellsByKey, REENCRYPT } from "@/lib/jobs/reencrypt";
-import { REVOKE_ALL, REVOKE_RESULT_LABELS } from "@/lib/jobs/revoke-all";
+import { providerRevocationWarning, REVOKE_ALL, REVOKE_RESULT_LABELS } from "@/lib/jobs/revoke-all";
 import { MAX_ITEM_ATTEMPTS } from "@/lib/jobs/runner";
 import { formatDateTime } from "@/lib/utils";
 import {
@@ -68,11 +68,16 @@ function jobProblem(job: Job, errors: number, items: [string, string]) {
   return null;
 }
 
-async function jobView(db: Awaited<ReturnType<typeof getDb>>, job: Job, items: [string, string]) {
+async function jobView(
+  db: Awaited<ReturnType<typeof getDb>>,
+  job: Job,
+  items: [string, string],
+  warning: string | null = null,
+) {
   const counts = await countItemResults({ db, jobId: job.id });
   const errors = counts.find((c) => c.result === "error")?.count ?? 0;
   return {
-    problem: jobProblem(job, errors, items),
+    problem: [jobProblem(job, errors, items), warning].filter(Boolean).join(" ") || null,
     status: job.status,
     total: job.total,
     finished: counts.reduce((n, c) => n + c.count, 0),
@@ -98,7 +103,14 @@ export default async function IncidentsPage() {
     operator ? latestJob({ db, kind: REENCRYPT, orgId: null }) : null,
     operator ? countCellsByKey(db) : [],
   ]);
-  const revokeView = revokeJob && (await jobView(db, revokeJob, ["mailbox", "mailboxes"]));
+  const revokeView =
+    revokeJob &&
+    (await jobView(
+      db,
+      revokeJob,
+      ["mailbox", "mailboxes"],
+      await providerRevocationWarning({ db, orgId: ctx.orgId, jobId: revokeJob.id }),
+    ));
   const revokeItems = revokeJob ? await listJobItems({ db, jobId: revokeJob.id }) : [];
   const reencryptView =
     reencryptJob && (await jobView(db, reencryptJob, ["sealed row", "sealed rows"]));
