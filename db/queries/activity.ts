@@ -24,7 +24,7 @@ import {
   organizations,
   users,
 } from "@/db/schema";
-import { storedEvent } from "./audit";
+import { exactTime, storedEvent } from "./audit";
 
 // The activity page and exports. Every read names one chain (an organisation's id, or '' for
 // events without one), and every list is keyset-paged on (occurred_at, id) so that a page costs
@@ -55,7 +55,7 @@ export type ActivityCursor = { at: string; id: number };
  */
 export const TEXT_WINDOW = 50_000;
 
-const exactTime = sql<string>`to_char(${auditEvents.occurredAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+const exactOccurredAt = exactTime(auditEvents.occurredAt);
 
 /** The address an event names in its erasable `personal` fields (an invitation's invitee). */
 const namedEmail = sql<string | null>`${auditEvents.personal}->>'email'`;
@@ -64,7 +64,7 @@ const listColumns = {
   id: auditEvents.id,
   seq: auditEvents.seq,
   occurredAt: auditEvents.occurredAt,
-  at: exactTime,
+  at: exactOccurredAt,
   actorType: auditEvents.actorType,
   actorId: auditEvents.actorId,
   actorLabel: auditEvents.actorLabel,
@@ -172,7 +172,7 @@ export async function listActivity({
       db
         .select({
           ...listColumns,
-          at: exactTime.as("at"),
+          at: exactOccurredAt.as("at"),
           namedEmail: namedEmail.as("named_email"),
         })
         .from(auditEvents)
@@ -193,7 +193,7 @@ export async function listActivity({
       .limit(limit + 1)) as ActivityRow[];
     if (rows.length <= limit) {
       const [end] = await db
-        .select({ at: exactTime, id: auditEvents.id })
+        .select({ at: exactOccurredAt, id: auditEvents.id })
         .from(auditEvents)
         .where(and(...base))
         .orderBy(...order)

@@ -6,9 +6,13 @@ import { preparedSql, type StatementPart } from "@/db/prepared";
 import { auditChainAnchors, auditChainHeads, auditCheckpoints, auditEvents } from "@/db/schema";
 import { mentionsAddress } from "./address-match";
 
-/** A timestamp as text to the microsecond, UTC: what the audit MACs cover. */
-function exactTime(column: AnyPgColumn): SQL<string> {
-  return sql<string>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+/**
+ * A timestamp as text to the microsecond, UTC: what the audit MACs cover. to_char drops the
+ * era, so a year before Christ is marked: without it, moving an event from 2026 to 2026 BC kept
+ * its MAC. Years AD read as they always did, so every existing MAC still holds.
+ */
+export function exactTime(value: AnyPgColumn | SQL): SQL<string> {
+  return sql<string>`(to_char(${value} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || case when ${value} < '0001-01-01 00:00:00+00' then ' BC' else '' end)`;
 }
 
 // Every stored field of an event as the MAC covers it.
@@ -524,7 +528,7 @@ export async function replaceAuditPersonalFields({
     where e.id = v.id and e.seq is not null
     returning e.id, e.actor_label, e.ip, e.user_agent, e.personal::text as personal,
       e.personal_mac,
-      to_char(e.personal_erased_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as erased_at`);
+      ${exactTime(sql`e.personal_erased_at`)} as erased_at`);
   return rowsOf(result).map((r) => ({
     id: Number(r.id),
     actorLabel: (r.actor_label as string | null) ?? null,

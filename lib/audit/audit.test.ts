@@ -44,6 +44,15 @@ describe("audit hash chain", () => {
     expect((await verifyOrganizationChain(db, orgId)).brokenAt).toBe(2);
   });
 
+  it("detects an event moved into another era (2026 AD to 2026 BC), which to_char alone does not tell", async () => {
+    const db = await getDb();
+    const { orgId } = await createOwner();
+    await db.execute(
+      sql`update audit_events set occurred_at = occurred_at - interval '4051 years' where chain = ${orgId} and seq = 1`,
+    );
+    expect((await verifyOrganizationChain(db, orgId)).brokenAt).toBe(1);
+  });
+
   it("detects that the newest event was deleted", async () => {
     const db = await getDb();
     const { user, orgId } = await createOwner();
