@@ -7,12 +7,17 @@ import { applyPersonalDataRetention } from "@/lib/privacy/retention";
 import { auditEventsOf } from "@/lib/testing/audit";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
+import { CHECKPOINT_EVERY } from "./chain";
+import { purgeAuditChain } from "./retention";
 import { sealPending } from "./seal";
+import { verifyAuditChain } from "./verify";
 import { verifyAllAuditChains } from "./verify-all";
 
 // Someone with write access to the database but not AUDIT_CHAIN_KEY edits the log, then waits
-// for the app's own jobs (personal data retention, an erasure) to rewrite
+// for the app's own jobs (personal data retention, an erasure, the retention purge) to rewrite
 // or delete what they edited. The edit must stay visible to audit:verify.
+
+const DAY_MS = 86_400_000;
 
 /** `count` sealed events of the organisation, from `ageDays` ago a second apart, from a browser. */
 async function seed(orgId: string, count: number, ageDays: number) {
@@ -157,4 +162,52 @@ describe("edited personal fields are never re-signed", () => {
       /seq 5 \(event id \d+\): erased personal fields do not match their erasure MAC/,
     );
   }, 60_000);
+});
+
+describe("the retention purge re-hashes what it deletes", () => {
+  it("refuses events made to look old before the last verified checkpoint; a genuine purge still works", async () => {
+    const db = await getDb();
+    const owner = await createOwner("tamper-purge");
+    await seed(owner.orgId, CHECKPOINT_EVERY + 100, 0);
+    // A page view verifies the chain and marks checkpoint 1000 as reached.
+    expect(
+      (await verifyAuditChain({ db, chain: owner.orgId, mode: "incremental" })).problem,
+    ).toBeNull();
+    // The attacker edits evidence at seq 500 and ages every event through the checkpoint.
+    await db.execute(sql`
+      update audit_events set target_id = 'nothing-to-see'
+      where chain = ${owner.orgId} and seq = 500`);
+    await db.execute(sql`
+      update audit_events set occurred_at = '2001-01-01'
+      where chain = ${owner.orgId} and seq <= ${CHECKPOINT_EVERY}`);
+    const count = async (orgId: string) =>
+      (
+        await db
+          .select({ id: auditEvents.id })
+          .from(auditEvents)
+          .where(eq(auditEvents.chain, orgId))
+      ).length;
+    const before = await count(owner.orgId);
+    await expect(
+      purgeAuditChain({ db, orgId: owner.orgId, before: new Date(Date.now() - 365 * DAY_MS) }),
+    ).rejects.toThrow(/does not verify through seq 1000 \(seq 1: hash does not match/);
+    expect(await count(owner.orgId)).toBe(before);
+    const after = await fullVerify(owner.orgId);
+    expect(after.text).toMatch(/BROKEN chain \S+ seq 1 \(event id \d+\): hash does not match/);
+
+    // A genuine purge (every event older than the cut) removes them all and still verifies.
+    const clean = await createOwner("tamper-purge-clean");
+    await seed(clean.orgId, CHECKPOINT_EVERY + 100, 1);
+    expect(
+      (await verifyAuditChain({ db, chain: clean.orgId, mode: "incremental" })).problem,
+    ).toBeNull();
+    const removed = await purgeAuditChain({
+      db,
+      orgId: clean.orgId,
+      before: new Date(Date.now() + DAY_MS),
+    });
+    expect(removed).toBe(CHECKPOINT_EVERY + 101);
+    expect(await count(clean.orgId)).toBe(1);
+    expect(await fullVerify(clean.orgId)).toMatchObject({ code: 0 });
+  }, 120_000);
 });
