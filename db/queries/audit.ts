@@ -1,5 +1,18 @@
 import "server-only";
-import { and, asc, desc, eq, gt, isNotNull, isNull, lte, Param, type SQL, sql } from "drizzle-orm";
+import {
+  and,
+  asc,
+  desc,
+  eq,
+  gt,
+  inArray,
+  isNotNull,
+  isNull,
+  lte,
+  Param,
+  type SQL,
+  sql,
+} from "drizzle-orm";
 import type { AnyPgColumn } from "drizzle-orm/pg-core";
 import type { DbOrTx } from "@/db";
 import { preparedSql, type StatementPart } from "@/db/prepared";
@@ -491,6 +504,20 @@ export async function listAuditEventsNaming({
     )
     .orderBy(asc(auditEvents.id))
     .limit(limit);
+}
+
+/**
+ * Sealed events by id, every field as the MACs cover it, locked until commit: what erasure and
+ * retention check before replacing their personal fields.
+ */
+export async function lockStoredAuditEvents({ db, ids }: { db: DbOrTx; ids: number[] }) {
+  if (ids.length === 0) return [];
+  return db
+    .select({ ...storedEvent, seq: auditEvents.seq })
+    .from(auditEvents)
+    .where(and(inArray(auditEvents.id, ids), isNotNull(auditEvents.seq)))
+    .orderBy(asc(auditEvents.seq))
+    .for("update");
 }
 
 /**

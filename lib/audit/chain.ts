@@ -120,6 +120,18 @@ export function personalFieldsIntact(key: Buffer, event: StoredEvent): boolean {
   return expected === event.personalErasedMac;
 }
 
+/**
+ * Why an event's personal fields cannot be trusted (edited, or an erasure the key does not vouch
+ * for), or null when they can: verification's check, also made before erasure or retention
+ * replaces them, so that neither re-signs an edit.
+ */
+export function personalFieldsProblem(key: Buffer, event: StoredEvent): string | null {
+  if (personalFieldsIntact(key, event)) return null;
+  return event.personalErasedAt === null
+    ? "personal fields do not match their MAC (edited)"
+    : "erased personal fields do not match their erasure MAC (edited)";
+}
+
 export type Checkpoint = { chain: string; seq: number; hash: string; createdAt: string };
 
 export function macCheckpoint(key: Buffer, cp: Checkpoint): string {
@@ -195,13 +207,8 @@ export function checkRun(
         problem: { ...at, reason: "hash does not match the stored fields (edited)" },
       };
     }
-    if (!personalFieldsIntact(key, event)) {
-      const reason =
-        event.personalErasedAt === null
-          ? "personal fields do not match their MAC (edited)"
-          : "erased personal fields do not match their erasure MAC (edited)";
-      return { cursor, problem: { ...at, reason } };
-    }
+    const personal = personalFieldsProblem(key, event);
+    if (personal) return { cursor, problem: { ...at, reason: personal } };
     cursor = { seq: event.seq, hash: event.hash };
   }
   return { cursor, problem: null };

@@ -4,12 +4,13 @@ import type { DbOrTx } from "@/db";
 import { personPattern } from "@/db/queries/address-match";
 import {
   listAuditEventsNaming,
+  lockStoredAuditEvents,
   replaceAuditPersonalFields,
   setAuditErasureMacs,
 } from "@/db/queries/audit";
-import { macErasedPersonal } from "./chain";
+import { type ChainProblem, macErasedPersonal, personalFieldsProblem } from "./chain";
 import { auditChainKey } from "./key";
-import { SEAL_BATCH, sealChainInTransaction } from "./seal";
+import { AuditChainError, SEAL_BATCH, sealChainInTransaction } from "./seal";
 
 const REDACT_BATCH = 500;
 
@@ -45,6 +46,19 @@ function replaceDeep(value: unknown, replace: (text: string) => string): unknown
   return value;
 }
 
+/**
+ * Erasure or retention met events whose personal fields fail their MAC: refused, so the
+ * transaction rolls back and `audit:verify` still names them.
+ */
+export class AuditPersonalFieldsError extends AuditChainError {
+  constructor(readonly events: ChainProblem[]) {
+    const first = events[0];
+    super(
+      `audit chain "${first?.chain}": seq ${events.map((e) => e.seq).join(", ")}: ${first?.reason}; their personal fields were not replaced`,
+    );
+  }
+}
+
 export type PersonalReplacement = {
   id: number;
   actorLabel: string | null;
@@ -64,6 +78,15 @@ export async function replacePersonalFields(
   { rows, erasedAt }: { rows: PersonalReplacement[]; erasedAt: Date },
 ): Promise<number> {
   const key = auditChainKey();
+  // Verification's own check first: replacing fields that fail it, and MAC'ing the result,
+  // would pass an edit off as an erasure. Such a row is left as it is, and nothing is replaced.
+  const damaged = (await lockStoredAuditEvents({ db: tx, ids: rows.map((r) => r.id) })).flatMap(
+    (event) => {
+      const reason = personalFieldsProblem(key, event);
+      return reason ? [{ chain: event.chain, seq: event.seq ?? 0, id: event.id, reason }] : [];
+    },
+  );
+  if (damaged.length > 0) throw new AuditPersonalFieldsError(damaged);
   const stored = await replaceAuditPersonalFields({ db: tx, erasedAt, rows });
   await setAuditErasureMacs({
     db: tx,

@@ -7,7 +7,7 @@ import { applyPersonalDataRetention } from "@/lib/privacy/retention";
 import { isoMicros, macAnchor } from "./chain";
 import { auditChainKey } from "./key";
 import { AuditChainError } from "./seal";
-import { verifyAuditChain } from "./verify";
+import { verifyAuditChain, verifyAuditChainThrough } from "./verify";
 import { writeAuditEvent } from "./write";
 
 // Retention: each organisation may keep its audit events for a number of days. The purge cuts
@@ -45,6 +45,15 @@ export async function purgeAuditChain({
     }
     const cut = await findAuditPurgeCut({ db: tx, chain, before });
     if (!cut) return 0;
+    // The incremental check trusts what lies before its last verified checkpoint, and the cut
+    // is picked by times it never re-hashed: the events to delete are re-hashed from the
+    // chain's start, so a purge never removes edited events (or recent ones made to look old).
+    const purged = await verifyAuditChainThrough({ db: tx, chain, endSeq: cut.seq });
+    if (purged) {
+      throw new AuditChainError(
+        `audit chain "${chain}" does not verify through seq ${cut.seq} (seq ${purged.seq}: ${purged.reason}); not purging`,
+      );
+    }
     const purgedAt = new Date();
     const anchor = { chain, seq: cut.seq, hash: cut.hash, purgedAt: isoMicros(purgedAt) };
     const removed = await purgeAuditEventsThrough({

@@ -124,6 +124,49 @@ function tailProblem(
 }
 
 /**
+ * Re-hashes a chain from its start (the purge anchor, else genesis) through `endSeq`, every
+ * checkpoint on the way included, trusting no earlier verification: what a purge checks before
+ * it deletes those events. Returns the first problem, or null.
+ */
+export async function verifyAuditChainThrough({
+  db,
+  chain,
+  endSeq,
+}: {
+  db: DbOrTx;
+  chain: string;
+  endSeq: number;
+}): Promise<ChainProblem | null> {
+  const key = auditChainKey();
+  const begun = await chainStart(db, key, chain);
+  if ("problem" in begun) return begun.problem;
+  const run = await verifyRun({ db, key, chain, start: begun.start, endSeq });
+  if (run.problem) return run.problem;
+  if (run.cursor.seq < endSeq) {
+    const reason = `the chain ends at seq ${run.cursor.seq} before seq ${endSeq}: events deleted`;
+    return { chain, seq: run.cursor.seq + 1, id: null, reason };
+  }
+  return null;
+}
+
+/** Where a chain starts: its purge anchor, checked against its MAC, or genesis. */
+async function chainStart(
+  db: DbOrTx,
+  key: Buffer,
+  chain: string,
+): Promise<{ start: Cursor } | { problem: ChainProblem }> {
+  // A retention purge removed everything up to its anchor: the chain starts there. Without an
+  // anchor a chain starts at genesis, so events cut from its start are missing, not purged.
+  const anchor = await getAuditChainAnchor({ db, chain });
+  if (!anchor) return { start: { seq: 0, hash: GENESIS_HASH } };
+  if (macAnchor(key, anchor) !== anchor.mac) {
+    const reason = "the purge anchor fails its MAC";
+    return { problem: { chain, seq: anchor.seq, id: null, reason } };
+  }
+  return { start: { seq: anchor.seq, hash: anchor.hash } };
+}
+
+/**
  * Verifies one chain. `incremental` (page views) starts at the newest checkpoint an earlier
  * verification reached, so its cost is bounded by the events since; `full` starts at genesis.
  * Both check the tail against the MAC'd head record, and record the newest checkpoint they
@@ -154,21 +197,9 @@ export async function verifyAuditChain({
   if (head && macHead(key, { chain, seq: head.seq, hash: head.hash }) !== head.mac) {
     return report(0, { chain, seq: head.seq, id: null, reason: "the head record fails its MAC" });
   }
-  let start: Cursor = { seq: 0, hash: GENESIS_HASH };
-  // A retention purge removed everything up to its anchor: the chain starts there. Without an
-  // anchor a chain starts at genesis, so events cut from its start are missing, not purged.
-  const anchor = await getAuditChainAnchor({ db, chain });
-  if (anchor) {
-    if (macAnchor(key, anchor) !== anchor.mac) {
-      return report(0, {
-        chain,
-        seq: anchor.seq,
-        id: null,
-        reason: "the purge anchor fails its MAC",
-      });
-    }
-    start = { seq: anchor.seq, hash: anchor.hash };
-  }
+  const begun = await chainStart(db, key, chain);
+  if ("problem" in begun) return report(0, begun.problem);
+  let start = begun.start;
   if (mode === "incremental") {
     const cp = await getLastVerifiedAuditCheckpoint({ db, chain });
     if (cp && cp.seq > start.seq) {

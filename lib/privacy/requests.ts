@@ -24,7 +24,8 @@ import {
   removeRecipientFromMessages,
   setDataRequestReceipt,
 } from "@/db/queries/privacy";
-import type { DataRequest, Role } from "@/db/schema";
+import type { DataRequest } from "@/db/schema";
+import type { ChainProblem } from "@/lib/audit/chain";
 import { verifyOrganizationChain } from "@/lib/audit/read";
 import { erasePersonFromAuditChain, pseudonymOf } from "@/lib/audit/redact";
 import { verifyAuditChain } from "@/lib/audit/verify";
@@ -33,6 +34,7 @@ import type { MemberContext, RequestInfo } from "@/lib/auth/context";
 import { revokeMailbox } from "@/lib/oauth/revoke";
 import { enforceRateLimit } from "@/lib/ratelimit/runtime";
 import { eraseFromDemoInbox } from "./demo-inbox";
+import { auditDamageRefusal, erasureRefusal } from "./erasure-refusals";
 import { cancelQueuedBodiesNaming } from "./queued-bodies";
 
 // Data subject requests: an officer records one (received on a date, due a month later), then
@@ -122,27 +124,6 @@ export async function describeSubject(db: DbOrTx, orgId: string, email: string) 
 }
 
 export type SubjectSummary = Awaited<ReturnType<typeof describeSubject>>;
-
-const ERASURE_REFUSALS = {
-  last_owner:
-    "This person is the organisation's last owner. Make someone else an owner first, then erase.",
-  owner_only:
-    "Erasing removes this person's membership, and only an owner removes an owner or an administrator. Ask an owner to erase them.",
-} as const;
-
-/** Why this officer may not erase the subject now, as a code and in words; null when they may. */
-export function erasureRefusal(
-  summary: { role: string | null; ownerCount: number },
-  officerRole: Role | null,
-): { code: keyof typeof ERASURE_REFUSALS; message: string } | null {
-  const code =
-    summary.role === "owner" && summary.ownerCount <= 1
-      ? "last_owner"
-      : (summary.role === "owner" || summary.role === "admin") && officerRole !== "owner"
-        ? "owner_only"
-        : null;
-  return code ? { code, message: ERASURE_REFUSALS[code] } : null;
-}
 
 export async function getRequest(orgId: string, requestId: string) {
   return getDataRequest({ db: await getDb(), orgId, requestId });
@@ -249,7 +230,7 @@ export async function eraseSubject(
   }
   const email = request.subjectEmail.toLowerCase();
   const before = await describeSubject(db, orgId, email);
-  const refuse = async (refusal: NonNullable<ReturnType<typeof erasureRefusal>>) => {
+  const refuse = async (refusal: { code: string; message: string; events?: ChainProblem[] }) => {
     await writeAuditEvent(db, {
       orgId,
       actor: officer.actor,
@@ -257,7 +238,10 @@ export async function eraseSubject(
       target: { type: "data_request", id: requestId },
       outcome: "denied",
       request: officer.request,
-      metadata: { reason: refusal.code },
+      metadata: {
+        reason: refusal.code,
+        ...(refusal.events && { seqs: refusal.events.map((e) => e.seq) }),
+      },
     });
     return { kind: "refused", reason: refusal.message } as const;
   };
@@ -278,7 +262,7 @@ export async function eraseSubject(
 
   const pseudonym = pseudonymOf(email);
   const erasedAt = new Date();
-  const receipt = await db.transaction(async (tx) => {
+  const erasing = db.transaction(async (tx) => {
     const locked = await lockOpenDataRequest({ db: tx, orgId, requestId });
     if (!locked) return null;
     // Decided again under the membership lock, on both people's roles as they are now: the
@@ -380,6 +364,8 @@ export async function eraseSubject(
     });
     return receipt;
   });
+  // Audit events whose personal fields were edited outside the app: nothing erased, refused.
+  const receipt = await erasing.catch(auditDamageRefusal);
   if (receipt === null) return { kind: "not_found" };
   if ("code" in receipt) return refuse(receipt);
   const chain = await verifyOrganizationChain(db, orgId);

@@ -5,7 +5,7 @@ import { removeMessagePersonalFields } from "@/db/queries/messages";
 import { listPersonalRetentionSettings } from "@/db/queries/organization-settings";
 import { deleteFinishedWebhookDeliveries } from "@/db/queries/webhooks";
 import { DEFAULT_AUDIT_NETWORK_RETENTION_DAYS } from "@/db/schema";
-import { replacePersonalFields } from "@/lib/audit/redact";
+import { AuditPersonalFieldsError, replacePersonalFields } from "@/lib/audit/redact";
 import { SEAL_BATCH, sealChainInTransaction } from "@/lib/audit/seal";
 import { writeAuditEvent } from "@/lib/audit/write";
 
@@ -90,15 +90,22 @@ export type RetentionRun = {
   webhookDeliveries: number;
   auditEvents: number;
   failed: boolean;
+  /** Events whose personal fields fail their MAC, left as they are (no retention for the chain). */
+  auditRefused?: { seq: number; reason: string }[];
 };
 
 /** Runs one part of an organisation's retention; a failure is logged and counts nothing. */
 async function attempt(part: string, work: () => Promise<number>) {
   try {
-    return { changed: await work(), failed: false };
+    return { changed: await work(), failed: false, refused: [] };
   } catch (error) {
     console.error(`[mailwarden] personal data retention (${part}): ${(error as Error).message}`);
-    return { changed: 0, failed: true };
+    // Edited personal fields stop the chain's run (lib/audit/redact.ts): named in the report.
+    const refused =
+      error instanceof AuditPersonalFieldsError
+        ? error.events.map(({ seq, reason }) => ({ seq, reason }))
+        : [];
+    return { changed: 0, failed: true, refused };
   }
 }
 
@@ -188,6 +195,7 @@ async function applyChainRetention(
               ].filter(Boolean),
             }
           : {}),
+        ...(events.refused.length > 0 ? { auditRefused: events.refused } : {}),
       },
     });
     return 1;
@@ -198,5 +206,6 @@ async function applyChainRetention(
     webhookDeliveries: deliveries.changed,
     auditEvents: events.changed,
     failed,
+    ...(events.refused.length > 0 ? { auditRefused: events.refused } : {}),
   };
 }

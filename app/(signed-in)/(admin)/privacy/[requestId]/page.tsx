@@ -6,7 +6,8 @@ import { Card } from "@/components/ui/card";
 import { getDb } from "@/db";
 import { getDataRequest } from "@/db/queries/privacy";
 import { requirePermission } from "@/lib/auth/session";
-import { describeSubject, erasureRefusal, isOverdue } from "@/lib/privacy/requests";
+import { erasureRefusal } from "@/lib/privacy/erasure-refusals";
+import { describeSubject, isOverdue } from "@/lib/privacy/requests";
 import { formatDateTime } from "@/lib/utils";
 import { EraseForm } from "../forms";
 
