@@ -104,15 +104,16 @@ describe("a downloaded export checked offline", () => {
       unsealed: (manifest.unsealed ?? 0) + 1,
       last: sealOf(edited[edited.length - 2]),
     };
+    // The manifest is checked first, before any event is read.
     const result = await verify(write([...edited, restated]));
     expect(result.code).toBe(1);
-    expect(result.text).toMatch(/BROKEN .*partly sealed/);
-    // Its personal MAC nulled too, so the row looks wholly unsealed: the manifest's MAC fails.
+    expect(result.text).toMatch(/^BROKEN manifest: fails its MAC/);
+    // The manifest left as signed: a row with part of its seal removed is refused as such.
+    const partly = await verify(write([...edited, manifest]));
+    expect(partly.code).toBe(1);
+    expect(partly.text).toMatch(/BROKEN line 8: partly sealed/);
+    // Its personal MAC nulled too, so the row looks wholly unsealed: the counts no longer match.
     newest.personalMac = null;
-    const whole = await verify(write([...edited, restated]));
-    expect(whole.code).toBe(1);
-    expect(whole.text).toMatch(/BROKEN manifest: fails its MAC/);
-    // Only the row changed, the manifest left as signed: the counts no longer match.
     const rowOnly = await verify(write([...edited, manifest]));
     expect(rowOnly.code).toBe(1);
     expect(rowOnly.text).toMatch(/BROKEN manifest: says 8 events \(8 sealed, 0 unsealed\)/);

@@ -31,11 +31,43 @@ function manifestProblem(key: Buffer, m: ExportManifest): string | null {
   return null;
 }
 
+/** The file's last non-empty line, read from its end (the manifest is small), or null. */
+async function lastLine(file: string): Promise<string | null> {
+  const handle = await fs.promises.open(file, "r");
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, 1 << 20);
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, size - length);
+    const lines = buffer.toString("utf8").split("\n");
+    while (lines.length > 1 && (lines.at(-1) ?? "").trim() === "") lines.pop();
+    return lines.length > 1 || length === size ? (lines.at(-1) ?? null) : null;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The manifest's own checks, before anything in it or the file is trusted. */
+async function signedManifestProblem(file: string, key: Buffer): Promise<string | null> {
+  let record: ExportManifest;
+  try {
+    record = JSON.parse((await lastLine(file)) ?? "") as ExportManifest;
+  } catch {
+    return null; // not a manifest: the line by line pass names the problem
+  }
+  if (record?.type !== "manifest") return null;
+  if (record.chainKeyId !== chainKeyId(key)) {
+    return "made under another AUDIT_CHAIN_KEY than the one given";
+  }
+  return manifestProblem(key, record);
+}
+
 /**
  * Checks a JSON Lines export offline under AUDIT_CHAIN_KEY: every sealed event's MAC; for an
  * unfiltered export the links between consecutive events too (a filtered one leaves gaps by
- * design); then the manifest: its own MAC first (key id, filter, counts, first and last seq and
- * hash, the digest of the unsealed events), then each against the file. An event is sealed
+ * design); and the manifest: its own MAC first, before any event is read (key id, filter,
+ * counts, first and last seq and hash, the digest of the unsealed events), then each of those
+ * against the file. An event is sealed
  * (seq, hash, prev_hash and personal MAC all set) or unsealed (all four null, after every sealed
  * one, as exported); unsealed events are held to the manifest's count and digest. Reads line by
  * line, so a file of any size fits. Returns the exit code: 0 when all holds, 1 otherwise.
@@ -49,6 +81,11 @@ export async function verifyExportFile({
   key: Buffer;
   out: Output;
 }): Promise<number> {
+  const signed = await signedManifestProblem(file, key);
+  if (signed) {
+    out.write(`BROKEN manifest: ${signed}\n`);
+    return 1;
+  }
   const lines = readline.createInterface({
     input: fs.createReadStream(file, "utf8"),
     crlfDelay: Number.POSITIVE_INFINITY,
