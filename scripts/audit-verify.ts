@@ -3,10 +3,17 @@
 // Exits 1 and names the first bad event of each broken chain; 0 when every chain is intact.
 // Against the embedded database it fails with a clear message while the app holds the folder
 // (PGlite allows one process).
+// Each chain's head (seq and hash) is printed: note it outside the database, and a later run
+// whose head is older or differs at that seq shows a head put back (replay).
 // `npm run audit:verify -- --file export.jsonl` checks a downloaded export offline instead (it
 // needs the same AUDIT_CHAIN_KEY, no database).
+// `npm run audit:verify -- --start-chain <organisation id | ''> --reason "<why>"` starts a chain
+// from genesis that the sealer refuses to start on its own (its pending events or organisation
+// are over a minute old: lib/audit/seal.ts), audited as audit.chain_started with the reason.
+// Only when you know why it has no head: it also seals whatever someone may have edited.
 import { openDatabase } from "@/db";
 import { auditChainKey } from "@/lib/audit/key";
+import { startAuditChain } from "@/lib/audit/start-chain";
 import { verifyAllAuditChains } from "@/lib/audit/verify-all";
 import { verifyExportFile } from "@/lib/audit/verify-file";
 import { EnvError, env } from "@/lib/env";
@@ -27,12 +34,25 @@ async function main() {
     return;
   }
   const chain = argument(argv, "--chain", "an organisation id ('' for global)");
+  const start = argument(argv, "--start-chain", "an organisation id ('' for global)");
+  const reason = argument(argv, "--reason", "why the chain is started again");
+  if (start !== undefined && !reason?.trim()) throw new Error("--start-chain needs --reason");
   const e = env();
   const handle = await openDatabase({ databaseUrl: e.DATABASE_URL, dataDir: e.dataDir });
   try {
+    if (start !== undefined) {
+      const { sealed } = await startAuditChain({
+        db: handle.db,
+        chain: start,
+        reason: reason ?? "",
+      });
+      console.log(
+        `started chain ${start === "" ? "(global)" : start} from genesis: ${sealed} events sealed`,
+      );
+    }
     process.exitCode = await verifyAllAuditChains({
       db: handle.db,
-      chain,
+      chain: chain ?? start,
       out: process.stdout,
       err: process.stderr,
     });

@@ -103,6 +103,8 @@ describe("events of a person's request record where it came from", () => {
     expect(events[0]?.metadata).toMatchObject({
       manifest: { filter: { q: "[17 characters, not recorded]" }, filtered: true },
     });
+    // The file's manifest MAC covers the typed filter: kept out of the log, it confirms no guess.
+    expect(JSON.stringify(events[0]?.metadata)).not.toContain('"mac"');
     expect(events[1]?.metadata).toMatchObject({
       manifest: {
         filter: {

@@ -16,7 +16,13 @@ import {
 import type { AnyPgColumn } from "drizzle-orm/pg-core";
 import type { DbOrTx } from "@/db";
 import { preparedSql, type StatementPart } from "@/db/prepared";
-import { auditChainAnchors, auditChainHeads, auditCheckpoints, auditEvents } from "@/db/schema";
+import {
+  auditChainAnchors,
+  auditChainHeads,
+  auditCheckpoints,
+  auditEvents,
+  organizations,
+} from "@/db/schema";
 import { mentionsAddress } from "./address-match";
 
 /**
@@ -394,6 +400,28 @@ export async function getUnsealedAuditSummary({ db, chain }: { db: DbOrTx; chain
     .from(auditEvents)
     .where(and(eq(auditEvents.chain, chain), isNull(auditEvents.seq)));
   return { count: row?.count ?? 0, oldest: row?.oldest ?? null };
+}
+
+/**
+ * How long ago, by the database's clock, the chain's oldest unsealed event happened and its
+ * organisation was created (null: none pending, or the chain '' / an organisation gone). What
+ * the sealer asks before starting a chain from genesis (lib/audit/seal.ts).
+ */
+export async function getAuditChainAges({ db, chain }: { db: DbOrTx; chain: string }) {
+  const [row] = await db
+    .select({
+      pendingMs: sql<
+        number | null
+      >`(extract(epoch from now() - min(${auditEvents.occurredAt})) * 1000)::float8`,
+      organizationMs: sql<
+        number | null
+      >`(select (extract(epoch from now() - ${organizations.createdAt}) * 1000)::float8
+        from ${organizations} where ${organizations.id}::text = ${chain})`,
+    })
+    .from(auditEvents)
+    .where(and(eq(auditEvents.chain, chain), isNull(auditEvents.seq)));
+  const number = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return { pendingMs: number(row?.pendingMs), organizationMs: number(row?.organizationMs) };
 }
 
 export async function getAuditChainAnchor({ db, chain }: { db: DbOrTx; chain: string }) {

@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 
 // Pure: the keyed hash of an event, a checkpoint and a chain head. Every input is exactly what
 // the database stores, read back as text (occurred_at to the microsecond, metadata as jsonb's
@@ -155,6 +155,88 @@ export function macAnchor(key: Buffer, anchor: Anchor): string {
     anchor.hash,
     anchor.purgedAt,
   ]);
+}
+
+/** What an export's manifest states; its MAC (`macManifest`) makes it trustworthy offline. */
+export type ManifestFields = {
+  format: string;
+  chain: string;
+  filter: Record<string, string>;
+  filtered: boolean;
+  count: number;
+  sealed: number;
+  unsealed: number;
+  first: { seq: number; hash: string } | null;
+  last: { seq: number; hash: string } | null;
+  /** `digestUnsealed` of the unsealed events, in the order exported. */
+  unsealedDigest: string;
+  generatedAt: string;
+  chainKeyId: string;
+};
+
+/**
+ * The MAC of an export's manifest: without it, whoever holds the file could drop or cut events
+ * and restate the counts, or call an edited event unsealed. Every field, in a fixed order; the
+ * filter as its entries sorted by name.
+ */
+export function macManifest(key: Buffer, m: ManifestFields): string {
+  const filter = Object.entries(m.filter).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return mac(key, [
+    "mailwarden.audit.export-manifest.v1",
+    m.format,
+    m.chain,
+    filter,
+    m.filtered,
+    m.count,
+    m.sealed,
+    m.unsealed,
+    m.first?.seq ?? null,
+    m.first?.hash ?? null,
+    m.last?.seq ?? null,
+    m.last?.hash ?? null,
+    m.unsealedDigest,
+    m.generatedAt,
+    m.chainKeyId,
+  ]);
+}
+
+const EXPORTED_FIELDS = [
+  "id",
+  "chain",
+  "orgId",
+  "occurredAt",
+  "actorType",
+  "actorId",
+  "actorLabel",
+  "action",
+  "targetType",
+  "targetId",
+  "outcome",
+  "ip",
+  "userAgent",
+  "metadata",
+  "personal",
+  "personalMac",
+  "personalErasedAt",
+  "personalErasedMac",
+  "seq",
+  "prevHash",
+  "hash",
+] as const;
+
+/**
+ * A running SHA-256 over the unsealed events of an export, every field of each. Unsealed events
+ * have no MAC of their own; the manifest's MAC covers this digest, so they cannot be edited,
+ * added or dropped after the export either.
+ */
+export function digestUnsealed() {
+  const hash = createHash("sha256").update("mailwarden.audit.unsealed.v1");
+  return {
+    add(row: Record<string, unknown>) {
+      hash.update(`${JSON.stringify(EXPORTED_FIELDS.map((f) => row[f] ?? null))}\n`);
+    },
+    hex: () => hash.copy().digest("hex"),
+  };
 }
 
 /** A JS Date in the form `exactTime` reads timestamps back in (microseconds, UTC). */

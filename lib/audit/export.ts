@@ -3,6 +3,7 @@ import { createHmac } from "node:crypto";
 import { stringify } from "csv-stringify/sync";
 import type { DbOrTx } from "@/db";
 import { type ActivityFilter, type ExportRow, iterateActivityExport } from "@/db/queries/activity";
+import { digestUnsealed, type ManifestFields, macManifest } from "./chain";
 import { actionLabel } from "./events";
 import { auditChainKey } from "./key";
 
@@ -17,22 +18,14 @@ import { auditChainKey } from "./key";
 
 export type ExportFormat = "csv" | "jsonl";
 
-export type ExportManifest = {
-  type: "manifest";
-  format: ExportFormat;
-  chain: string;
-  filter: Record<string, string>;
-  /** A filtered export can prove each event's MAC but not the links between them. */
-  filtered: boolean;
-  count: number;
-  sealed: number;
-  unsealed: number;
-  first: { seq: number; hash: string } | null;
-  last: { seq: number; hash: string } | null;
-  generatedAt: string;
-  /** Names the key the MACs need (a MAC of a constant under it), never the key itself. */
-  chainKeyId: string;
-};
+export type ExportManifest = { type: "manifest"; format: ExportFormat } & ManifestFields & {
+    /**
+     * MAC under the chain key of every other field (`macManifest`): a filtered export can prove
+     * each event's MAC but not the links between them, so without it anyone holding the file
+     * could drop events and call the export filtered, or restate the counts and the last event.
+     */
+    mac: string;
+  };
 
 export function chainKeyId(key: Buffer): string {
   return createHmac("sha256", key).update("mailwarden.audit.key-id.v1").digest("hex").slice(0, 16);
@@ -126,6 +119,8 @@ export function exportStream({
 }): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   const batches = iterateActivityExport({ db, chain, filter, batch });
+  const key = auditChainKey();
+  const unsealedDigest = digestUnsealed();
   const manifest: ExportManifest = {
     type: "manifest",
     format,
@@ -137,14 +132,22 @@ export function exportStream({
     unsealed: 0,
     first: null,
     last: null,
+    unsealedDigest: unsealedDigest.hex(),
     generatedAt: new Date().toISOString(),
-    chainKeyId: chainKeyId(auditChainKey()),
+    chainKeyId: chainKeyId(key),
+    mac: "",
+  };
+  const sign = () => {
+    manifest.unsealedDigest = unsealedDigest.hex();
+    const { type: _type, mac: _mac, ...fields } = manifest;
+    manifest.mac = macManifest(key, fields);
   };
   let isHeaderSent = false;
   let isFinished = false;
   const finish = async (complete: boolean) => {
     if (isFinished) return;
     isFinished = true;
+    sign();
     await onDone?.(manifest, complete);
   };
   return new ReadableStream<Uint8Array>(
@@ -165,6 +168,7 @@ export function exportStream({
         }
         const next = await batches.next();
         if (next.done) {
+          sign();
           if (format === "jsonl")
             controller.enqueue(encoder.encode(`${JSON.stringify(manifest)}\n`));
           await finish(true);
@@ -175,6 +179,7 @@ export function exportStream({
           manifest.count++;
           if (r.seq === null || r.hash === null) {
             manifest.unsealed++;
+            unsealedDigest.add(r);
             continue;
           }
           manifest.sealed++;

@@ -1,6 +1,7 @@
 import "server-only";
 import { type DbOrTx, inTransaction } from "@/db";
 import {
+  getAuditChainAges,
   getAuditChainHead,
   hasSealedAuditEvents,
   insertAuditCheckpoints,
@@ -30,7 +31,39 @@ export class AuditChainError extends Error {
   }
 }
 
-async function startingPoint(tx: DbOrTx, chain: string, key: Buffer) {
+/**
+ * How old a chain's evidence may be for the sealer to start it from genesis on its own: a new
+ * chain's first events are sealed within seconds (an organisation's first, org.created, inline
+ * in the transaction that creates it), and an event left unsealed longer raises the alarm.
+ */
+export const NEW_CHAIN_MS = 60_000;
+
+export type SealOptions = {
+  /** Start a chain from genesis whatever its age: only `npm run audit:verify -- --start-chain`. */
+  allowGenesis?: boolean;
+};
+
+// No head and no sealed events: a new chain, or one whose seals, head, checkpoints and anchor
+// were all removed so that an edited history would be sealed afresh. Events older than a
+// minute, or an organisation older than a minute, mean the chain existed before.
+async function refuseOldGenesis(tx: DbOrTx, chain: string) {
+  const ages = await getAuditChainAges({ db: tx, chain });
+  if (ages.pendingMs === null) return; // nothing to seal
+  const name = chain === "" ? "(global)" : chain;
+  const how = `if it must start again, run: npm run audit:verify -- --start-chain ${chain === "" ? "''" : chain} --reason "<why>"`;
+  if (ages.pendingMs > NEW_CHAIN_MS) {
+    throw new AuditChainError(
+      `audit chain "${name}": no head record, yet its oldest unsealed event is ${Math.round(ages.pendingMs / 1000)} s old; a new chain's first events are seconds old, so its history may have been unsealed and rewritten. Not started from genesis (${how})`,
+    );
+  }
+  if ((ages.organizationMs ?? 0) > NEW_CHAIN_MS) {
+    throw new AuditChainError(
+      `audit chain "${name}": no head record, yet its organisation was created ${Math.round((ages.organizationMs ?? 0) / 1000)} s ago and sealed its first event then; its history may have been unsealed and rewritten. Not started from genesis (${how})`,
+    );
+  }
+}
+
+async function startingPoint(tx: DbOrTx, chain: string, key: Buffer, options: SealOptions) {
   const head = await getAuditChainHead({ db: tx, chain });
   if (head) {
     // Extending a forged head would launder it: refuse, and let the unsealed alarm show it.
@@ -44,6 +77,7 @@ async function startingPoint(tx: DbOrTx, chain: string, key: Buffer) {
   if (await hasSealedAuditEvents({ db: tx, chain })) {
     throw new AuditChainError(`audit chain "${chain}": sealed events but no head record`);
   }
+  if (!options.allowGenesis) await refuseOldGenesis(tx, chain);
   return { seq: 0, hash: GENESIS_HASH };
 }
 
@@ -57,10 +91,11 @@ export async function sealChainInTransaction(
   tx: DbOrTx,
   chain: string,
   limit = SEAL_BATCH,
+  options: SealOptions = {},
 ): Promise<number> {
   const key = auditChainKey();
   await lockAuditChain({ db: tx, chain });
-  let cursor = await startingPoint(tx, chain, key);
+  let cursor = await startingPoint(tx, chain, key, options);
   const events = await listUnsealedAuditEvents({ db: tx, chain, limit });
   if (events.length === 0) return 0;
   const now = new Date();

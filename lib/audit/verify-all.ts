@@ -16,8 +16,8 @@ export function describeProblem(problem: ChainProblem): string {
 }
 
 /**
- * Verifies every chain (or one) from genesis: progress on `err`, each chain's first bad event
- * and a summary on `out`. Returns the exit code: 0 intact, 1 when any chain is broken.
+ * Verifies every chain (or one) from genesis: progress on `err`, each chain's head (seq and
+ * hash, to be recorded outside the database), first bad event and a summary on `out`. Returns the exit code: 0 intact, 1 when any chain is broken.
  */
 export async function verifyAllAuditChains({
   db,
@@ -54,6 +54,10 @@ export async function verifyAllAuditChains({
       onProgress: (checked) => progress(done + checked),
     });
     done += report.checked;
+    // Noted outside the database, a head shows later whether an older one was put back.
+    out.write(
+      `head: chain ${name === "" ? "(global)" : name} ${report.head ? `seq ${report.head.seq} hash ${report.head.hash}` : "none"}\n`,
+    );
     if (report.problem) {
       broken++;
       out.write(`BROKEN ${describeProblem(report.problem)}\n`);

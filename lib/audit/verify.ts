@@ -19,6 +19,7 @@ import {
   macHead,
 } from "./chain";
 import { auditChainKey } from "./key";
+import { NEW_CHAIN_MS } from "./seal";
 
 const READ_BATCH = 2000;
 
@@ -26,6 +27,8 @@ export type ChainReport = {
   chain: string;
   /** Sealed events according to the chain's head record. */
   length: number;
+  /** The head record as read (an operator notes it outside the database against replay). */
+  head: { seq: number; hash: string } | null;
   /** Events re-hashed by this verification. */
   checked: number;
   problem: ChainProblem | null;
@@ -190,6 +193,7 @@ export async function verifyAuditChain({
   const report = (checked: number, problem: ChainProblem | null): ChainReport => ({
     chain,
     length: head?.seq ?? 0,
+    head: head ? { seq: head.seq, hash: head.hash } : null,
     checked,
     problem,
     unsealed,
@@ -212,6 +216,13 @@ export async function verifyAuditChain({
   if (run.passed) await markAuditCheckpointVerified({ db, chain, seq: run.passed.seq });
   if (run.problem) return report(run.checked, run.problem);
   if (!head) {
+    // Nothing sealed and nothing head: a new chain, unless its events have waited past the
+    // minute in which the sealer starts a chain on its own (lib/audit/seal.ts refuses then).
+    const oldest = unsealed.oldest;
+    if (run.cursor.seq === 0 && oldest && Date.now() - oldest.getTime() > NEW_CHAIN_MS) {
+      const reason = `no head record and nothing sealed, yet events wait unsealed since ${oldest.toISOString()}: the sealer refuses to start it from genesis (history unsealed to be rewritten?)`;
+      return report(0, { chain, seq: 0, id: null, reason });
+    }
     if (run.cursor.seq === 0) return report(0, null);
     const reason = "sealed events but no head record (head deleted)";
     return report(run.checked, { chain, seq: run.cursor.seq, id: null, reason });

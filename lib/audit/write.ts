@@ -3,7 +3,7 @@ import { type DbOrTx, inTransaction } from "@/db";
 import type { StatementPart } from "@/db/prepared";
 import { insertAuditEvent, insertAuditEventWithChange } from "@/db/queries/audit";
 import { type AuditInput, isHighVolume, PERSONAL_METADATA_KEYS } from "./events";
-import { SEAL_BATCH, sealChainInTransaction } from "./seal";
+import { SEAL_BATCH, type SealOptions, sealChainInTransaction } from "./seal";
 import { nudgeAuditSealer } from "./sealer";
 
 const SECRET_KEY = /token|secret|password|verifier|authorization|cookie|key$/i;
@@ -51,7 +51,7 @@ function eventValues(input: AuditInput) {
  * shortly after by the background sealer, so sends never wait on the chain lock. Every other
  * event is sealed before its transaction commits, together with any pending events before it.
  */
-export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
+export async function writeAuditEvent(db: DbOrTx, input: AuditInput, options: SealOptions = {}) {
   const values = eventValues(input);
   const chain = values.chain;
   if (isHighVolume(input.action)) {
@@ -64,7 +64,7 @@ export async function writeAuditEvent(db: DbOrTx, input: AuditInput) {
     // A backlog larger than one batch is sealed too: this event comes after it.
     let sealed: number;
     do {
-      sealed = await sealChainInTransaction(tx, chain);
+      sealed = await sealChainInTransaction(tx, chain, SEAL_BATCH, options);
     } while (sealed === SEAL_BATCH);
     return row;
   });

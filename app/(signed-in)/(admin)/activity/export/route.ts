@@ -75,7 +75,8 @@ export async function GET(request: Request): Promise<Response> {
       sessionToken: await currentSessionToken(),
       operator: isSystem,
     }),
-    onDone: async (manifest, complete) => {
+    onDone: async ({ mac: _mac, ...manifest }, complete) => {
+      // The file's MAC is left out: it covers the typed filter, so it would confirm a guess of it.
       await writeAuditEvent(db, {
         orgId: isSystem ? null : ctx.orgId,
         actor: { type: "user", id: ctx.user.id, label: ctx.user.email },

@@ -1,0 +1,45 @@
+import "server-only";
+import type { DbOrTx } from "@/db";
+import { getAuditChainHead, getUnsealedAuditSummary } from "@/db/queries/audit";
+import { writeAuditEvent } from "./write";
+
+/**
+ * The operator's deliberate start of a chain from genesis (`npm run audit:verify --
+ * --start-chain`), for a chain the sealer refuses to start on its own because its pending
+ * events or its organisation are older than a minute (lib/audit/seal.ts): after an upgrade that
+ * hands every chain back to the sealer, or a chain whose first events waited out a crash. It
+ * writes `audit.chain_started` with the reason and seals it, after every pending event, from
+ * seq 1, in one transaction. A chain that already has a head is left alone.
+ */
+export async function startAuditChain({
+  db,
+  chain,
+  reason,
+}: {
+  db: DbOrTx;
+  chain: string;
+  reason: string;
+}): Promise<{ sealed: number }> {
+  if ((await getAuditChainHead({ db, chain })) !== undefined) {
+    throw new Error(
+      `chain ${chain === "" ? "(global)" : chain} already has a head: nothing to start`,
+    );
+  }
+  const pending = await getUnsealedAuditSummary({ db, chain });
+  await writeAuditEvent(
+    db,
+    {
+      orgId: chain === "" ? null : chain,
+      actor: { type: "system", label: "Operator (audit:verify --start-chain)" },
+      action: "audit.chain_started",
+      outcome: "success",
+      metadata: {
+        reason: reason.slice(0, 500),
+        pending: pending.count,
+        oldestPending: pending.oldest?.toISOString() ?? null,
+      },
+    },
+    { allowGenesis: true },
+  );
+  return { sealed: pending.count + 1 };
+}
