@@ -45,22 +45,25 @@ export type SealOptions = {
 
 // No head and no sealed events: a new chain, or one whose seals, head, checkpoints and anchor
 // were all removed so that an edited history would be sealed afresh. Events older than a
-// minute, or an organisation older than a minute, mean the chain existed before.
-async function refuseOldGenesis(tx: DbOrTx, chain: string) {
-  const ages = await getAuditChainAges({ db: tx, chain });
-  if (ages.pendingMs === null) return; // nothing to seal
+// minute, or an organisation older than a minute, mean the chain existed before. The sealer
+// refuses such a chain and verify reports it, both by this one rule (the database's clock).
+export async function oldGenesisProblem(db: DbOrTx, chain: string): Promise<string | null> {
+  const ages = await getAuditChainAges({ db, chain });
+  if (ages.pendingMs === null) return null; // nothing to seal
   const name = chain === "" ? "(global)" : chain;
   const how = `if it must start again, run: npm run audit:verify -- --start-chain ${chain === "" ? "''" : chain} --reason "<why>"`;
   if (ages.pendingMs > NEW_CHAIN_MS) {
-    throw new AuditChainError(
-      `audit chain "${name}": no head record, yet its oldest unsealed event is ${Math.round(ages.pendingMs / 1000)} s old; a new chain's first events are seconds old, so its history may have been unsealed and rewritten. Not started from genesis (${how})`,
-    );
+    return `audit chain "${name}": no head record, yet its oldest unsealed event is ${Math.round(ages.pendingMs / 1000)} s old; a new chain's first events are seconds old, so its history may have been unsealed and rewritten. Not started from genesis (${how})`;
   }
   if ((ages.organizationMs ?? 0) > NEW_CHAIN_MS) {
-    throw new AuditChainError(
-      `audit chain "${name}": no head record, yet its organisation was created ${Math.round((ages.organizationMs ?? 0) / 1000)} s ago and sealed its first event then; its history may have been unsealed and rewritten. Not started from genesis (${how})`,
-    );
+    return `audit chain "${name}": no head record, yet its organisation was created ${Math.round((ages.organizationMs ?? 0) / 1000)} s ago and sealed its first event then; its history may have been unsealed and rewritten. Not started from genesis (${how})`;
   }
+  return null;
+}
+
+async function refuseOldGenesis(tx: DbOrTx, chain: string) {
+  const problem = await oldGenesisProblem(tx, chain);
+  if (problem) throw new AuditChainError(problem);
 }
 
 async function startingPoint(tx: DbOrTx, chain: string, key: Buffer, options: SealOptions) {

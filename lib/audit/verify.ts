@@ -19,7 +19,7 @@ import {
   macHead,
 } from "./chain";
 import { auditChainKey } from "./key";
-import { NEW_CHAIN_MS } from "./seal";
+import { oldGenesisProblem } from "./seal";
 
 const READ_BATCH = 2000;
 
@@ -216,14 +216,12 @@ export async function verifyAuditChain({
   if (run.passed) await markAuditCheckpointVerified({ db, chain, seq: run.passed.seq });
   if (run.problem) return report(run.checked, run.problem);
   if (!head) {
-    // Nothing sealed and nothing head: a new chain, unless its events have waited past the
-    // minute in which the sealer starts a chain on its own (lib/audit/seal.ts refuses then).
-    const oldest = unsealed.oldest;
-    if (run.cursor.seq === 0 && oldest && Date.now() - oldest.getTime() > NEW_CHAIN_MS) {
-      const reason = `no head record and nothing sealed, yet events wait unsealed since ${oldest.toISOString()}: the sealer refuses to start it from genesis (history unsealed to be rewritten?)`;
-      return report(0, { chain, seq: 0, id: null, reason });
+    // Nothing sealed and nothing head: a new chain, unless the sealer refuses to start it from
+    // genesis (lib/audit/seal.ts), which verify then reports by the same rule.
+    if (run.cursor.seq === 0) {
+      const reason = await oldGenesisProblem(db, chain);
+      return report(0, reason === null ? null : { chain, seq: 0, id: null, reason });
     }
-    if (run.cursor.seq === 0) return report(0, null);
     const reason = "sealed events but no head record (head deleted)";
     return report(run.checked, { chain, seq: run.cursor.seq, id: null, reason });
   }

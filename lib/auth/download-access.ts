@@ -12,14 +12,14 @@ import { hasPermission, type Permission } from "./roles";
  * client's download fails (a chunked response without its end) instead of ending as a file that
  * looks complete.
  */
-export class DownloadAccessLostError extends Error {
+class DownloadAccessLostError extends Error {
   constructor() {
     super("The membership or role that allowed this download ended while it was streaming.");
     this.name = "DownloadAccessLostError";
   }
 }
 
-export type DownloadAccessCheck = (orgId?: string) => Promise<void>;
+type DownloadAccessCheck = (orgId?: string) => Promise<void>;
 
 /**
  * A streamed download's re-check, run before each batch it reads from the database: the

@@ -22,7 +22,7 @@ import { queueNotification } from "@/lib/notifications";
 export const MAX_WAITING_DELIVERIES = 5_000;
 
 /** Why an endpoint is off: a person turned it off, or Mailwarden did (410 Gone, backlog). */
-export type TurnOffReason = "person" | "gone" | "backlog";
+type TurnOffReason = "person" | "gone" | "backlog";
 
 /** An endpoint's state as its pages show it. */
 export function endpointStateLabel(endpoint: { enabled: boolean; disabledReason: string | null }) {
