@@ -8,7 +8,7 @@ import { UNSEALED_ALARM_MS } from "@/lib/security/checks";
 import { createOwner } from "@/lib/testing/factories";
 import { AuditChainError, sealPending } from "./seal";
 import { startAuditChain } from "./start-chain";
-import { verifyAllAuditChains } from "./verify-all";
+import { verifyChainReport } from "./testing/verify";
 
 const HOUR = 3_600_000;
 
@@ -59,17 +59,6 @@ async function rewrite(orgId: string) {
   await db.execute(sql`delete from audit_chain_anchors where chain = ${orgId}`);
 }
 
-async function verify(chain: string) {
-  const out = {
-    text: "",
-    write(t: string) {
-      this.text += t;
-    },
-  };
-  const code = await verifyAllAuditChains({ db: await getDb(), chain, out, err: { write() {} } });
-  return { code, text: out.text };
-}
-
 async function rows(orgId: string) {
   return (await getDb())
     .select({ seq: auditEvents.seq, action: auditEvents.action })
@@ -93,7 +82,7 @@ async function expectRefusedAndAlarmed(orgId: string, reason: RegExp) {
   expect(Date.now() - (unsealed.oldest?.getTime() ?? Date.now())).toBeGreaterThan(
     UNSEALED_ALARM_MS,
   );
-  const result = await verify(orgId);
+  const result = await verifyChainReport(orgId);
   expect(result.code).toBe(1);
   expect(result.text).not.toMatch(/intact/);
   expect(result.text).toMatch(/BROKEN .*no head record, yet its/);
@@ -102,7 +91,7 @@ async function expectRefusedAndAlarmed(orgId: string, reason: RegExp) {
 describe("starting a chain from genesis", () => {
   it("refuses to re-seal a chain whose history was unsealed and rewritten", async () => {
     const orgId = await oldOrganisation();
-    expect((await verify(orgId)).text).toMatch(/intact/);
+    expect((await verifyChainReport(orgId)).text).toMatch(/intact/);
     await rewrite(orgId);
     await expectRefusedAndAlarmed(
       orgId,
@@ -131,7 +120,7 @@ describe("starting a chain from genesis", () => {
     for (let i = 0; i < 3; i++) await insertAt(org.id, new Date(), i);
     expect((await sealPending({ db, chain: org.id })).sealed).toBe(3);
     expect((await rows(org.id)).map((r) => r.seq)).toEqual([1, 2, 3]);
-    expect((await verify(org.id)).code).toBe(0);
+    expect((await verifyChainReport(org.id)).code).toBe(0);
   });
 
   it("lets an operator start a refused chain deliberately, audited, and prints each head", async () => {
@@ -147,7 +136,7 @@ describe("starting a chain from genesis", () => {
     expect(sealed).toBe(all.length);
     expect(all.every((r) => r.seq !== null)).toBe(true);
     expect(all.at(-1)).toEqual({ seq: all.length, action: "audit.chain_started" });
-    const result = await verify(orgId);
+    const result = await verifyChainReport(orgId);
     expect(result.code).toBe(0);
     expect(result.text).toContain(`head: chain ${orgId} seq ${all.length} hash `);
     await expect(

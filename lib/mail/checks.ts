@@ -79,11 +79,7 @@ export async function stoppedMeanwhile(
     assertUsable(row);
     return null;
   } catch (error) {
-    const refused = tokenFailure(error);
-    if (!refused) throw error;
-    return isSmtpFailure(refused)
-      ? { kind: "conflict", mailboxStatus: row.status, cause: refused.cause }
-      : refused;
+    return tokenRefusal(error);
   }
 }
 
@@ -259,10 +255,15 @@ export async function checkToken(
   try {
     return { expiresAt: await ensureToken(mailbox) };
   } catch (error) {
-    const refused = tokenFailure(error);
-    if (!refused) throw error;
-    return isSmtpFailure(refused)
-      ? { kind: "conflict", mailboxStatus: "needs_reconnect", cause: refused.cause }
-      : refused;
+    return tokenRefusal(error);
   }
+}
+
+/** The token layer's refusal as a send answers it: a grant needing reconnection is a conflict. */
+function tokenRefusal(error: unknown): RefusalOutcome {
+  const refused = tokenFailure(error);
+  if (!refused) throw error;
+  return isSmtpFailure(refused)
+    ? { kind: "conflict", mailboxStatus: "needs_reconnect", cause: refused.cause }
+    : refused;
 }

@@ -229,17 +229,8 @@ describe("revoke while a connect of the same account is being completed (Google-
       const url = await startFor(ownerB, "demo");
       const flow = await authorizeInBrowser(url.toString(), { email: address });
 
-      let connecting: Promise<CallbackResult> | null = null;
-      beds.demo.proxy.beforeRevocation = async () => {
-        beds.demo.proxy.beforeRevocation = null;
-        // The revoke holds its locks, its request not yet at the provider: the connect runs now.
-        const exchanged = new Promise<void>((resolve) => {
-          beds.demo.proxy.afterCodeExchange = async () => resolve();
-        });
-        connecting = callbackFor(ownerB, flow.callbackUrl);
-        await exchanged;
-        await untilSomeoneWaitsForALock();
-      };
+      // The revoke holds its locks, its request not yet at the provider: the connect runs now.
+      const connecting = connectWhenRevoking(ownerB, flow.callbackUrl);
       try {
         expect(await revoke(ownerA, first.result.mailboxId)).toMatchObject({
           providerResult: "revoked",
@@ -251,7 +242,7 @@ describe("revoke while a connect of the same account is being completed (Google-
       const fresh = beds.demo.proxy.issued.at(-1);
       await revokeToken(beds.demo.provider, fresh?.refreshToken ?? "", "refresh_token");
 
-      expect(await connecting).toMatchObject({ kind: "refused", reason: "revoked_meanwhile" });
+      expect(await connecting()).toMatchObject({ kind: "refused", reason: "revoked_meanwhile" });
       expect(await liveTokensOf(ownerB.orgId)).toEqual({ connected: [], live: [] });
     },
   );
@@ -274,18 +265,9 @@ describe("revoke while a connect of the same account is being completed (Google-
         untick: ["mail.send"],
       });
 
-      let connecting: Promise<CallbackResult> | null = null;
-      beds.demo.proxy.beforeRevocation = async () => {
-        beds.demo.proxy.beforeRevocation = null;
-        // The withdrawal found no mailbox using the account; its request is not at the provider
-        // yet: the other organisation's connect runs now.
-        const exchanged = new Promise<void>((resolve) => {
-          beds.demo.proxy.afterCodeExchange = async () => resolve();
-        });
-        connecting = callbackFor(ownerB, flowB.callbackUrl);
-        await exchanged;
-        await untilSomeoneWaitsForALock();
-      };
+      // The withdrawal found no mailbox using the account; its request is not at the provider
+      // yet: the other organisation's connect runs now.
+      const connecting = connectWhenRevoking(ownerB, flowB.callbackUrl);
       try {
         expect(await callbackFor(ownerA, flowA.callbackUrl)).toMatchObject({
           kind: "missing_scope",
@@ -298,7 +280,7 @@ describe("revoke while a connect of the same account is being completed (Google-
       const fresh = beds.demo.proxy.issued.at(-1);
       await revokeToken(beds.demo.provider, fresh?.refreshToken ?? "", "refresh_token");
 
-      expect(await connecting).toMatchObject({ kind: "refused", reason: "revoked_meanwhile" });
+      expect(await connecting()).toMatchObject({ kind: "refused", reason: "revoked_meanwhile" });
       expect(await liveTokensOf(ownerB.orgId)).toEqual({ connected: [], live: [] });
       const events = await auditEventsOf(ownerA.orgId, { action: "oauth.callback" });
       expect(events.at(-1)?.metadata).toMatchObject({
@@ -307,6 +289,24 @@ describe("revoke while a connect of the same account is being completed (Google-
       });
     },
   );
+
+  /**
+   * At the next revocation request, before it reaches the provider: `person`'s callback redeems
+   * its code and runs until it waits for a lock. Its result, once the revocation has gone on.
+   */
+  function connectWhenRevoking(person: Person, callbackUrl: URL) {
+    let connecting: Promise<CallbackResult> | null = null;
+    beds.demo.proxy.beforeRevocation = async () => {
+      beds.demo.proxy.beforeRevocation = null;
+      const exchanged = new Promise<void>((resolve) => {
+        beds.demo.proxy.afterCodeExchange = async () => resolve();
+      });
+      connecting = callbackFor(person, callbackUrl);
+      await exchanged;
+      await untilSomeoneWaitsForALock();
+    };
+    return () => connecting;
+  }
 
   /** The revoke runs between the code's redemption and the store, without reaching the provider. */
   function revokeLocallyDuringExchange(person: Person, mailboxId: string) {
