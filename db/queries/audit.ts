@@ -88,6 +88,20 @@ export async function insertAuditEvent({
   return row;
 }
 
+export type AuditEventColumn = keyof typeof auditEvents.$inferInsert;
+
+/** `insert into audit_events (columns) select <each column's value> <rest>`. */
+export function auditEventsInsert(
+  columns: AuditEventColumn[],
+  valueFor: (column: AuditEventColumn) => SQL | Param,
+  rest: SQL,
+): SQL {
+  return sql`insert into ${auditEvents} (${sql.join(
+    columns.map((c) => sql.identifier(auditEvents[c].name)),
+    sql`, `,
+  )}) select ${sql.join(columns.map(valueFor), sql`, `)} ${rest}`;
+}
+
 /**
  * Inserts an event in the same statement as `change` (an UPDATE or INSERT without RETURNING),
  * in one round trip, and only when `change` touched a row: a change whose WHERE no longer
@@ -114,13 +128,11 @@ export async function insertAuditEventWithChange({
   const statement = preparedSql(db, name, () => {
     // INSERT … SELECT (a VALUES row cannot be conditional): each parameter is encoded as its
     // column encodes it and takes the column's type from the assignment.
-    const insert = sql`insert into ${auditEvents} (${sql.join(
-      columns.map((c) => sql.identifier(auditEvents[c].name)),
-      sql`, `,
-    )}) select ${sql.join(
-      columns.map((c) => new Param(sql.placeholder(`audit_${c}`), auditEvents[c])),
-      sql`, `,
-    )} where exists (select 1 from change)`;
+    const insert = auditEventsInsert(
+      columns,
+      (c) => new Param(sql.placeholder(`audit_${c}`), auditEvents[c]),
+      sql`where exists (select 1 from change)`,
+    );
     if (!also)
       return sql`with change as (${change.build(db)} returning 1) ${insert} returning 0 as "also"`;
     const onlyIf = sql`exists (select 1 from change)`;

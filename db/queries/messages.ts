@@ -2,6 +2,7 @@ import "server-only";
 import { randomUUID } from "node:crypto";
 import { and, desc, eq, gte, inArray, type Placeholder, type SQL, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
+import { type GroupedWrite, recordset, writeGrouped } from "@/db/grouped";
 import { preparedSql } from "@/db/prepared";
 import { apiKeys, mailboxes, memberships, messageClaims, messages, users } from "@/db/schema";
 
@@ -75,40 +76,112 @@ export function leaseInsert(leaseSeconds: unknown): SQL {
 /** Conflicts on (sender, Idempotency-Key) leave the first row and insert nothing. */
 export const IDEMPOTENCY_TARGET = [messages.senderType, messages.senderId, messages.idempotencyKey];
 
+type Claim = NewMessage & { leaseSeconds: number };
+type Claimed = {
+  id: string;
+  /** This send's claim: only it may write the row's outcome (finishMessage, recordDelivery). */
+  claimId: string;
+} | null;
+
+function claimColumns({ leaseSeconds: _, ...message }: Claim) {
+  // Every column with a default made in JS is given: a prepared insert would freeze it.
+  return { id: randomUUID(), ...newMessageColumns(message), claimId: randomUUID() };
+}
+
+const CLAIM_COLUMNS = {
+  id: messages.id,
+  orgId: messages.orgId,
+  mailboxId: messages.mailboxId,
+  senderType: messages.senderType,
+  senderId: messages.senderId,
+  recipients: messages.recipients,
+  recipientCount: messages.recipientCount,
+  subject: messages.subject,
+  idempotencyKey: messages.idempotencyKey,
+  requestHash: messages.requestHash,
+  claimId: messages.claimId,
+} satisfies Record<keyof ReturnType<typeof claimColumns>, unknown>;
+
+const claimRows = recordset(CLAIM_COLUMNS, "r");
+
+/**
+ * The claim, written alone or grouped with the claims that arrive while one is on its way
+ * (db/grouped.ts): one statement inserts them all, each with its lease; a row whose
+ * Idempotency-Key is taken is skipped, the others are claimed.
+ */
+const claimWrite: GroupedWrite<Claim, Claimed> = {
+  groupOf: (claim) => claim.orgId,
+  async one(db, { leaseSeconds, ...message }) {
+    const columns = claimColumns({ leaseSeconds, ...message });
+    const result = (await preparedSql(db, "claim_message", () => {
+      const insert = db
+        .insert(messages)
+        .values({
+          ...(Object.fromEntries(
+            Object.keys(columns).map((c) => [c, sql.placeholder(c)]),
+          ) as unknown as typeof columns),
+          status: "sending",
+        })
+        .onConflictDoNothing({ target: IDEMPOTENCY_TARGET });
+      // Past its lease the process that sends it died: the sweep settles the row (interrupted),
+      // so it never stays `sending`, nor a retry with its Idempotency-Key in progress, for ever.
+      return sql`with claimed as (${insert.getSQL()} returning ${messages.id})
+        , lease as (${leaseInsert(sql.placeholder("leaseSeconds"))})
+        select id from claimed`;
+    }).execute({ ...columns, leaseSeconds })) as { rows: Array<{ id: string }> };
+    const row = result.rows[0];
+    return row ? { id: row.id, claimId: columns.claimId } : null;
+  },
+  async many(db, claims) {
+    const leaseSeconds = claims[0]?.leaseSeconds;
+    if (claims.some((c) => c.leaseSeconds !== leaseSeconds)) throw new Error("mixed leases");
+    // In the order of the idempotency index: two groups that share keys wait for each other in
+    // the same order instead of deadlocking.
+    const rows = claims
+      .map(claimColumns)
+      .map((row, index) => ({ row, index }))
+      .sort((a, b) => compareKeys(a.row, b.row));
+    const keys = Object.keys(CLAIM_COLUMNS) as Array<keyof typeof CLAIM_COLUMNS>;
+    const result = (await preparedSql(db, "claim_messages", () => {
+      return sql`with claimed as (
+          insert into ${messages} (${sql.join(
+            keys.map((k) => sql.identifier(CLAIM_COLUMNS[k].name)),
+            sql`, `,
+          )}, ${sql.identifier(messages.status.name)})
+          select ${sql.join(keys.map(claimRows.field), sql`, `)}, 'sending'
+          from ${claimRows.from("rows")}
+          on conflict (${sql.join(
+            IDEMPOTENCY_TARGET.map((c) => sql.identifier(c.name)),
+            sql`, `,
+          )}) do nothing
+          returning ${messages.id})
+        , lease as (${leaseInsert(sql.placeholder("leaseSeconds"))})
+        select id from claimed`;
+    }).execute({
+      rows: claimRows.encode(rows.map((r) => r.row)),
+      leaseSeconds,
+    })) as { rows: Array<{ id: string }> };
+    const written = new Set(result.rows.map((r) => r.id));
+    const answers: Claimed[] = new Array(claims.length).fill(null);
+    for (const { row, index } of rows) {
+      answers[index] = written.has(row.id) ? { id: row.id, claimId: row.claimId } : null;
+    }
+    return answers;
+  },
+};
+
+function compareKeys(a: ReturnType<typeof claimColumns>, b: ReturnType<typeof claimColumns>) {
+  const left = `${a.senderType}\u0000${a.senderId}\u0000${a.idempotencyKey ?? ""}`;
+  const right = `${b.senderType}\u0000${b.senderId}\u0000${b.idempotencyKey ?? ""}`;
+  return left < right ? -1 : left > right ? 1 : 0;
+}
+
 /**
  * Writes the row in status `sending` before any SMTP traffic. With an idempotency key the
  * unique index (sender, key) decides who sends: null means another request holds the key.
  */
-export async function claimMessage({
-  db,
-  leaseSeconds,
-  ...message
-}: NewMessage & { db: DbOrTx; leaseSeconds: number }): Promise<{
-  id: string;
-  /** This send's claim: only it may write the row's outcome (finishMessage, recordDelivery). */
-  claimId: string;
-} | null> {
-  const claimId = randomUUID();
-  const columns = { id: randomUUID(), ...newMessageColumns(message), claimId };
-  const result = (await preparedSql(db, "claim_message", () => {
-    const insert = db
-      .insert(messages)
-      .values({
-        // Every column with a default made in JS is given: a prepared insert would freeze it.
-        ...(Object.fromEntries(
-          Object.keys(columns).map((c) => [c, sql.placeholder(c)]),
-        ) as unknown as typeof columns),
-        status: "sending",
-      })
-      .onConflictDoNothing({ target: IDEMPOTENCY_TARGET });
-    // Past its lease the process that sends it died: the sweep settles the row (interrupted),
-    // so it never stays `sending`, nor a retry with its Idempotency-Key in progress, for ever.
-    return sql`with claimed as (${insert.getSQL()} returning ${messages.id})
-      , lease as (${leaseInsert(sql.placeholder("leaseSeconds"))})
-      select id from claimed`;
-  }).execute({ ...columns, leaseSeconds })) as { rows: Array<{ id: string }> };
-  const row = result.rows[0];
-  return row ? { id: row.id, claimId } : null;
+export function claimMessage({ db, ...claim }: Claim & { db: DbOrTx }): Promise<Claimed> {
+  return writeGrouped(db, claimWrite, claim);
 }
 
 /** The earlier request made with this key by this sender (keys are scoped per sender). */
@@ -172,17 +245,17 @@ type FinishColumns = {
  * by another attempt meanwhile) changes nothing, and the audit event and webhook deliveries of
  * the same statement are written only when this update touched the row.
  */
-function stillMine(claimId: string | Placeholder): SQL {
+function stillMine(claimId: string | Placeholder | SQL): SQL {
   return sql`(${messages.claimId} = ${claimId}::text and (${messages.status} = 'sending'
     or (${messages.nextAttemptAt} is not null and ${messages.status} in ('queued', 'retrying'))))`;
 }
 
-function finishUpdate(
+export function finishUpdate(
   db: DbOrTx,
   where: {
-    orgId: string | Placeholder;
-    messageId: string | Placeholder;
-    claimId: string | Placeholder;
+    orgId: string | Placeholder | SQL;
+    messageId: string | Placeholder | SQL;
+    claimId: string | Placeholder | SQL;
   },
   set: { [K in keyof FinishColumns]: FinishColumns[K] | Placeholder | SQL },
 ) {
@@ -251,10 +324,9 @@ export function finishMessageTemplate(db: DbOrTx): SQL {
   ).getSQL();
 }
 
-export function finishMessageParams({
-  lastError,
-  ...input
-}: Omit<FinishMessage, "db">): Record<string, unknown> {
+export type FinishParams = ReturnType<typeof finishMessageParams>;
+
+export function finishMessageParams({ lastError, ...input }: Omit<FinishMessage, "db">) {
   return {
     ...input,
     sentAt: input.status === "sent" ? new Date().toISOString() : null,

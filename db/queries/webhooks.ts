@@ -1,6 +1,7 @@
 import "server-only";
 import { and, desc, eq, inArray, lt, or, type Placeholder, type SQL, sql } from "drizzle-orm";
 import { type DbOrTx, inTransaction } from "@/db";
+import type { StatementPart } from "@/db/prepared";
 import { webhookAttempts, webhookDeliveries, webhookEndpoints } from "@/db/schema";
 
 // Webhook endpoints, their deliveries and each delivery's attempts. Every read and change of an
@@ -159,21 +160,55 @@ export function eventDeliveriesStatement({
   body,
   deadlineSeconds,
   onlyIf,
+  from,
 }: {
-  orgId: string | Placeholder;
-  type: string | Placeholder;
-  body: string | Placeholder;
-  deadlineSeconds: number | Placeholder;
+  orgId: string | Placeholder | SQL;
+  type: string | Placeholder | SQL;
+  body: string | Placeholder | SQL;
+  deadlineSeconds: number | Placeholder | SQL;
   /** A further condition (the change this event reports touched a row). */
   onlyIf?: SQL;
+  /** A further source the values come from (the rows of a grouped statement). */
+  from?: SQL;
 }): SQL {
   return sql`
     insert into webhook_deliveries
       (id, org_id, endpoint_id, event_type, body, next_attempt_at, deadline_at)
     select 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.org_id, e.id, ${type}, ${body},
       now(), now() + make_interval(secs => ${deadlineSeconds})
-    from webhook_endpoints e
+    from webhook_endpoints e${from ? sql`, ${from}` : sql``}
     where e.org_id = ${orgId} and e.enabled and ${type} = any(e.events)${onlyIf ? sql` and ${onlyIf}` : sql``}`;
+}
+
+/** One event's values for its deliveries. */
+export type EventDeliveriesInput = {
+  orgId: string;
+  type: string;
+  body: string;
+  deadlineSeconds: number;
+};
+
+/**
+ * The deliveries of one event as a part of another statement (db/prepared.ts), under the
+ * placeholder names `webhookOrgId`, `webhookType`, `webhookBody` and `webhookDeadlineSeconds`.
+ */
+export function eventDeliveriesPart(input: EventDeliveriesInput): StatementPart {
+  return {
+    build: (_db, onlyIf) =>
+      eventDeliveriesStatement({
+        orgId: sql.placeholder("webhookOrgId"),
+        type: sql.placeholder("webhookType"),
+        body: sql.placeholder("webhookBody"),
+        deadlineSeconds: sql.placeholder("webhookDeadlineSeconds"),
+        ...(onlyIf ? { onlyIf } : {}),
+      }),
+    params: {
+      webhookOrgId: input.orgId,
+      webhookType: input.type,
+      webhookBody: input.body,
+      webhookDeadlineSeconds: input.deadlineSeconds,
+    },
+  };
 }
 
 export async function insertEventDeliveries({

@@ -77,7 +77,7 @@ export async function writeAuditEvent(db: DbOrTx, input: AuditInput, options: Se
  * written only when the change touched a row: a change that no longer applies records nothing.
  * Sealed later like any other.
  */
-export async function writeAuditEventWithChange(
+export function writeAuditEventWithChange(
   db: DbOrTx,
   input: AuditInput,
   statement: {
@@ -89,14 +89,23 @@ export async function writeAuditEventWithChange(
     also?: StatementPart;
   },
 ): Promise<{ isWritten: boolean; also: number }> {
+  return writeAuditEventWith(input, (values) =>
+    insertAuditEventWithChange({ db, values, ...statement }),
+  );
+}
+
+/**
+ * The same for a statement of the caller's own that writes the event's stored values with its
+ * change (the send's outcome, grouped with others: db/queries/message-outcomes.ts).
+ */
+export async function writeAuditEventWith<T extends { isWritten: boolean }>(
+  input: AuditInput,
+  write: (values: ReturnType<typeof eventValues>) => Promise<T>,
+): Promise<T> {
   if (!isHighVolume(input.action)) {
     throw new Error(`${input.action} is sealed inline: write it with writeAuditEvent instead`);
   }
-  const written = await insertAuditEventWithChange({
-    db,
-    values: eventValues(input),
-    ...statement,
-  });
+  const written = await write(eventValues(input));
   if (written.isWritten) nudgeAuditSealer();
   return written;
 }

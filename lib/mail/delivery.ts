@@ -1,9 +1,10 @@
 import "server-only";
 import type { Database } from "@/db";
 import type { findMailboxByIdOrAddress } from "@/db/queries/mailboxes";
-import { finishMessageParams, finishMessageTemplate } from "@/db/queries/messages";
+import { writeMessageOutcome } from "@/db/queries/message-outcomes";
+import { finishMessageParams } from "@/db/queries/messages";
 import { withoutAddresses } from "@/lib/audit/events";
-import { writeAuditEventWithChange } from "@/lib/audit/write";
+import { writeAuditEventWith } from "@/lib/audit/write";
 import type { SenderContext } from "@/lib/auth/context";
 import {
   MailboxNeedsReconnectError,
@@ -19,7 +20,7 @@ import {
   recordMailboxUse,
 } from "@/lib/oauth/tokens";
 import { kickWebhookSweep } from "@/lib/webhooks/dispatch";
-import { webhookEventPart } from "@/lib/webhooks/emit";
+import { webhookEventInput } from "@/lib/webhooks/emit";
 import { DeliveryUncertainError } from "./connection-pool";
 import type { toNodemailerFields } from "./nodemailer-fields";
 import {
@@ -278,7 +279,7 @@ export async function recordDelivery(
   const smtpFailure = failure && isSmtpFailure(failure) ? failure : null;
   const failureCode = failure === null ? null : "code" in failure ? failure.code : failure.kind;
   const smtpResponse = delivery.ok ? delivery.smtpResponse : (smtpFailure?.smtpResponse ?? null);
-  const change = finishMessageParams({
+  const finish = finishMessageParams({
     orgId: ctx.orgId,
     messageId,
     claimId: input.claimId,
@@ -296,9 +297,8 @@ export async function recordDelivery(
       : {}),
   });
   const webhook =
-    input.purpose === "api" ? messageWebhook(ctx.orgId, mailbox, messageId, delivery) : undefined;
-  const written = await writeAuditEventWithChange(
-    db,
+    input.purpose === "api" ? messageWebhook(ctx.orgId, mailbox, messageId, delivery) : null;
+  const written = await writeAuditEventWith(
     {
       orgId: ctx.orgId,
       actor: ctx.actor,
@@ -316,11 +316,8 @@ export async function recordDelivery(
         ...(delivery.ok ? {} : { failure: failureCode }),
       },
     },
-    {
-      name: webhook ? "message_outcome_webhook" : "message_outcome",
-      change: { build: finishMessageTemplate, params: change },
-      ...(webhook ? { also: webhook } : {}),
-    },
+    // Grouped with the outcomes of other sends that finish meanwhile (db/grouped.ts).
+    (event) => writeMessageOutcome(db, { finish, event, webhook }),
   );
   // Only when the organisation has endpoints for the event: a sweep is a statement of its own.
   if (written.also > 0) kickWebhookSweep();
@@ -333,7 +330,7 @@ export async function recordDelivery(
  */
 function messageWebhook(orgId: string, mailbox: Mailbox, messageId: string, delivery: Delivery) {
   const failure = delivery.ok ? null : delivery.failure;
-  return webhookEventPart({
+  return webhookEventInput({
     orgId,
     type: delivery.ok ? "message.sent" : "message.failed",
     data: {

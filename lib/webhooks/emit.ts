@@ -1,8 +1,6 @@
 import "server-only";
-import { sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
-import type { StatementPart } from "@/db/prepared";
-import { eventDeliveriesStatement, insertEventDeliveries } from "@/db/queries/webhooks";
+import { type EventDeliveriesInput, insertEventDeliveries } from "@/db/queries/webhooks";
 import { env } from "@/lib/env";
 import { dispatchWebhookDeliveries } from "./dispatch";
 import type { WebhookEventType } from "./event-types";
@@ -29,7 +27,7 @@ export function webhookBody(type: string, data: Record<string, unknown>, at = ne
   return JSON.stringify({ type, timestamp: at.toISOString(), data });
 }
 
-function statementInput(event: WebhookEvent) {
+function statementInput(event: WebhookEvent): EventDeliveriesInput {
   return {
     orgId: event.orgId,
     type: event.type,
@@ -49,26 +47,10 @@ export async function emitWebhookEvent(db: DbOrTx, event: WebhookEvent): Promise
 }
 
 /**
- * The same event as a part of another statement (the send's final update, a single
- * data-modifying WITH: lib/mail/delivery.ts), so that it commits with the change at no extra
- * round trip. Its ids are not returned: when it wrote any, call `kickWebhookSweep()` after.
+ * The same event as values for a part of another statement (the send's final update, a single
+ * data-modifying WITH: db/queries/message-outcomes.ts), so that it commits with the change at no
+ * extra round trip. Its ids are not returned: when it wrote any, call `kickWebhookSweep()` after.
  */
-export function webhookEventPart(event: WebhookEvent): StatementPart {
-  const input = statementInput(event);
-  return {
-    build: (_db, onlyIf) =>
-      eventDeliveriesStatement({
-        orgId: sql.placeholder("webhookOrgId"),
-        type: sql.placeholder("webhookType"),
-        body: sql.placeholder("webhookBody"),
-        deadlineSeconds: sql.placeholder("webhookDeadlineSeconds"),
-        ...(onlyIf ? { onlyIf } : {}),
-      }),
-    params: {
-      webhookOrgId: input.orgId,
-      webhookType: input.type,
-      webhookBody: input.body,
-      webhookDeadlineSeconds: input.deadlineSeconds,
-    },
-  };
+export function webhookEventInput(event: WebhookEvent): EventDeliveriesInput {
+  return statementInput(event);
 }

@@ -1,0 +1,212 @@
+import { randomUUID } from "node:crypto";
+import { eq, inArray, sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { POST } from "@/app/api/v1/messages/route";
+import { getDb } from "@/db";
+import { claimMessage } from "@/db/queries/messages";
+import { messageClaims, messages, webhookDeliveries, webhookEndpoints } from "@/db/schema";
+import { resetMailProviders } from "@/lib/oauth/providers";
+import type { Person } from "@/lib/oauth/testing/fixtures";
+import { auditEventsOf } from "@/lib/testing/audit";
+import { keyContext, memberContext } from "@/lib/testing/context";
+import { createOwner } from "@/lib/testing/factories";
+import { createEndpoint } from "@/lib/webhooks/endpoints";
+import { type Mailbox, recordDelivery } from "./delivery";
+import {
+  connectMailbox,
+  makeApiKey,
+  type SendTestbed,
+  sendRequest,
+  startSendTestbed,
+  useRateLimits,
+} from "./testing";
+import { closeAllMailboxTransports } from "./transport";
+
+// The send path's two writes (the `sending` row, the outcome) are grouped across sends that
+// write at the same time (db/grouped.ts): one statement, one commit for the group. Rows written
+// by one statement share a transaction id (`xmin`), which is how these tests see a group. Each
+// send must still be recorded as its own, and fail only for its own reason.
+
+let bed: SendTestbed;
+let restoreLimits: () => Promise<void>;
+let owner: Person;
+let endpointId: string;
+
+beforeAll(async () => {
+  bed = await startSendTestbed();
+  restoreLimits = useRateLimits({
+    oauthStart: { tokens: 1_000, window: "1 m" },
+    oauthCallback: { tokens: 1_000, window: "1 m" },
+    sendMailboxMinuteDemo: { tokens: 1_000, window: "1 m" },
+  });
+  owner = await createOwner();
+  const { endpoint } = await createEndpoint(memberContext(owner.orgId, owner.user, "owner"), {
+    url: "http://127.0.0.1:9/outcomes",
+    description: "",
+    events: ["message.sent", "message.failed"],
+  });
+  endpointId = endpoint.id;
+});
+
+afterAll(async () => {
+  if (endpointId) {
+    await (await getDb()).delete(webhookEndpoints).where(eq(webhookEndpoints.id, endpointId));
+  }
+  closeAllMailboxTransports();
+  resetMailProviders();
+  await restoreLimits?.();
+  await bed?.close();
+});
+
+async function transactionsOf(table: "messages" | "message_claims", ids: string[]) {
+  const db = await getDb();
+  const column = table === "messages" ? messages.id : messageClaims.messageId;
+  const rows = await db
+    .select({ xid: sql<string>`xmin::text` })
+    .from(table === "messages" ? messages : messageClaims)
+    .where(inArray(column, ids));
+  return new Set(rows.map((r) => r.xid)).size;
+}
+
+async function webhookCount(messageId: string) {
+  const rows = await (await getDb())
+    .select({ id: webhookDeliveries.id })
+    .from(webhookDeliveries)
+    .where(sql`${webhookDeliveries.body} like ${`%${messageId}%`}`);
+  return rows.length;
+}
+
+function claimInput(overrides: Partial<Parameters<typeof claimMessage>[0]> = {}) {
+  return {
+    orgId: owner.orgId,
+    mailboxId: null as unknown as string,
+    sender: { type: "api_key" as const, id: `key-${randomUUID()}` },
+    recipients: { to: ["rcpt@example.test"], cc: [], bcc: [] },
+    subject: `grouped ${randomUUID()}`,
+    idempotencyKey: null,
+    requestHash: "h",
+    leaseSeconds: 60,
+    ...overrides,
+  };
+}
+
+describe("grouped writes on the send path", () => {
+  it("sends at the same time share their statements and are each recorded as their own", async () => {
+    const mailboxId = await connectMailbox(owner);
+    const { token } = await makeApiKey(owner);
+    const before = await bed.inboxCount();
+    const responses = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        POST(
+          sendRequest(
+            { mailbox: mailboxId, to: ["rcpt@example.test"], subject: `G${i}`, text: "hi" },
+            { token },
+          ),
+        ),
+      ),
+    );
+    expect(responses.map((r) => r.status)).toEqual(Array(12).fill(201));
+    const ids = await Promise.all(
+      responses.map(async (r) => ((await r.json()) as { id: string }).id),
+    );
+    expect(new Set(ids).size).toBe(12);
+    expect(await bed.inboxCount()).toBe(before + 12);
+
+    const db = await getDb();
+    const rows = await db.select().from(messages).where(inArray(messages.id, ids));
+    expect(rows.map((r) => r.status)).toEqual(Array(12).fill("sent"));
+    for (const id of ids) {
+      const events = await auditEventsOf(owner.orgId, { targetId: id });
+      expect(events.map((e) => e.action)).toEqual(["message.sent"]);
+      expect(await webhookCount(id)).toBe(1);
+    }
+    // Fewer transactions than sends: some claims and some outcomes were written together.
+    expect(await transactionsOf("message_claims", ids)).toBeLessThan(12);
+    expect(await transactionsOf("messages", ids)).toBeLessThan(12);
+  });
+
+  it("a claim that breaks a constraint fails alone; a taken Idempotency-Key is claimed once", async () => {
+    const db = await getDb();
+    const sender = { type: "api_key" as const, id: `key-${randomUUID()}` };
+    const key = `idem-${randomUUID()}`;
+    const results = await Promise.allSettled([
+      claimMessage({ db, ...claimInput() }),
+      claimMessage({ db, ...claimInput({ orgId: `no-such-org-${randomUUID()}` }) }),
+      claimMessage({ db, ...claimInput({ sender, idempotencyKey: key }) }),
+      claimMessage({ db, ...claimInput({ sender, idempotencyKey: key }) }),
+      claimMessage({ db, ...claimInput() }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual([
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+    ]);
+    const claimed = results.flatMap((r) => (r.status === "fulfilled" && r.value ? [r.value] : []));
+    // The two with one key: exactly one claim, the other told null (it replays the first).
+    expect(claimed).toHaveLength(3);
+    const rows = await db
+      .select({ status: messages.status, claimId: messages.claimId })
+      .from(messages)
+      .where(
+        inArray(
+          messages.id,
+          claimed.map((c) => c.id),
+        ),
+      );
+    expect(rows.map((r) => r.status)).toEqual(["sending", "sending", "sending"]);
+    expect(new Set(rows.map((r) => r.claimId))).toEqual(new Set(claimed.map((c) => c.claimId)));
+  });
+
+  it("an outcome whose claim is no longer the attempt's is not recorded; the others are", async () => {
+    const db = await getDb();
+    const mailboxId = await connectMailbox(owner);
+    const mailbox = { id: mailboxId, provider: "demo", address: "box@example.test" } as Mailbox;
+    const claims = await Promise.all(
+      [0, 1, 2].map(() => claimMessage({ db, ...claimInput({ mailboxId }) })),
+    );
+    const [a, stale, c] = claims.map((claim) => {
+      if (!claim) throw new Error("not claimed");
+      return claim;
+    }) as [
+      NonNullable<(typeof claims)[0]>,
+      NonNullable<(typeof claims)[0]>,
+      NonNullable<(typeof claims)[0]>,
+    ];
+    const ctx = keyContext(owner.orgId, { id: "key-grouped" });
+    const record = (claim: typeof a, claimId = claim.claimId) =>
+      recordDelivery(db, {
+        ctx,
+        purpose: "api",
+        mailbox,
+        messageId: claim.id,
+        claimId,
+        recipientCount: 1,
+        delivery: { ok: true, messageId: `<${randomUUID()}@example.test>`, smtpResponse: "250 OK" },
+      });
+    await Promise.all([record(a), record(stale, randomUUID()), record(c)]);
+
+    const rows = await db
+      .select({ id: messages.id, status: messages.status })
+      .from(messages)
+      .where(inArray(messages.id, [a.id, stale.id, c.id]));
+    const statusOf = (id: string) => rows.find((r) => r.id === id)?.status;
+    expect([statusOf(a.id), statusOf(stale.id), statusOf(c.id)]).toEqual([
+      "sent",
+      "sending",
+      "sent",
+    ]);
+    for (const [claim, expected] of [
+      [a, ["message.sent"]],
+      [stale, []],
+      [c, ["message.sent"]],
+    ] as const) {
+      const events = await auditEventsOf(owner.orgId, { targetId: claim.id });
+      expect(events.map((e) => e.action)).toEqual(expected);
+      expect(await webhookCount(claim.id)).toBe(expected.length);
+    }
+    // The two outcomes were one statement.
+    expect(await transactionsOf("messages", [a.id, c.id])).toBe(1);
+  });
+});
