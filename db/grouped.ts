@@ -1,15 +1,19 @@
 import "server-only";
 import { type SQL, sql } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
-import type { DbOrTx } from "@/db";
+import { type DbOrTx, sqlState } from "@/db";
 
 // Group commit for the send path's two durable writes (the `sending` row before SMTP, the
 // outcome after): the writes of one kind and one organisation that arrive in the same turn of
 // the event loop, or while a statement of theirs is on its way, go together as one statement —
 // one round trip, one commit and one execution for all of them. Nothing waits for a timer: a
 // write that finds no other goes alone, as the statement it always was, one turn later. A group
-// that fails (one row breaking a constraint fails them all) is tried again one write at a time,
-// so a write fails only for its own reason. Within a transaction nothing is grouped.
+// whose statement PostgreSQL refused (one row breaking a constraint fails them all, or a
+// deadlock) is tried again one write at a time, so a write fails only for its own reason; after
+// a lost connection the statement may have committed, so its writes fail as a lone write would.
+// Within a transaction nothing is grouped. A grouped statement locks several rows of its
+// organisation at once: a transaction that locks many of them (erasure) retries when PostgreSQL
+// ends it as a deadlock's victim (`retryingDeadlocks` in db/index.ts).
 //
 // Each kind keeps at most one statement on its way per organisation and database handle: an
 // organisation's groups of one kind commit one after the other, in the order they arrived.
@@ -77,27 +81,45 @@ async function fly(
   while (queue.waiting.length > 0) {
     const group = queue.waiting.splice(0, MAX_GROUP);
     const items = group.map((w) => w.item);
-    if (group.length > 1 && (await settle(group, () => kind.many(db, items), false))) continue;
-    // Alone, or after its group failed: one write's own problem must not fail the others.
+    if (group.length > 1 && (await settle(group, () => kind.many(db, items), isUnsure))) {
+      continue;
+    }
+    // Alone, or after its statement was refused: one write's own problem must not fail the others.
     await Promise.all(
-      group.map((w) => settle([w], async () => [await kind.one(db, w.item)], true)),
+      group.map((w) =>
+        settle(
+          [w],
+          async () => [await kind.one(db, w.item)],
+          () => true,
+        ),
+      ),
     );
   }
   done();
+}
+
+/**
+ * Whether a group's statement may have committed after all: anything but a refusal of the
+ * statement itself (a data exception, a broken constraint, a deadlock or serialization failure:
+ * SQLSTATE classes 22, 23, 40). A lost connection is, and its writes are not tried again, as a
+ * lone write's would not be.
+ */
+function isUnsure(error: unknown): boolean {
+  return !/^(22|23|40)/.test(sqlState(error) ?? "");
 }
 
 /** Answers each waiting write with its result; on an error, rejects them or says false. */
 async function settle(
   group: Waiting<unknown, unknown>[],
   run: () => Promise<unknown[]>,
-  rejectOnError: boolean,
+  rejectOn: (error: unknown) => boolean,
 ): Promise<boolean> {
   try {
     const results = await run();
     for (const [i, w] of group.entries()) w.resolve(results[i]);
     return true;
   } catch (error) {
-    if (!rejectOnError) return false;
+    if (!rejectOn(error)) return false;
     for (const w of group) w.reject(error);
     return true;
   }
@@ -133,7 +155,9 @@ export function recordset<K extends string>(fields: Record<K, PgColumn | string>
               const value = row[k] ?? null;
               const driven =
                 value === null || typeof field === "string" ? value : field.mapToDriverValue(value);
-              return [k, driven === null ? null : String(driven)];
+              // As the driver's UTF-8 encoding would: a lone surrogate becomes U+FFFD, where
+              // PostgreSQL's JSON parser would refuse the whole group.
+              return [k, driven === null ? null : String(driven).toWellFormed()];
             }),
           ),
         ),

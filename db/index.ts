@@ -19,6 +19,31 @@ export function inTransaction<T>(db: DbOrTx, work: (tx: DbOrTx) => Promise<T>): 
   return "rollback" in db ? work(db) : db.transaction(work);
 }
 
+/** PostgreSQL's SQLSTATE of an error, also through drizzle's wrapper (its `cause`). */
+export function sqlState(error: unknown): string | null {
+  for (let e = error, depth = 0; e && typeof e === "object" && depth < 3; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+/**
+ * Runs `work` (a whole transaction) again when PostgreSQL ended it as a deadlock's victim
+ * (40P01): a transaction that locks many rows of an organisation (erasure) against the send
+ * path's grouped statements, which lock several rows each (db/grouped.ts).
+ */
+export async function retryingDeadlocks<T>(work: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= attempts || sqlState(error) !== "40P01") throw error;
+    }
+  }
+}
+
 export type DbConfig = { databaseUrl?: string; dataDir: string };
 
 const MIGRATIONS = path.join(process.cwd(), "db", "migrations");

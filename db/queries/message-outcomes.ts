@@ -25,7 +25,11 @@ export type MessageOutcome = {
   webhook: EventDeliveriesInput | null;
 };
 
-/** Whether the row moved (and so the event was written), and how many deliveries the statement wrote. */
+/**
+ * Whether the row moved (and so the event was written), and how many webhook deliveries the
+ * statement wrote — a group's statement, for all its outcomes: the caller only asks whether to
+ * wake the webhook sweep.
+ */
 export type OutcomeWritten = { isWritten: boolean; also: number };
 
 const FINISH_FIELDS = {
@@ -67,7 +71,8 @@ function valuesOf(outcome: MessageOutcome, columns: AuditEventColumn[]): Record<
 function groupedStatement(db: DbOrTx, columns: AuditEventColumn[]): SQL {
   const rows = rowsOf(columns);
   const f = rows.field;
-  const changed = sql`f."messageId" in (select id from change)`;
+  // Matched on the claim too: a stale outcome of the same message in the group is not this row's.
+  const changed = sql`(f."messageId", f."claimId") in (select id, claim_id from change)`;
   const change = finishUpdate(
     db,
     { orgId: f("orgId"), messageId: f("messageId"), claimId: f("claimId") },
@@ -94,10 +99,10 @@ function groupedStatement(db: DbOrTx, columns: AuditEventColumn[]): SQL {
     sql`from input f where ${changed}`,
   );
   return sql`with input as (select * from ${rows.from("rows")}),
-    change as (${change.getSQL()} returning ${messages.id}),
+    change as (${change.getSQL()} returning ${messages.id}, ${messages.claimId}),
     also as (${deliveries} returning 1),
     events as (${events} returning 1)
-    select id, (select count(*)::int from also) as "also" from change`;
+    select id, claim_id as "claimId", (select count(*)::int from also) as "also" from change`;
 }
 
 const outcomeWrite: GroupedWrite<MessageOutcome, OutcomeWritten> = {
@@ -116,10 +121,13 @@ const outcomeWrite: GroupedWrite<MessageOutcome, OutcomeWritten> = {
       groupedStatement(db, columns),
     ).execute({
       rows: rowsOf(columns).encode(outcomes.map((o) => valuesOf(o, columns))),
-    })) as { rows: Array<{ id: string; also: number }> };
-    const moved = new Set(result.rows.map((r) => r.id));
+    })) as { rows: Array<{ id: string; claimId: string; also: number }> };
+    const moved = new Set(result.rows.map((r) => `${r.id} ${r.claimId}`));
     const also = Number(result.rows[0]?.also ?? 0);
-    return outcomes.map((o) => ({ isWritten: moved.has(o.finish.messageId), also }));
+    return outcomes.map((o) => ({
+      isWritten: moved.has(`${o.finish.messageId} ${o.finish.claimId}`),
+      also,
+    }));
   },
 };
 

@@ -110,7 +110,7 @@ const claimRows = recordset(CLAIM_COLUMNS, "r");
  * Idempotency-Key is taken is skipped, the others are claimed.
  */
 const claimWrite: GroupedWrite<Claim, Claimed> = {
-  groupOf: (claim) => claim.orgId,
+  groupOf: (claim) => `${claim.orgId} ${claim.leaseSeconds}`,
   async one(db, { leaseSeconds, ...message }) {
     const columns = claimColumns({ leaseSeconds, ...message });
     const result = (await preparedSql(db, "claim_message", () => {
@@ -134,7 +134,6 @@ const claimWrite: GroupedWrite<Claim, Claimed> = {
   },
   async many(db, claims) {
     const leaseSeconds = claims[0]?.leaseSeconds;
-    if (claims.some((c) => c.leaseSeconds !== leaseSeconds)) throw new Error("mixed leases");
     // In the order of the idempotency index: two groups that share keys wait for each other in
     // the same order instead of deadlocking.
     const rows = claims

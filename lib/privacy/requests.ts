@@ -1,6 +1,6 @@
 import "server-only";
 import { sql } from "drizzle-orm";
-import { type DbOrTx, getDb } from "@/db";
+import { type DbOrTx, getDb, retryingDeadlocks } from "@/db";
 import { lockMemberships } from "@/db/queries/organizations";
 import {
   cancelWaitingMessagesOf,
@@ -262,108 +262,116 @@ export async function eraseSubject(
 
   const pseudonym = pseudonymOf(email);
   const erasedAt = new Date();
-  const erasing = db.transaction(async (tx) => {
-    const locked = await lockOpenDataRequest({ db: tx, orgId, requestId });
-    if (!locked) return null;
-    // Decided again under the membership lock, on both people's roles as they are now: the
-    // revocations above take seconds, and roles may have moved meanwhile.
-    const members = await lockMemberships({ db: tx, orgId });
-    const roleOf = (id: string | null) => members.find((m) => m.userId === id)?.role ?? null;
-    const ownerCount = members.filter((m) => m.role === "owner").length;
-    const now = erasureRefusal({ role: roleOf(userId), ownerCount }, roleOf(officer.actor.id));
-    if (now) return now;
+  const erasing = retryingDeadlocks(() =>
+    db.transaction(async (tx) => {
+      const locked = await lockOpenDataRequest({ db: tx, orgId, requestId });
+      if (!locked) return null;
+      // Decided again under the membership lock, on both people's roles as they are now: the
+      // revocations above take seconds, and roles may have moved meanwhile.
+      const members = await lockMemberships({ db: tx, orgId });
+      const roleOf = (id: string | null) => members.find((m) => m.userId === id)?.role ?? null;
+      const ownerCount = members.filter((m) => m.role === "owner").length;
+      const now = erasureRefusal({ role: roleOf(userId), ownerCount }, roleOf(officer.actor.id));
+      if (now) return now;
 
-    // Before their mailboxes and keys go and the address leaves the recipients: what still
-    // waits for them, or to go out from their mailboxes or with their keys, is not sent.
-    const queuedCancelled =
-      (await cancelWaitingMessagesOf({ db: tx, orgId, userId, email })) +
-      (await cancelQueuedBodiesNaming(tx, { orgId, email, name: user?.name ?? null }));
-    const deleted = {
-      mailboxes: await deleteSubjectMailboxes({ db: tx, orgId, userId, email }),
-      apiKeys: userId ? await deleteSubjectApiKeys({ db: tx, orgId, userId }) : 0,
-      invitations: await deleteSubjectInvitations({ db: tx, orgId, email }),
-      notices: await deleteNoticesNaming({ db: tx, orgId, userId, email }),
-      webhookDeliveries: await deleteWebhookDeliveriesNaming({ db: tx, orgId, email }),
-      // Notification emails not yet sent to the person, or naming them, go with the notices.
-      notificationEmails: await deleteNotificationEmailsNaming({ db: tx, orgId, email }),
-      memberships: 0,
-      sessions: 0,
-      accounts: 0,
-      userAccount: false,
-    };
-    if (userId) {
-      await tx.execute(
-        sql`delete from oauth_transactions where org_id = ${orgId} and user_id = ${userId}`,
-      );
-      const membership = await tx.execute(
-        sql`delete from memberships where org_id = ${orgId} and user_id = ${userId} returning user_id`,
-      );
-      deleted.memberships = (membership as unknown as { rows: unknown[] }).rows.length;
-      // Only a member's account, and only with their last membership: never a stranger's.
-      const account = await countAccountRows({ db: tx, userId });
-      if (deleted.memberships > 0 && account.memberships === 0) {
-        deleted.userAccount = await deleteAccountIfNoMembership({ db: tx, userId });
-        if (deleted.userAccount) {
-          deleted.sessions = account.sessions;
-          deleted.accounts = account.accounts;
+      // Before their mailboxes and keys go and the address leaves the recipients: what still
+      // waits for them, or to go out from their mailboxes or with their keys, is not sent.
+      const queuedCancelled =
+        (await cancelWaitingMessagesOf({ db: tx, orgId, userId, email })) +
+        (await cancelQueuedBodiesNaming(tx, { orgId, email, name: user?.name ?? null }));
+      const deleted = {
+        mailboxes: await deleteSubjectMailboxes({ db: tx, orgId, userId, email }),
+        apiKeys: userId ? await deleteSubjectApiKeys({ db: tx, orgId, userId }) : 0,
+        invitations: await deleteSubjectInvitations({ db: tx, orgId, email }),
+        notices: await deleteNoticesNaming({ db: tx, orgId, userId, email }),
+        webhookDeliveries: await deleteWebhookDeliveriesNaming({ db: tx, orgId, email }),
+        // Notification emails not yet sent to the person, or naming them, go with the notices.
+        notificationEmails: await deleteNotificationEmailsNaming({ db: tx, orgId, email }),
+        memberships: 0,
+        sessions: 0,
+        accounts: 0,
+        userAccount: false,
+      };
+      if (userId) {
+        await tx.execute(
+          sql`delete from oauth_transactions where org_id = ${orgId} and user_id = ${userId}`,
+        );
+        const membership = await tx.execute(
+          sql`delete from memberships where org_id = ${orgId} and user_id = ${userId} returning user_id`,
+        );
+        deleted.memberships = (membership as unknown as { rows: unknown[] }).rows.length;
+        // Only a member's account, and only with their last membership: never a stranger's.
+        const account = await countAccountRows({ db: tx, userId });
+        if (deleted.memberships > 0 && account.memberships === 0) {
+          deleted.userAccount = await deleteAccountIfNoMembership({ db: tx, userId });
+          if (deleted.userAccount) {
+            deleted.sessions = account.sessions;
+            deleted.accounts = account.accounts;
+          }
         }
       }
-    }
-    const messages = await removeRecipientFromMessages({
-      db: tx,
-      orgId,
-      email,
-      name: user?.name ?? null,
-      pseudonym,
-    });
-    const person = { userId, email, name: user?.name ?? null };
-    let auditEvents = await erasePersonFromAuditChain(tx, { chain: orgId, person, erasedAt });
-    // Events outside any organisation (sign-ins before the first membership) go with the account.
-    if (deleted.userAccount) {
-      auditEvents += await erasePersonFromAuditChain(tx, { chain: "", person, erasedAt });
-    }
-    await pseudonymizeDataRequests({ db: tx, orgId, email, pseudonym });
-    await pseudonymizeJobItems({ db: tx, orgId, email, pseudonym });
-    const receipt = {
-      kind: "erasure",
-      requestId,
-      subject: pseudonym,
-      erasedAt: erasedAt.toISOString(),
-      by: officer.actor.label ?? officer.actor.id,
-      mailboxesRevokedAtProvider: revocations,
-      deleted,
-      messages: {
-        queuedCancelled,
-        recipientRemovedFrom: messages.recipientRows,
-        subjectOrReplyRewritten: messages.rewrittenRows,
-      },
-      auditEventsPseudonymised: auditEvents,
-      kept:
-        deleted.memberships > 0 && !deleted.userAccount
-          ? "The person's account remains: they belong to another organisation, whose data this organisation cannot erase."
-          : null,
-    };
-    await completeDataRequest({ db: tx, orgId, requestId, completedBy: officer.actor.id, receipt });
-    await writeAuditEvent(tx, {
-      orgId,
-      actor: officer.actor,
-      action: "privacy.erased",
-      target: { type: "data_request", id: requestId },
-      outcome: "success",
-      request: officer.request,
-      metadata: {
+      const messages = await removeRecipientFromMessages({
+        db: tx,
+        orgId,
+        email,
+        name: user?.name ?? null,
+        pseudonym,
+      });
+      const person = { userId, email, name: user?.name ?? null };
+      let auditEvents = await erasePersonFromAuditChain(tx, { chain: orgId, person, erasedAt });
+      // Events outside any organisation (sign-ins before the first membership) go with the account.
+      if (deleted.userAccount) {
+        auditEvents += await erasePersonFromAuditChain(tx, { chain: "", person, erasedAt });
+      }
+      await pseudonymizeDataRequests({ db: tx, orgId, email, pseudonym });
+      await pseudonymizeJobItems({ db: tx, orgId, email, pseudonym });
+      const receipt = {
+        kind: "erasure",
+        requestId,
         subject: pseudonym,
-        mailboxes: deleted.mailboxes,
-        apiKeys: deleted.apiKeys,
-        userAccount: deleted.userAccount,
-        messages: messages.recipientRows,
-        queuedCancelled,
-        webhookDeliveries: deleted.webhookDeliveries,
-        auditEvents,
-      },
-    });
-    return receipt;
-  });
+        erasedAt: erasedAt.toISOString(),
+        by: officer.actor.label ?? officer.actor.id,
+        mailboxesRevokedAtProvider: revocations,
+        deleted,
+        messages: {
+          queuedCancelled,
+          recipientRemovedFrom: messages.recipientRows,
+          subjectOrReplyRewritten: messages.rewrittenRows,
+        },
+        auditEventsPseudonymised: auditEvents,
+        kept:
+          deleted.memberships > 0 && !deleted.userAccount
+            ? "The person's account remains: they belong to another organisation, whose data this organisation cannot erase."
+            : null,
+      };
+      await completeDataRequest({
+        db: tx,
+        orgId,
+        requestId,
+        completedBy: officer.actor.id,
+        receipt,
+      });
+      await writeAuditEvent(tx, {
+        orgId,
+        actor: officer.actor,
+        action: "privacy.erased",
+        target: { type: "data_request", id: requestId },
+        outcome: "success",
+        request: officer.request,
+        metadata: {
+          subject: pseudonym,
+          mailboxes: deleted.mailboxes,
+          apiKeys: deleted.apiKeys,
+          userAccount: deleted.userAccount,
+          messages: messages.recipientRows,
+          queuedCancelled,
+          webhookDeliveries: deleted.webhookDeliveries,
+          auditEvents,
+        },
+      });
+      return receipt;
+    }),
+  );
   // Audit events whose personal fields were edited outside the app: nothing erased, refused.
   const receipt = await erasing.catch(auditDamageRefusal);
   if (receipt === null) return { kind: "not_found" };
