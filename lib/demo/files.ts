@@ -20,9 +20,14 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
  * and so the 0600 mode is in place before any byte of the secret lands on disk.
  */
 export async function writePrivateFile(file: string, data: string): Promise<void> {
-  await ensurePrivateDir(path.dirname(file));
   const tmp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
-  await writeFile(tmp, data, { mode: 0o600, flag: "wx" });
+  const write = () => writeFile(tmp, data, { mode: 0o600, flag: "wx" });
+  // The folder is made (0700) only when missing: the demo SMTP server writes a file per message.
+  await write().catch(async (error: NodeJS.ErrnoException) => {
+    if (error.code !== "ENOENT") throw error;
+    await ensurePrivateDir(path.dirname(file));
+    await write();
+  });
   await rename(tmp, file);
 }
 

@@ -122,6 +122,8 @@ describe("demo SMTP server", () => {
     const files = await readdir(path.join(dataDir, "demo", "inbox"));
     const first = files[0] ?? "";
     expect((await stat(path.join(dataDir, "demo", "inbox", first))).mode & 0o777).toBe(0o600);
+    // Made by the first message, private: only the server's user may list what was sent.
+    expect((await stat(path.join(dataDir, "demo", "inbox"))).mode & 0o777).toBe(0o700);
   });
 
   it("lists the inbox newest first and honours the limit", async () => {
