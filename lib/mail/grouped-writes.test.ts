@@ -1,62 +1,22 @@
 import { randomUUID } from "node:crypto";
 import { eq, inArray, sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { POST } from "@/app/api/v1/messages/route";
 import { getDb, retryingDeadlocks } from "@/db";
 import { claimMessage } from "@/db/queries/messages";
-import { messageClaims, messages, webhookDeliveries, webhookEndpoints } from "@/db/schema";
-import { resetMailProviders } from "@/lib/oauth/providers";
-import type { Person } from "@/lib/oauth/testing/fixtures";
+import { messageClaims, messages, webhookDeliveries } from "@/db/schema";
 import { auditEventsOf } from "@/lib/testing/audit";
-import { keyContext, memberContext } from "@/lib/testing/context";
-import { createOwner } from "@/lib/testing/factories";
-import { createEndpoint } from "@/lib/webhooks/endpoints";
-import { type Mailbox, recordDelivery } from "./delivery";
-import {
-  connectMailbox,
-  makeApiKey,
-  type SendTestbed,
-  sendRequest,
-  startSendTestbed,
-  useRateLimits,
-} from "./testing";
-import { closeAllMailboxTransports } from "./transport";
+import { keyContext } from "@/lib/testing/context";
+import { type Delivery, type Mailbox, recordDelivery } from "./delivery";
+import { connectMailbox, makeApiKey, sendRequest } from "./testing";
+import { useOutcomeTestbed } from "./testing-outcomes";
 
 // The send path's two writes (the `sending` row, the outcome) are grouped across sends that
 // write at the same time (db/grouped.ts): one statement, one commit for the group. Rows written
 // by one statement share a transaction id (`xmin`), which is how these tests see a group. Each
 // send must still be recorded as its own, and fail only for its own reason.
 
-let bed: SendTestbed;
-let restoreLimits: () => Promise<void>;
-let owner: Person;
-let endpointId: string;
-
-beforeAll(async () => {
-  bed = await startSendTestbed();
-  restoreLimits = useRateLimits({
-    oauthStart: { tokens: 1_000, window: "1 m" },
-    oauthCallback: { tokens: 1_000, window: "1 m" },
-    sendMailboxMinuteDemo: { tokens: 1_000, window: "1 m" },
-  });
-  owner = await createOwner();
-  const { endpoint } = await createEndpoint(memberContext(owner.orgId, owner.user, "owner"), {
-    url: "http://127.0.0.1:9/outcomes",
-    description: "",
-    events: ["message.sent", "message.failed"],
-  });
-  endpointId = endpoint.id;
-});
-
-afterAll(async () => {
-  if (endpointId) {
-    await (await getDb()).delete(webhookEndpoints).where(eq(webhookEndpoints.id, endpointId));
-  }
-  closeAllMailboxTransports();
-  resetMailProviders();
-  await restoreLimits?.();
-  await bed?.close();
-});
+const testbed = useOutcomeTestbed();
 
 async function transactionsOf(table: "messages" | "message_claims", ids: string[]) {
   const db = await getDb();
@@ -78,7 +38,7 @@ async function webhookCount(messageId: string) {
 
 function claimInput(overrides: Partial<Parameters<typeof claimMessage>[0]> = {}) {
   return {
-    orgId: owner.orgId,
+    orgId: testbed.owner.orgId,
     mailboxId: null as unknown as string,
     sender: { type: "api_key" as const, id: `key-${randomUUID()}` },
     recipients: { to: ["rcpt@example.test"], cc: [], bcc: [] },
@@ -90,11 +50,33 @@ function claimInput(overrides: Partial<Parameters<typeof claimMessage>[0]> = {})
   };
 }
 
+/** A send's outcome as the send path records it, for message `messageId` claimed by `claimId`. */
+async function recordOutcome(
+  mailboxId: string,
+  messageId: string,
+  claimId: string,
+  delivery: Delivery = {
+    ok: true,
+    messageId: `<${randomUUID()}@example.test>`,
+    smtpResponse: "250 OK",
+  },
+) {
+  return recordDelivery(await getDb(), {
+    ctx: keyContext(testbed.owner.orgId, { id: "key-grouped" }),
+    purpose: "api",
+    mailbox: { id: mailboxId, provider: "demo", address: "box@example.test" } as Mailbox,
+    messageId,
+    claimId,
+    recipientCount: 1,
+    delivery,
+  });
+}
+
 describe("grouped writes on the send path", () => {
   it("sends at the same time share their statements and are each recorded as their own", async () => {
-    const mailboxId = await connectMailbox(owner);
-    const { token } = await makeApiKey(owner);
-    const before = await bed.inboxCount();
+    const mailboxId = await connectMailbox(testbed.owner);
+    const { token } = await makeApiKey(testbed.owner);
+    const before = await testbed.bed.inboxCount();
     const responses = await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
         POST(
@@ -110,13 +92,13 @@ describe("grouped writes on the send path", () => {
       responses.map(async (r) => ((await r.json()) as { id: string }).id),
     );
     expect(new Set(ids).size).toBe(12);
-    expect(await bed.inboxCount()).toBe(before + 12);
+    expect(await testbed.bed.inboxCount()).toBe(before + 12);
 
     const db = await getDb();
     const rows = await db.select().from(messages).where(inArray(messages.id, ids));
     expect(rows.map((r) => r.status)).toEqual(Array(12).fill("sent"));
     for (const id of ids) {
-      const events = await auditEventsOf(owner.orgId, { targetId: id });
+      const events = await auditEventsOf(testbed.owner.orgId, { targetId: id });
       expect(events.map((e) => e.action)).toEqual(["message.sent"]);
       expect(await webhookCount(id)).toBe(1);
     }
@@ -158,7 +140,7 @@ describe("grouped writes on the send path", () => {
 
   it("an outcome whose claim is no longer the attempt's is not recorded; the others are", async () => {
     const db = await getDb();
-    const mailboxId = await connectMailbox(owner);
+    const mailboxId = await connectMailbox(testbed.owner);
     const mailbox = { id: mailboxId, provider: "demo", address: "box@example.test" } as Mailbox;
     const claims = await Promise.all(
       [0, 1, 2].map(() => claimMessage({ db, ...claimInput({ mailboxId }) })),
@@ -173,18 +155,11 @@ describe("grouped writes on the send path", () => {
     ];
     // Claimed in one turn: one statement.
     expect(await transactionsOf("message_claims", [a.id, stale.id, c.id])).toBe(1);
-    const ctx = keyContext(owner.orgId, { id: "key-grouped" });
-    const record = (claim: typeof a, claimId = claim.claimId) =>
-      recordDelivery(db, {
-        ctx,
-        purpose: "api",
-        mailbox,
-        messageId: claim.id,
-        claimId,
-        recipientCount: 1,
-        delivery: { ok: true, messageId: `<${randomUUID()}@example.test>`, smtpResponse: "250 OK" },
-      });
-    await Promise.all([record(a), record(stale, randomUUID()), record(c)]);
+    await Promise.all([
+      recordOutcome(mailboxId, a.id, a.claimId),
+      recordOutcome(mailboxId, stale.id, randomUUID()),
+      recordOutcome(mailboxId, c.id, c.claimId),
+    ]);
 
     const rows = await db
       .select({ id: messages.id, status: messages.status })
@@ -201,7 +176,7 @@ describe("grouped writes on the send path", () => {
       [stale, []],
       [c, ["message.sent"]],
     ] as const) {
-      const events = await auditEventsOf(owner.orgId, { targetId: claim.id });
+      const events = await auditEventsOf(testbed.owner.orgId, { targetId: claim.id });
       expect(events.map((e) => e.action)).toEqual(expected);
       expect(await webhookCount(claim.id)).toBe(expected.length);
     }
@@ -211,25 +186,14 @@ describe("grouped writes on the send path", () => {
 
   it("a stale outcome of the same message in one group is not recorded with the real one", async () => {
     const db = await getDb();
-    const mailboxId = await connectMailbox(owner);
+    const mailboxId = await connectMailbox(testbed.owner);
     const mailbox = { id: mailboxId, provider: "demo", address: "box@example.test" } as Mailbox;
     const claim = await claimMessage({ db, ...claimInput({ mailboxId }) });
     if (!claim) throw new Error("not claimed");
-    const ctx = keyContext(owner.orgId, { id: "key-grouped" });
-    const record = (claimId: string, delivery: Parameters<typeof recordDelivery>[1]["delivery"]) =>
-      recordDelivery(db, {
-        ctx,
-        purpose: "api",
-        mailbox,
-        messageId: claim.id,
-        claimId,
-        recipientCount: 1,
-        delivery,
-      });
     await Promise.all([
-      record(claim.claimId, { ok: true, messageId: "<real@example.test>", smtpResponse: "250 OK" }),
+      recordOutcome(mailboxId, claim.id, claim.claimId),
       // An earlier attempt whose lease ran out, finishing in the same turn.
-      record(randomUUID(), {
+      recordOutcome(mailboxId, claim.id, randomUUID(), {
         ok: false,
         failure: {
           kind: "transient",
@@ -241,7 +205,7 @@ describe("grouped writes on the send path", () => {
     ]);
     const [row] = await db.select().from(messages).where(eq(messages.id, claim.id));
     expect(row?.status).toBe("sent");
-    const events = await auditEventsOf(owner.orgId, { targetId: claim.id });
+    const events = await auditEventsOf(testbed.owner.orgId, { targetId: claim.id });
     expect(events.map((e) => e.action)).toEqual(["message.sent"]);
     expect(await webhookCount(claim.id)).toBe(1);
   });
@@ -287,28 +251,17 @@ describe("grouped writes on the send path", () => {
         return bothHold.promise;
       };
       // Two transactions take the same two rows in opposite orders: PostgreSQL ends one.
-      const results = await Promise.allSettled([
+      const crossing = (first: string, second: string) =>
         retryingDeadlocks(() =>
           db.transaction(async (tx) => {
             runs += 1;
             const isFirstRun = runs <= 2;
-            await lock(tx, a);
+            await lock(tx, first);
             if (isFirstRun) await hold();
-            await lock(tx, b);
-            return "first";
+            await lock(tx, second);
           }),
-        ),
-        retryingDeadlocks(() =>
-          db.transaction(async (tx) => {
-            runs += 1;
-            const isFirstRun = runs <= 2;
-            await lock(tx, b);
-            if (isFirstRun) await hold();
-            await lock(tx, a);
-            return "second";
-          }),
-        ),
-      ]);
+        );
+      const results = await Promise.allSettled([crossing(a, b), crossing(b, a)]);
       expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled"]);
       expect(runs).toBe(3);
     },

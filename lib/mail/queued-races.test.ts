@@ -1,73 +1,31 @@
 import { randomUUID } from "node:crypto";
 import { and, asc, eq, like, sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { POST } from "@/app/api/v1/messages/route";
 import { getDb } from "@/db";
 import { holdQueuedMessage } from "@/db/queries/queued-messages";
-import { mailboxPace, messages, webhookDeliveries, webhookEndpoints } from "@/db/schema";
-import { resetMailProviders } from "@/lib/oauth/providers";
-import type { Person } from "@/lib/oauth/testing/fixtures";
+import { mailboxPace, messages, webhookDeliveries } from "@/db/schema";
 import { sendLimitNames } from "@/lib/ratelimit";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import { auditEventsOf } from "@/lib/testing/audit";
 import { memberContext } from "@/lib/testing/context";
-import { createOwner } from "@/lib/testing/factories";
-import { createEndpoint } from "@/lib/webhooks/endpoints";
 import { revokeApiKey } from "./api-keys";
 import { cancelMessage } from "./queued";
 import { attemptNextQueued } from "./send-queued";
-import {
-  connectMailbox,
-  makeApiKey,
-  type SendTestbed,
-  sendRequest,
-  startSendTestbed,
-  useRateLimits,
-} from "./testing";
-import { closeAllMailboxTransports } from "./transport";
+import { connectMailbox, makeApiKey, sendRequest, useRateLimits } from "./testing";
+import { useOutcomeTestbed } from "./testing-outcomes";
 
 // Queued attempts racing each other, as workers of several processes do: a worker whose view of
 // a message went stale while it waited for its pace slot never overwrites what another worker
 // (or a member's cancel) made of it, and never sends early what another put off.
 
-let bed: SendTestbed;
-let restoreLimits: () => Promise<void>;
-let owner: Person;
-let endpointId: string;
+const testbed = useOutcomeTestbed();
 
-beforeAll(async () => {
-  bed = await startSendTestbed();
-  restoreLimits = useRateLimits({
-    oauthStart: { tokens: 1_000, window: "1 m" },
-    oauthCallback: { tokens: 1_000, window: "1 m" },
-    sendMailboxMinuteDemo: { tokens: 1_000, window: "1 m" },
-  });
-  owner = await createOwner();
-  // The organisation listens for every message outcome: a stale worker must not emit one.
-  const { endpoint } = await createEndpoint(memberContext(owner.orgId, owner.user, "owner"), {
-    url: "http://127.0.0.1:9/outcomes",
-    description: "",
-    events: ["message.sent", "message.failed"],
-  });
-  endpointId = endpoint.id;
-});
-
-afterAll(async () => {
-  // Its deliveries go with it, so no other test file's webhook sweep ever tries them.
-  if (endpointId) {
-    await (await getDb()).delete(webhookEndpoints).where(eq(webhookEndpoints.id, endpointId));
-  }
-  closeAllMailboxTransports();
-  resetMailProviders();
-  await restoreLimits?.();
-  await bed?.close();
-});
-
-const ownerCtx = () => memberContext(owner.orgId, owner.user, "owner");
+const ownerCtx = () => memberContext(testbed.owner.orgId, testbed.owner.user, "owner");
 
 async function setup() {
-  const mailboxId = await connectMailbox(owner);
-  const { token, key } = await makeApiKey(owner);
+  const mailboxId = await connectMailbox(testbed.owner);
+  const { token, key } = await makeApiKey(testbed.owner);
   return { mailboxId, token, key };
 }
 
@@ -127,7 +85,7 @@ async function freePace(mailboxId: string) {
 }
 
 async function outcomeEvents(messageId: string) {
-  const events = await auditEventsOf(owner.orgId, { targetId: messageId });
+  const events = await auditEventsOf(testbed.owner.orgId, { targetId: messageId });
   return events.map((e) => e.action).filter((a) => a.startsWith("message."));
 }
 
@@ -136,7 +94,10 @@ async function webhookTypes(messageId: string) {
     .select({ type: webhookDeliveries.eventType })
     .from(webhookDeliveries)
     .where(
-      and(eq(webhookDeliveries.orgId, owner.orgId), like(webhookDeliveries.body, `%${messageId}%`)),
+      and(
+        eq(webhookDeliveries.orgId, testbed.owner.orgId),
+        like(webhookDeliveries.body, `%${messageId}%`),
+      ),
     )
     .orderBy(asc(webhookDeliveries.createdAt), asc(webhookDeliveries.id));
   return rows.map((r) => r.type);
@@ -207,7 +168,7 @@ describe("a worker whose message went stale while it waited", () => {
         lastError: "451 try again later",
       }),
     ).toBe(true);
-    const inbox = await bed.inboxCount();
+    const inbox = await testbed.bed.inboxCount();
     stale.assertStillAsleep();
     await stale.done;
 
@@ -216,7 +177,7 @@ describe("a worker whose message went stale while it waited", () => {
     expect(after.nextAttemptAt?.getTime()).toBe(later.getTime());
     expect(after.attempts).toBe(0);
     expect(after.providerMessageId).toBeNull();
-    expect(await bed.inboxCount()).toBe(inbox);
+    expect(await testbed.bed.inboxCount()).toBe(inbox);
     expect(await outcomeEvents(id)).toEqual(["message.queued"]);
   });
 });
@@ -228,7 +189,7 @@ describe("queuing a message whose audit event cannot be written", () => {
     // The audit store refuses this organisation's message.queued events (a real constraint;
     // NOT VALID leaves the rows already there alone).
     const constraint = sql.identifier(`mw_test_no_queued_${randomUUID().slice(0, 8)}`);
-    const orgId = owner.orgId.replace(/[^A-Za-z0-9_-]/g, "");
+    const orgId = testbed.owner.orgId.replace(/[^A-Za-z0-9_-]/g, "");
     await db.execute(
       sql`alter table audit_events add constraint ${constraint}
         check (not (org_id = ${sql.raw(`'${orgId}'`)} and action = 'message.queued')) not valid`,
@@ -251,9 +212,9 @@ describe("queuing a message whose audit event cannot be written", () => {
       .where(eq(messages.mailboxId, mailboxId))
       .orderBy(asc(messages.createdAt), asc(messages.id));
     expect(rows).toEqual([]);
-    const inbox = await bed.inboxCount();
+    const inbox = await testbed.bed.inboxCount();
     expect(await attemptNextQueued(mailboxId)).toEqual({ kind: "idle" });
-    expect(await bed.inboxCount()).toBe(inbox);
+    expect(await testbed.bed.inboxCount()).toBe(inbox);
   });
 });
 
