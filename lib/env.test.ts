@@ -127,6 +127,19 @@ describe("parseEnv", () => {
     expect(problemsOf({ TRUSTED_PROXY_HOPS: "one" }).join()).toMatch(/^TRUSTED_PROXY_HOPS/);
   });
 
+  it("reads SYSTEM_AUDIT_RETENTION_DAYS as 1 to 3650 days, unset (or empty) keeping forever", () => {
+    expect(parseEnv({}).SYSTEM_AUDIT_RETENTION_DAYS).toBeUndefined();
+    expect(
+      parseEnv({ SYSTEM_AUDIT_RETENTION_DAYS: " " }).SYSTEM_AUDIT_RETENTION_DAYS,
+    ).toBeUndefined();
+    expect(parseEnv({ SYSTEM_AUDIT_RETENTION_DAYS: "90" }).SYSTEM_AUDIT_RETENTION_DAYS).toBe(90);
+    for (const bad of ["0", "-5", "1.5", "3651", "ninety", "1e9"]) {
+      expect(problemsOf({ SYSTEM_AUDIT_RETENTION_DAYS: bad }).join()).toMatch(
+        /^SYSTEM_AUDIT_RETENTION_DAYS: must be/,
+      );
+    }
+  });
+
   it("reads the providers' connection caps and pace: Microsoft 3 connections and 30 a minute by default", () => {
     const e = parseEnv({});
     expect([

@@ -3,6 +3,7 @@ import { sql } from "drizzle-orm";
 import { type DbOrTx, inTransaction, openedDb, type Tx } from "@/db";
 import { findAuditPurgeCut, lockAuditChain, purgeAuditEventsThrough } from "@/db/queries/audit";
 import { listAuditRetentionSettings } from "@/db/queries/organization-settings";
+import { env } from "@/lib/env";
 import { applyPersonalDataRetention } from "@/lib/privacy/retention";
 import { isoMicros, macAnchor } from "./chain";
 import { auditChainKey } from "./key";
@@ -10,18 +11,20 @@ import { AuditChainError } from "./seal";
 import { verifyAuditChain, verifyAuditChainThrough } from "./verify";
 import { writeAuditEvent } from "./write";
 
-// Retention: each organisation may keep its audit events for a number of days. The purge cuts
-// the chain's oldest sealed events and records a MAC'd anchor (the seq and hash of the newest
-// removed event): verification starts there instead of at genesis, so what remains is still
-// checked link by link, and a cut anywhere else is still a gap.
+// Retention: each organisation may keep its audit events for a number of days, and the system
+// chain ('', events of no organisation) for SYSTEM_AUDIT_RETENTION_DAYS, set by the operators.
+// The purge cuts the chain's oldest sealed events and records a MAC'd anchor (the seq and hash
+// of the newest removed event): verification starts there instead of at genesis, so what
+// remains is still checked link by link, and a cut anywhere else is still a gap.
 
 const DAY_MS = 86_400_000;
 const JOB_EVERY_MS = DAY_MS;
 
 /**
- * Purges the chain's sealed events that occurred before `before`. Refuses a chain that does
- * not verify (purging would hide the damage). The purge is itself an audit event, sealed in the
- * same transaction. Returns how many events were removed.
+ * Purges the chain's sealed events that occurred before `before`: the organisation's, or the
+ * system chain's for `orgId` null. Refuses a chain that does not verify (purging would hide the
+ * damage). The purge is itself an audit event, sealed in the same transaction. Returns how many
+ * events were removed.
  */
 export async function purgeAuditChain({
   db,
@@ -30,11 +33,12 @@ export async function purgeAuditChain({
   retentionDays,
 }: {
   db: DbOrTx;
-  orgId: string;
+  orgId: string | null;
   before: Date;
   retentionDays?: number;
 }): Promise<number> {
-  const chain = orgId;
+  // As writeAuditEvent names it, so the purge event lands in the chain it cut.
+  const chain = orgId ?? "";
   return inTransaction(db, async (tx) => {
     await lockAuditChain({ db: tx, chain });
     const report = await verifyAuditChain({ db: tx, chain, mode: "incremental" });
@@ -78,10 +82,18 @@ export async function purgeAuditChain({
 }
 
 /**
- * Applies every organisation's retention setting. One process at a time: the others find the
- * advisory lock taken and skip this run.
+ * Applies every organisation's retention setting, then the system chain's (reported as orgId
+ * ""). One process at a time: the others find the advisory lock taken and skip this run.
  */
-export async function runAuditRetention({ db, now = new Date() }: { db: DbOrTx; now?: Date }) {
+export async function runAuditRetention({
+  db,
+  now = new Date(),
+  systemRetentionDays = env().SYSTEM_AUDIT_RETENTION_DAYS,
+}: {
+  db: DbOrTx;
+  now?: Date;
+  systemRetentionDays?: number;
+}) {
   return inTransaction(db, async (tx) => {
     const result = await tx.execute(
       sql`select pg_try_advisory_xact_lock(hashtextextended('audit:retention', 0)) as locked`,
@@ -89,16 +101,19 @@ export async function runAuditRetention({ db, now = new Date() }: { db: DbOrTx; 
     const locked = (result as unknown as { rows: { locked: boolean }[] }).rows[0]?.locked;
     if (!locked) return null;
     const purged: { orgId: string; removed: number }[] = [];
-    for (const setting of await listAuditRetentionSettings({ db: tx })) {
-      const days = setting.days;
+    const settings: { orgId: string | null; days: number | null }[] = [
+      ...(await listAuditRetentionSettings({ db: tx })),
+      { orgId: null, days: systemRetentionDays ?? null },
+    ];
+    for (const { orgId, days } of settings) {
       if (days === null) continue;
       const before = new Date(now.getTime() - days * DAY_MS);
       try {
         // A savepoint each: one chain that refuses leaves the others' purges standing.
         const removed = await (tx as Tx).transaction((sp) =>
-          purgeAuditChain({ db: sp, orgId: setting.orgId, before, retentionDays: days }),
+          purgeAuditChain({ db: sp, orgId, before, retentionDays: days }),
         );
-        purged.push({ orgId: setting.orgId, removed });
+        purged.push({ orgId: orgId ?? "", removed });
       } catch (error) {
         console.error(`[mailwarden] audit retention: ${(error as Error).message}`);
       }
