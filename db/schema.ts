@@ -98,7 +98,12 @@ export const memberships = pgTable(
     role: roleEnum("role").notNull(),
     createdAt: createdAt(),
   },
-  (t) => [primaryKey({ columns: [t.orgId, t.userId] }), index("memberships_user_idx").on(t.userId)],
+  (t) => [
+    primaryKey({ columns: [t.orgId, t.userId] }),
+    index("memberships_user_idx").on(t.userId),
+    // The members page's keyset order (newest first).
+    index("memberships_org_created_idx").on(t.orgId, t.createdAt, t.userId),
+  ],
 );
 
 // People invited by email. An invitation waits until the invitee, signed in with that address
@@ -118,6 +123,9 @@ export const invitations = pgTable(
   (t) => [
     uniqueIndex("invitations_org_email_idx").on(t.orgId, t.email),
     index("invitations_email_idx").on(t.email),
+    // The keyset orders of the members page and of a person's invitations (newest first).
+    index("invitations_org_created_idx").on(t.orgId, t.createdAt, t.id),
+    index("invitations_email_created_idx").on(t.email, t.createdAt, t.id),
   ],
 );
 
@@ -310,7 +318,11 @@ export const dataRequests = pgTable(
     receipt: jsonb("receipt").$type<Record<string, unknown>>(),
     createdAt: createdAt(),
   },
-  (t) => [index("data_requests_org_due_idx").on(t.orgId, t.status, t.dueAt)],
+  (t) => [
+    index("data_requests_org_due_idx").on(t.orgId, t.status, t.dueAt),
+    // The privacy page's keyset order (latest received first).
+    index("data_requests_org_received_idx").on(t.orgId, t.receivedAt, t.id),
+  ],
 );
 
 // ---- Incident switches: global (org_id null) or per organisation ----
@@ -548,7 +560,11 @@ export const apiKeys = pgTable(
     /** After this the key is refused exactly like a revoked one; null never expires. */
     expiresAt: timestamp("expires_at", { withTimezone: true }),
   },
-  (t) => [uniqueIndex("api_keys_prefix_idx").on(t.prefix)],
+  (t) => [
+    uniqueIndex("api_keys_prefix_idx").on(t.prefix),
+    // The API keys page's keyset order (newest first).
+    index("api_keys_org_created_idx").on(t.orgId, t.createdAt, t.id),
+  ],
 );
 
 // `queued`, `retrying` and `cancelled` are API messages sent with `Prefer: respond-async`

@@ -1,8 +1,10 @@
 import "server-only";
-import { and, asc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { preparedOnce } from "@/db/prepared";
 import { apiKeys, mailboxes, users } from "@/db/schema";
+import { FIRST_PAGE, type PageRequest } from "@/lib/paging";
+import { type PageKeys, pageKeyColumns, readKeysetPage } from "./paging";
 
 // API keys. The secret's SHA-256 is selected only by the function whose name says "hash";
 // every other read leaves it out.
@@ -84,13 +86,34 @@ export async function getApiKeyForOrg({
   return row ?? null;
 }
 
-export async function listApiKeys({ db, orgId }: { db: DbOrTx; orgId: string }) {
-  return db
-    .select({ ...publicColumns, createdByEmail: users.email })
-    .from(apiKeys)
-    .leftJoin(users, eq(users.id, apiKeys.createdBy))
-    .where(eq(apiKeys.orgId, orgId))
-    .orderBy(asc(apiKeys.revokedAt), asc(apiKeys.createdAt));
+const apiKeyPageKeys: PageKeys = { at: apiKeys.createdAt, id: apiKeys.id };
+
+/** One page of the organisation's keys, newest first (api_keys_org_created_idx). */
+export async function listApiKeys({
+  db,
+  orgId,
+  page = FIRST_PAGE,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  page?: PageRequest;
+}) {
+  return readKeysetPage({
+    keys: apiKeyPageKeys,
+    request: page,
+    read: (position, order, limit) =>
+      db
+        .select({
+          ...publicColumns,
+          createdByEmail: users.email,
+          ...pageKeyColumns(apiKeyPageKeys),
+        })
+        .from(apiKeys)
+        .leftJoin(users, eq(users.id, apiKeys.createdBy))
+        .where(and(eq(apiKeys.orgId, orgId), position))
+        .orderBy(...order)
+        .limit(limit),
+  });
 }
 
 /** Null when the key is not this organisation's or already revoked. */

@@ -2,6 +2,8 @@ import "server-only";
 import { and, asc, desc, eq, isNotNull, sql } from "drizzle-orm";
 import type { DbOrTx } from "@/db";
 import { invitations, memberships, organizations, type Role, users } from "@/db/schema";
+import { FIRST_PAGE, type PageRequest } from "@/lib/paging";
+import { type PageKeys, pageKeyColumns, readKeysetPage } from "./paging";
 
 /**
  * The membership a session works in: the preferred organisation while it is still a membership,
@@ -85,22 +87,42 @@ export async function insertMembership({
   await db.insert(memberships).values({ orgId, userId, role }).onConflictDoNothing();
 }
 
-/** The invitations waiting for one address, with who sent them and from which organisation. */
-export async function listInvitationsForEmail({ db, email }: { db: DbOrTx; email: string }) {
-  return db
-    .select({
-      id: invitations.id,
-      orgId: invitations.orgId,
-      orgName: organizations.name,
-      role: invitations.role,
-      invitedByEmail: users.email,
-      createdAt: invitations.createdAt,
-    })
-    .from(invitations)
-    .innerJoin(organizations, eq(organizations.id, invitations.orgId))
-    .leftJoin(users, eq(users.id, invitations.invitedBy))
-    .where(eq(invitations.email, email.toLowerCase()))
-    .orderBy(asc(invitations.createdAt), asc(invitations.id));
+const invitationPageKeys: PageKeys = { at: invitations.createdAt, id: invitations.id };
+
+/**
+ * One page of the invitations waiting for one address, newest first, with who sent them and
+ * from which organisation (invitations_email_created_idx).
+ */
+export async function listInvitationsForEmail({
+  db,
+  email,
+  page = FIRST_PAGE,
+}: {
+  db: DbOrTx;
+  email: string;
+  page?: PageRequest;
+}) {
+  return readKeysetPage({
+    keys: invitationPageKeys,
+    request: page,
+    read: (position, order, limit) =>
+      db
+        .select({
+          id: invitations.id,
+          orgId: invitations.orgId,
+          orgName: organizations.name,
+          role: invitations.role,
+          invitedByEmail: users.email,
+          createdAt: invitations.createdAt,
+          ...pageKeyColumns(invitationPageKeys),
+        })
+        .from(invitations)
+        .innerJoin(organizations, eq(organizations.id, invitations.orgId))
+        .leftJoin(users, eq(users.id, invitations.invitedBy))
+        .where(and(eq(invitations.email, email.toLowerCase()), position))
+        .orderBy(...order)
+        .limit(limit),
+  });
 }
 
 /** How many invitations wait for a person, counted only once their address is confirmed. */
@@ -133,19 +155,75 @@ export async function takeInvitationForEmail({
   return row ?? null;
 }
 
-export async function listMembers({ db, orgId }: { db: DbOrTx; orgId: string }) {
-  return db
-    .select({
-      userId: users.id,
-      email: users.email,
-      name: users.name,
-      role: memberships.role,
-      since: memberships.createdAt,
-    })
+const memberPageKeys: PageKeys = { at: memberships.createdAt, id: memberships.userId };
+
+/** One page of the organisation's members, newest first (memberships_org_created_idx). */
+export async function listMembers({
+  db,
+  orgId,
+  page = FIRST_PAGE,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  page?: PageRequest;
+}) {
+  return readKeysetPage({
+    keys: memberPageKeys,
+    request: page,
+    read: (position, order, limit) =>
+      db
+        .select({
+          userId: users.id,
+          email: users.email,
+          name: users.name,
+          role: memberships.role,
+          since: memberships.createdAt,
+          ...pageKeyColumns(memberPageKeys),
+        })
+        .from(memberships)
+        .innerJoin(users, eq(users.id, memberships.userId))
+        .where(and(eq(memberships.orgId, orgId), position))
+        .orderBy(...order)
+        .limit(limit),
+  });
+}
+
+/** How many owners the organisation has: what the last-owner rules decide on, for any page. */
+export async function countOwners({ db, orgId }: { db: DbOrTx; orgId: string }) {
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
     .from(memberships)
-    .innerJoin(users, eq(users.id, memberships.userId))
-    .where(eq(memberships.orgId, orgId))
-    .orderBy(asc(memberships.createdAt));
+    .where(and(eq(memberships.orgId, orgId), eq(memberships.role, "owner")));
+  return row?.n ?? 0;
+}
+
+/** One page of the organisation's waiting invitations, newest first (invitations_org_created_idx). */
+export async function listInvitationsPage({
+  db,
+  orgId,
+  page = FIRST_PAGE,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  page?: PageRequest;
+}) {
+  return readKeysetPage({
+    keys: invitationPageKeys,
+    request: page,
+    read: (position, order, limit) =>
+      db
+        .select({
+          id: invitations.id,
+          email: invitations.email,
+          role: invitations.role,
+          createdAt: invitations.createdAt,
+          ...pageKeyColumns(invitationPageKeys),
+        })
+        .from(invitations)
+        .where(and(eq(invitations.orgId, orgId), position))
+        .orderBy(...order)
+        .limit(limit),
+  });
 }
 
 /** The organisation's waiting invitations, only those `invitedBy` sent when given. */

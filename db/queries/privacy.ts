@@ -1,5 +1,5 @@
 import "server-only";
-import { and, asc, desc, eq, gt, inArray, isNotNull, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNotNull, or, type SQL, sql } from "drizzle-orm";
 import type { PgTable } from "drizzle-orm/pg-core";
 import type { DbOrTx } from "@/db";
 import {
@@ -20,6 +20,7 @@ import {
   users,
   webhookDeliveries,
 } from "@/db/schema";
+import { FIRST_PAGE, type PageRequest } from "@/lib/paging";
 import {
   matchesPattern,
   mentionsAddress,
@@ -27,6 +28,7 @@ import {
   replaceMatches,
   wholeAddressPattern,
 } from "./address-match";
+import { type PageKeys, pageKeyColumns, readKeysetPage } from "./paging";
 
 // A data subject as one organisation holds them: an account (by email), or only an address that
 // appears in its mail and audit log. Every query is scoped by organisation, except the account's
@@ -839,30 +841,46 @@ export async function lockOpenDataRequest({
   return row ?? null;
 }
 
-export async function listDataRequests({ db, orgId }: { db: DbOrTx; orgId: string }) {
-  return (
-    db
-      .select({
-        id: dataRequests.id,
-        kind: dataRequests.kind,
-        subjectEmail: dataRequests.subjectEmail,
-        requestedBy: users.email,
-        receivedAt: dataRequests.receivedAt,
-        dueAt: dataRequests.dueAt,
-        status: dataRequests.status,
-        completedAt: dataRequests.completedAt,
-        hasReceipt: sql<boolean>`${dataRequests.receipt} is not null`,
-      })
-      .from(dataRequests)
-      // Named only while a member (see listRecentMessages): an erased officer's account may live on.
-      .leftJoin(
-        memberships,
-        and(eq(memberships.orgId, orgId), eq(memberships.userId, dataRequests.requestedBy)),
-      )
-      .leftJoin(users, eq(users.id, memberships.userId))
-      .where(eq(dataRequests.orgId, orgId))
-      .orderBy(desc(dataRequests.receivedAt), desc(dataRequests.createdAt))
-  );
+const dataRequestPageKeys: PageKeys = { at: dataRequests.receivedAt, id: dataRequests.id };
+
+/** One page of the organisation's requests, latest received first (data_requests_org_received_idx). */
+export async function listDataRequests({
+  db,
+  orgId,
+  page = FIRST_PAGE,
+}: {
+  db: DbOrTx;
+  orgId: string;
+  page?: PageRequest;
+}) {
+  return readKeysetPage({
+    keys: dataRequestPageKeys,
+    request: page,
+    read: (position, order, limit) =>
+      db
+        .select({
+          id: dataRequests.id,
+          kind: dataRequests.kind,
+          subjectEmail: dataRequests.subjectEmail,
+          requestedBy: users.email,
+          receivedAt: dataRequests.receivedAt,
+          dueAt: dataRequests.dueAt,
+          status: dataRequests.status,
+          completedAt: dataRequests.completedAt,
+          hasReceipt: sql<boolean>`${dataRequests.receipt} is not null`,
+          ...pageKeyColumns(dataRequestPageKeys),
+        })
+        .from(dataRequests)
+        // Named only while a member (see listRecentMessages): an erased officer's account may live on.
+        .leftJoin(
+          memberships,
+          and(eq(memberships.orgId, orgId), eq(memberships.userId, dataRequests.requestedBy)),
+        )
+        .leftJoin(users, eq(users.id, memberships.userId))
+        .where(and(eq(dataRequests.orgId, orgId), position))
+        .orderBy(...order)
+        .limit(limit),
+  });
 }
 
 export async function countOverdueDataRequests({ db, orgId }: { db: DbOrTx; orgId: string }) {

@@ -48,7 +48,7 @@ describe("memberships", () => {
     const own = await getActiveMembership({ db, userId: invitee.id });
     expect(own?.orgId).not.toBe(orgId);
     expect(own?.role).toBe("owner");
-    expect((await listMembers({ db, orgId })).map((m) => m.userId)).toEqual([owner.id]);
+    expect((await listMembers({ db, orgId })).rows.map((m) => m.userId)).toEqual([owner.id]);
     expect(await db.select().from(invitations).where(eq(invitations.orgId, orgId))).toHaveLength(1);
     expect(await actions(orgId)).not.toContain("member.joined");
   });
@@ -77,7 +77,7 @@ describe("memberships", () => {
       changeMemberRole(db, ctxOf(orgId, b.id), { userId: a.id, role: "sender" }),
     ]);
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
-    const owners = (await listMembers({ db, orgId })).filter((m) => m.role === "owner");
+    const owners = (await listMembers({ db, orgId })).rows.filter((m) => m.role === "owner");
     expect(owners).toHaveLength(1);
   });
 

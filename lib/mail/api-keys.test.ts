@@ -49,7 +49,7 @@ describe("API keys", () => {
     );
     expect(JSON.stringify(row)).not.toContain(secret);
 
-    const listed = await listApiKeysForOrg({ orgId: owner.orgId });
+    const { rows: listed } = await listApiKeysForOrg({ orgId: owner.orgId });
     expect(listed).toHaveLength(1);
     expect(listed[0]).not.toHaveProperty("secretHash");
 
@@ -162,7 +162,7 @@ describe("API keys", () => {
       .set({ expiresAt: new Date(Date.now() - 1000) })
       .where(eq(apiKeys.id, key.id));
     expect(await verifyApiKey(token)).toBeNull();
-    const listed = await listApiKeysForOrg({ orgId: owner.orgId });
+    const { rows: listed } = await listApiKeysForOrg({ orgId: owner.orgId });
     expect(listed[0]?.expiresAt?.getTime()).toBeLessThan(Date.now());
   });
 });

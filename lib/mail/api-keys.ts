@@ -18,6 +18,7 @@ import { requestInfoFrom } from "@/lib/auth/request";
 import { hasPermission } from "@/lib/auth/roles";
 import { UserFacingError } from "@/lib/errors";
 import { queueNotification } from "@/lib/notifications";
+import type { PageRequest } from "@/lib/paging";
 import { enforceRateLimit } from "@/lib/ratelimit/runtime";
 import { isKeyUsable } from "./api-key-state";
 
@@ -277,8 +278,8 @@ export async function revokeApiKey({
   });
 }
 
-export async function listApiKeysForOrg({ orgId }: { orgId: string }) {
-  return listApiKeys({ db: await getDb(), orgId });
+export async function listApiKeysForOrg({ orgId, page }: { orgId: string; page?: PageRequest }) {
+  return listApiKeys({ db: await getDb(), orgId, page });
 }
 
 /**

@@ -681,7 +681,7 @@ describe("erasure", () => {
     // A's pages no longer name them, though their account lives on in B.
     const listed = await listRecentMessages({ db, orgId: a.orgId });
     expect(listed.find((m) => m.id === sent)?.senderLabel).toBe("former member");
-    const requests = await listDataRequests({ db, orgId: a.orgId });
+    const { rows: requests } = await listDataRequests({ db, orgId: a.orgId });
     expect(requests.find((r) => r.id === theirs.id)?.requestedBy).toBeNull();
     expect(JSON.stringify([listed, requests])).not.toContain(user.email);
     // B's record of them is B's: untouched.

@@ -1,25 +1,50 @@
 import { PageHeader } from "@/components/page-header";
+import { Pager } from "@/components/pager";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
 import { Table } from "@/components/ui/table";
 import { getDb } from "@/db";
-import { listInvitations, listMembers } from "@/db/queries/organizations";
+import { countOwners, listInvitationsPage, listMembers } from "@/db/queries/organizations";
 import { invitableRoles, refuseRemoval, roleChoices } from "@/lib/auth/owner-rules";
 import { ROLE_LABELS } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
+import { PAGE_PARAMS, type PageParamNames, parsePageParams } from "@/lib/paging";
 import { formatDateTime } from "@/lib/utils";
 import { AddMemberForm, MemberRowActions, RevokeInvitationButton } from "./forms";
 
 export const metadata = { title: "Members" };
 
-export default async function MembersPage() {
+// The people and the waiting invitations page apart, each with its own position in the URL.
+const INVITATION_PARAMS: PageParamNames = { after: "invitedAfter", before: "invitedBefore" };
+
+export default async function MembersPage({
+  searchParams,
+}: {
+  searchParams: Promise<Record<string, string | string[] | undefined>>;
+}) {
   const ctx = await requirePermission("manageMembers", "/members");
+  const params = await searchParams;
+  const memberPosition = parsePageParams(params);
+  const invitationPosition = parsePageParams(params, INVITATION_PARAMS);
   const db = await getDb();
-  const [members, invitations] = await Promise.all([
-    listMembers({ db, orgId: ctx.orgId }),
-    listInvitations({ db, orgId: ctx.orgId }),
+  // The last-owner rules count every owner, not those on this page.
+  const [memberPage, invitationPage, ownerCount] = await Promise.all([
+    listMembers({ db, orgId: ctx.orgId, page: memberPosition.request }),
+    listInvitationsPage({ db, orgId: ctx.orgId, page: invitationPosition.request }),
+    countOwners({ db, orgId: ctx.orgId }),
   ]);
-  const ownerCount = members.filter((m) => m.role === "owner").length;
+  const members = memberPage.rows;
+  const invitations = invitationPage.rows;
+  // Each pager keeps the other list's position, when it could be read.
+  const keep = (names: PageParamNames, error: string | null) =>
+    error !== null
+      ? {}
+      : Object.fromEntries(
+          [names.after, names.before].flatMap((name) => {
+            const value = params[name];
+            return typeof value === "string" ? [[name, value]] : [];
+          }),
+        );
   const factsFor = (m: (typeof members)[number]) => ({
     actorRole: ctx.role,
     targetRole: m.role,
@@ -65,20 +90,42 @@ export default async function MembersPage() {
               </td>
             </tr>
           ))}
-          {invitations.map((i) => (
-            <tr key={i.id}>
-              <td>{i.email}</td>
-              <td>
-                <Badge tone="warn">{ROLE_LABELS[i.role]} · invited, not accepted yet</Badge>
-              </td>
-              <td>{formatDateTime(i.createdAt)}</td>
-              <td>
-                <RevokeInvitationButton invitationId={i.id} email={i.email} />
-              </td>
-            </tr>
-          ))}
         </Table>
+        <Pager
+          path="/members"
+          page={memberPage}
+          error={memberPosition.error}
+          keep={keep(INVITATION_PARAMS, invitationPosition.error)}
+          label="Pages of people"
+        />
       </Card>
+      {(invitations.length > 0 || invitationPage.newer || invitationPosition.error) && (
+        <Card className="mt-6">
+          <h2 className="mb-3 font-medium">Invited, not accepted yet</h2>
+          <Table columns={["Person", "Role", "Sent", ""]}>
+            {invitations.map((i) => (
+              <tr key={i.id}>
+                <td>{i.email}</td>
+                <td>
+                  <Badge tone="warn">{ROLE_LABELS[i.role]} · invited, not accepted yet</Badge>
+                </td>
+                <td>{formatDateTime(i.createdAt)}</td>
+                <td>
+                  <RevokeInvitationButton invitationId={i.id} email={i.email} />
+                </td>
+              </tr>
+            ))}
+          </Table>
+          <Pager
+            path="/members"
+            page={invitationPage}
+            error={invitationPosition.error}
+            names={INVITATION_PARAMS}
+            keep={keep(PAGE_PARAMS, memberPosition.error)}
+            label="Pages of invitations"
+          />
+        </Card>
+      )}
     </>
   );
 }

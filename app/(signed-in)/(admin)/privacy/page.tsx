@@ -1,11 +1,13 @@
 import Link from "next/link";
 import { PageHeader } from "@/components/page-header";
+import { Pager } from "@/components/pager";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
 import { Table } from "@/components/ui/table";
 import { getDb } from "@/db";
-import { listDataRequests } from "@/db/queries/privacy";
+import { countOverdueDataRequests, listDataRequests } from "@/db/queries/privacy";
 import { requirePermission } from "@/lib/auth/session";
+import { parsePageParams } from "@/lib/paging";
 import { isOverdue } from "@/lib/privacy/requests";
 import { formatDateTime } from "@/lib/utils";
 import { RecordRequestForm } from "./forms";
@@ -14,11 +16,21 @@ export const metadata = { title: "Data requests" };
 
 const KIND_LABELS = { export: "Export", erasure: "Erasure" } as const;
 
-export default async function PrivacyPage() {
+export default async function PrivacyPage({
+  searchParams,
+}: {
+  searchParams: Promise<Record<string, string | string[] | undefined>>;
+}) {
   const ctx = await requirePermission("handlePrivacy", "/privacy");
-  const requests = await listDataRequests({ db: await getDb(), orgId: ctx.orgId });
+  const position = parsePageParams(await searchParams);
+  const db = await getDb();
+  // The overdue count is the organisation's, not the page's.
+  const [page, overdue] = await Promise.all([
+    listDataRequests({ db, orgId: ctx.orgId, page: position.request }),
+    countOverdueDataRequests({ db, orgId: ctx.orgId }),
+  ]);
+  const requests = page.rows;
   const now = new Date();
-  const overdue = requests.filter((r) => isOverdue(r, now)).length;
   return (
     <>
       <PageHeader
@@ -74,6 +86,7 @@ export default async function PrivacyPage() {
           ))}
         </Table>
         {requests.length === 0 && <p className="text-slate-500 text-sm">No requests yet.</p>}
+        <Pager path="/privacy" page={page} error={position.error} label="Pages of requests" />
       </Card>
     </>
   );

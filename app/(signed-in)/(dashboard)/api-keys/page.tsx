@@ -1,4 +1,5 @@
 import { PageHeader } from "@/components/page-header";
+import { Pager } from "@/components/pager";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
 import { EmptyState } from "@/components/ui/empty-state";
@@ -8,17 +9,24 @@ import { listMailboxes } from "@/db/queries/mailboxes";
 import { requirePermission } from "@/lib/auth/session";
 import { env } from "@/lib/env";
 import { listApiKeysForOrg } from "@/lib/mail/api-keys";
+import { parsePageParams } from "@/lib/paging";
 import { formatDateTime } from "@/lib/utils";
 import { CreateApiKeyForm, EditKeyMailboxesForm, RevokeApiKeyButton } from "./forms";
 
 export const metadata = { title: "API keys" };
 
-export default async function ApiKeysPage() {
+export default async function ApiKeysPage({
+  searchParams,
+}: {
+  searchParams: Promise<Record<string, string | string[] | undefined>>;
+}) {
   const ctx = await requirePermission("manageApiKeys", "/api-keys");
-  const [keys, mailboxes] = await Promise.all([
-    listApiKeysForOrg({ orgId: ctx.orgId }),
+  const position = parsePageParams(await searchParams);
+  const [page, mailboxes] = await Promise.all([
+    listApiKeysForOrg({ orgId: ctx.orgId, page: position.request }),
     listMailboxes({ db: await getDb(), orgId: ctx.orgId }),
   ]);
+  const keys = page.rows;
   const addressOf = new Map(mailboxes.map((m) => [m.id, m.address]));
   const choices = mailboxes.map((m) => ({ id: m.id, address: m.address }));
   const now = new Date();
@@ -76,6 +84,7 @@ export default async function ApiKeysPage() {
             ))}
           </Table>
         )}
+        <Pager path="/api-keys" page={page} error={position.error} label="Pages of keys" />
         <p className="mt-4 text-slate-500 text-xs">
           Example:{" "}
           <code className="break-all">

@@ -1,4 +1,5 @@
 import { PageHeader } from "@/components/page-header";
+import { Pager } from "@/components/pager";
 import { Badge } from "@/components/ui/badge";
 import { Card } from "@/components/ui/card";
 import { EmptyState } from "@/components/ui/empty-state";
@@ -8,6 +9,7 @@ import { listInvitationsForEmail } from "@/db/queries/organizations";
 import { getUserEmail } from "@/db/queries/users";
 import { ROLE_LABELS } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
+import { parsePageParams } from "@/lib/paging";
 import { formatDateTime } from "@/lib/utils";
 import { InvitationAnswer } from "./forms";
 
@@ -16,17 +18,22 @@ export const metadata = { title: "Invitations" };
 export default async function InvitationsPage({
   searchParams,
 }: {
-  searchParams: Promise<{ declined?: string }>;
+  searchParams: Promise<Record<string, string | string[] | undefined>>;
 }) {
-  const { declined } = await searchParams;
+  const params = await searchParams;
+  const declined = params.declined;
+  const position = parsePageParams(params);
   const ctx = await requirePermission("view", "/invitations");
   const db = await getDb();
   const user = await getUserEmail({ db, userId: ctx.user.id });
   // Invitations are shown only to an address the sign-in provider confirmed: anyone could claim
   // an unconfirmed one, and the list names other organisations.
   const isVerified = Boolean(user?.email && user.emailVerified);
-  const invitations =
-    isVerified && user?.email ? await listInvitationsForEmail({ db, email: user.email }) : [];
+  const page =
+    isVerified && user?.email
+      ? await listInvitationsForEmail({ db, email: user.email, page: position.request })
+      : { rows: [], newer: null, older: null };
+  const invitations = page.rows;
   return (
     <>
       <PageHeader
@@ -66,6 +73,12 @@ export default async function InvitationsPage({
             ))}
           </Table>
         )}
+        <Pager
+          path="/invitations"
+          page={page}
+          error={position.error}
+          label="Pages of invitations"
+        />
       </Card>
     </>
   );
