@@ -141,7 +141,6 @@ describe("grouped writes on the send path", () => {
   it("an outcome whose claim is no longer the attempt's is not recorded; the others are", async () => {
     const db = await getDb();
     const mailboxId = await connectMailbox(testbed.owner);
-    const mailbox = { id: mailboxId, provider: "demo", address: "box@example.test" } as Mailbox;
     const claims = await Promise.all(
       [0, 1, 2].map(() => claimMessage({ db, ...claimInput({ mailboxId }) })),
     );
@@ -187,7 +186,6 @@ describe("grouped writes on the send path", () => {
   it("a stale outcome of the same message in one group is not recorded with the real one", async () => {
     const db = await getDb();
     const mailboxId = await connectMailbox(testbed.owner);
-    const mailbox = { id: mailboxId, provider: "demo", address: "box@example.test" } as Mailbox;
     const claim = await claimMessage({ db, ...claimInput({ mailboxId }) });
     if (!claim) throw new Error("not claimed");
     await Promise.all([
