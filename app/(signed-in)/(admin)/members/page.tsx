@@ -101,7 +101,7 @@ export default async function MembersPage({
       </Card>
       {(invitations.length > 0 || invitationPage.newer || invitationPosition.error) && (
         <Card className="mt-6">
-          <h2 className="mb-3 font-medium">Invited, not accepted yet</h2>
+          <h2 className="mb-3 font-medium">Waiting invitations</h2>
           <Table columns={["Person", "Role", "Sent", ""]}>
             {invitations.map((i) => (
               <tr key={i.id}>
