@@ -133,7 +133,7 @@ describe("parseEnv", () => {
       parseEnv({ SYSTEM_AUDIT_RETENTION_DAYS: " " }).SYSTEM_AUDIT_RETENTION_DAYS,
     ).toBeUndefined();
     expect(parseEnv({ SYSTEM_AUDIT_RETENTION_DAYS: "90" }).SYSTEM_AUDIT_RETENTION_DAYS).toBe(90);
-    for (const bad of ["0", "-5", "1.5", "3651", "ninety", "1e9"]) {
+    for (const bad of ["0", "-5", "1.5", "3651", "ninety", "1e9", "1e2", "0x10", "+30"]) {
       expect(problemsOf({ SYSTEM_AUDIT_RETENTION_DAYS: bad }).join()).toMatch(
         /^SYSTEM_AUDIT_RETENTION_DAYS: must be/,
       );

@@ -117,12 +117,18 @@ const schema = z.object({
   // keeps its events; the daily retention purges older ones as it does an organisation's.
   // Unset keeps them forever. At most 3650, as an organisation's setting.
   SYSTEM_AUDIT_RETENTION_DAYS: optionalText.pipe(
-    z.coerce
-      .number<string>({ error: "must be a whole number of days" })
-      .int({ error: "must be a whole number of days" })
-      .min(1, { error: "must be at least 1 day; leave unset to keep forever" })
-      .max(3650, { error: "must be at most 3650 days" })
-      .optional(),
+    z
+      .string()
+      .regex(/^\d{1,9}$/, { error: "must be a whole number of days" })
+      .optional()
+      .pipe(
+        z.coerce
+          .number<string | undefined>({ error: "must be a whole number of days" })
+          .int({ error: "must be a whole number of days" })
+          .min(1, { error: "must be at least 1 day; leave unset to keep forever" })
+          .max(3650, { error: "must be at most 3650 days" })
+          .optional(),
+      ),
   ),
   // Concurrent SMTP connections per mailbox, across every process and instance (lease rows
   // in the database, lib/mail/connection-slots.ts). Microsoft 365 refuses a fourth with 432 4.3.2.

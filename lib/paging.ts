@@ -14,8 +14,10 @@ export type Page<T> = { rows: T[]; newer: string | null; older: string | null };
 
 export const FIRST_PAGE: PageRequest = { direction: "older" };
 
-// The time as exactTime (db/queries/audit.ts) writes it: microseconds, UTC, " BC" before year 1.
-const TIME = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})\d{3}Z( BC)?$/;
+// The time as exactTime (db/queries/audit.ts) writes it: microseconds, UTC. Never " BC": no
+// listed row is dated before year 1, and PostgreSQL refuses most such years (4713 BC is its
+// earliest), which would turn an edited link into an error page.
+const TIME = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})\d{3}Z$/;
 // Ids are uuids, or Auth.js user ids; both are text columns, so any such string is a safe value.
 const ID = /^[A-Za-z0-9_-]{1,100}$/;
 const MAX_CURSOR_LENGTH = 200;
@@ -46,6 +48,15 @@ export const PAGE_PARAMS: PageParamNames = { after: "after", before: "before" };
 
 export type ParsedPage = { request: PageRequest; error: string | null };
 
+/** A URL parameter as the pages read it: the first of repeated values, an empty one as none. */
+export function pageParam(
+  searchParams: Record<string, string | string[] | undefined>,
+  name: string,
+): string | undefined {
+  const value = searchParams[name];
+  return (Array.isArray(value) ? value[0] : value) || undefined;
+}
+
 /**
  * The page a URL asks for. Anything unreadable falls back to the first page with an error that
  * names the parameter, so a stale or edited link still shows the list.
@@ -54,12 +65,8 @@ export function parsePageParams(
   searchParams: Record<string, string | string[] | undefined>,
   names: PageParamNames = PAGE_PARAMS,
 ): ParsedPage {
-  const read = (name: string) => {
-    const value = searchParams[name];
-    return Array.isArray(value) ? value[0] : value;
-  };
-  const after = read(names.after);
-  const before = read(names.before);
+  const after = pageParam(searchParams, names.after);
+  const before = pageParam(searchParams, names.before);
   if (after && before) {
     return {
       request: FIRST_PAGE,

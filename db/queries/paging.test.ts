@@ -111,6 +111,8 @@ function pagingTests(name: string, setup: () => Promise<Harness>) {
         "%%%",
         encodeCursor({ at: "2026-02-30T00:00:00.000000Z", id: "x" }),
         encodeCursor({ at: "0000-01-01T00:00:00.000000Z", id: "x" }),
+        // Before PostgreSQL's earliest date: refused here, not by the database.
+        encodeCursor({ at: "9999-12-31T00:00:00.000000Z BC", id: "x" }),
         encodeCursor({ at: timeAt(1), id: "x'); drop table users; --" }),
         Buffer.from(`${timeAt(1)}`).toString("base64url"),
         "A".repeat(5000),
@@ -122,6 +124,15 @@ function pagingTests(name: string, setup: () => Promise<Harness>) {
           expect(ids(await h.list(parsed.request))).toEqual(first);
         }
       }
+      // An empty parameter is none: the other one is read, not hidden behind it.
+      const emptyAfter = parsePageParams({ after: "", before: "%%%" });
+      expect(emptyAfter.error).toBe("before: is not a page position");
+      // A position past the last row (its rows gone since the link was made): the first page.
+      const pastEnd = await h.list({
+        cursor: { at: "1970-01-01T00:00:00.000000Z", id: "0" },
+        direction: "older",
+      });
+      expect(ids(pastEnd)).toEqual(first);
       const both = parsePageParams({ after: "x", before: "y" });
       expect(both.error).toMatch(/^after: give after or before, not both/);
       expect(ids(await h.list(both.request))).toEqual(first);

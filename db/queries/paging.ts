@@ -17,7 +17,8 @@ type Keyed = { pageAt: string; pageId: string };
 /**
  * One keyset page: `read` runs the list's own query (scoped by its organisation) with the
  * position's condition, order and row limit added. Going back to newer rows and finding no
- * more beyond them shows the first page whole, not the few rows that were left above.
+ * more beyond them shows the first page whole, not the few rows that were left above; a
+ * position past the last row shows the first page too, never "nothing here" while rows exist.
  */
 export async function readKeysetPage<T extends Keyed>({
   keys,
@@ -37,7 +38,9 @@ export async function readKeysetPage<T extends Keyed>({
   const order = older ? [desc(keys.at), desc(keys.id)] : [asc(keys.at), asc(keys.id)];
   let rows = await read(position, order, limit + 1);
   let asked = request;
-  if (!older && rows.length <= limit) {
+  // Back to newer rows with no more beyond them, or on to an older page that is now empty
+  // (its rows accepted, revoked or deleted since the link was made): the first page.
+  if ((!older && rows.length <= limit) || (request.cursor && rows.length === 0)) {
     asked = FIRST_PAGE;
     rows = await read(undefined, [desc(keys.at), desc(keys.id)], limit + 1);
   }

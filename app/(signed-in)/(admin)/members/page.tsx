@@ -8,7 +8,7 @@ import { countOwners, listInvitationsPage, listMembers } from "@/db/queries/orga
 import { invitableRoles, refuseRemoval, roleChoices } from "@/lib/auth/owner-rules";
 import { ROLE_LABELS } from "@/lib/auth/roles";
 import { requirePermission } from "@/lib/auth/session";
-import { PAGE_PARAMS, type PageParamNames, parsePageParams } from "@/lib/paging";
+import { PAGE_PARAMS, type PageParamNames, pageParam, parsePageParams } from "@/lib/paging";
 import { formatDateTime } from "@/lib/utils";
 import { AddMemberForm, MemberRowActions, RevokeInvitationButton } from "./forms";
 
@@ -41,8 +41,8 @@ export default async function MembersPage({
       ? {}
       : Object.fromEntries(
           [names.after, names.before].flatMap((name) => {
-            const value = params[name];
-            return typeof value === "string" ? [[name, value]] : [];
+            const value = pageParam(params, name);
+            return value === undefined ? [] : [[name, value]];
           }),
         );
   const factsFor = (m: (typeof members)[number]) => ({
