@@ -11,9 +11,12 @@
 // from genesis that the sealer refuses to start on its own (its pending events or organisation
 // are over a minute old: lib/audit/seal.ts), audited as audit.chain_started with the reason.
 // Only when you know why it has no head: it also seals whatever someone may have edited.
+// `npm run audit:verify -- --start-refused-chains --reason "<why>"` does the same for every chain
+// the sealer refuses to start on its own (after an upgrade or a restore that hands many back),
+// prints each one, then verifies every chain.
 import { openDatabase } from "@/db";
 import { auditChainKey } from "@/lib/audit/key";
-import { startAuditChain } from "@/lib/audit/start-chain";
+import { startAuditChain, startRefusedAuditChains } from "@/lib/audit/start-chain";
 import { verifyAllAuditChains } from "@/lib/audit/verify-all";
 import { verifyExportFile } from "@/lib/audit/verify-file";
 import { EnvError, env } from "@/lib/env";
@@ -35,8 +38,14 @@ async function main() {
   }
   const chain = argument(argv, "--chain", "an organisation id ('' for global)");
   const start = argument(argv, "--start-chain", "an organisation id ('' for global)");
+  const startRefused = argv.includes("--start-refused-chains");
   const reason = argument(argv, "--reason", "why the chain is started again");
-  if (start !== undefined && !reason?.trim()) throw new Error("--start-chain needs --reason");
+  if (start !== undefined && startRefused) {
+    throw new Error("give --start-chain or --start-refused-chains, not both");
+  }
+  if ((start !== undefined || startRefused) && !reason?.trim()) {
+    throw new Error(`${startRefused ? "--start-refused-chains" : "--start-chain"} needs --reason`);
+  }
   const e = env();
   const handle = await openDatabase({ databaseUrl: e.DATABASE_URL, dataDir: e.dataDir });
   try {
@@ -49,6 +58,18 @@ async function main() {
       console.log(
         `started chain ${start === "" ? "(global)" : start} from genesis: ${sealed} events sealed`,
       );
+    }
+    if (startRefused) {
+      const started = await startRefusedAuditChains({ db: handle.db, reason: reason ?? "" });
+      if (started.length === 0) console.log("no chain is refused at genesis: nothing to start");
+      for (const result of started) {
+        const name = result.chain === "" ? "(global)" : result.chain;
+        console.log(
+          "error" in result
+            ? `NOT started chain ${name}: ${result.error}`
+            : `started chain ${name} from genesis: ${result.sealed} events sealed`,
+        );
+      }
     }
     process.exitCode = await verifyAllAuditChains({
       db: handle.db,

@@ -403,6 +403,20 @@ export async function markAuditCheckpointVerified({
     .where(and(eq(auditCheckpoints.chain, chain), eq(auditCheckpoints.seq, seq)));
 }
 
+/** The chains with unsealed events and no head record: new ones, or ones the sealer refuses. */
+export async function listHeadlessPendingChains({ db }: { db: DbOrTx }): Promise<string[]> {
+  const rows = await db
+    .selectDistinct({ chain: auditEvents.chain })
+    .from(auditEvents)
+    .where(
+      and(
+        isNull(auditEvents.seq),
+        sql`not exists (select 1 from ${auditChainHeads} h where h.chain = ${auditEvents.chain})`,
+      ),
+    );
+  return rows.map((r) => r.chain);
+}
+
 export async function getUnsealedAuditSummary({ db, chain }: { db: DbOrTx; chain: string }) {
   const [row] = await db
     .select({

@@ -7,7 +7,7 @@ import { auditEvents } from "@/db/schema";
 import { UNSEALED_ALARM_MS } from "@/lib/security/checks";
 import { createOwner } from "@/lib/testing/factories";
 import { AuditChainError, sealPending } from "./seal";
-import { startAuditChain } from "./start-chain";
+import { startAuditChain, startRefusedAuditChains } from "./start-chain";
 import { verifyChainReport } from "./testing/verify";
 
 const HOUR = 3_600_000;
@@ -142,5 +142,36 @@ describe("starting a chain from genesis", () => {
     await expect(
       startAuditChain({ db: await getDb(), chain: orgId, reason: "again" }),
     ).rejects.toThrow(/already has a head/);
+  });
+
+  it("starts every refused chain at once, leaves new ones to the sealer, reports one it cannot start", async () => {
+    const db = await getDb();
+    const [first, second] = [await oldOrganisation(), await oldOrganisation()];
+    await rewrite(first);
+    await rewrite(second);
+    // A new chain the sealer starts on its own.
+    const fresh = await insertOrganization({ db, name: "Fresh too" });
+    await insertAt(fresh.id, new Date(), 0);
+    // Sealed events whose head was deleted: starting it again would re-seal them, so it is not.
+    const headless = await oldOrganisation();
+    await db.execute(sql`delete from audit_chain_heads where chain = ${headless}`);
+    await insertAt(headless, new Date(), 99);
+
+    const results = await startRefusedAuditChains({ db, reason: "restored from backup" });
+    const mine = new Map(
+      results
+        .filter((r) => [first, second, fresh.id, headless].includes(r.chain))
+        .map((r) => [r.chain, r]),
+    );
+    expect(mine.get(first)).toEqual({ chain: first, sealed: (await rows(first)).length });
+    expect(mine.get(second)).toEqual({ chain: second, sealed: (await rows(second)).length });
+    expect(mine.has(fresh.id)).toBe(false);
+    expect(mine.get(headless)).toMatchObject({ error: /sealed events but no head record/ });
+    for (const chain of [first, second]) {
+      expect((await rows(chain)).at(-1)?.action).toBe("audit.chain_started");
+      expect((await verifyChainReport(chain)).code).toBe(0);
+    }
+    expect((await rows(fresh.id)).map((r) => r.seq)).toEqual([null]);
+    expect((await rows(headless)).some((r) => r.action === "audit.chain_started")).toBe(false);
   });
 });

@@ -1,6 +1,11 @@
 import "server-only";
 import type { DbOrTx } from "@/db";
-import { getAuditChainHead, getUnsealedAuditSummary } from "@/db/queries/audit";
+import {
+  getAuditChainHead,
+  getUnsealedAuditSummary,
+  listHeadlessPendingChains,
+} from "@/db/queries/audit";
+import { oldGenesisProblem } from "./seal";
 import { writeAuditEvent } from "./write";
 
 /**
@@ -42,4 +47,29 @@ export async function startAuditChain({
     { allowGenesis: true },
   );
   return { sealed: pending.count + 1 };
+}
+
+/**
+ * `--start-refused-chains`: the same deliberate start for every chain the sealer refuses to start
+ * on its own (oldGenesisProblem), with one reason, for an upgrade or a restore that hands many
+ * chains back at once. A chain the sealer would start itself (new) is left to it; a chain that
+ * fails to start (sealed events without a head) is reported, and the others still start.
+ */
+export async function startRefusedAuditChains({
+  db,
+  reason,
+}: {
+  db: DbOrTx;
+  reason: string;
+}): Promise<Array<{ chain: string; sealed: number } | { chain: string; error: string }>> {
+  const results: Array<{ chain: string; sealed: number } | { chain: string; error: string }> = [];
+  for (const chain of await listHeadlessPendingChains({ db })) {
+    if ((await oldGenesisProblem(db, chain)) === null) continue;
+    try {
+      results.push({ chain, ...(await startAuditChain({ db, chain, reason })) });
+    } catch (error) {
+      results.push({ chain, error: (error as Error).message });
+    }
+  }
+  return results;
 }
