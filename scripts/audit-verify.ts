@@ -25,20 +25,31 @@ function argument(argv: string[], name: string, needs: string): string | undefin
   const index = argv.indexOf(name);
   if (index === -1) return undefined;
   const value = argv[index + 1];
-  if (value === undefined) throw new Error(`${name} needs ${needs}`);
+  // `--reason --chain x` is a missing reason, not the reason "--chain".
+  if (value === undefined || value.startsWith("--")) throw new Error(`${name} needs ${needs}`);
   return value;
+}
+
+function chainName(chain: string): string {
+  return chain === "" ? "(global)" : chain;
 }
 
 async function main() {
   const argv = process.argv.slice(2);
+  const startRefused = argv.includes("--start-refused-chains");
   const file = argument(argv, "--file", "the path of a .jsonl export");
+  // It starts every refused chain, so it verifies every chain: no --chain, no --file beside it.
+  if (startRefused && (file !== undefined || argv.includes("--chain"))) {
+    throw new Error(
+      "--start-refused-chains verifies every chain: give it without --file or --chain",
+    );
+  }
   if (file !== undefined) {
     process.exitCode = await verifyExportFile({ file, key: auditChainKey(), out: process.stdout });
     return;
   }
   const chain = argument(argv, "--chain", "an organisation id ('' for global)");
   const start = argument(argv, "--start-chain", "an organisation id ('' for global)");
-  const startRefused = argv.includes("--start-refused-chains");
   const reason = argument(argv, "--reason", "why the chain is started again");
   if (start !== undefined && startRefused) {
     throw new Error("give --start-chain or --start-refused-chains, not both");
@@ -50,26 +61,24 @@ async function main() {
   const handle = await openDatabase({ databaseUrl: e.DATABASE_URL, dataDir: e.dataDir });
   try {
     if (start !== undefined) {
-      const { sealed } = await startAuditChain({
-        db: handle.db,
-        chain: start,
-        reason: reason ?? "",
-      });
+      const started = await startAuditChain({ db: handle.db, chain: start, reason: reason ?? "" });
       console.log(
-        `started chain ${start === "" ? "(global)" : start} from genesis: ${sealed} events sealed`,
+        `started chain ${chainName(start)} from genesis: ${started?.sealed} events sealed`,
       );
     }
     if (startRefused) {
-      const started = await startRefusedAuditChains({ db: handle.db, reason: reason ?? "" });
+      // Each as it happens: a run that stops midway has said which chains it started.
+      const started = await startRefusedAuditChains({
+        db: handle.db,
+        reason: reason ?? "",
+        onResult: (result) =>
+          console.log(
+            "error" in result
+              ? `NOT started chain ${chainName(result.chain)}: ${result.error}`
+              : `started chain ${chainName(result.chain)} from genesis: ${result.sealed} events sealed`,
+          ),
+      });
       if (started.length === 0) console.log("no chain is refused at genesis: nothing to start");
-      for (const result of started) {
-        const name = result.chain === "" ? "(global)" : result.chain;
-        console.log(
-          "error" in result
-            ? `NOT started chain ${name}: ${result.error}`
-            : `started chain ${name} from genesis: ${result.sealed} events sealed`,
-        );
-      }
     }
     process.exitCode = await verifyAllAuditChains({
       db: handle.db,

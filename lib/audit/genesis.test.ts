@@ -127,11 +127,12 @@ describe("starting a chain from genesis", () => {
     const orgId = await oldOrganisation();
     await rewrite(orgId);
     await expect(sealPending({ db: await getDb(), chain: orgId })).rejects.toThrow(AuditChainError);
-    const { sealed } = await startAuditChain({
+    const started = await startAuditChain({
       db: await getDb(),
       chain: orgId,
       reason: "restored from backup",
     });
+    const sealed = started?.sealed;
     const all = await rows(orgId);
     expect(sealed).toBe(all.length);
     expect(all.every((r) => r.seq !== null)).toBe(true);
