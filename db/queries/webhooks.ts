@@ -399,13 +399,6 @@ export async function markDeliveriesEnqueued({ db, ids }: { db: DbOrTx; ids: str
  * enqueued within two minutes is left to its job even when long due: in a backlog the oldest
  * due are exactly those still waiting for a worker, and enqueuing them again at every sweep
  * would only lengthen the queue they wait in.
- *
- * Fair between organisations: the batch is dealt in turns, each organisation's oldest first,
- * then each one's second, and so on (a due organisation never waits behind another's backlog;
- * one alone still fills the batch). Two levels, because PostgreSQL refuses FOR UPDATE beside a
- * window function: the inner one numbers the candidates, the outer one takes them in turn order
- * under `for update skip locked` with the same conditions checked again on the row it locks
- * (a row another sweep marked meanwhile no longer passes them) until `limit` are taken.
  */
 export async function sweepDueDeliveries({
   db,
@@ -414,27 +407,19 @@ export async function sweepDueDeliveries({
   db: DbOrTx;
   limit: number;
 }): Promise<{ id: string; orgId: string }[]> {
-  const unqueued = (d: string) =>
-    sql.raw(`((${d}.status = 'pending' and ${d}.next_attempt_at <= now()
-        and (${d}.enqueued_at is null
-          or (${d}.next_attempt_at < now() - interval '2 minutes'
-            and ${d}.enqueued_at < now() - interval '2 minutes')))
-      or (${d}.status = 'sending' and ${d}.lease_until < now()
-        and (${d}.enqueued_at is null or ${d}.enqueued_at < ${d}.lease_until)))`);
   const result = await db.execute(sql`
     update webhook_deliveries set enqueued_at = now()
     where id in (
-      select d.id
-      from (
-        select c.id, c.next_attempt_at,
-          row_number() over (partition by c.org_id order by c.next_attempt_at, c.id) as turn
-        from webhook_deliveries c
-        where ${unqueued("c")}) ranked
-      join webhook_deliveries d on d.id = ranked.id
-      where ranked.turn <= ${limit} and ${unqueued("d")}
-      order by ranked.turn, ranked.next_attempt_at, ranked.id
+      select id from webhook_deliveries
+      where (status = 'pending' and next_attempt_at <= now()
+          and (enqueued_at is null
+            or (next_attempt_at < now() - interval '2 minutes'
+              and enqueued_at < now() - interval '2 minutes')))
+        or (status = 'sending' and lease_until < now()
+          and (enqueued_at is null or enqueued_at < lease_until))
+      order by next_attempt_at
       limit ${limit}
-      for update of d skip locked)
+      for update skip locked)
     returning id, org_id as "orgId"`);
   return (result as unknown as { rows: { id: string; orgId: string }[] }).rows;
 }

@@ -24,9 +24,6 @@ import { deliverWebhook } from "./deliver";
 // HTTP) holds at most half of each process's workers, and the rest keep delivering everyone
 // else's. The bound is per process (pg-boss counts it in memory: exact, nothing to clean up
 // after a crash): with several processes one organisation holds at most ORG_CONCURRENCY in each.
-// That bound only sees what is on the queue, so the sweep is fair too: it deals its batch in
-// turns per organisation (db/queries/webhooks.ts), and one organisation's backlog no longer
-// keeps another's due deliveries off the queue.
 
 export const WEBHOOK_QUEUE = "webhook-deliver";
 const SWEEP_EVERY_MS = 15_000;
