@@ -58,15 +58,32 @@ describe("writeGrouped", () => {
     expect(alone.sort()).toEqual([-2, 1, 3]);
   });
 
-  it("after a lost connection nothing is written again: the group may have committed", async () => {
+  it("a statement PostgreSQL cancelled (statement timeout) is tried one write at a time too", async () => {
     const db = await getDb();
-    const lost = () => new Error("Connection terminated unexpectedly");
-    const { kind, alone } = recordingKind(lost);
-    const results = await Promise.allSettled([
+    const cancelled = () => Object.assign(new Error("canceling statement"), { code: "57014" });
+    const { kind, alone } = recordingKind(cancelled);
+    const results = await Promise.all([
       writeGrouped(db, kind, { org: "a", n: 1 }),
       writeGrouped(db, kind, { org: "a", n: 2 }),
     ]);
-    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
-    expect(alone).toEqual([]);
+    expect(results).toEqual(["one 1", "one 2"]);
+    expect(alone.sort()).toEqual([1, 2]);
+  });
+
+  it("after a lost connection nothing is written again: the group may have committed", async () => {
+    const db = await getDb();
+    for (const lost of [
+      () => new Error("Connection terminated unexpectedly"),
+      () => Object.assign(new Error("write EPIPE"), { code: "EPIPE" }),
+      () => Object.assign(new Error("terminating connection"), { code: "57P01" }),
+    ]) {
+      const { kind, alone } = recordingKind(lost);
+      const results = await Promise.allSettled([
+        writeGrouped(db, kind, { org: "a", n: 1 }),
+        writeGrouped(db, kind, { org: "a", n: 2 }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+      expect(alone).toEqual([]);
+    }
   });
 });

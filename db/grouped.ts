@@ -8,9 +8,10 @@ import { type DbOrTx, sqlState } from "@/db";
 // the event loop, or while a statement of theirs is on its way, go together as one statement —
 // one round trip, one commit and one execution for all of them. Nothing waits for a timer: a
 // write that finds no other goes alone, as the statement it always was, one turn later. A group
-// whose statement PostgreSQL refused (one row breaking a constraint fails them all, or a
-// deadlock) is tried again one write at a time, so a write fails only for its own reason; after
-// a lost connection the statement may have committed, so its writes fail as a lone write would.
+// whose statement PostgreSQL refused (one row breaking a constraint fails them all, a deadlock,
+// a cancelled statement) is tried again one write at a time, so a write fails only for its own
+// reason; after a lost connection the statement may have committed, so its writes fail as a
+// lone write would.
 // Within a transaction nothing is grouped. A grouped statement locks several rows of its
 // organisation at once: a transaction that locks many of them (erasure) retries when PostgreSQL
 // ends it as a deadlock's victim (`retryingDeadlocks` in db/index.ts).
@@ -99,13 +100,15 @@ async function fly(
 }
 
 /**
- * Whether a group's statement may have committed after all: anything but a refusal of the
- * statement itself (a data exception, a broken constraint, a deadlock or serialization failure:
- * SQLSTATE classes 22, 23, 40). A lost connection is, and its writes are not tried again, as a
- * lone write's would not be.
+ * Whether a group's statement may have committed after all: when PostgreSQL never answered (a
+ * lost connection: no SQLSTATE, or class 08) or ended the session itself (57P01–57P05, which
+ * can come after a commit). Then its writes are not tried again, as a lone write's would not
+ * be. Any other answer from PostgreSQL (a broken constraint, a deadlock, a cancelled statement)
+ * means the statement rolled back, and each write is tried alone.
  */
 function isUnsure(error: unknown): boolean {
-  return !/^(22|23|40)/.test(sqlState(error) ?? "");
+  const state = sqlState(error);
+  return state === null || state.startsWith("08") || state.startsWith("57P0");
 }
 
 /** Answers each waiting write with its result; on an error, rejects them or says false. */

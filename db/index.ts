@@ -23,7 +23,8 @@ export function inTransaction<T>(db: DbOrTx, work: (tx: DbOrTx) => Promise<T>): 
 export function sqlState(error: unknown): string | null {
   for (let e = error, depth = 0; e && typeof e === "object" && depth < 3; depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code;
+    // Five digits and capitals with a digit among them: Node's own codes (EPIPE) are not one.
+    if (typeof code === "string" && /^(?=.*\d)[0-9A-Z]{5}$/.test(code)) return code;
     e = (e as { cause?: unknown }).cause;
   }
   return null;
