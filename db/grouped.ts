@@ -32,7 +32,7 @@ export type GroupedWrite<I, R> = {
 };
 
 /** More writes than this wait for the next group. */
-export const MAX_GROUP = 64;
+const MAX_GROUP = 64;
 
 type Queue = { waiting: Waiting<unknown, unknown>[] };
 // Per database handle and kind, the queue of each group that has a statement on its way.

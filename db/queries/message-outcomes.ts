@@ -50,10 +50,19 @@ const FINISH_FIELDS = {
 
 type Field = keyof typeof FINISH_FIELDS | `audit_${AuditEventColumn}`;
 
+// Built once per set of event columns (one in practice): `many` runs on the send path.
+const recordsets = new Map<string, ReturnType<typeof recordset<Field>>>();
+
 function rowsOf(columns: AuditEventColumn[]) {
-  const fields: Record<string, PgColumn | string> = { ...FINISH_FIELDS };
-  for (const c of columns) fields[`audit_${c}`] = auditEvents[c];
-  return recordset(fields as Record<Field, PgColumn | string>, "f");
+  const key = columns.join();
+  let rows = recordsets.get(key);
+  if (!rows) {
+    const fields: Record<string, PgColumn | string> = { ...FINISH_FIELDS };
+    for (const c of columns) fields[`audit_${c}`] = auditEvents[c];
+    rows = recordset(fields as Record<Field, PgColumn | string>, "f");
+    recordsets.set(key, rows);
+  }
+  return rows;
 }
 
 function valuesOf(outcome: MessageOutcome, columns: AuditEventColumn[]): Record<Field, unknown> {

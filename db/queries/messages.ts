@@ -134,8 +134,8 @@ const claimWrite: GroupedWrite<Claim, Claimed> = {
   },
   async many(db, claims) {
     const leaseSeconds = claims[0]?.leaseSeconds;
-    // In the order of the idempotency index: two groups that share keys wait for each other in
-    // the same order instead of deadlocking.
+    // Sorted by (sender, key), one order every process shares: two groups that share keys wait
+    // for each other in the same order instead of deadlocking.
     const rows = claims
       .map(claimColumns)
       .map((row, index) => ({ row, index }))

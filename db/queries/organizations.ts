@@ -197,6 +197,13 @@ export async function countOwners({ db, orgId }: { db: DbOrTx; orgId: string }) 
   return row?.n ?? 0;
 }
 
+const waitingInvitationColumns = {
+  id: invitations.id,
+  email: invitations.email,
+  role: invitations.role,
+  createdAt: invitations.createdAt,
+};
+
 /** One page of the organisation's waiting invitations, newest first (invitations_org_created_idx). */
 export async function listInvitationsPage({
   db,
@@ -212,13 +219,7 @@ export async function listInvitationsPage({
     request: page,
     read: (position, order, limit) =>
       db
-        .select({
-          id: invitations.id,
-          email: invitations.email,
-          role: invitations.role,
-          createdAt: invitations.createdAt,
-          ...pageKeyColumns(invitationPageKeys),
-        })
+        .select({ ...waitingInvitationColumns, ...pageKeyColumns(invitationPageKeys) })
         .from(invitations)
         .where(and(eq(invitations.orgId, orgId), position))
         .orderBy(...order)
@@ -237,12 +238,7 @@ export async function listInvitations({
   invitedBy?: string;
 }) {
   return db
-    .select({
-      id: invitations.id,
-      email: invitations.email,
-      role: invitations.role,
-      createdAt: invitations.createdAt,
-    })
+    .select(waitingInvitationColumns)
     .from(invitations)
     .where(
       and(

@@ -27,7 +27,13 @@ export function webhookBody(type: string, data: Record<string, unknown>, at = ne
   return JSON.stringify({ type, timestamp: at.toISOString(), data });
 }
 
-function statementInput(event: WebhookEvent): EventDeliveriesInput {
+/**
+ * An event as the values its deliveries are written from: by emitWebhookEvent, or as a part of
+ * another statement (the send's final update, a single data-modifying WITH:
+ * db/queries/message-outcomes.ts), so that it commits with the change at no extra round trip;
+ * that part's ids are not returned: when it wrote any, call `kickWebhookSweep()` after.
+ */
+export function webhookEventInput(event: WebhookEvent): EventDeliveriesInput {
   return {
     orgId: event.orgId,
     type: event.type,
@@ -37,20 +43,11 @@ function statementInput(event: WebhookEvent): EventDeliveriesInput {
 }
 
 export async function emitWebhookEvent(db: DbOrTx, event: WebhookEvent): Promise<WebhookEmission> {
-  const deliveryIds = await insertEventDeliveries({ db, ...statementInput(event) });
+  const deliveryIds = await insertEventDeliveries({ db, ...webhookEventInput(event) });
   return {
     deliveryIds,
     // Even if it is never called (the process died after the commit), the sweeper finds the
     // deliveries due (lib/webhooks/dispatch.ts).
     dispatch: () => dispatchWebhookDeliveries(event.orgId, deliveryIds),
   };
-}
-
-/**
- * The same event as values for a part of another statement (the send's final update, a single
- * data-modifying WITH: db/queries/message-outcomes.ts), so that it commits with the change at no
- * extra round trip. Its ids are not returned: when it wrote any, call `kickWebhookSweep()` after.
- */
-export function webhookEventInput(event: WebhookEvent): EventDeliveriesInput {
-  return statementInput(event);
 }
