@@ -77,14 +77,20 @@ function valuesOf(outcome: MessageOutcome, columns: AuditEventColumn[]): Record<
   } as Record<Field, unknown>;
 }
 
-function groupedStatement(db: DbOrTx, columns: AuditEventColumn[]): SQL {
+/** The group's statement (exported for the test of its plan). */
+export function groupedOutcomesStatement(db: DbOrTx, columns: AuditEventColumn[]): SQL {
   const rows = rowsOf(columns);
   const f = rows.field;
   // Matched on the claim too: a stale outcome of the same message in the group is not this row's.
   const changed = sql`(f."messageId", f."claimId") in (select id, claim_id from change)`;
   const change = finishUpdate(
     db,
-    { orgId: f("orgId"), messageId: f("messageId"), claimId: f("claimId") },
+    {
+      orgId: f("orgId"),
+      messageId: f("messageId"),
+      claimId: f("claimId"),
+      amongIds: sql`array(select "messageId" from input)`,
+    },
     {
       status: f("status"),
       smtpResponse: f("smtpResponse"),
@@ -127,7 +133,7 @@ const outcomeWrite: GroupedWrite<MessageOutcome, OutcomeWritten> = {
   async many(db, outcomes) {
     const columns = Object.keys(outcomes[0]?.event ?? {}) as AuditEventColumn[];
     const result = (await preparedSql(db, "message_outcomes", () =>
-      groupedStatement(db, columns),
+      groupedOutcomesStatement(db, columns),
     ).execute({
       rows: rowsOf(columns).encode(outcomes.map((o) => valuesOf(o, columns))),
     })) as { rows: Array<{ id: string; claimId: string; also: number }> };

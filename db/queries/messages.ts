@@ -255,6 +255,12 @@ export function finishUpdate(
     orgId: string | Placeholder | SQL;
     messageId: string | Placeholder | SQL;
     claimId: string | Placeholder | SQL;
+    /**
+     * A grouped update's message ids as one array (a `text[]` expression). Joined only on the
+     * rows of `json_to_recordset`, which PostgreSQL estimates at 100, a generic plan reads the
+     * whole table: this bound lets it look the rows up by primary key.
+     */
+    amongIds?: SQL;
   },
   set: { [K in keyof FinishColumns]: FinishColumns[K] | Placeholder | SQL },
 ) {
@@ -271,6 +277,7 @@ export function finishUpdate(
         and(
           eq(messages.orgId, where.orgId),
           eq(messages.id, where.messageId),
+          where.amongIds ? sql`${messages.id} = any(${where.amongIds})` : undefined,
           stillMine(where.claimId),
         ),
       )

@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { eq, inArray, sql } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import { describe, expect, it } from "vitest";
 import { POST } from "@/app/api/v1/messages/route";
 import { getDb, retryingDeadlocks } from "@/db";
+import { groupedOutcomesStatement } from "@/db/queries/message-outcomes";
 import { claimMessage } from "@/db/queries/messages";
 import { messageClaims, messages, webhookDeliveries } from "@/db/schema";
 import { auditEventsOf } from "@/lib/testing/audit";
@@ -264,4 +266,35 @@ describe("grouped writes on the send path", () => {
       expect(runs).toBe(3);
     },
   );
+});
+
+describe("the grouped outcome's plan", () => {
+  it("finds a group's messages by primary key, not by reading the whole table", async () => {
+    const db = await getDb();
+    // Thousands of rows: enough for the primary key to beat a scan once PostgreSQL knows the
+    // group is small; json_to_recordset alone is estimated at 100 rows, for which it scans.
+    await db.execute(sql`insert into ${messages}
+        (id, org_id, sender_type, sender_id, recipients, recipient_count, subject, status)
+      select gen_random_uuid()::text, ${testbed.owner.orgId}, 'api_key', 'key-plan',
+        '{"to":[],"cc":[],"bcc":[]}'::jsonb, 1, 'plan', 'sent'
+      from generate_series(1, 6000)`);
+    await db.execute(sql`analyze ${messages}`);
+    const { sql: text } = new PgDialect().sqlToQuery(
+      groupedOutcomesStatement(db, ["chain", "orgId", "occurredAt", "action", "outcome"]),
+    );
+    const name = `plan_${randomUUID().replaceAll("-", "")}`;
+    await db.transaction(async (tx) => {
+      // A prepared statement's plan for any group: the one node-postgres keeps per connection.
+      await tx.execute(sql`set local plan_cache_mode = force_generic_plan`);
+      await tx.execute(sql.raw(`prepare ${name} as ${text}`));
+      const { rows } = (await tx.execute(
+        sql.raw(`explain (format json) execute ${name}('[]', null, null)`),
+      )) as { rows: unknown[] };
+      await tx.execute(sql.raw(`deallocate ${name}`));
+      const plan = JSON.stringify(rows);
+      expect(plan).toContain('"Relation Name":"messages"');
+      const scans = [...plan.matchAll(/"Node Type":"([^"]+)"[^{}]*?"Relation Name":"messages"/g)];
+      expect(scans.map((m) => m[1])).not.toContain("Seq Scan");
+    });
+  });
 });
