@@ -1,4 +1,4 @@
-import { stat } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import nodemailer from "nodemailer";
 import * as oidc from "openid-client";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -43,6 +43,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await services?.close();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
 async function connect(email: string, untick: string[] = []) {

@@ -1,4 +1,4 @@
-import { readFile, stat } from "node:fs/promises";
+import { readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import * as oidc from "openid-client";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -47,6 +47,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await provider?.close();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
 async function connectMailbox(extra: { untick?: string[]; email?: string } = {}) {

@@ -1,4 +1,4 @@
-import { readdir, stat } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import tls from "node:tls";
@@ -44,6 +44,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await implicit?.close();
   await starttls?.close();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
 function transport(opts: { user: string; accessToken: string; ca?: string; port?: number }) {

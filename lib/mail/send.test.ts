@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { and, desc, eq } from "drizzle-orm";
 import { SMTPServer } from "smtp-server";
@@ -351,6 +352,7 @@ describe("SMTP replies, each driven through the real SMTP server", () => {
       expect((await readMailbox(box)).status).toBe("connected");
     } finally {
       await impostor.close();
+      await rm(otherDir, { recursive: true, force: true });
     }
   });
 
@@ -379,9 +381,10 @@ describe("SMTP replies, each driven through the real SMTP server", () => {
   it("STARTTLS mode (Microsoft-like 587) works when the server offers it", async () => {
     const box = await connectMailbox(owner);
     const { key, cert } = await ensureDemoCertificate(bed.dataDir);
+    const starttlsDir = await tempDataDir();
     const starttls: DemoSmtp = await startDemoSmtp({
       port: 0,
-      dataDir: await tempDataDir(),
+      dataDir: starttlsDir,
       tls: { key, cert },
       mode: "starttls",
       introspect: bed.oauth.introspect,
@@ -400,6 +403,7 @@ describe("SMTP replies, each driven through the real SMTP server", () => {
       // The pool keeps its connection open; the server waits for it before closing.
       closeMailboxTransport(box);
       await starttls.close();
+      await rm(starttlsDir, { recursive: true, force: true });
     }
   });
 
