@@ -1,12 +1,13 @@
 import { randomUUID } from "node:crypto";
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { POST } from "@/app/api/v1/messages/route";
 import { getDb } from "@/db";
 import { auditEvents } from "@/db/schema";
 import { useRefusedKeyCap } from "@/lib/audit/refusals";
+import { addressLimitKey } from "@/lib/auth/client-address";
 import { revokeApiKey } from "@/lib/mail/api-keys";
-import { makeApiKey } from "@/lib/mail/testing";
+import { makeApiKey, useRateLimits } from "@/lib/mail/testing";
 import { rateLimits } from "@/lib/ratelimit/runtime";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
@@ -76,6 +77,59 @@ describe("refused API keys are audited, sampled per address", () => {
       expect(events.map((e) => e.ip).sort()).toEqual(addresses.slice(0, 2).sort());
     } finally {
       useRefusedKeyCap(undefined);
+    }
+  });
+
+  it("another instance wrote this client's event this minute: this one writes none", {
+    timeout: 120_000,
+  }, async () => {
+    const ip = uniqueAddress();
+    // What another instance's refusal of this client left in the shared store.
+    expect(
+      (await rateLimits().get("auditRefusedKeyClient").limit(addressLimitKey(ip))).success,
+    ).toBe(true);
+    expect((await post(fakeToken(), ip)).status).toBe(401);
+    expect(await eventsFrom(ip, "api_key.refused")).toHaveLength(0);
+    // The sampling's own refusal is not an event either: give a straggler a moment, then look.
+    await new Promise((r) => setTimeout(r, 500));
+    const db = await getDb();
+    const sampled = await db
+      .select({ id: auditEvents.id })
+      .from(auditEvents)
+      .where(
+        and(
+          eq(auditEvents.action, "rate_limit.refused"),
+          sql`${auditEvents.metadata}->>'limit' like 'auditRefusedKey%'`,
+        ),
+      );
+    expect(sampled).toHaveLength(0);
+  });
+
+  it("the instances together reach the cap: past it no instance writes", {
+    timeout: 120_000,
+  }, async () => {
+    const restore = useRateLimits({ auditRefusedKeys: { tokens: 1, window: "1 m" } });
+    try {
+      // Another instance's event took the cap.
+      expect((await rateLimits().get("auditRefusedKeys").limit("all")).success).toBe(true);
+      const ip = uniqueAddress();
+      expect((await post(fakeToken(), ip)).status).toBe(401);
+      expect(await eventsFrom(ip, "api_key.refused")).toHaveLength(0);
+    } finally {
+      await restore();
+    }
+  });
+
+  it("with the store down, this process's own sampling decides: one event", {
+    timeout: 120_000,
+  }, async () => {
+    const restore = useRateLimits({}, { redisUrl: "redis://127.0.0.1:9" });
+    try {
+      const ip = uniqueAddress();
+      for (let i = 0; i < 3; i++) expect((await post(fakeToken(), ip)).status).toBe(401);
+      expect(await eventsFrom(ip, "api_key.refused")).toHaveLength(1);
+    } finally {
+      await restore();
     }
   });
 

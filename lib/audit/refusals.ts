@@ -5,6 +5,7 @@ import { getDb } from "@/db";
 import { apiKeys, mailboxes } from "@/db/schema";
 import { addressLimitKey } from "@/lib/auth/client-address";
 import type { RequestInfo } from "@/lib/auth/request";
+import { rateLimits } from "@/lib/ratelimit/runtime";
 import type { AuditInput } from "./events";
 import { writeAuditEvent } from "./write";
 
@@ -48,7 +49,8 @@ export function sampleRefusal(tracker: Tracker, key: string, windowMs: number, n
 
 /**
  * At most this many refused-key events per process and window, whatever their addresses: one
- * client holding many /64s (a /48 holds 65,536 of them) must not fill the log either.
+ * client holding many /64s (a /48 holds 65,536 of them) must not fill the log either. The same
+ * cap holds across instances (`auditRefusedKeys`); this one still holds when the store is down.
  */
 let refusedKeyCap = 120;
 const processWindow = { until: 0, written: 0, suppressed: 0 };
@@ -57,6 +59,19 @@ const processWindow = { until: 0, written: 0, suppressed: 0 };
 export function useRefusedKeyCap(cap: number | undefined) {
   refusedKeyCap = cap ?? 120;
   Object.assign(processWindow, { until: 0, written: 0, suppressed: 0 });
+}
+
+/**
+ * The same sampling across instances (the limits of that name, in Redis when configured): whether
+ * another instance already wrote this client's event this minute, or the instances together have
+ * written the cap. A store that does not answer leaves it to this process's own sampling.
+ */
+async function heldBackElsewhere(client: string): Promise<"client" | "cap" | null> {
+  const limits = rateLimits();
+  const forClient = await limits.get("auditRefusedKeyClient").limit(client);
+  if (!forClient.success) return forClient.unavailable ? null : "client";
+  const inAll = await limits.get("auditRefusedKeys").limit("all");
+  return inAll.success || inAll.unavailable ? null : "cap";
 }
 
 /** Null past the cap (the refusal is only counted); else how many the cap held back before. */
@@ -80,11 +95,23 @@ function processCapReached(now = Date.now()): number | null {
  * throws: the 401 must not depend on the log.
  */
 export async function auditRefusedApiKey(token: string | null, request: RequestInfo) {
-  const sample = sampleRefusal(trackers.keys, addressLimitKey(request.ip), REFUSED_KEY_WINDOW_MS);
+  const client = addressLimitKey(request.ip);
+  const sample = sampleRefusal(trackers.keys, client, REFUSED_KEY_WINDOW_MS);
   if (!sample) return;
+  // Past this process's own cap the store is not asked: nothing is written anyway.
   const overCap = processCapReached();
   if (overCap === null) return;
   try {
+    const elsewhere = await heldBackElsewhere(client);
+    if (elsewhere) {
+      // Not written after all, so counted here: this process's next event for the client, or
+      // past the cap its next event at all, says how many it stands for.
+      processWindow.written = Math.max(0, processWindow.written - 1);
+      processWindow.suppressed += overCap + (elsewhere === "cap" ? 1 : 0);
+      const seen = trackers.keys.get(client);
+      if (seen) seen.suppressed += sample.suppressedBefore + (elsewhere === "client" ? 1 : 0);
+      return;
+    }
     const db = await getDb();
     const prefix = token ? TOKEN_PREFIX.exec(token)?.[1] : undefined;
     const [row] = prefix

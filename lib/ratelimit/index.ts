@@ -77,9 +77,22 @@ export const DEFAULT_LIMITS = {
   // person and per organisation: sign-up is open, so a stranger could otherwise make them
   // without end, and every page listing them grows with them.
   consoleCreate: { tokens: 60, window: "1 h" },
+  // How many refused-API-key events the log takes across instances (lib/audit/refusals.ts): one
+  // per client address a minute, and 120 a minute in all, however many instances refuse.
+  auditRefusedKeyClient: { tokens: 1, window: "1 m" },
+  auditRefusedKeys: { tokens: 120, window: "1 m" },
 } as const satisfies Record<string, LimitSpec>;
 
 export type LimitName = keyof typeof DEFAULT_LIMITS;
+
+/**
+ * Limits that only sample the audit log: their refusals are the sampling working, and auditing
+ * them would write the events they hold back.
+ */
+export const AUDIT_SAMPLING_LIMITS: ReadonlySet<LimitName> = new Set([
+  "auditRefusedKeyClient",
+  "auditRefusedKeys",
+]);
 export type LimitOverrides = Partial<Record<LimitName, LimitSpec>>;
 
 /** The two per-mailbox send limits for a provider. */

@@ -3,6 +3,7 @@ import { auditRateLimitRefusal } from "@/lib/audit/refusals";
 import { type Env, env } from "@/lib/env";
 import { UserFacingError } from "@/lib/errors";
 import {
+  AUDIT_SAMPLING_LIMITS,
   createRateLimits,
   type LimitName,
   type LimitOverrides,
@@ -44,7 +45,7 @@ const holder = globalThis as typeof globalThis & { __mailwardenRateLimits?: Rate
 
 /**
  * Every refusal of every limiter is audited (sampled: one event per limiter key per window),
- * wherever the 429 or the form message is then made.
+ * wherever the 429 or the form message is then made; the audit log's own sampling limits excepted.
  */
 export function withRefusalAudit(limits: RateLimits): RateLimits {
   return {
@@ -54,6 +55,7 @@ export function withRefusalAudit(limits: RateLimits): RateLimits {
     close: () => limits.close(),
     get(name) {
       const limiter = limits.get(name);
+      if (AUDIT_SAMPLING_LIMITS.has(name)) return limiter;
       return {
         ...limiter,
         async limit(identifier, cost) {
