@@ -102,11 +102,16 @@ export async function auditRefusedApiKey(token: string | null, request: RequestI
   const overCap = processCapReached();
   if (overCap === null) return;
   try {
+    const window = processWindow.until;
     const elsewhere = await heldBackElsewhere(client);
     if (elsewhere) {
       // Not written after all, so counted here: this process's next event for the client, or
-      // past the cap its next event at all, says how many it stands for.
-      processWindow.written = Math.max(0, processWindow.written - 1);
+      // past the cap its next event at all, says how many it stands for. Past the instances'
+      // cap this process's window is full too, so the store is not asked again in it.
+      if (processWindow.until === window) {
+        processWindow.written =
+          elsewhere === "cap" ? refusedKeyCap : Math.max(0, processWindow.written - 1);
+      }
       processWindow.suppressed += overCap + (elsewhere === "cap" ? 1 : 0);
       const seen = trackers.keys.get(client);
       if (seen) seen.suppressed += sample.suppressedBefore + (elsewhere === "client" ? 1 : 0);

@@ -78,7 +78,8 @@ export const DEFAULT_LIMITS = {
   // without end, and every page listing them grows with them.
   consoleCreate: { tokens: 60, window: "1 h" },
   // How many refused-API-key events the log takes across instances (lib/audit/refusals.ts): one
-  // per client address a minute, and 120 a minute in all, however many instances refuse.
+  // per client address a minute, and 120 a minute in all, however many instances refuse. Keep
+  // their windows at a minute: each process samples by the minute too, and its events say so.
   auditRefusedKeyClient: { tokens: 1, window: "1 m" },
   auditRefusedKeys: { tokens: 120, window: "1 m" },
 } as const satisfies Record<string, LimitSpec>;
