@@ -36,6 +36,14 @@ async function eventsFrom(ip: string | string[], action: string) {
     .where(and(from, eq(auditEvents.action, action)));
 }
 
+/** The rate-limit refusals audited in an organisation's log. */
+async function rateLimitEventsOf(orgId: string) {
+  return (await getDb())
+    .select()
+    .from(auditEvents)
+    .where(and(eq(auditEvents.chain, orgId), eq(auditEvents.action, "rate_limit.refused")));
+}
+
 /** A documentation-range IPv6 /64 no other test uses (sampling counts a /64 as one client). */
 const uniquePrefix = () => `2001:db8:${randomUUID().slice(0, 4)}:${randomUUID().slice(0, 4)}`;
 const uniqueAddress = () => `${uniquePrefix()}::1`;
@@ -95,25 +103,10 @@ describe("refused API keys are audited, sampled per address", () => {
     const control = await createOwner();
     const limiter = rateLimits().get("oauthStart");
     for (let i = 0; i < 11; i++) await limiter.limit(`org:${control.orgId}`);
-    const db = await getDb();
     await expect
-      .poll(
-        async () =>
-          (
-            await db
-              .select({ id: auditEvents.id })
-              .from(auditEvents)
-              .where(
-                and(
-                  eq(auditEvents.chain, control.orgId),
-                  eq(auditEvents.action, "rate_limit.refused"),
-                ),
-              )
-          ).length,
-        { timeout: 10_000 },
-      )
+      .poll(async () => (await rateLimitEventsOf(control.orgId)).length, { timeout: 10_000 })
       .toBe(1);
-    const sampled = await db
+    const sampled = await (await getDb())
       .select({ id: auditEvents.id })
       .from(auditEvents)
       .where(
@@ -187,14 +180,7 @@ describe("rate-limit refusals are audited once per limiter key and window", () =
     const owner = await createOwner();
     const limiter = rateLimits().get("oauthStart");
     for (let i = 0; i < 30; i++) await limiter.limit(`org:${owner.orgId}`);
-    const db = await getDb();
-    const find = () =>
-      db
-        .select()
-        .from(auditEvents)
-        .where(
-          and(eq(auditEvents.chain, owner.orgId), eq(auditEvents.action, "rate_limit.refused")),
-        );
+    const find = () => rateLimitEventsOf(owner.orgId);
     await expect.poll(async () => (await find()).length, { timeout: 10_000 }).toBeGreaterThan(0);
     // Written without waiting for it: give stragglers a moment, then count.
     await new Promise((r) => setTimeout(r, 500));
