@@ -240,12 +240,20 @@ export async function checkMailboxLimits(
 ): Promise<RefusalOutcome | null> {
   const names = sendLimitNames(mailbox.provider);
   const id = `mailbox:${mailbox.id}`;
-  const minute = limitRefusal(names.minute, await rateLimits().get(names.minute).limit(id));
-  if (minute) return minute;
   // The synchronous route and the queue both charge here, in the provider's unit.
   const cost = sendDayCost(mailbox.provider, recipientCount);
-  const day = await rateLimits().get(names.day).limit(id, cost);
-  return limitRefusal(names.day, day);
+  // Both limits are asked at once (one round trip to Redis: lib/ratelimit/index.ts); when one
+  // refuses, the other gives back what it counted, since nothing is sent.
+  const [minute, day] = await Promise.all([
+    rateLimits().get(names.minute).limit(id),
+    rateLimits().get(names.day).limit(id, cost),
+  ]);
+  const refusal = limitRefusal(names.minute, minute) ?? limitRefusal(names.day, day);
+  if (refusal) {
+    if (minute.success) await rateLimits().get(names.minute).refund(id);
+    if (day.success) await rateLimits().get(names.day).refund(id, cost);
+  }
+  return refusal;
 }
 
 /** The token check before any row is written: a dead grant is a refusal, not a message. */

@@ -7,6 +7,7 @@ import { messages, type ProviderId } from "@/db/schema";
 import type { MemberContext } from "@/lib/auth/context";
 import { registerMailProvider, resetMailProviders } from "@/lib/oauth/providers";
 import { type Person, setMailbox } from "@/lib/oauth/testing/fixtures";
+import { rateLimits } from "@/lib/ratelimit/runtime";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import type { SendOutcome } from "./outcomes";
@@ -146,5 +147,51 @@ describe("a mailbox's day limit, in its provider's unit", () => {
     const held = rows.find((row) => row.id === ids[3]);
     expect(held?.lastError).toContain("sendMailboxDayGoogle");
     expect(held?.nextAttemptAt?.getTime()).toBeGreaterThan(Date.now());
+  });
+});
+
+describe("a send that one of its mailbox's limits refuses takes nothing from the other", () => {
+  let restore: () => Promise<void>;
+  beforeAll(() => {
+    restore = useRateLimits({
+      oauthStart: { tokens: 1_000, window: "1 m" },
+      testSend: { tokens: 1_000, window: "1 m" },
+      sendMailboxMinuteGoogle: { tokens: 1, window: "1 m" },
+      sendMailboxDayGoogle: { tokens: 3, window: "1 d" },
+      sendMailboxMinuteMicrosoft: { tokens: 2, window: "1 m" },
+      sendMailboxDayMicrosoft: { tokens: RECIPIENTS.length, window: "1 d" },
+    });
+  });
+  afterAll(() => restore?.());
+
+  it("refused by the minute limit: the day limit still has every message not sent", async () => {
+    const mailbox = await mailboxOf("google");
+    const outcomes = await sendUntilRefused(mailbox, 2);
+    outcomes.push(await send(mailbox), await send(mailbox));
+    expect(outcomes.map((outcome) => outcome.kind)).toEqual([
+      "sent",
+      "rate_limited",
+      "rate_limited",
+      "rate_limited",
+    ]);
+    expect(outcomes.at(-1)).toMatchObject({ limit: "sendMailboxMinuteGoogle" });
+    expect(acceptedBySmtp(outcomes)).toBe(1);
+    // 3 a day, 1 sent: two more today.
+    const day = rateLimits().get("sendMailboxDayGoogle");
+    const left = [];
+    for (let i = 0; i < 3; i++) left.push((await day.limit(`mailbox:${mailbox}`)).success);
+    expect(left).toEqual([true, true, false]);
+  });
+
+  it("refused by the day limit: the minute limit gets its message back", async () => {
+    const mailbox = await mailboxOf("microsoft");
+    const outcomes = await sendUntilRefused(mailbox, 3);
+    expect(outcomes.map((outcome) => outcome.kind)).toEqual(["sent", "rate_limited"]);
+    expect(outcomes.at(-1)).toMatchObject({ limit: "sendMailboxDayMicrosoft" });
+    // 2 a minute, 1 sent: one more this minute.
+    const minute = rateLimits().get("sendMailboxMinuteMicrosoft");
+    const left = [];
+    for (let i = 0; i < 2; i++) left.push((await minute.limit(`mailbox:${mailbox}`)).success);
+    expect(left).toEqual([true, false]);
   });
 });

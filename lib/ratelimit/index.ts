@@ -33,6 +33,12 @@ export type Limiter = {
    * A denied call still counts its cost on every backend.
    */
   limit(identifier: string, cost?: number): Promise<RateLimitResult>;
+  /**
+   * Gives back `cost` units that a passed `limit` call counted, when what it allowed did not
+   * happen after all. Best effort: a store that does not answer keeps them (fail closed), and a
+   * window that rolled in between takes them from the new window.
+   */
+  refund(identifier: string, cost?: number): Promise<void>;
 };
 
 /** `window` is "<integer> <s|m|h|d>", e.g. "1 m", "1 h", "1 d", "10 s". */
@@ -218,6 +224,7 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
 
   let backend: RateLimits["backend"];
   let check: (name: LimitName, identifier: string, cost: number) => Promise<RateLimitResult>;
+  let giveBack: (name: LimitName, identifier: string, cost: number) => Promise<void>;
   let close = async () => {};
   let unavailable = () => false;
   let ping = async () => true;
@@ -240,6 +247,9 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
         connectTimeout: timeoutMs,
         commandTimeout: timeoutMs,
         maxRetriesPerRequest: 1,
+        // Checks issued in the same turn of the event loop (a mailbox's minute and day limits,
+        // other requests' checks) go to Redis in one write, and their answers come back in one.
+        enableAutoPipelining: true,
       });
       client.on("error", (error) => logFailure("(connection)", error));
       // Once a connection is lost, deny at once instead of queueing until the timeout.
@@ -276,6 +286,12 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
       if (r.reason === "timeout") throw new Error("timeout");
       return fromUpstash(r);
     };
+    // The sliding window's script takes a negative rate as a refund: it counts it without
+    // checking the limit.
+    giveBack = async (name, identifier, cost) => {
+      if (unavailable()) throw Object.assign(new Error(), { code: "REDIS_UNAVAILABLE" });
+      await (limiters.get(name) as Ratelimit).limit(identifier, { rate: -cost });
+    };
   } else {
     backend = "memory";
     const limiters = new Map<LimitName, RateLimiterMemory>();
@@ -290,6 +306,9 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
         }),
       );
     }
+    giveBack = async (name, identifier, cost) => {
+      await (limiters.get(name) as RateLimiterMemory).reward(identifier, cost);
+    };
     check = async (name, identifier, cost) => {
       const tokens = specs[name].tokens;
       const limiter = limiters.get(name) as RateLimiterMemory;
@@ -318,6 +337,29 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
     };
   }
 
+  /** `work`'s answer, or a TIMEOUT error once the check timeout has passed. */
+  const inTime = async <T>(work: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        work,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(Object.assign(new Error(), { code: "TIMEOUT" })),
+            timeoutMs,
+          );
+          timer.unref?.();
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const checkCost = (cost: number) => {
+    if (!Number.isInteger(cost) || cost < 1)
+      throw new RangeError("cost must be a positive integer");
+  };
+
   const cache = new Map<LimitName, Limiter>();
   const get = (name: LimitName): Limiter => {
     if (!Object.hasOwn(specs, name)) throw new Error(`Unknown rate limit "${name}"`);
@@ -325,20 +367,9 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
     if (!limiter) {
       limiter = {
         async limit(identifier, cost = 1) {
-          if (!Number.isInteger(cost) || cost < 1)
-            throw new RangeError("cost must be a positive integer");
-          let timer: NodeJS.Timeout | undefined;
+          checkCost(cost);
           try {
-            return await Promise.race([
-              check(name, identifier, cost),
-              new Promise<never>((_, reject) => {
-                timer = setTimeout(
-                  () => reject(Object.assign(new Error(), { code: "TIMEOUT" })),
-                  timeoutMs,
-                );
-                timer.unref?.();
-              }),
-            ]);
+            return await inTime(check(name, identifier, cost));
           } catch (error) {
             logFailure(`denying "${name}" (fail closed)`, error);
             return {
@@ -349,8 +380,14 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
               retryAfterSeconds: FAIL_CLOSED_RETRY_SECONDS,
               unavailable: true,
             };
-          } finally {
-            clearTimeout(timer);
+          }
+        },
+        async refund(identifier, cost = 1) {
+          checkCost(cost);
+          try {
+            await inTime(giveBack(name, identifier, cost));
+          } catch (error) {
+            logFailure(`keeping what "${name}" could not give back`, error);
           }
         },
       };
@@ -360,19 +397,10 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
   };
 
   const pingWithTimeout = async () => {
-    let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([
-        ping(),
-        new Promise<false>((resolve) => {
-          timer = setTimeout(() => resolve(false), timeoutMs);
-          timer.unref?.();
-        }),
-      ]);
+      return await inTime(ping());
     } catch {
       return false;
-    } finally {
-      clearTimeout(timer);
     }
   };
 

@@ -51,6 +51,15 @@ describe("memory backend", () => {
     await expect(day.limit("mbx", 0)).rejects.toThrow(RangeError);
   });
 
+  it("gives back what a passed check counted", async () => {
+    const limits = open({ overrides: { sendMailboxDayMicrosoft: { tokens: 10, window: "1 d" } } });
+    const day = limits.get(sendLimitNames("microsoft").day);
+    expect((await day.limit("mbx", 7)).success).toBe(true);
+    await day.refund("mbx", 7);
+    expect(await day.limit("mbx", 10)).toMatchObject({ success: true, remaining: 0 });
+    await expect(day.refund("mbx", -1)).rejects.toThrow(RangeError);
+  });
+
   it("the route's per-mailbox minute limits and the providers' pace are one setting", async () => {
     const { parseEnv } = await import("@/lib/env");
     const { sendMinuteLimits } = await import("./runtime");
@@ -118,6 +127,11 @@ describe("fail closed", () => {
     // A second failure within 10 s is counted, not logged again.
     await limits.get("signIn").limit("203.0.113.7");
     expect(lines.length).toBe(1);
+  });
+
+  it("a refund the store cannot take is kept, not thrown", async () => {
+    const limits = open({ redisUrl: "redis://127.0.0.1:1", timeoutMs: 500, log: () => {} });
+    await expect(limits.get("signIn").refund("203.0.113.7")).resolves.toBeUndefined();
   });
 });
 

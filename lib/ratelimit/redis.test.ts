@@ -72,6 +72,17 @@ describe.skipIf(!url)("redis backend (real Redis)", () => {
     expect((await b.limit(id)).success).toBe(false);
   });
 
+  it("gives back what a passed check counted, for every instance", async () => {
+    const a = open().get("signIn");
+    const b = open().get("signIn");
+    const id = `refund-${randomUUID()}`;
+    for (let i = 0; i < 5; i++) expect((await a.limit(id)).success).toBe(true);
+    await b.refund(id, 2);
+    expect((await a.limit(id)).success).toBe(true);
+    expect((await a.limit(id)).success).toBe(true);
+    expect((await a.limit(id)).success).toBe(false);
+  });
+
   it("allows exactly the limit out of 50 concurrent calls", async () => {
     const apiKey = open().get("apiKey");
     const results = await Promise.all(Array.from({ length: 50 }, () => apiKey.limit("key-1")));
