@@ -30,7 +30,8 @@ export type RateLimitResult = {
 export type Limiter = {
   /**
    * Counts one request (or `cost` units, e.g. recipients) for `identifier`.
-   * A denied call still counts its cost on every backend.
+   * A denied call counts its cost in memory (rate-limiter-flexible), not on Redis or Upstash
+   * (the sliding window refuses before it counts).
    */
   limit(identifier: string, cost?: number): Promise<RateLimitResult>;
   /**
