@@ -240,20 +240,18 @@ export async function checkMailboxLimits(
 ): Promise<RefusalOutcome | null> {
   const names = sendLimitNames(mailbox.provider);
   const id = `mailbox:${mailbox.id}`;
-  // The synchronous route and the queue both charge here, in the provider's unit.
+  const minute = await rateLimits().get(names.minute).limit(id);
+  const refused = limitRefusal(names.minute, minute);
+  if (refused) return refused;
+  // The synchronous route and the queue both charge here, in the provider's unit. The day is
+  // asked only once the minute passed: a refused day check can still have counted its cost (the
+  // sliding window counts a cost larger than what is left, and a check that timed out may run
+  // late), and a send the minute refused must take nothing from the day.
   const cost = sendDayCost(mailbox.provider, recipientCount);
-  // Both limits are asked at once (one round trip to Redis: lib/ratelimit/index.ts); when one
-  // refuses, the other gives back what it counted, since nothing is sent.
-  const [minute, day] = await Promise.all([
-    rateLimits().get(names.minute).limit(id),
-    rateLimits().get(names.day).limit(id, cost),
-  ]);
-  const refusal = limitRefusal(names.minute, minute) ?? limitRefusal(names.day, day);
-  if (refusal) {
-    if (minute.success) await rateLimits().get(names.minute).refund(id);
-    if (day.success) await rateLimits().get(names.day).refund(id, cost);
-  }
-  return refusal;
+  const day = limitRefusal(names.day, await rateLimits().get(names.day).limit(id, cost));
+  // Nothing is sent: the minute gives its unit back.
+  if (day) await rateLimits().get(names.minute).refund(id, minute);
+  return day;
 }
 
 /** The token check before any row is written: a dead grant is a refusal, not a message. */

@@ -35,11 +35,12 @@ export type Limiter = {
    */
   limit(identifier: string, cost?: number): Promise<RateLimitResult>;
   /**
-   * Gives back `cost` units that a passed `limit` call counted, when what it allowed did not
-   * happen after all. Best effort: a store that does not answer keeps them (fail closed), and a
-   * window that rolled in between takes them from the new window.
+   * Gives back the `cost` units that `charged`, a passed `limit` call, counted, when what it
+   * allowed did not happen after all. Only within the window that counted them (a refund after
+   * the window rolled would add units to the next one), so not in its last REFUND_MARGIN_MS.
+   * Best effort: a store that does not answer keeps them (fail closed).
    */
-  refund(identifier: string, cost?: number): Promise<void>;
+  refund(identifier: string, charged: RateLimitResult, cost?: number): Promise<void>;
 };
 
 /** `window` is "<integer> <s|m|h|d>", e.g. "1 m", "1 h", "1 d", "10 s". */
@@ -140,6 +141,8 @@ export type RateLimits = {
 };
 
 const FAIL_CLOSED_RETRY_SECONDS = 30;
+/** A refund this close to the end of the charged window is not made (Limiter.refund). */
+const REFUND_MARGIN_MS = 1_000;
 const LOG_EVERY_MS = 10_000;
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
@@ -383,8 +386,9 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
             };
           }
         },
-        async refund(identifier, cost = 1) {
+        async refund(identifier, charged, cost = 1) {
           checkCost(cost);
+          if (!charged.success || Date.now() + REFUND_MARGIN_MS >= charged.resetAt) return;
           try {
             await inTime(giveBack(name, identifier, cost));
           } catch (error) {

@@ -54,10 +54,23 @@ describe("memory backend", () => {
   it("gives back what a passed check counted", async () => {
     const limits = open({ overrides: { sendMailboxDayMicrosoft: { tokens: 10, window: "1 d" } } });
     const day = limits.get(sendLimitNames("microsoft").day);
-    expect((await day.limit("mbx", 7)).success).toBe(true);
-    await day.refund("mbx", 7);
+    const charged = await day.limit("mbx", 7);
+    expect(charged.success).toBe(true);
+    await day.refund("mbx", charged, 7);
     expect(await day.limit("mbx", 10)).toMatchObject({ success: true, remaining: 0 });
-    await expect(day.refund("mbx", -1)).rejects.toThrow(RangeError);
+    await expect(day.refund("mbx", charged, -1)).rejects.toThrow(RangeError);
+  });
+
+  it("gives nothing back once the charged window has rolled", async () => {
+    const limits = open({ overrides: { signInCallback: { tokens: 1, window: "2 s" } } });
+    const callback = limits.get("signInCallback");
+    const charged = await callback.limit("b");
+    expect(charged.success).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, charged.resetAt - Date.now() + 50));
+    // A refund now would leave the new window at -1: two calls would pass in it.
+    await callback.refund("b", charged);
+    const next = [(await callback.limit("b")).success, (await callback.limit("b")).success];
+    expect(next).toEqual([true, false]);
   });
 
   it("the route's per-mailbox minute limits and the providers' pace are one setting", async () => {
@@ -131,7 +144,14 @@ describe("fail closed", () => {
 
   it("a refund the store cannot take is kept, not thrown", async () => {
     const limits = open({ redisUrl: "redis://127.0.0.1:1", timeoutMs: 500, log: () => {} });
-    await expect(limits.get("signIn").refund("203.0.113.7")).resolves.toBeUndefined();
+    const charged = {
+      success: true,
+      limit: 10,
+      remaining: 9,
+      resetAt: Date.now() + 60_000,
+      retryAfterSeconds: 0,
+    };
+    await expect(limits.get("signIn").refund("203.0.113.7", charged)).resolves.toBeUndefined();
   });
 });
 

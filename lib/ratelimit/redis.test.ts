@@ -76,11 +76,23 @@ describe.skipIf(!url)("redis backend (real Redis)", () => {
     const a = open().get("signIn");
     const b = open().get("signIn");
     const id = `refund-${randomUUID()}`;
-    for (let i = 0; i < 5; i++) expect((await a.limit(id)).success).toBe(true);
-    await b.refund(id, 2);
+    const charged = [];
+    for (let i = 0; i < 5; i++) charged.push(await a.limit(id));
+    expect(charged.map((r) => r.success)).toEqual([true, true, true, true, true]);
+    await b.refund(id, charged[4] as (typeof charged)[number], 2);
     expect((await a.limit(id)).success).toBe(true);
     expect((await a.limit(id)).success).toBe(true);
     expect((await a.limit(id)).success).toBe(false);
+  });
+
+  it("gives nothing back for a refused check, which counted nothing", async () => {
+    const signIn = open().get("signIn");
+    const id = `refund-refused-${randomUUID()}`;
+    for (let i = 0; i < 5; i++) expect((await signIn.limit(id)).success).toBe(true);
+    const refused = await signIn.limit(id);
+    expect(refused.success).toBe(false);
+    await signIn.refund(id, refused);
+    expect((await signIn.limit(id)).success).toBe(false);
   });
 
   it("allows exactly the limit out of 50 concurrent calls", async () => {
