@@ -251,9 +251,6 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
         connectTimeout: timeoutMs,
         commandTimeout: timeoutMs,
         maxRetriesPerRequest: 1,
-        // Checks issued in the same turn of the event loop (a mailbox's minute and day limits,
-        // other requests' checks) go to Redis in one write, and their answers come back in one.
-        enableAutoPipelining: true,
       });
       client.on("error", (error) => logFailure("(connection)", error));
       // Once a connection is lost, deny at once instead of queueing until the timeout.
