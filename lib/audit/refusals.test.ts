@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { POST } from "@/app/api/v1/messages/route";
 import { getDb } from "@/db";
 import { auditEvents } from "@/db/schema";
-import { useRefusedKeyCap } from "@/lib/audit/refusals";
+import { useRefusalCaps } from "@/lib/audit/refusals";
 import { addressLimitKey } from "@/lib/auth/client-address";
 import { revokeApiKey } from "@/lib/mail/api-keys";
 import { makeApiKey, useRateLimits } from "@/lib/mail/testing";
@@ -77,14 +77,14 @@ describe("refused API keys are audited, sampled per address", () => {
   it("past the process's cap, a window's refusals from any address are only counted", {
     timeout: 120_000,
   }, async () => {
-    useRefusedKeyCap(2);
+    useRefusalCaps(2);
     try {
       const addresses = Array.from({ length: 4 }, uniqueAddress);
       for (const ip of addresses) expect((await post(fakeToken(), ip)).status).toBe(401);
       const events = await eventsFrom(addresses, "api_key.refused");
       expect(events.map((e) => e.ip).sort()).toEqual(addresses.slice(0, 2).sort());
     } finally {
-      useRefusedKeyCap(undefined);
+      useRefusalCaps(undefined);
     }
   });
 
@@ -112,7 +112,7 @@ describe("refused API keys are audited, sampled per address", () => {
       .where(
         and(
           eq(auditEvents.action, "rate_limit.refused"),
-          sql`${auditEvents.metadata}->>'limit' like 'auditRefusedKey%'`,
+          sql`${auditEvents.metadata}->>'limit' like 'audit%'`,
         ),
       );
     expect(sampled).toHaveLength(0);
@@ -138,7 +138,7 @@ describe("refused API keys are audited, sampled per address", () => {
     } finally {
       await restore();
       // The instances' cap filled this process's window too: a new window for the next tests.
-      useRefusedKeyCap(undefined);
+      useRefusalCaps(undefined);
     }
   });
 
@@ -187,5 +187,78 @@ describe("rate-limit refusals are audited once per limiter key and window", () =
     const events = await find();
     expect(events).toHaveLength(1);
     expect(events[0]?.metadata).toMatchObject({ limit: "oauthStart", scope: `org:${owner.orgId}` });
+  });
+
+  /** System-log refusals of `limit` since `since` (an address names only its kind there). */
+  async function systemRefusalsOf(limit: string, since: Date) {
+    return (await getDb())
+      .select()
+      .from(auditEvents)
+      .where(
+        and(
+          eq(auditEvents.action, "rate_limit.refused"),
+          sql`${auditEvents.orgId} is null`,
+          sql`${auditEvents.metadata}->>'limit' = ${limit}`,
+          sql`${auditEvents.occurredAt} >= ${since.toISOString()}`,
+        ),
+      );
+  }
+
+  /**
+   * Refuses `signInCallback` (1 a minute here) once for each address, then an organisation's
+   * `oauthStart`: audits of refusals are written without waiting for them, and the last one's
+   * event, once written, says the ones before had their turn.
+   */
+  async function refuseAddressesThenOrg(addresses: string[]) {
+    const limits = rateLimits();
+    for (const ip of addresses) {
+      for (let i = 0; i < 2; i++) await limits.get("signInCallback").limit(addressLimitKey(ip));
+    }
+    const control = await createOwner();
+    for (let i = 0; i < 11; i++) await limits.get("oauthStart").limit(`org:${control.orgId}`);
+    await expect
+      .poll(async () => (await rateLimitEventsOf(control.orgId)).length, { timeout: 10_000 })
+      .toBe(1);
+  }
+
+  it("past the process's cap, refusals keyed by an address are only counted; an organisation's are not capped", {
+    timeout: 120_000,
+  }, async () => {
+    const since = new Date();
+    const restore = useRateLimits(
+      { signInCallback: { tokens: 1, window: "1 m" } },
+      { audited: true },
+    );
+    useRefusalCaps(2);
+    try {
+      await refuseAddressesThenOrg(Array.from({ length: 4 }, uniqueAddress));
+      expect(await systemRefusalsOf("signInCallback", since)).toHaveLength(2);
+    } finally {
+      useRefusalCaps(undefined);
+      await restore();
+    }
+  });
+
+  it("the instances together reach the cap: past it no instance writes one", {
+    timeout: 120_000,
+  }, async () => {
+    const since = new Date();
+    const restore = useRateLimits(
+      {
+        signInCallback: { tokens: 1, window: "1 m" },
+        auditRateLimitRefusals: { tokens: 1, window: "1 m" },
+      },
+      { audited: true },
+    );
+    try {
+      // Another instance's event took the cap.
+      expect((await rateLimits().get("auditRateLimitRefusals").limit("all")).success).toBe(true);
+      await refuseAddressesThenOrg([uniqueAddress()]);
+      expect(await systemRefusalsOf("signInCallback", since)).toHaveLength(0);
+    } finally {
+      await restore();
+      // The instances' cap filled this process's window too: a new window for the next tests.
+      useRefusalCaps(undefined);
+    }
   });
 });

@@ -48,45 +48,67 @@ export function sampleRefusal(tracker: Tracker, key: string, windowMs: number, n
 }
 
 /**
- * At most this many refused-key events per process and window, whatever their addresses: one
- * client holding many /64s (a /48 holds 65,536 of them) must not fill the log either. The same
- * cap holds across instances (`auditRefusedKeys`); this one still holds when the store is down.
+ * At most `max` events of a kind per process and minute, whatever their keys: one client holding
+ * many /64s (a /48 holds 65,536 of them) must not fill the log either. Two kinds: refused API
+ * keys, and rate-limit refusals without an organisation (keyed by an address or a person). The
+ * same caps hold across instances (`auditRefusedKeys`, `auditRateLimitRefusals`); these still
+ * hold when the store is down.
  */
-let refusedKeyCap = 120;
-const processWindow = { until: 0, written: 0, suppressed: 0 };
+type ProcessCap = { max: number; until: number; written: number; suppressed: number };
+const CAP = 120;
+const CAP_WINDOW_MS = 60_000;
+const caps = {
+  refusedKeys: { max: CAP, until: 0, written: 0, suppressed: 0 } as ProcessCap,
+  systemLimits: { max: CAP, until: 0, written: 0, suppressed: 0 } as ProcessCap,
+};
 
-/** For tests: a smaller cap, so that reaching it takes a few requests; undefined restores it. */
-export function useRefusedKeyCap(cap: number | undefined) {
-  refusedKeyCap = cap ?? 120;
-  Object.assign(processWindow, { until: 0, written: 0, suppressed: 0 });
+/** For tests: smaller caps, so that reaching them takes a few requests; undefined restores them. */
+export function useRefusalCaps(max: number | undefined) {
+  for (const cap of Object.values(caps)) {
+    Object.assign(cap, { max: max ?? CAP, until: 0, written: 0, suppressed: 0 });
+  }
 }
 
 /**
- * The same sampling across instances (the limits of that name, in Redis when configured): whether
- * another instance already wrote this client's event this minute, or the instances together have
- * written the cap. A store that does not answer leaves it to this process's own sampling.
+ * The per-address sampling across instances (the limit of that name, in Redis when configured):
+ * whether another instance already wrote this client's event this minute. A store that does not
+ * answer leaves it to this process's own sampling.
  */
-async function heldBackElsewhere(client: string): Promise<"client" | "cap" | null> {
-  const limits = rateLimits();
-  const forClient = await limits.get("auditRefusedKeyClient").limit(client);
-  if (!forClient.success) return forClient.unavailable ? null : "client";
-  const inAll = await limits.get("auditRefusedKeys").limit("all");
-  return inAll.success || inAll.unavailable ? null : "cap";
+async function clientSampledElsewhere(client: string): Promise<boolean> {
+  const forClient = await rateLimits().get("auditRefusedKeyClient").limit(client);
+  return !forClient.success && !forClient.unavailable;
 }
 
 /** Null past the cap (the refusal is only counted); else how many the cap held back before. */
-function processCapReached(now = Date.now()): number | null {
-  if (processWindow.until <= now) {
-    Object.assign(processWindow, { until: now + REFUSED_KEY_WINDOW_MS, written: 0 });
-  }
-  if (processWindow.written >= refusedKeyCap) {
-    processWindow.suppressed++;
+function takeFromCap(cap: ProcessCap, now = Date.now()): number | null {
+  if (cap.until <= now) Object.assign(cap, { until: now + CAP_WINDOW_MS, written: 0 });
+  if (cap.written >= cap.max) {
+    cap.suppressed++;
     return null;
   }
-  processWindow.written++;
-  const before = processWindow.suppressed;
-  processWindow.suppressed = 0;
+  cap.written++;
+  const before = cap.suppressed;
+  cap.suppressed = 0;
   return before;
+}
+
+/**
+ * Past the instances' cap (the limit `name`, in Redis when configured) this event is not written:
+ * it is counted for this process's next one, and the rest of this process's window is full, so
+ * the store is not asked again in it (each ask is a round trip). A store that does not answer
+ * leaves it to the process's own cap. `window` is the cap's window when the event took its place.
+ */
+async function cappedElsewhere(
+  name: "auditRefusedKeys" | "auditRateLimitRefusals",
+  cap: ProcessCap,
+  window: number,
+  heldBefore: number,
+): Promise<boolean> {
+  const inAll = await rateLimits().get(name).limit("all");
+  if (inAll.success || inAll.unavailable) return false;
+  if (cap.until === window) cap.written = cap.max;
+  cap.suppressed += heldBefore + 1;
+  return true;
 }
 
 /**
@@ -99,22 +121,23 @@ export async function auditRefusedApiKey(token: string | null, request: RequestI
   const sample = sampleRefusal(trackers.keys, client, REFUSED_KEY_WINDOW_MS);
   if (!sample) return;
   // Past this process's own cap the store is not asked: nothing is written anyway.
-  const overCap = processCapReached();
+  const cap = caps.refusedKeys;
+  const overCap = takeFromCap(cap);
   if (overCap === null) return;
   try {
-    const window = processWindow.until;
-    const elsewhere = await heldBackElsewhere(client);
-    if (elsewhere) {
-      // Not written after all, so counted here: this process's next event for the client, or
-      // past the cap its next event at all, says how many it stands for. Past the instances'
-      // cap this process's window is full too, so the store is not asked again in it.
-      if (processWindow.until === window) {
-        processWindow.written =
-          elsewhere === "cap" ? refusedKeyCap : Math.max(0, processWindow.written - 1);
-      }
-      processWindow.suppressed += overCap + (elsewhere === "cap" ? 1 : 0);
+    const window = cap.until;
+    if (await clientSampledElsewhere(client)) {
+      // Another instance wrote this client's event: this process's next event for the client
+      // says how many it stands for, and its place under the cap is given back.
+      if (cap.until === window) cap.written = Math.max(0, cap.written - 1);
+      cap.suppressed += overCap;
       const seen = trackers.keys.get(client);
-      if (seen) seen.suppressed += sample.suppressedBefore + (elsewhere === "client" ? 1 : 0);
+      if (seen) seen.suppressed += sample.suppressedBefore + 1;
+      return;
+    }
+    if (await cappedElsewhere("auditRefusedKeys", cap, window, overCap)) {
+      const seen = trackers.keys.get(client);
+      if (seen) seen.suppressed += sample.suppressedBefore;
       return;
     }
     const db = await getDb();
@@ -163,10 +186,13 @@ export async function auditRefusedApiKey(token: string | null, request: RequestI
   }
 }
 
+/** Limiter keys of these kinds name an organisation's row; others (an address, a person) none. */
+const ORG_KINDS: ReadonlySet<string> = new Set(["org", "api_key", "mailbox"]);
+const kindOf = (identifier: string) => identifier.slice(0, identifier.indexOf(":"));
+
 async function orgOfLimiterKey(identifier: string): Promise<string | null> {
-  const colon = identifier.indexOf(":");
-  const kind = identifier.slice(0, colon);
-  const id = identifier.slice(colon + 1);
+  const kind = kindOf(identifier);
+  const id = identifier.slice(kind.length + 1);
   if (kind === "org") return id;
   const db = await getDb();
   if (kind === "api_key") {
@@ -185,7 +211,9 @@ async function orgOfLimiterKey(identifier: string): Promise<string | null> {
 
 /**
  * Audits a rate-limit refusal: one event per limiter key per window (until the limiter lets it
- * through again), in the log of the organisation the key belongs to, else the system log.
+ * through again), in the log of the organisation the key belongs to, else the system log. Keys
+ * without an organisation (an address, a person) are as many as a client has addresses, so their
+ * events are capped too, per process and across instances.
  */
 export async function auditRateLimitRefusal(
   limit: string,
@@ -198,10 +226,14 @@ export async function auditRateLimitRefusal(
     Math.max(1, retryAfterSeconds) * 1000,
   );
   if (!sample) return;
+  const kind = kindOf(identifier);
+  const cap = ORG_KINDS.has(kind) ? null : caps.systemLimits;
+  const overCap = cap ? takeFromCap(cap) : 0;
+  if (overCap === null) return;
   try {
+    if (cap && (await cappedElsewhere("auditRateLimitRefusals", cap, cap.until, overCap))) return;
     const orgId = await orgOfLimiterKey(identifier);
     // An address or a person is personal data: the system log names only its kind.
-    const kind = identifier.slice(0, identifier.indexOf(":"));
     await writeAuditEvent(await getDb(), {
       orgId,
       actor: { type: "system", label: "Rate limiter" },
@@ -213,6 +245,7 @@ export async function auditRateLimitRefusal(
         scope: orgId || kind === "org" ? identifier : kind,
         retryAfterSeconds,
         suppressedBefore: sample.suppressedBefore,
+        ...(overCap > 0 ? { suppressedByProcessCap: overCap } : {}),
       },
     });
   } catch (error) {

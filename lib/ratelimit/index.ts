@@ -90,6 +90,9 @@ export const DEFAULT_LIMITS = {
   // their windows at a minute: each process samples by the minute too, and its events say so.
   auditRefusedKeyClient: { tokens: 1, window: "1 m" },
   auditRefusedKeys: { tokens: 120, window: "1 m" },
+  // And how many rate-limit refusals without an organisation (keyed by an address or a person)
+  // it takes across instances: 120 a minute in all.
+  auditRateLimitRefusals: { tokens: 120, window: "1 m" },
 } as const satisfies Record<string, LimitSpec>;
 
 export type LimitName = keyof typeof DEFAULT_LIMITS;
@@ -101,6 +104,7 @@ export type LimitName = keyof typeof DEFAULT_LIMITS;
 export const AUDIT_SAMPLING_LIMITS: ReadonlySet<LimitName> = new Set([
   "auditRefusedKeyClient",
   "auditRefusedKeys",
+  "auditRateLimitRefusals",
 ]);
 export type LimitOverrides = Partial<Record<LimitName, LimitSpec>>;
 
