@@ -221,18 +221,64 @@ describe("rate-limit refusals are audited once per limiter key and window", () =
       .toBe(1);
   }
 
-  it("past the process's cap, refusals keyed by an address are only counted; an organisation's are not capped", {
+  it("past the process's cap, refusals keyed by an address are only counted; an organisation's and a person's are not capped", {
     timeout: 120_000,
   }, async () => {
     const since = new Date();
     const restore = useRateLimits(
-      { signInCallback: { tokens: 1, window: "1 m" } },
+      { signInCallback: { tokens: 1, window: "1 m" }, testSend: { tokens: 1, window: "1 m" } },
       { audited: true },
     );
     useRefusalCaps(2);
     try {
       await refuseAddressesThenOrg(Array.from({ length: 4 }, uniqueAddress));
       expect(await systemRefusalsOf("signInCallback", since)).toHaveLength(2);
+      // A person's refusals are not capped (people are bounded by accounts): still written.
+      const person = `user:${randomUUID()}`;
+      for (let i = 0; i < 2; i++) await rateLimits().get("testSend").limit(person);
+      await expect
+        .poll(async () => (await systemRefusalsOf("testSend", since)).length, { timeout: 10_000 })
+        .toBe(1);
+    } finally {
+      useRefusalCaps(undefined);
+      await restore();
+    }
+  });
+
+  it("a refusal the cap held back is counted in its address's next event", {
+    timeout: 120_000,
+  }, async () => {
+    const since = new Date();
+    const restore = useRateLimits(
+      { signInCallback: { tokens: 1, window: "2 s" } },
+      { audited: true },
+    );
+    const limiter = rateLimits().get("signInCallback");
+    const key = addressLimitKey(uniqueAddress());
+    /** One allowed call, then `refusals` refused ones. */
+    const burst = async (refusals: number) => {
+      expect((await limiter.limit(key)).success).toBe(true);
+      for (let i = 0; i < refusals; i++) expect((await limiter.limit(key)).success).toBe(false);
+    };
+    const nextWindow = () => new Promise((resolve) => setTimeout(resolve, 2_200));
+    useRefusalCaps(1);
+    try {
+      await burst(2); // an event, then one refusal its sampling counts
+      await nextWindow();
+      await burst(1); // sampled, standing for the one before, but past the cap of 1: counted
+      useRefusalCaps(undefined);
+      await nextWindow();
+      await burst(1); // sampled: its event stands for the refusal the cap held back's count
+      await expect
+        .poll(async () => (await systemRefusalsOf("signInCallback", since)).length, {
+          timeout: 10_000,
+        })
+        .toBe(2);
+      const events = await systemRefusalsOf("signInCallback", since);
+      const counts = events.map(
+        (e) => (e.metadata as { suppressedBefore: number }).suppressedBefore,
+      );
+      expect(counts.sort()).toEqual([0, 1]);
     } finally {
       useRefusalCaps(undefined);
       await restore();

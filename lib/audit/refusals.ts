@@ -47,19 +47,24 @@ export function sampleRefusal(tracker: Tracker, key: string, windowMs: number, n
   return { suppressedBefore: seen?.suppressed ?? 0 };
 }
 
+/** A sampled refusal that was not written after all: its key's next event counts `count` more. */
+function countForNext(tracker: Tracker, key: string, count: number) {
+  const seen = tracker.get(key);
+  if (seen) seen.suppressed += count;
+}
+
 /**
  * At most `max` events of a kind per process and minute, whatever their keys: one client holding
  * many /64s (a /48 holds 65,536 of them) must not fill the log either. Two kinds: refused API
- * keys, and rate-limit refusals without an organisation (keyed by an address or a person). The
- * same caps hold across instances (`auditRefusedKeys`, `auditRateLimitRefusals`); these still
- * hold when the store is down.
+ * keys, and rate-limit refusals keyed by an address. The same caps hold across instances
+ * (`auditRefusedKeys`, `auditRateLimitRefusals`); these still hold when the store is down.
  */
 type ProcessCap = { max: number; until: number; written: number; suppressed: number };
 const CAP = 120;
 const CAP_WINDOW_MS = 60_000;
 const caps = {
   refusedKeys: { max: CAP, until: 0, written: 0, suppressed: 0 } as ProcessCap,
-  systemLimits: { max: CAP, until: 0, written: 0, suppressed: 0 } as ProcessCap,
+  addressLimits: { max: CAP, until: 0, written: 0, suppressed: 0 } as ProcessCap,
 };
 
 /** For tests: smaller caps, so that reaching them takes a few requests; undefined restores them. */
@@ -74,9 +79,9 @@ export function useRefusalCaps(max: number | undefined) {
  * whether another instance already wrote this client's event this minute. A store that does not
  * answer leaves it to this process's own sampling.
  */
-async function clientSampledElsewhere(client: string): Promise<boolean> {
+async function clientSampledElsewhere(client: string): Promise<"yes" | "no" | "unanswered"> {
   const forClient = await rateLimits().get("auditRefusedKeyClient").limit(client);
-  return !forClient.success && !forClient.unavailable;
+  return forClient.unavailable ? "unanswered" : forClient.success ? "no" : "yes";
 }
 
 /** Null past the cap (the refusal is only counted); else how many the cap held back before. */
@@ -123,21 +128,24 @@ export async function auditRefusedApiKey(token: string | null, request: RequestI
   // Past this process's own cap the store is not asked: nothing is written anyway.
   const cap = caps.refusedKeys;
   const overCap = takeFromCap(cap);
-  if (overCap === null) return;
+  if (overCap === null) {
+    countForNext(trackers.keys, client, sample.suppressedBefore);
+    return;
+  }
   try {
     const window = cap.until;
-    if (await clientSampledElsewhere(client)) {
+    const sampled = await clientSampledElsewhere(client);
+    if (sampled === "yes") {
       // Another instance wrote this client's event: this process's next event for the client
       // says how many it stands for, and its place under the cap is given back.
       if (cap.until === window) cap.written = Math.max(0, cap.written - 1);
       cap.suppressed += overCap;
-      const seen = trackers.keys.get(client);
-      if (seen) seen.suppressed += sample.suppressedBefore + 1;
+      countForNext(trackers.keys, client, sample.suppressedBefore + 1);
       return;
     }
-    if (await cappedElsewhere("auditRefusedKeys", cap, window, overCap)) {
-      const seen = trackers.keys.get(client);
-      if (seen) seen.suppressed += sample.suppressedBefore;
+    // A store that did not answer is not asked again for the cap (a second timeout).
+    if (sampled === "no" && (await cappedElsewhere("auditRefusedKeys", cap, window, overCap))) {
+      countForNext(trackers.keys, client, sample.suppressedBefore);
       return;
     }
     const db = await getDb();
@@ -186,13 +194,13 @@ export async function auditRefusedApiKey(token: string | null, request: RequestI
   }
 }
 
-/** Limiter keys of these kinds name an organisation's row; others (an address, a person) none. */
-const ORG_KINDS: ReadonlySet<string> = new Set(["org", "api_key", "mailbox"]);
-const kindOf = (identifier: string) => identifier.slice(0, identifier.indexOf(":"));
+/** A limiter key's kind (`ip`, `user`, `org`, `api_key`, `mailbox`): the text before its colon. */
+const kindOf = (identifier: string) => identifier.slice(0, Math.max(0, identifier.indexOf(":")));
 
 async function orgOfLimiterKey(identifier: string): Promise<string | null> {
+  const colon = identifier.indexOf(":");
   const kind = kindOf(identifier);
-  const id = identifier.slice(kind.length + 1);
+  const id = identifier.slice(colon + 1);
   if (kind === "org") return id;
   const db = await getDb();
   if (kind === "api_key") {
@@ -212,26 +220,29 @@ async function orgOfLimiterKey(identifier: string): Promise<string | null> {
 /**
  * Audits a rate-limit refusal: one event per limiter key per window (until the limiter lets it
  * through again), in the log of the organisation the key belongs to, else the system log. Keys
- * without an organisation (an address, a person) are as many as a client has addresses, so their
- * events are capped too, per process and across instances.
+ * naming an address are as many as a client has addresses, so their events are capped too, per
+ * process and across instances; a person's (bounded by accounts) and an organisation's are not.
  */
 export async function auditRateLimitRefusal(
   limit: string,
   identifier: string,
   retryAfterSeconds: number,
 ) {
-  const sample = sampleRefusal(
-    trackers.limits,
-    `${limit}|${identifier}`,
-    Math.max(1, retryAfterSeconds) * 1000,
-  );
+  const key = `${limit}|${identifier}`;
+  const sample = sampleRefusal(trackers.limits, key, Math.max(1, retryAfterSeconds) * 1000);
   if (!sample) return;
   const kind = kindOf(identifier);
-  const cap = ORG_KINDS.has(kind) ? null : caps.systemLimits;
+  const cap = kind === "ip" ? caps.addressLimits : null;
   const overCap = cap ? takeFromCap(cap) : 0;
-  if (overCap === null) return;
+  if (overCap === null) {
+    countForNext(trackers.limits, key, sample.suppressedBefore);
+    return;
+  }
   try {
-    if (cap && (await cappedElsewhere("auditRateLimitRefusals", cap, cap.until, overCap))) return;
+    if (cap && (await cappedElsewhere("auditRateLimitRefusals", cap, cap.until, overCap))) {
+      countForNext(trackers.limits, key, sample.suppressedBefore);
+      return;
+    }
     const orgId = await orgOfLimiterKey(identifier);
     // An address or a person is personal data: the system log names only its kind.
     await writeAuditEvent(await getDb(), {

@@ -90,8 +90,8 @@ export const DEFAULT_LIMITS = {
   // their windows at a minute: each process samples by the minute too, and its events say so.
   auditRefusedKeyClient: { tokens: 1, window: "1 m" },
   auditRefusedKeys: { tokens: 120, window: "1 m" },
-  // And how many rate-limit refusals without an organisation (keyed by an address or a person)
-  // it takes across instances: 120 a minute in all.
+  // And how many rate-limit refusals keyed by an address it takes across instances: 120 a
+  // minute in all.
   auditRateLimitRefusals: { tokens: 120, window: "1 m" },
 } as const satisfies Record<string, LimitSpec>;
 
