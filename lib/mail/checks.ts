@@ -239,19 +239,14 @@ export async function checkMailboxLimits(
   recipientCount: number,
 ): Promise<RefusalOutcome | null> {
   const names = sendLimitNames(mailbox.provider);
-  const id = `mailbox:${mailbox.id}`;
-  const minute = await rateLimits().get(names.minute).limit(id);
-  const refused = limitRefusal(names.minute, minute);
-  if (refused) return refused;
-  // The synchronous route and the queue both charge here, in the provider's unit. The day is
-  // asked only once the minute passed: a refused day check can still have counted its cost (the
-  // sliding window counts a cost larger than what is left, and a check that timed out may run
-  // late), and a send the minute refused must take nothing from the day.
-  const cost = sendDayCost(mailbox.provider, recipientCount);
-  const day = limitRefusal(names.day, await rateLimits().get(names.day).limit(id, cost));
-  // Nothing is sent: the minute gives its unit back.
-  if (day) await rateLimits().get(names.minute).refund(id, minute);
-  return day;
+  const identifier = `mailbox:${mailbox.id}`;
+  // The synchronous route and the queue both charge here, in the provider's unit, both limits
+  // or neither: a send the minute refuses takes nothing from the day, and the other way round.
+  const refused = await rateLimits().limitAll([
+    { name: names.minute, identifier },
+    { name: names.day, identifier, cost: sendDayCost(mailbox.provider, recipientCount) },
+  ]);
+  return refused && limitRefusal(refused.name, refused.result);
 }
 
 /** The token check before any row is written: a dead grant is a refusal, not a message. */

@@ -8,6 +8,7 @@ import type { MemberContext } from "@/lib/auth/context";
 import { registerMailProvider, resetMailProviders } from "@/lib/oauth/providers";
 import { type Person, setMailbox } from "@/lib/oauth/testing/fixtures";
 import { rateLimits } from "@/lib/ratelimit/runtime";
+import { auditEventsOf } from "@/lib/testing/audit";
 import { memberContext } from "@/lib/testing/context";
 import { createOwner } from "@/lib/testing/factories";
 import type { SendOutcome } from "./outcomes";
@@ -43,13 +44,16 @@ beforeAll(async () => {
   for (const id of ["google", "microsoft"] as const) {
     registerMailProvider({ ...bed.oauth.provider, id, smtp: bed.endpoint });
   }
-  restoreLimits = useRateLimits({
-    oauthStart: { tokens: 1_000, window: "1 m" },
-    testSend: { tokens: 1_000, window: "1 m" },
-    apiKey: { tokens: 1_000, window: "1 m" },
-    sendMailboxDayGoogle: { tokens: GOOGLE_MESSAGES_A_DAY, window: "1 d" },
-    sendMailboxDayMicrosoft: { tokens: MICROSOFT_RECIPIENTS_A_DAY, window: "1 d" },
-  });
+  restoreLimits = useRateLimits(
+    {
+      oauthStart: { tokens: 1_000, window: "1 m" },
+      testSend: { tokens: 1_000, window: "1 m" },
+      apiKey: { tokens: 1_000, window: "1 m" },
+      sendMailboxDayGoogle: { tokens: GOOGLE_MESSAGES_A_DAY, window: "1 d" },
+      sendMailboxDayMicrosoft: { tokens: MICROSOFT_RECIPIENTS_A_DAY, window: "1 d" },
+    },
+    { audited: true },
+  );
   owner = await createOwner();
   ctx = memberContext(owner.orgId, { id: owner.user.id, email: "owner" }, "owner");
 });
@@ -72,15 +76,15 @@ async function mailboxOf(provider: ProviderId): Promise<string> {
   return mailboxId;
 }
 
-function message(mailbox: string) {
-  return { mailbox, to: RECIPIENTS, subject: `Day limit ${randomUUID()}`, text: "Hi" };
+function message(mailbox: string, to = RECIPIENTS) {
+  return { mailbox, to, subject: `Day limit ${randomUUID()}`, text: "Hi" };
 }
 
-function send(mailbox: string): Promise<SendOutcome> {
+function send(mailbox: string, to = RECIPIENTS): Promise<SendOutcome> {
   return sendMessage({
     ctx,
     purpose: "dashboard_test",
-    body: { type: "value", value: message(mailbox) },
+    body: { type: "value", value: message(mailbox, to) },
   });
 }
 
@@ -125,6 +129,27 @@ describe("a mailbox's day limit, in its provider's unit", () => {
       limit: "sendMailboxDayMicrosoft",
     });
     expect(acceptedBySmtp(outcomes)).toBe(2);
+  });
+
+  it("Microsoft: a message with more recipients than are left today counts none of them; one that fits still goes", async () => {
+    const mailbox = await mailboxOf("microsoft");
+    const outcomes = await sendUntilRefused(mailbox, 5);
+    expect(outcomes.map((outcome) => outcome.kind)).toEqual(["sent", "sent", "rate_limited"]);
+    // 50 a day, 40 sent: the refused 20 took nothing, so 10 recipients still go today.
+    const fits = await send(mailbox, RECIPIENTS.slice(0, 10));
+    expect(fits.kind).toBe("sent");
+    expect(acceptedBySmtp([...outcomes, fits])).toBe(3);
+    expect(await send(mailbox, RECIPIENTS.slice(0, 1))).toMatchObject({
+      kind: "rate_limited",
+      limit: "sendMailboxDayMicrosoft",
+    });
+    // The refusals are audited in the mailbox's organisation (written after the answer).
+    const refused = async () =>
+      (await auditEventsOf(owner.orgId, { action: "rate_limit.refused" })).filter(
+        (event) => (event.metadata as { scope?: string }).scope === `mailbox:${mailbox}`,
+      );
+    await expect.poll(async () => (await refused()).length).toBeGreaterThanOrEqual(1);
+    expect((await refused())[0]?.metadata).toMatchObject({ limit: "sendMailboxDayMicrosoft" });
   });
 
   it("Google, queued: 3 of 4 messages of 20 recipients are sent; the 4th waits for the limit", async () => {

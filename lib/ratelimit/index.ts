@@ -1,4 +1,5 @@
 import "server-only";
+import { createHash } from "node:crypto";
 import { type Duration, Ratelimit } from "@upstash/ratelimit";
 import { Redis as UpstashRedis } from "@upstash/redis";
 import { Redis as IORedis } from "ioredis";
@@ -30,18 +31,17 @@ export type RateLimitResult = {
 export type Limiter = {
   /**
    * Counts one request (or `cost` units, e.g. recipients) for `identifier`.
-   * A denied call counts its cost in memory (rate-limiter-flexible), not on Redis or Upstash
-   * (the sliding window refuses before it counts).
+   * A denied call counts its cost in memory (rate-limiter-flexible). On Redis and Upstash it
+   * counts nothing once the limit is reached, but a cost larger than what is left is counted
+   * and then refused (the library's sliding window): `limitAll` checks a cost whole.
    */
   limit(identifier: string, cost?: number): Promise<RateLimitResult>;
-  /**
-   * Gives back the `cost` units that `charged`, a passed `limit` call, counted, when what it
-   * allowed did not happen after all. Only within the window that counted them (a refund after
-   * the window rolled would add units to the next one), so not in its last REFUND_MARGIN_MS.
-   * Best effort: a store that does not answer keeps them (fail closed).
-   */
-  refund(identifier: string, charged: RateLimitResult, cost?: number): Promise<void>;
 };
+
+/** One limit of a `RateLimits.limitAll` call. */
+export type LimitCheck = { name: LimitName; identifier: string; cost?: number };
+/** The limit that refused a `RateLimits.limitAll` call, and its answer. */
+export type LimitRefusal = { name: LimitName; identifier: string; result: RateLimitResult };
 
 /** `window` is "<integer> <s|m|h|d>", e.g. "1 m", "1 h", "1 d", "10 s". */
 export type LimitSpec = { tokens: number; window: string };
@@ -138,6 +138,15 @@ export type RateLimitsConfig = {
 
 export type RateLimits = {
   get(name: LimitName): Limiter;
+  /**
+   * Several limits as one: each is asked in order, and none is counted unless every one passes
+   * (a send the minute refuses takes nothing from the day, and the other way round). A cost
+   * larger than what is left is refused without being counted, on every backend. Answers the
+   * first refusal and its limit, or null when all passed and were counted. One round trip on
+   * Redis and Upstash (our own script over @upstash/ratelimit's sliding-window keys, so a
+   * `get(name).limit` of the same identifier shares the count).
+   */
+  limitAll(checks: readonly LimitCheck[]): Promise<LimitRefusal | null>;
   backend: "upstash" | "redis" | "memory";
   /** Whether the store answers a PING within the check timeout (memory: always). */
   ping(): Promise<boolean>;
@@ -145,8 +154,42 @@ export type RateLimits = {
 };
 
 const FAIL_CLOSED_RETRY_SECONDS = 30;
-/** A refund this close to the end of the charged window is not made (Limiter.refund). */
-const REFUND_MARGIN_MS = 1_000;
+/**
+ * The memory backend's limitAll gives back what it counted unless the window that counted it
+ * ends within this margin: a give-back after the window rolled would add units to the next one.
+ */
+const GIVE_BACK_MARGIN_MS = 1_000;
+
+// limitAll on Redis and Upstash: @upstash/ratelimit's sliding window (a window's count plus the
+// previous window's, weighted by how much of it the sliding window still covers), over the same
+// keys, for several limits at once. Every limit is checked before any is counted, and a cost is
+// checked whole (the library's script refuses only once the count has reached the limit, so a
+// cost larger than what is left passes its check, is counted, then reads as refused).
+// KEYS: per limit, its current and previous window's key. ARGV: now, then per limit its tokens,
+// window (ms) and cost. Answers {0, left...} when all were counted, {i, left} when limit i refused.
+const ALL_OR_NOTHING = `local now = tonumber(ARGV[1])
+local left = {}
+for i = 1, #KEYS / 2 do
+  local tokens, window, cost = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  local current = tonumber(redis.call("GET", KEYS[2 * i - 1]) or "0")
+  local previous = tonumber(redis.call("GET", KEYS[2 * i]) or "0")
+  left[i] = tokens - current - math.floor((1 - (now % window) / window) * previous)
+  if cost > left[i] then return {i, left[i]} end
+end
+for i = 1, #KEYS / 2 do
+  local window, cost = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  if redis.call("INCRBY", KEYS[2 * i - 1], cost) == cost then
+    redis.call("PEXPIRE", KEYS[2 * i - 1], window * 2 + 1000)
+  end
+  left[i] = left[i] - cost
+end
+return {0, unpack(left)}`;
+const ALL_OR_NOTHING_HASH = createHash("sha1").update(ALL_OR_NOTHING).digest("hex");
+
+type ScriptClient = {
+  evalsha(hash: string, keys: string[], args: unknown[]): Promise<unknown>;
+  eval(script: string, keys: string[], args: unknown[]): Promise<unknown>;
+};
 const LOG_EVERY_MS = 10_000;
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
@@ -232,7 +275,7 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
 
   let backend: RateLimits["backend"];
   let check: (name: LimitName, identifier: string, cost: number) => Promise<RateLimitResult>;
-  let giveBack: (name: LimitName, identifier: string, cost: number) => Promise<void>;
+  let allOrNothing: (checks: Required<LimitCheck>[]) => Promise<LimitRefusal | null>;
   let close = async () => {};
   let unavailable = () => false;
   let ping = async () => true;
@@ -291,11 +334,45 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
       if (r.reason === "timeout") throw new Error("timeout");
       return fromUpstash(r);
     };
-    // The sliding window's script takes a negative rate as a refund: it counts it without
-    // checking the limit.
-    giveBack = async (name, identifier, cost) => {
+    const scripts = redis as unknown as ScriptClient;
+    allOrNothing = async (checks) => {
       if (unavailable()) throw Object.assign(new Error(), { code: "REDIS_UNAVAILABLE" });
-      await (limiters.get(name) as Ratelimit).limit(identifier, { rate: -cost });
+      const now = Date.now();
+      const keys: string[] = [];
+      const args: number[] = [now];
+      const resets: number[] = [];
+      for (const { name, identifier, cost } of checks) {
+        const { tokens, ms } = specs[name];
+        const current = Math.floor(now / ms);
+        // The library's keys: its prefix (ours plus the limit's name), the identifier, the window.
+        const key = `${prefix}:${name}:${identifier}`;
+        keys.push(`${key}:${current}`, `${key}:${current - 1}`);
+        args.push(tokens, ms, cost);
+        resets.push((current + 1) * ms);
+      }
+      let answer: unknown;
+      try {
+        answer = await scripts.evalsha(ALL_OR_NOTHING_HASH, keys, args);
+      } catch (error) {
+        if (!String(error).includes("NOSCRIPT")) throw error;
+        answer = await scripts.eval(ALL_OR_NOTHING, keys, args);
+      }
+      const [refused, left] = answer as number[];
+      const index = Number(refused) - 1;
+      const at = checks[index];
+      if (index < 0 || !at) return null;
+      const resetAt = resets[index] as number;
+      return {
+        name: at.name,
+        identifier: at.identifier,
+        result: {
+          success: false,
+          limit: specs[at.name].tokens,
+          remaining: Math.max(0, Number(left)),
+          resetAt,
+          retryAfterSeconds: secondsUntil(resetAt),
+        },
+      };
     };
   } else {
     backend = "memory";
@@ -311,8 +388,25 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
         }),
       );
     }
-    giveBack = async (name, identifier, cost) => {
-      await (limiters.get(name) as RateLimiterMemory).reward(identifier, cost);
+    // Asked one after the other; a refusal gives back what the ones before it counted, and its
+    // own cost (a refused consume counts in memory).
+    allOrNothing = async (checks) => {
+      const counted: (Required<LimitCheck> & { resetAt: number })[] = [];
+      for (const at of checks) {
+        const result = await check(at.name, at.identifier, at.cost);
+        counted.push({ ...at, resetAt: result.resetAt });
+        if (result.success) continue;
+        const now = Date.now();
+        await Promise.all(
+          counted
+            .filter(({ resetAt }) => now + GIVE_BACK_MARGIN_MS < resetAt)
+            .map(({ name, identifier, cost }) =>
+              (limiters.get(name) as RateLimiterMemory).reward(identifier, cost),
+            ),
+        );
+        return { name: at.name, identifier: at.identifier, result };
+      }
+      return null;
     };
     check = async (name, identifier, cost) => {
       const tokens = specs[name].tokens;
@@ -334,7 +428,8 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
         return {
           success: false,
           limit: tokens,
-          remaining: 0,
+          // What was left before this cost: above 0 only for a cost larger than that.
+          remaining: Math.max(0, tokens - (rejection.consumedPoints - cost)),
           resetAt,
           retryAfterSeconds: secondsUntil(resetAt, now),
         };
@@ -365,9 +460,25 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
       throw new RangeError("cost must be a positive integer");
   };
 
+  const knownName = (name: LimitName) => {
+    if (!Object.hasOwn(specs, name)) throw new Error(`Unknown rate limit "${name}"`);
+  };
+  /** The answer when the store failed: denied, not counted, "unavailable". */
+  const failedClosed = (name: LimitName, error: unknown): RateLimitResult => {
+    logFailure(`denying "${name}" (fail closed)`, error);
+    return {
+      success: false,
+      limit: specs[name].tokens,
+      remaining: 0,
+      resetAt: Date.now() + FAIL_CLOSED_RETRY_SECONDS * 1000,
+      retryAfterSeconds: FAIL_CLOSED_RETRY_SECONDS,
+      unavailable: true,
+    };
+  };
+
   const cache = new Map<LimitName, Limiter>();
   const get = (name: LimitName): Limiter => {
-    if (!Object.hasOwn(specs, name)) throw new Error(`Unknown rate limit "${name}"`);
+    knownName(name);
     let limiter = cache.get(name);
     if (!limiter) {
       limiter = {
@@ -376,30 +487,28 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
           try {
             return await inTime(check(name, identifier, cost));
           } catch (error) {
-            logFailure(`denying "${name}" (fail closed)`, error);
-            return {
-              success: false,
-              limit: specs[name].tokens,
-              remaining: 0,
-              resetAt: Date.now() + FAIL_CLOSED_RETRY_SECONDS * 1000,
-              retryAfterSeconds: FAIL_CLOSED_RETRY_SECONDS,
-              unavailable: true,
-            };
-          }
-        },
-        async refund(identifier, charged, cost = 1) {
-          checkCost(cost);
-          if (!charged.success || Date.now() + REFUND_MARGIN_MS >= charged.resetAt) return;
-          try {
-            await inTime(giveBack(name, identifier, cost));
-          } catch (error) {
-            logFailure(`keeping what "${name}" could not give back`, error);
+            return failedClosed(name, error);
           }
         },
       };
       cache.set(name, limiter);
     }
     return limiter;
+  };
+
+  const limitAll: RateLimits["limitAll"] = async (checks) => {
+    const all = checks.map(({ name, identifier, cost = 1 }) => {
+      knownName(name);
+      checkCost(cost);
+      return { name, identifier, cost };
+    });
+    const first = all[0];
+    if (!first) return null;
+    try {
+      return await inTime(allOrNothing(all));
+    } catch (error) {
+      return { ...first, result: failedClosed(first.name, error) };
+    }
   };
 
   const pingWithTimeout = async () => {
@@ -410,7 +519,7 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
     }
   };
 
-  return { get, backend, ping: pingWithTimeout, close: () => close() };
+  return { get, limitAll, backend, ping: pingWithTimeout, close: () => close() };
 }
 
 /** Headers for a 429 answer (RateLimit-* per the IETF draft: Reset is seconds from now). */

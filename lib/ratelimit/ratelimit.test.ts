@@ -51,26 +51,49 @@ describe("memory backend", () => {
     await expect(day.limit("mbx", 0)).rejects.toThrow(RangeError);
   });
 
-  it("gives back what a passed check counted", async () => {
-    const limits = open({ overrides: { sendMailboxDayMicrosoft: { tokens: 10, window: "1 d" } } });
-    const day = limits.get(sendLimitNames("microsoft").day);
-    const charged = await day.limit("mbx", 7);
-    expect(charged.success).toBe(true);
-    await day.refund("mbx", charged, 7);
-    expect(await day.limit("mbx", 10)).toMatchObject({ success: true, remaining: 0 });
-    await expect(day.refund("mbx", charged, -1)).rejects.toThrow(RangeError);
+  it("limitAll counts every limit or none, and a cost larger than what is left not at all", async () => {
+    const { minute, day } = sendLimitNames("microsoft");
+    const limits = open({
+      overrides: {
+        [minute]: { tokens: 2, window: "1 h" },
+        [day]: { tokens: 11, window: "1 d" },
+      },
+    });
+    const both = (cost: number) =>
+      limits.limitAll([
+        { name: minute, identifier: "mbx" },
+        { name: day, identifier: "mbx", cost },
+      ]);
+    expect(await both(7)).toBeNull();
+    // 4 of the day's 4 left, so refused: the minute keeps its unit and the day its 4.
+    expect(await both(5)).toMatchObject({
+      name: day,
+      identifier: "mbx",
+      result: { success: false, remaining: 4 },
+    });
+    expect(await both(3)).toBeNull();
+    // The minute is spent now: refused by it, the day keeps its last unit.
+    expect(await both(1)).toMatchObject({ name: minute, result: { success: false } });
+    expect(await limits.get(day).limit("mbx")).toMatchObject({ success: true, remaining: 0 });
+    await expect(both(0)).rejects.toThrow(RangeError);
+    await expect(limits.limitAll([])).resolves.toBeNull();
   });
 
-  it("gives nothing back once the charged window has rolled", async () => {
-    const limits = open({ overrides: { signInCallback: { tokens: 1, window: "2 s" } } });
-    const callback = limits.get("signInCallback");
-    const charged = await callback.limit("b");
-    expect(charged.success).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, charged.resetAt - Date.now() + 50));
-    // A refund now would leave the new window at -1: two calls would pass in it.
-    await callback.refund("b", charged);
-    const next = [(await callback.limit("b")).success, (await callback.limit("b")).success];
-    expect(next).toEqual([true, false]);
+  it("limitAll gives nothing back in a window's last second (it could land in the next one)", async () => {
+    const limits = open({
+      overrides: {
+        signIn: { tokens: 1, window: "1 s" },
+        signInCallback: { tokens: 1, window: "1 h" },
+      },
+    });
+    expect((await limits.get("signInCallback").limit("b")).success).toBe(true);
+    const refused = await limits.limitAll([
+      { name: "signIn", identifier: "b" },
+      { name: "signInCallback", identifier: "b" },
+    ]);
+    expect(refused?.name).toBe("signInCallback");
+    // A one-second window is always in its last second: the unit it counted is kept.
+    expect((await limits.get("signIn").limit("b")).success).toBe(false);
   });
 
   it("the route's per-mailbox minute limits and the providers' pace are one setting", async () => {
@@ -142,16 +165,17 @@ describe("fail closed", () => {
     expect(lines.length).toBe(1);
   });
 
-  it("a refund the store cannot take is kept, not thrown", async () => {
+  it("limitAll is refused as unavailable, in the name of its first limit, when Redis cannot be reached", async () => {
     const limits = open({ redisUrl: "redis://127.0.0.1:1", timeoutMs: 500, log: () => {} });
-    const charged = {
-      success: true,
-      limit: 10,
-      remaining: 9,
-      resetAt: Date.now() + 60_000,
-      retryAfterSeconds: 0,
-    };
-    await expect(limits.get("signIn").refund("203.0.113.7", charged)).resolves.toBeUndefined();
+    const refused = await limits.limitAll([
+      { name: "sendMailboxMinuteGoogle", identifier: "mailbox:m" },
+      { name: "sendMailboxDayGoogle", identifier: "mailbox:m" },
+    ]);
+    expect(refused).toMatchObject({
+      name: "sendMailboxMinuteGoogle",
+      identifier: "mailbox:m",
+      result: { success: false, unavailable: true, retryAfterSeconds: 30 },
+    });
   });
 });
 

@@ -13,6 +13,8 @@ describe.skipIf(!url)("redis backend (real Redis)", () => {
   const overrides: LimitOverrides = {
     signIn: { tokens: 5, window: "1 h" },
     apiKey: { tokens: 10, window: "1 h" },
+    sendMailboxMinuteMicrosoft: { tokens: 2, window: "1 h" },
+    sendMailboxDayMicrosoft: { tokens: 10, window: "1 h" },
   };
   const opened: RateLimits[] = [];
   const open = () => {
@@ -72,27 +74,49 @@ describe.skipIf(!url)("redis backend (real Redis)", () => {
     expect((await b.limit(id)).success).toBe(false);
   });
 
-  it("gives back what a passed check counted, for every instance", async () => {
-    const a = open().get("signIn");
-    const b = open().get("signIn");
-    const id = `refund-${randomUUID()}`;
-    const charged = [];
-    for (let i = 0; i < 5; i++) charged.push(await a.limit(id));
-    expect(charged.map((r) => r.success)).toEqual([true, true, true, true, true]);
-    await b.refund(id, charged[4] as (typeof charged)[number], 2);
-    expect((await a.limit(id)).success).toBe(true);
-    expect((await a.limit(id)).success).toBe(true);
-    expect((await a.limit(id)).success).toBe(false);
+  it("limitAll counts every limit or none, for every instance, on the library's own keys", async () => {
+    const a = open();
+    const b = open();
+    const id = `all-${randomUUID()}`;
+    const both = (limits: RateLimits, cost: number) =>
+      limits.limitAll([
+        { name: "sendMailboxMinuteMicrosoft", identifier: id },
+        { name: "sendMailboxDayMicrosoft", identifier: id, cost },
+      ]);
+    expect(await both(a, 7)).toBeNull();
+    // 3 left of the day's 10: a cost of 4 is refused whole (the library's own script would have
+    // counted it), and the minute keeps its unit.
+    expect(await both(b, 4)).toMatchObject({
+      name: "sendMailboxDayMicrosoft",
+      identifier: id,
+      result: { success: false, remaining: 3 },
+    });
+    // The library's limiter over the same keys sees what limitAll counted.
+    expect(await a.get("sendMailboxDayMicrosoft").limit(id, 3)).toMatchObject({
+      success: true,
+      remaining: 0,
+    });
+    expect((await b.get("sendMailboxMinuteMicrosoft").limit(id)).success).toBe(true);
+    expect(await both(a, 1)).toMatchObject({ name: "sendMailboxMinuteMicrosoft" });
   });
 
-  it("gives nothing back for a refused check, which counted nothing", async () => {
-    const signIn = open().get("signIn");
-    const id = `refund-refused-${randomUUID()}`;
-    for (let i = 0; i < 5; i++) expect((await signIn.limit(id)).success).toBe(true);
-    const refused = await signIn.limit(id);
-    expect(refused.success).toBe(false);
-    await signIn.refund(id, refused);
-    expect((await signIn.limit(id)).success).toBe(false);
+  it("limitAll passes exactly the limit out of 50 concurrent calls, and counts the other limit as much", async () => {
+    const limits = open();
+    const id = `all-concurrent-${randomUUID()}`;
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () =>
+        limits.limitAll([
+          { name: "signIn", identifier: id },
+          { name: "sendMailboxDayMicrosoft", identifier: id },
+        ]),
+      ),
+    );
+    expect(results.filter((r) => r === null)).toHaveLength(5);
+    // 10 a day, 5 counted by limitAll, 1 now.
+    expect(await limits.get("sendMailboxDayMicrosoft").limit(id)).toMatchObject({
+      success: true,
+      remaining: 4,
+    });
   });
 
   it("allows exactly the limit out of 50 concurrent calls", async () => {

@@ -48,23 +48,30 @@ const holder = globalThis as typeof globalThis & { __mailwardenRateLimits?: Rate
  * wherever the 429 or the form message is then made; the audit log's own sampling limits excepted.
  */
 export function withRefusalAudit(limits: RateLimits): RateLimits {
+  // Not awaited: a caller may hold a transaction (a token refresh does), and on PGlite's one
+  // connection a second transaction would wait for it forever.
+  // A store failure is no refusal by a limit: the store's own health says it.
+  const audit = (name: LimitName, identifier: string, result: RateLimitResult) => {
+    if (!result.success && !result.unavailable && !AUDIT_SAMPLING_LIMITS.has(name))
+      void auditRateLimitRefusal(name, identifier, result.retryAfterSeconds);
+  };
   return {
     ...limits,
     backend: limits.backend,
     ping: () => limits.ping(),
     close: () => limits.close(),
+    async limitAll(checks) {
+      const refused = await limits.limitAll(checks);
+      if (refused) audit(refused.name, refused.identifier, refused.result);
+      return refused;
+    },
     get(name) {
       const limiter = limits.get(name);
-      if (AUDIT_SAMPLING_LIMITS.has(name)) return limiter;
       return {
         ...limiter,
         async limit(identifier, cost) {
           const result = await limiter.limit(identifier, cost);
-          // Not awaited: a caller may hold a transaction (a token refresh does), and on PGlite's
-          // one connection a second transaction would wait for it forever.
-          // A store failure is no refusal by a limit: the store's own health says it.
-          if (!result.success && !result.unavailable)
-            void auditRateLimitRefusal(name, identifier, result.retryAfterSeconds);
+          audit(name, identifier, result);
           return result;
         },
       };
