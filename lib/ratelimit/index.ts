@@ -140,11 +140,13 @@ export type RateLimits = {
   get(name: LimitName): Limiter;
   /**
    * Several limits as one: each is asked in order, and none is counted unless every one passes
-   * (a send the minute refuses takes nothing from the day, and the other way round). A cost
-   * larger than what is left is refused without being counted, on every backend. Answers the
-   * first refusal and its limit, or null when all passed and were counted. One round trip on
-   * Redis and Upstash (our own script over @upstash/ratelimit's sliding-window keys, so a
-   * `get(name).limit` of the same identifier shares the count).
+   * (a send the minute refuses takes nothing from the day, and the other way round); a cost
+   * larger than what is left is refused without being counted. Answers the first refusal, with
+   * what was left of that limit, or null when all passed and were counted; a store that fails
+   * is a refusal ("unavailable") in the first limit's name. On Redis and Upstash one script of
+   * our own over @upstash/ratelimit's sliding-window keys, so a `get(name).limit` of the same
+   * identifier shares the count. In memory, a limit counted in the last GIVE_BACK_MARGIN_MS of
+   * its window stays counted (errs closed). Each (name, identifier) at most once per call.
    */
   limitAll(checks: readonly LimitCheck[]): Promise<LimitRefusal | null>;
   backend: "upstash" | "redis" | "memory";
@@ -357,10 +359,14 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
         if (!String(error).includes("NOSCRIPT")) throw error;
         answer = await scripts.eval(ALL_OR_NOTHING, keys, args);
       }
-      const [refused, left] = answer as number[];
+      const [refused, left] = Array.isArray(answer) ? answer : [];
+      if (refused === 0) return null;
       const index = Number(refused) - 1;
       const at = checks[index];
-      if (index < 0 || !at) return null;
+      // Anything else than the script's answer is a failure, never a pass.
+      if (!at || !Number.isInteger(index) || !Number.isInteger(left)) {
+        throw Object.assign(new Error(), { code: "UNEXPECTED_REPLY" });
+      }
       const resetAt = resets[index] as number;
       return {
         name: at.name,
@@ -368,7 +374,7 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
         result: {
           success: false,
           limit: specs[at.name].tokens,
-          remaining: Math.max(0, Number(left)),
+          remaining: Math.max(0, left),
           resetAt,
           retryAfterSeconds: secondsUntil(resetAt),
         },
@@ -388,9 +394,10 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
         }),
       );
     }
-    // Asked one after the other; a refusal gives back what the ones before it counted, and its
-    // own cost (a refused consume counts in memory).
-    allOrNothing = async (checks) => {
+    // Asked one after the other, one call at a time (what a call counts between its awaits
+    // would refuse another's send that fits); a refusal gives back what the ones before it
+    // counted, and its own cost (a refused consume counts in memory).
+    const inTurn = async (checks: Required<LimitCheck>[]) => {
       const counted: (Required<LimitCheck> & { resetAt: number })[] = [];
       for (const at of checks) {
         const result = await check(at.name, at.identifier, at.cost);
@@ -404,9 +411,17 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
               (limiters.get(name) as RateLimiterMemory).reward(identifier, cost),
             ),
         );
-        return { name: at.name, identifier: at.identifier, result };
+        const left = await (limiters.get(at.name) as RateLimiterMemory).get(at.identifier);
+        const remaining = Math.max(0, result.limit - (left?.consumedPoints ?? 0));
+        return { name: at.name, identifier: at.identifier, result: { ...result, remaining } };
       }
       return null;
+    };
+    let turns: Promise<unknown> = Promise.resolve();
+    allOrNothing = (checks) => {
+      const turn = turns.then(() => inTurn(checks));
+      turns = turn.catch(() => {});
+      return turn;
     };
     check = async (name, identifier, cost) => {
       const tokens = specs[name].tokens;
@@ -428,8 +443,7 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
         return {
           success: false,
           limit: tokens,
-          // What was left before this cost: above 0 only for a cost larger than that.
-          remaining: Math.max(0, tokens - (rejection.consumedPoints - cost)),
+          remaining: 0,
           resetAt,
           retryAfterSeconds: secondsUntil(resetAt, now),
         };
@@ -497,9 +511,14 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
   };
 
   const limitAll: RateLimits["limitAll"] = async (checks) => {
+    const seen = new Set<string>();
     const all = checks.map(({ name, identifier, cost = 1 }) => {
       knownName(name);
       checkCost(cost);
+      // The script checks every cost against the count before any: a pair twice would pass both.
+      const pair = JSON.stringify([name, identifier]);
+      if (seen.has(pair)) throw new RangeError(`limitAll: "${name}" twice for one identifier`);
+      seen.add(pair);
       return { name, identifier, cost };
     });
     const first = all[0];

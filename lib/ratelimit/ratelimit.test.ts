@@ -1,3 +1,4 @@
+import { RateLimiterMemory } from "rate-limiter-flexible";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   createRateLimits,
@@ -65,7 +66,7 @@ describe("memory backend", () => {
         { name: day, identifier: "mbx", cost },
       ]);
     expect(await both(7)).toBeNull();
-    // 4 of the day's 4 left, so refused: the minute keeps its unit and the day its 4.
+    // A cost of 5 with 4 left is refused: neither the minute nor the day counts anything.
     expect(await both(5)).toMatchObject({
       name: day,
       identifier: "mbx",
@@ -77,9 +78,31 @@ describe("memory backend", () => {
     expect(await limits.get(day).limit("mbx")).toMatchObject({ success: true, remaining: 0 });
     await expect(both(0)).rejects.toThrow(RangeError);
     await expect(limits.limitAll([])).resolves.toBeNull();
+    await expect(
+      limits.limitAll([
+        { name: day, identifier: "mbx" },
+        { name: day, identifier: "mbx" },
+      ]),
+    ).rejects.toThrow(/twice/);
+  });
+
+  it("limitAll: a refused call's counts never refuse another call that fits", async () => {
+    const { minute, day } = sendLimitNames("microsoft");
+    const limits = open({
+      overrides: { [minute]: { tokens: 10, window: "1 h" }, [day]: { tokens: 25, window: "1 d" } },
+    });
+    const both = (cost: number) =>
+      limits.limitAll([
+        { name: minute, identifier: "mbx" },
+        { name: day, identifier: "mbx", cost },
+      ]);
+    const [tooMany, fits] = await Promise.all([both(30), both(10)]);
+    expect(tooMany).toMatchObject({ name: day, result: { remaining: 25 } });
+    expect(fits).toBeNull();
   });
 
   it("limitAll gives nothing back in a window's last second (it could land in the next one)", async () => {
+    const reward = vi.spyOn(RateLimiterMemory.prototype, "reward");
     const limits = open({
       overrides: {
         signIn: { tokens: 1, window: "1 s" },
@@ -92,8 +115,8 @@ describe("memory backend", () => {
       { name: "signInCallback", identifier: "b" },
     ]);
     expect(refused?.name).toBe("signInCallback");
-    // A one-second window is always in its last second: the unit it counted is kept.
-    expect((await limits.get("signIn").limit("b")).success).toBe(false);
+    // A one-second window is always in its last second: only the refused hour's cost goes back.
+    expect(reward.mock.calls).toEqual([["b", 1]]);
   });
 
   it("the route's per-mailbox minute limits and the providers' pace are one setting", async () => {

@@ -100,6 +100,31 @@ describe.skipIf(!url)("redis backend (real Redis)", () => {
     expect(await both(a, 1)).toMatchObject({ name: "sendMailboxMinuteMicrosoft" });
   });
 
+  it("limitAll weighs the previous window as the library does, at the same instant", async () => {
+    const limits = open();
+    const id = `all-previous-${randomUUID()}`;
+    const hour = 3_600_000;
+    const window = Math.floor(Date.now() / hour);
+    // A quarter into this window: 9 counted in the previous one weigh floor(0.75 * 9) = 6.
+    vi.spyOn(Date, "now").mockReturnValue(window * hour + hour / 4);
+    try {
+      await raw.set(`${prefix}:sendMailboxDayMicrosoft:${id}:${window - 1}`, 9);
+      const both = (cost: number) =>
+        limits.limitAll([
+          { name: "sendMailboxMinuteMicrosoft", identifier: id },
+          { name: "sendMailboxDayMicrosoft", identifier: id, cost },
+        ]);
+      expect(await both(5)).toMatchObject({ result: { success: false, remaining: 4 } });
+      const day = limits.get("sendMailboxDayMicrosoft");
+      expect(await day.limit(id, 3)).toMatchObject({ success: true, remaining: 1 });
+      expect(await both(2)).toMatchObject({ result: { success: false, remaining: 1 } });
+      expect(await both(1)).toBeNull();
+      expect((await day.limit(id)).success).toBe(false);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
   it("limitAll passes exactly the limit out of 50 concurrent calls, and counts the other limit as much", async () => {
     const limits = open();
     const id = `all-concurrent-${randomUUID()}`;
@@ -112,7 +137,7 @@ describe.skipIf(!url)("redis backend (real Redis)", () => {
       ),
     );
     expect(results.filter((r) => r === null)).toHaveLength(5);
-    // 10 a day, 5 counted by limitAll, 1 now.
+    // 10 in the window, 5 counted by limitAll, 1 now.
     expect(await limits.get("sendMailboxDayMicrosoft").limit(id)).toMatchObject({
       success: true,
       remaining: 4,

@@ -68,7 +68,6 @@ export function withRefusalAudit(limits: RateLimits): RateLimits {
     get(name) {
       const limiter = limits.get(name);
       return {
-        ...limiter,
         async limit(identifier, cost) {
           const result = await limiter.limit(identifier, cost);
           audit(name, identifier, result);
