@@ -142,7 +142,8 @@ export type RateLimits = {
    * Several limits as one: each is asked in order, and none is counted unless every one passes
    * (a send the minute refuses takes nothing from the day, and the other way round); a cost
    * larger than what is left is refused without being counted. Answers the first refusal, with
-   * what was left of that limit, or null when all passed and were counted; a store that fails
+   * what was left of that limit (in memory, 0 when the refusal fell in the give-back margin
+   * below), or null when all passed and were counted; a store that fails
    * is a refusal ("unavailable") in the first limit's name. On Redis and Upstash one script of
    * our own over @upstash/ratelimit's sliding-window keys, so a `get(name).limit` of the same
    * identifier shares the count. In memory, a limit counted in the last GIVE_BACK_MARGIN_MS of
@@ -361,10 +362,10 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
       }
       const [refused, left] = Array.isArray(answer) ? answer : [];
       if (refused === 0) return null;
-      const index = Number(refused) - 1;
+      const index = typeof refused === "number" ? refused - 1 : -1;
       const at = checks[index];
       // Anything else than the script's answer is a failure, never a pass.
-      if (!at || !Number.isInteger(index) || !Number.isInteger(left)) {
+      if (!at || !Number.isInteger(left)) {
         throw Object.assign(new Error(), { code: "UNEXPECTED_REPLY" });
       }
       const resetAt = resets[index] as number;
@@ -394,9 +395,9 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
         }),
       );
     }
-    // Asked one after the other, one call at a time (what a call counts between its awaits
-    // would refuse another's send that fits); a refusal gives back what the ones before it
-    // counted, and its own cost (a refused consume counts in memory).
+    // Asked one after the other, one limitAll call at a time (what a call counts between its
+    // awaits would refuse another's send that fits); a refusal gives back what the ones before
+    // it counted, and its own cost (a refused consume counts in memory).
     const inTurn = async (checks: Required<LimitCheck>[]) => {
       const counted: (Required<LimitCheck> & { resetAt: number })[] = [];
       for (const at of checks) {
@@ -420,7 +421,8 @@ export function createRateLimits(config: RateLimitsConfig = {}): RateLimits {
     let turns: Promise<unknown> = Promise.resolve();
     allOrNothing = (checks) => {
       const turn = turns.then(() => inTurn(checks));
-      turns = turn.catch(() => {});
+      // A turn that hung would hold every later one: the next goes once this one timed out.
+      turns = inTime(turn).catch(() => {});
       return turn;
     };
     check = async (name, identifier, cost) => {
